@@ -1,0 +1,159 @@
+"""Fixtures for the conformance suite: the real server binary + official SDK clients.
+
+Environment:
+  SERVICECATALOG_BIN             server binary (default target/release/servicecatalog)
+  SERVICECATALOG_TEST_POSTGRES   postgres://... : also run every server test against
+                                 PostgreSQL (a fresh database per server), else those
+                                 parametrisations are skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import sclib
+from sclib import FLAVORS, PgDatabases, ServerProcess
+
+sclib.unset_proxies()
+
+_SERVERS: list[ServerProcess] = []
+BACKENDS = ("sqlite", "postgres")
+
+
+# --------------------------------------------------------------------------- storage backends
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    url = os.environ.get("SERVICECATALOG_TEST_POSTGRES")
+    if not url:
+        yield None
+        return
+    dbs = PgDatabases(url)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, pg_databases):
+    """'sqlite' (default data dir storage) or 'postgres' (needs SERVICECATALOG_TEST_POSTGRES)."""
+    if request.param == "postgres" and pg_databases is None:
+        pytest.skip("SERVICECATALOG_TEST_POSTGRES not set")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server_factory(backend, pg_databases, tmp_path_factory):
+    """start(root_key=None, env=None) -> a started ServerProcess on a fresh data dir (+ fresh database)."""
+    started: list[ServerProcess] = []
+
+    def start(root_key=None, env=None) -> ServerProcess:
+        data_dir = tmp_path_factory.mktemp(f"server-{backend}") / "data"
+        database = pg_databases.create() if backend == "postgres" else None
+        srv = ServerProcess(data_dir, database=database, env=env, root_key=root_key)
+        started.append(srv)
+        _SERVERS.append(srv)
+        return srv.start()
+
+    yield start
+    crashed = [s for s in started if s.died_unexpectedly()]
+    for s in started:
+        s.stop()
+        if s in _SERVERS:
+            _SERVERS.remove(s)
+    if crashed:
+        pytest.fail("server died during the session:\n" + "\n\n".join(s.log_tail() for s in crashed),
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def server(server_factory) -> ServerProcess:
+    """The shared server of the session (one per backend)."""
+    return server_factory()
+
+
+@pytest.fixture
+def fresh_server(server_factory):
+    """A private server for tests that restart/kill it; stopped at teardown."""
+    started = []
+
+    def start(**kw):
+        srv = server_factory(**kw)
+        started.append(srv)
+        return srv
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@pytest.fixture(scope="session")
+def admin_key(server):
+    return server.admin_key()
+
+
+@pytest.fixture(scope="session")
+def admin_v3(server, admin_key):
+    return sclib.make_caller("v3", server.endpoint, *admin_key)
+
+
+@pytest.fixture(scope="session")
+def admin_v1(server, admin_key):
+    return sclib.make_caller("v1", server.endpoint, *admin_key)
+
+
+@pytest.fixture(scope="session")
+def admin_core(server, admin_key):
+    return sclib.make_caller("core", server.endpoint, *admin_key)
+
+
+@pytest.fixture(scope="session")
+def raw(server, admin_key):
+    """Own V3 signer + requests, admin key."""
+    return sclib.make_caller("raw-v3", server.endpoint, *admin_key)
+
+
+@pytest.fixture(scope="session")
+def raw_v1(server, admin_key):
+    return sclib.make_caller("raw-v1", server.endpoint, *admin_key)
+
+
+@pytest.fixture(params=FLAVORS)
+def flavor(request):
+    return request.param
+
+
+@pytest.fixture
+def admin(flavor, admin_v3, admin_v1, admin_core):
+    """The admin client, once per SDK flavour (v3, v1, core)."""
+    return {"v3": admin_v3, "v1": admin_v1, "core": admin_core}[flavor]
+
+
+@pytest.fixture
+def make_user(server):
+    """make_user(admin=False, role=None) -> dict from `servicecatalog users create --json`."""
+    return lambda admin=False, role=None, name=None: server.create_user(name, admin=admin, role=role)
+
+
+@pytest.fixture
+def end_user(server, make_user):
+    """An end user (created with `users create`): (user-info dict, caller factory by flavour)."""
+    user = make_user()
+    key = (user["AccessKeyId"], user["AccessKeySecret"])
+    return user, lambda flavor="v3": server.caller(flavor, key)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        for srv in list(_SERVERS):
+            report.sections.append((f"servicecatalog log ({srv.log_path.name})", srv.log_tail(60)))
+    return report
