@@ -1,0 +1,154 @@
+//! `sandbox_sleep`: waits `duration_ms` milliseconds on create, to test slow applies, timeouts,
+//! cancellation and crashes. A SIGINT to the provider (Terraform sends one to its whole process group on
+//! Ctrl-C or cancellation) ends the wait early with an error, so the resource is not created.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
+use tf_provider::value::{Value, ValueEmpty, ValueNumber, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::{attribute, schema};
+
+/// Attributes of `sandbox_sleep`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SleepState<'a> {
+    pub id: ValueString<'a>,
+    pub duration_ms: ValueNumber,
+}
+
+/// The `sandbox_sleep` resource type.
+pub struct SleepResource {
+    interrupted: CancellationToken,
+}
+
+impl SleepResource {
+    pub fn new(interrupted: CancellationToken) -> Self {
+        Self { interrupted }
+    }
+}
+
+#[async_trait]
+impl Resource for SleepResource {
+    type State<'a> = SleepState<'a>;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema(
+            "Waits on create, to test slow applies; a SIGINT cuts the wait short with an error.",
+            map! {
+                "id" => attribute(AttributeType::String, AttributeConstraint::Computed, "The duration, as `<n>ms`."),
+                "duration_ms" => attribute(
+                    AttributeType::Number,
+                    AttributeConstraint::Required,
+                    "Milliseconds to wait on create (0 or more). Changing it replaces the resource, so it waits again.",
+                ),
+            },
+        ))
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        if matches!(config.duration_ms, Value::Value(ms) if ms < 0) {
+            diags.error_short("`duration_ms` must be 0 or more", AttributePath::new("duration_ms"));
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((state, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        mut proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        proposed_state.id = Value::Unknown;
+        Some((proposed_state, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        Some((proposed_state, prior_private_state, vec![AttributePath::new("duration_ms")]))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        mut planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let Value::Value(ms) = planned_state.duration_ms else {
+            diags.error_short("`duration_ms` must be known", AttributePath::new("duration_ms"));
+            return None;
+        };
+        let started = Instant::now();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms.max(0).unsigned_abs())) => {}
+            () = self.interrupted.cancelled() => {
+                diags.error(
+                    "Sleep interrupted",
+                    format!("SIGINT received after {} ms of {ms} ms.", started.elapsed().as_millis()),
+                    AttributePath::new("duration_ms"),
+                );
+                return None;
+            }
+        }
+        planned_state.id = Value::Value(Cow::Owned(format!("{ms}ms")));
+        Some((planned_state, planned_private_state))
+    }
+
+    async fn update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((planned_state, planned_private_state))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        Some(())
+    }
+}
