@@ -1,0 +1,178 @@
+//! The RPC API: the action table, parameter decoding against the spec, authorisation, and one
+//! `match` from action to handler. Handlers are grouped by resource and return the response
+//! object without `RequestId`, which [`rpc`] adds.
+
+pub mod action;
+pub mod error;
+mod portfolio;
+mod region;
+pub mod rpc;
+pub mod spec;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+
+use crate::auth::Authenticator;
+use crate::store::principal::Principal;
+use crate::store::{Page, SortOrder, Store};
+use action::{Action, Audience};
+use error::ApiError;
+
+/// A region this installation offers.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Region {
+    /// e.g. `cn-hangzhou`.
+    pub region_id: String,
+    /// Display name.
+    pub local_name: String,
+    /// Endpoint serving the region.
+    pub region_endpoint: String,
+}
+
+/// Settings the API needs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Region used in ARNs and template URLs.
+    pub region: String,
+    /// Account id used in ARNs (generated once per installation).
+    pub account_id: String,
+    /// Regions `ListRegions` reports.
+    pub regions: Vec<Region>,
+}
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    /// Persistence.
+    pub store: Store,
+    /// Request authentication.
+    pub auth: Authenticator,
+    /// Settings.
+    pub config: ApiConfig,
+}
+
+/// One authenticated call.
+pub struct Ctx<'a> {
+    /// Shared state.
+    pub state: &'a AppState,
+    /// The caller.
+    pub principal: &'a Principal,
+}
+
+impl Ctx<'_> {
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// `acs:servicecatalog:{region}:{account}:{kind}/{id}`.
+    pub fn arn(&self, kind: &str, id: &str) -> String {
+        format!("acs:servicecatalog:{}:{}:{kind}/{id}", self.state.config.region, self.state.config.account_id)
+    }
+}
+
+/// Refuses callers the action's audience excludes.
+pub fn authorize(action: Action, principal: &Principal) -> Result<(), ApiError> {
+    if action.audience() == Audience::Admin && !principal.is_admin {
+        return Err(ApiError::forbidden(
+            "AdministratorOnly",
+            format!("The action {} is allowed to administrators only.", action.name()),
+            json!({
+                "AuthAction": format!("servicecatalog:{}", action.name()),
+                "AuthPrincipalType": principal.principal_type,
+                "AuthPrincipalDisplayName": principal.name,
+                "NoPermissionType": "ImplicitDeny",
+                "PolicyType": "AccountLevelIdentityBasedPolicy",
+            }),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the handler of `action` on its decoded parameters.
+pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>) -> Result<Value, ApiError> {
+    use Action::*;
+    match action {
+        ListRegions => region::list_regions(ctx),
+        CreatePortfolio => portfolio::create(ctx, decode(params)?).await,
+        GetPortfolio => portfolio::get(ctx, decode(params)?).await,
+        UpdatePortfolio => portfolio::update(ctx, decode(params)?).await,
+        DeletePortfolio => portfolio::delete(ctx, decode(params)?).await,
+        ListPortfolios => portfolio::list(ctx, decode(params)?).await,
+        other => Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "UnsupportedOperation",
+            format!("The action {} is not implemented by this server yet.", other.name()),
+        )),
+    }
+}
+
+/// Turns the validated parameter object into an action's typed request.
+fn decode<T: DeserializeOwned>(params: Map<String, Value>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(params))
+        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidParameter", format!("The request parameters are invalid: {e}.")))
+}
+
+/// Paging and sorting parameters shared by list actions (defaults come from the spec).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Paging {
+    page_number: i64,
+    page_size: i64,
+    #[serde(default)]
+    sort_order: Option<String>,
+}
+
+impl Paging {
+    /// The page asked for.
+    pub fn page(&self) -> Page {
+        Page { number: self.page_number, size: self.page_size }
+    }
+
+    /// The order asked for (newest first unless `Asc`).
+    pub fn order(&self) -> SortOrder {
+        match self.sort_order.as_deref() {
+            Some("Asc") => SortOrder::Asc,
+            _ => SortOrder::Desc,
+        }
+    }
+
+    /// The paging fields of a list response.
+    pub fn response(&self, total: i64) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert("PageNumber".into(), self.page_number.into());
+        out.insert("PageSize".into(), self.page_size.into());
+        out.insert("TotalCount".into(), total.into());
+        out
+    }
+}
+
+/// A `Filters` entry of list actions.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Filter {
+    /// Filter name.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Filter value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// The value of the last filter named `key`.
+pub fn filter_value(filters: &[Filter], key: &str) -> Option<String> {
+    filters.iter().rev().find(|f| f.key.as_deref() == Some(key)).and_then(|f| f.value.clone())
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ` from ms since the epoch.
+pub fn format_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Shared state behind an `Arc`, as the router holds it.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,130 @@
+//! The HTTP face of the API: `/` takes RPC calls by GET or POST, `/healthz` reports readiness.
+//! A call is decoded (query + form body), routed by `x-acs-action`/`Action`, version-checked,
+//! authenticated, authorised, validated against the spec and dispatched; the answer is JSON with
+//! a `RequestId` either way, and one log line records it (never its parameters).
+
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::action::Action;
+use super::error::ApiError;
+use super::{authorize, dispatch, spec, Ctx, SharedState};
+use crate::auth::SignedRequest;
+use crate::protocol::params::RequestParams;
+
+/// The only API version served.
+pub const API_VERSION: &str = "2021-09-01";
+
+/// Largest request body accepted (templates travel in bodies).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The router of the API and health endpoints.
+pub fn router(state: SharedState) -> Router {
+    Router::new().route("/", get(rpc).post(rpc)).route("/healthz", get(healthz)).with_state(state)
+}
+
+async fn healthz(State(state): State<SharedState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"Status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"Status": "unavailable"}))).into_response()
+        }
+    }
+}
+
+/// What the log line of a call records.
+#[derive(Default)]
+struct CallInfo {
+    action: Option<Action>,
+    principal: Option<String>,
+}
+
+async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let (parts, body) = request.into_parts();
+    let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
+    let mut info = CallInfo::default();
+    let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &mut info).await;
+    let (status, mut body, retry_after) = match result {
+        Ok(body) => (StatusCode::OK, body, None),
+        Err(error) => (error.status(), error.body(&request_id, &host_id), error.retry_after()),
+    };
+    body["RequestId"] = Value::String(request_id.clone());
+    let action = info.action.map_or("-", Action::name);
+    let principal = info.principal.as_deref().unwrap_or("-");
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    if status.is_server_error() {
+        tracing::warn!(request_id, action, principal, status = status.as_u16(), elapsed_us, "request");
+    } else {
+        let code = body.get("Code").and_then(|c| c.as_str()).unwrap_or("-");
+        tracing::info!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-acs-request-id", id);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert("x-acs-retry-after", HeaderValue::from(seconds));
+    }
+    response
+}
+
+async fn call(
+    state: &SharedState,
+    method: &axum::http::Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+    info: &mut CallInfo,
+) -> Result<Value, ApiError> {
+    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {MAX_BODY_BYTES} bytes."))
+    })?;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let params = RequestParams::decode(query, is_form.then_some(&body[..]));
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect();
+    let header = |name: &str| header_pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+
+    let action_name = header("x-acs-action").or_else(|| params.get("Action")).ok_or_else(|| ApiError::missing_parameter("Action"))?;
+    let action = Action::from_name(action_name).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "InvalidAction.NotFound", format!("The specified action {action_name:?} is not valid."))
+    })?;
+    info.action = Some(action);
+    let version = header("x-acs-version").or_else(|| params.get("Version")).ok_or_else(|| ApiError::missing_parameter("Version"))?;
+    if version != API_VERSION {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidVersion",
+            format!("The specified version {version:?} is not valid; this server speaks {API_VERSION}."),
+        ));
+    }
+
+    let signed = SignedRequest { method: method.as_str(), params: &params, headers: &header_pairs, body: &body };
+    let principal = state.auth.authenticate(&signed, chrono::Utc::now()).await?;
+    info.principal = Some(principal.name.clone());
+    authorize(action, &principal)?;
+
+    let decoded = spec::decode(&spec::actions()[action.name()], &params.merged())?;
+    let ctx = Ctx { state, principal: &principal };
+    let mut response = dispatch(&ctx, action, decoded).await?;
+    if !response.is_object() {
+        response = json!({});
+    }
+    Ok(response)
+}

@@ -1,0 +1,418 @@
+//! The machine-readable description of every action's request parameters (`spec/` in the
+//! repository: extracted from the official SDK, with `overlay.json` adding limits the SDK's doc
+//! comments lack). One generic decoder turns a request's flat parameters into a JSON object,
+//! checking presence, type, length, range, allowed values and array sizes on the way, so every
+//! action validates its input the same way and names the offending parameter.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+
+use super::error::ApiError;
+use crate::protocol::params::{parse_bool, Params};
+
+const SPEC: &str = include_str!("../../spec/servicecatalog-2021-09-01.json");
+const OVERLAY: &str = include_str!("../../spec/overlay.json");
+
+/// One request parameter, or one field of an array item or JSON object.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ParamSpec {
+    /// Wire name.
+    pub name: String,
+    /// `string`, `integer`, `boolean`, `array` or `object`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether the caller must send it.
+    #[serde(default)]
+    pub required: bool,
+    /// `scalar`, `flat` (arrays as `Name.N.Field`) or `json` (one JSON string).
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Allowed values.
+    #[serde(rename = "enum", default)]
+    pub allowed: Option<Vec<String>>,
+    #[serde(rename = "minLength")]
+    min_length: Option<usize>,
+    #[serde(rename = "maxLength")]
+    max_length: Option<usize>,
+    minimum: Option<i64>,
+    maximum: Option<i64>,
+    #[serde(rename = "maxItems")]
+    max_items: Option<usize>,
+    /// Value used when the caller sends none.
+    #[serde(default)]
+    pub default: Option<Value>,
+    /// Fields of a JSON-encoded object.
+    #[serde(default)]
+    pub fields: Vec<ParamSpec>,
+    /// Item description of an array.
+    #[serde(default)]
+    items: Option<ItemSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ItemSpec {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    fields: Vec<ParamSpec>,
+}
+
+/// One action of the API as the SDK sends it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionSpec {
+    /// Wire name.
+    pub name: String,
+    /// `GET` or `POST` as the SDK uses it.
+    pub http_method: String,
+    /// Request parameters.
+    pub request: Vec<ParamSpec>,
+}
+
+#[derive(Deserialize)]
+struct SpecFile {
+    actions: Vec<ActionSpec>,
+}
+
+/// Every action's spec, by wire name, loaded once.
+pub fn actions() -> &'static HashMap<String, ActionSpec> {
+    static ACTIONS: OnceLock<HashMap<String, ActionSpec>> = OnceLock::new();
+    ACTIONS.get_or_init(|| {
+        let file: SpecFile = serde_json::from_str(SPEC).expect("the embedded API spec is valid JSON");
+        let overlay: Map<String, Value> = serde_json::from_str(OVERLAY).expect("the embedded overlay is valid JSON");
+        file.actions
+            .into_iter()
+            .map(|mut action| {
+                if let Some(Value::Object(patches)) = overlay.get(&action.name) {
+                    apply_overlay(&mut action, patches);
+                }
+                (action.name.clone(), action)
+            })
+            .collect()
+    })
+}
+
+fn apply_overlay(action: &mut ActionSpec, patches: &Map<String, Value>) {
+    for (path, patch) in patches {
+        let (param, field) = path.split_once('.').map_or((path.as_str(), None), |(p, f)| (p, Some(f)));
+        let Some(spec) = action.request.iter_mut().find(|p| p.name == param) else {
+            panic!("overlay names unknown parameter {}.{path}", action.name)
+        };
+        let target = match field {
+            None => spec,
+            Some(field) => spec
+                .items
+                .as_mut()
+                .map(|i| &mut i.fields)
+                .unwrap_or(&mut spec.fields)
+                .iter_mut()
+                .find(|f| f.name == field)
+                .unwrap_or_else(|| panic!("overlay names unknown field {}.{path}", action.name)),
+        };
+        let mut merged = serde_json::to_value(SpecPatchable::from(&*target)).expect("spec serialises");
+        for (k, v) in patch.as_object().expect("overlay patches are objects") {
+            merged[k] = v.clone();
+        }
+        let patched: SpecPatchable = serde_json::from_value(merged).expect("overlay patch is well-formed");
+        patched.apply(target);
+    }
+}
+
+/// The patchable limits of a parameter, for the overlay.
+#[derive(serde::Serialize, Deserialize)]
+struct SpecPatchable {
+    required: bool,
+    #[serde(rename = "enum")]
+    allowed: Option<Vec<String>>,
+    #[serde(rename = "minLength")]
+    min_length: Option<usize>,
+    #[serde(rename = "maxLength")]
+    max_length: Option<usize>,
+    minimum: Option<i64>,
+    maximum: Option<i64>,
+    #[serde(rename = "maxItems")]
+    max_items: Option<usize>,
+    default: Option<Value>,
+}
+
+impl From<&ParamSpec> for SpecPatchable {
+    fn from(p: &ParamSpec) -> Self {
+        SpecPatchable {
+            required: p.required,
+            allowed: p.allowed.clone(),
+            min_length: p.min_length,
+            max_length: p.max_length,
+            minimum: p.minimum,
+            maximum: p.maximum,
+            max_items: p.max_items,
+            default: p.default.clone(),
+        }
+    }
+}
+
+impl SpecPatchable {
+    fn apply(self, p: &mut ParamSpec) {
+        p.required = self.required;
+        p.allowed = self.allowed;
+        p.min_length = self.min_length;
+        p.max_length = self.max_length;
+        p.minimum = self.minimum;
+        p.maximum = self.maximum;
+        p.max_items = self.max_items;
+        p.default = self.default;
+    }
+}
+
+/// Decodes and validates the parameters of `action` into a JSON object keyed by wire name, with
+/// integers as numbers, booleans as booleans, arrays rebuilt and JSON-encoded parameters parsed.
+/// Parameters the action does not take (protocol ones such as `Action`) are left out.
+pub fn decode(action: &ActionSpec, params: &Params) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for spec in &action.request {
+        let value = match (spec.kind.as_str(), spec.encoding.as_deref()) {
+            ("array", Some("flat")) => decode_flat_array(spec, params)?,
+            (_, Some("json")) => match params.get(&spec.name).filter(|v| !v.is_empty()) {
+                None => None,
+                Some(text) => {
+                    let value: Value = serde_json::from_str(text).map_err(|e| {
+                        ApiError::invalid_parameter(&spec.name, format!("The parameter {} is not valid JSON: {e}.", spec.name))
+                    })?;
+                    Some(check_json(spec, &spec.name, value)?)
+                }
+            },
+            _ => match params.get(&spec.name) {
+                None => None,
+                Some("") if spec.required => None,
+                Some(text) => Some(scalar(spec, &spec.name, &spec.name, text)?),
+            },
+        };
+        match value {
+            Some(v) => {
+                out.insert(spec.name.clone(), v);
+            }
+            None if spec.required => return Err(ApiError::missing_parameter(&spec.name)),
+            None => {
+                if let Some(default) = &spec.default {
+                    out.insert(spec.name.clone(), default.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn decode_flat_array(spec: &ParamSpec, params: &Params) -> Result<Option<Value>, ApiError> {
+    if !params.has_array(&spec.name) {
+        return Ok(None);
+    }
+    let item = spec.items.as_ref();
+    let values: Vec<Value> = if item.is_some_and(|i| i.kind == "object") {
+        let fields = &item.expect("checked").fields;
+        let items = params.object_array(&spec.name).map_err(|key| {
+            ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index."))
+        })?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut object = Map::new();
+                for field in fields {
+                    let path = format!("{}.{}.{}", spec.name, i + 1, field.name);
+                    match item.get(&field.name) {
+                        Some(text) => {
+                            object.insert(field.name.clone(), scalar(field, &spec.name, &path, text)?);
+                        }
+                        None if field.required => return Err(ApiError::missing_parameter(&path)),
+                        None => {}
+                    }
+                }
+                Ok(Value::Object(object))
+            })
+            .collect::<Result<_, ApiError>>()?
+    } else {
+        let items = params.scalar_array(&spec.name).map_err(|key| {
+            ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index."))
+        })?;
+        items.into_iter().map(Value::String).collect()
+    };
+    check_items(spec, values.len())?;
+    Ok(Some(Value::Array(values)))
+}
+
+fn check_items(spec: &ParamSpec, count: usize) -> Result<(), ApiError> {
+    match spec.max_items {
+        Some(max) if count > max => Err(ApiError::invalid_parameter(
+            &spec.name,
+            format!("The parameter {} has {count} items; at most {max} are allowed.", spec.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates a scalar sent as text; `code_name` names the error code, `path` the message.
+fn scalar(spec: &ParamSpec, code_name: &str, path: &str, text: &str) -> Result<Value, ApiError> {
+    let invalid = |why: String| ApiError::invalid_parameter(code_name, format!("The parameter {path} {why}."));
+    let value = match spec.kind.as_str() {
+        "integer" => {
+            let n: i64 = text.trim().parse().map_err(|_| invalid(format!("must be an integer, not {text:?}")))?;
+            check_range(spec, n).map_err(invalid)?;
+            Value::Number(Number::from(n))
+        }
+        "boolean" => Value::Bool(parse_bool(text).ok_or_else(|| invalid(format!("must be true or false, not {text:?}")))?),
+        _ => {
+            check_text(spec, text).map_err(invalid)?;
+            Value::String(text.to_string())
+        }
+    };
+    Ok(value)
+}
+
+fn check_range(spec: &ParamSpec, n: i64) -> Result<(), String> {
+    match (spec.minimum, spec.maximum) {
+        (Some(min), _) if n < min => Err(range_message(spec)),
+        (_, Some(max)) if n > max => Err(range_message(spec)),
+        _ => Ok(()),
+    }
+}
+
+fn range_message(spec: &ParamSpec) -> String {
+    match (spec.minimum, spec.maximum) {
+        (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+        (Some(min), None) => format!("must be at least {min}"),
+        (None, Some(max)) => format!("must be at most {max}"),
+        (None, None) => unreachable!("only called when a bound exists"),
+    }
+}
+
+fn check_text(spec: &ParamSpec, text: &str) -> Result<(), String> {
+    let length = text.chars().count();
+    if let Some(min) = spec.min_length.filter(|min| length < *min) {
+        return Err(format!("must be at least {min} characters long"));
+    }
+    if let Some(max) = spec.max_length.filter(|max| length > *max) {
+        return Err(format!("must be at most {max} characters long (got {length})"));
+    }
+    if let Some(allowed) = spec.allowed.as_ref().filter(|a| !a.iter().any(|v| v == text)) {
+        return Err(format!("must be one of {}, not {text:?}", allowed.join(", ")));
+    }
+    Ok(())
+}
+
+/// Validates a JSON-encoded parameter against its declared fields.
+fn check_json(spec: &ParamSpec, path: &str, value: Value) -> Result<Value, ApiError> {
+    let invalid = |why: String| ApiError::invalid_parameter(&spec.name, format!("The parameter {path} {why}."));
+    match spec.kind.as_str() {
+        "object" => {
+            let Value::Object(mut object) = value else { return Err(invalid("must be a JSON object".into())) };
+            for field in &spec.fields {
+                let field_path = format!("{path}.{}", field.name);
+                match object.get(&field.name) {
+                    None | Some(Value::Null) if field.required => return Err(ApiError::missing_parameter(&field_path)),
+                    None | Some(Value::Null) => {
+                        if let Some(default) = &field.default {
+                            object.insert(field.name.clone(), default.clone());
+                        }
+                    }
+                    Some(v) => {
+                        let field_invalid =
+                            |why: String| ApiError::invalid_parameter(&spec.name, format!("The parameter {field_path} {why}."));
+                        match (field.kind.as_str(), v) {
+                            ("string", Value::String(s)) => check_text(field, s).map_err(field_invalid)?,
+                            ("boolean", Value::Bool(_)) => {}
+                            ("integer", Value::Number(n)) if n.is_i64() => {
+                                check_range(field, n.as_i64().expect("checked")).map_err(field_invalid)?
+                            }
+                            (kind, _) => return Err(field_invalid(format!("must be of type {kind}"))),
+                        }
+                    }
+                }
+            }
+            Ok(Value::Object(object))
+        }
+        "array" if value.is_array() => Ok(value),
+        kind => Err(invalid(format!("must be a JSON {kind}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_action(action: &str, pairs: &[(&str, &str)]) -> Result<Map<String, Value>, ApiError> {
+        decode(&actions()[action], &Params::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn all_55_actions_are_described() {
+        assert_eq!(actions().len(), 55);
+    }
+
+    #[test]
+    fn required_parameters_are_named_when_missing() {
+        let err = decode_action("CreatePortfolio", &[("ProviderName", "me")]).unwrap_err();
+        assert_eq!(err.code(), "MissingParameter.PortfolioName");
+        let err = decode_action("CreatePortfolio", &[("ProviderName", "me"), ("PortfolioName", "")]).unwrap_err();
+        assert_eq!(err.code(), "MissingParameter.PortfolioName");
+    }
+
+    #[test]
+    fn lengths_are_counted_in_characters() {
+        let long = "é".repeat(128);
+        assert!(decode_action("CreatePortfolio", &[("ProviderName", "me"), ("PortfolioName", &long)]).is_ok());
+        let too_long = "a".repeat(129);
+        let err = decode_action("CreatePortfolio", &[("ProviderName", "me"), ("PortfolioName", &too_long)]).unwrap_err();
+        assert_eq!(err.code(), "InvalidParameter.PortfolioName");
+        assert!(err.message().contains("PortfolioName"));
+    }
+
+    #[test]
+    fn integers_booleans_enums_and_defaults() {
+        let out = decode_action("ListPortfolios", &[("PageSize", "20")]).unwrap();
+        assert_eq!(out["PageSize"], 20);
+        assert_eq!(out["PageNumber"], 1);
+        assert_eq!(out["SortOrder"], "Desc");
+        assert_eq!(decode_action("ListPortfolios", &[("PageSize", "101")]).unwrap_err().code(), "InvalidParameter.PageSize");
+        assert_eq!(decode_action("ListPortfolios", &[("PageSize", "x")]).unwrap_err().code(), "InvalidParameter.PageSize");
+        assert_eq!(decode_action("ListPortfolios", &[("SortOrder", "Up")]).unwrap_err().code(), "InvalidParameter.SortOrder");
+        let out = decode_action("UpdateTagOption", &[("TagOptionId", "tag-1"), ("Active", "False")]).unwrap();
+        assert_eq!(out["Active"], false);
+    }
+
+    #[test]
+    fn flat_arrays_are_rebuilt_and_checked() {
+        let out = decode_action(
+            "LaunchProduct",
+            &[
+                ("ProductId", "prod-1"),
+                ("ProductVersionId", "pv-1"),
+                ("ProvisionedProductName", "x"),
+                ("StackRegionId", "cn-hangzhou"),
+                ("Tags.1.Key", "env"),
+                ("Tags.1.Value", "dev"),
+                ("Parameters.1.ParameterKey", "k"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out["Tags"][0]["Key"], "env");
+        assert_eq!(out["Parameters"][0], serde_json::json!({"ParameterKey": "k"}));
+        let filters: Vec<(String, String)> =
+            (1..=6).map(|i| (format!("Filters.{i}.Key"), "PortfolioName".to_string())).collect();
+        let pairs: Vec<(&str, &str)> = filters.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(decode_action("ListPortfolios", &pairs).unwrap_err().code(), "InvalidParameter.Filters");
+        let err = decode_action("ListPortfolios", &[("Filters.1.Key", "Bogus")]).unwrap_err();
+        assert_eq!(err.code(), "InvalidParameter.Filters");
+        assert!(err.message().contains("Filters.1.Key"));
+    }
+
+    #[test]
+    fn json_parameters_are_parsed_with_field_defaults() {
+        let out = decode_action("ListTagOptions", &[("Filters", r#"{"Key":"env"}"#)]).unwrap();
+        assert_eq!(out["Filters"]["Active"], true);
+        assert_eq!(decode_action("ListTagOptions", &[("Filters", "{")]).unwrap_err().code(), "InvalidParameter.Filters");
+        assert_eq!(decode_action("ListTagOptions", &[("Filters", "[1]")]).unwrap_err().code(), "InvalidParameter.Filters");
+        let err = decode_action("ListTagOptions", &[("Filters", r#"{"Active":"yes"}"#)]).unwrap_err();
+        assert!(err.message().contains("Filters.Active"));
+    }
+}

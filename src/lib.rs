@@ -1,0 +1,10 @@
+//! servicecatalog: a self-hosted service catalog that speaks the Alibaba Cloud Service Catalog
+//! API (2021-09-01) and provisions products with Terraform.
+
+pub mod api;
+pub mod auth;
+pub mod fs;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod users;

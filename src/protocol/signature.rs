@@ -1,0 +1,292 @@
+//! Request signatures of Alibaba Cloud RPC APIs, recomputed from a received request.
+//!
+//! V3 (`ACS3-HMAC-SHA256`, the SDK's default) signs the method, the query, the headers named in
+//! `SignedHeaders` and the SHA-256 of the body. V1 (`HMAC-SHA1`, `signature_algorithm='v2'` in the
+//! SDK) signs every query and form-body parameter. A [`Signature`] has no `==`: comparing two only
+//! compiles through [`Signature::matches`], which runs in constant time.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::percent_encode;
+
+/// The only V3 algorithm this server verifies.
+pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
+
+/// A signature as raw MAC bytes. Deliberately not `PartialEq`.
+pub struct Signature(Vec<u8>);
+
+impl Signature {
+    /// Decodes a V3 signature (lower-case hex).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        hex::decode(text).ok().map(Signature)
+    }
+
+    /// Decodes a V1 signature (standard base64).
+    pub fn from_base64(text: &str) -> Option<Self> {
+        base64::engine::general_purpose::STANDARD.decode(text).ok().map(Signature)
+    }
+
+    /// Compares in constant time.
+    pub fn matches(&self, other: &Signature) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+
+    /// The V3 wire form (lower-case hex).
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+
+    /// The V1 wire form (base64).
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signature(..)")
+    }
+}
+
+/// The parts of a V3 `Authorization` header.
+#[derive(Debug)]
+pub struct V3Authorization {
+    /// The AccessKey id from `Credential=`.
+    pub access_key_id: String,
+    /// Lower-case header names from `SignedHeaders=`, in the order given.
+    pub signed_headers: Vec<String>,
+    /// The claimed signature.
+    pub signature: Signature,
+}
+
+/// Why an `Authorization` header could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedAuthorization {
+    /// The algorithm is not `ACS3-HMAC-SHA256`.
+    #[error("the signature algorithm {0:?} is not supported; use ACS3-HMAC-SHA256")]
+    UnsupportedAlgorithm(String),
+    /// A part is missing or cannot be decoded.
+    #[error("the Authorization header lacks a valid {0}")]
+    Missing(&'static str),
+}
+
+/// Parses `ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…`.
+pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization, MalformedAuthorization> {
+    let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if algorithm != V3_ALGORITHM {
+        return Err(MalformedAuthorization::UnsupportedAlgorithm(algorithm.to_string()));
+    }
+    let (mut credential, mut signed, mut signature) = (None, None, None);
+    for part in rest.split(',') {
+        match part.trim().split_once('=') {
+            Some(("Credential", v)) => credential = Some(v),
+            Some(("SignedHeaders", v)) => signed = Some(v),
+            Some(("Signature", v)) => signature = Some(v),
+            _ => {}
+        }
+    }
+    let access_key_id = credential.filter(|c| !c.is_empty()).ok_or(MalformedAuthorization::Missing("Credential"))?;
+    let signed = signed.filter(|s| !s.is_empty()).ok_or(MalformedAuthorization::Missing("SignedHeaders"))?;
+    let signature = signature
+        .and_then(Signature::from_hex)
+        .ok_or(MalformedAuthorization::Missing("Signature"))?;
+    Ok(V3Authorization {
+        access_key_id: access_key_id.to_string(),
+        signed_headers: signed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect(),
+        signature,
+    })
+}
+
+/// Lower-case hex SHA-256 of a request body: V3's `HashedPayload`.
+pub fn hashed_payload(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Sorted `enc(name)=enc(value)` pairs joined by `&`: the canonical query of V3 and the
+/// canonicalized parameters of V1.
+fn canonical_pairs<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> String {
+    let mut pairs: Vec<&(String, String)> = pairs.collect();
+    pairs.sort();
+    pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// V3 canonical request. `headers` are the received headers as (lower-case name, value); a name
+/// that occurs several times contributes its trimmed values sorted and joined by `,`.
+pub fn v3_canonical_request(
+    method: &str,
+    query: &[(String, String)],
+    headers: &[(String, String)],
+    signed_headers: &[String],
+    hashed_payload: &str,
+) -> String {
+    let mut canonical_headers = String::new();
+    for name in signed_headers {
+        let mut values: Vec<&str> = headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.trim()).collect();
+        values.sort_unstable();
+        canonical_headers.push_str(name);
+        canonical_headers.push(':');
+        canonical_headers.push_str(&values.join(","));
+        canonical_headers.push('\n');
+    }
+    format!(
+        "{method}\n/\n{}\n{canonical_headers}\n{}\n{hashed_payload}",
+        canonical_pairs(query.iter()),
+        signed_headers.join(";")
+    )
+}
+
+/// V3 string to sign: the algorithm and the hex SHA-256 of the canonical request.
+pub fn v3_string_to_sign(canonical_request: &str) -> String {
+    format!("{V3_ALGORITHM}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())))
+}
+
+/// V3 signature: HMAC-SHA256 keyed with the AccessKey secret.
+pub fn v3_sign(secret: &str, string_to_sign: &str) -> Signature {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(string_to_sign.as_bytes());
+    Signature(mac.finalize().into_bytes().to_vec())
+}
+
+/// V1 string to sign from every query and body parameter except `Signature`.
+pub fn v1_string_to_sign(method: &str, params: &[(String, String)]) -> String {
+    let canonical = canonical_pairs(params.iter().filter(|(k, _)| k != "Signature"));
+    format!("{method}&{}&{}", percent_encode("/"), percent_encode(&canonical))
+}
+
+/// V1 signature: HMAC-SHA1 keyed with the secret followed by `&`.
+pub fn v1_sign(secret: &str, string_to_sign: &str) -> Signature {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(string_to_sign.as_bytes());
+    Signature(mac.finalize().into_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::params::RequestParams;
+
+    const SECRET: &str = "fake-secret-for-docs";
+
+    /// A request captured from the official Python SDK (PROTOCOL.md §6).
+    struct Capture {
+        method: String,
+        query: Option<String>,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    fn capture(raw: &str) -> Capture {
+        let (head, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
+        let mut lines = head.lines();
+        let mut request_line = lines.next().unwrap().split(' ');
+        let method = request_line.next().unwrap().to_string();
+        let target = request_line.next().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| l.split_once(':').unwrap())
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+        Capture {
+            method,
+            query: target.split_once('?').map(|(_, q)| q.to_string()),
+            headers,
+            body: body.as_bytes()[..length.min(body.len())].to_vec(),
+        }
+    }
+
+    fn header<'a>(c: &'a Capture, name: &str) -> Option<&'a str> {
+        c.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn verify(raw: &str, secret: &str) -> bool {
+        let c = capture(raw);
+        let form = header(&c, "content-type").filter(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let params = RequestParams::decode(c.query.as_deref(), form.map(|_| c.body.as_slice()));
+        if let Some(auth) = header(&c, "authorization") {
+            let auth = parse_v3_authorization(auth).unwrap();
+            let payload = hashed_payload(&c.body);
+            if header(&c, "x-acs-content-sha256") != Some(payload.as_str()) {
+                return false;
+            }
+            let canonical = v3_canonical_request(&c.method, &params.query, &c.headers, &auth.signed_headers, &payload);
+            v3_sign(secret, &v3_string_to_sign(&canonical)).matches(&auth.signature)
+        } else {
+            let all: Vec<_> = params.query.iter().chain(params.body.iter()).cloned().collect();
+            let sent = Signature::from_base64(params.get("Signature").unwrap()).unwrap();
+            v1_sign(secret, &v1_string_to_sign(&c.method, &all)).matches(&sent)
+        }
+    }
+
+    const CAPTURES: [(&str, &str); 12] = [
+        ("GetTask V3", include_str!("testdata/capture-6-1.http")),
+        ("LaunchProduct V3", include_str!("testdata/capture-6-2.http")),
+        ("ListTasks V3 query", include_str!("testdata/capture-6-3.http")),
+        ("ListProvisionedProducts V3 filters", include_str!("testdata/capture-6-4.http")),
+        ("ListTagOptions V3 GET", include_str!("testdata/capture-6-5.http")),
+        ("ListTagOptions async", include_str!("testdata/capture-6-6.http")),
+        ("CreateProduct V3 JSON param", include_str!("testdata/capture-6-7.http")),
+        ("UpdateTagOption V3 boolean", include_str!("testdata/capture-6-8.http")),
+        ("GetTask V3 404", include_str!("testdata/capture-6-9.http")),
+        ("GetTask V3 STS", include_str!("testdata/capture-6-10.http")),
+        ("LaunchProduct V1", include_str!("testdata/capture-6-11.http")),
+        ("ListTasks V1", include_str!("testdata/capture-6-12.http")),
+    ];
+
+    #[test]
+    fn every_captured_sdk_request_verifies() {
+        for (name, raw) in CAPTURES {
+            assert!(verify(raw, SECRET), "{name} did not verify");
+        }
+    }
+
+    #[test]
+    fn a_wrong_secret_never_verifies() {
+        for (name, raw) in CAPTURES {
+            assert!(!verify(raw, "another-secret"), "{name} verified with a wrong secret");
+        }
+    }
+
+    #[test]
+    fn a_tampered_body_or_query_never_verifies() {
+        let tampered = CAPTURES[1].1.replace("Tags.2.Value=core", "Tags.2.Value=cor3");
+        assert!(!verify(&tampered, SECRET));
+        let tampered = CAPTURES[2].1.replace("PageSize=5", "PageSize=6");
+        assert!(!verify(&tampered, SECRET));
+        let tampered = CAPTURES[10].1.replace("ProvisionedProductName=my+instance", "ProvisionedProductName=other");
+        assert!(!verify(&tampered, SECRET));
+    }
+
+    #[test]
+    fn intermediate_strings_match_the_documented_example() {
+        let c = capture(CAPTURES[4].1);
+        let params = RequestParams::decode(c.query.as_deref(), None);
+        let auth = parse_v3_authorization(header(&c, "authorization").unwrap()).unwrap();
+        let canonical = v3_canonical_request("GET", &params.query, &c.headers, &auth.signed_headers, &hashed_payload(b""));
+        assert!(canonical.starts_with(
+            "GET\n/\nFilters=%7B%22Active%22%3Atrue%2C%22Key%22%3A%22env%22%2C%22Value%22%3A%22dev%22%7D&PageSize=20\naccept:application/json\n"
+        ));
+        assert_eq!(
+            v3_string_to_sign(&canonical),
+            "ACS3-HMAC-SHA256\n72f2279142e24bbc94708f966d09d5cd744561f8e804f6299011499d5e6910e2"
+        );
+    }
+
+    #[test]
+    fn malformed_authorization_headers_are_named() {
+        assert_eq!(
+            parse_v3_authorization("ACS3-HMAC-SM3 Credential=a,SignedHeaders=host,Signature=00").unwrap_err(),
+            MalformedAuthorization::UnsupportedAlgorithm("ACS3-HMAC-SM3".into())
+        );
+        assert_eq!(
+            parse_v3_authorization("ACS3-HMAC-SHA256 SignedHeaders=host,Signature=00").unwrap_err(),
+            MalformedAuthorization::Missing("Credential")
+        );
+        assert_eq!(
+            parse_v3_authorization("ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=zz").unwrap_err(),
+            MalformedAuthorization::Missing("Signature")
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `servicecatalog serve`: opens the store, makes sure an administrator key exists, and serves
+//! the API until SIGTERM or Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api::{self, ApiConfig, AppState, Region};
+use crate::auth::secrets::SecretBox;
+use crate::auth::Authenticator;
+use crate::store::Store;
+
+/// Where the data lives; shared by `serve` and the `users` commands.
+#[derive(Debug, Clone)]
+pub struct DataOptions {
+    /// Data directory (SQLite database, master key, root credentials).
+    pub data_dir: PathBuf,
+    /// Database URL; the SQLite file in the data directory when absent.
+    pub database: Option<String>,
+    /// Master key (64 hex digits) instead of the key file in the data directory.
+    pub master_key: Option<String>,
+}
+
+impl DataOptions {
+    /// Creates the data directory (0700) and opens the store and the secret box.
+    pub async fn open(&self) -> anyhow::Result<(Store, SecretBox)> {
+        create_private_dir(&self.data_dir)?;
+        let url = self.database.clone().unwrap_or_else(|| Store::sqlite_url(&self.data_dir));
+        let store = Store::open(&url).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
+        let secrets = SecretBox::load_or_create(&self.data_dir, self.master_key.as_deref())?;
+        Ok((store, secrets))
+    }
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Data location.
+    pub data: DataOptions,
+    /// Region of ARNs and template URLs.
+    pub region: String,
+    /// Region ids `ListRegions` reports.
+    pub regions: Vec<String>,
+    /// Administrator key pair from the environment.
+    pub root_key: Option<(String, String)>,
+}
+
+/// Name of the file holding a generated administrator key.
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let (store, secrets) = options.data.open().await?;
+    ensure_root_key(&store, &secrets, &options.data.data_dir, options.root_key.as_ref()).await?;
+    let account_id = store.setting_or_insert("account_id", crate::store::principal::new_principal_id).await?;
+    let listener = tokio::net::TcpListener::bind(&options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    let config = ApiConfig {
+        region: options.region.clone(),
+        account_id,
+        regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
+    };
+    let state = Arc::new(AppState { auth: Authenticator::new(store.clone(), secrets), store, config });
+    tracing::info!(%address, "servicecatalog listening");
+    println!("listening on http://{address}");
+    axum::serve(listener, api::rpc::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Makes sure the administrator can sign in: the key from the environment, or a generated one
+/// written to `<data-dir>/root-credentials.json` (0600) on first start. The secret is never logged.
+async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, from_env: Option<&(String, String)>) -> anyhow::Result<()> {
+    if let Some((id, secret)) = from_env {
+        store.replace_root_key(id, &secrets.seal(secret)).await?;
+        tracing::info!(access_key_id = %id, "administrator key taken from the environment");
+        return Ok(());
+    }
+    let path = data_dir.join(ROOT_CREDENTIALS_FILE);
+    if store.root_access_keys().await?.is_empty() {
+        let (id, secret) = new_access_key();
+        let json = serde_json::json!({ "AccessKeyId": id, "AccessKeySecret": secret });
+        crate::fs::write_private(&path, serde_json::to_string_pretty(&json)?.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        store.replace_root_key(&id, &secrets.seal(&secret)).await?;
+        tracing::info!(path = %path.display(), "generated the administrator key");
+        println!("administrator credentials written to {}", path.display());
+    } else if path.exists() {
+        println!("administrator credentials are in {}", path.display());
+    }
+    Ok(())
+}
+
+/// A new AccessKey pair: `LTAI` + 20 characters, and a 30-character secret.
+pub fn new_access_key() -> (String, String) {
+    use rand::distributions::{Alphanumeric, DistString};
+    let mut rng = rand::thread_rng();
+    (format!("LTAI{}", Alphanumeric.sample_string(&mut rng, 20)), Alphanumeric.sample_string(&mut rng, 30))
+}
+
+fn region(id: &str, endpoint: &str) -> Region {
+    let local_name = match id {
+        "cn-hangzhou" => "华东1（杭州）",
+        "cn-shanghai" => "华东2（上海）",
+        "cn-beijing" => "华北2（北京）",
+        "cn-shenzhen" => "华南1（深圳）",
+        "cn-hongkong" => "中国香港",
+        "ap-southeast-1" => "新加坡",
+        "us-west-1" => "美国（硅谷）",
+        "eu-central-1" => "德国（法兰克福）",
+        other => other,
+    };
+    Region { region_id: id.to_string(), local_name: local_name.to_string(), region_endpoint: endpoint.to_string() }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(super::redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact_url("sqlite:///x/y.db"), "sqlite:///x/y.db");
+    }
+
+    #[test]
+    fn access_keys_look_like_the_vendors() {
+        let (id, secret) = super::new_access_key();
+        assert!(id.starts_with("LTAI") && id.len() == 24);
+        assert_eq!(secret.len(), 30);
+    }
+}

@@ -1,0 +1,249 @@
+//! All persistence. One set of SQL statements serves SQLite (the default, in the data directory)
+//! and PostgreSQL (for several nodes); the few statements whose SQL differs branch on
+//! [`Dialect`]. On SQLite, writes go through a single-connection pool so that transactions never
+//! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
+
+mod migrate;
+pub mod portfolio;
+pub mod principal;
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (embedded, one node).
+    Sqlite,
+    /// PostgreSQL (shared by several nodes).
+    Postgres,
+}
+
+/// The store's errors: the database could not be reached (safe to retry), or it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Connection-level failure: the database is down or unreachable.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database handle shared by the API and the workers.
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE");
+        };
+        let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let pool = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if dialect == Dialect::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let (read, write) = match dialect {
+            Dialect::Sqlite => {
+                let write = pool(1).connect_with(options.clone()).await?;
+                let read = pool(8).connect_with(options).await?;
+                (read, write)
+            }
+            Dialect::Postgres => {
+                let shared = pool(16).connect_with(options).await?;
+                (shared.clone(), shared)
+            }
+        };
+        let store = Store { read, write, dialect };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// The SQLite URL of the default database inside a data directory.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("servicecatalog.db").display())
+    }
+
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Pool for reads.
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Pool for writes.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
+    /// so that another process (the `users` command) waits instead of failing half-way.
+    pub(crate) async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        let statement = match self.dialect {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        Ok(self.write.begin_with(statement).await?)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// A stored setting.
+    pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.read).await?)
+    }
+
+    /// Returns the setting `name`, storing `make()` first if it has none (first writer wins).
+    pub async fn setting_or_insert(&self, name: &str, make: impl FnOnce() -> String) -> StoreResult<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(make())
+            .execute(&self.write)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.write).await?)
+    }
+}
+
+/// A new resource id: the service's prefix and 14 random lower-case letters and digits.
+pub fn new_id(prefix: &str) -> String {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(14)
+        .map(|c| (c as char).to_ascii_lowercase())
+        .collect();
+    format!("{prefix}-{suffix}")
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Sort direction of list queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortOrder {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+impl SortOrder {
+    /// The SQL keyword.
+    pub fn sql(self) -> &'static str {
+        match self {
+            SortOrder::Asc => "ASC",
+            SortOrder::Desc => "DESC",
+        }
+    }
+}
+
+/// One page of a list query: 1-based page number and page size.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// 1-based page number.
+    pub number: i64,
+    /// Items per page.
+    pub size: i64,
+}
+
+impl Page {
+    /// Rows to skip.
+    pub fn offset(self) -> i64 {
+        (self.number - 1).saturating_mul(self.size)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A fresh store per test: SQLite in a temporary directory, or PostgreSQL in a fresh schema
+    //! when `SERVICECATALOG_TEST_POSTGRES` is set.
+    use super::Store;
+
+    /// Opens a fresh SQLite store; the directory lives as long as the returned guard.
+    pub async fn sqlite() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&Store::sqlite_url(dir.path())).await.expect("open store");
+        (store, dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_prefix_and_a_random_suffix() {
+        let a = new_id("port");
+        assert!(a.starts_with("port-") && a.len() == 19);
+        assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_ne!(a, new_id("port"));
+    }
+
+    #[tokio::test]
+    async fn settings_keep_the_first_value() {
+        let (store, _dir) = testing::sqlite().await;
+        assert_eq!(store.setting("x").await.unwrap(), None);
+        assert_eq!(store.setting_or_insert("x", || "1".into()).await.unwrap(), "1");
+        assert_eq!(store.setting_or_insert("x", || "2".into()).await.unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn opening_twice_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Store::sqlite_url(dir.path());
+        Store::open(&url).await.unwrap();
+        Store::open(&url).await.unwrap();
+    }
+}

@@ -1,0 +1,217 @@
+//! Principals (RAM users and roles of this installation) and the AccessKeys of users.
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreResult};
+
+/// Principal type as the API names it.
+pub const RAM_USER: &str = "RamUser";
+
+/// The administrator created at first start (or from the environment).
+pub const ROOT_USER_NAME: &str = "root";
+
+/// A user or role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Numeric id, as RAM ids are.
+    pub principal_id: String,
+    /// `RamUser` or `RamRole`.
+    pub principal_type: String,
+    /// Unique name within its type.
+    pub name: String,
+    /// Administrators may call every action.
+    pub is_admin: bool,
+    /// Creation time, ms since the epoch.
+    pub created_at: i64,
+}
+
+fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
+    Ok(Principal {
+        principal_id: row.try_get("principal_id")?,
+        principal_type: row.try_get("principal_type")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// A new numeric principal id (16 digits, not starting with 0).
+pub fn new_principal_id() -> String {
+    use rand::Rng;
+    rand::thread_rng().gen_range(1_000_000_000_000_000u64..10_000_000_000_000_000).to_string()
+}
+
+impl Store {
+    /// The principal owning `access_key_id` and the key's sealed secret.
+    pub async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(Principal, String)>> {
+        let row = sqlx::query(
+            "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, k.secret_sealed \
+             FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id WHERE k.access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(match row {
+            Some(row) => Some((principal_from_row(&row)?, row.try_get("secret_sealed")?)),
+            None => None,
+        })
+    }
+
+    /// Creates a user with one AccessKey; `None` when the name is taken.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        is_admin: bool,
+        access_key_id: &str,
+        secret_sealed: &str,
+    ) -> StoreResult<Option<Principal>> {
+        let principal = Principal {
+            principal_id: new_principal_id(),
+            principal_type: RAM_USER.to_string(),
+            name: name.to_string(),
+            is_admin,
+            created_at: now_ms(),
+        };
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (principal_type, name) DO NOTHING",
+        )
+        .bind(&principal.principal_id)
+        .bind(&principal.principal_type)
+        .bind(&principal.name)
+        .bind(i64::from(is_admin))
+        .bind(principal.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        insert_key(&mut tx, access_key_id, &principal.principal_id, secret_sealed).await?;
+        tx.commit().await?;
+        Ok(Some(principal))
+    }
+
+    /// Users, oldest first.
+    pub async fn list_users(&self) -> StoreResult<Vec<(Principal, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, k.access_key_id \
+             FROM principals p LEFT JOIN access_keys k ON k.principal_id = p.principal_id \
+             WHERE p.principal_type = $1 ORDER BY p.created_at, p.principal_id, k.access_key_id",
+        )
+        .bind(RAM_USER)
+        .fetch_all(self.reader())
+        .await?;
+        let mut users: Vec<(Principal, Vec<String>)> = Vec::new();
+        for row in rows {
+            let principal = principal_from_row(&row)?;
+            let key: Option<String> = row.try_get("access_key_id")?;
+            match users.last_mut() {
+                Some((last, keys)) if last.principal_id == principal.principal_id => keys.extend(key),
+                _ => users.push((principal, key.into_iter().collect())),
+            }
+        }
+        Ok(users)
+    }
+
+    /// Deletes a user and its keys; false when there is no such user.
+    pub async fn delete_user(&self, name: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let id: Option<String> = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
+            .bind(RAM_USER)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else { return Ok(false) };
+        sqlx::query("DELETE FROM access_keys WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The root administrator's AccessKey ids.
+    pub async fn root_access_keys(&self) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT k.access_key_id FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id \
+             WHERE p.principal_type = $1 AND p.name = $2",
+        )
+        .bind(RAM_USER)
+        .bind(ROOT_USER_NAME)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Makes `access_key_id` the root administrator's only key, creating root if needed.
+    pub async fn replace_root_key(&self, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 1, $4) \
+             ON CONFLICT (principal_type, name) DO UPDATE SET is_admin = 1",
+        )
+        .bind(new_principal_id())
+        .bind(RAM_USER)
+        .bind(ROOT_USER_NAME)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let root_id: String = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
+            .bind(RAM_USER)
+            .bind(ROOT_USER_NAME)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2")
+            .bind(&root_id)
+            .bind(access_key_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_key(&mut tx, access_key_id, &root_id, secret_sealed).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    access_key_id: &str,
+    principal_id: &str,
+    secret_sealed: &str,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO access_keys (access_key_id, principal_id, secret_sealed, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(access_key_id)
+        .bind(principal_id)
+        .bind(secret_sealed)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn users_are_created_listed_found_and_deleted() {
+        let (store, _dir) = testing::sqlite().await;
+        let alice = store.create_user("alice", false, "AK1", "sealed1").await.unwrap().unwrap();
+        assert!(store.create_user("alice", true, "AK2", "sealed2").await.unwrap().is_none());
+        let (found, sealed) = store.access_key("AK1").await.unwrap().unwrap();
+        assert_eq!(found, alice);
+        assert_eq!(sealed, "sealed1");
+        assert!(store.access_key("AK2").await.unwrap().is_none());
+        assert_eq!(store.list_users().await.unwrap()[0].1, ["AK1"]);
+        assert!(store.delete_user("alice").await.unwrap());
+        assert!(!store.delete_user("alice").await.unwrap());
+        assert!(store.access_key("AK1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_root_key_is_replaced_not_added() {
+        let (store, _dir) = testing::sqlite().await;
+        store.replace_root_key("R1", "s1").await.unwrap();
+        store.replace_root_key("R2", "s2").await.unwrap();
+        assert_eq!(store.root_access_keys().await.unwrap(), ["R2"]);
+        let (root, _) = store.access_key("R2").await.unwrap().unwrap();
+        assert!(root.is_admin);
+    }
+}
