@@ -6,7 +6,10 @@ use sqlx::Connection;
 use super::{now_ms, Dialect, Store};
 
 /// (version, SQL) in order; the SQL is portable between SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_foundation.sql")),
+    (2, include_str!("../../migrations/0002_catalog.sql")),
+];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.
 const ADVISORY_LOCK_KEY: i64 = 0x5343_4d49_4752; // "SCMIGR"
