@@ -165,6 +165,13 @@ class CoreCaller:
                 req.add_body_params(k, v)
         try:
             raw = self.client.do_action_with_exception(req)
+        except IndexError as e:
+            # aliyunsdkcore (client._get_server_exception) does
+            # `Message.split(':')[1]` on every 400 SignatureDoesNotMatch, expecting the
+            # vendor's "...server string to sign is:<StringToSign>" message.
+            raise AssertionError("aliyun-python-sdk-core crashed on the error answer: a SignatureDoesNotMatch "
+                                 "Message must contain ':' (vendor form: '... server string to sign is:<sts>')"
+                                 ) from e
         except ServerException as e:
             raise ApiError("core", e.get_http_status(), e.get_error_code(), e.get_error_msg(),
                            e.get_request_id()) from e
@@ -393,3 +400,26 @@ class ServerProcess:
     def caller(self, flavor: str = "v3", key: tuple[str, str] | None = None):
         ak, secret = key or self.admin_key()
         return make_caller(flavor, self.endpoint, ak, secret)
+
+
+# --------------------------------------------------------------------------- assertions
+
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+PORTFOLIO_ID_RE = re.compile(r"^port-[0-9a-z]{14}$")
+
+
+def expect_error(status: int, code: str, fn, *args, **kwargs) -> ApiError:
+    """Calls fn and asserts it fails with exactly this HTTP status and error Code."""
+    try:
+        result = fn(*args, **kwargs)
+    except ApiError as e:
+        assert (e.status, e.code) == (status, code), f"expected {status} {code}, got {e}"
+        return e
+    raise AssertionError(f"expected {status} {code}, but the call succeeded: {result!r}")
+
+
+def parse_time(s: str):
+    import datetime as dt
+
+    assert TIME_RE.match(s or ""), f"bad time format {s!r}"
+    return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
