@@ -9,6 +9,7 @@ use super::{now_ms, Dialect, Store};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_catalog.sql")),
+    (3, include_str!("../../migrations/0003_provisioning.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.
