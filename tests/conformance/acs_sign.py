@@ -67,9 +67,10 @@ def v3_signature(secret: str, canonical_request: str) -> str:
 
 
 def v3_authorization(method: str, path: str, query: Iterable[tuple[str, str]], headers: Mapping[str, str],
-                     body: bytes, access_key_id: str, secret: str) -> str:
-    """Signs every header given (names lower-cased), as the SDK does."""
-    signed = sorted(k.lower() for k in headers if k.lower() != "authorization")
+                     body: bytes, access_key_id: str, secret: str, unsigned: Iterable[str] = ()) -> str:
+    """Signs every header given (names lower-cased) except `unsigned`, as the SDK does."""
+    skip = {"authorization", *(h.lower() for h in unsigned)}
+    signed = sorted(k.lower() for k in headers if k.lower() not in skip)
     canon = v3_canonical_request(method, path, query, headers, signed, hashlib.sha256(body).hexdigest())
     sig = v3_signature(secret, canon)
     return f"ACS3-HMAC-SHA256 Credential={access_key_id},SignedHeaders={';'.join(signed)},Signature={sig}"
@@ -119,7 +120,8 @@ def _session():
 def build_v3(endpoint: str, access_key_id: str, secret: str, action: str,
              params: Mapping[str, object] | None = None, *, placement: str = "body", method: str = "POST",
              version: str = API_VERSION, date: str | None = None, nonce: str | None = None,
-             user_agent: str = USER_AGENT, extra_headers: Mapping[str, str] | None = None) -> RawRequest:
+             user_agent: str = USER_AGENT, extra_headers: Mapping[str, str] | None = None,
+             unsigned: Iterable[str] = ()) -> RawRequest:
     """Builds a V3-signed request the way the SDK does (placement 'body' or 'query')."""
     pairs = sorted(_pairs(params))
     query = pairs if placement == "query" else []
@@ -139,7 +141,7 @@ def build_v3(endpoint: str, access_key_id: str, secret: str, action: str,
     headers["x-acs-credentials-provider"] = "static_ak"
     if extra_headers:
         headers.update({k.lower(): v for k, v in extra_headers.items()})
-    headers["Authorization"] = v3_authorization(method, "/", query, headers, body, access_key_id, secret)
+    headers["Authorization"] = v3_authorization(method, "/", query, headers, body, access_key_id, secret, unsigned)
     return RawRequest(method, endpoint, list(query), headers, body)
 
 

@@ -45,13 +45,13 @@ def backend(request, pg_databases):
 
 @pytest.fixture(scope="session")
 def server_factory(backend, pg_databases, tmp_path_factory):
-    """start(root_key=None, env=None) -> a started ServerProcess on a fresh data dir (+ fresh database)."""
+    """start(root_key=None, env=None, args=None) -> a started ServerProcess on a fresh data dir (+ fresh database)."""
     started: list[ServerProcess] = []
 
-    def start(root_key=None, env=None) -> ServerProcess:
+    def start(root_key=None, env=None, args=None) -> ServerProcess:
         data_dir = tmp_path_factory.mktemp(f"server-{backend}") / "data"
         database = pg_databases.create() if backend == "postgres" else None
-        srv = ServerProcess(data_dir, database=database, env=env, root_key=root_key)
+        srv = ServerProcess(data_dir, database=database, env=env, root_key=root_key, args=args)
         started.append(srv)
         _SERVERS.append(srv)
         return srv.start()

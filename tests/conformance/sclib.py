@@ -260,13 +260,14 @@ class ServerProcess:
     READY_TIMEOUT = float(os.environ.get("SERVICECATALOG_TEST_READY_TIMEOUT", "60"))
 
     def __init__(self, data_dir: Path, database: str | None = None, env: dict | None = None,
-                 root_key: tuple[str, str] | None = None):
+                 root_key: tuple[str, str] | None = None, args: list[str] | None = None):
         self.binary = server_binary()
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.database = database
         self.root_key = root_key
         self.extra_env = dict(env or {})
+        self.extra_args = list(args or [])
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
@@ -277,10 +278,14 @@ class ServerProcess:
         env = dict(os.environ)
         for v in PROXY_VARS:
             env.pop(v, None)
-        env.pop("SERVICECATALOG_ROOT_ACCESS_KEY_ID", None)
-        env.pop("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET", None)
+        # the binary reads SERVICECATALOG_* (DATABASE, DATA_DIR, LISTEN, ROOT_ACCESS_KEY_*...):
+        # start from a clean slate so only what the test asks for applies
+        for k in [k for k in env if k.startswith("SERVICECATALOG_")]:
+            if not k.startswith("SERVICECATALOG_TEST_") and k != "SERVICECATALOG_BIN":
+                del env[k]
         env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{env.get('PATH', '')}"
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
         if self.root_key:
             env["SERVICECATALOG_ROOT_ACCESS_KEY_ID"], env["SERVICECATALOG_ROOT_ACCESS_KEY_SECRET"] = self.root_key
         env.update(self.extra_env)
@@ -304,7 +309,7 @@ class ServerProcess:
             raise RuntimeError(f"server binary {self.binary} not found: run `cargo build --release` "
                                "(or set SERVICECATALOG_BIN)")
         self.port = port or free_port()
-        cmd = [str(self.binary), "serve", "--listen", self.endpoint, *self.storage_args()]
+        cmd = [str(self.binary), "serve", "--listen", self.endpoint, *self.storage_args(), *self.extra_args]
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== {' '.join(cmd)}\n".encode())
             log.flush()

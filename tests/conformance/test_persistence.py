@@ -125,3 +125,9 @@ def test_replay_after_restart_is_still_rejected(fresh_server):
         pytest.skip("server could not come back on the same port")
     resp = req.send()
     assert (resp.status_code, resp.json().get("Code")) == (400, "SignatureNonceUsed"), resp.text
+
+
+def test_sample_catalog_flag(fresh_server):
+    """scripts/run starts `serve --sample-catalog`."""
+    srv = fresh_server(args=["--sample-catalog"])
+    assert srv.caller("v3").call("ListRegions")["Regions"]

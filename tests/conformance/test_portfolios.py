@@ -322,3 +322,21 @@ def test_concurrent_creates(server, admin_key):
     r = callers[0].call("ListPortfolios", {"Filters": by_text(tok), "PageSize": 100})
     assert r["TotalCount"] == 24
     assert {p["PortfolioId"] for p in r["PortfolioDetails"]} == set(ids)
+
+
+@pytest.mark.parametrize("field", ["ProviderName", "Description"])
+def test_update_length_limits_other_fields(admin_v3, field):
+    pid = create(admin_v3, description="d")
+    params = {"PortfolioId": pid, "PortfolioName": "n", "ProviderName": "p", field: "z" * 129}
+    e = expect_error(400, f"InvalidParameter.{field}", admin_v3.call, "UpdatePortfolio", params)
+    assert field in e.message
+    assert get(admin_v3, pid)[field] != "z" * 129
+
+
+def test_arn_names_a_known_region_and_one_account(admin_v3):
+    regions = {r["RegionId"] for r in admin_v3.call("ListRegions")["Regions"]}
+    arns = [get(admin_v3, create(admin_v3))["PortfolioArn"] for _ in range(2)]
+    parts = [a.split(":") for a in arns]
+    assert all(len(p) == 5 and p[:2] == ["acs", "servicecatalog"] for p in parts), arns
+    assert parts[0][2] in regions, (arns, regions)
+    assert parts[0][3] and parts[0][3] == parts[1][3], arns
