@@ -65,7 +65,9 @@ fn set_listener_nodelay(address: SocketAddr) -> io::Result<()> {
         let Ok(socket) = pidfd_getfd(&me, number, PidfdGetfdFlags::empty()) else {
             continue;
         };
-        let bound = getsockname(&socket).ok().and_then(|bound| SocketAddr::try_from(bound).ok());
+        let bound = getsockname(&socket)
+            .ok()
+            .and_then(|bound| SocketAddr::try_from(bound).ok());
         if bound == Some(address) {
             return Ok(sockopt::set_tcp_nodelay(&socket, true)?);
         }

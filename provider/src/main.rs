@@ -37,8 +37,10 @@ fn main() -> ExitCode {
 /// Serves the provider until Terraform shuts it down.
 async fn serve() -> Result<(), String> {
     let interrupted = CancellationToken::new();
-    lifecycle::absorb_interrupts(interrupted.clone()).map_err(|error| format!("cannot handle SIGINT: {error}"))?;
-    lifecycle::exit_with_parent().map_err(|error| format!("cannot watch the parent process: {error}"))?;
+    lifecycle::absorb_interrupts(interrupted.clone())
+        .map_err(|error| format!("cannot handle SIGINT: {error}"))?;
+    lifecycle::exit_with_parent()
+        .map_err(|error| format!("cannot watch the parent process: {error}"))?;
     handshake::relay_stdout().map_err(|error| format!("cannot relay stdout: {error}"))?;
     tf_provider::serve("sandbox", provider::SandboxProvider::new(interrupted))
         .await

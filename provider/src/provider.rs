@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
+};
 use tf_provider::value::{Value, ValueEmpty, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,11 @@ use crate::sandbox::Sandbox;
 const ROOT_ENV: &str = "SANDBOX_ROOT";
 
 /// Builds an attribute of a schema.
-pub fn attribute(kind: AttributeType, constraint: AttributeConstraint, description: &str) -> Attribute {
+pub fn attribute(
+    kind: AttributeType,
+    constraint: AttributeConstraint,
+    description: &str,
+) -> Attribute {
     Attribute {
         attr_type: kind,
         description: Description::plain(description.to_owned()),
@@ -114,7 +120,10 @@ impl Provider for SandboxProvider {
                 }
             },
             Value::Unknown => {
-                diags.error_short("The sandbox root must be known before apply", AttributePath::new("root"));
+                diags.error_short(
+                    "The sandbox root must be known before apply",
+                    AttributePath::new("root"),
+                );
                 return Some(());
             }
         };
@@ -137,7 +146,10 @@ impl Provider for SandboxProvider {
         Some(())
     }
 
-    fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! {
             "file" => FileResource::new(self.sandbox.clone()),
             "failure" => FailureResource,

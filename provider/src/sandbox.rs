@@ -104,6 +104,18 @@ impl Sandbox {
         resolved.extend(components);
         Ok(resolved)
     }
+
+    /// Removes the directories above `path` that are empty, up to the root (excluded).
+    pub fn remove_empty_parents(&self, path: &Path) {
+        let parents = path.ancestors().skip(1);
+        for directory in parents.take_while(|dir| dir.starts_with(&self.root) && *dir != self.root)
+        {
+            // Fails, and so stops, at the first directory that is not empty.
+            if std::fs::remove_dir(directory).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -119,17 +131,32 @@ mod tests {
 
     #[test]
     fn relative_paths_are_normalized() {
-        assert_eq!(parse_relative("a/./b.txt").unwrap(), PathBuf::from("a/b.txt"));
+        assert_eq!(
+            parse_relative("a/./b.txt").unwrap(),
+            PathBuf::from("a/b.txt")
+        );
         assert_eq!(parse_relative("a//b/").unwrap(), PathBuf::from("a/b"));
     }
 
     #[test]
     fn lexical_escapes_are_refused() {
-        assert!(matches!(parse_relative("/etc/passwd"), Err(PathError::Absolute(_))));
-        assert!(matches!(parse_relative("../x"), Err(PathError::ParentDir(_))));
-        assert!(matches!(parse_relative("a/../../x"), Err(PathError::ParentDir(_))));
+        assert!(matches!(
+            parse_relative("/etc/passwd"),
+            Err(PathError::Absolute(_))
+        ));
+        assert!(matches!(
+            parse_relative("../x"),
+            Err(PathError::ParentDir(_))
+        ));
+        assert!(matches!(
+            parse_relative("a/../../x"),
+            Err(PathError::ParentDir(_))
+        ));
         // Even a `..` that would stay inside is refused: simpler to explain than to allow.
-        assert!(matches!(parse_relative("a/../b"), Err(PathError::ParentDir(_))));
+        assert!(matches!(
+            parse_relative("a/../b"),
+            Err(PathError::ParentDir(_))
+        ));
         assert!(matches!(parse_relative(""), Err(PathError::Empty(_))));
         assert!(matches!(parse_relative("./."), Err(PathError::Empty(_))));
     }
@@ -180,6 +207,18 @@ mod tests {
         symlink(&sandbox.root, dir.path().join("root-link")).unwrap();
         let via_link = Sandbox::open(&dir.path().join("root-link")).unwrap();
         assert_eq!(via_link.root, sandbox.root);
+    }
+
+    #[test]
+    fn only_empty_parents_are_removed() {
+        let (_dir, sandbox) = sandbox();
+        std::fs::create_dir_all(sandbox.root.join("a/b/c")).unwrap();
+        std::fs::write(sandbox.root.join("a/keep"), "x").unwrap();
+        sandbox.remove_empty_parents(&sandbox.root.join("a/b/c/gone.txt"));
+        assert!(!sandbox.root.join("a/b").exists());
+        assert!(sandbox.root.join("a/keep").exists());
+        sandbox.remove_empty_parents(&sandbox.root.join("top.txt"));
+        assert!(sandbox.root.exists());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! `path` forces replacement, `content` is updated in place; `id` (the path) and `checksum` (SHA-256 of the
 //! content) are computed at plan time when their inputs are known. Read reports the file as it is on disk,
-//! so a hand-edited file plans an update and a deleted one plans a create.
+//! so a hand-edited file plans an update and a deleted one plans a create. Destroy also removes the
+//! directories left empty.
 
 use std::borrow::Cow;
 use std::io;
@@ -67,7 +68,11 @@ impl FileResource {
         match self.sandbox.get(diags)?.resolve(path) {
             Ok(target) => Some(target),
             Err(error) => {
-                diags.error("Invalid sandbox path", error.to_string(), AttributePath::new("path"));
+                diags.error(
+                    "Invalid sandbox path",
+                    error.to_string(),
+                    AttributePath::new("path"),
+                );
                 None
             }
         }
@@ -75,7 +80,12 @@ impl FileResource {
 }
 
 /// Turns an I/O outcome into a diagnostic naming the file.
-fn report<T>(diags: &mut Diagnostics, summary: &'static str, target: &Path, outcome: io::Result<T>) -> Option<T> {
+fn report<T>(
+    diags: &mut Diagnostics,
+    summary: &'static str,
+    target: &Path,
+    outcome: io::Result<T>,
+) -> Option<T> {
     outcome
         .map_err(|error| diags.root_error(summary, format!("{}: {error}", target.display())))
         .ok()
@@ -106,7 +116,11 @@ impl Resource for FileResource {
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
         if let Value::Value(path) = &config.path {
             if let Err(error) = parse_relative(path) {
-                diags.error("Invalid sandbox path", error.to_string(), AttributePath::new("path"));
+                diags.error(
+                    "Invalid sandbox path",
+                    error.to_string(),
+                    AttributePath::new("path"),
+                );
             }
         }
         Some(())
@@ -128,7 +142,8 @@ impl Resource for FileResource {
         };
         match std::fs::read(&target) {
             Ok(bytes) => {
-                state.content = Value::Value(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()));
+                state.content =
+                    Value::Value(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()));
                 state.checksum = Value::Value(Cow::Owned(checksum(&bytes)));
                 Some((state, private_state))
             }
@@ -215,10 +230,13 @@ impl Resource for FileResource {
         let Value::Value(path) = &prior_state.path else {
             return Some(());
         };
+        let sandbox = self.sandbox.get(diags)?;
         let target = self.locate(diags, path)?;
         match std::fs::remove_file(&target) {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Some(()),
-            outcome => report(diags, "Cannot delete the sandbox file", &target, outcome),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            outcome => report(diags, "Cannot delete the sandbox file", &target, outcome)?,
         }
+        sandbox.remove_empty_parents(&target);
+        Some(())
     }
 }
