@@ -96,6 +96,14 @@ class RawRequest:
         q = urlencode(self.query)
         return f"http://{self.endpoint}/" + (f"?{q}" if q else "")
 
+    def resign_v3(self, access_key_id: str, secret: str) -> "RawRequest":
+        """Recomputes x-acs-content-sha256 and the V3 Authorization after a test edited the request."""
+        self.headers.pop("Authorization", None)
+        self.headers["x-acs-content-sha256"] = hashlib.sha256(self.body).hexdigest()
+        self.headers["Authorization"] = v3_authorization(self.method, "/", self.query, self.headers, self.body,
+                                                         access_key_id, secret)
+        return self
+
     def send(self, session=None, timeout: float = 30):
         import requests  # only needed when actually sending
 
