@@ -347,3 +347,14 @@ def test_form_body_with_charset_parameter(raw):
 def test_users_create_with_role(make_user):
     user = make_user(role="ProvisioningRole")
     assert set(user) == {"UserName", "PrincipalId", "PrincipalType", "AccessKeyId", "AccessKeySecret"}
+
+
+def test_users_create_duplicate_name_fails(server, make_user):
+    user = make_user()
+    res = server.cli("users", "create", user["UserName"], "--json", check=False)
+    assert res.returncode != 0, res.stdout
+    assert server.caller("v3", (user["AccessKeyId"], user["AccessKeySecret"])).call("ListRegions")["Regions"]
+
+
+def test_users_delete_unknown_fails(server):
+    assert server.cli("users", "delete", uniq("nobody-"), check=False).returncode != 0
