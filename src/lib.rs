@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod engine;
 pub mod fs;
 pub mod protocol;
 pub mod server;

@@ -7,6 +7,7 @@ pub mod grant;
 mod migrate;
 pub mod portfolio;
 pub mod principal;
+pub mod provisioning;
 mod sql;
 
 use std::str::FromStr;

@@ -1,0 +1,131 @@
+//! A task's log as it is written: Terraform's output is buffered per (command, stream) and
+//! flushed to the store a few times a second, so readers see a running task's log while it runs,
+//! without one write per line. Past the size cap, one truncation note is written and the rest is
+//! dropped (the pipes keep being drained).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::store::provisioning::LogChunk;
+use crate::store::Store;
+
+/// How often buffered output reaches the store.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+struct Buffer {
+    next_seq: i64,
+    pending: Vec<LogChunk>,
+    written_bytes: usize,
+    truncated: bool,
+}
+
+/// The log of one task.
+#[derive(Clone)]
+pub struct TaskLog {
+    store: Store,
+    task_id: String,
+    cap_bytes: usize,
+    buffer: Arc<Mutex<Buffer>>,
+}
+
+impl TaskLog {
+    /// A log for `task_id` holding at most `cap_bytes` of output.
+    pub fn new(store: Store, task_id: &str, cap_bytes: usize) -> Self {
+        TaskLog {
+            store,
+            task_id: task_id.to_string(),
+            cap_bytes,
+            buffer: Arc::new(Mutex::new(Buffer { next_seq: 1, pending: Vec::new(), written_bytes: 0, truncated: false })),
+        }
+    }
+
+    /// Appends output of `command` on `stream`.
+    pub fn push(&self, command: &str, stream: &str, text: &str) {
+        let mut b = self.buffer.lock().expect("log buffer lock");
+        if b.truncated {
+            return;
+        }
+        let room = self.cap_bytes.saturating_sub(b.written_bytes);
+        let (text, truncate) = if text.len() > room {
+            let mut cut = room;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            (&text[..cut], true)
+        } else {
+            (text, false)
+        };
+        b.written_bytes += text.len();
+        append(&mut b, command, stream, text);
+        if truncate {
+            b.truncated = true;
+            let note = format!("\n[servicecatalog: log truncated at {} bytes; further output was discarded]\n", self.cap_bytes);
+            append(&mut b, command, stream, &note);
+        }
+    }
+
+    /// Writes what is buffered.
+    pub async fn flush(&self) {
+        let chunks = std::mem::take(&mut self.buffer.lock().expect("log buffer lock").pending);
+        if let Err(e) = self.store.append_logs(&self.task_id, &chunks).await {
+            tracing::warn!(task_id = %self.task_id, error = %e, "could not write task log; keeping it for the next flush");
+            let mut b = self.buffer.lock().expect("log buffer lock");
+            let mut kept = chunks;
+            kept.append(&mut b.pending);
+            b.pending = kept;
+        }
+    }
+
+    /// Flushes periodically until the returned guard is dropped (a final [`flush`](Self::flush)
+    /// is the caller's).
+    pub fn flush_in_background(&self) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                log.flush().await;
+            }
+        })
+    }
+}
+
+fn append(b: &mut Buffer, command: &str, stream: &str, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    if let Some(last) = b.pending.last_mut().filter(|l| l.command == command && l.stream == stream) {
+        last.content.push_str(text);
+        return;
+    }
+    let seq = b.next_seq;
+    b.next_seq += 1;
+    b.pending.push(LogChunk { seq, command: command.to_string(), stream: stream.to_string(), content: text.to_string() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn output_is_merged_per_stream_capped_and_readable_after_a_flush() {
+        let (store, _dir) = testing::sqlite().await;
+        crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+        let log = TaskLog::new(store.clone(), "task-1", 20);
+        log.push("init", "stdout", "a\n");
+        log.push("init", "stdout", "b\n");
+        log.push("init", "stderr", "c\n");
+        log.flush().await;
+        let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].content, "a\nb\n");
+        log.push("apply", "stdout", "0123456789abcdefghij");
+        log.push("apply", "stdout", "more");
+        log.flush().await;
+        let chunks = store.task_logs("task-1", 2, 100).await.unwrap();
+        assert!(chunks[0].content.starts_with("0123456789abcd"));
+        assert!(chunks[0].content.contains("log truncated"));
+        assert!(!chunks[0].content.contains("more"));
+    }
+}

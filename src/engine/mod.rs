@@ -1,0 +1,349 @@
+//! The task engine: a pool of workers that claim queued tasks from the store, hold a lease on
+//! each while Terraform runs (renewed by heartbeat), and record logs, state and outputs. Workers
+//! wake at once when a task is queued on this node; a slow poll covers tasks queued elsewhere. A
+//! reaper fails the tasks whose lease expired (their worker died) so that no task stays
+//! `InProgress` and no product stays `UnderChange`, salvaging the state a killed Terraform left.
+
+mod logs;
+pub mod terraform;
+mod workspace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+
+use crate::auth::secrets::SecretBox;
+use crate::store::provisioning::{Task, TaskOutcome};
+use crate::store::{Store, StoreError};
+pub use logs::TaskLog;
+use terraform::{error_summary, RunError, Terraform};
+pub use workspace::{typed_variable, TaskInputs};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Number of tasks run at once on this node (0: API-only node).
+    pub workers: usize,
+    /// Terraform binary; else `terraform`, then `tofu`, on PATH.
+    pub terraform: Option<PathBuf>,
+    /// Data directory: task working directories, provider mirror, sandboxes live below it.
+    pub data_dir: PathBuf,
+    /// Time limit of one task.
+    pub task_timeout: Duration,
+    /// Lease length; a task whose worker stops renewing is failed after this long.
+    pub lease: Duration,
+    /// Largest log kept per task.
+    pub log_cap_bytes: usize,
+}
+
+/// The worker pool of one node.
+pub struct Engine {
+    store: Store,
+    secrets: SecretBox,
+    config: EngineConfig,
+    wake: Notify,
+    node_id: String,
+    provider_mirror: Option<PathBuf>,
+}
+
+/// Provider source address of the bundled sandbox provider.
+pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
+const SANDBOX_PROVIDER_VERSION: &str = "0.1.0";
+
+impl Engine {
+    /// An engine over the store; prepares the provider mirror.
+    pub fn new(store: Store, secrets: SecretBox, config: EngineConfig) -> Arc<Self> {
+        let provider_mirror = prepare_provider_mirror(&config.data_dir);
+        Arc::new(Engine { store, secrets, wake: Notify::new(), node_id: crate::store::new_id("node"), provider_mirror, config })
+    }
+
+    /// Wakes an idle worker: a task was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Starts the workers and the lease reaper.
+    pub fn start(self: &Arc<Self>) {
+        for n in 0..self.config.workers {
+            let engine = Arc::clone(self);
+            let worker = format!("{}/{n}", engine.node_id);
+            tokio::spawn(async move { engine.work(worker).await });
+        }
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.reap().await });
+    }
+
+    async fn work(self: Arc<Self>, worker: String) {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        loop {
+            match self.store.claim_task(&worker, lease_ms).await {
+                Ok(Some(task)) => {
+                    self.run(&worker, task).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim tasks"),
+            }
+            // Woken at once for tasks queued here; the timeout covers other nodes and errors.
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
+        }
+    }
+
+    /// Runs one claimed task to its end, then records the outcome if the lease is still ours.
+    async fn run(&self, worker: &str, task: Task) {
+        tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
+        let (cancel_tx, cancel_rx) = watch::channel(None);
+        let heartbeat = self.heartbeat(worker, &task.task_id, cancel_tx);
+        let log = TaskLog::new(self.store.clone(), &task.task_id, self.config.log_cap_bytes);
+        let flusher = log.flush_in_background();
+        let outcome = tokio::select! {
+            outcome = self.execute(&task, &log, cancel_rx) => outcome,
+            _ = heartbeat => TaskOutcome::Failed { message: "The worker lost its lease on the task.".into() },
+        };
+        flusher.abort();
+        log.flush().await;
+        let dir = self.work_dir(&task.task_id);
+        let _ = std::fs::remove_dir_all(&dir);
+        match self.store.finish_task(&task, Some(worker), &outcome).await {
+            Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
+            Ok(false) => tracing::warn!(task_id = %task.task_id, "task outcome not recorded: the lease was lost"),
+            Err(e) => tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire"),
+        }
+    }
+
+    /// Renews the lease until it is lost (then signals cancellation and returns).
+    async fn heartbeat(&self, worker: &str, task_id: &str, cancel: watch::Sender<Option<String>>) {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let mut tick = tokio::time::interval(self.config.lease / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.store.renew_lease(task_id, worker, lease_ms).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = cancel.send(Some("The worker lost its lease on the task.".into()));
+                    // Give Terraform its grace period to stop before the select gives up.
+                    tokio::time::sleep(Duration::from_secs(15)).await;
+                    return;
+                }
+                Err(e) => tracing::warn!(task_id, error = %e, "cannot renew the task lease"),
+            }
+        }
+    }
+
+    fn work_dir(&self, task_id: &str) -> PathBuf {
+        self.config.data_dir.join("work").join(task_id)
+    }
+
+    async fn execute(&self, task: &Task, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
+        match self.try_execute(task, log, cancel).await {
+            Ok(outputs) => TaskOutcome::Succeeded { outputs },
+            Err(message) => {
+                log.push("servicecatalog", "stderr", &format!("{message}\n"));
+                TaskOutcome::Failed { message }
+            }
+        }
+    }
+
+    async fn try_execute(&self, task: &Task, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> Result<String, String> {
+        let binary = terraform::find_binary(self.config.terraform.as_deref())
+            .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
+        let inputs = TaskInputs::load(&self.store, &self.secrets, task).await.map_err(|e| e.to_string())?;
+        let dir = self.work_dir(&task.task_id);
+        let state = self.current_state(&task.provisioned_product_id).await.map_err(internal)?;
+        inputs.write(&dir, state.as_deref()).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
+        let sandbox = self.config.data_dir.join("sandbox").join(&task.provisioned_product_id);
+        std::fs::create_dir_all(&sandbox).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
+        let env = self.environment(task, &dir, &sandbox, &inputs.launch_env);
+        let tf = Terraform {
+            binary: &binary,
+            dir: &dir,
+            env: &env,
+            deadline: tokio::time::Instant::now() + self.config.task_timeout,
+            timeout: self.config.task_timeout,
+            cancel,
+            log,
+        };
+        let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
+        let terminate = task.task_type == "TerminateProvisionedProduct";
+        step(&tf, "version", &["version", "-no-color"]).await?;
+        step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
+        let mut plan = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
+        if terminate {
+            plan.push("-destroy");
+        }
+        step(&tf, "plan", &plan).await?;
+        let applied = step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]).await;
+        self.collect_state(task, &dir, state.as_deref()).await.map_err(internal)?;
+        applied?;
+        if terminate {
+            return Ok("[]".into());
+        }
+        let (finished, stdout) = tf.run(None, &["output", "-json", "-no-color"]).await.map_err(|e| e.to_string())?;
+        if !finished.status.success() {
+            return Err(format!("terraform output failed: {}", error_summary(&finished.stderr)));
+        }
+        Ok(inputs.outputs(&stdout).to_string())
+    }
+
+    fn environment(&self, task: &Task, dir: &Path, sandbox: &Path, launch_env: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
+            ("HOME".into(), dir.display().to_string()),
+            ("TF_IN_AUTOMATION".into(), "1".into()),
+            ("TF_INPUT".into(), "0".into()),
+            ("TF_FORK".into(), "0".into()),
+            ("CHECKPOINT_DISABLE".into(), "1".into()),
+            ("RUST_LIB_BACKTRACE".into(), "0".into()),
+            ("ALICLOUD_REGION".into(), task.stack_region_id.clone()),
+            ("ALIBABA_CLOUD_REGION".into(), task.stack_region_id.clone()),
+            ("SANDBOX_ROOT".into(), sandbox.display().to_string()),
+        ];
+        if let Some(mirror) = &self.provider_mirror {
+            env.push(("TF_CLI_CONFIG_FILE".into(), mirror.join("terraform.rc").display().to_string()));
+        }
+        env.extend(launch_env.iter().cloned());
+        env
+    }
+
+    async fn current_state(&self, provisioned_product_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(match self.store.latest_state(provisioned_product_id).await? {
+            Some((_, sealed)) => Some(self.secrets.open(&sealed).ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Protocol("a Terraform state cannot be opened with the master key".into()))
+            })?),
+            None => None,
+        })
+    }
+
+    /// Saves the state Terraform left in `dir` when it differs from `before` (an `errored.tfstate`
+    /// wins; an empty file, as a killed Terraform may leave, never replaces a good version).
+    async fn collect_state(&self, task: &Task, dir: &Path, before: Option<&str>) -> Result<(), StoreError> {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().filter(|s| !s.trim().is_empty());
+        if let Some(state) = read("errored.tfstate").or_else(|| read("terraform.tfstate")) {
+            if Some(state.as_str()) != before {
+                let version = self.store.save_state(&task.provisioned_product_id, &task.task_id, &self.secrets.seal(&state)).await?;
+                tracing::info!(task_id = %task.task_id, version, "saved Terraform state");
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails the tasks whose worker died, after salvaging what they left on this node.
+    async fn reap(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.lease / 2);
+        loop {
+            tick.tick().await;
+            let expired = match self.store.expired_tasks().await {
+                Ok(expired) => expired,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot look for expired tasks");
+                    continue;
+                }
+            };
+            for task in expired {
+                let dir = self.work_dir(&task.task_id);
+                if dir.exists() {
+                    terraform::kill_leftover_group(&dir);
+                    let before = self.current_state(&task.provisioned_product_id).await.ok().flatten();
+                    if let Err(e) = self.collect_state(&task, &dir, before.as_deref()).await {
+                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot salvage the state of an interrupted task");
+                    }
+                }
+                let outcome = TaskOutcome::Failed {
+                    message: "The task was interrupted: the server running it stopped before it finished (its lease expired). \
+                              The Terraform state saved by its last command is kept; retry with UpdateProvisionedProduct \
+                              or clean up with TerminateProvisionedProduct."
+                        .into(),
+                };
+                match self.store.fail_expired_task(&task, &outcome).await {
+                    Ok(true) => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        tracing::warn!(task_id = %task.task_id, "failed a task whose worker died");
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(task_id = %task.task_id, error = %e, "cannot fail an expired task"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs one Terraform command, turning a failure into the task's `StatusMessage`.
+async fn step(tf: &Terraform<'_>, label: &str, args: &[&str]) -> Result<(), String> {
+    let (finished, _) = tf.run(Some(label), args).await.map_err(|e: RunError| e.to_string())?;
+    if finished.status.success() {
+        Ok(())
+    } else {
+        Err(format!("terraform {label} failed ({}): {}", finished.status, error_summary(&finished.stderr)))
+    }
+}
+
+fn internal(e: StoreError) -> String {
+    tracing::error!(error = %e, "task failed on a store error");
+    "An internal error stopped the task.".into()
+}
+
+fn outcome_name(outcome: &TaskOutcome) -> &'static str {
+    match outcome {
+        TaskOutcome::Succeeded { .. } => "Succeeded",
+        TaskOutcome::Failed { .. } => "Failed",
+    }
+}
+
+/// Lays out a read-only filesystem mirror with the bundled sandbox provider (found next to this
+/// executable) and a CLI configuration that installs from it; `None` when the provider is absent.
+fn prepare_provider_mirror(data_dir: &Path) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let provider = exe.parent()?.join("terraform-provider-sandbox");
+    if !provider.is_file() {
+        tracing::info!("the sandbox provider is not installed next to the server; templates cannot use it");
+        return None;
+    }
+    let mirror = data_dir.join("providers");
+    let target = mirror
+        .join(SANDBOX_PROVIDER)
+        .join(SANDBOX_PROVIDER_VERSION)
+        .join("linux_amd64")
+        .join(format!("terraform-provider-sandbox_v{SANDBOX_PROVIDER_VERSION}"));
+    let result = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(target.parent().expect("has a parent"))?;
+        let tmp = target.with_extension("tmp");
+        std::fs::copy(&provider, &tmp)?;
+        std::fs::rename(&tmp, &target)?;
+        let rc = format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = {path}\n    include = [\"servicecatalog.local/*/*\"]\n  }}\n  direct {{\n    exclude = [\"servicecatalog.local/*/*\"]\n  }}\n}}\n",
+            path = json!(mirror.display().to_string())
+        );
+        std::fs::write(mirror.join("terraform.rc"), rc)
+    })();
+    match result {
+        Ok(()) => Some(mirror),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot prepare the provider mirror");
+            None
+        }
+    }
+}
+
+/// The JSON `Outputs` list of a task from `terraform output -json`.
+pub fn outputs_json(raw: &str, describe: impl Fn(&str) -> String) -> Value {
+    let parsed: serde_json::Map<String, Value> = serde_json::from_str(raw).unwrap_or_default();
+    let list: Vec<Value> = parsed
+        .iter()
+        .map(|(name, o)| {
+            let value = if o["sensitive"].as_bool().unwrap_or(false) {
+                "******".to_string()
+            } else {
+                match &o["value"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }
+            };
+            json!({"OutputKey": name, "OutputValue": value, "Description": describe(name)})
+        })
+        .collect();
+    Value::Array(list)
+}

@@ -1,0 +1,218 @@
+//! Running the `terraform` (or `tofu`) CLI for one task: argv without a shell, in its own process
+//! group (Terraform 1.0 re-executes itself; signalling the group reaches the real process), with
+//! an allow-listed environment, each command's stdout and stderr streamed into the task log, and
+//! a deadline that interrupts Terraform gracefully (SIGINT) and then by force (SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::logs::TaskLog;
+
+/// Time Terraform gets to stop after SIGINT before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// Name of the file recording the running command's process group, for crash recovery.
+pub const PGID_FILE: &str = ".servicecatalog-pgid";
+
+/// Finds the Terraform binary: the configured path, else `terraform`, else `tofu` on PATH.
+pub fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = configured {
+        return Some(path.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    ["terraform", "tofu"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Why a command did not complete normally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The binary could not be started.
+    #[error("cannot start {binary}: {source}")]
+    Spawn { binary: String, source: std::io::Error },
+    /// The task's deadline passed; Terraform was interrupted.
+    #[error("the task exceeded its time limit of {0} seconds and Terraform was stopped")]
+    TimedOut(u64),
+    /// The worker lost its lease or is shutting down; Terraform was interrupted.
+    #[error("{0}")]
+    Cancelled(String),
+}
+
+/// What a finished command left.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// The end of its stderr (for `StatusMessage`).
+    pub stderr: String,
+}
+
+/// One task's Terraform session in its working directory.
+pub struct Terraform<'a> {
+    /// The binary.
+    pub binary: &'a Path,
+    /// Working directory (the task's).
+    pub dir: &'a Path,
+    /// The complete environment of the child.
+    pub env: &'a [(String, String)],
+    /// When the task must be done.
+    pub deadline: Instant,
+    /// Total time limit, for messages.
+    pub timeout: Duration,
+    /// Becomes `Some(reason)` when the task must stop.
+    pub cancel: watch::Receiver<Option<String>>,
+    /// Where output goes.
+    pub log: &'a TaskLog,
+}
+
+impl Terraform<'_> {
+    /// Runs `terraform ARGS`, logging its output under `label` (`None`: not logged, for commands
+    /// whose output holds secrets), and returns its status and captured stdout.
+    pub async fn run(&self, label: Option<&str>, args: &[&str]) -> Result<(Finished, String), RunError> {
+        let mut child = Command::new(self.binary)
+            .args(args)
+            .current_dir(self.dir)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| RunError::Spawn { binary: self.binary.display().to_string(), source })?;
+        let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+        if let Some(pgid) = pgid {
+            let _ = std::fs::write(self.dir.join(PGID_FILE), pgid.as_raw().to_string());
+        }
+        let stdout = read_stream(child.stdout.take().expect("piped"), label.map(|l| (self.log, l, "stdout")), label.is_none());
+        let stderr = read_stream(child.stderr.take().expect("piped"), label.map(|l| (self.log, l, "stderr")), true);
+        let mut cancel = self.cancel.clone();
+        let waited = async {
+            tokio::select! {
+                status = child.wait() => Ok(status),
+                _ = tokio::time::sleep_until(self.deadline) => Err(RunError::TimedOut(self.timeout.as_secs())),
+                reason = wait_cancel(&mut cancel) => Err(RunError::Cancelled(reason)),
+            }
+        };
+        let (waited, stdout, stderr) = tokio::join!(waited, stdout, stderr);
+        let _ = std::fs::remove_file(self.dir.join(PGID_FILE));
+        match waited {
+            Ok(Ok(status)) => Ok((Finished { status, stderr }, stdout)),
+            Ok(Err(e)) => Err(RunError::Spawn { binary: self.binary.display().to_string(), source: e }),
+            Err(stop) => {
+                if let Some(pgid) = pgid {
+                    interrupt_group(pgid, &mut child).await;
+                }
+                Err(stop)
+            }
+        }
+    }
+}
+
+async fn wait_cancel(cancel: &mut watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(reason) = cancel.borrow().clone() {
+            return reason;
+        }
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// SIGINT to the group, then SIGKILL after the grace period.
+async fn interrupt_group(pgid: Pid, child: &mut tokio::process::Child) {
+    let _ = killpg(pgid, Signal::SIGINT);
+    if tokio::time::timeout(INTERRUPT_GRACE, child.wait()).await.is_err() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+}
+
+/// Kills a process group left by a previous run of the server (recorded in [`PGID_FILE`]).
+pub fn kill_leftover_group(dir: &Path) {
+    if let Some(pgid) = std::fs::read_to_string(dir.join(PGID_FILE)).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = std::fs::remove_file(dir.join(PGID_FILE));
+    }
+}
+
+/// Reads a stream line by line into the log; returns what was read when `capture` is set (the
+/// last 64 KiB), so stderr can become a task's `StatusMessage` and `output -json` can be parsed.
+async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str, &str)>, capture: bool) -> String {
+    const KEEP: usize = 64 * 1024;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut captured = String::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                if let Some((log, command, name)) = log {
+                    log.push(command, name, &text);
+                }
+                if capture {
+                    captured.push_str(&text);
+                    if captured.len() > 2 * KEEP {
+                        let mut cut = captured.len() - KEEP;
+                        while !captured.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        captured.drain(..cut);
+                    }
+                }
+            }
+        }
+    }
+    captured
+}
+
+/// Terraform's error text from its stderr, for a task's `StatusMessage`: the `Error:` blocks when
+/// there are any, else the last lines; at most 4 KiB.
+pub fn error_summary(stderr: &str) -> String {
+    let text = stderr.trim();
+    let from = text.find("Error: ").map_or(0, |i| text[..i].rfind('\n').map_or(0, |n| n + 1));
+    let mut summary: String = text[from..].lines().map(|l| l.trim_start_matches(['│', '╷', '╵', ' '])).collect::<Vec<_>>().join("\n");
+    summary = summary.trim().to_string();
+    if summary.len() > 4096 {
+        let mut cut = 4096;
+        while !summary.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        summary.truncate(cut);
+        summary.push('…');
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_summary_keeps_terraforms_error_without_box_drawing() {
+        let stderr = "\n╷\n│ Error: Invalid value for variable\n│ \n│   on main.tf line 1:\n│    1: variable \"n\" {\n╵\n";
+        let s = error_summary(stderr);
+        assert!(s.starts_with("Error: Invalid value for variable"));
+        assert!(s.contains("on main.tf line 1:"));
+        assert!(!s.contains('│'));
+    }
+
+    #[test]
+    fn the_configured_binary_wins() {
+        assert_eq!(find_binary(Some(Path::new("/x/terraform"))), Some(PathBuf::from("/x/terraform")));
+    }
+}

@@ -1,0 +1,207 @@
+//! A task's inputs and working directory: the version's Workspace files, an override that keeps
+//! state in a local file (which the engine loads from and saves to the database), the current
+//! state, and the parameters as a JSON variables file (values taken literally: no HCL is built
+//! from user input).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::auth::secrets::SecretBox;
+use crate::store::provisioning::Task;
+use crate::store::Store;
+
+/// The variables file passed with `-var-file`.
+pub const VARIABLES_FILE: &str = "servicecatalog.tfvars.json";
+
+/// Forces the local backend whatever the template declares: state is ours.
+const BACKEND_OVERRIDE: &str = "terraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
+
+/// Everything a task needs besides the state.
+pub struct TaskInputs {
+    workspace: BTreeMap<String, String>,
+    variables: BTreeMap<String, Value>,
+    output_descriptions: BTreeMap<String, String>,
+    /// Environment variables of the launch role.
+    pub launch_env: Vec<(String, String)>,
+}
+
+/// Why inputs could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The version's template is gone or not a Terraform template.
+    #[error("{0}")]
+    Template(String),
+    /// Stored data could not be read.
+    #[error("An internal error stopped the task: {0}")]
+    Internal(String),
+}
+
+impl TaskInputs {
+    /// Loads the template of the task's version, its parameters and the launch role's variables.
+    pub async fn load(store: &Store, secrets: &SecretBox, task: &Task) -> Result<TaskInputs, InputError> {
+        let internal = |e: crate::store::StoreError| InputError::Internal(e.to_string());
+        let (template_type, body) = store
+            .version_template(&task.product_version_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| InputError::Template(format!("The template of product version {} no longer exists.", task.product_version_id)))?;
+        if template_type != "RosTerraformTemplate" {
+            return Err(InputError::Template(format!(
+                "Product version {} has a {template_type}, which this service cannot provision; only RosTerraformTemplate is supported.",
+                task.product_version_id
+            )));
+        }
+        let template: Value = serde_json::from_str(&body).map_err(|e| InputError::Template(format!("The template is not valid JSON: {e}")))?;
+        let workspace: BTreeMap<String, String> = serde_json::from_value(template["Workspace"].clone())
+            .map_err(|e| InputError::Template(format!("The template's Workspace is invalid: {e}")))?;
+        let declared = declarations(&workspace);
+        let parameters: Vec<Value> = secrets
+            .open(&task.parameters_sealed)
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .ok_or_else(|| InputError::Internal("the task's parameters cannot be opened".into()))?;
+        let variables = parameters
+            .iter()
+            .filter_map(|p| {
+                let key = p["ParameterKey"].as_str()?;
+                let raw = p["ParameterValue"].as_str().unwrap_or_default();
+                Some((key.to_string(), typed_variable(declared.variable_types.get(key).map(String::as_str), raw)))
+            })
+            .collect();
+        let launch_env = match &task.launch_role {
+            None => Vec::new(),
+            Some(role) => {
+                let sealed = store
+                    .launch_role_env_sealed(role)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| InputError::Template(format!("The launch role {role:?} of the Launch constraint no longer exists.")))?;
+                let env: BTreeMap<String, String> = secrets
+                    .open(&sealed)
+                    .and_then(|e| serde_json::from_str(&e).ok())
+                    .ok_or_else(|| InputError::Internal("the launch role's variables cannot be opened".into()))?;
+                env.into_iter().collect()
+            }
+        };
+        Ok(TaskInputs { workspace, variables, output_descriptions: declared.output_descriptions, launch_env })
+    }
+
+    /// Lays out a fresh working directory: files, backend override, variables and state.
+    pub fn write(&self, dir: &Path, state: Option<&str>) -> std::io::Result<()> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        for (path, content) in &self.workspace {
+            let relative = Path::new(path);
+            if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                return Err(std::io::Error::other(format!("the Workspace path {path:?} leaves the working directory")));
+            }
+            let target = dir.join(relative);
+            std::fs::create_dir_all(target.parent().expect("joined path has a parent"))?;
+            std::fs::write(target, content)?;
+        }
+        std::fs::write(dir.join("zzz_servicecatalog_override.tf"), BACKEND_OVERRIDE)?;
+        std::fs::write(dir.join(VARIABLES_FILE), serde_json::to_vec(&self.variables)?)?;
+        if let Some(state) = state {
+            std::fs::write(dir.join("terraform.tfstate"), state)?;
+        }
+        Ok(())
+    }
+
+    /// The task's `Outputs` from `terraform output -json`, with descriptions from the template.
+    pub fn outputs(&self, output_json: &str) -> Value {
+        super::outputs_json(output_json, |name| self.output_descriptions.get(name).cloned().unwrap_or_default())
+    }
+}
+
+/// What the engine needs from the template's root module.
+#[derive(Default)]
+struct Declarations {
+    variable_types: BTreeMap<String, String>,
+    output_descriptions: BTreeMap<String, String>,
+}
+
+/// Variable types and output descriptions declared in the root module's `.tf` files.
+fn declarations(workspace: &BTreeMap<String, String>) -> Declarations {
+    let mut out = Declarations::default();
+    for (path, text) in workspace.iter().filter(|(p, _)| !p.contains('/')) {
+        let Ok(body) = hcl::parse(text) else {
+            tracing::debug!(path, "template file does not parse; Terraform will report it");
+            continue;
+        };
+        for block in body.blocks() {
+            let Some(name) = block.labels().first().map(|l| l.as_str().to_string()) else { continue };
+            let attribute = |key: &str| block.body().attributes().find(|a| a.key() == key).map(|a| a.expr().clone());
+            match block.identifier() {
+                "variable" => {
+                    if let Some(kind) = attribute("type") {
+                        out.variable_types.insert(name, hcl::format::to_string(&kind).unwrap_or_default());
+                    }
+                }
+                "output" => {
+                    if let Some(hcl::Expression::String(description)) = attribute("description") {
+                        out.output_descriptions.insert(name, description);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// A parameter's value as Terraform should receive it in the JSON variables file: strings stay
+/// strings (Terraform converts them to numbers and booleans itself); collection and structural
+/// types (and untyped variables given JSON collections) are parsed from JSON text.
+pub fn typed_variable(declared_type: Option<&str>, raw: &str) -> Value {
+    let structural = match declared_type.map(str::trim) {
+        Some(t) => ["list", "map", "set", "object", "tuple"].iter().any(|k| t.starts_with(k)) || t == "any",
+        None => raw.trim_start().starts_with(['[', '{']),
+    };
+    if structural {
+        if let Ok(value) = serde_json::from_str::<Value>(raw) {
+            return value;
+        }
+    }
+    Value::String(raw.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_typed_by_the_declared_type() {
+        assert_eq!(typed_variable(Some("string"), "[1]"), Value::String("[1]".into()));
+        assert_eq!(typed_variable(Some("number"), "3"), Value::String("3".into()));
+        assert_eq!(typed_variable(Some("list(string)"), "[\"a\"]"), serde_json::json!(["a"]));
+        assert_eq!(typed_variable(None, "{\"a\":1}"), serde_json::json!({"a": 1}));
+        assert_eq!(typed_variable(Some("map(string)"), "not json"), Value::String("not json".into()));
+    }
+
+    #[test]
+    fn declarations_are_read_from_root_module_files() {
+        let workspace = BTreeMap::from([
+            ("main.tf".to_string(), "variable \"tags\" {\n type = map(string)\n}\noutput \"url\" {\n description = \"Where\"\n value = 1\n}\n".to_string()),
+            ("modules/x/main.tf".to_string(), "output \"inner\" {\n description = \"no\"\n value = 1\n}\n".to_string()),
+        ]);
+        let d = declarations(&workspace);
+        assert_eq!(d.variable_types["tags"], "map(string)");
+        assert_eq!(d.output_descriptions["url"], "Where");
+        assert!(!d.output_descriptions.contains_key("inner"));
+    }
+
+    #[test]
+    fn a_workspace_path_cannot_escape() {
+        let inputs = TaskInputs {
+            workspace: BTreeMap::from([("../evil.tf".to_string(), String::new())]),
+            variables: BTreeMap::new(),
+            output_descriptions: BTreeMap::new(),
+            launch_env: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        assert!(inputs.write(&dir.path().join("w"), None).is_err());
+    }
+}

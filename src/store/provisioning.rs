@@ -1,0 +1,639 @@
+//! Provisioned products, their tasks (a durable queue with leases), task logs and the versioned,
+//! sealed Terraform state of each provisioned product.
+
+use sqlx::Row;
+
+use super::sql::{contains_pattern, Sql};
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
+
+/// Provisioned product status: ready.
+pub const AVAILABLE: &str = "Available";
+/// Provisioned product status: a task is running.
+pub const UNDER_CHANGE: &str = "UnderChange";
+/// Provisioned product status: the last task failed.
+pub const ERROR: &str = "Error";
+/// Task status: queued or running.
+pub const IN_PROGRESS: &str = "InProgress";
+/// Task status: done.
+pub const SUCCEEDED: &str = "Succeeded";
+/// Task status: failed.
+pub const FAILED: &str = "Failed";
+
+/// A provisioned product (an instance of a product version).
+#[derive(Debug, Clone)]
+pub struct ProvisionedProduct {
+    pub provisioned_product_id: String,
+    pub provisioned_product_name: String,
+    pub owner_principal_id: String,
+    pub owner_principal_type: String,
+    pub product_id: String,
+    pub product_version_id: String,
+    pub portfolio_id: String,
+    pub stack_region_id: String,
+    pub stack_id: String,
+    pub status: String,
+    pub status_message: String,
+    /// Sealed JSON array of `{ParameterKey, ParameterValue}` last applied successfully.
+    pub parameters_sealed: String,
+    pub last_task_id: Option<String>,
+    pub last_provisioning_task_id: Option<String>,
+    pub last_successful_provisioning_task_id: Option<String>,
+    pub created_at: i64,
+    /// Product and version names (joined in on reads).
+    pub product_name: String,
+    pub product_version_name: String,
+}
+
+/// A task: one launch, update or terminate.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub task_id: String,
+    /// `LaunchProduct`, `UpdateProvisionedProduct` or `TerminateProvisionedProduct`.
+    pub task_type: String,
+    pub provisioned_product_id: String,
+    pub provisioned_product_name: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub product_version_id: String,
+    pub product_version_name: String,
+    pub portfolio_id: String,
+    pub stack_region_id: String,
+    /// Sealed JSON array of `{ParameterKey, ParameterValue}`.
+    pub parameters_sealed: String,
+    /// JSON array of the names of sensitive parameters (masked in responses).
+    pub sensitive_parameters: String,
+    /// JSON array of `{Key, Value}`.
+    pub task_tags: String,
+    /// Launch role whose variables Terraform gets.
+    pub launch_role: Option<String>,
+    /// JSON array of `{OutputKey, OutputValue, Description}` (sensitive values masked).
+    pub outputs: String,
+    pub status: String,
+    pub status_message: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One chunk of a task's Terraform output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Position in the task's log, from 1.
+    pub seq: i64,
+    /// `version`, `init`, `plan`, `apply` or `destroy`.
+    pub command: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub content: String,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub enum TaskOutcome {
+    /// Succeeded with these outputs (JSON array).
+    Succeeded { outputs: String },
+    /// Failed with this message.
+    Failed { message: String },
+}
+
+/// Which provisioned products a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionedProductQuery {
+    /// Only this owner's (AccessLevelFilter=User).
+    pub owner_principal_id: Option<String>,
+    /// Exact name, case-insensitively.
+    pub name: Option<String>,
+    /// Substring of the name, case-insensitively.
+    pub full_text: Option<String>,
+}
+
+const PP_COLUMNS: &str = "pp.provisioned_product_id, pp.provisioned_product_name, pp.owner_principal_id, \
+    pp.owner_principal_type, pp.product_id, pp.product_version_id, pp.portfolio_id, pp.stack_region_id, pp.stack_id, \
+    pp.status, pp.status_message, pp.parameters_sealed, pp.last_task_id, pp.last_provisioning_task_id, \
+    pp.last_successful_provisioning_task_id, pp.created_at, \
+    COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name";
+const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
+    LEFT JOIN product_versions v ON v.product_version_id = pp.product_version_id";
+
+fn pp_from_row(row: &sqlx::any::AnyRow) -> Result<ProvisionedProduct, sqlx::Error> {
+    Ok(ProvisionedProduct {
+        provisioned_product_id: row.try_get("provisioned_product_id")?,
+        provisioned_product_name: row.try_get("provisioned_product_name")?,
+        owner_principal_id: row.try_get("owner_principal_id")?,
+        owner_principal_type: row.try_get("owner_principal_type")?,
+        product_id: row.try_get("product_id")?,
+        product_version_id: row.try_get("product_version_id")?,
+        portfolio_id: row.try_get("portfolio_id")?,
+        stack_region_id: row.try_get("stack_region_id")?,
+        stack_id: row.try_get("stack_id")?,
+        status: row.try_get("status")?,
+        status_message: row.try_get("status_message")?,
+        parameters_sealed: row.try_get("parameters_sealed")?,
+        last_task_id: row.try_get("last_task_id")?,
+        last_provisioning_task_id: row.try_get("last_provisioning_task_id")?,
+        last_successful_provisioning_task_id: row.try_get("last_successful_provisioning_task_id")?,
+        created_at: row.try_get("created_at")?,
+        product_name: row.try_get("product_name")?,
+        product_version_name: row.try_get("product_version_name")?,
+    })
+}
+
+const TASK_COLUMNS: &str = "task_id, task_type, provisioned_product_id, provisioned_product_name, product_id, \
+    product_name, product_version_id, product_version_name, portfolio_id, stack_region_id, parameters_sealed, \
+    sensitive_parameters, task_tags, launch_role, outputs, status, status_message, created_at, updated_at";
+
+fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task, sqlx::Error> {
+    Ok(Task {
+        task_id: row.try_get("task_id")?,
+        task_type: row.try_get("task_type")?,
+        provisioned_product_id: row.try_get("provisioned_product_id")?,
+        provisioned_product_name: row.try_get("provisioned_product_name")?,
+        product_id: row.try_get("product_id")?,
+        product_name: row.try_get("product_name")?,
+        product_version_id: row.try_get("product_version_id")?,
+        product_version_name: row.try_get("product_version_name")?,
+        portfolio_id: row.try_get("portfolio_id")?,
+        stack_region_id: row.try_get("stack_region_id")?,
+        parameters_sealed: row.try_get("parameters_sealed")?,
+        sensitive_parameters: row.try_get("sensitive_parameters")?,
+        task_tags: row.try_get("task_tags")?,
+        launch_role: row.try_get("launch_role")?,
+        outputs: row.try_get("outputs")?,
+        status: row.try_get("status")?,
+        status_message: row.try_get("status_message")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    ))
+    .bind(&t.task_id)
+    .bind(&t.task_type)
+    .bind(&t.provisioned_product_id)
+    .bind(&t.provisioned_product_name)
+    .bind(&t.product_id)
+    .bind(&t.product_name)
+    .bind(&t.product_version_id)
+    .bind(&t.product_version_name)
+    .bind(&t.portfolio_id)
+    .bind(&t.stack_region_id)
+    .bind(&t.parameters_sealed)
+    .bind(&t.sensitive_parameters)
+    .bind(&t.task_tags)
+    .bind(&t.launch_role)
+    .bind(&t.outputs)
+    .bind(&t.status)
+    .bind(&t.status_message)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically.
+    pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
+             owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
+             status_message, parameters_sealed, last_task_id, last_provisioning_task_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12, $12, $13, $13)",
+        )
+        .bind(&pp.provisioned_product_id)
+        .bind(&pp.provisioned_product_name)
+        .bind(&pp.owner_principal_id)
+        .bind(&pp.owner_principal_type)
+        .bind(&pp.product_id)
+        .bind(&pp.product_version_id)
+        .bind(&pp.portfolio_id)
+        .bind(&pp.stack_region_id)
+        .bind(&pp.stack_id)
+        .bind(UNDER_CHANGE)
+        .bind(&pp.parameters_sealed)
+        .bind(&task.task_id)
+        .bind(pp.created_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_task(&mut tx, task).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues an update or terminate task if the provisioned product is not `UnderChange`;
+    /// false (and nothing written) when it is, or when it is gone.
+    pub async fn start_change(&self, task: &Task) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE provisioned_products SET status = $1, last_task_id = $2, last_provisioning_task_id = $2, updated_at = $3 \
+             WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",
+        )
+        .bind(UNDER_CHANGE)
+        .bind(&task.task_id)
+        .bind(now_ms())
+        .bind(&task.provisioned_product_id)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_task(&mut tx, task).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A live (not terminated) provisioned product.
+    pub async fn provisioned_product(&self, id: &str) -> StoreResult<Option<ProvisionedProduct>> {
+        let row = sqlx::query(&format!("SELECT {PP_COLUMNS}{PP_FROM} WHERE pp.provisioned_product_id = $1 AND pp.terminated = 0"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.as_ref().map(pp_from_row).transpose()?)
+    }
+
+    /// One page of live provisioned products and the total count.
+    pub async fn list_provisioned_products(
+        &self,
+        query: &ProvisionedProductQuery,
+        order: SortOrder,
+        page: Page,
+    ) -> StoreResult<(Vec<ProvisionedProduct>, i64)> {
+        let mut filter = Sql::new(PP_FROM);
+        filter.push(" WHERE pp.terminated = 0");
+        if let Some(owner) = &query.owner_principal_id {
+            filter.push(" AND pp.owner_principal_id = ").text(owner.clone());
+        }
+        if let Some(name) = &query.name {
+            filter.push(" AND LOWER(pp.provisioned_product_name) = ").text(name.to_lowercase());
+        }
+        if let Some(text) = &query.full_text {
+            filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+        }
+        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}"));
+        let dir = order.sql();
+        select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
+        select.push(" OFFSET ").int(page.offset());
+        let rows = select.query().fetch_all(self.reader()).await?;
+        Ok((rows.iter().map(pp_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Whether any live provisioned product uses the product (deletion guard).
+    pub async fn product_has_provisioned_products(&self, product_id: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM provisioned_products WHERE product_id = $1 AND terminated = 0")
+            .bind(product_id)
+            .fetch_one(self.reader())
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// One task.
+    pub async fn task(&self, id: &str) -> StoreResult<Option<Task>> {
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.as_ref().map(task_from_row).transpose()?)
+    }
+
+    /// Owner of the provisioned product a task belongs to (terminated ones included).
+    pub async fn task_owner(&self, provisioned_product_id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT owner_principal_id FROM provisioned_products WHERE provisioned_product_id = $1")
+            .bind(provisioned_product_id)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    /// One page of a provisioned product's tasks and the total count.
+    pub async fn list_tasks(&self, provisioned_product_id: &str, order: SortOrder, page: Page) -> StoreResult<(Vec<Task>, i64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE provisioned_product_id = $1")
+            .bind(provisioned_product_id)
+            .fetch_one(self.reader())
+            .await?;
+        let dir = order.sql();
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE provisioned_product_id = $1 ORDER BY created_at {dir}, task_id {dir} LIMIT $2 OFFSET $3"
+        ))
+        .bind(provisioned_product_id)
+        .bind(page.size)
+        .bind(page.offset())
+        .fetch_all(self.reader())
+        .await?;
+        Ok((rows.iter().map(task_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Log chunks of a task after `after_seq`, in order, at most `limit`.
+    pub async fn task_logs(&self, task_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<LogChunk>> {
+        let rows = sqlx::query("SELECT seq, command, stream, content FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(task_id)
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogChunk { seq: r.try_get("seq")?, command: r.try_get("command")?, stream: r.try_get("stream")?, content: r.try_get("content")? })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Claims the oldest queued task for `owner` with a lease of `lease_ms`.
+    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Task>> {
+        loop {
+            let candidate: Option<String> = sqlx::query_scalar(
+                "SELECT task_id FROM tasks WHERE status = $1 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1",
+            )
+            .bind(IN_PROGRESS)
+            .fetch_optional(self.reader())
+            .await?;
+            let Some(task_id) = candidate else { return Ok(None) };
+            let claimed = sqlx::query("UPDATE tasks SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 WHERE task_id = $4 AND lease_owner IS NULL AND status = $5")
+                .bind(owner)
+                .bind(now_ms() + lease_ms)
+                .bind(now_ms())
+                .bind(&task_id)
+                .bind(IN_PROGRESS)
+                .execute(self.writer())
+                .await?;
+            if claimed.rows_affected() == 1 {
+                return self.task(&task_id).await;
+            }
+        }
+    }
+
+    /// Extends a held lease; false when the lease was lost (expired and taken over).
+    pub async fn renew_lease(&self, task_id: &str, owner: &str, lease_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE tasks SET lease_expires_at = $1 WHERE task_id = $2 AND lease_owner = $3 AND status = $4")
+            .bind(now_ms() + lease_ms)
+            .bind(task_id)
+            .bind(owner)
+            .bind(IN_PROGRESS)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Appends log chunks, keeping the task's byte count.
+    pub async fn append_logs(&self, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        let mut bytes = 0i64;
+        for chunk in chunks {
+            sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
+                .bind(task_id)
+                .bind(chunk.seq)
+                .bind(&chunk.command)
+                .bind(&chunk.stream)
+                .bind(&chunk.content)
+                .execute(&mut *tx)
+                .await?;
+            bytes += chunk.content.len() as i64;
+        }
+        sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2").bind(bytes).bind(task_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest sealed state of a provisioned product.
+    pub async fn latest_state(&self, provisioned_product_id: &str) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT version, state_sealed FROM terraform_states WHERE provisioned_product_id = $1 ORDER BY version DESC LIMIT 1")
+            .bind(provisioned_product_id)
+            .fetch_optional(self.writer())
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("version")?, r.try_get("state_sealed")?)),
+            None => None,
+        })
+    }
+
+    /// Stores a new state version; older versions are kept.
+    pub async fn save_state(&self, provisioned_product_id: &str, task_id: &str, state_sealed: &str) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM terraform_states WHERE provisioned_product_id = $1")
+            .bind(provisioned_product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO terraform_states (provisioned_product_id, version, task_id, state_sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(provisioned_product_id)
+            .bind(version)
+            .bind(task_id)
+            .bind(state_sealed)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Ends a task and moves its provisioned product out of `UnderChange`, atomically. With an
+    /// `owner`, only if that worker still holds the lease. False when nothing was changed.
+    pub async fn finish_task(&self, task: &Task, owner: Option<&str>, outcome: &TaskOutcome) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let (status, message, outputs) = match outcome {
+            TaskOutcome::Succeeded { outputs } => (SUCCEEDED, "", outputs.as_str()),
+            TaskOutcome::Failed { message } => (FAILED, message.as_str(), "[]"),
+        };
+        let mut update = Sql::new("UPDATE tasks SET status = ");
+        update.text(status).push(", status_message = ").text(message).push(", outputs = ").text(outputs);
+        update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
+        update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(IN_PROGRESS);
+        if let Some(owner) = owner {
+            update.push(" AND lease_owner = ").text(owner);
+        }
+        if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let pp = match (outcome, task.task_type.as_str()) {
+            (TaskOutcome::Succeeded { .. }, "TerminateProvisionedProduct") => {
+                sqlx::query("UPDATE provisioned_products SET terminated = 1, status = $1, status_message = '', last_successful_provisioning_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4")
+                    .bind(AVAILABLE)
+            }
+            (TaskOutcome::Succeeded { .. }, _) => sqlx::query(
+                "UPDATE provisioned_products SET status = $1, status_message = '', last_successful_provisioning_task_id = $2, updated_at = $3, \
+                 product_version_id = $5, portfolio_id = $6, parameters_sealed = $7 WHERE provisioned_product_id = $4",
+            )
+            .bind(AVAILABLE),
+            (TaskOutcome::Failed { message }, _) => {
+                sqlx::query("UPDATE provisioned_products SET status = $1, status_message = $5, last_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4")
+                    .bind(ERROR)
+                    .bind(&task.task_id)
+                    .bind(now)
+                    .bind(&task.provisioned_product_id)
+                    .bind(message.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(true);
+            }
+        };
+        let pp = pp.bind(&task.task_id).bind(now).bind(&task.provisioned_product_id);
+        let pp = if task.task_type == "TerminateProvisionedProduct" {
+            pp
+        } else {
+            pp.bind(&task.product_version_id).bind(&task.portfolio_id).bind(&task.parameters_sealed)
+        };
+        pp.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Tasks whose lease expired (their worker died), for recovery.
+    pub async fn expired_tasks(&self) -> StoreResult<Vec<Task>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE status = $1 AND lease_owner IS NOT NULL AND lease_expires_at < $2"
+        ))
+        .bind(IN_PROGRESS)
+        .bind(now_ms())
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(task_from_row).collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    /// The template type and body of a product version.
+    pub async fn version_template(&self, product_version_id: &str) -> StoreResult<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT t.template_type, t.body FROM product_versions v JOIN templates t ON t.template_id = v.template_id \
+             WHERE v.product_version_id = $1",
+        )
+        .bind(product_version_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("template_type")?, r.try_get("body")?)),
+            None => None,
+        })
+    }
+
+    /// The sealed environment (a JSON object) of a launch role.
+    pub async fn launch_role_env_sealed(&self, role_name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT env_sealed FROM launch_roles WHERE role_name = $1")
+            .bind(role_name)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    /// Fails a task whose lease expired, unless its worker renewed the lease meanwhile.
+    pub async fn fail_expired_task(&self, task: &Task, outcome: &TaskOutcome) -> StoreResult<bool> {
+        let still_expired = sqlx::query("UPDATE tasks SET lease_owner = $1 WHERE task_id = $2 AND status = $3 AND lease_expires_at < $4")
+            .bind("reaper")
+            .bind(&task.task_id)
+            .bind(IN_PROGRESS)
+            .bind(now_ms())
+            .execute(self.writer())
+            .await?;
+        if still_expired.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.finish_task(task, Some("reaper"), outcome).await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    /// Inserts a provisioned product with one queued launch task `task_id`.
+    pub(crate) async fn seed_task(store: &Store, task_id: &str) -> Task {
+        let now = now_ms();
+        let pp = ProvisionedProduct {
+            provisioned_product_id: format!("pp-{task_id}"),
+            provisioned_product_name: "demo".into(),
+            owner_principal_id: "1".into(),
+            owner_principal_type: "RamUser".into(),
+            product_id: "prod-1".into(),
+            product_version_id: "pv-1".into(),
+            portfolio_id: "port-1".into(),
+            stack_region_id: "cn-hangzhou".into(),
+            stack_id: "stack".into(),
+            status: UNDER_CHANGE.into(),
+            status_message: String::new(),
+            parameters_sealed: "sealed".into(),
+            last_task_id: None,
+            last_provisioning_task_id: None,
+            last_successful_provisioning_task_id: None,
+            created_at: now,
+            product_name: String::new(),
+            product_version_name: String::new(),
+        };
+        let task = Task {
+            task_id: task_id.into(),
+            task_type: "LaunchProduct".into(),
+            provisioned_product_id: pp.provisioned_product_id.clone(),
+            provisioned_product_name: "demo".into(),
+            product_id: "prod-1".into(),
+            product_name: "p".into(),
+            product_version_id: "pv-1".into(),
+            product_version_name: "v1".into(),
+            portfolio_id: "port-1".into(),
+            stack_region_id: "cn-hangzhou".into(),
+            parameters_sealed: "sealed".into(),
+            sensitive_parameters: "[]".into(),
+            task_tags: "[]".into(),
+            launch_role: None,
+            outputs: "[]".into(),
+            status: IN_PROGRESS.into(),
+            status_message: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_launch(&pp, &task).await.unwrap();
+        task
+    }
+
+    #[tokio::test]
+    async fn a_task_is_claimed_once_and_its_outcome_frees_the_product() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = seed_task(&store, "task-a").await;
+        let claimed = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+        assert_eq!(claimed.task_id, "task-a");
+        assert!(store.claim_task("w2", 60_000).await.unwrap().is_none());
+        assert!(store.renew_lease("task-a", "w1", 60_000).await.unwrap());
+        assert!(!store.renew_lease("task-a", "w2", 60_000).await.unwrap());
+        assert!(!store.finish_task(&task, Some("w2"), &TaskOutcome::Failed { message: "x".into() }).await.unwrap());
+        let outputs = r#"[{"OutputKey":"a","OutputValue":"1","Description":""}]"#.to_string();
+        assert!(store.finish_task(&task, Some("w1"), &TaskOutcome::Succeeded { outputs }).await.unwrap());
+        let pp = store.provisioned_product("pp-task-a").await.unwrap().unwrap();
+        assert_eq!(pp.status, AVAILABLE);
+        assert_eq!(pp.last_successful_provisioning_task_id.as_deref(), Some("task-a"));
+        assert_eq!(store.task("task-a").await.unwrap().unwrap().status, SUCCEEDED);
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_fails_the_task_and_the_product_leaves_under_change() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = seed_task(&store, "task-b").await;
+        store.claim_task("dead-worker", -1).await.unwrap().unwrap();
+        let expired = store.expired_tasks().await.unwrap();
+        assert_eq!(expired.len(), 1);
+        let outcome = TaskOutcome::Failed { message: "interrupted".into() };
+        assert!(store.fail_expired_task(&task, &outcome).await.unwrap());
+        assert!(!store.fail_expired_task(&task, &outcome).await.unwrap());
+        let pp = store.provisioned_product("pp-task-b").await.unwrap().unwrap();
+        assert_eq!(pp.status, ERROR);
+        assert_eq!(pp.status_message, "interrupted");
+        assert_eq!(store.task("task-b").await.unwrap().unwrap().status, FAILED);
+    }
+
+    #[tokio::test]
+    async fn a_change_is_refused_while_under_change_and_states_are_versioned() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = seed_task(&store, "task-c").await;
+        let mut update = task.clone();
+        update.task_id = "task-d".into();
+        update.task_type = "UpdateProvisionedProduct".into();
+        assert!(!store.start_change(&update).await.unwrap());
+        assert_eq!(store.save_state("pp-task-c", "task-c", "s1").await.unwrap(), 1);
+        assert_eq!(store.save_state("pp-task-c", "task-c", "s2").await.unwrap(), 2);
+        assert_eq!(store.latest_state("pp-task-c").await.unwrap(), Some((2, "s2".into())));
+    }
+}
