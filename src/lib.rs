@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod engine;
 pub mod fs;
 pub mod protocol;

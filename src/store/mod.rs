@@ -4,9 +4,11 @@
 //! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
 
 pub mod grant;
+pub mod launch_role;
 mod migrate;
 pub mod portfolio;
 pub mod principal;
+pub mod role;
 pub mod provisioning;
 mod sql;
 

@@ -1,0 +1,425 @@
+//! Constraints' `Config` documents, parsed strictly and in one place so that the API (create,
+//! update, `ListLaunchOptions`) and the engine (launch, update, terminate, plans) read them alike.
+//! The public API documents only `Launch`; the other three formats are ours:
+//!
+//! | Type          | Config                                                                          |
+//! |---------------|---------------------------------------------------------------------------------|
+//! | `Launch`      | `{"LocalRoleName": "<launch role>"}`                                            |
+//! | `Template`    | `{"Parameters": {"<variable>": {"AllowedValues": ["a", "b"]}}}`                 |
+//! | `Approval`    | `{"OperationTypes": ["LaunchProduct", …], "Approvers": [{"Type": "RamUser"|"RamRole", "Id": "…"} or {"Type": …, "Pattern": "dev-*"}]}` |
+//! | `StackRegion` | `{"StackRegions": ["cn-hangzhou", …]}`                                          |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::store::grant::{pattern_matches, RoleRef, RAM_ROLE};
+use crate::store::principal::{Principal, RAM_USER};
+
+/// Most items a Config list (values, regions, approvers, parameters) may hold.
+const MAX_ITEMS: usize = 100;
+
+/// The four kinds of constraint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConstraintType {
+    /// Terraform runs with a launch role's environment variables.
+    Launch,
+    /// Template variables restricted to allowed values.
+    Template,
+    /// Operations need an approver's approval (through plans).
+    Approval,
+    /// Products may be provisioned only in these regions.
+    StackRegion,
+}
+
+impl ConstraintType {
+    /// Every type, in the order `ListLaunchOptions` reports them.
+    pub const ALL: [ConstraintType; 4] =
+        [ConstraintType::Launch, ConstraintType::Template, ConstraintType::Approval, ConstraintType::StackRegion];
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConstraintType::Launch => "Launch",
+            ConstraintType::Template => "Template",
+            ConstraintType::Approval => "Approval",
+            ConstraintType::StackRegion => "StackRegion",
+        }
+    }
+}
+
+impl FromStr for ConstraintType {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        ConstraintType::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| ConfigError(format!("unknown constraint type {s:?}; use Launch, Template, Approval or StackRegion")))
+    }
+}
+
+/// Why a Config was refused, phrased for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `Launch`: the launch role whose variables Terraform receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct LaunchConfig {
+    /// Name of a launch role registered with `servicecatalog launch-roles create`.
+    pub local_role_name: String,
+}
+
+/// `Template`: allowed values per template variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// Variable name → rule.
+    pub parameters: BTreeMap<String, ParameterRule>,
+}
+
+/// The rule of one template variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ParameterRule {
+    /// The values a caller may pass (compared as the text of `ParameterValue`).
+    pub allowed_values: Vec<String>,
+}
+
+/// An operation an `Approval` constraint can cover (the plan's `OperationType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OperationType {
+    /// `LaunchProduct`.
+    LaunchProduct,
+    /// `UpdateProvisionedProduct`.
+    UpdateProvisionedProduct,
+    /// `TerminateProvisionedProduct`.
+    TerminateProvisionedProduct,
+}
+
+/// `Approval`: which operations need approval and who may give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Operations that need approval.
+    pub operation_types: Vec<OperationType>,
+    /// Who may approve.
+    pub approvers: Vec<Approver>,
+}
+
+/// One approver: a user or role by id, or users/roles whose name matches a `*` pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Approver {
+    /// `RamUser` or `RamRole`.
+    #[serde(rename = "Type")]
+    pub principal_type: String,
+    /// Principal id (exclusive with `pattern`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name pattern with `*` wildcards (exclusive with `id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+}
+
+/// `StackRegion`: the regions products may be provisioned in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct StackRegionConfig {
+    /// Allowed `StackRegionId`s.
+    pub stack_regions: Vec<String>,
+}
+
+/// A parsed, validated Config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConstraintConfig {
+    /// See [`LaunchConfig`].
+    Launch(LaunchConfig),
+    /// See [`TemplateConfig`].
+    Template(TemplateConfig),
+    /// See [`ApprovalConfig`].
+    Approval(ApprovalConfig),
+    /// See [`StackRegionConfig`].
+    StackRegion(StackRegionConfig),
+}
+
+impl ConstraintConfig {
+    /// Parses and validates the Config text of a constraint of type `kind`.
+    pub fn parse(kind: ConstraintType, text: &str) -> Result<Self, ConfigError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError(format!("Config is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ConfigError(format!("Config of a {} constraint must be a JSON object", kind.name())));
+        }
+        let config = match kind {
+            ConstraintType::Launch => ConstraintConfig::Launch(from_value(kind, value)?),
+            ConstraintType::Template => ConstraintConfig::Template(from_value(kind, value)?),
+            ConstraintType::Approval => ConstraintConfig::Approval(from_value(kind, value)?),
+            ConstraintType::StackRegion => ConstraintConfig::StackRegion(from_value(kind, value)?),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The type of constraint this Config belongs to.
+    pub fn constraint_type(&self) -> ConstraintType {
+        match self {
+            ConstraintConfig::Launch(_) => ConstraintType::Launch,
+            ConstraintConfig::Template(_) => ConstraintType::Template,
+            ConstraintConfig::Approval(_) => ConstraintType::Approval,
+            ConstraintConfig::StackRegion(_) => ConstraintType::StackRegion,
+        }
+    }
+
+    /// The canonical JSON text, as stored and returned by `GetConstraint`.
+    pub fn to_json(&self) -> String {
+        match self {
+            ConstraintConfig::Launch(c) => serde_json::to_string(c),
+            ConstraintConfig::Template(c) => serde_json::to_string(c),
+            ConstraintConfig::Approval(c) => serde_json::to_string(c),
+            ConstraintConfig::StackRegion(c) => serde_json::to_string(c),
+        }
+        .expect("configs serialise")
+    }
+
+    /// The type-specific fields of a `ConstraintSummaries` entry of `ListLaunchOptions`.
+    pub fn summary_fields(&self) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        match self {
+            ConstraintConfig::Approval(c) => {
+                out.insert("OperationTypes".into(), json!(c.operation_types));
+            }
+            ConstraintConfig::StackRegion(c) => {
+                out.insert("StackRegions".into(), json!(c.stack_regions));
+            }
+            ConstraintConfig::Launch(_) | ConstraintConfig::Template(_) => {}
+        }
+        out
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            ConstraintConfig::Launch(c) => check_name("LocalRoleName", &c.local_role_name),
+            ConstraintConfig::Template(c) => {
+                check_count("Parameters", c.parameters.len())?;
+                for (name, rule) in &c.parameters {
+                    check_text(&format!("Parameters key {name:?}"), name, 128)?;
+                    let field = format!("Parameters.{name}.AllowedValues");
+                    check_count(&field, rule.allowed_values.len())?;
+                    check_unique(&field, &rule.allowed_values)?;
+                    for v in &rule.allowed_values {
+                        if v.chars().count() > 4096 {
+                            return Err(ConfigError(format!("{field} holds a value longer than 4096 characters")));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            ConstraintConfig::Approval(c) => {
+                check_count("OperationTypes", c.operation_types.len())?;
+                check_unique("OperationTypes", &c.operation_types)?;
+                check_count("Approvers", c.approvers.len())?;
+                check_unique("Approvers", &c.approvers.iter().map(|a| (&a.principal_type, &a.id, &a.pattern)).collect::<Vec<_>>())?;
+                c.approvers.iter().enumerate().try_for_each(|(i, a)| a.validate(i + 1))
+            }
+            ConstraintConfig::StackRegion(c) => {
+                check_count("StackRegions", c.stack_regions.len())?;
+                check_unique("StackRegions", &c.stack_regions)?;
+                for region in &c.stack_regions {
+                    let ok = !region.is_empty()
+                        && region.len() <= 64
+                        && region.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+                    if !ok {
+                        return Err(ConfigError(format!("StackRegions holds {region:?}, which is not a region id")));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl TemplateConfig {
+    /// Checks the value passed for variable `name`; variables without a rule pass.
+    pub fn check(&self, name: &str, value: &str) -> Result<(), String> {
+        match self.parameters.get(name) {
+            Some(rule) if !rule.allowed_values.iter().any(|v| v == value) => Err(format!(
+                "The value {value:?} of parameter {name} is not allowed; allowed values: {}.",
+                rule.allowed_values.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl StackRegionConfig {
+    /// Whether products may be provisioned in `region`.
+    pub fn allows(&self, region: &str) -> bool {
+        self.stack_regions.iter().any(|r| r == region)
+    }
+}
+
+impl ApprovalConfig {
+    /// Whether `operation` needs approval.
+    pub fn covers(&self, operation: OperationType) -> bool {
+        self.operation_types.contains(&operation)
+    }
+
+    /// Whether the user `user` (member of `roles`) is one of the approvers.
+    pub fn is_approver(&self, user: &Principal, roles: &[RoleRef]) -> bool {
+        self.approvers.iter().any(|a| a.matches(user, roles))
+    }
+}
+
+impl Approver {
+    /// Whether this entry designates `user` (member of `roles`).
+    pub fn matches(&self, user: &Principal, roles: &[RoleRef]) -> bool {
+        let hit = |id: &str, name: &str| match (&self.id, &self.pattern) {
+            (Some(want), _) => want == id,
+            (None, Some(pattern)) => pattern_matches(pattern, name),
+            (None, None) => false,
+        };
+        match self.principal_type.as_str() {
+            RAM_USER => user.principal_type == RAM_USER && hit(&user.principal_id, &user.name),
+            RAM_ROLE => roles.iter().any(|r| hit(&r.role_id, &r.name)),
+            _ => false,
+        }
+    }
+
+    fn validate(&self, index: usize) -> Result<(), ConfigError> {
+        let at = format!("Approvers[{index}]");
+        if self.principal_type != RAM_USER && self.principal_type != RAM_ROLE {
+            return Err(ConfigError(format!("{at}.Type must be RamUser or RamRole, not {:?}", self.principal_type)));
+        }
+        match (&self.id, &self.pattern) {
+            (Some(id), None) => check_text(&format!("{at}.Id"), id, 64),
+            (None, Some(pattern)) => check_text(&format!("{at}.Pattern"), pattern, 128),
+            _ => Err(ConfigError(format!("{at} needs exactly one of Id and Pattern"))),
+        }
+    }
+}
+
+/// Parses a Config object into `T`, naming the constraint type in the message.
+fn from_value<T: serde::de::DeserializeOwned>(kind: ConstraintType, value: Value) -> Result<T, ConfigError> {
+    serde_json::from_value(value).map_err(|e| ConfigError(format!("Config of a {} constraint is invalid: {e}", kind.name())))
+}
+
+fn check_count(field: &str, count: usize) -> Result<(), ConfigError> {
+    match count {
+        0 => Err(ConfigError(format!("{field} must not be empty"))),
+        n if n > MAX_ITEMS => Err(ConfigError(format!("{field} has {n} items; at most {MAX_ITEMS} are allowed"))),
+        _ => Ok(()),
+    }
+}
+
+fn check_unique<T: Ord + fmt::Debug>(field: &str, items: &[T]) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    match items.iter().find(|item| !seen.insert(*item)) {
+        Some(dup) => Err(ConfigError(format!("{field} lists {dup:?} twice"))),
+        None => Ok(()),
+    }
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), ConfigError> {
+    let n = text.chars().count();
+    if n == 0 || n > max {
+        return Err(ConfigError(format!("{field} must be 1 to {max} characters long")));
+    }
+    Ok(())
+}
+
+/// A launch role name: 1–64 letters, digits, `-`, `_` or `.`.
+pub fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!("{field} {name:?} is not a valid name: use 1-64 letters, digits, '-', '_' or '.'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(kind: &str, text: &str) -> Result<ConstraintConfig, ConfigError> {
+        ConstraintConfig::parse(kind.parse()?, text)
+    }
+
+    fn user(id: &str, name: &str) -> Principal {
+        Principal { principal_id: id.into(), principal_type: RAM_USER.into(), name: name.into(), is_admin: false, created_at: 0 }
+    }
+
+    #[test]
+    fn launch_configs_name_a_role() {
+        let c = parse("Launch", r#"{"LocalRoleName":"deployer"}"#).unwrap();
+        assert_eq!(c, ConstraintConfig::Launch(LaunchConfig { local_role_name: "deployer".into() }));
+        assert_eq!(c.to_json(), r#"{"LocalRoleName":"deployer"}"#);
+        assert!(parse("Launch", r#"{"LocalRoleName":"a b"}"#).unwrap_err().0.contains("LocalRoleName"));
+        assert!(parse("Launch", r#"{"LocalRoleName":"x","Extra":1}"#).unwrap_err().0.contains("Extra"));
+        assert!(parse("Launch", r#"{}"#).unwrap_err().0.contains("LocalRoleName"));
+        assert!(parse("Launch", r#"["x"]"#).unwrap_err().0.contains("JSON object"));
+        assert!(parse("Launch", "{").unwrap_err().0.contains("not valid JSON"));
+        assert!(parse("Other", "{}").unwrap_err().0.contains("unknown constraint type"));
+    }
+
+    #[test]
+    fn template_configs_restrict_values() {
+        let c = parse("Template", r#"{"Parameters":{"size":{"AllowedValues":["s","m"]}}}"#).unwrap();
+        let ConstraintConfig::Template(t) = &c else { panic!("{c:?}") };
+        assert!(t.check("size", "m").is_ok());
+        assert!(t.check("size", "xl").unwrap_err().contains("s, m"));
+        assert!(t.check("other", "anything").is_ok());
+        assert!(c.summary_fields().is_empty());
+        assert!(parse("Template", r#"{"Parameters":{}}"#).unwrap_err().0.contains("Parameters must not be empty"));
+        assert!(parse("Template", r#"{"Parameters":{"a":{"AllowedValues":[]}}}"#).unwrap_err().0.contains("empty"));
+        assert!(parse("Template", r#"{"Parameters":{"a":{"AllowedValues":["x","x"]}}}"#).unwrap_err().0.contains("twice"));
+        assert!(parse("Template", r#"{"Parameters":{"a":{"AllowedValues":[1]}}}"#).is_err());
+    }
+
+    #[test]
+    fn approval_configs_name_operations_and_approvers() {
+        let text = r#"{"OperationTypes":["LaunchProduct","TerminateProvisionedProduct"],
+            "Approvers":[{"Type":"RamUser","Id":"42"},{"Type":"RamRole","Pattern":"ops-*"}]}"#;
+        let c = parse("Approval", text).unwrap();
+        let ConstraintConfig::Approval(a) = &c else { panic!("{c:?}") };
+        assert!(a.covers(OperationType::LaunchProduct));
+        assert!(!a.covers(OperationType::UpdateProvisionedProduct));
+        assert!(a.is_approver(&user("42", "x"), &[]));
+        assert!(!a.is_approver(&user("43", "x"), &[]));
+        let ops = RoleRef { role_id: "7".into(), name: "ops-east".into() };
+        assert!(a.is_approver(&user("43", "x"), &[ops]));
+        assert_eq!(c.summary_fields()["OperationTypes"], json!(["LaunchProduct", "TerminateProvisionedProduct"]));
+        assert_eq!(parse("Approval", &c.to_json()).unwrap(), c);
+
+        let bad = |t: &str| parse("Approval", t).unwrap_err().0;
+        assert!(bad(r#"{"OperationTypes":["Launch"],"Approvers":[{"Type":"RamUser","Id":"1"}]}"#).contains("Launch"));
+        assert!(bad(r#"{"OperationTypes":[],"Approvers":[{"Type":"RamUser","Id":"1"}]}"#).contains("OperationTypes"));
+        assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[]}"#).contains("Approvers"));
+        assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"Group","Id":"1"}]}"#).contains("RamUser or RamRole"));
+        assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"RamUser"}]}"#).contains("exactly one"));
+        assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"RamUser","Id":"1","Pattern":"*"}]}"#)
+            .contains("exactly one"));
+    }
+
+    #[test]
+    fn stack_region_configs_list_regions() {
+        let c = parse("StackRegion", r#"{"StackRegions":["cn-hangzhou","cn-beijing"]}"#).unwrap();
+        assert_eq!(c.summary_fields()["StackRegions"], json!(["cn-hangzhou", "cn-beijing"]));
+        assert_eq!(c.constraint_type(), ConstraintType::StackRegion);
+        assert!(parse("StackRegion", r#"{"StackRegions":["CN HZ"]}"#).unwrap_err().0.contains("region id"));
+        assert!(parse("StackRegion", r#"{"StackRegions":[]}"#).is_err());
+        assert!(parse("StackRegion", r#"{"StackRegions":"cn-hangzhou"}"#).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Launch roles: named sets of environment variables (provider credentials) that a `Launch`
+//! constraint hands to Terraform. The variables are stored sealed (a JSON object sealed with
+//! the master key); only their names ever leave the store in clear. The engine reads them with
+//! `Store::launch_role_env_sealed` (beside the task queue).
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreResult};
+
+/// A stored launch role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchRole {
+    /// Role name (`LocalRoleName` of a Launch constraint).
+    pub name: String,
+    /// The variables, a JSON object of strings sealed with the master key.
+    pub env_sealed: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Creates or replaces the launch role `name` with its sealed variables.
+    pub async fn put_launch_role(&self, name: &str, env_sealed: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO launch_roles (role_name, env_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (role_name) DO UPDATE SET env_sealed = excluded.env_sealed, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(env_sealed)
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Launch roles by name.
+    pub async fn list_launch_roles(&self) -> StoreResult<Vec<LaunchRole>> {
+        let rows = sqlx::query("SELECT role_name, env_sealed, created_at FROM launch_roles ORDER BY role_name")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LaunchRole { name: r.try_get("role_name")?, env_sealed: r.try_get("env_sealed")?, created_at: r.try_get("created_at")? })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Whether the launch role `name` exists.
+    pub async fn launch_role_exists(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.launch_role_env_sealed(name).await?.is_some())
+    }
+
+    /// Deletes the launch role `name`; false when not found.
+    pub async fn delete_launch_role(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM launch_roles WHERE role_name = $1").bind(name).execute(self.writer()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ids of the Launch constraints naming the launch role `name`.
+    pub async fn constraints_using_launch_role(&self, name: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT constraint_id, config FROM constraints WHERE constraint_type = 'Launch' ORDER BY constraint_id")
+            .fetch_all(self.reader())
+            .await?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let config: String = row.try_get("config")?;
+            let role = serde_json::from_str::<serde_json::Value>(&config).ok().and_then(|c| c["LocalRoleName"].as_str().map(str::to_string));
+            if role.as_deref() == Some(name) {
+                ids.push(row.try_get("constraint_id")?);
+            }
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,161 @@
+//! RAM roles of this installation: principals of type `RamRole` that users are members of
+//! (table `role_members`). Portfolios granted to a role are granted to its members.
+
+use sqlx::Row;
+
+use super::grant::RAM_ROLE;
+use super::principal::{new_principal_id, Principal};
+use super::{now_ms, Store, StoreResult};
+
+/// A role and the names of its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// Numeric principal id.
+    pub role_id: String,
+    /// Unique role name.
+    pub name: String,
+    /// Member user names, sorted.
+    pub members: Vec<String>,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Inserts the role `name` unless it exists; returns whether it was created.
+async fn insert_role(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 0, $4) \
+         ON CONFLICT (principal_type, name) DO NOTHING",
+    )
+    .bind(new_principal_id())
+    .bind(RAM_ROLE)
+    .bind(name)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Store {
+    /// Creates the role `name`; false when it exists already.
+    pub async fn create_role(&self, name: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let created = insert_role(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Makes user `user_id` a member of each role in `roles`, creating the roles that do not exist.
+    pub async fn add_user_to_roles(&self, user_id: &str, roles: &[String]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        for name in roles {
+            insert_role(&mut tx, name).await?;
+            sqlx::query(
+                "INSERT INTO role_members (role_id, user_id) \
+                 SELECT principal_id, $1 FROM principals WHERE principal_type = $2 AND name = $3 \
+                 ON CONFLICT (role_id, user_id) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(RAM_ROLE)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Roles with their members, oldest first.
+    pub async fn list_roles(&self) -> StoreResult<Vec<Role>> {
+        let rows = sqlx::query(
+            "SELECT r.principal_id, r.name, r.created_at, u.name AS member FROM principals r \
+             LEFT JOIN role_members m ON m.role_id = r.principal_id \
+             LEFT JOIN principals u ON u.principal_id = m.user_id \
+             WHERE r.principal_type = $1 ORDER BY r.created_at, r.principal_id, u.name",
+        )
+        .bind(RAM_ROLE)
+        .fetch_all(self.reader())
+        .await?;
+        let mut roles: Vec<Role> = Vec::new();
+        for row in rows {
+            let role_id: String = row.try_get("principal_id")?;
+            let member: Option<String> = row.try_get("member")?;
+            match roles.last_mut() {
+                Some(last) if last.role_id == role_id => last.members.extend(member),
+                _ => roles.push(Role {
+                    role_id,
+                    name: row.try_get("name")?,
+                    members: member.into_iter().collect(),
+                    created_at: row.try_get("created_at")?,
+                }),
+            }
+        }
+        Ok(roles)
+    }
+
+    /// Deletes a role, its memberships and the portfolio grants naming it; false when not found.
+    pub async fn delete_role(&self, name: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let id: Option<String> = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
+            .bind(RAM_ROLE)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else { return Ok(false) };
+        sqlx::query("DELETE FROM role_members WHERE role_id = $1").bind(&id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0")
+            .bind(RAM_ROLE)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The principal with this id and type (`RamUser` or `RamRole`).
+    pub async fn principal_by_id(&self, principal_type: &str, id: &str) -> StoreResult<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT principal_id, principal_type, name, is_admin, created_at FROM principals \
+             WHERE principal_id = $1 AND principal_type = $2",
+        )
+        .bind(id)
+        .bind(principal_type)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Principal {
+            principal_id: row.try_get("principal_id")?,
+            principal_type: row.try_get("principal_type")?,
+            name: row.try_get("name")?,
+            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn roles_are_created_joined_listed_and_deleted() {
+        let (store, _dir) = testing::sqlite().await;
+        assert!(store.create_role("ops").await.unwrap());
+        assert!(!store.create_role("ops").await.unwrap());
+        let alice = store.create_user("alice", false, "AK1", "s").await.unwrap().unwrap();
+        store.add_user_to_roles(&alice.principal_id, &["ops".into(), "dev".into(), "ops".into()]).await.unwrap();
+        let roles = store.list_roles().await.unwrap();
+        assert_eq!(roles.iter().map(|r| (r.name.as_str(), r.members.clone())).collect::<Vec<_>>(), [
+            ("ops", vec!["alice".to_string()]),
+            ("dev", vec!["alice".to_string()])
+        ]);
+        let ops = &roles[0];
+        let found = store.principal_by_id("RamRole", &ops.role_id).await.unwrap().unwrap();
+        assert_eq!(found.name, "ops");
+        assert!(store.principal_by_id("RamUser", &ops.role_id).await.unwrap().is_none());
+        assert_eq!(store.roles_of(&alice.principal_id).await.unwrap().len(), 2);
+        assert!(store.delete_role("ops").await.unwrap());
+        assert!(!store.delete_role("ops").await.unwrap());
+        assert_eq!(store.roles_of(&alice.principal_id).await.unwrap()[0].name, "dev");
+    }
+}
