@@ -3,11 +3,15 @@
 //! object without `RequestId`, which [`rpc`] adds.
 
 pub mod action;
+mod enduser;
 pub mod error;
 mod portfolio;
+mod provisioning;
+mod product;
 mod region;
 pub mod rpc;
 pub mod spec;
+mod template;
 
 use std::sync::Arc;
 
@@ -51,6 +55,10 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Settings.
     pub config: ApiConfig,
+    /// Seals secrets at rest (task parameters).
+    pub secrets: crate::auth::secrets::SecretBox,
+    /// The task engine, woken when a task is queued.
+    pub engine: Arc<crate::engine::Engine>,
 }
 
 /// One authenticated call.
@@ -101,6 +109,31 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         UpdatePortfolio => portfolio::update(ctx, decode(params)?).await,
         DeletePortfolio => portfolio::delete(ctx, decode(params)?).await,
         ListPortfolios => portfolio::list(ctx, decode(params)?).await,
+        CreateTemplate => template::create(ctx, decode(params)?).await,
+        GetTemplate => template::get(ctx, decode(params)?).await,
+        CreateProduct => product::create(ctx, decode(params)?).await,
+        GetProductAsAdmin => product::get_as_admin(ctx, decode(params)?).await,
+        UpdateProduct => product::update(ctx, decode(params)?).await,
+        DeleteProduct => product::delete(ctx, decode(params)?).await,
+        ListProductsAsAdmin => product::list_as_admin(ctx, decode(params)?).await,
+        CopyProduct => product::copy(ctx, decode(params)?).await,
+        CreateProductVersion => product::create_version(ctx, decode(params)?).await,
+        GetProductVersion => product::get_version(ctx, decode(params)?).await,
+        UpdateProductVersion => product::update_version(ctx, decode(params)?).await,
+        DeleteProductVersion => product::delete_version(ctx, decode(params)?).await,
+        ListProductVersions => product::list_versions(ctx, decode(params)?).await,
+        AssociateProductWithPortfolio => product::associate(ctx, decode(params)?).await,
+        DisassociateProductFromPortfolio => product::disassociate(ctx, decode(params)?).await,
+        ListProductsAsEndUser => enduser::list(ctx, decode(params)?).await,
+        GetProductAsEndUser => enduser::get(ctx, decode(params)?).await,
+        LaunchProduct => provisioning::launch(ctx, decode(params)?).await,
+        UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await,
+        TerminateProvisionedProduct => provisioning::terminate(ctx, decode(params)?).await,
+        GetProvisionedProduct => provisioning::get(ctx, decode(params)?).await,
+        ListProvisionedProducts => provisioning::list(ctx, decode(params)?).await,
+        GetTask => provisioning::get_task(ctx, decode(params)?).await,
+        ListTasks => provisioning::list_tasks(ctx, decode(params)?).await,
+        GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await,
         other => Err(ApiError::new(
             axum::http::StatusCode::NOT_IMPLEMENTED,
             "UnsupportedOperation",

@@ -42,6 +42,8 @@ pub(super) struct ListRequest {
     filters: Vec<Filter>,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default)]
+    product_id: Option<String>,
 }
 
 /// The `PortfolioDetail` object.
@@ -89,6 +91,10 @@ pub(super) async fn delete(ctx: &Ctx<'_>, req: IdRequest) -> Result<Value, ApiEr
     match ctx.store().delete_portfolio(&req.portfolio_id).await? {
         PortfolioDeletion::Deleted => Ok(json!({})),
         PortfolioDeletion::NotFound => Err(ApiError::not_found("Portfolio", &req.portfolio_id)),
+        PortfolioDeletion::InUse(what) => Err(ApiError::invalid_status(
+            "Portfolio",
+            format!("The portfolio {} still has {what}; remove them before deleting it.", req.portfolio_id),
+        )),
     }
 }
 
@@ -96,6 +102,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
     let query = PortfolioQuery {
         name: filter_value(&req.filters, "PortfolioName"),
         full_text: filter_value(&req.filters, "FullTextSearch"),
+        product_id: req.product_id,
     };
     // Every portfolio of this installation is local: importing from other accounts does not exist.
     let (portfolios, total) = if req.scope.as_deref() == Some("Import") {

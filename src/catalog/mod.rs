@@ -1,4 +1,23 @@
-//! The catalog's rules, free of HTTP and storage: constraint Config documents, read by the API
-//! handlers and the provisioning engine alike.
+//! The catalog's rules, free of HTTP: template validation and inspection ([`template`]),
+//! constraint Config documents ([`constraint`]), the parameter metadata of product versions with
+//! the check of launch parameters ([`parameters`]), and — the one part reading the store — a
+//! product version resolved for launch ([`version`]). API handlers and the engine call them alike.
 
 pub mod constraint;
+pub mod parameters;
+pub mod template;
+pub mod version;
+
+use crate::api::error::ApiError;
+
+impl From<template::TemplateError> for ApiError {
+    fn from(error: template::TemplateError) -> Self {
+        ApiError::invalid_parameter(error.parameter(), error.to_string())
+    }
+}
+
+impl From<parameters::ParameterError> for ApiError {
+    fn from(error: parameters::ParameterError) -> Self {
+        ApiError::invalid_parameter("Parameters", error.0)
+    }
+}

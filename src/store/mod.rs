@@ -8,9 +8,11 @@ pub mod launch_role;
 mod migrate;
 pub mod portfolio;
 pub mod principal;
+pub mod product;
 pub mod role;
 pub mod provisioning;
 mod sql;
+pub mod template;
 
 use std::str::FromStr;
 use std::time::Duration;

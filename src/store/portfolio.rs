@@ -27,6 +27,8 @@ pub struct PortfolioQuery {
     pub name: Option<String>,
     /// Substring of name, provider or description, case-insensitively.
     pub full_text: Option<String>,
+    /// Only portfolios holding this product.
+    pub product_id: Option<String>,
 }
 
 /// What stands in the way of deleting a portfolio.
@@ -36,6 +38,8 @@ pub enum PortfolioDeletion {
     Deleted,
     /// No such portfolio.
     NotFound,
+    /// Refused: it still holds products, principals or constraints (named in the text).
+    InUse(&'static str),
 }
 
 const COLUMNS: &str = "portfolio_id, portfolio_name, provider_name, description, created_at";
@@ -92,9 +96,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Deletes a portfolio.
+    /// Deletes a portfolio, with its tag option associations, unless it still holds products,
+    /// principals or constraints.
     pub async fn delete_portfolio(&self, id: &str) -> StoreResult<PortfolioDeletion> {
-        let done = sqlx::query("DELETE FROM portfolios WHERE portfolio_id = $1").bind(id).execute(self.writer()).await?;
+        let mut tx = self.begin().await?;
+        for (table, what) in [("portfolio_products", "products"), ("portfolio_principals", "principals"), ("constraints", "constraints")] {
+            let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE portfolio_id = $1"))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count > 0 {
+                return Ok(PortfolioDeletion::InUse(what));
+            }
+        }
+        sqlx::query("DELETE FROM tag_option_resources WHERE resource_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM portfolios WHERE portfolio_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(if done.rows_affected() == 1 { PortfolioDeletion::Deleted } else { PortfolioDeletion::NotFound })
     }
 
@@ -109,6 +126,10 @@ impl Store {
             filter.push(" AND (LOWER(portfolio_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
             filter.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
             filter.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+        }
+        if let Some(product) = &query.product_id {
+            filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
+            filter.push(")");
         }
         let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));

@@ -1,0 +1,63 @@
+//! The end user's view of products: only products held by a portfolio granted to the caller —
+//! administrators included, who see the whole catalog through the admin actions instead. A
+//! product reached through exactly one granted portfolio has a default launch option.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::product::detail;
+use super::{filter_value, Ctx, Filter, Paging};
+use crate::store::product::{Product, ProductQuery};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ListRequest {
+    #[serde(flatten)]
+    paging: Paging,
+    #[serde(default)]
+    filters: Vec<Filter>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct GetRequest {
+    product_id: String,
+}
+
+/// The `ProductSummary` of a product reached through `portfolios` granted portfolios.
+fn summary(ctx: &Ctx<'_>, product: &Product, portfolios: usize) -> Value {
+    let mut summary = detail(ctx, product);
+    summary["HasDefaultLaunchOption"] = Value::Bool(portfolios == 1);
+    summary
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+    let granted = ctx.store().portfolios_granted_to(ctx.principal).await?;
+    let query = ProductQuery {
+        name: filter_value(&req.filters, "ProductName"),
+        full_text: filter_value(&req.filters, "FullTextSearch"),
+        portfolio_id: None,
+        in_portfolios: Some(granted.clone()),
+    };
+    let (products, total) = ctx.store().list_products(&query, req.paging.order(), req.paging.page()).await?;
+    let ids: Vec<String> = products.iter().map(|p| p.product_id.clone()).collect();
+    let links = ctx.store().product_portfolios(&ids, &granted).await?;
+    let summaries: Vec<Value> = products
+        .iter()
+        .map(|p| summary(ctx, p, links.iter().filter(|(product, _)| *product == p.product_id).count()))
+        .collect();
+    let mut out = req.paging.response(total);
+    out.insert("ProductSummaries".into(), summaries.into());
+    Ok(Value::Object(out))
+}
+
+pub(super) async fn get(ctx: &Ctx<'_>, req: GetRequest) -> Result<Value, ApiError> {
+    let granted = ctx.store().portfolios_granted_to(ctx.principal).await?;
+    let product = ctx.store().product(&req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", &req.product_id))?;
+    let links = ctx.store().product_portfolios(std::slice::from_ref(&product.product_id), &granted).await?;
+    if links.is_empty() {
+        return Err(ApiError::not_found("Product", &req.product_id));
+    }
+    Ok(serde_json::json!({ "ProductSummary": summary(ctx, &product, links.len()) }))
+}

@@ -1,0 +1,486 @@
+//! Product templates as uploaded by `CreateTemplate`: the checks a body must pass and what a
+//! `RosTerraformTemplate` declares. A Terraform template is a JSON object whose `Workspace` maps
+//! relative `.tf` paths to file contents; every file is parsed with hcl-rs so that syntax errors
+//! are refused at upload, and its `variable` and `output` blocks are extracted for the parameter
+//! metadata and the provisioning engine. Pure: no store, no HTTP.
+
+use std::collections::BTreeMap;
+
+use hcl::{Block, Body, Expression};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Template type of Terraform templates, the only kind this server provisions.
+pub const TERRAFORM: &str = "RosTerraformTemplate";
+/// Template type of native ROS templates: stored, never provisioned.
+pub const ROS_STANDARD: &str = "RosStandardTemplate";
+
+/// The only `ROSTemplateFormatVersion`.
+const FORMAT_VERSION: &str = "2015-09-01";
+/// Prefix of `Transform`, followed by `<major>.<minor>`.
+const TRANSFORM_PREFIX: &str = "Aliyun::Terraform-v";
+/// Workspace limits.
+const MAX_FILES: usize = 50;
+const MAX_DEPTH: usize = 5;
+const MAX_SEGMENT_CHARS: usize = 255;
+
+/// A `TerraformVariables` entry: a description the administrator gives a declared variable.
+/// The description is plain text or a JSON object with `Label`, `Description`, `AllowedValues`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TerraformVariable {
+    /// Name of a `variable` block.
+    pub variable_name: String,
+    /// Description (text or JSON object).
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A `variable` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variable {
+    /// Block label.
+    pub name: String,
+    /// The `type` expression as written (`string`, `list(number)`, …), when given.
+    pub type_expr: Option<String>,
+    /// The `default` value when given (`Some(Null)` for `default = null`: optional, no value).
+    pub default: Option<Value>,
+    /// `description`, when given.
+    pub description: Option<String>,
+    /// `sensitive = true`.
+    pub sensitive: bool,
+    /// Whether the block has at least one `validation` block.
+    pub has_validation: bool,
+    /// File that declares it.
+    pub file: String,
+}
+
+/// An `output` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Block label.
+    pub name: String,
+    /// `description`, when given.
+    pub description: Option<String>,
+    /// `sensitive = true`.
+    pub sensitive: bool,
+}
+
+/// What a valid `RosTerraformTemplate` body holds.
+#[derive(Debug, Clone)]
+pub struct ParsedTemplate {
+    /// `<major>.<minor>` named by `Transform`, e.g. `1.5`.
+    pub terraform_version: String,
+    /// `Description` of the body.
+    pub description: Option<String>,
+    /// Relative path → content, every path checked.
+    pub workspace: BTreeMap<String, String>,
+    /// The body's ROS-style `Parameters` section (name → `{Label, Description, AllowedValues}`).
+    pub parameters: Map<String, Value>,
+    /// Declared variables, sorted by name.
+    pub variables: Vec<Variable>,
+    /// Declared outputs, sorted by name.
+    pub outputs: Vec<Output>,
+}
+
+impl ParsedTemplate {
+    /// The variable called `name`.
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    /// The output called `name`.
+    pub fn output(&self, name: &str) -> Option<&Output> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+}
+
+/// Why a template is refused; each message names what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// The body is not a JSON object.
+    #[error("The template body is not a valid JSON object: {0}.")]
+    NotJson(String),
+    /// A structural rule is broken.
+    #[error("{0}")]
+    Invalid(String),
+    /// A `.tf` file does not parse.
+    #[error("The template file {file} has an HCL syntax error at line {line}, column {column}: {message}.")]
+    Syntax {
+        /// Workspace path.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// A `TerraformVariables` entry names no declared variable, or is not allowed here.
+    #[error("{0}")]
+    Variables(String),
+}
+
+impl TemplateError {
+    /// The request parameter the error is about.
+    pub fn parameter(&self) -> &'static str {
+        match self {
+            TemplateError::Variables(_) => "TerraformVariables",
+            _ => "TemplateBody",
+        }
+    }
+}
+
+/// Checks a body of `template_type` with its `TerraformVariables`; returns the parsed template
+/// of a Terraform body, `None` for a native ROS body (only checked to be a JSON object).
+pub fn validate(
+    template_type: &str,
+    body: &str,
+    variables: &[TerraformVariable],
+) -> Result<Option<ParsedTemplate>, TemplateError> {
+    if template_type != TERRAFORM {
+        json_object(body)?;
+        if !variables.is_empty() {
+            return Err(TemplateError::Variables(format!("TerraformVariables apply to {TERRAFORM} templates only.")));
+        }
+        return Ok(None);
+    }
+    let parsed = parse(body)?;
+    check_variables(&parsed, variables)?;
+    Ok(Some(parsed))
+}
+
+/// Refuses `TerraformVariables` entries that name no declared variable or repeat one.
+pub fn check_variables(parsed: &ParsedTemplate, variables: &[TerraformVariable]) -> Result<(), TemplateError> {
+    for (i, v) in variables.iter().enumerate() {
+        if parsed.variable(&v.variable_name).is_none() {
+            let declared: Vec<&str> = parsed.variables.iter().map(|v| v.name.as_str()).collect();
+            return Err(TemplateError::Variables(format!(
+                "The variable {:?} of TerraformVariables is not declared in the template (declared: {}).",
+                v.variable_name,
+                if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+            )));
+        }
+        if variables[..i].iter().any(|w| w.variable_name == v.variable_name) {
+            return Err(TemplateError::Variables(format!("The variable {:?} appears twice in TerraformVariables.", v.variable_name)));
+        }
+    }
+    Ok(())
+}
+
+/// Parses and checks a `RosTerraformTemplate` body.
+pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
+    let mut root = json_object(body)?;
+    let invalid = |m: String| Err(TemplateError::Invalid(m));
+    match root.get("ROSTemplateFormatVersion") {
+        Some(Value::String(v)) if v == FORMAT_VERSION => {}
+        other => return invalid(format!("ROSTemplateFormatVersion must be \"{FORMAT_VERSION}\", not {}.", shown(other))),
+    }
+    let terraform_version = match root.get("Transform") {
+        Some(Value::String(t)) => match t.strip_prefix(TRANSFORM_PREFIX).filter(|v| is_major_minor(v)) {
+            Some(v) => v.to_string(),
+            None => return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\" (e.g. {TRANSFORM_PREFIX}1.5), not {t:?}.")),
+        },
+        other => return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\", not {}.", shown(other))),
+    };
+    let description = match root.remove("Description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d),
+        Some(_) => return invalid("Description must be a string.".into()),
+    };
+    let mut sections = Vec::new();
+    for key in ["Parameters", "Outputs"] {
+        match root.remove(key) {
+            None | Some(Value::Null) => sections.push(Map::new()),
+            Some(Value::Object(section)) => sections.push(section),
+            Some(_) => return invalid(format!("{key} must be a JSON object.")),
+        }
+    }
+    let parameters = sections.swap_remove(0);
+    let workspace = workspace(root.remove("Workspace"))?;
+
+    let mut variables: Vec<Variable> = Vec::new();
+    let mut outputs: Vec<Output> = Vec::new();
+    for (path, content) in &workspace {
+        let hcl = hcl::edit::parser::parse_body(content).map_err(|e| TemplateError::Syntax {
+            file: path.clone(),
+            line: e.location().line(),
+            column: e.location().column(),
+            message: e.message().to_string(),
+        })?;
+        let hcl: Body = hcl.into();
+        for block in hcl.blocks() {
+            match block.identifier() {
+                "variable" => {
+                    let variable = variable(path, block)?;
+                    if let Some(first) = variables.iter().find(|v| v.name == variable.name) {
+                        return invalid(format!("The variable {:?} is declared twice ({} and {path}).", variable.name, first.file));
+                    }
+                    variables.push(variable);
+                }
+                "output" => {
+                    let name = single_label(path, block)?;
+                    if outputs.iter().any(|o| o.name == name) {
+                        return invalid(format!("The output {name:?} is declared twice."));
+                    }
+                    let attrs = block.body();
+                    outputs.push(Output {
+                        name,
+                        description: string_attr(attrs, "description"),
+                        sensitive: bool_attr(path, attrs, "sensitive")?,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    variables.sort_by(|a, b| a.name.cmp(&b.name));
+    outputs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs })
+}
+
+fn json_object(body: &str) -> Result<Map<String, Value>, TemplateError> {
+    match serde_json::from_str(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(TemplateError::NotJson("the body is not an object".into())),
+        Err(e) => Err(TemplateError::NotJson(e.to_string())),
+    }
+}
+
+/// A short rendering of a JSON value for messages.
+fn shown(value: Option<&Value>) -> String {
+    value.map_or_else(|| "missing".to_string(), |v| v.to_string())
+}
+
+fn is_major_minor(version: &str) -> bool {
+    let mut parts = version.split('.');
+    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()));
+    number(parts.next()) && number(parts.next()) && parts.next().is_none()
+}
+
+fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateError> {
+    let invalid = |m: String| TemplateError::Invalid(m);
+    let files = match value {
+        Some(Value::Object(files)) => files,
+        None | Some(Value::Null) => return Err(invalid("Workspace is missing: it maps relative .tf paths to file contents.".into())),
+        Some(_) => return Err(invalid("Workspace must be a JSON object mapping relative .tf paths to file contents.".into())),
+    };
+    if files.is_empty() || files.len() > MAX_FILES {
+        return Err(invalid(format!("Workspace must hold 1 to {MAX_FILES} files, not {}.", files.len())));
+    }
+    files
+        .into_iter()
+        .map(|(path, content)| {
+            check_path(&path).map_err(|why| invalid(format!("The Workspace path {path:?} {why}.")))?;
+            match content {
+                Value::String(content) => Ok((path, content)),
+                _ => Err(invalid(format!("The content of Workspace file {path:?} must be a string."))),
+            }
+        })
+        .collect()
+}
+
+/// Checks one Workspace path: relative, `/`-separated, ending `.tf`, at most [`MAX_DEPTH`]
+/// segments of at most [`MAX_SEGMENT_CHARS`] characters, none of them empty, `.` or `..`.
+fn check_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') || path.contains('\\') || path.contains(':') {
+        return Err("must be a relative path with / separators".into());
+    }
+    if !path.ends_with(".tf") {
+        return Err("must end with .tf".into());
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() > MAX_DEPTH {
+        return Err(format!("is more than {MAX_DEPTH} levels deep"));
+    }
+    for segment in segments {
+        match segment {
+            "" | "." => return Err("has an empty or \".\" segment".into()),
+            ".." => return Err("must not contain \"..\"".into()),
+            s if s.chars().count() > MAX_SEGMENT_CHARS => return Err(format!("has a segment longer than {MAX_SEGMENT_CHARS} characters")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn single_label(file: &str, block: &Block) -> Result<String, TemplateError> {
+    match block.labels() {
+        [label] => Ok(label.as_str().to_string()),
+        _ => Err(TemplateError::Invalid(format!("A {} block in {file} must have exactly one label.", block.identifier()))),
+    }
+}
+
+fn variable(file: &str, block: &Block) -> Result<Variable, TemplateError> {
+    let body = block.body();
+    let attr = |key: &str| body.attributes().find(|a| a.key() == key).map(|a| a.expr().clone());
+    Ok(Variable {
+        name: single_label(file, block)?,
+        type_expr: attr("type").map(|t| t.to_string()),
+        default: attr("default").map(|d| serde_json::to_value(hcl::Value::from(d)).unwrap_or(Value::Null)),
+        description: string_attr(body, "description"),
+        sensitive: bool_attr(file, body, "sensitive")?,
+        has_validation: body.blocks().any(|b| b.identifier() == "validation"),
+        file: file.to_string(),
+    })
+}
+
+/// A text attribute; a non-literal expression is kept as written.
+fn string_attr(body: &Body, key: &str) -> Option<String> {
+    body.attributes().find(|a| a.key() == key).map(|a| match a.expr() {
+        Expression::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+fn bool_attr(file: &str, body: &Body, key: &str) -> Result<bool, TemplateError> {
+    match body.attributes().find(|a| a.key() == key).map(|a| a.expr()) {
+        None => Ok(false),
+        Some(Expression::Bool(b)) => Ok(*b),
+        Some(other) => Err(TemplateError::Invalid(format!("The attribute {key} in {file} must be true or false, not {other}."))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(workspace: Value) -> String {
+        json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": workspace}).to_string()
+    }
+
+    fn invalid(body: &str) -> String {
+        parse(body).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn variables_and_outputs_are_extracted() {
+        let main = r#"
+variable "region" {
+  type        = string
+  default     = "cn-hangzhou"
+  description = "Where"
+}
+variable "tags" {
+  type    = map(list(string))
+  default = { a = ["x"] }
+}
+variable "secret" {
+  sensitive = true
+  validation {
+    condition     = length(var.secret) > 3
+    error_message = "short"
+  }
+}
+output "url" {
+  value       = "x"
+  description = "The URL"
+  sensitive   = true
+}
+"#;
+        let parsed = parse(&body(json!({"main.tf": main, "modules/net/outputs.tf": "output \"id\" { value = 1 }"}))).unwrap();
+        assert_eq!(parsed.terraform_version, "1.5");
+        let names: Vec<&str> = parsed.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["region", "secret", "tags"]);
+        let region = parsed.variable("region").unwrap();
+        assert_eq!(region.type_expr.as_deref(), Some("string"));
+        assert_eq!(region.default, Some(json!("cn-hangzhou")));
+        assert_eq!(region.description.as_deref(), Some("Where"));
+        let tags = parsed.variable("tags").unwrap();
+        assert_eq!(tags.type_expr.as_deref(), Some("map(list(string))"));
+        assert_eq!(tags.default, Some(json!({"a": ["x"]})));
+        let secret = parsed.variable("secret").unwrap();
+        assert!(secret.sensitive && secret.has_validation && secret.default.is_none() && secret.type_expr.is_none());
+        let url = parsed.output("url").unwrap();
+        assert_eq!((url.description.as_deref(), url.sensitive), (Some("The URL"), true));
+        assert!(parsed.output("id").is_some());
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let err = parse(&body(json!({"ok.tf": "", "bad.tf": "variable \"a\" {\n  type = string\n  default = \n}\n"}))).unwrap_err();
+        match &err {
+            TemplateError::Syntax { file, line, .. } => assert_eq!((file.as_str(), *line), ("bad.tf", 3)),
+            other => panic!("not a syntax error: {other}"),
+        }
+        assert!(err.to_string().contains("bad.tf") && err.to_string().contains("line 3"), "{err}");
+        assert_eq!(err.parameter(), "TemplateBody");
+    }
+
+    #[test]
+    fn the_envelope_is_checked() {
+        assert!(invalid("not json").contains("not a valid JSON object"));
+        assert!(invalid("[]").contains("not a valid JSON object"));
+        let no_version = json!({"Transform": "Aliyun::Terraform-v1.5", "Workspace": {"a.tf": ""}}).to_string();
+        assert!(invalid(&no_version).contains("ROSTemplateFormatVersion"));
+        for transform in ["Aliyun::Terraform-v1", "Aliyun::Terraform-1.5", "Aliyun::Terraform-v1.5.7", "x"] {
+            let b = json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": transform, "Workspace": {"a.tf": ""}});
+            assert!(invalid(&b.to_string()).contains("Transform"), "{transform}");
+        }
+        let no_workspace = json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v0.12"});
+        assert!(invalid(&no_workspace.to_string()).contains("Workspace is missing"));
+        assert!(invalid(&body(json!({}))).contains("1 to 50 files"));
+        assert!(invalid(&body(json!({"a.tf": 1}))).contains("must be a string"));
+    }
+
+    #[test]
+    fn workspace_paths_are_checked() {
+        let refused = [
+            ("/etc/main.tf", "relative"),
+            ("C:/main.tf", "relative"),
+            ("a\\main.tf", "relative"),
+            ("main.tf.json", "end with .tf"),
+            ("README.md", "end with .tf"),
+            ("../main.tf", "\"..\""),
+            ("a/../main.tf", "\"..\""),
+            ("a//main.tf", "empty"),
+            ("./main.tf", "empty"),
+            ("a/b/c/d/e/main.tf", "5 levels"),
+        ];
+        for (path, why) in refused {
+            let message = invalid(&body(json!({ path: "" })));
+            assert!(message.contains(why) && message.contains(path.replace('\\', "\\\\").as_str()), "{path}: {message}");
+        }
+        let long = format!("{}.tf", "a".repeat(252));
+        assert!(parse(&body(json!({ long: "" }))).is_ok());
+        let too_long = format!("{}.tf", "a".repeat(253));
+        assert!(invalid(&body(json!({ too_long: "" }))).contains("longer than 255"));
+        assert!(parse(&body(json!({"a/b/c/d/main.tf": ""}))).is_ok());
+    }
+
+    #[test]
+    fn at_most_50_files() {
+        let files = |n: usize| Value::Object((0..n).map(|i| (format!("f{i}.tf"), json!(""))).collect());
+        assert!(parse(&body(files(50))).is_ok());
+        assert!(invalid(&body(files(51))).contains("1 to 50 files, not 51"));
+    }
+
+    #[test]
+    fn duplicate_declarations_are_refused() {
+        let message = invalid(&body(json!({"a.tf": "variable \"x\" {}", "b.tf": "variable \"x\" {}"})));
+        assert!(message.contains("declared twice (a.tf and b.tf)"), "{message}");
+        assert!(invalid(&body(json!({"a.tf": "variable {}"}))).contains("exactly one label"));
+        assert!(invalid(&body(json!({"a.tf": "variable \"x\" { sensitive = \"yes\" }"}))).contains("true or false"));
+    }
+
+    #[test]
+    fn terraform_variables_must_be_declared() {
+        let b = body(json!({"main.tf": "variable \"size\" {}"}));
+        let var = |name: &str| TerraformVariable { variable_name: name.into(), description: "d".into() };
+        assert!(validate(TERRAFORM, &b, &[var("size")]).unwrap().is_some());
+        let err = validate(TERRAFORM, &b, &[var("colour")]).unwrap_err();
+        assert_eq!(err.parameter(), "TerraformVariables");
+        assert!(err.to_string().contains("\"colour\"") && err.to_string().contains("declared: size"), "{err}");
+        assert!(validate(TERRAFORM, &b, &[var("size"), var("size")]).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn native_ros_templates_are_only_json_checked() {
+        assert!(validate(ROS_STANDARD, r#"{"ROSTemplateFormatVersion": "2015-09-01", "Resources": {}}"#, &[]).unwrap().is_none());
+        assert_eq!(validate(ROS_STANDARD, "{", &[]).unwrap_err().parameter(), "TemplateBody");
+        let var = TerraformVariable { variable_name: "x".into(), description: String::new() };
+        assert_eq!(validate(ROS_STANDARD, "{}", &[var]).unwrap_err().parameter(), "TerraformVariables");
+    }
+}

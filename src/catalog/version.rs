@@ -1,0 +1,63 @@
+//! A product version as provisioning sees it: its stored template parsed and its parameters
+//! derived. Launch, update and plan validation call [`launchable_version`]; the workers can call
+//! [`version_template`] to rebuild a workspace.
+
+use super::parameters::{self, ParameterConstraint};
+use super::template::{self, ParsedTemplate};
+use crate::api::error::ApiError;
+use crate::store::product::ProductVersion;
+use crate::store::Store;
+
+/// A version whose template can be provisioned.
+#[derive(Debug, Clone)]
+pub struct LaunchableVersion {
+    /// The version row.
+    pub version: ProductVersion,
+    /// Its Terraform template.
+    pub template: ParsedTemplate,
+    /// Its parameters (before any `Template` constraint narrows them).
+    pub parameters: Vec<ParameterConstraint>,
+}
+
+/// The parsed template of a version and its parameters; `None` for a native ROS template.
+pub async fn version_template(store: &Store, version: &ProductVersion) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, ApiError> {
+    if version.template_type != template::TERRAFORM {
+        return Ok(None);
+    }
+    let id = version.template_id.as_deref().unwrap_or_default();
+    let stored = store
+        .template(id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("template {id:?} of version {} is missing", version.product_version_id)))?;
+    // Checked at upload; failing now means the parser changed under a stored template.
+    let parsed = template::parse(&stored.body)
+        .map_err(|e| ApiError::internal(format!("stored template {id} no longer parses: {e}")))?;
+    let parameters = parameters::derive(&parsed, &stored.terraform_variables);
+    Ok(Some((parsed, parameters)))
+}
+
+/// The version `version_id` of `product_id`, refused unless it is active and provisionable:
+/// `404 EntityNotExists.ProductVersion` when missing or of another product, `409
+/// InvalidStatus.ProductVersion` when inactive or a `RosStandardTemplate`.
+pub async fn launchable_version(store: &Store, product_id: &str, version_id: &str) -> Result<LaunchableVersion, ApiError> {
+    let version = store
+        .product_version(version_id)
+        .await?
+        .filter(|v| v.product_id == product_id)
+        .ok_or_else(|| ApiError::not_found("ProductVersion", version_id))?;
+    if !version.active {
+        return Err(ApiError::invalid_status("ProductVersion", format!("The product version {version_id} is not active.")));
+    }
+    match version_template(store, &version).await? {
+        Some((template, parameters)) => Ok(LaunchableVersion { version, template, parameters }),
+        None => Err(ApiError::invalid_status(
+            "ProductVersion",
+            format!(
+                "The product version {version_id} uses a {} template, which this server cannot provision; only {} \
+                 versions can be launched.",
+                version.template_type,
+                template::TERRAFORM
+            ),
+        )),
+    }
+}

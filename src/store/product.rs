@@ -1,0 +1,603 @@
+//! Products, their versions and their membership in portfolios, with the referential rules that
+//! keep a product in use from disappearing.
+
+use sqlx::Row;
+
+use super::sql::{contains_pattern, Sql};
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
+
+/// A stored product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// `prod-…`.
+    pub product_id: String,
+    /// Display name.
+    pub product_name: String,
+    /// Who provides it.
+    pub provider_name: String,
+    /// Free text; empty when none.
+    pub description: String,
+    /// Always `Ros`.
+    pub product_type: String,
+    /// Template type of its versions.
+    pub template_type: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// A stored product version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductVersion {
+    /// `pv-…`.
+    pub product_version_id: String,
+    /// Owning product.
+    pub product_id: String,
+    /// Display name.
+    pub product_version_name: String,
+    /// Free text; empty when none.
+    pub description: String,
+    /// Whether end users see it.
+    pub active: bool,
+    /// Default | Recommended | Latest | Deprecated.
+    pub guidance: String,
+    /// Template type.
+    pub template_type: String,
+    /// `oss://…/template.json` as given.
+    pub template_url: String,
+    /// The stored template it resolves to.
+    pub template_id: Option<String>,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Which products a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuery {
+    /// Exact name, compared case-insensitively.
+    pub name: Option<String>,
+    /// Substring of name, provider or description, case-insensitively.
+    pub full_text: Option<String>,
+    /// Only products in this portfolio.
+    pub portfolio_id: Option<String>,
+    /// Only products in one of these portfolios (an end user's grants); `Some(empty)` finds none.
+    pub in_portfolios: Option<Vec<String>>,
+}
+
+/// The changes `UpdateProductVersion` asks for; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct VersionUpdate {
+    /// New name.
+    pub name: String,
+    /// New description.
+    pub description: Option<String>,
+    /// New guidance.
+    pub guidance: Option<String>,
+    /// New active flag.
+    pub active: Option<bool>,
+}
+
+/// A tag option as a product or portfolio lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociatedTagOption {
+    /// `tag-…`.
+    pub tag_option_id: String,
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+    /// Whether it is applied at launch.
+    pub active: bool,
+    /// Owning account.
+    pub owner: String,
+}
+
+/// What keeps a product (or its last version) from being deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductUse {
+    /// It belongs to this portfolio.
+    Portfolio(String),
+    /// A constraint of this portfolio names it.
+    Constraint(String),
+    /// This provisioned product (not terminated) was launched from it.
+    Provisioned(String),
+}
+
+impl std::fmt::Display for ProductUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProductUse::Portfolio(id) => write!(f, "it is associated with portfolio {id}"),
+            ProductUse::Constraint(id) => write!(f, "constraints of portfolio {id} apply to it"),
+            ProductUse::Provisioned(id) => write!(f, "provisioned product {id} was launched from it"),
+        }
+    }
+}
+
+/// Outcome of a deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Deleted.
+    Deleted,
+    /// No such row.
+    NotFound,
+    /// Refused: still in use.
+    InUse(ProductUse),
+    /// Refused: the last version of a product in use.
+    LastVersion(ProductUse),
+}
+
+const PRODUCT_COLUMNS: &str = "product_id, product_name, provider_name, description, product_type, template_type, created_at";
+const VERSION_COLUMNS: &str = "product_version_id, product_id, product_version_name, description, active, guidance, \
+                               template_type, template_url, template_id, created_at";
+
+fn product_from_row(row: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
+    Ok(Product {
+        product_id: row.try_get("product_id")?,
+        product_name: row.try_get("product_name")?,
+        provider_name: row.try_get("provider_name")?,
+        description: row.try_get("description")?,
+        product_type: row.try_get("product_type")?,
+        template_type: row.try_get("template_type")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ProductVersion, sqlx::Error> {
+    Ok(ProductVersion {
+        product_version_id: row.try_get("product_version_id")?,
+        product_id: row.try_get("product_id")?,
+        product_version_name: row.try_get("product_version_name")?,
+        description: row.try_get("description")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        guidance: row.try_get("guidance")?,
+        template_type: row.try_get("template_type")?,
+        template_url: row.try_get("template_url")?,
+        template_id: row.try_get("template_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> StoreResult<()> {
+    sqlx::query(&format!("INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"))
+        .bind(&v.product_version_id)
+        .bind(&v.product_id)
+        .bind(&v.product_version_name)
+        .bind(&v.description)
+        .bind(i64::from(v.active))
+        .bind(&v.guidance)
+        .bind(&v.template_type)
+        .bind(&v.template_url)
+        .bind(&v.template_id)
+        .bind(v.created_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new product with its versions, in one transaction.
+    pub async fn insert_product(&self, p: &Product, versions: &[ProductVersion]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&format!("INSERT INTO products ({PRODUCT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"))
+            .bind(&p.product_id)
+            .bind(&p.product_name)
+            .bind(&p.provider_name)
+            .bind(&p.description)
+            .bind(&p.product_type)
+            .bind(&p.template_type)
+            .bind(p.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for v in versions {
+            insert_version(&mut tx, v).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One product.
+    pub async fn product(&self, id: &str) -> StoreResult<Option<Product>> {
+        let row = sqlx::query(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.as_ref().map(product_from_row).transpose()?)
+    }
+
+    /// Changes name and provider, and the description when given; false when not found.
+    pub async fn update_product(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE products SET product_name = $1, provider_name = $2, description = COALESCE($3, description), \
+             updated_at = $4 WHERE product_id = $5",
+        )
+        .bind(name)
+        .bind(provider)
+        .bind(description)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Why the product cannot go away, if anything keeps it: a portfolio association, a
+    /// constraint, or a provisioned product that is not terminated. The provisioning engine's
+    /// own references belong here too, so that every deletion path asks this one function.
+    pub async fn product_use(&self, product_id: &str) -> StoreResult<Option<ProductUse>> {
+        type UseOf = fn(String) -> ProductUse;
+        let checks: [(&str, UseOf); 3] = [
+            ("SELECT portfolio_id FROM portfolio_products WHERE product_id = $1", ProductUse::Portfolio),
+            ("SELECT portfolio_id FROM constraints WHERE product_id = $1", ProductUse::Constraint),
+            (
+                "SELECT provisioned_product_id FROM provisioned_products WHERE product_id = $1 AND terminated = 0",
+                ProductUse::Provisioned,
+            ),
+        ];
+        for (sql, make) in checks {
+            let found: Option<String> =
+                sqlx::query_scalar(&format!("{sql} LIMIT 1")).bind(product_id).fetch_optional(self.reader()).await?;
+            if let Some(id) = found {
+                return Ok(Some(make(id)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes a product, its versions and its tag option associations unless it is in use.
+    pub async fn delete_product(&self, id: &str) -> StoreResult<Deletion> {
+        if self.product(id).await?.is_none() {
+            return Ok(Deletion::NotFound);
+        }
+        if let Some(used) = self.product_use(id).await? {
+            return Ok(Deletion::InUse(used));
+        }
+        let mut tx = self.begin().await?;
+        for sql in [
+            "DELETE FROM product_versions WHERE product_id = $1",
+            "DELETE FROM tag_option_resources WHERE resource_id = $1",
+            "DELETE FROM products WHERE product_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Deletion::Deleted)
+    }
+
+    /// One page of products by creation time, and the total count.
+    pub async fn list_products(&self, query: &ProductQuery, order: SortOrder, page: Page) -> StoreResult<(Vec<Product>, i64)> {
+        let mut filter = Sql::new(" FROM products WHERE 1 = 1");
+        if let Some(name) = &query.name {
+            filter.push(" AND LOWER(product_name) = ").text(name.to_lowercase());
+        }
+        if let Some(text) = &query.full_text {
+            let pattern = contains_pattern(text);
+            filter.push(" AND (LOWER(product_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+            filter.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+            filter.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+        }
+        if let Some(portfolio) = &query.portfolio_id {
+            filter.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id = ").text(portfolio.clone());
+            filter.push(")");
+        }
+        if let Some(portfolios) = &query.in_portfolios {
+            if portfolios.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            filter.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id IN (");
+            for (i, portfolio) in portfolios.iter().enumerate() {
+                filter.push(if i == 0 { "" } else { ", " }).text(portfolio.clone());
+            }
+            filter.push("))");
+        }
+        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}"));
+        let dir = order.sql();
+        select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
+        select.push(" OFFSET ").int(page.offset());
+        let rows = select.query().fetch_all(self.reader()).await?;
+        Ok((rows.iter().map(product_from_row).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Adds a version to an existing product.
+    pub async fn insert_product_version(&self, v: &ProductVersion) -> StoreResult<()> {
+        let mut conn = self.writer().acquire().await?;
+        insert_version(&mut conn, v).await
+    }
+
+    /// One version.
+    pub async fn product_version(&self, id: &str) -> StoreResult<Option<ProductVersion>> {
+        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_version_id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.as_ref().map(version_from_row).transpose()?)
+    }
+
+    /// The versions of a product, oldest first; only active ones when `active_only`.
+    pub async fn product_versions(&self, product_id: &str, active_only: bool) -> StoreResult<Vec<ProductVersion>> {
+        let mut sql = Sql::new(&format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = "));
+        sql.text(product_id);
+        if active_only {
+            sql.push(" AND active = 1");
+        }
+        sql.push(" ORDER BY created_at, product_version_id");
+        let rows = sql.query().fetch_all(self.reader()).await?;
+        Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Applies an update; false when not found.
+    pub async fn update_product_version(&self, id: &str, update: &VersionUpdate) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
+             guidance = COALESCE($3, guidance), active = COALESCE($4, active), updated_at = $5 WHERE product_version_id = $6",
+        )
+        .bind(&update.name)
+        .bind(&update.description)
+        .bind(&update.guidance)
+        .bind(update.active.map(i64::from))
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a version unless a live provisioned product runs it, or it is the last version of
+    /// a product in use.
+    pub async fn delete_product_version(&self, id: &str) -> StoreResult<Deletion> {
+        let Some(version) = self.product_version(id).await? else { return Ok(Deletion::NotFound) };
+        let running: Option<String> = sqlx::query_scalar(
+            "SELECT provisioned_product_id FROM provisioned_products WHERE product_version_id = $1 AND terminated = 0 LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        if let Some(running) = running {
+            return Ok(Deletion::InUse(ProductUse::Provisioned(running)));
+        }
+        let mut tx = self.begin().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_versions WHERE product_id = $1")
+            .bind(&version.product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count == 1 {
+            if let Some(used) = self.product_use(&version.product_id).await? {
+                return Ok(Deletion::LastVersion(used));
+            }
+        }
+        sqlx::query("DELETE FROM product_versions WHERE product_version_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Deletion::Deleted)
+    }
+
+    /// Puts a product in a portfolio (again: no change).
+    pub async fn associate_product(&self, portfolio_id: &str, product_id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO portfolio_products (portfolio_id, product_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (portfolio_id, product_id) DO NOTHING",
+        )
+        .bind(portfolio_id)
+        .bind(product_id)
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a product out of a portfolio unless constraints of the pair remain; `Ok(false)`
+    /// when constraints are in the way.
+    pub async fn disassociate_product(&self, portfolio_id: &str, product_id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let constraints: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM constraints WHERE portfolio_id = $1 AND product_id = $2")
+            .bind(portfolio_id)
+            .bind(product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if constraints > 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2")
+            .bind(portfolio_id)
+            .bind(product_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// `(product_id, portfolio_id)` pairs linking any of `products` to any of `portfolios`
+    /// (launch options among an end user's grants).
+    pub async fn product_portfolios(&self, products: &[String], portfolios: &[String]) -> StoreResult<Vec<(String, String)>> {
+        if products.is_empty() || portfolios.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new("SELECT product_id, portfolio_id FROM portfolio_products WHERE product_id IN (");
+        for (i, id) in products.iter().enumerate() {
+            sql.push(if i == 0 { "" } else { ", " }).text(id.clone());
+        }
+        sql.push(") AND portfolio_id IN (");
+        for (i, id) in portfolios.iter().enumerate() {
+            sql.push(if i == 0 { "" } else { ", " }).text(id.clone());
+        }
+        sql.push(") ORDER BY product_id, portfolio_id");
+        let rows = sql.query().fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("product_id")?, r.try_get("portfolio_id")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// The tag options associated with a resource, by key and value.
+    pub async fn resource_tag_options(&self, resource_id: &str) -> StoreResult<Vec<AssociatedTagOption>> {
+        let rows = sqlx::query(
+            "SELECT t.tag_option_id, t.tag_key, t.tag_value, t.active, t.owner FROM tag_options t \
+             JOIN tag_option_resources r ON r.tag_option_id = t.tag_option_id WHERE r.resource_id = $1 \
+             ORDER BY t.tag_key, t.tag_value",
+        )
+        .bind(resource_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AssociatedTagOption {
+                    tag_option_id: r.try_get("tag_option_id")?,
+                    key: r.try_get("tag_key")?,
+                    value: r.try_get("tag_value")?,
+                    active: r.try_get::<i64, _>("active")? != 0,
+                    owner: r.try_get("owner")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::portfolio::{Portfolio, PortfolioDeletion, PortfolioQuery};
+    use crate::store::{testing, Page, SortOrder};
+
+    fn product(id: &str, name: &str, at: i64) -> Product {
+        Product {
+            product_id: id.into(),
+            product_name: name.into(),
+            provider_name: "it".into(),
+            description: format!("about {name}"),
+            product_type: "Ros".into(),
+            template_type: "RosTerraformTemplate".into(),
+            created_at: at,
+        }
+    }
+
+    fn version(id: &str, product_id: &str, at: i64) -> ProductVersion {
+        ProductVersion {
+            product_version_id: id.into(),
+            product_id: product_id.into(),
+            product_version_name: "1.0".into(),
+            description: String::new(),
+            active: true,
+            guidance: "Default".into(),
+            template_type: "RosTerraformTemplate".into(),
+            template_url: "oss://x".into(),
+            template_id: None,
+            created_at: at,
+        }
+    }
+
+    async fn portfolio(store: &Store, id: &str) {
+        let p = Portfolio {
+            portfolio_id: id.into(),
+            portfolio_name: id.into(),
+            provider_name: "p".into(),
+            description: String::new(),
+            created_at: 1,
+        };
+        store.insert_portfolio(&p).await.unwrap();
+    }
+
+    const ALL: Page = Page { number: 1, size: 100 };
+
+    fn ids(products: &[Product]) -> Vec<&str> {
+        products.iter().map(|p| p.product_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn products_are_listed_filtered_and_scoped() {
+        let (store, _dir) = testing::sqlite().await;
+        store.insert_product(&product("prod-a", "Web Server", 1), &[version("pv-a", "prod-a", 1)]).await.unwrap();
+        store.insert_product(&product("prod-b", "Database", 2), &[]).await.unwrap();
+        store.insert_product(&product("prod-c", "50%_off", 3), &[]).await.unwrap();
+        portfolio(&store, "port-1").await;
+        portfolio(&store, "port-2").await;
+        store.associate_product("port-1", "prod-a").await.unwrap();
+        store.associate_product("port-1", "prod-a").await.unwrap();
+        store.associate_product("port-2", "prod-b").await.unwrap();
+
+        let list = |q: ProductQuery, order| {
+            let store = store.clone();
+            async move { store.list_products(&q, order, ALL).await.unwrap() }
+        };
+        let (all, total) = list(ProductQuery::default(), SortOrder::Desc).await;
+        assert_eq!((ids(&all), total), (vec!["prod-c", "prod-b", "prod-a"], 3));
+        let (by_name, _) = list(ProductQuery { name: Some("web SERVER".into()), ..Default::default() }, SortOrder::Asc).await;
+        assert_eq!(ids(&by_name), ["prod-a"]);
+        let (by_text, _) = list(ProductQuery { full_text: Some("%_".into()), ..Default::default() }, SortOrder::Asc).await;
+        assert_eq!(ids(&by_text), ["prod-c"]);
+        let (in_one, _) = list(ProductQuery { portfolio_id: Some("port-1".into()), ..Default::default() }, SortOrder::Asc).await;
+        assert_eq!(ids(&in_one), ["prod-a"]);
+        let granted = ProductQuery { in_portfolios: Some(vec!["port-1".into(), "port-2".into()]), ..Default::default() };
+        assert_eq!(ids(&list(granted, SortOrder::Asc).await.0), ["prod-a", "prod-b"]);
+        let none = ProductQuery { in_portfolios: Some(vec![]), ..Default::default() };
+        assert_eq!(list(none, SortOrder::Asc).await, (vec![], 0));
+        let (page, total) = store.list_products(&ProductQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
+        assert_eq!((ids(&page), total), (vec!["prod-c"], 3));
+
+        let links = store.product_portfolios(&["prod-a".into(), "prod-b".into()], &["port-1".into()]).await.unwrap();
+        assert_eq!(links, [("prod-a".to_string(), "port-1".to_string())]);
+        let q = PortfolioQuery { product_id: Some("prod-b".into()), ..Default::default() };
+        let (portfolios, _) = store.list_portfolios(&q, SortOrder::Asc, ALL).await.unwrap();
+        assert_eq!(portfolios.iter().map(|p| p.portfolio_id.as_str()).collect::<Vec<_>>(), ["port-2"]);
+    }
+
+    #[tokio::test]
+    async fn products_in_use_are_kept() {
+        let (store, _dir) = testing::sqlite().await;
+        store.insert_product(&product("prod-a", "a", 1), &[version("pv-1", "prod-a", 1), version("pv-2", "prod-a", 2)]).await.unwrap();
+        portfolio(&store, "port-1").await;
+        store.associate_product("port-1", "prod-a").await.unwrap();
+
+        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Portfolio("port-1".into())));
+        assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::InUse("products"));
+        assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::Deleted);
+        assert_eq!(
+            store.delete_product_version("pv-2").await.unwrap(),
+            Deletion::LastVersion(ProductUse::Portfolio("port-1".into()))
+        );
+        assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::NotFound);
+
+        sqlx::query(
+            "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, created_at, updated_at) \
+             VALUES ('cons-1', 'Launch', 'port-1', 'prod-a', '{}', 1, 1)",
+        )
+        .execute(store.writer())
+        .await
+        .unwrap();
+        assert!(!store.disassociate_product("port-1", "prod-a").await.unwrap());
+        sqlx::query("DELETE FROM constraints").execute(store.writer()).await.unwrap();
+        assert!(store.disassociate_product("port-1", "prod-a").await.unwrap());
+        assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::Deleted);
+
+        sqlx::query(
+            "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
+             owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
+             parameters_sealed, created_at, updated_at) \
+             VALUES ('pp-1', 'n', '1', 'RamUser', 'prod-a', 'pv-2', 'port-1', 'r', 's', 'Available', '', 1, 1)",
+        )
+        .execute(store.writer())
+        .await
+        .unwrap();
+        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
+        assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
+        sqlx::query("UPDATE provisioned_products SET terminated = 1").execute(store.writer()).await.unwrap();
+        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::Deleted);
+        assert!(store.product("prod-a").await.unwrap().is_none());
+        assert!(store.product_version("pv-2").await.unwrap().is_none());
+        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::NotFound);
+    }
+
+    #[tokio::test]
+    async fn versions_update_only_what_is_given() {
+        let (store, _dir) = testing::sqlite().await;
+        store.insert_product(&product("prod-a", "a", 1), &[]).await.unwrap();
+        store.insert_product_version(&ProductVersion { description: "d".into(), ..version("pv-1", "prod-a", 1) }).await.unwrap();
+        let update = VersionUpdate { name: "2.0".into(), active: Some(false), ..Default::default() };
+        assert!(store.update_product_version("pv-1", &update).await.unwrap());
+        let v = store.product_version("pv-1").await.unwrap().unwrap();
+        assert_eq!((v.product_version_name.as_str(), v.description.as_str(), v.active, v.guidance.as_str()), ("2.0", "d", false, "Default"));
+        assert!(store.product_versions("prod-a", true).await.unwrap().is_empty());
+        assert_eq!(store.product_versions("prod-a", false).await.unwrap().len(), 1);
+        assert!(!store.update_product_version("pv-x", &update).await.unwrap());
+        assert!(store.update_product("prod-a", "b", "p", None).await.unwrap());
+        assert_eq!(store.product("prod-a").await.unwrap().unwrap().description, "about a");
+    }
+}

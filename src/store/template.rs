@@ -1,0 +1,97 @@
+//! Uploaded templates, stored content-addressed: the same type, body and `TerraformVariables`
+//! always resolve to the same row (and so the same `TemplateUrl`).
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{new_id, now_ms, Store, StoreResult};
+use crate::catalog::template::TerraformVariable;
+
+/// A stored template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate {
+    /// `tpl-…`.
+    pub template_id: String,
+    /// `RosTerraformTemplate` or `RosStandardTemplate`.
+    pub template_type: String,
+    /// The body as uploaded.
+    pub body: String,
+    /// The descriptions given with it.
+    pub terraform_variables: Vec<TerraformVariable>,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// The content address: sha256 over type, body and variables, each length-prefixed.
+fn content_sha256(template_type: &str, body: &str, variables_json: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [template_type, body, variables_json] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
+impl Store {
+    /// Stores a template unless the same content is stored already; returns its id either way.
+    pub async fn put_template(&self, template_type: &str, body: &str, variables: &[TerraformVariable]) -> StoreResult<String> {
+        let variables_json = serde_json::to_string(variables).expect("variables serialise");
+        let sha = content_sha256(template_type, body, &variables_json);
+        sqlx::query(
+            "INSERT INTO templates (template_id, content_sha256, template_type, body, terraform_variables, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (content_sha256) DO NOTHING",
+        )
+        .bind(new_id("tpl"))
+        .bind(&sha)
+        .bind(template_type)
+        .bind(body)
+        .bind(&variables_json)
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(sqlx::query_scalar("SELECT template_id FROM templates WHERE content_sha256 = $1")
+            .bind(&sha)
+            .fetch_one(self.writer())
+            .await?)
+    }
+
+    /// One template.
+    pub async fn template(&self, template_id: &str) -> StoreResult<Option<StoredTemplate>> {
+        let row = sqlx::query(
+            "SELECT template_id, template_type, body, terraform_variables, created_at FROM templates WHERE template_id = $1",
+        )
+        .bind(template_id)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let variables: String = row.try_get("terraform_variables")?;
+        Ok(Some(StoredTemplate {
+            template_id: row.try_get("template_id")?,
+            template_type: row.try_get("template_type")?,
+            body: row.try_get("body")?,
+            terraform_variables: serde_json::from_str(&variables)
+                .map_err(|e| sqlx::Error::Decode(format!("templates.terraform_variables: {e}").into()))?,
+            created_at: row.try_get("created_at")?,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn templates_are_content_addressed() {
+        let (store, _dir) = testing::sqlite().await;
+        let vars = [TerraformVariable { variable_name: "a".into(), description: "d".into() }];
+        let first = store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap();
+        assert_eq!(store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap(), first);
+        assert_ne!(store.put_template("RosTerraformTemplate", "{}", &[]).await.unwrap(), first);
+        assert_ne!(store.put_template("RosStandardTemplate", "{}", &vars).await.unwrap(), first);
+        let stored = store.template(&first).await.unwrap().unwrap();
+        assert_eq!((stored.body.as_str(), stored.terraform_variables.as_slice()), ("{}", &vars[..]));
+        assert!(first.starts_with("tpl-"));
+        assert!(store.template("tpl-none").await.unwrap().is_none());
+    }
+}
