@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use servicecatalog::server::{self, DataOptions, ServeOptions};
-use servicecatalog::users;
+use std::time::Duration;
+
+use servicecatalog::server::{self, DataOptions, EngineSettings, ServeOptions};
+use servicecatalog::{roles, users};
 
 #[derive(Parser)]
 #[command(name = "servicecatalog", version, about = "A self-hosted service catalog speaking the Alibaba Cloud Service Catalog API")]
@@ -49,6 +51,24 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long, env = "SERVICECATALOG_LOG_JSON")]
         log_json: bool,
+        /// Task workers on this node (0: API only); default: the number of cores.
+        #[arg(long, env = "SERVICECATALOG_WORKERS")]
+        workers: Option<usize>,
+        /// Terraform binary; default: terraform, else tofu, on PATH.
+        #[arg(long, env = "SERVICECATALOG_TERRAFORM")]
+        terraform: Option<PathBuf>,
+        /// Time limit of one task, in seconds.
+        #[arg(long, env = "SERVICECATALOG_TASK_TIMEOUT", default_value_t = 3600)]
+        task_timeout: u64,
+        /// Task lease in seconds: a task whose node stops renewing it fails after this long.
+        #[arg(long, env = "SERVICECATALOG_LEASE_SECONDS", default_value_t = 30)]
+        lease_seconds: u64,
+        /// Largest Terraform log kept per task, in bytes.
+        #[arg(long, env = "SERVICECATALOG_TASK_LOG_LIMIT", default_value_t = 4 * 1024 * 1024)]
+        task_log_limit: usize,
+        /// Load the bundled sample catalog (idempotent).
+        #[arg(long, env = "SERVICECATALOG_SAMPLE_CATALOG")]
+        sample_catalog: bool,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -58,6 +78,66 @@ enum Command {
         command: UsersCommand,
         #[command(flatten)]
         data: DataArgs,
+    },
+    /// Manage RAM roles (granted portfolios like users; users are their members).
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Manage launch roles: named sets of environment variables for Terraform (Launch constraints).
+    LaunchRoles {
+        #[command(subcommand)]
+        command: LaunchRolesCommand,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Create a role.
+    Create {
+        /// Role name.
+        name: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List roles and their members.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a role, its memberships and its portfolio grants.
+    Delete {
+        /// Role name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LaunchRolesCommand {
+    /// Create or replace a launch role (values are stored encrypted and never shown again).
+    Create {
+        /// Launch role name (the LocalRoleName of Launch constraints).
+        name: String,
+        /// An environment variable, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+    },
+    /// List launch roles with their variable names (never values).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a launch role no constraint uses.
+    Delete {
+        /// Launch role name.
+        name: String,
     },
 }
 
@@ -70,6 +150,9 @@ enum UsersCommand {
         /// Make the user an administrator.
         #[arg(long)]
         admin: bool,
+        /// Make the user a member of this role, created if needed (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -102,21 +185,46 @@ fn init_logging(json: bool) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, region, regions, log_json, data } => {
+        Command::Serve { listen, region, regions, log_json, workers, terraform, task_timeout, lease_seconds, task_log_limit, sample_catalog, data } => {
             init_logging(log_json);
             let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
                 (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
                 _ => None,
             };
-            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key }).await
+            let engine = EngineSettings {
+                workers: workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                terraform,
+                task_timeout: Duration::from_secs(task_timeout.max(1)),
+                lease: Duration::from_secs(lease_seconds.max(3)),
+                log_cap_bytes: task_log_limit,
+            };
+            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine, sample_catalog }).await
         }
         Command::Users { command, data } => {
             init_logging(false);
             let data = data.options();
             match command {
-                UsersCommand::Create { name, admin, json } => users::create(&data, &name, admin, json).await,
+                UsersCommand::Create { name, admin, roles, json } => users::create(&data, &name, admin, &roles, json).await,
                 UsersCommand::List { json } => users::list(&data, json).await,
                 UsersCommand::Delete { name } => users::delete(&data, &name).await,
+            }
+        }
+        Command::Roles { command, data } => {
+            init_logging(false);
+            let data = data.options();
+            match command {
+                RolesCommand::Create { name, json } => roles::create(&data, &name, json).await,
+                RolesCommand::List { json } => roles::list(&data, json).await,
+                RolesCommand::Delete { name } => roles::delete(&data, &name).await,
+            }
+        }
+        Command::LaunchRoles { command, data } => {
+            init_logging(false);
+            let data = data.options();
+            match command {
+                LaunchRolesCommand::Create { name, env } => roles::create_launch_role(&data, &name, &env).await,
+                LaunchRolesCommand::List { json } => roles::list_launch_roles(&data, json).await,
+                LaunchRolesCommand::Delete { name } => roles::delete_launch_role(&data, &name).await,
             }
         }
     }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
 use crate::auth::Authenticator;
+use crate::engine::{Engine, EngineConfig};
 use crate::store::Store;
 
 /// Where the data lives; shared by `serve` and the `users` commands.
@@ -46,6 +47,25 @@ pub struct ServeOptions {
     pub regions: Vec<String>,
     /// Administrator key pair from the environment.
     pub root_key: Option<(String, String)>,
+    /// Task engine settings.
+    pub engine: EngineSettings,
+    /// Load the bundled sample catalog at start (idempotent).
+    pub sample_catalog: bool,
+}
+
+/// The engine settings `serve` takes.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Workers on this node (0: API only).
+    pub workers: usize,
+    /// Terraform binary.
+    pub terraform: Option<PathBuf>,
+    /// Time limit of a task.
+    pub task_timeout: std::time::Duration,
+    /// Task lease.
+    pub lease: std::time::Duration,
+    /// Largest log per task.
+    pub log_cap_bytes: usize,
 }
 
 /// Name of the file holding a generated administrator key.
@@ -65,7 +85,23 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         account_id,
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
     };
-    let state = Arc::new(AppState { auth: Authenticator::new(store.clone(), secrets), store, config });
+    let engine = Engine::new(
+        store.clone(),
+        secrets.clone(),
+        EngineConfig {
+            workers: options.engine.workers,
+            terraform: options.engine.terraform.clone(),
+            data_dir: options.data.data_dir.clone(),
+            task_timeout: options.engine.task_timeout,
+            lease: options.engine.lease,
+            log_cap_bytes: options.engine.log_cap_bytes,
+        },
+    );
+    engine.start();
+    let state = Arc::new(AppState { auth: Authenticator::new(store.clone(), secrets.clone()), store, config, secrets, engine });
+    if options.sample_catalog {
+        crate::sample::load(&state).await.context("cannot load the sample catalog")?;
+    }
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");
     axum::serve(listener, api::rpc::router(state)).with_graceful_shutdown(shutdown_signal()).await?;

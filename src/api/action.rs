@@ -94,6 +94,8 @@ actions! {
     UpdateProvisionedProduct => EndUser,
     UpdateProvisionedProductPlan => EndUser,
     UpdateTagOption => Admin,
+    // Extensions (README, "Extensions"):
+    GetTaskLog => EndUser,
 }
 
 #[cfg(test)]

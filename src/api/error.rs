@@ -34,6 +34,11 @@ impl ApiError {
         )
     }
 
+    /// `400 MissingParameter.<Name>` with a message saying why it is needed here.
+    pub fn missing_parameter_because(name: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, format!("MissingParameter.{}", top_level(name)), message)
+    }
+
     /// `400 InvalidParameter.<Name>`.
     pub fn invalid_parameter(name: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, format!("InvalidParameter.{}", top_level(name)), message)

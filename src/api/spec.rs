@@ -15,6 +15,10 @@ use crate::protocol::params::{parse_bool, Params};
 
 const SPEC: &str = include_str!("../../spec/servicecatalog-2021-09-01.json");
 const OVERLAY: &str = include_str!("../../spec/overlay.json");
+const EXTENSIONS: &str = include_str!("../../spec/extensions.json");
+
+/// Number of actions of the official API (the rest are this server's extensions).
+pub const OFFICIAL_ACTIONS: usize = 55;
 
 /// One request parameter, or one field of an array item or JSON object.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,9 +85,11 @@ pub fn actions() -> &'static HashMap<String, ActionSpec> {
     static ACTIONS: OnceLock<HashMap<String, ActionSpec>> = OnceLock::new();
     ACTIONS.get_or_init(|| {
         let file: SpecFile = serde_json::from_str(SPEC).expect("the embedded API spec is valid JSON");
+        let extensions: SpecFile = serde_json::from_str(EXTENSIONS).expect("the embedded extensions spec is valid JSON");
         let overlay: Map<String, Value> = serde_json::from_str(OVERLAY).expect("the embedded overlay is valid JSON");
         file.actions
             .into_iter()
+            .chain(extensions.actions)
             .map(|mut action| {
                 if let Some(Value::Object(patches)) = overlay.get(&action.name) {
                     apply_overlay(&mut action, patches);
@@ -345,8 +351,10 @@ mod tests {
     }
 
     #[test]
-    fn all_55_actions_are_described() {
-        assert_eq!(actions().len(), 55);
+    fn all_55_actions_and_the_extensions_are_described() {
+        let official: SpecFile = serde_json::from_str(SPEC).unwrap();
+        assert_eq!(official.actions.len(), OFFICIAL_ACTIONS);
+        assert!(actions().contains_key("GetTaskLog"));
     }
 
     #[test]

@@ -42,21 +42,20 @@ impl TaskInputs {
     /// Loads the template of the task's version, its parameters and the launch role's variables.
     pub async fn load(store: &Store, secrets: &SecretBox, task: &Task) -> Result<TaskInputs, InputError> {
         let internal = |e: crate::store::StoreError| InputError::Internal(e.to_string());
-        let (template_type, body) = store
-            .version_template(&task.product_version_id)
+        let version = store
+            .product_version(&task.product_version_id)
             .await
             .map_err(internal)?
-            .ok_or_else(|| InputError::Template(format!("The template of product version {} no longer exists.", task.product_version_id)))?;
-        if template_type != "RosTerraformTemplate" {
-            return Err(InputError::Template(format!(
-                "Product version {} has a {template_type}, which this service cannot provision; only RosTerraformTemplate is supported.",
-                task.product_version_id
-            )));
-        }
-        let template: Value = serde_json::from_str(&body).map_err(|e| InputError::Template(format!("The template is not valid JSON: {e}")))?;
-        let workspace: BTreeMap<String, String> = serde_json::from_value(template["Workspace"].clone())
-            .map_err(|e| InputError::Template(format!("The template's Workspace is invalid: {e}")))?;
-        let declared = declarations(&workspace);
+            .ok_or_else(|| InputError::Template(format!("The product version {} no longer exists.", task.product_version_id)))?;
+        let (template, _) = crate::catalog::version::version_template(store, &version)
+            .await
+            .map_err(|e| InputError::Internal(e.message().to_string()))?
+            .ok_or_else(|| {
+                InputError::Template(format!(
+                    "Product version {} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
+                    task.product_version_id, version.template_type
+                ))
+            })?;
         let parameters: Vec<Value> = secrets
             .open(&task.parameters_sealed)
             .and_then(|p| serde_json::from_str(&p).ok())
@@ -66,7 +65,8 @@ impl TaskInputs {
             .filter_map(|p| {
                 let key = p["ParameterKey"].as_str()?;
                 let raw = p["ParameterValue"].as_str().unwrap_or_default();
-                Some((key.to_string(), typed_variable(declared.variable_types.get(key).map(String::as_str), raw)))
+                let declared = template.variable(key).and_then(|v| v.type_expr.as_deref());
+                Some((key.to_string(), typed_variable(declared, raw)))
             })
             .collect();
         let launch_env = match &task.launch_role {
@@ -84,7 +84,9 @@ impl TaskInputs {
                 env.into_iter().collect()
             }
         };
-        Ok(TaskInputs { workspace, variables, output_descriptions: declared.output_descriptions, launch_env })
+        let output_descriptions =
+            template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
+        Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env })
     }
 
     /// Lays out a fresh working directory: files, backend override, variables and state.
@@ -116,42 +118,6 @@ impl TaskInputs {
     }
 }
 
-/// What the engine needs from the template's root module.
-#[derive(Default)]
-struct Declarations {
-    variable_types: BTreeMap<String, String>,
-    output_descriptions: BTreeMap<String, String>,
-}
-
-/// Variable types and output descriptions declared in the root module's `.tf` files.
-fn declarations(workspace: &BTreeMap<String, String>) -> Declarations {
-    let mut out = Declarations::default();
-    for (path, text) in workspace.iter().filter(|(p, _)| !p.contains('/')) {
-        let Ok(body) = hcl::parse(text) else {
-            tracing::debug!(path, "template file does not parse; Terraform will report it");
-            continue;
-        };
-        for block in body.blocks() {
-            let Some(name) = block.labels().first().map(|l| l.as_str().to_string()) else { continue };
-            let attribute = |key: &str| block.body().attributes().find(|a| a.key() == key).map(|a| a.expr().clone());
-            match block.identifier() {
-                "variable" => {
-                    if let Some(kind) = attribute("type") {
-                        out.variable_types.insert(name, hcl::format::to_string(&kind).unwrap_or_default());
-                    }
-                }
-                "output" => {
-                    if let Some(hcl::Expression::String(description)) = attribute("description") {
-                        out.output_descriptions.insert(name, description);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    out
-}
-
 /// A parameter's value as Terraform should receive it in the JSON variables file: strings stay
 /// strings (Terraform converts them to numbers and booleans itself); collection and structural
 /// types (and untyped variables given JSON collections) are parsed from JSON text.
@@ -179,18 +145,6 @@ mod tests {
         assert_eq!(typed_variable(Some("list(string)"), "[\"a\"]"), serde_json::json!(["a"]));
         assert_eq!(typed_variable(None, "{\"a\":1}"), serde_json::json!({"a": 1}));
         assert_eq!(typed_variable(Some("map(string)"), "not json"), Value::String("not json".into()));
-    }
-
-    #[test]
-    fn declarations_are_read_from_root_module_files() {
-        let workspace = BTreeMap::from([
-            ("main.tf".to_string(), "variable \"tags\" {\n type = map(string)\n}\noutput \"url\" {\n description = \"Where\"\n value = 1\n}\n".to_string()),
-            ("modules/x/main.tf".to_string(), "output \"inner\" {\n description = \"no\"\n value = 1\n}\n".to_string()),
-        ]);
-        let d = declarations(&workspace);
-        assert_eq!(d.variable_types["tags"], "map(string)");
-        assert_eq!(d.output_descriptions["url"], "Where");
-        assert!(!d.output_descriptions.contains_key("inner"));
     }
 
     #[test]

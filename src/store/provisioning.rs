@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::sql::{contains_pattern, Sql};
-use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use super::{now_ms, Page, SortOrder, Store, StoreError, StoreResult};
 
 /// Provisioned product status: ready.
 pub const AVAILABLE: &str = "Available";
@@ -498,27 +498,41 @@ impl Store {
 }
 
 impl Store {
-    /// The template type and body of a product version.
-    pub async fn version_template(&self, product_version_id: &str) -> StoreResult<Option<(String, String)>> {
-        let row = sqlx::query(
-            "SELECT t.template_type, t.body FROM product_versions v JOIN templates t ON t.template_id = v.template_id \
-             WHERE v.product_version_id = $1",
-        )
-        .bind(product_version_id)
-        .fetch_optional(self.reader())
-        .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("template_type")?, r.try_get("body")?)),
-            None => None,
-        })
-    }
-
     /// The sealed environment (a JSON object) of a launch role.
     pub async fn launch_role_env_sealed(&self, role_name: &str) -> StoreResult<Option<String>> {
         Ok(sqlx::query_scalar("SELECT env_sealed FROM launch_roles WHERE role_name = $1")
             .bind(role_name)
             .fetch_optional(self.reader())
             .await?)
+    }
+
+    /// The parsed constraints of a (portfolio, product) launch option. A stored Config that no
+    /// longer parses is an internal error, not a silent pass.
+    pub async fn constraint_configs(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<crate::catalog::constraint::ConstraintConfig>> {
+        use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
+        let rows = sqlx::query("SELECT constraint_type, config FROM constraints WHERE portfolio_id = $1 AND product_id = $2 ORDER BY constraint_type")
+            .bind(portfolio_id)
+            .bind(product_id)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("constraint_type")?;
+                let config: String = r.try_get("config")?;
+                kind.parse::<ConstraintType>()
+                    .ok()
+                    .and_then(|k| ConstraintConfig::parse(k, &config).ok())
+                    .ok_or_else(|| StoreError::Database(sqlx::Error::Protocol(format!("stored {kind} constraint Config does not parse"))))
+            })
+            .collect()
+    }
+
+    /// The launch role of the (portfolio, product) `Launch` constraint, if any.
+    pub async fn launch_role_for(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Option<String>> {
+        Ok(self.constraint_configs(portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
+            crate::catalog::constraint::ConstraintConfig::Launch(l) => Some(l.local_role_name),
+            _ => None,
+        }))
     }
 
     /// Fails a task whose lease expired, unless its worker renewed the lease meanwhile.

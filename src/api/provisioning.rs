@@ -1,0 +1,450 @@
+//! Provisioned products and tasks: launch, update, terminate, their reads and lists, and the
+//! task-log extension (`GetTaskLog`, documented in the README) that the CLI and console follow.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::{filter_value, format_time, Ctx, Filter, Paging};
+use crate::catalog::constraint::OperationType;
+use crate::provisioning::{self, parameters_from_json, parameters_json, Change, ChangeRequest};
+use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task, IN_PROGRESS, UNDER_CHANGE};
+use crate::store::{new_id, now_ms};
+
+/// Masked value of sensitive parameters and outputs.
+pub const MASK: &str = "******";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct KeyValue {
+    #[serde(default)]
+    parameter_key: Option<String>,
+    #[serde(default)]
+    parameter_value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Tag {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+fn pairs(parameters: Vec<KeyValue>) -> Vec<(String, String)> {
+    parameters.into_iter().filter_map(|p| Some((p.parameter_key?, p.parameter_value.unwrap_or_default()))).collect()
+}
+
+fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+    tags.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct LaunchRequest {
+    product_id: String,
+    product_version_id: String,
+    provisioned_product_name: String,
+    stack_region_id: String,
+    #[serde(default)]
+    portfolio_id: Option<String>,
+    #[serde(default)]
+    parameters: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct UpdateRequest {
+    provisioned_product_id: String,
+    product_id: String,
+    product_version_id: String,
+    #[serde(default)]
+    portfolio_id: Option<String>,
+    #[serde(default)]
+    parameters: Vec<KeyValue>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ProvisionedProductIdRequest {
+    provisioned_product_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ListRequest {
+    #[serde(flatten)]
+    paging: Paging,
+    #[serde(default)]
+    access_level_filter: Option<String>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TaskIdRequest {
+    task_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ListTasksRequest {
+    provisioned_product_id: String,
+    #[serde(flatten)]
+    paging: Paging,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TaskLogRequest {
+    task_id: String,
+    #[serde(default)]
+    after_seq: Option<i64>,
+    #[serde(default)]
+    wait_seconds: Option<i64>,
+}
+
+/// A new task row for `pp` running `change`.
+fn new_task(ctx: &Ctx<'_>, task_type: &str, pp_id: &str, pp_name: &str, region: &str, change: &Change, product_name: &str) -> Task {
+    let now = now_ms();
+    Task {
+        task_id: new_id("task"),
+        task_type: task_type.to_string(),
+        provisioned_product_id: pp_id.to_string(),
+        provisioned_product_name: pp_name.to_string(),
+        product_id: change.version.version.product_id.clone(),
+        product_name: product_name.to_string(),
+        product_version_id: change.version.version.product_version_id.clone(),
+        product_version_name: change.version.version.product_version_name.clone(),
+        portfolio_id: change.portfolio_id.clone(),
+        stack_region_id: region.to_string(),
+        parameters_sealed: ctx.state.secrets.seal(&parameters_json(&change.parameters)),
+        sensitive_parameters: json!(change.sensitive).to_string(),
+        task_tags: Value::Array(change.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()).to_string(),
+        launch_role: change.launch_role.clone(),
+        outputs: "[]".into(),
+        status: IN_PROGRESS.into(),
+        status_message: String::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
+    ctx.state.config.regions.iter().map(|r| r.region_id.clone()).collect()
+}
+
+pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, ApiError> {
+    if req.provisioned_product_name.chars().count() > 128 {
+        return Err(ApiError::invalid_parameter("ProvisionedProductName", "The parameter ProvisionedProductName must be at most 128 characters long."));
+    }
+    let change = provisioning::resolve(
+        ctx.store(),
+        &region_ids(ctx),
+        ChangeRequest {
+            principal: ctx.principal,
+            operation: OperationType::LaunchProduct,
+            product_id: &req.product_id,
+            version_id: &req.product_version_id,
+            portfolio_id: req.portfolio_id.as_deref(),
+            region: &req.stack_region_id,
+            parameters: pairs(req.parameters),
+            tags: tag_pairs(req.tags),
+        },
+    )
+    .await?;
+    let product = ctx.store().product(&req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", &req.product_id))?;
+    let pp_id = new_id("pp");
+    let task = new_task(ctx, "LaunchProduct", &pp_id, &req.provisioned_product_name, &req.stack_region_id, &change, &product.product_name);
+    let pp = ProvisionedProduct {
+        provisioned_product_id: pp_id.clone(),
+        provisioned_product_name: req.provisioned_product_name,
+        owner_principal_id: ctx.principal.principal_id.clone(),
+        owner_principal_type: ctx.principal.principal_type.clone(),
+        product_id: req.product_id,
+        product_version_id: req.product_version_id,
+        portfolio_id: change.portfolio_id.clone(),
+        stack_region_id: req.stack_region_id,
+        stack_id: uuid::Uuid::new_v4().to_string(),
+        status: UNDER_CHANGE.into(),
+        status_message: String::new(),
+        parameters_sealed: task.parameters_sealed.clone(),
+        last_task_id: Some(task.task_id.clone()),
+        last_provisioning_task_id: Some(task.task_id.clone()),
+        last_successful_provisioning_task_id: None,
+        created_at: task.created_at,
+        product_name: product.product_name,
+        product_version_name: task.product_version_name.clone(),
+    };
+    ctx.store().create_launch(&pp, &task).await?;
+    ctx.state.engine.wake();
+    Ok(json!({ "ProvisionedProductId": pp_id, "TaskId": task.task_id }))
+}
+
+/// The live provisioned product `id`, if the caller may see it.
+async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedProduct, ApiError> {
+    let pp = ctx.store().provisioned_product(id).await?.ok_or_else(|| ApiError::not_found("ProvisionedProduct", id))?;
+    provisioning::check_owner(ctx.principal, &pp)?;
+    Ok(pp)
+}
+
+fn refuse_under_change(pp: &ProvisionedProduct) -> ApiError {
+    ApiError::invalid_status(
+        "ProvisionedProduct",
+        format!("The provisioned product {} is UnderChange: wait for its task {} to finish.", pp.provisioned_product_id, pp.last_task_id.as_deref().unwrap_or("-")),
+    )
+}
+
+pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
+    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
+    if pp.status == UNDER_CHANGE {
+        return Err(refuse_under_change(&pp));
+    }
+    if req.product_id != pp.product_id {
+        return Err(ApiError::invalid_parameter(
+            "ProductId",
+            format!("The provisioned product {} was launched from product {}, not {}.", pp.provisioned_product_id, pp.product_id, req.product_id),
+        ));
+    }
+    let version = crate::catalog::version::launchable_version(ctx.store(), &req.product_id, &req.product_version_id).await?;
+    let previous = ctx.state.secrets.open(&pp.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default();
+    let parameters = provisioning::merge_parameters(&previous, &pairs(req.parameters), &version.parameters);
+    let same = |a: &[(String, String)], b: &[(String, String)]| {
+        let (mut a, mut b) = (a.to_vec(), b.to_vec());
+        a.sort();
+        b.sort();
+        a == b
+    };
+    if req.product_version_id == pp.product_version_id && same(&parameters, &previous) {
+        return Err(ApiError::invalid_parameter(
+            "Parameters",
+            "The update changes neither the product version nor any parameter; there is nothing to do.",
+        ));
+    }
+    let portfolio = req.portfolio_id.or(Some(pp.portfolio_id.clone()));
+    let change = provisioning::resolve(
+        ctx.store(),
+        &region_ids(ctx),
+        ChangeRequest {
+            principal: ctx.principal,
+            operation: OperationType::UpdateProvisionedProduct,
+            product_id: &req.product_id,
+            version_id: &req.product_version_id,
+            portfolio_id: portfolio.as_deref(),
+            region: &pp.stack_region_id,
+            parameters,
+            tags: tag_pairs(req.tags),
+        },
+    )
+    .await?;
+    let task = new_task(ctx, "UpdateProvisionedProduct", &pp.provisioned_product_id, &pp.provisioned_product_name, &pp.stack_region_id, &change, &pp.product_name);
+    if !ctx.store().start_change(&task).await? {
+        return Err(refuse_under_change(&pp));
+    }
+    ctx.state.engine.wake();
+    Ok(json!({ "ProvisionedProductId": pp.provisioned_product_id, "TaskId": task.task_id }))
+}
+
+pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
+    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
+    if pp.status == UNDER_CHANGE {
+        return Err(refuse_under_change(&pp));
+    }
+    let now = now_ms();
+    // Terminating needs no launch option: the owner can always remove what they launched.
+    let launch_role = ctx.store().launch_role_for(&pp.portfolio_id, &pp.product_id).await?;
+    let task = Task {
+        task_id: new_id("task"),
+        task_type: "TerminateProvisionedProduct".into(),
+        provisioned_product_id: pp.provisioned_product_id.clone(),
+        provisioned_product_name: pp.provisioned_product_name.clone(),
+        product_id: pp.product_id.clone(),
+        product_name: pp.product_name.clone(),
+        product_version_id: pp.product_version_id.clone(),
+        product_version_name: pp.product_version_name.clone(),
+        portfolio_id: pp.portfolio_id.clone(),
+        stack_region_id: pp.stack_region_id.clone(),
+        parameters_sealed: pp.parameters_sealed.clone(),
+        sensitive_parameters: "[]".into(),
+        task_tags: "[]".into(),
+        launch_role,
+        outputs: "[]".into(),
+        status: IN_PROGRESS.into(),
+        status_message: String::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    if !ctx.store().start_change(&task).await? {
+        return Err(refuse_under_change(&pp));
+    }
+    ctx.state.engine.wake();
+    Ok(json!({ "TaskId": task.task_id }))
+}
+
+/// The `ProvisionedProductDetail` object.
+fn pp_detail(ctx: &Ctx<'_>, pp: &ProvisionedProduct) -> Value {
+    let mut d = json!({
+        "ProvisionedProductId": pp.provisioned_product_id,
+        "ProvisionedProductName": pp.provisioned_product_name,
+        "ProvisionedProductArn": ctx.arn("provisionedproduct", &pp.provisioned_product_id),
+        "ProvisionedProductType": "RosStack",
+        "OwnerPrincipalId": pp.owner_principal_id,
+        "OwnerPrincipalType": pp.owner_principal_type,
+        "ProductId": pp.product_id,
+        "ProductName": pp.product_name,
+        "ProductVersionId": pp.product_version_id,
+        "ProductVersionName": pp.product_version_name,
+        "PortfolioId": pp.portfolio_id,
+        "StackId": pp.stack_id,
+        "StackRegionId": pp.stack_region_id,
+        "Status": pp.status,
+        "CreateTime": format_time(pp.created_at),
+        "LastTaskId": pp.last_task_id,
+        "LastProvisioningTaskId": pp.last_provisioning_task_id,
+        "LastSuccessfulProvisioningTaskId": pp.last_successful_provisioning_task_id,
+    });
+    if pp.status == crate::store::provisioning::ERROR {
+        d["StatusMessage"] = Value::String(pp.status_message.clone());
+    }
+    d
+}
+
+pub(super) async fn get(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
+    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
+    Ok(json!({ "ProvisionedProductDetail": pp_detail(ctx, &pp) }))
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+    let account = req.access_level_filter.as_deref() == Some("Account");
+    if account && !ctx.principal.is_admin {
+        return Err(ApiError::forbidden(
+            "AdministratorOnly",
+            "AccessLevelFilter=Account lists every user's provisioned products and is allowed to administrators only.",
+            json!({"AuthAction": "servicecatalog:ListProvisionedProducts", "AuthPrincipalDisplayName": ctx.principal.name, "NoPermissionType": "ImplicitDeny"}),
+        ));
+    }
+    let query = ProvisionedProductQuery {
+        owner_principal_id: (!account).then(|| ctx.principal.principal_id.clone()),
+        name: filter_value(&req.filters, "ProvisionedProductName"),
+        full_text: filter_value(&req.filters, "FullTextSearch"),
+    };
+    let (pps, total) = ctx.store().list_provisioned_products(&query, req.paging.order(), req.paging.page()).await?;
+    let mut out = req.paging.response(total);
+    out.insert("ProvisionedProductDetails".into(), pps.iter().map(|pp| pp_detail(ctx, pp)).collect());
+    Ok(Value::Object(out))
+}
+
+/// The task `id`, if the caller owns its provisioned product (or is an administrator).
+async fn visible_task(ctx: &Ctx<'_>, id: &str) -> Result<Task, ApiError> {
+    let task = ctx.store().task(id).await?.ok_or_else(|| ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist."))?;
+    if !ctx.principal.is_admin {
+        let owner = ctx.store().task_owner(&task.provisioned_product_id).await?;
+        if owner.as_deref() != Some(ctx.principal.principal_id.as_str()) {
+            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist."));
+        }
+    }
+    Ok(task)
+}
+
+/// The `TaskDetail` object; `logs` fills `Log.TerraformLogs` (one entry per command and stream).
+fn task_detail(ctx: &Ctx<'_>, task: &Task, logs: Option<Vec<Value>>) -> Value {
+    let sensitive: Vec<String> = serde_json::from_str(&task.sensitive_parameters).unwrap_or_default();
+    let parameters: Vec<Value> = ctx
+        .state
+        .secrets
+        .open(&task.parameters_sealed)
+        .map(|p| parameters_from_json(&p))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if sensitive.contains(&k) { MASK.to_string() } else { v };
+            json!({"ParameterKey": k, "ParameterValue": v})
+        })
+        .collect();
+    let mut d = json!({
+        "TaskId": task.task_id,
+        "TaskType": task.task_type,
+        "Status": task.status,
+        "ProvisionedProductId": task.provisioned_product_id,
+        "ProvisionedProductName": task.provisioned_product_name,
+        "ProductId": task.product_id,
+        "ProductName": task.product_name,
+        "ProductVersionId": task.product_version_id,
+        "ProductVersionName": task.product_version_name,
+        "PortfolioId": task.portfolio_id,
+        "Parameters": parameters,
+        "Outputs": serde_json::from_str::<Value>(&task.outputs).unwrap_or(Value::Array(vec![])),
+        "TaskTags": serde_json::from_str::<Value>(&task.task_tags).unwrap_or(Value::Array(vec![])),
+        "CreateTime": format_time(task.created_at),
+        "UpdateTime": format_time(task.updated_at),
+    });
+    if task.status == crate::store::provisioning::FAILED {
+        d["StatusMessage"] = Value::String(task.status_message.clone());
+    }
+    if let Some(logs) = logs {
+        d["Log"] = json!({ "TerraformLogs": logs });
+    }
+    d
+}
+
+/// Log chunks grouped per (command, stream) in order of first appearance.
+fn terraform_logs(chunks: &[crate::store::provisioning::LogChunk]) -> Vec<Value> {
+    let mut groups: Vec<(String, String, String)> = Vec::new();
+    for c in chunks {
+        match groups.iter_mut().find(|(cmd, stream, _)| *cmd == c.command && *stream == c.stream) {
+            Some(g) => g.2.push_str(&c.content),
+            None => groups.push((c.command.clone(), c.stream.clone(), c.content.clone())),
+        }
+    }
+    groups.into_iter().map(|(command, stream, content)| json!({"Command": command, "Stream": stream, "Content": content})).collect()
+}
+
+pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Value, ApiError> {
+    let task = visible_task(ctx, &req.task_id).await?;
+    let chunks = ctx.store().task_logs(&task.task_id, 0, i64::MAX).await?;
+    Ok(json!({ "TaskDetail": task_detail(ctx, &task, Some(terraform_logs(&chunks))) }))
+}
+
+pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Value, ApiError> {
+    if !ctx.principal.is_admin {
+        let owner = ctx.store().task_owner(&req.provisioned_product_id).await?;
+        if owner.as_deref() != Some(ctx.principal.principal_id.as_str()) {
+            return Err(ApiError::not_found("ProvisionedProduct", &req.provisioned_product_id));
+        }
+    }
+    let (tasks, total) = ctx.store().list_tasks(&req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
+    let mut out: Map<String, Value> = req.paging.response(total);
+    out.insert("TaskDetails".into(), tasks.iter().map(|t| task_detail(ctx, t, None)).collect());
+    Ok(Value::Object(out))
+}
+
+/// Extension: the chunks of a task's log after `AfterSeq`, waiting up to `WaitSeconds` (≤ 20)
+/// for new output while the task runs. `Finished` says the log is complete.
+pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<Value, ApiError> {
+    let task = visible_task(ctx, &req.task_id).await?;
+    let after = req.after_seq.unwrap_or(0).max(0);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(req.wait_seconds.unwrap_or(0).clamp(0, 20) as u64);
+    let mut finished = task.status != IN_PROGRESS;
+    loop {
+        let chunks = ctx.store().task_logs(&task.task_id, after, 1000).await?;
+        if !chunks.is_empty() || finished || tokio::time::Instant::now() >= deadline {
+            let next = chunks.last().map_or(after, |c| c.seq);
+            let status = if finished { ctx.store().task(&task.task_id).await?.map_or(task.status.clone(), |t| t.status) } else { IN_PROGRESS.to_string() };
+            return Ok(json!({
+                "TaskId": task.task_id,
+                "Status": status,
+                "Finished": finished && chunks.len() < 1000,
+                "NextSeq": next,
+                "Chunks": chunks.iter().map(|c| json!({"Seq": c.seq, "Command": c.command, "Stream": c.stream, "Content": c.content})).collect::<Vec<_>>(),
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        finished = ctx.store().task(&task.task_id).await?.is_some_and(|t| t.status != IN_PROGRESS);
+    }
+}
