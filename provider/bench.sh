@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Median wall time of `init + apply + destroy` of 3 sandbox_file resources, in a fresh directory per run.
 # Usage: provider/bench.sh [TERRAFORM_BINARY] [RUNS]   (defaults: terraform on PATH, 5 runs)
-# Builds the provider in release mode first. Measures only; asserts nothing.
+# Builds the provider in release mode first, unless PROVIDER_BINARY names a binary to measure instead.
+# Measures only; asserts nothing.
 set -euo pipefail
 terraform_bin=$(command -v "${1:-terraform}")
 runs=${2:-5}
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build --quiet --release -p terraform-provider-sandbox --manifest-path "$here/Cargo.toml"
-binary="$here/../target/release/terraform-provider-sandbox"
+binary=${PROVIDER_BINARY:-}
+if [ -z "$binary" ]; then
+  cargo build --quiet --release -p terraform-provider-sandbox --manifest-path "$here/Cargo.toml"
+  binary="$here/../target/release/terraform-provider-sandbox"
+fi
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 plugin_dir="$scratch/mirror/servicecatalog.local/demo/sandbox/0.1.0/linux_amd64"
 mkdir -p "$plugin_dir"
 cp "$binary" "$plugin_dir/terraform-provider-sandbox_v0.1.0"
-export TF_IN_AUTOMATION=1 TF_FORK=0 TF_CLI_CONFIG_FILE=/dev/null
+export TF_IN_AUTOMATION=1 TF_FORK=0 CHECKPOINT_DISABLE=1 TF_CLI_CONFIG_FILE=/dev/null
 
 times=()
 for run in $(seq "$runs"); do

@@ -46,21 +46,28 @@ impl Workspace {
         self.dir.path().join("sandbox")
     }
 
-    /// Writes `main.tf`: the provider set-up followed by `resources`.
+    /// Writes `main.tf`: the provider set-up, with `root` set to the sandbox, followed by `resources`.
     fn configure(&self, resources: &str) {
-        let header = format!(
-            r#"terraform {{
-  required_providers {{
-    sandbox = {{ source = "servicecatalog.local/demo/sandbox", version = "0.1.0" }}
-  }}
-}}
-provider "sandbox" {{
-  root = "{}"
-}}
-"#,
+        let provider = format!(
+            "provider \"sandbox\" {{\n  root = \"{}\"\n}}\n",
             self.sandbox().display()
         );
-        std::fs::write(self.work().join("main.tf"), header + resources).unwrap();
+        self.configure_provider(&provider, resources);
+    }
+
+    /// Writes `main.tf`: the required provider, then `provider`, then `resources`.
+    fn configure_provider(&self, provider: &str, resources: &str) {
+        let required = r#"terraform {
+  required_providers {
+    sandbox = { source = "servicecatalog.local/demo/sandbox", version = "0.1.0" }
+  }
+}
+"#;
+        std::fs::write(
+            self.work().join("main.tf"),
+            format!("{required}{provider}{resources}"),
+        )
+        .unwrap();
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -291,6 +298,39 @@ fn paths_leaving_the_sandbox_are_refused() {
     assert!(out.contains("outside the sandbox"), "{out}");
     assert!(!outside.join("escape.txt").exists());
     assert_eq!(ws.state_list().trim(), "");
+}
+
+#[test]
+fn the_root_can_come_from_the_environment() {
+    let Some(ws) = Workspace::new("the_root_can_come_from_the_environment") else {
+        return;
+    };
+    ws.configure_provider(
+        "provider \"sandbox\" {}\n",
+        &file_resource("x", "x.txt", "from env"),
+    );
+    ws.init();
+    let apply = ["apply", "-no-color", "-input=false", "-auto-approve"];
+    let out = ws
+        .command(&apply)
+        .env_remove("SANDBOX_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Error: No sandbox root"), "{stderr}");
+
+    let out = ws
+        .command(&apply)
+        .env("SANDBOX_ROOT", ws.sandbox())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read(ws.sandbox().join("x.txt")), "from env");
 }
 
 #[test]
