@@ -6,16 +6,19 @@ use serde_json::json;
 
 use crate::server::{new_access_key, DataOptions};
 
-/// `users create NAME`: prints the new user's key pair (the only time the secret is shown).
-pub async fn create(data: &DataOptions, name: &str, admin: bool, as_json: bool) -> anyhow::Result<()> {
+/// `users create NAME [--role ROLE …]`: prints the new user's key pair (the only time the secret
+/// is shown); the user joins each role, which is created if it does not exist.
+pub async fn create(data: &DataOptions, name: &str, admin: bool, roles: &[String], as_json: bool) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
         bail!("invalid user name {name:?}: 1-64 characters of letters, digits, '-', '_', '.', '@'");
     }
+    roles.iter().try_for_each(|r| crate::roles::check_role_name(r))?;
     let (store, secrets) = data.open().await?;
     let (id, secret) = new_access_key();
     let Some(user) = store.create_user(name, admin, &id, &secrets.seal(&secret)).await? else {
         bail!("a user named {name:?} exists already");
     };
+    store.add_user_to_roles(&user.principal_id, roles).await?;
     let out = json!({
         "UserName": user.name,
         "PrincipalId": user.principal_id,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use sqlx::Row;
 
 use super::principal::{Principal, RAM_USER};
-use super::{Store, StoreResult};
+use super::{now_ms, Store, StoreResult};
 
 /// Principal type of roles as the API names it.
 pub const RAM_ROLE: &str = "RamRole";
@@ -47,7 +47,69 @@ pub struct RoleRef {
     pub name: String,
 }
 
+/// One grant of a portfolio, as `ListPrincipals` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `RamUser` or `RamRole`.
+    pub principal_type: String,
+    /// A principal id, or a name pattern when `is_pattern`.
+    pub principal_key: String,
+    /// Whether `principal_key` is a `*` pattern.
+    pub is_pattern: bool,
+}
+
 impl Store {
+    /// Grants `portfolio_id`; false when that grant exists already.
+    pub async fn insert_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO portfolio_principals (portfolio_id, principal_type, principal_key, is_pattern, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (portfolio_id, principal_type, principal_key, is_pattern) DO NOTHING",
+        )
+        .bind(portfolio_id)
+        .bind(&grant.principal_type)
+        .bind(&grant.principal_key)
+        .bind(i64::from(grant.is_pattern))
+        .bind(now_ms())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes a grant of `portfolio_id`; false when there was no such grant.
+    pub async fn delete_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM portfolio_principals WHERE portfolio_id = $1 AND principal_type = $2 AND principal_key = $3 AND is_pattern = $4",
+        )
+        .bind(portfolio_id)
+        .bind(&grant.principal_type)
+        .bind(&grant.principal_key)
+        .bind(i64::from(grant.is_pattern))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The grants of `portfolio_id`, oldest first.
+    pub async fn grants_of(&self, portfolio_id: &str) -> StoreResult<Vec<Grant>> {
+        let rows = sqlx::query(
+            "SELECT principal_type, principal_key, is_pattern FROM portfolio_principals WHERE portfolio_id = $1 \
+             ORDER BY created_at, principal_type, principal_key",
+        )
+        .bind(portfolio_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Grant {
+                    principal_type: r.try_get("principal_type")?,
+                    principal_key: r.try_get("principal_key")?,
+                    is_pattern: r.try_get::<i64, _>("is_pattern")? != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// The roles `user_id` is a member of, by name.
     pub async fn roles_of(&self, user_id: &str) -> StoreResult<Vec<RoleRef>> {
         let rows = sqlx::query(
@@ -139,14 +201,9 @@ mod tests {
             .execute(store.writer())
             .await
             .unwrap();
-        sqlx::query("INSERT INTO portfolio_principals (portfolio_id, principal_type, principal_key, is_pattern, created_at) VALUES ($1, $2, $3, $4, 1)")
-            .bind(portfolio)
-            .bind(kind)
-            .bind(key)
-            .bind(i64::from(is_pattern))
-            .execute(store.writer())
-            .await
-            .unwrap();
+        let grant = Grant { principal_type: kind.into(), principal_key: key.into(), is_pattern };
+        assert!(store.insert_grant(portfolio, &grant).await.unwrap());
+        assert!(!store.insert_grant(portfolio, &grant).await.unwrap());
     }
 
     #[tokio::test]
@@ -184,5 +241,11 @@ mod tests {
         assert!(granted(nobody).await.is_empty());
         assert_eq!(granted(ops).await, ["port-role"]);
         assert_eq!(granted(team_x).await, ["port-rolepat"]);
+
+        assert_eq!(store.grants_of("port-none").await.unwrap().len(), 2);
+        let gone = Grant { principal_type: RAM_USER.into(), principal_key: "ops".into(), is_pattern: true };
+        assert!(store.delete_grant("port-none", &gone).await.unwrap());
+        assert!(!store.delete_grant("port-none", &gone).await.unwrap());
+        assert_eq!(store.grants_of("port-none").await.unwrap()[0].principal_key, "alice");
     }
 }

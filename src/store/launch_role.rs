@@ -56,20 +56,4 @@ impl Store {
         let done = sqlx::query("DELETE FROM launch_roles WHERE role_name = $1").bind(name).execute(self.writer()).await?;
         Ok(done.rows_affected() == 1)
     }
-
-    /// Ids of the Launch constraints naming the launch role `name`.
-    pub async fn constraints_using_launch_role(&self, name: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT constraint_id, config FROM constraints WHERE constraint_type = 'Launch' ORDER BY constraint_id")
-            .fetch_all(self.reader())
-            .await?;
-        let mut ids = Vec::new();
-        for row in rows {
-            let config: String = row.try_get("config")?;
-            let role = serde_json::from_str::<serde_json::Value>(&config).ok().and_then(|c| c["LocalRoleName"].as_str().map(str::to_string));
-            if role.as_deref() == Some(name) {
-                ids.push(row.try_get("constraint_id")?);
-            }
-        }
-        Ok(ids)
-    }
 }

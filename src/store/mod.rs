@@ -3,6 +3,7 @@
 //! [`Dialect`]. On SQLite, writes go through a single-connection pool so that transactions never
 //! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
 
+pub mod constraint;
 pub mod grant;
 pub mod launch_role;
 mod migrate;
@@ -12,6 +13,7 @@ pub mod product;
 pub mod role;
 pub mod provisioning;
 mod sql;
+pub mod tag_option;
 pub mod template;
 
 use std::str::FromStr;

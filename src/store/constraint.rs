@@ -1,0 +1,206 @@
+//! Constraints: at most one per (portfolio, product, type), with their Config stored as the
+//! canonical JSON text of [`crate::catalog::constraint::ConstraintConfig`].
+
+use sqlx::Row;
+
+use super::{now_ms, Store, StoreResult};
+
+/// A stored constraint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Constraint {
+    /// `cons-…`.
+    pub constraint_id: String,
+    /// `Launch`, `Template`, `Approval` or `StackRegion`.
+    pub constraint_type: String,
+    /// `port-…`.
+    pub portfolio_id: String,
+    /// `prod-…`.
+    pub product_id: String,
+    /// Canonical Config JSON.
+    pub config: String,
+    /// Free text; empty when none.
+    pub description: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+}
+
+/// Why a constraint could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConstraintInsert {
+    /// Stored.
+    Created,
+    /// The product is not in the portfolio.
+    NotAssociated,
+    /// The (portfolio, product) pair has a constraint of this type already (its id).
+    Duplicate(String),
+}
+
+const COLUMNS: &str = "constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Constraint, sqlx::Error> {
+    Ok(Constraint {
+        constraint_id: row.try_get("constraint_id")?,
+        constraint_type: row.try_get("constraint_type")?,
+        portfolio_id: row.try_get("portfolio_id")?,
+        product_id: row.try_get("product_id")?,
+        config: row.try_get("config")?,
+        description: row.try_get("description")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a new constraint if its product belongs to its portfolio and the pair has no
+    /// constraint of that type; checked and written in one transaction.
+    pub async fn insert_constraint(&self, c: &Constraint) -> StoreResult<ConstraintInsert> {
+        let mut tx = self.begin().await?;
+        let associated: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2")
+            .bind(&c.portfolio_id)
+            .bind(&c.product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if associated == 0 {
+            return Ok(ConstraintInsert::NotAssociated);
+        }
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT constraint_id FROM constraints WHERE portfolio_id = $1 AND product_id = $2 AND constraint_type = $3",
+        )
+        .bind(&c.portfolio_id)
+        .bind(&c.product_id)
+        .bind(&c.constraint_type)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = existing {
+            return Ok(ConstraintInsert::Duplicate(id));
+        }
+        sqlx::query(
+            "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&c.constraint_id)
+        .bind(&c.constraint_type)
+        .bind(&c.portfolio_id)
+        .bind(&c.product_id)
+        .bind(&c.config)
+        .bind(&c.description)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ConstraintInsert::Created)
+    }
+
+    /// One constraint.
+    pub async fn constraint(&self, id: &str) -> StoreResult<Option<Constraint>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM constraints WHERE constraint_id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Replaces the Config, and the description when given; false when not found.
+    pub async fn update_constraint(&self, id: &str, config: &str, description: Option<&str>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE constraints SET config = $1, description = COALESCE($2, description), updated_at = $3 WHERE constraint_id = $4",
+        )
+        .bind(config)
+        .bind(description)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a constraint; false when not found.
+    pub async fn delete_constraint(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM constraints WHERE constraint_id = $1").bind(id).execute(self.writer()).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The constraints of the launch option (portfolio, product), by type.
+    pub async fn constraints_for(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<Constraint>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM constraints WHERE portfolio_id = $1 AND product_id = $2 ORDER BY constraint_type"
+        ))
+        .bind(portfolio_id)
+        .bind(product_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Ids of the Launch constraints naming the launch role `name`.
+    pub async fn constraints_using_launch_role(&self, name: &str) -> StoreResult<Vec<String>> {
+        use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
+        let rows = sqlx::query("SELECT constraint_id, config FROM constraints WHERE constraint_type = $1 ORDER BY constraint_id")
+            .bind(ConstraintType::Launch.name())
+            .fetch_all(self.reader())
+            .await?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let config: String = row.try_get("config")?;
+            if let Ok(ConstraintConfig::Launch(c)) = ConstraintConfig::parse(ConstraintType::Launch, &config) {
+                if c.local_role_name == name {
+                    ids.push(row.try_get("constraint_id")?);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    async fn seed(store: &Store) {
+        for sql in [
+            "INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'p', 'p', '', 1, 1)",
+            "INSERT INTO products (product_id, product_name, provider_name, template_type, created_at, updated_at) VALUES ('prod-1', 'a', 'p', 'RosTerraformTemplate', 1, 1)",
+            "INSERT INTO products (product_id, product_name, provider_name, template_type, created_at, updated_at) VALUES ('prod-2', 'b', 'p', 'RosTerraformTemplate', 1, 1)",
+            "INSERT INTO portfolio_products (portfolio_id, product_id, created_at) VALUES ('port-1', 'prod-1', 1)",
+        ] {
+            sqlx::query(sql).execute(store.writer()).await.unwrap();
+        }
+    }
+
+    fn launch(id: &str, product: &str, role: &str) -> Constraint {
+        Constraint {
+            constraint_id: id.into(),
+            constraint_type: "Launch".into(),
+            portfolio_id: "port-1".into(),
+            product_id: product.into(),
+            config: format!(r#"{{"LocalRoleName":"{role}"}}"#),
+            description: String::new(),
+            created_at: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn constraints_need_an_association_and_are_unique_per_type() {
+        let (store, _dir) = testing::sqlite().await;
+        seed(&store).await;
+        assert_eq!(store.insert_constraint(&launch("cons-1", "prod-1", "r")).await.unwrap(), ConstraintInsert::Created);
+        assert_eq!(store.insert_constraint(&launch("cons-2", "prod-1", "r")).await.unwrap(), ConstraintInsert::Duplicate("cons-1".into()));
+        assert_eq!(store.insert_constraint(&launch("cons-3", "prod-2", "r")).await.unwrap(), ConstraintInsert::NotAssociated);
+        let mut region = launch("cons-4", "prod-1", "r");
+        region.constraint_type = "StackRegion".into();
+        region.config = r#"{"StackRegions":["cn-hangzhou"]}"#.into();
+        assert_eq!(store.insert_constraint(&region).await.unwrap(), ConstraintInsert::Created);
+        let types: Vec<String> = store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
+        assert_eq!(types, ["Launch", "StackRegion"]);
+        assert_eq!(store.constraints_using_launch_role("r").await.unwrap(), ["cons-1"]);
+
+        assert!(store.update_constraint("cons-1", r#"{"LocalRoleName":"s"}"#, Some("d")).await.unwrap());
+        let c = store.constraint("cons-1").await.unwrap().unwrap();
+        assert_eq!((c.config.as_str(), c.description.as_str()), (r#"{"LocalRoleName":"s"}"#, "d"));
+        assert!(store.constraints_using_launch_role("r").await.unwrap().is_empty());
+        assert!(!store.update_constraint("cons-x", "{}", None).await.unwrap());
+        assert!(store.delete_constraint("cons-1").await.unwrap());
+        assert!(!store.delete_constraint("cons-1").await.unwrap());
+        assert!(store.constraint("cons-1").await.unwrap().is_none());
+    }
+}
