@@ -336,7 +336,9 @@ pub(super) async fn copy(ctx: &Ctx<'_>, req: CopyRequest) -> Result<Value, ApiEr
         .product_versions(&source_id, false)
         .await?
         .into_iter()
-        .map(|v| ProductVersion { product_version_id: new_id("pv"), product_id: product.product_id.clone(), created_at: now, ..v })
+        .zip(0..)
+        // One millisecond apart: the copies list in the source's order.
+        .map(|(v, i)| ProductVersion { product_version_id: new_id("pv"), product_id: product.product_id.clone(), created_at: now + i, ..v })
         .collect();
     ctx.store().insert_product(&product, &versions).await?;
     Ok(json!({}))
