@@ -98,13 +98,18 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         },
     );
     engine.start();
-    let state = Arc::new(AppState { auth: Authenticator::new(store.clone(), secrets.clone()), store, config, secrets, engine });
+    let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
+    let state = Arc::new(AppState { auth, store, config, secrets, engine });
+    let nonce_state = Arc::clone(&state);
+    let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
     if options.sample_catalog {
         crate::sample::load(&state).await.context("cannot load the sample catalog")?;
     }
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");
-    axum::serve(listener, api::rpc::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(shutdown_signal()).await?;
+    nonce_writer.abort();
+    state.auth.nonces.flush().await?;
     Ok(())
 }
 

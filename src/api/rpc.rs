@@ -94,7 +94,13 @@ async fn call(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let params = RequestParams::decode(query, is_form.then_some(&body[..]));
+    let params = RequestParams::decode(query, is_form.then_some(&body[..])).map_err(|raw| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter.Encoding",
+            format!("The request parameter {raw:?} is not valid UTF-8 once percent-decoded."),
+        )
+    })?;
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))

@@ -10,7 +10,7 @@ use crate::protocol::params::RequestParams;
 use crate::protocol::signature::{self, MalformedAuthorization, Signature};
 use crate::store::principal::Principal;
 use crate::store::{Store, StoreError};
-use nonce::NonceCache;
+use nonce::NonceGuard;
 use secrets::SecretBox;
 
 /// How far a request's timestamp may be from the server's clock.
@@ -67,7 +67,8 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     secrets: SecretBox,
-    nonces: NonceCache,
+    /// Replay protection (its write-behind runs beside the server).
+    pub nonces: NonceGuard,
 }
 
 /// What a scheme extracted from the request before the secret is known.
@@ -82,8 +83,9 @@ struct Claim<'a> {
 
 impl Authenticator {
     /// An authenticator over the store's AccessKeys.
-    pub fn new(store: Store, secrets: SecretBox) -> Self {
-        Authenticator { store, secrets, nonces: NonceCache::default() }
+    pub async fn new(store: Store, secrets: SecretBox) -> Result<Self, StoreError> {
+        let nonces = NonceGuard::new(store.clone()).await?;
+        Ok(Authenticator { store, secrets, nonces })
     }
 
     /// Authenticates a request signed with V3 (`Authorization: ACS3-HMAC-SHA256 …`) or V1
@@ -120,7 +122,7 @@ impl Authenticator {
         if (now - timestamp).num_milliseconds().abs() > TIMESTAMP_WINDOW_MS {
             return Err(AuthError::Expired(claim.timestamp.to_string()));
         }
-        if !self.nonces.first_use(&claim.access_key_id, claim.nonce, now.timestamp_millis(), 2 * TIMESTAMP_WINDOW_MS) {
+        if !self.nonces.first_use(&claim.access_key_id, claim.nonce, now.timestamp_millis(), 2 * TIMESTAMP_WINDOW_MS).await? {
             return Err(AuthError::NonceUsed(claim.nonce.to_string()));
         }
         Ok(principal)
@@ -128,7 +130,7 @@ impl Authenticator {
 }
 
 /// V3 headers that must be signed so that a captured request cannot be altered or replayed.
-const V3_REQUIRED_SIGNED: [&str; 3] = ["x-acs-date", "x-acs-signature-nonce", "x-acs-action"];
+const V3_REQUIRED_SIGNED: [&str; 4] = ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-action"];
 
 fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a>, AuthError> {
     let auth = signature::parse_v3_authorization(header).map_err(|e| match e {

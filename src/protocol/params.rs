@@ -20,15 +20,13 @@ pub struct RequestParams {
 
 impl RequestParams {
     /// Decodes the raw query string and, when `form_body` is given, the
-    /// `application/x-www-form-urlencoded` body.
-    pub fn decode(query: Option<&str>, form_body: Option<&[u8]>) -> Self {
-        let decode = |bytes: &[u8]| -> Vec<(String, String)> {
-            form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
-        };
-        RequestParams {
-            query: query.map(|q| decode(q.as_bytes())).unwrap_or_default(),
-            body: form_body.map(decode).unwrap_or_default(),
-        }
+    /// `application/x-www-form-urlencoded` body. A name or value that is not UTF-8 once decoded
+    /// is refused (its raw text is the error) rather than mangled into replacement characters.
+    pub fn decode(query: Option<&str>, form_body: Option<&[u8]>) -> Result<Self, String> {
+        Ok(RequestParams {
+            query: query.map(|q| decode_form(q.as_bytes())).transpose()?.unwrap_or_default(),
+            body: form_body.map(decode_form).transpose()?.unwrap_or_default(),
+        })
     }
 
     /// Looks a parameter up in the query, then in the body.
@@ -91,6 +89,25 @@ impl Params {
     }
 }
 
+/// `application/x-www-form-urlencoded` pairs, strictly UTF-8.
+fn decode_form(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let text = |raw: &[u8]| -> Result<String, String> {
+        let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+        let decoded: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+        String::from_utf8(decoded).map_err(|_| String::from_utf8_lossy(raw).into_owned())
+    };
+    bytes
+        .split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut parts = pair.splitn(2, |b| *b == b'=');
+            let name = parts.next().unwrap_or_default();
+            let value = parts.next().unwrap_or_default();
+            Ok((text(name)?, text(value)?))
+        })
+        .collect()
+}
+
 /// Parses a boolean the way the SDKs send it: Python `True`/`False`, others `true`/`false`.
 pub fn parse_bool(value: &str) -> Option<bool> {
     if value.eq_ignore_ascii_case("true") {
@@ -111,7 +128,8 @@ mod tests {
         let raw = RequestParams::decode(
             Some("PageSize=5&Filters.1.Key=ProvisionedProductName&Filters.1.Value=inst+1"),
             Some(b"Parameters.2.ParameterValue=a+b%26c%3Dd%2F%C3%A9~%2A&Parameters.2.ParameterKey=Note&Parameters.1.ParameterKey=K"),
-        );
+        )
+        .unwrap();
         let params = raw.merged();
         assert_eq!(params.get("PageSize"), Some("5"));
         let filters = params.object_array("Filters").unwrap();
@@ -122,6 +140,13 @@ mod tests {
         assert_eq!(parameters[0]["ParameterKey"], "K");
         assert!(!parameters[0].contains_key("ParameterValue"));
         assert_eq!(parameters[1]["ParameterValue"], "a b&c=d/é~*");
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_and_empty_values_kept() {
+        assert_eq!(RequestParams::decode(None, Some(b"A=%FF%FEabc&B=1")).unwrap_err(), "%FF%FEabc");
+        let p = RequestParams::decode(Some("A=&B&&C=%2B+"), None).unwrap();
+        assert_eq!(p.query, [("A".into(), "".into()), ("B".into(), "".into()), ("C".into(), "+ ".into())]);
     }
 
     #[test]

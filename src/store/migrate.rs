@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_catalog.sql")),
     (3, include_str!("../../migrations/0003_provisioning.sql")),
+    (6, include_str!("../../migrations/0006_nonces.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

@@ -7,6 +7,7 @@ pub mod constraint;
 pub mod grant;
 pub mod launch_role;
 mod migrate;
+mod nonce;
 pub mod portfolio;
 pub mod principal;
 pub mod product;

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Task latency: median time from LaunchProduct to Succeeded for a sample product, beside the median
+of the same Terraform commands run bare (version, init, plan -out, apply, output -json) in a fresh
+directory, and their ratio. Starts its own server on a free loopback port.
+
+    .venv/bin/python bench/task_latency.py [--runs 9] [--product "Hello outputs"]
+"""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "conformance"))
+from alibabacloud_tea_openapi import utils_models as om  # noqa: E402
+from alibabacloud_servicecatalog20210901.client import Client  # noqa: E402
+from alibabacloud_servicecatalog20210901 import models as m  # noqa: E402
+
+SAMPLES = {"Hello outputs": "samples/hello/main.tf", "Static website": "samples/website/main.tf"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data):
+    port = free_port()
+    binary = os.environ.get("SERVICECATALOG_BIN", os.path.join(ROOT, "target/release/servicecatalog"))
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--sample-catalog"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "server.log"), "w"))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def bare_run(product, sandbox):
+    """The engine's commands, run directly: the floor."""
+    d = tempfile.mkdtemp()
+    try:
+        shutil.copy(os.path.join(ROOT, SAMPLES[product]), os.path.join(d, "main.tf"))
+        env = {"PATH": os.environ["PATH"], "HOME": d, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1",
+               "TF_FORK": "0", "SANDBOX_ROOT": os.path.join(sandbox, os.path.basename(d))}
+        rc = os.path.join(sandbox, "..", "providers", "terraform.rc")
+        if os.path.exists(rc):
+            env["TF_CLI_CONFIG_FILE"] = rc
+        t0 = time.perf_counter()
+        for args in (["version"], ["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color", "-out=tfplan"],
+                     ["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"], ["output", "-json"]):
+            subprocess.run(["terraform", *args], cwd=d, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--product", default="Hello outputs", choices=sorted(SAMPLES))
+    a = ap.parse_args()
+    data = tempfile.mkdtemp()
+    proc, port = start_server(data)
+    try:
+        key = json.load(open(os.path.join(data, "root-credentials.json")))
+        c = Client(om.Config(access_key_id=key["AccessKeyId"], access_key_secret=key["AccessKeySecret"],
+                             endpoint=f"127.0.0.1:{port}", protocol="http"))
+        prod = next(p for p in c.list_products_as_end_user(m.ListProductsAsEndUserRequest()).body.product_summaries
+                    if p.product_name == a.product)
+        version = c.list_product_versions(m.ListProductVersionsRequest(product_id=prod.product_id)).body.product_version_details[0]
+        served = []
+        for i in range(a.runs):
+            t0 = time.perf_counter()
+            pp = c.launch_product(m.LaunchProductRequest(product_id=prod.product_id, product_version_id=version.product_version_id,
+                                                         provisioned_product_name=f"bench-{i}", stack_region_id="cn-hangzhou")).body.provisioned_product_id
+            while True:
+                d = c.get_provisioned_product(m.GetProvisionedProductRequest(provisioned_product_id=pp)).body.provisioned_product_detail
+                if d.status != "UnderChange":
+                    break
+                time.sleep(0.005)
+            served.append(time.perf_counter() - t0)
+            if d.status != "Available":
+                raise SystemExit(f"launch failed: {d.status_message}")
+        bare = [bare_run(a.product, os.path.join(data, "sandbox")) for _ in range(a.runs)]
+    finally:
+        proc.terminate()
+        proc.wait()
+    s, b = statistics.median(served), statistics.median(bare)
+    result = {"product": a.product, "runs": a.runs, "launch_to_succeeded_median_s": round(s, 3),
+              "bare_terraform_median_s": round(b, 3), "ratio": round(s / b, 3)}
+    print(f"{'product':<28}{a.product}\n{'LaunchProduct -> Succeeded':<28}{s:.3f} s (median of {a.runs})\n"
+          f"{'same commands, bare':<28}{b:.3f} s\n{'ratio':<28}{s / b:.2f}  (target <= 1.30)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
