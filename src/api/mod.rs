@@ -3,14 +3,18 @@
 //! object without `RequestId`, which [`rpc`] adds.
 
 pub mod action;
+mod constraint;
 mod enduser;
 pub mod error;
+mod launch_option;
 mod portfolio;
+mod principal;
 mod provisioning;
 mod product;
 mod region;
 pub mod rpc;
 pub mod spec;
+mod tag_option;
 mod template;
 
 use std::sync::Arc;
@@ -134,6 +138,22 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         GetTask => provisioning::get_task(ctx, decode(params)?).await,
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await,
+        AssociatePrincipalWithPortfolio => principal::associate(ctx, decode(params)?).await,
+        DisassociatePrincipalFromPortfolio => principal::disassociate(ctx, decode(params)?).await,
+        ListPrincipals => principal::list(ctx, decode(params)?).await,
+        CreateConstraint => constraint::create(ctx, decode(params)?).await,
+        GetConstraint => constraint::get(ctx, decode(params)?).await,
+        UpdateConstraint => constraint::update(ctx, decode(params)?).await,
+        DeleteConstraint => constraint::delete(ctx, decode(params)?).await,
+        ListLaunchOptions => launch_option::list(ctx, decode(params)?).await,
+        CreateTagOption => tag_option::create(ctx, decode(params)?).await,
+        GetTagOption => tag_option::get(ctx, decode(params)?).await,
+        UpdateTagOption => tag_option::update(ctx, decode(params)?).await,
+        DeleteTagOption => tag_option::delete(ctx, decode(params)?).await,
+        ListTagOptions => tag_option::list(ctx, decode(params)?).await,
+        AssociateTagOptionWithResource => tag_option::associate(ctx, decode(params)?).await,
+        DisAssociateTagOptionFromResource => tag_option::disassociate(ctx, decode(params)?).await,
+        ListResourcesForTagOption => tag_option::list_resources(ctx, decode(params)?).await,
         other => Err(ApiError::new(
             axum::http::StatusCode::NOT_IMPLEMENTED,
             "UnsupportedOperation",

@@ -5,6 +5,7 @@
 
 pub mod constraint;
 pub mod parameters;
+pub mod tag;
 pub mod template;
 pub mod version;
 
