@@ -126,33 +126,31 @@ impl Workspace {
     fn state_list(&self) -> String {
         self.expect(0, &["state", "list"])
     }
+}
 
-    /// Starts `terraform apply` in its own process group and returns once it has begun creating
-    /// `address`. Its stderr goes to the file `stderr` of the workspace.
-    fn start_apply_until_creating(&self, address: &str) -> Child {
-        let stderr = std::fs::File::create(self.dir.path().join("stderr")).unwrap();
-        let mut child = self
-            .command(&["apply", "-no-color", "-input=false", "-auto-approve"])
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = String::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.starts_with(&format!("{address}: Creating...")) {
-                // Keep draining stdout so that Terraform never blocks on a full pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                return child;
-            }
-            seen += &line;
-            seen.push('\n');
+/// Starts `command` in its own process group, its stderr going to the file `stderr`, and returns once
+/// it has begun creating `address`.
+fn start_until_creating(mut command: Command, stderr: &Path, address: &str) -> Child {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with(&format!("{address}: Creating...")) {
+            // Keep draining stdout so that Terraform never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return child;
         }
-        let status = child.wait().unwrap();
-        panic!("apply ended ({status}) before creating {address}:\n{seen}");
+        seen += &line;
+        seen.push('\n');
     }
+    let status = child.wait().unwrap();
+    panic!("{command:?} ended ({status}) before creating {address}:\n{seen}");
 }
 
 fn find_terraform() -> Option<PathBuf> {
@@ -334,21 +332,34 @@ fn the_root_can_come_from_the_environment() {
 }
 
 #[test]
-fn sigint_to_the_process_group_interrupts_a_sleep_without_killing_the_provider() {
-    let Some(ws) = Workspace::new("sigint_to_the_process_group_interrupts_a_sleep") else {
+fn sigint_to_the_process_group_does_not_kill_the_provider() {
+    let Some(ws) = Workspace::new("sigint_to_the_process_group_does_not_kill_the_provider") else {
         return;
     };
     ws.configure("resource \"sandbox_sleep\" \"long\" {\n  duration_ms = 600000\n}\n");
     ws.init();
-    let mut child = ws.start_apply_until_creating("sandbox_sleep.long");
+    let log = ws.dir.path().join("terraform.log");
+    let mut apply = ws.command(&["apply", "-no-color", "-input=false", "-auto-approve"]);
+    apply.env("TF_LOG", "debug").env("TF_LOG_PATH", &log);
+    let mut child =
+        start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
     let group = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     kill_process_group(group, Signal::INT).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1));
-    // The provider answered the call in flight with its own error instead of dying.
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    // go-plugin logs how each plugin process ended; a provider killed by the signal shows up here.
+    let log = read(log);
+    assert!(log.contains("plugin process exited"), "{log}");
+    assert!(
+        !log.contains("signal: interrupt"),
+        "the provider died of SIGINT:\n{log}"
+    );
+    // Usually the sleep answers with its own error. Terraform's StopProvider, sent at the same moment,
+    // may win the race instead (see the README), so that message is not required.
     let stderr = read(ws.dir.path().join("stderr"));
-    assert!(stderr.contains("Error: Sleep interrupted"), "{stderr}");
-    assert!(!stderr.contains("plugin"), "{stderr}");
+    assert!(
+        stderr.contains("Error: Sleep interrupted") || stderr.contains("Error: execution halted"),
+        "{stderr}"
+    );
     assert_eq!(ws.state_list().trim(), "");
 }
 
@@ -359,15 +370,21 @@ fn the_provider_exits_when_terraform_is_killed() {
     };
     ws.configure("resource \"sandbox_sleep\" \"long\" {\n  duration_ms = 600000\n}\n");
     ws.init();
-    let mut child = ws.start_apply_until_creating("sandbox_sleep.long");
-    let provider = children_of(child.id())
+    let apply = ws.command(&["apply", "-no-color", "-input=false", "-auto-approve"]);
+    let mut child =
+        start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
+    let providers: Vec<u32> = children_of(child.id())
         .into_iter()
-        .find(|pid| process_name(*pid).is_some_and(|name| name.starts_with("terraform-prov")))
-        .expect("no provider process under terraform");
+        .filter(|pid| {
+            is_running(*pid)
+                && process_name(*pid).is_some_and(|name| name.starts_with("terraform-prov"))
+        })
+        .collect();
+    assert!(!providers.is_empty(), "no provider process under terraform");
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while is_running(provider) {
+    while let Some(provider) = providers.iter().find(|pid| is_running(**pid)) {
         assert!(
             Instant::now() < deadline,
             "provider {provider} outlived terraform"
