@@ -24,15 +24,27 @@ pub struct DataOptions {
 }
 
 impl DataOptions {
-    /// Creates the data directory (0700) and opens the store and the secret box.
+    /// Creates the data directory (0700) and opens the store and the secret box, refusing a
+    /// master key other than the one the database's secrets were sealed with.
     pub async fn open(&self) -> anyhow::Result<(Store, SecretBox)> {
         create_private_dir(&self.data_dir)?;
         let url = self.database.clone().unwrap_or_else(|| Store::sqlite_url(&self.data_dir));
         let store = Store::open(&url).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
         let secrets = SecretBox::load_or_create(&self.data_dir, self.master_key.as_deref())?;
+        let check = store.setting_or_insert("master_key_check", || secrets.seal(MASTER_KEY_CHECK)).await?;
+        if secrets.open(&check).as_deref() != Some(MASTER_KEY_CHECK) {
+            anyhow::bail!(
+                "the master key of {} is not the one this database's secrets were sealed with: every node of one \
+                 database needs the same key (set SERVICECATALOG_MASTER_KEY, or copy master.key)",
+                self.data_dir.display()
+            );
+        }
         Ok((store, secrets))
     }
 }
+
+/// Plain text sealed once per database to check the master key at start.
+const MASTER_KEY_CHECK: &str = "servicecatalog master key check";
 
 /// Options of `serve`.
 #[derive(Debug, Clone)]
@@ -85,19 +97,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         account_id,
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
     };
-    let engine = Engine::new(
-        store.clone(),
-        secrets.clone(),
-        EngineConfig {
-            workers: options.engine.workers,
-            terraform: options.engine.terraform.clone(),
-            data_dir: options.data.data_dir.clone(),
-            task_timeout: options.engine.task_timeout,
-            lease: options.engine.lease,
-            log_cap_bytes: options.engine.log_cap_bytes,
-        },
-    );
-    engine.start();
+    let engine = start_engine(&store, &secrets, &options.data, &options.engine);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
     let state = Arc::new(AppState { auth, store, config, secrets, engine });
     let nonce_state = Arc::clone(&state);
@@ -113,6 +113,35 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `servicecatalog worker`: runs task workers on the shared database until a shutdown signal.
+pub async fn work(data: &DataOptions, settings: EngineSettings) -> anyhow::Result<()> {
+    let (store, secrets) = data.open().await?;
+    if settings.workers == 0 {
+        anyhow::bail!("a worker node needs at least one worker (--workers)");
+    }
+    start_engine(&store, &secrets, data, &settings);
+    tracing::info!(workers = settings.workers, "servicecatalog worker running");
+    shutdown_signal().await;
+    Ok(())
+}
+
+fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings) -> Arc<Engine> {
+    let engine = Engine::new(
+        store.clone(),
+        secrets.clone(),
+        EngineConfig {
+            workers: settings.workers,
+            terraform: settings.terraform.clone(),
+            data_dir: data.data_dir.clone(),
+            task_timeout: settings.task_timeout,
+            lease: settings.lease,
+            log_cap_bytes: settings.log_cap_bytes,
+        },
+    );
+    engine.start();
+    engine
+}
+
 /// Makes sure the administrator can sign in: the key from the environment, or a generated one
 /// written to `<data-dir>/root-credentials.json` (0600) on first start. The secret is never logged.
 async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, from_env: Option<&(String, String)>) -> anyhow::Result<()> {
@@ -122,12 +151,16 @@ async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, fr
         return Ok(());
     }
     let path = data_dir.join(ROOT_CREDENTIALS_FILE);
-    if store.root_access_keys().await?.is_empty() {
+    // Nodes starting together on one database: the first to claim generation generates.
+    let token = crate::store::new_id("node");
+    let claimed = store.setting_or_insert("root_key_generator", || token.clone()).await? == token;
+    if store.root_access_keys().await?.is_empty() && (claimed || store.setting("root_key_generated").await?.is_none()) {
         let (id, secret) = new_access_key();
         let json = serde_json::json!({ "AccessKeyId": id, "AccessKeySecret": secret });
         crate::fs::write_private(&path, serde_json::to_string_pretty(&json)?.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         store.replace_root_key(&id, &secrets.seal(&secret)).await?;
+        store.setting_or_insert("root_key_generated", || id.clone()).await?;
         tracing::info!(path = %path.display(), "generated the administrator key");
         println!("administrator credentials written to {}", path.display());
     } else if path.exists() {

@@ -183,7 +183,7 @@ pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, A
         product_version_name: task.product_version_name.clone(),
     };
     ctx.store().create_launch(&pp, &task).await?;
-    ctx.state.engine.wake();
+    ctx.state.engine.task_queued().await;
     Ok(json!({ "ProvisionedProductId": pp_id, "TaskId": task.task_id }))
 }
 
@@ -247,7 +247,7 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
     if !ctx.store().start_change(&task).await? {
         return Err(refuse_under_change(&pp));
     }
-    ctx.state.engine.wake();
+    ctx.state.engine.task_queued().await;
     Ok(json!({ "ProvisionedProductId": pp.provisioned_product_id, "TaskId": task.task_id }))
 }
 
@@ -283,7 +283,7 @@ pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -
     if !ctx.store().start_change(&task).await? {
         return Err(refuse_under_change(&pp));
     }
-    ctx.state.engine.wake();
+    ctx.state.engine.task_queued().await;
     Ok(json!({ "TaskId": task.task_id }))
 }
 

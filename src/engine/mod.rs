@@ -60,9 +60,32 @@ impl Engine {
         Arc::new(Engine { store, secrets, wake: Notify::new(), node_id: crate::store::new_id("node"), provider_mirror, config })
     }
 
-    /// Wakes an idle worker: a task was queued.
-    pub fn wake(&self) {
+    /// A task was queued: wakes an idle worker here and, on PostgreSQL, on every node.
+    pub async fn task_queued(&self) {
         self.wake.notify_one();
+        if let Err(e) = self.store.notify_task_queued().await {
+            tracing::warn!(error = %e, "cannot announce a queued task; other nodes will find it within seconds");
+        }
+    }
+
+    /// On PostgreSQL, wakes a worker here for every task queued on any node.
+    async fn listen(self: Arc<Self>) {
+        loop {
+            match sqlx::postgres::PgListener::connect(self.store.url()).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(crate::store::provisioning::TASK_CHANNEL).await {
+                        tracing::warn!(error = %e, "cannot LISTEN for queued tasks");
+                    } else {
+                        // `recv` reconnects by itself after a lost connection.
+                        while let Ok(_notification) = listener.recv().await {
+                            self.wake.notify_one();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for queued tasks"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Starts the workers and the lease reaper.
@@ -74,6 +97,10 @@ impl Engine {
         }
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.reap().await });
+        if self.config.workers > 0 && self.store.dialect() == crate::store::Dialect::Postgres {
+            let engine = Arc::clone(self);
+            tokio::spawn(async move { engine.listen().await });
+        }
     }
 
     async fn work(self: Arc<Self>, worker: String) {

@@ -65,6 +65,7 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     dialect: Dialect,
+    url: std::sync::Arc<str>,
 }
 
 impl Store {
@@ -107,7 +108,7 @@ impl Store {
                 (shared.clone(), shared)
             }
         };
-        let store = Store { read, write, dialect };
+        let store = Store { read, write, dialect, url: url.into() };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -120,6 +121,11 @@ impl Store {
     /// Which database this is.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The URL the store was opened with (for PostgreSQL's LISTEN connection).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Pool for reads.

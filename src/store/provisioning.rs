@@ -6,6 +6,9 @@ use sqlx::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreError, StoreResult};
 
+/// PostgreSQL channel on which queued tasks are announced.
+pub const TASK_CHANNEL: &str = "servicecatalog_tasks";
+
 /// Provisioned product status: ready.
 pub const AVAILABLE: &str = "Available";
 /// Provisioned product status: a task is running.
@@ -341,8 +344,27 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// Claims the oldest queued task for `owner` with a lease of `lease_ms`.
+    /// Claims the oldest queued task for `owner` with a lease of `lease_ms`. PostgreSQL skips
+    /// rows other nodes are claiming; SQLite has one writer, and the conditional update makes a
+    /// lost race harmless (the loop takes the next task).
     pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Task>> {
+        if self.dialect() == super::Dialect::Postgres {
+            let claimed: Option<String> = sqlx::query_scalar(
+                "UPDATE tasks SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 WHERE task_id = \
+                 (SELECT task_id FROM tasks WHERE status = $4 AND lease_owner IS NULL ORDER BY created_at, task_id \
+                 LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING task_id",
+            )
+            .bind(owner)
+            .bind(now_ms() + lease_ms)
+            .bind(now_ms())
+            .bind(IN_PROGRESS)
+            .fetch_optional(self.writer())
+            .await?;
+            return match claimed {
+                Some(id) => self.task(&id).await,
+                None => Ok(None),
+            };
+        }
         loop {
             let candidate: Option<String> = sqlx::query_scalar(
                 "SELECT task_id FROM tasks WHERE status = $1 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1",
@@ -363,6 +385,15 @@ impl Store {
                 return self.task(&task_id).await;
             }
         }
+    }
+
+    /// Tells every node a task was queued (PostgreSQL `NOTIFY`; nothing to do on SQLite, whose
+    /// only node wakes its workers in memory).
+    pub async fn notify_task_queued(&self) -> StoreResult<()> {
+        if self.dialect() == super::Dialect::Postgres {
+            sqlx::query("SELECT pg_notify($1, '')").bind(TASK_CHANNEL).execute(self.writer()).await?;
+        }
+        Ok(())
     }
 
     /// Extends a held lease; false when the lease was lost (expired and taken over).
