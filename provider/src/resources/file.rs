@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -64,7 +64,7 @@ impl FileResource {
     }
 
     /// Resolves `path` inside the configured sandbox, with a diagnostic on `path` when it cannot be.
-    fn locate(&self, diags: &mut Diagnostics, path: &str) -> Option<std::path::PathBuf> {
+    fn locate(&self, diags: &mut Diagnostics, path: &str) -> Option<PathBuf> {
         match self.sandbox.get(diags)?.resolve(path) {
             Ok(target) => Some(target),
             Err(error) => {
