@@ -589,6 +589,19 @@ def test_a_validation_failure_fails_the_task_and_an_update_repairs_it(sample_ser
     assert pp["LastSuccessfulProvisioningTaskId"] == fix
 
 
+@needs_terraform
+def test_a_product_whose_launch_failed_validation_can_be_terminated(sample_server):
+    """Nothing was created; the owner removes the failed product instead of repairing it."""
+    _, caller, _ = new_user(sample_server)
+    hello = sample_product(sample_server, caller, "Hello outputs")
+    pp_id, task_id = launch(caller, hello, {"repeat": "20"})
+    assert wait_task(caller, task_id)["Status"] == "Failed"
+    ended = wait_task(caller, terminate(caller, pp_id))
+    assert ended["Status"] == "Succeeded", ended.get("StatusMessage")
+    expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, caller, pp_id)
+    assert pp_id not in list_pp_ids(caller)
+
+
 # ============================================================================= 4 + 5. website lifecycle
 
 
@@ -875,8 +888,16 @@ def test_sensitive_values_are_masked_everywhere(server, admin_v3, end_user):
     for text in answers:
         assert secret not in text and secret2 not in text
     assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
+
+    # a refused sensitive value is not echoed in the error either
+    restricted = make_product(admin_v3, SECRET_TF, users=[user], Parameters={"password": {"AllowedValues": ["a", "b"]}})
+    secret3 = uniq("pw-refused-")
+    e = expect_error(400, "InvalidParameter.Parameters", launch, caller, restricted, {"password": secret3})
+    assert secret3 not in e.message and "password" in e.message
+
     server_log = server.log_path.read_text(errors="replace")
-    assert secret not in server_log and secret2 not in server_log
+    for value in (secret, secret2, secret3):
+        assert value not in server_log
 
 
 # ============================================================================= 11. refused launches
