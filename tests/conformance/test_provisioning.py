@@ -447,6 +447,9 @@ def test_launch_succeeds_with_outputs_parameters_tags_and_logs(server, admin_v3,
     assert pp["PortfolioId"] == product.portfolio_id and pp["ProductVersionName"] == "v1"
     parse_time(pp["CreateTime"])
 
+    # the task's working directory (variables, plan, state) does not outlive it
+    assert not (server.data_dir / "work" / task_id).exists()
+
     assert pp_id in list_pp_ids(caller)
     listed = caller.call("ListTasks", {"ProvisionedProductId": pp_id, "PageNumber": 1, "PageSize": 10})
     assert listed["TotalCount"] == 1 and listed["TaskDetails"][0]["TaskId"] == task_id
@@ -777,6 +780,7 @@ def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_se
     pp = get_pp(caller, pp_id)
     assert pp["Status"] == "Error", pp
     assert "interrupted" in pp["StatusMessage"]
+    assert not (srv.data_dir / "work" / task_id).exists()
 
     # the finished launch kept its state: an update modifies the file in place
     changed = wait_task(caller, update(caller, done_pp, files, {"content": "after the crash"}))
@@ -789,6 +793,31 @@ def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_se
     assert ended["Status"] == "Succeeded", ended
     assert sandbox_files(srv, pp_id) == {}
     expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, caller, pp_id)
+
+
+# ============================================================================= log limit
+
+
+@needs_terraform
+def test_a_task_log_is_cut_at_the_configured_limit(fresh_server):
+    srv = fresh_server(args=["--task-log-limit", "1500"])
+    admin = srv.caller("v3")
+    user, caller, raw = new_user(srv)
+    product = make_product(admin, HELLO_TF, users=[user])
+    pp_id, task_id = launch(caller, product, {"owner": "o", "name": "x" * 200, "times": "10"})
+    task = wait_task(caller, task_id)
+    assert task["Status"] == "Succeeded", task
+    text = terraform_logs(task)
+    assert "log truncated" in text, text
+    assert len(text.encode()) < 1500 + 300
+    # GetTaskLog holds the same text as GetTask's TerraformLogs (grouped per command and stream there)
+    grouped: dict[tuple[str, str], str] = {}
+    for c in full_task_log(raw, task_id):
+        grouped[(c["Command"], c["Stream"])] = grouped.get((c["Command"], c["Stream"]), "") + c["Content"]
+    raw_logs = raw.call("GetTask", {"TaskId": task_id})["TaskDetail"]["Log"]["TerraformLogs"]
+    assert grouped == {(e["Command"], e["Stream"]): e["Content"] for e in raw_logs}
+    # outputs do not depend on the log
+    assert outputs(task)["greeting"]["OutputValue"].count("Hello") == 10
 
 
 # ============================================================================= 10. access
