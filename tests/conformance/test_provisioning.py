@@ -749,11 +749,13 @@ def test_a_task_over_its_time_limit_fails_and_releases_the_product(fresh_server)
 @needs_terraform
 @needs_provider
 def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_server):
-    srv = fresh_server(args=["--lease-seconds", "3"])
+    # one worker: a launch queued behind the slow one is still waiting when the server dies
+    srv = fresh_server(args=["--lease-seconds", "3", "--workers", "1"])
     admin = srv.caller("v3")
     user, caller, raw = new_user(srv)
     files = make_product(admin, FILE_TF, users=[user])
     slow = make_product(admin, SLOW_TF, users=[user])
+    hello = make_product(admin, HELLO_TF, users=[user])
 
     done_pp, done_task = launch(caller, files, {"dir": "kept", "content": "before the crash"})
     assert wait_task(caller, done_task)["Status"] == "Succeeded"
@@ -768,6 +770,8 @@ def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_se
         assert not r["Finished"], r
         assert time.monotonic() < end, "the slow apply never started"
     assert sandbox_files(srv, pp_id) == {"slow/first.txt": "made before the sleep (a)"}
+    queued_pp, queued_task = launch(caller, hello, {"owner": "queued"})
+    assert get_task(caller, queued_task)["Status"] == "InProgress"
 
     srv.restart(hard=True)
     admin = srv.caller("v3")
@@ -793,6 +797,12 @@ def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_se
     assert ended["Status"] == "Succeeded", ended
     assert sandbox_files(srv, pp_id) == {}
     expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, caller, pp_id)
+
+    # the launch that was only queued runs after the restart
+    queued = wait_task(caller, queued_task)
+    assert queued["Status"] == "Succeeded", queued
+    assert outputs(queued)["owner_size"]["OutputValue"] == "queued/small"
+    assert get_pp(caller, queued_pp)["Status"] == "Available"
 
 
 # ============================================================================= log limit
