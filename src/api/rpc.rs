@@ -1,4 +1,5 @@
-//! The HTTP face of the API: `/` takes RPC calls by GET or POST, `/healthz` reports readiness.
+//! The HTTP face of the API: `/` takes RPC calls by GET or POST, `/healthz` reports readiness,
+//! `/ping` answers without touching the database (the floor of the benchmarks).
 //! A call is decoded (query + form body), routed by `x-acs-action`/`Action`, version-checked,
 //! authenticated, authorised, validated against the spec and dispatched; the answer is JSON with
 //! a `RequestId` either way, and one log line records it (never its parameters).
@@ -27,7 +28,12 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The router of the API and health endpoints.
 pub fn router(state: SharedState) -> Router {
-    Router::new().route("/", get(rpc).post(rpc)).route("/healthz", get(healthz)).with_state(state)
+    Router::new().route("/", get(rpc).post(rpc)).route("/healthz", get(healthz)).route("/ping", get(ping)).with_state(state)
+}
+
+/// Liveness only: no database, no authentication.
+async fn ping() -> axum::Json<Value> {
+    axum::Json(json!({"Status": "ok"}))
 }
 
 async fn healthz(State(state): State<SharedState>) -> Response {

@@ -228,6 +228,15 @@ def test_healthz_needs_no_signature(server):
     assert s.get(f"http://{server.endpoint}/healthz", timeout=10).status_code == 200
 
 
+def test_ping_needs_no_signature(server):
+    import requests
+
+    s = requests.Session()
+    s.trust_env = False
+    resp = s.get(f"http://{server.endpoint}/ping", timeout=10)
+    assert resp.status_code == 200 and resp.json() == {"Status": "ok"}
+
+
 # ----------------------------------------------------------------------------- users and roles
 
 
