@@ -196,6 +196,14 @@ async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -
     Ok(())
 }
 
+/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Store {
     /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically.
     pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
@@ -222,6 +230,75 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_task(&mut tx, task).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bulk insert of provisioned products with their tasks, as they are (status included), in
+    /// one transaction of multi-row INSERTs: for seeding large data sets (benchmarks).
+    pub async fn seed_provisioned_products(&self, items: &[(ProvisionedProduct, Vec<Task>)]) -> StoreResult<()> {
+        /// Rows per INSERT: 19 columns × 500 stays far below both databases' bind limits.
+        const ROWS: usize = 500;
+        let mut tx = self.begin().await?;
+        for chunk in items.chunks(ROWS) {
+            let sql = format!(
+                "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
+                 owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
+                 status_message, parameters_sealed, last_task_id, last_provisioning_task_id, \
+                 last_successful_provisioning_task_id, created_at, updated_at) VALUES {}",
+                placeholders(chunk.len(), 17)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (pp, _) in chunk {
+                insert = insert
+                    .bind(&pp.provisioned_product_id)
+                    .bind(&pp.provisioned_product_name)
+                    .bind(&pp.owner_principal_id)
+                    .bind(&pp.owner_principal_type)
+                    .bind(&pp.product_id)
+                    .bind(&pp.product_version_id)
+                    .bind(&pp.portfolio_id)
+                    .bind(&pp.stack_region_id)
+                    .bind(&pp.stack_id)
+                    .bind(&pp.status)
+                    .bind(&pp.status_message)
+                    .bind(&pp.parameters_sealed)
+                    .bind(&pp.last_task_id)
+                    .bind(&pp.last_provisioning_task_id)
+                    .bind(&pp.last_successful_provisioning_task_id)
+                    .bind(pp.created_at)
+                    .bind(pp.created_at);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        let tasks: Vec<&Task> = items.iter().flat_map(|(_, tasks)| tasks).collect();
+        for chunk in tasks.chunks(ROWS) {
+            let sql = format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES {}", placeholders(chunk.len(), 19));
+            let mut insert = sqlx::query(&sql);
+            for t in chunk {
+                insert = insert
+                    .bind(&t.task_id)
+                    .bind(&t.task_type)
+                    .bind(&t.provisioned_product_id)
+                    .bind(&t.provisioned_product_name)
+                    .bind(&t.product_id)
+                    .bind(&t.product_name)
+                    .bind(&t.product_version_id)
+                    .bind(&t.product_version_name)
+                    .bind(&t.portfolio_id)
+                    .bind(&t.stack_region_id)
+                    .bind(&t.parameters_sealed)
+                    .bind(&t.sensitive_parameters)
+                    .bind(&t.task_tags)
+                    .bind(&t.launch_role)
+                    .bind(&t.outputs)
+                    .bind(&t.status)
+                    .bind(&t.status_message)
+                    .bind(t.created_at)
+                    .bind(t.updated_at);
+            }
+            insert.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -633,6 +710,28 @@ pub(crate) mod tests {
         };
         store.create_launch(&pp, &task).await.unwrap();
         task
+    }
+
+    #[tokio::test]
+    async fn seeded_products_and_tasks_read_back() {
+        let (store, _dir) = testing::sqlite().await;
+        let template = seed_task(&store, "task-t").await;
+        let pp = store.provisioned_product("pp-task-t").await.unwrap().unwrap();
+        let items: Vec<(ProvisionedProduct, Vec<Task>)> = (0..600)
+            .map(|i| {
+                let pp = ProvisionedProduct { provisioned_product_id: format!("pp-{i}"), ..pp.clone() };
+                let tasks = (0..2)
+                    .map(|j| Task { task_id: format!("t-{i}-{j}"), provisioned_product_id: pp.provisioned_product_id.clone(), ..template.clone() })
+                    .collect();
+                (pp, tasks)
+            })
+            .collect();
+        store.seed_provisioned_products(&items).await.unwrap();
+        assert_eq!(store.task("t-599-1").await.unwrap().unwrap().provisioned_product_id, "pp-599");
+        let (tasks, total) = store.list_tasks("pp-42", SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap();
+        assert_eq!((tasks.len(), total), (2, 2));
+        let all = ProvisionedProductQuery::default();
+        assert_eq!(store.list_provisioned_products(&all, SortOrder::Desc, Page { number: 1, size: 1 }).await.unwrap().1, 601);
     }
 
     #[tokio::test]
