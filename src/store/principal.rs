@@ -114,7 +114,8 @@ impl Store {
         Ok(users)
     }
 
-    /// Deletes a user and its keys; false when there is no such user.
+    /// Deletes a user, its keys, role memberships and the portfolio grants naming it; false when
+    /// there is no such user.
     pub async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let id: Option<String> = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
@@ -124,6 +125,12 @@ impl Store {
             .await?;
         let Some(id) = id else { return Ok(false) };
         sqlx::query("DELETE FROM access_keys WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM role_members WHERE user_id = $1").bind(&id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0")
+            .bind(RAM_USER)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)

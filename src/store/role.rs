@@ -135,6 +135,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::grant::Grant;
     use crate::store::testing;
 
     #[tokio::test]
@@ -157,5 +158,16 @@ mod tests {
         assert!(store.delete_role("ops").await.unwrap());
         assert!(!store.delete_role("ops").await.unwrap());
         assert_eq!(store.roles_of(&alice.principal_id).await.unwrap()[0].name, "dev");
+
+        // Deleting a user drops its memberships and the grants naming it.
+        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'p', 'p', '', 1, 1)")
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let grant = Grant { principal_type: "RamUser".into(), principal_key: alice.principal_id.clone(), is_pattern: false };
+        store.insert_grant("port-1", &grant).await.unwrap();
+        assert!(store.delete_user("alice").await.unwrap());
+        assert!(store.grants_of("port-1").await.unwrap().is_empty());
+        assert!(store.list_roles().await.unwrap()[0].members.is_empty());
     }
 }
