@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod catalog;
+pub mod cli;
 pub mod engine;
 pub mod fs;
 pub mod protocol;

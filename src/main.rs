@@ -1,4 +1,4 @@
-//! The `servicecatalog` command: the server and its administration commands.
+//! The `servicecatalog` command: the server, its administration commands and the API client.
 
 use std::path::PathBuf;
 
@@ -93,6 +93,11 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    #[command(flatten)]
+    Client(servicecatalog::cli::Command),
+    /// An API action: `servicecatalog <Action> --Param value …` (`servicecatalog actions` lists them).
+    #[command(external_subcommand)]
+    Action(Vec<String>),
 }
 
 #[derive(Subcommand)]
@@ -227,5 +232,7 @@ async fn main() -> anyhow::Result<()> {
                 LaunchRolesCommand::Delete { name } => roles::delete_launch_role(&data, &name).await,
             }
         }
+        Command::Client(command) => std::process::exit(servicecatalog::cli::run(command, <Cli as clap::CommandFactory>::command()).await),
+        Command::Action(words) => std::process::exit(servicecatalog::cli::run_action(words).await),
     }
 }

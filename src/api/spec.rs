@@ -56,6 +56,18 @@ pub struct ParamSpec {
     items: Option<ItemSpec>,
 }
 
+impl ParamSpec {
+    /// Fields of the object items of an array (empty for scalar items and non-arrays).
+    pub fn item_fields(&self) -> &[ParamSpec] {
+        self.items.as_ref().map_or(&[], |i| &i.fields)
+    }
+
+    /// Largest allowed value of an integer.
+    pub fn maximum(&self) -> Option<i64> {
+        self.maximum
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct ItemSpec {
     #[serde(rename = "type")]
