@@ -734,6 +734,11 @@ def test_a_task_over_its_time_limit_fails_and_releases_the_product(fresh_server)
     task = wait_task(caller, task_id, deadline=60)
     assert task["Status"] == "Failed", task
     assert "time limit" in task["StatusMessage"], task["StatusMessage"]
+    # Terraform was interrupted in the middle of the 20 s sleep, not left to finish it
+    applied = terraform_logs(task, "apply")
+    assert "sandbox_sleep.slow: Creating..." in applied
+    assert "sandbox_sleep.slow: Creation complete" not in applied, applied
+    assert "Apply complete!" not in applied, applied
     pp = get_pp(caller, pp_id)
     assert pp["Status"] == "Error", pp
     assert "time limit" in pp["StatusMessage"]
