@@ -126,6 +126,7 @@ def test_several_launches_at_once_all_succeed(server, admin_v3, end_user):
     for i, (pp_id, task_id) in enumerate(launched):
         task = wait_task(caller, task_id, deadline=max(1.0, end - time.monotonic()))
         assert task["Status"] == "Succeeded", task
+        assert "Apply complete! Resources: 1 added" in terraform_logs(task, "apply"), task["Log"]
         assert sandbox_files(server, pp_id) == {f"d{i}/page.txt": f"c{i}"}
     ended = [terminate(caller, pp_id) for pp_id, _ in launched]
     for (pp_id, _), task_id in zip(launched, ended):
