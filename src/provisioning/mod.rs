@@ -1,12 +1,16 @@
 //! The rules of provisioning: through which portfolio a caller may launch a product (its launch
 //! options), what the constraints of that (product, portfolio) demand (launch role, allowed
 //! parameter values, regions, approval), which parameters and tags a task gets, and who may
-//! change a provisioned product. Everything is checked before anything is written.
+//! change a provisioned product. Everything is checked before anything is written. Plans
+//! ([`plan`]) go through the same checks, except that an `Approval` constraint does not refuse
+//! them: it makes their execution wait for an approver.
+
+pub mod plan;
 
 use serde_json::{json, Value};
 
 use crate::api::error::ApiError;
-use crate::catalog::constraint::{ConstraintConfig, OperationType};
+use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType};
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::{launchable_version, LaunchableVersion};
 use crate::store::principal::Principal;
@@ -44,8 +48,24 @@ pub struct ChangeRequest<'a> {
     pub tags: Vec<(String, String)>,
 }
 
-/// Validates a launch or update completely and returns what its task will run with.
+/// Validates a launch or update completely and returns what its task will run with; refused
+/// when an `Approval` constraint covers the operation (it needs a plan).
 pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeRequest<'_>) -> Result<Change, ApiError> {
+    let operation = req.operation;
+    let (change, approval) = resolve_for_plan(store, allowed_regions, req).await?;
+    match approval {
+        Some(_) => Err(approval_required(operation)),
+        None => Ok(change),
+    }
+}
+
+/// Validates a launch or update as [`resolve`] does, and returns with it the `Approval`
+/// constraint covering the operation, if any.
+pub async fn resolve_for_plan(
+    store: &Store,
+    allowed_regions: &[String],
+    req: ChangeRequest<'_>,
+) -> Result<(Change, Option<ApprovalConfig>), ApiError> {
     store.product(req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", req.product_id))?;
     let version = launchable_version(store, req.product_id, req.version_id).await?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
@@ -57,6 +77,7 @@ pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeReque
     }
     let mut constraints: Vec<ParameterConstraint> = version.parameters.clone();
     let mut launch_role = None;
+    let mut approval = None;
     for config in store.constraint_configs(&portfolio_id, req.product_id).await? {
         match config {
             ConstraintConfig::Launch(c) => launch_role = Some(c.local_role_name),
@@ -67,14 +88,7 @@ pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeReque
                     format!("The region {:?} is not allowed for this product; allowed: {}.", req.region, c.stack_regions.join(", ")),
                 ))
             }
-            ConstraintConfig::Approval(c) if c.covers(req.operation) => {
-                return Err(ApiError::forbidden(
-                    "ApprovalRequired",
-                    "This operation needs an approval under the portfolio's Approval constraint: create a plan with \
-                     CreateProvisionedProductPlan and have it approved.",
-                    json!({"AuthAction": format!("servicecatalog:{}", operation_name(req.operation)), "NoPermissionType": "ApprovalRequired"}),
-                ))
-            }
+            ConstraintConfig::Approval(c) if c.covers(req.operation) => approval = Some(c),
             _ => {}
         }
     }
@@ -82,10 +96,33 @@ pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeReque
     check_tags(&req.tags)?;
     let tags = merge_tags(store, req.product_id, &portfolio_id, req.tags).await?;
     let sensitive = constraints.iter().filter(|c| c.sensitive).map(|c| c.name.clone()).collect();
-    Ok(Change { portfolio_id, version, parameters: req.parameters, sensitive, tags, launch_role })
+    Ok((Change { portfolio_id, version, parameters: req.parameters, sensitive, tags, launch_role }, approval))
 }
 
-fn operation_name(op: OperationType) -> &'static str {
+/// The `Approval` constraint of a (portfolio, product) covering `operation`, if any.
+pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, operation: OperationType) -> Result<Option<ApprovalConfig>, ApiError> {
+    Ok(store.constraint_configs(portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
+        ConstraintConfig::Approval(c) if c.covers(operation) => Some(c),
+        _ => None,
+    }))
+}
+
+/// `403 Forbidden.ApprovalRequired` for a direct operation an `Approval` constraint covers.
+pub fn approval_required(operation: OperationType) -> ApiError {
+    ApiError::forbidden(
+        "ApprovalRequired",
+        format!(
+            "{} needs an approval under the portfolio's Approval constraint: create a plan with \
+             CreateProvisionedProductPlan (OperationType {0}), have an approver approve it, then run it with \
+             ExecuteProvisionedProductPlan.",
+            operation_name(operation)
+        ),
+        json!({"AuthAction": format!("servicecatalog:{}", operation_name(operation)), "NoPermissionType": "ApprovalRequired"}),
+    )
+}
+
+/// The wire name of an operation.
+pub fn operation_name(op: OperationType) -> &'static str {
     match op {
         OperationType::LaunchProduct => "LaunchProduct",
         OperationType::UpdateProvisionedProduct => "UpdateProvisionedProduct",

@@ -8,6 +8,7 @@ pub mod grant;
 pub mod launch_role;
 mod migrate;
 mod nonce;
+pub mod plan;
 pub mod portfolio;
 pub mod principal;
 pub mod product;

@@ -168,7 +168,8 @@ fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task, sqlx::Error> {
     })
 }
 
-async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
+/// Inserts a queued task inside `tx`.
+pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     ))
@@ -204,31 +205,53 @@ fn placeholders(rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
+/// Inserts a launched provisioned product, `UnderChange` with `task` as its last task.
+pub(super) async fn insert_provisioned_product(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
+         owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
+         status_message, parameters_sealed, last_task_id, last_provisioning_task_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12, $12, $13, $13)",
+    )
+    .bind(&pp.provisioned_product_id)
+    .bind(&pp.provisioned_product_name)
+    .bind(&pp.owner_principal_id)
+    .bind(&pp.owner_principal_type)
+    .bind(&pp.product_id)
+    .bind(&pp.product_version_id)
+    .bind(&pp.portfolio_id)
+    .bind(&pp.stack_region_id)
+    .bind(&pp.stack_id)
+    .bind(UNDER_CHANGE)
+    .bind(&pp.parameters_sealed)
+    .bind(&task.task_id)
+    .bind(pp.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves the task's live provisioned product to `UnderChange` with `task` as its last task;
+/// false when it is `UnderChange` already, or gone.
+pub(super) async fn mark_under_change(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task) -> StoreResult<bool> {
+    let moved = sqlx::query(
+        "UPDATE provisioned_products SET status = $1, last_task_id = $2, last_provisioning_task_id = $2, updated_at = $3 \
+         WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",
+    )
+    .bind(UNDER_CHANGE)
+    .bind(&task.task_id)
+    .bind(now_ms())
+    .bind(&task.provisioned_product_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
 impl Store {
     /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically.
     pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
-             owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
-             status_message, parameters_sealed, last_task_id, last_provisioning_task_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12, $12, $13, $13)",
-        )
-        .bind(&pp.provisioned_product_id)
-        .bind(&pp.provisioned_product_name)
-        .bind(&pp.owner_principal_id)
-        .bind(&pp.owner_principal_type)
-        .bind(&pp.product_id)
-        .bind(&pp.product_version_id)
-        .bind(&pp.portfolio_id)
-        .bind(&pp.stack_region_id)
-        .bind(&pp.stack_id)
-        .bind(UNDER_CHANGE)
-        .bind(&pp.parameters_sealed)
-        .bind(&task.task_id)
-        .bind(pp.created_at)
-        .execute(&mut *tx)
-        .await?;
+        insert_provisioned_product(&mut tx, pp, task).await?;
         insert_task(&mut tx, task).await?;
         tx.commit().await?;
         Ok(())
@@ -307,17 +330,7 @@ impl Store {
     /// false (and nothing written) when it is, or when it is gone.
     pub async fn start_change(&self, task: &Task) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE provisioned_products SET status = $1, last_task_id = $2, last_provisioning_task_id = $2, updated_at = $3 \
-             WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",
-        )
-        .bind(UNDER_CHANGE)
-        .bind(&task.task_id)
-        .bind(now_ms())
-        .bind(&task.provisioned_product_id)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
+        if !mark_under_change(&mut tx, task).await? {
             return Ok(false);
         }
         insert_task(&mut tx, task).await?;
@@ -558,6 +571,11 @@ impl Store {
         if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
+        let failure = match outcome {
+            TaskOutcome::Succeeded { .. } => None,
+            TaskOutcome::Failed { message } => Some(message.as_str()),
+        };
+        super::plan::finish_execution(&mut tx, &task.task_id, failure).await?;
         let pp = match (outcome, task.task_type.as_str()) {
             (TaskOutcome::Succeeded { .. }, "TerminateProvisionedProduct") => {
                 sqlx::query("UPDATE provisioned_products SET terminated = 1, status = $1, status_message = '', last_successful_provisioning_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4")

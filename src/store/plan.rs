@@ -1,0 +1,726 @@
+//! Provisioned product plans and their approval records. A plan's preview is a queued job like a
+//! task (claimed with a lease on the plan row itself); its result (derived resource changes,
+//! planned outputs, the sealed plan file and the state version it was computed from) is written
+//! back only while the previewing worker still holds the lease. Executing a plan queues an
+//! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::Row;
+
+use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
+use super::sql::{contains_pattern, Sql};
+use super::{now_ms, SortOrder, Store, StoreResult};
+
+/// The ten statuses of a plan (`PlanDetail.Status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlanStatus {
+    PreviewInProgress,
+    PreviewSuccess,
+    PreviewFailed,
+    ApplicationInProgress,
+    ApplicationApproved,
+    ApplicationRejected,
+    ExecuteInProgress,
+    ExecuteSuccess,
+    ExecuteFailed,
+    Canceled,
+}
+
+impl PlanStatus {
+    /// Every status, in the order of the API's documentation.
+    pub const ALL: [PlanStatus; 10] = [
+        PlanStatus::PreviewInProgress,
+        PlanStatus::PreviewSuccess,
+        PlanStatus::PreviewFailed,
+        PlanStatus::ApplicationInProgress,
+        PlanStatus::ApplicationApproved,
+        PlanStatus::ApplicationRejected,
+        PlanStatus::ExecuteInProgress,
+        PlanStatus::ExecuteSuccess,
+        PlanStatus::ExecuteFailed,
+        PlanStatus::Canceled,
+    ];
+
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanStatus::PreviewInProgress => "PreviewInProgress",
+            PlanStatus::PreviewSuccess => "PreviewSuccess",
+            PlanStatus::PreviewFailed => "PreviewFailed",
+            PlanStatus::ApplicationInProgress => "ApplicationInProgress",
+            PlanStatus::ApplicationApproved => "ApplicationApproved",
+            PlanStatus::ApplicationRejected => "ApplicationRejected",
+            PlanStatus::ExecuteInProgress => "ExecuteInProgress",
+            PlanStatus::ExecuteSuccess => "ExecuteSuccess",
+            PlanStatus::ExecuteFailed => "ExecuteFailed",
+            PlanStatus::Canceled => "Canceled",
+        }
+    }
+}
+
+impl fmt::Display for PlanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PlanStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        PlanStatus::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("unknown plan status {s:?}"))
+    }
+}
+
+/// A plan: the change it previews, its status and the preview's results.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub plan_id: String,
+    pub plan_name: String,
+    pub description: String,
+    /// `LaunchProduct`, `UpdateProvisionedProduct` or `TerminateProvisionedProduct`.
+    pub operation_type: String,
+    pub owner_principal_id: String,
+    pub owner_principal_type: String,
+    pub owner_principal_name: String,
+    pub product_id: String,
+    pub product_version_id: String,
+    pub portfolio_id: String,
+    /// Pre-allocated for a launch plan; the provisioned product is created at execution.
+    pub provisioned_product_id: String,
+    pub provisioned_product_name: String,
+    pub stack_id: String,
+    pub stack_region_id: String,
+    /// Sealed JSON array of `{ParameterKey, ParameterValue}` (complete, as the task will get them).
+    pub parameters_sealed: String,
+    /// JSON array of the names of sensitive parameters.
+    pub sensitive_parameters: String,
+    /// JSON array of the caller's `{Key, Value}` tags.
+    pub tags: String,
+    /// JSON array of `{Key, Value}`: tag options merged with the caller's tags.
+    pub task_tags: String,
+    pub launch_role: Option<String>,
+    /// The `Approval` constraint's Config covering the operation, when one does (canonical JSON).
+    pub approval_config: Option<String>,
+    pub status: PlanStatus,
+    pub status_message: String,
+    /// JSON array of `ResourceChanges` entries derived from the plan.
+    pub resource_changes: String,
+    /// JSON array of `{OutputKey, OutputValue?, Description}` the plan promises.
+    pub planned_outputs: String,
+    /// The Terraform plan file, base64 then sealed.
+    pub plan_file_sealed: Option<String>,
+    /// Version of the provisioned product's state the preview was computed from (0: none).
+    pub state_version: i64,
+    pub execute_task_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Product name (joined in on reads).
+    pub product_name: String,
+}
+
+/// One entry of `ApprovalDetail.OperationRecords`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRecord {
+    /// `Submit`, `Cancel`, `Approve` or `Reject`.
+    pub approval_action: String,
+    pub operator_principal_id: String,
+    pub operator_principal_type: String,
+    pub operator_principal_name: String,
+    pub comment: String,
+    pub created_at: i64,
+}
+
+/// What a finished preview produced.
+#[derive(Debug, Clone)]
+pub enum PreviewOutcome {
+    /// The plan was computed: move to `next` (`PreviewSuccess`, or `ApplicationInProgress` with
+    /// the owner's `Submit` record).
+    Succeeded { resource_changes: String, planned_outputs: String, plan_file_sealed: String, state_version: i64, next: PlanStatus },
+    /// The preview failed with this message.
+    Failed { message: String },
+}
+
+/// Why a plan's execution could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionRefusal {
+    /// The plan left the expected status meanwhile.
+    Status,
+    /// The provisioned product is `UnderChange` (or gone).
+    UnderChange,
+    /// The provisioned product's state changed since the preview.
+    Stale,
+}
+
+/// Which plans a list returns (filters expressible in SQL; approver filters are the caller's).
+#[derive(Debug, Clone, Default)]
+pub struct PlanQuery {
+    /// Only this owner's.
+    pub owner_principal_id: Option<String>,
+    /// Only plans of this provisioned product.
+    pub provisioned_product_id: Option<String>,
+    /// Only plans in one of these statuses (empty: any).
+    pub statuses: Vec<PlanStatus>,
+    /// Only plans that need an approval.
+    pub needs_approval: bool,
+    /// Exact plan name, case-insensitively.
+    pub name: Option<String>,
+    /// Substring of the plan name, case-insensitively.
+    pub full_text: Option<String>,
+}
+
+const PLAN_COLUMNS: &str = "pl.plan_id, pl.plan_name, pl.description, pl.operation_type, pl.owner_principal_id, \
+    pl.owner_principal_type, pl.owner_principal_name, pl.product_id, pl.product_version_id, pl.portfolio_id, \
+    pl.provisioned_product_id, pl.provisioned_product_name, pl.stack_id, pl.stack_region_id, pl.parameters_sealed, \
+    pl.sensitive_parameters, pl.tags, pl.task_tags, pl.launch_role, pl.approval_config, pl.status, pl.status_message, \
+    pl.resource_changes, pl.planned_outputs, pl.plan_file_sealed, pl.state_version, pl.execute_task_id, pl.created_at, \
+    pl.updated_at, COALESCE(p.product_name, '') AS product_name";
+const PLAN_FROM: &str = " FROM plans pl LEFT JOIN products p ON p.product_id = pl.product_id";
+
+fn plan_from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    Ok(Plan {
+        plan_id: row.try_get("plan_id")?,
+        plan_name: row.try_get("plan_name")?,
+        description: row.try_get("description")?,
+        operation_type: row.try_get("operation_type")?,
+        owner_principal_id: row.try_get("owner_principal_id")?,
+        owner_principal_type: row.try_get("owner_principal_type")?,
+        owner_principal_name: row.try_get("owner_principal_name")?,
+        product_id: row.try_get("product_id")?,
+        product_version_id: row.try_get("product_version_id")?,
+        portfolio_id: row.try_get("portfolio_id")?,
+        provisioned_product_id: row.try_get("provisioned_product_id")?,
+        provisioned_product_name: row.try_get("provisioned_product_name")?,
+        stack_id: row.try_get("stack_id")?,
+        stack_region_id: row.try_get("stack_region_id")?,
+        parameters_sealed: row.try_get("parameters_sealed")?,
+        sensitive_parameters: row.try_get("sensitive_parameters")?,
+        tags: row.try_get("tags")?,
+        task_tags: row.try_get("task_tags")?,
+        launch_role: row.try_get("launch_role")?,
+        approval_config: row.try_get("approval_config")?,
+        status: status.parse().map_err(sqlx::Error::Protocol)?,
+        status_message: row.try_get("status_message")?,
+        resource_changes: row.try_get("resource_changes")?,
+        planned_outputs: row.try_get("planned_outputs")?,
+        plan_file_sealed: row.try_get("plan_file_sealed")?,
+        state_version: row.try_get("state_version")?,
+        execute_task_id: row.try_get("execute_task_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        product_name: row.try_get("product_name")?,
+    })
+}
+
+/// Appends a record to a plan's `OperationRecords` inside `tx`.
+async fn insert_record(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan_id: &str, record: &PlanRecord) -> StoreResult<()> {
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM plan_records WHERE plan_id = $1")
+        .bind(plan_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO plan_records (plan_id, seq, approval_action, operator_principal_id, operator_principal_type, \
+         operator_principal_name, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(plan_id)
+    .bind(seq)
+    .bind(&record.approval_action)
+    .bind(&record.operator_principal_id)
+    .bind(&record.operator_principal_type)
+    .bind(&record.operator_principal_name)
+    .bind(&record.comment)
+    .bind(record.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The owner's `Submit` record of a plan.
+pub fn submit_record(plan: &Plan) -> PlanRecord {
+    PlanRecord {
+        approval_action: "Submit".into(),
+        operator_principal_id: plan.owner_principal_id.clone(),
+        operator_principal_type: plan.owner_principal_type.clone(),
+        operator_principal_name: plan.owner_principal_name.clone(),
+        comment: String::new(),
+        created_at: now_ms(),
+    }
+}
+
+/// Moves the plan executed by `task_id` to `ExecuteSuccess` or `ExecuteFailed` inside the
+/// transaction that finishes the task.
+pub(super) async fn finish_execution(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    task_id: &str,
+    failure: Option<&str>,
+) -> StoreResult<()> {
+    let (status, message) = match failure {
+        None => (PlanStatus::ExecuteSuccess, ""),
+        Some(message) => (PlanStatus::ExecuteFailed, message),
+    };
+    sqlx::query("UPDATE plans SET status = $1, status_message = $2, updated_at = $3 WHERE execute_task_id = $4 AND status = $5")
+        .bind(status.name())
+        .bind(message)
+        .bind(now_ms())
+        .bind(task_id)
+        .bind(PlanStatus::ExecuteInProgress.name())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records a new plan (its preview queued).
+    pub async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO plans (plan_id, plan_name, description, operation_type, owner_principal_id, owner_principal_type, \
+             owner_principal_name, product_id, product_version_id, portfolio_id, provisioned_product_id, provisioned_product_name, \
+             stack_id, stack_region_id, parameters_sealed, sensitive_parameters, tags, task_tags, launch_role, approval_config, \
+             status, status_message, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, '', $22, $22)",
+        )
+        .bind(&p.plan_id)
+        .bind(&p.plan_name)
+        .bind(&p.description)
+        .bind(&p.operation_type)
+        .bind(&p.owner_principal_id)
+        .bind(&p.owner_principal_type)
+        .bind(&p.owner_principal_name)
+        .bind(&p.product_id)
+        .bind(&p.product_version_id)
+        .bind(&p.portfolio_id)
+        .bind(&p.provisioned_product_id)
+        .bind(&p.provisioned_product_name)
+        .bind(&p.stack_id)
+        .bind(&p.stack_region_id)
+        .bind(&p.parameters_sealed)
+        .bind(&p.sensitive_parameters)
+        .bind(&p.tags)
+        .bind(&p.task_tags)
+        .bind(&p.launch_role)
+        .bind(&p.approval_config)
+        .bind(p.status.name())
+        .bind(p.created_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// One plan.
+    pub async fn plan(&self, id: &str) -> StoreResult<Option<Plan>> {
+        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.plan_id = $1"))
+            .bind(id)
+            .fetch_optional(self.writer())
+            .await?;
+        Ok(row.as_ref().map(plan_from_row).transpose()?)
+    }
+
+    /// The plan whose execution is the task `task_id`, if any.
+    pub async fn plan_of_task(&self, task_id: &str) -> StoreResult<Option<Plan>> {
+        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.execute_task_id = $1"))
+            .bind(task_id)
+            .fetch_optional(self.writer())
+            .await?;
+        Ok(row.as_ref().map(plan_from_row).transpose()?)
+    }
+
+    /// Every plan matching `query`, ordered by creation time. Lists page in the caller, after
+    /// the approver filters that SQL cannot express.
+    pub async fn list_plans(&self, query: &PlanQuery, order: SortOrder) -> StoreResult<Vec<Plan>> {
+        let mut select = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE 1 = 1"));
+        if let Some(owner) = &query.owner_principal_id {
+            select.push(" AND pl.owner_principal_id = ").text(owner.clone());
+        }
+        if let Some(pp) = &query.provisioned_product_id {
+            select.push(" AND pl.provisioned_product_id = ").text(pp.clone());
+        }
+        if !query.statuses.is_empty() {
+            select.push(" AND pl.status IN (");
+            for (i, status) in query.statuses.iter().enumerate() {
+                if i > 0 {
+                    select.push(", ");
+                }
+                select.text(status.name());
+            }
+            select.push(")");
+        }
+        if query.needs_approval {
+            select.push(" AND pl.approval_config IS NOT NULL");
+        }
+        if let Some(name) = &query.name {
+            select.push(" AND LOWER(pl.plan_name) = ").text(name.to_lowercase());
+        }
+        if let Some(text) = &query.full_text {
+            select.push(" AND LOWER(pl.plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+        }
+        let dir = order.sql();
+        select.push(&format!(" ORDER BY pl.created_at {dir}, pl.plan_id {dir}"));
+        let rows = select.query().fetch_all(self.reader()).await?;
+        Ok(rows.iter().map(plan_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Ids of the plans on which `principal_id` recorded an `Approve` or `Reject`.
+    pub async fn plans_decided_by(&self, principal_id: &str) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT plan_id FROM plan_records WHERE operator_principal_id = $1 AND approval_action IN ('Approve', 'Reject')",
+        )
+        .bind(principal_id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// A plan's operation records, oldest first.
+    pub async fn plan_records(&self, plan_id: &str) -> StoreResult<Vec<PlanRecord>> {
+        let rows = sqlx::query(
+            "SELECT approval_action, operator_principal_id, operator_principal_type, operator_principal_name, comment, created_at \
+             FROM plan_records WHERE plan_id = $1 ORDER BY seq",
+        )
+        .bind(plan_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlanRecord {
+                    approval_action: r.try_get("approval_action")?,
+                    operator_principal_id: r.try_get("operator_principal_id")?,
+                    operator_principal_type: r.try_get("operator_principal_type")?,
+                    operator_principal_name: r.try_get("operator_principal_name")?,
+                    comment: r.try_get("comment")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Replaces the change a plan previews and queues a new preview, if the plan is still in
+    /// `from`; the previous results are dropped. False when the status moved meanwhile.
+    pub async fn replan(&self, p: &Plan, from: PlanStatus) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE plans SET description = $1, product_version_id = $2, portfolio_id = $3, parameters_sealed = $4, \
+             sensitive_parameters = $5, tags = $6, task_tags = $7, launch_role = $8, approval_config = $9, status = $10, \
+             status_message = '', resource_changes = '[]', planned_outputs = '[]', plan_file_sealed = NULL, state_version = 0, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 WHERE plan_id = $12 AND status = $13",
+        )
+        .bind(&p.description)
+        .bind(&p.product_version_id)
+        .bind(&p.portfolio_id)
+        .bind(&p.parameters_sealed)
+        .bind(&p.sensitive_parameters)
+        .bind(&p.tags)
+        .bind(&p.task_tags)
+        .bind(&p.launch_role)
+        .bind(&p.approval_config)
+        .bind(PlanStatus::PreviewInProgress.name())
+        .bind(now_ms())
+        .bind(&p.plan_id)
+        .bind(from.name())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a plan from `from` to `to`, appending `record`, atomically. False when the plan was
+    /// no longer in `from`.
+    pub async fn transition_plan(&self, plan_id: &str, from: PlanStatus, to: PlanStatus, record: &PlanRecord) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE plans SET status = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 WHERE plan_id = $3 AND status = $4",
+        )
+        .bind(to.name())
+        .bind(now_ms())
+        .bind(plan_id)
+        .bind(from.name())
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_record(&mut tx, plan_id, record).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes a plan and its records if it is still in `from`.
+    pub async fn delete_plan(&self, plan_id: &str, from: PlanStatus) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM plans WHERE plan_id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
+        if status.as_deref() != Some(from.name()) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM plan_records WHERE plan_id = $1").bind(plan_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM plans WHERE plan_id = $1").bind(plan_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Claims the oldest queued preview for `owner` with a lease of `lease_ms`.
+    pub async fn claim_preview(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Plan>> {
+        let queued = PlanStatus::PreviewInProgress.name();
+        loop {
+            let mut pick = Sql::new("SELECT plan_id FROM plans WHERE status = ");
+            pick.text(queued).push(" AND lease_owner IS NULL ORDER BY created_at, plan_id LIMIT 1");
+            if self.dialect() == super::Dialect::Postgres {
+                pick.push(" FOR UPDATE SKIP LOCKED");
+            }
+            let mut tx = self.begin().await?;
+            let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| r.try_get(0)).transpose()?;
+            let Some(plan_id) = candidate else { return Ok(None) };
+            let claimed = sqlx::query(
+                "UPDATE plans SET lease_owner = $1, lease_expires_at = $2 WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4",
+            )
+            .bind(owner)
+            .bind(now_ms() + lease_ms)
+            .bind(&plan_id)
+            .bind(queued)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if claimed.rows_affected() == 1 {
+                return self.plan(&plan_id).await;
+            }
+        }
+    }
+
+    /// Extends a held preview lease; false when it was lost (or the plan was cancelled).
+    pub async fn renew_preview_lease(&self, plan_id: &str, owner: &str, lease_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE plans SET lease_expires_at = $1 WHERE plan_id = $2 AND lease_owner = $3 AND status = $4")
+            .bind(now_ms() + lease_ms)
+            .bind(plan_id)
+            .bind(owner)
+            .bind(PlanStatus::PreviewInProgress.name())
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a preview's outcome if `owner` still holds its lease. False when nothing changed.
+    pub async fn finish_preview(&self, plan: &Plan, owner: &str, outcome: &PreviewOutcome) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let mut update = Sql::new("UPDATE plans SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ");
+        update.int(now_ms());
+        let submit = match outcome {
+            PreviewOutcome::Succeeded { resource_changes, planned_outputs, plan_file_sealed, state_version, next } => {
+                update.push(", status = ").text(next.name()).push(", status_message = ''");
+                update.push(", resource_changes = ").text(resource_changes.as_str());
+                update.push(", planned_outputs = ").text(planned_outputs.as_str());
+                update.push(", plan_file_sealed = ").text(plan_file_sealed.as_str());
+                update.push(", state_version = ").int(*state_version);
+                *next == PlanStatus::ApplicationInProgress
+            }
+            PreviewOutcome::Failed { message } => {
+                update.push(", status = ").text(PlanStatus::PreviewFailed.name()).push(", status_message = ").text(message.as_str());
+                false
+            }
+        };
+        update.push(" WHERE plan_id = ").text(plan.plan_id.as_str()).push(" AND lease_owner = ").text(owner);
+        update.push(" AND status = ").text(PlanStatus::PreviewInProgress.name());
+        if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if submit {
+            insert_record(&mut tx, &plan.plan_id, &submit_record(plan)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Previews whose lease expired (their worker died).
+    pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = $1 AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < $2"
+        ))
+        .bind(PlanStatus::PreviewInProgress.name())
+        .bind(now_ms())
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(plan_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile.
+    pub async fn fail_expired_preview(&self, plan: &Plan, message: &str) -> StoreResult<bool> {
+        let taken = sqlx::query("UPDATE plans SET lease_owner = $1 WHERE plan_id = $2 AND status = $3 AND lease_expires_at < $4")
+            .bind("reaper")
+            .bind(&plan.plan_id)
+            .bind(PlanStatus::PreviewInProgress.name())
+            .bind(now_ms())
+            .execute(self.writer())
+            .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.finish_preview(plan, "reaper", &PreviewOutcome::Failed { message: message.to_string() }).await
+    }
+
+    /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
+    /// `task` on its provisioned product (created from `launch` for a launch plan, else moved to
+    /// `UnderChange`), provided the product's state is still the previewed version. Atomic.
+    pub async fn start_plan_execution(
+        &self,
+        plan: &Plan,
+        from: PlanStatus,
+        launch: Option<&ProvisionedProduct>,
+        task: &Task,
+    ) -> StoreResult<Result<(), ExecutionRefusal>> {
+        let mut tx = self.begin().await?;
+        let moved = sqlx::query("UPDATE plans SET status = $1, execute_task_id = $2, updated_at = $3 WHERE plan_id = $4 AND status = $5")
+            .bind(PlanStatus::ExecuteInProgress.name())
+            .bind(&task.task_id)
+            .bind(now_ms())
+            .bind(&plan.plan_id)
+            .bind(from.name())
+            .execute(&mut *tx)
+            .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(Err(ExecutionRefusal::Status));
+        }
+        match launch {
+            Some(pp) => insert_provisioned_product(&mut tx, pp, task).await?,
+            None if !mark_under_change(&mut tx, task).await? => return Ok(Err(ExecutionRefusal::UnderChange)),
+            None => {}
+        }
+        // Checked after the product is held: no other task can write its state now.
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1")
+            .bind(&plan.provisioned_product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if version != plan.state_version {
+            return Ok(Err(ExecutionRefusal::Stale));
+        }
+        insert_task(&mut tx, task).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// The newest state version of a provisioned product (0: none).
+    pub async fn state_version(&self, provisioned_product_id: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1")
+            .bind(provisioned_product_id)
+            .fetch_one(self.writer())
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    pub(crate) fn sample_plan(id: &str) -> Plan {
+        let now = now_ms();
+        Plan {
+            plan_id: id.into(),
+            plan_name: format!("name-{id}"),
+            description: String::new(),
+            operation_type: "LaunchProduct".into(),
+            owner_principal_id: "1".into(),
+            owner_principal_type: "RamUser".into(),
+            owner_principal_name: "alice".into(),
+            product_id: "prod-1".into(),
+            product_version_id: "pv-1".into(),
+            portfolio_id: "port-1".into(),
+            provisioned_product_id: format!("pp-{id}"),
+            provisioned_product_name: "demo".into(),
+            stack_id: "stack".into(),
+            stack_region_id: "cn-hangzhou".into(),
+            parameters_sealed: "sealed".into(),
+            sensitive_parameters: "[]".into(),
+            tags: "[]".into(),
+            task_tags: "[]".into(),
+            launch_role: None,
+            approval_config: Some("{}".into()),
+            status: PlanStatus::PreviewInProgress,
+            status_message: String::new(),
+            resource_changes: "[]".into(),
+            planned_outputs: "[]".into(),
+            plan_file_sealed: None,
+            state_version: 0,
+            execute_task_id: None,
+            created_at: now,
+            updated_at: now,
+            product_name: String::new(),
+        }
+    }
+
+    fn success(next: PlanStatus) -> PreviewOutcome {
+        PreviewOutcome::Succeeded {
+            resource_changes: r#"[{"Action":"Add"}]"#.into(),
+            planned_outputs: "[]".into(),
+            plan_file_sealed: "file".into(),
+            state_version: 0,
+            next,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_preview_is_claimed_once_and_its_result_needs_the_lease() {
+        let (store, _dir) = testing::sqlite().await;
+        let plan = sample_plan("plan-a");
+        store.insert_plan(&plan).await.unwrap();
+        let claimed = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+        assert_eq!(claimed.plan_id, "plan-a");
+        assert!(store.claim_preview("w2", 60_000).await.unwrap().is_none());
+        assert!(store.renew_preview_lease("plan-a", "w1", 60_000).await.unwrap());
+        assert!(!store.finish_preview(&plan, "w2", &success(PlanStatus::PreviewSuccess)).await.unwrap());
+        assert!(store.finish_preview(&plan, "w1", &success(PlanStatus::ApplicationInProgress)).await.unwrap());
+        let done = store.plan("plan-a").await.unwrap().unwrap();
+        assert_eq!(done.status, PlanStatus::ApplicationInProgress);
+        assert_eq!(done.plan_file_sealed.as_deref(), Some("file"));
+        let records = store.plan_records("plan-a").await.unwrap();
+        assert_eq!(records.iter().map(|r| r.approval_action.as_str()).collect::<Vec<_>>(), ["Submit"]);
+        assert_eq!(records[0].operator_principal_name, "alice");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_preview_keeps_its_status_and_an_expired_one_fails() {
+        let (store, _dir) = testing::sqlite().await;
+        let plan = sample_plan("plan-b");
+        store.insert_plan(&plan).await.unwrap();
+        store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+        let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
+        assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
+        assert!(!store.renew_preview_lease("plan-b", "w1", 60_000).await.unwrap());
+        assert!(!store.finish_preview(&plan, "w1", &success(PlanStatus::PreviewSuccess)).await.unwrap());
+        assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
+
+        let plan = sample_plan("plan-c");
+        store.insert_plan(&plan).await.unwrap();
+        store.claim_preview("dead", -1).await.unwrap().unwrap();
+        assert_eq!(store.expired_previews().await.unwrap().len(), 1);
+        assert!(store.fail_expired_preview(&plan, "interrupted").await.unwrap());
+        let failed = store.plan("plan-c").await.unwrap().unwrap();
+        assert_eq!((failed.status, failed.status_message.as_str()), (PlanStatus::PreviewFailed, "interrupted"));
+    }
+
+    #[tokio::test]
+    async fn execution_is_refused_when_the_state_moved_and_its_task_ends_the_plan() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+        let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
+        assert!(store.finish_task(&task, None, &outcome).await.unwrap());
+        let mut plan = sample_plan("plan-d");
+        plan.operation_type = "UpdateProvisionedProduct".into();
+        plan.provisioned_product_id = task.provisioned_product_id.clone();
+        plan.status = PlanStatus::PreviewSuccess;
+        store.insert_plan(&plan).await.unwrap();
+        store.save_state(&plan.provisioned_product_id, "task-1", "s1").await.unwrap();
+        let mut update = task.clone();
+        update.task_id = "task-2".into();
+        update.task_type = "UpdateProvisionedProduct".into();
+        let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap();
+        assert_eq!(refused, Err(ExecutionRefusal::Stale));
+        assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);
+        assert!(store.task("task-2").await.unwrap().is_none());
+
+        plan.state_version = 1;
+        assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap(), Ok(()));
+        assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
+        let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
+        assert!(store.finish_task(&update, None, &failed).await.unwrap());
+        let ended = store.plan("plan-d").await.unwrap().unwrap();
+        assert_eq!((ended.status, ended.status_message.as_str()), (PlanStatus::ExecuteFailed, "boom"));
+    }
+}
