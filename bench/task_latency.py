@@ -22,10 +22,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(data):
+def start_server(data, *extra):
+    """The release server with the sample catalog on a free loopback port (`extra`: more flags)."""
     port = free_port()
     binary = os.environ.get("SERVICECATALOG_BIN", os.path.join(ROOT, "target/release/servicecatalog"))
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--sample-catalog"],
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--sample-catalog", *extra],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(data, "server.log"), "w"))
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -36,6 +37,35 @@ def start_server(data):
             time.sleep(0.05)
     proc.kill()
     raise SystemExit("server did not start")
+
+
+def client(data, port):
+    """An SDK client with the administrator key the server generated in `data`."""
+    key = json.load(open(os.path.join(data, "root-credentials.json")))
+    return Client(om.Config(access_key_id=key["AccessKeyId"], access_key_secret=key["AccessKeySecret"],
+                            endpoint=f"127.0.0.1:{port}", protocol="http"))
+
+
+def sample_version(c, product):
+    """(product id, version id) of a sample product."""
+    prod = next(p for p in c.list_products_as_end_user(m.ListProductsAsEndUserRequest()).body.product_summaries
+                if p.product_name == product)
+    return prod.product_id, c.list_product_versions(m.ListProductVersionsRequest(product_id=prod.product_id)).body.product_version_details[0].product_version_id
+
+
+def launch(c, product_id, version_id, name):
+    """LaunchProduct; the provisioned product's id."""
+    return c.launch_product(m.LaunchProductRequest(product_id=product_id, product_version_id=version_id,
+                                                   provisioned_product_name=name, stack_region_id="cn-hangzhou")).body.provisioned_product_id
+
+
+def wait_settled(c, pp, deadline):
+    """Polls the provisioned product until it leaves UnderChange (or the deadline passes)."""
+    while True:
+        d = c.get_provisioned_product(m.GetProvisionedProductRequest(provisioned_product_id=pp)).body.provisioned_product_detail
+        if d.status != "UnderChange" or time.time() > deadline:
+            return d
+        time.sleep(0.005)
 
 
 def bare_run(product, sandbox):
@@ -65,22 +95,13 @@ def main():
     data = tempfile.mkdtemp()
     proc, port = start_server(data)
     try:
-        key = json.load(open(os.path.join(data, "root-credentials.json")))
-        c = Client(om.Config(access_key_id=key["AccessKeyId"], access_key_secret=key["AccessKeySecret"],
-                             endpoint=f"127.0.0.1:{port}", protocol="http"))
-        prod = next(p for p in c.list_products_as_end_user(m.ListProductsAsEndUserRequest()).body.product_summaries
-                    if p.product_name == a.product)
-        version = c.list_product_versions(m.ListProductVersionsRequest(product_id=prod.product_id)).body.product_version_details[0]
+        c = client(data, port)
+        product_id, version_id = sample_version(c, a.product)
         served = []
         for i in range(a.runs):
             t0 = time.perf_counter()
-            pp = c.launch_product(m.LaunchProductRequest(product_id=prod.product_id, product_version_id=version.product_version_id,
-                                                         provisioned_product_name=f"bench-{i}", stack_region_id="cn-hangzhou")).body.provisioned_product_id
-            while True:
-                d = c.get_provisioned_product(m.GetProvisionedProductRequest(provisioned_product_id=pp)).body.provisioned_product_detail
-                if d.status != "UnderChange":
-                    break
-                time.sleep(0.005)
+            pp = launch(c, product_id, version_id, f"bench-{i}")
+            d = wait_settled(c, pp, time.time() + 120)
             served.append(time.perf_counter() - t0)
             if d.status != "Available":
                 raise SystemExit(f"launch failed: {d.status_message}")
@@ -88,6 +109,7 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
     s, b = statistics.median(served), statistics.median(bare)
     result = {"product": a.product, "runs": a.runs, "launch_to_succeeded_median_s": round(s, 3),
               "bare_terraform_median_s": round(b, 3), "ratio": round(s / b, 3)}

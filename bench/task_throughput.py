@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Task throughput: N launches of a sample product queued at once on a server with the default
+workers (one per core); the wall time from the first LaunchProduct to the last Succeeded, beside
+the ideal `bare Terraform time x N / workers`, and their ratio. Starts its own server.
+
+    .venv/bin/python bench/task_throughput.py [--launches 200] [--bare-runs 5]
+"""
+import argparse, json, os, shutil, statistics, tempfile, time
+
+from task_latency import SAMPLES, bare_run, client, launch, m, sample_version, start_server
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--launches", type=int, default=200)
+    ap.add_argument("--bare-runs", type=int, default=5)
+    ap.add_argument("--product", default="Hello outputs", choices=sorted(SAMPLES))
+    ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the last task")
+    a = ap.parse_args()
+    workers = os.cpu_count()
+    data = tempfile.mkdtemp()
+    proc, port = start_server(data)
+    try:
+        c = client(data, port)
+        product_id, version_id = sample_version(c, a.product)
+        t0 = time.perf_counter()
+        pending = {launch(c, product_id, version_id, f"tp-{i}") for i in range(a.launches)}
+        queued = time.perf_counter() - t0
+        failed, last = [], t0
+        deadline = t0 + a.timeout
+        while pending and time.perf_counter() < deadline:
+            time.sleep(0.1)
+            for page in range(1, 1 + (a.launches + 99) // 100):
+                body = c.list_provisioned_products(m.ListProvisionedProductsRequest(page_size=100, page_number=page)).body
+                for d in body.provisioned_product_details or []:
+                    if d.provisioned_product_id in pending and d.status != "UnderChange":
+                        pending.discard(d.provisioned_product_id)
+                        last = time.perf_counter()
+                        if d.status != "Available":
+                            failed.append(d.status_message)
+        if pending or failed:
+            raise SystemExit(f"{len(pending)} launches unfinished, {len(failed)} failed: {failed[:1]}")
+        wall = last - t0
+        bare = statistics.median(bare_run(a.product, os.path.join(data, "sandbox")) for _ in range(a.bare_runs))
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(data, ignore_errors=True)
+    ideal = bare * a.launches / workers
+    result = {"product": a.product, "launches": a.launches, "workers": workers, "queue_seconds": round(queued, 3),
+              "wall_seconds": round(wall, 3), "bare_terraform_median_s": round(bare, 3),
+              "ideal_seconds": round(ideal, 3), "ratio": round(wall / ideal, 3)}
+    print(f"{a.launches} launches, {workers} workers: last Succeeded after {wall:.2f} s (queued in {queued:.2f} s); "
+          f"bare {bare:.3f} s x {a.launches} / {workers} = {ideal:.2f} s; ratio {wall / ideal:.2f} (target <= 1.25)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
