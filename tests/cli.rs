@@ -275,7 +275,7 @@ fn completion_scripts_name_the_actions() {
     let server = Server::start(false);
     for shell in ["bash", "zsh", "fish"] {
         let script = server.ok(&["completion", shell]);
-        assert!(script.contains("LaunchProduct") && script.contains("--ProvisionedProductName") && script.contains("GetTaskLog"), "{shell}");
+        assert!(script.contains("LaunchProduct") && script.contains("ProvisionedProductName") && script.contains("GetTaskLog"), "{shell}");
     }
 }
 

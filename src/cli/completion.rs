@@ -60,12 +60,15 @@ fn words(root: &clap::Command) -> Words {
     }
     for command in root.get_subcommands().filter(|c| !c.is_hide_set()) {
         first.push(command.get_name().to_string());
-        let nested: Vec<&clap::Command> = command.get_subcommands().filter(|c| !c.is_hide_set()).collect();
+        let nested: Vec<&clap::Command> = command.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help").collect();
         let mut candidates: Vec<String> = nested.iter().map(|c| c.get_name().to_string()).collect();
         candidates.extend(options(command));
         after.push((command.get_name().to_string(), candidates));
-        for sub in nested {
-            after.push((format!("{} {}", command.get_name(), sub.get_name()), options(sub)));
+        // `help`'s own subcommands only repeat the command names: no options to offer below them.
+        if command.get_name() != "help" {
+            for sub in nested {
+                after.push((format!("{} {}", command.get_name(), sub.get_name()), options(sub)));
+            }
         }
     }
     Words { first, after }
@@ -112,7 +115,13 @@ fn fish(words: &Words) -> String {
             Some((command, sub)) => format!("__fish_seen_subcommand_from {command}; and __fish_seen_subcommand_from {sub}"),
             None => format!("__fish_seen_subcommand_from {key}"),
         };
-        out.push_str(&format!("complete -c servicecatalog -n '{condition}' -a '{}'\n", candidates.join(" ")));
+        let (options, words): (Vec<&String>, Vec<&String>) = candidates.iter().partition(|c| c.starts_with("--"));
+        if !words.is_empty() {
+            out.push_str(&format!("complete -c servicecatalog -n '{condition}' -a '{}'\n", words.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(" ")));
+        }
+        for option in options {
+            out.push_str(&format!("complete -c servicecatalog -n '{condition}' -l {}\n", &option[2..]));
+        }
     }
     out
 }
@@ -133,9 +142,17 @@ mod tests {
             for action in Action::ALL {
                 assert!(text.contains(action.name()), "{shell:?} lacks {}", action.name());
             }
-            for word in ["--PortfolioId", "--Parameters.1.ParameterKey", "--TaskId", "--pager", "configure", "import-root", "--data-dir", "launch", "--wait"] {
+            let option = |name: &str| match shell {
+                Shell::Fish => format!("-l {name}\n"),
+                _ => format!("--{name} "),
+            };
+            for name in ["PortfolioId", "Parameters.1.ParameterKey", "TaskId", "pager", "data-dir", "wait"] {
+                assert!(text.contains(&option(name)), "{shell:?} lacks {name}");
+            }
+            for word in ["configure", "import-root", "launch"] {
                 assert!(text.contains(word), "{shell:?} lacks {word}");
             }
+            assert!(!text.contains("users help"), "{shell:?} offers clap's help subcommands");
         }
     }
 
