@@ -7,6 +7,7 @@ mod constraint;
 mod enduser;
 pub mod error;
 mod launch_option;
+mod plan;
 mod portfolio;
 mod principal;
 mod provisioning;
@@ -138,6 +139,15 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         GetTask => provisioning::get_task(ctx, decode(params)?).await,
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await,
+        CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await,
+        UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await,
+        DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await,
+        GetProvisionedProductPlan => plan::get(ctx, decode(params)?).await,
+        ListProvisionedProductPlans => plan::list(ctx, decode(params)?).await,
+        ExecuteProvisionedProductPlan => plan::execute(ctx, decode(params)?).await,
+        CancelProvisionedProductPlan => plan::cancel(ctx, decode(params)?).await,
+        ApproveProvisionedProductPlan => plan::approve(ctx, decode(params)?).await,
+        ListProvisionedProductPlanApprovers => plan::list_approvers(ctx, decode(params)?).await,
         AssociatePrincipalWithPortfolio => principal::associate(ctx, decode(params)?).await,
         DisassociatePrincipalFromPortfolio => principal::disassociate(ctx, decode(params)?).await,
         ListPrincipals => principal::list(ctx, decode(params)?).await,
@@ -154,11 +164,6 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         AssociateTagOptionWithResource => tag_option::associate(ctx, decode(params)?).await,
         DisAssociateTagOptionFromResource => tag_option::disassociate(ctx, decode(params)?).await,
         ListResourcesForTagOption => tag_option::list_resources(ctx, decode(params)?).await,
-        other => Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "UnsupportedOperation",
-            format!("The action {} is not implemented by this server yet.", other.name()),
-        )),
     }
 }
 
@@ -172,10 +177,20 @@ fn decode<T: DeserializeOwned>(params: Map<String, Value>) -> Result<T, ApiError
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Paging {
+    #[serde(default = "first_page")]
     page_number: i64,
+    #[serde(default = "default_page_size")]
     page_size: i64,
     #[serde(default)]
     sort_order: Option<String>,
+}
+
+fn first_page() -> i64 {
+    1
+}
+
+fn default_page_size() -> i64 {
+    10
 }
 
 impl Paging {

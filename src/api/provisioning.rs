@@ -32,11 +32,11 @@ pub(super) struct Tag {
     value: Option<String>,
 }
 
-fn pairs(parameters: Vec<KeyValue>) -> Vec<(String, String)> {
+pub(super) fn pairs(parameters: Vec<KeyValue>) -> Vec<(String, String)> {
     parameters.into_iter().filter_map(|p| Some((p.parameter_key?, p.parameter_value.unwrap_or_default()))).collect()
 }
 
-fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+pub(super) fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
     tags.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
 }
 
@@ -136,7 +136,7 @@ fn new_task(ctx: &Ctx<'_>, task_type: &str, pp_id: &str, pp_name: &str, region: 
     }
 }
 
-fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
+pub(super) fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
     ctx.state.config.regions.iter().map(|r| r.region_id.clone()).collect()
 }
 
@@ -188,13 +188,13 @@ pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, A
 }
 
 /// The live provisioned product `id`, if the caller may see it.
-async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedProduct, ApiError> {
+pub(super) async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedProduct, ApiError> {
     let pp = ctx.store().provisioned_product(id).await?.ok_or_else(|| ApiError::not_found("ProvisionedProduct", id))?;
     provisioning::check_owner(ctx.principal, &pp)?;
     Ok(pp)
 }
 
-fn refuse_under_change(pp: &ProvisionedProduct) -> ApiError {
+pub(super) fn refuse_under_change(pp: &ProvisionedProduct) -> ApiError {
     ApiError::invalid_status(
         "ProvisionedProduct",
         format!("The provisioned product {} is UnderChange: wait for its task {} to finish.", pp.provisioned_product_id, pp.last_task_id.as_deref().unwrap_or("-")),
@@ -221,7 +221,8 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
         b.sort();
         a == b
     };
-    if req.product_version_id == pp.product_version_id && same(&parameters, &previous) {
+    // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
+    if pp.status != crate::store::provisioning::ERROR && req.product_version_id == pp.product_version_id && same(&parameters, &previous) {
         return Err(ApiError::invalid_parameter(
             "Parameters",
             "The update changes neither the product version nor any parameter; there is nothing to do.",
@@ -255,6 +256,9 @@ pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -
     let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
     if pp.status == UNDER_CHANGE {
         return Err(refuse_under_change(&pp));
+    }
+    if provisioning::approval_for(ctx.store(), &pp.portfolio_id, &pp.product_id, OperationType::TerminateProvisionedProduct).await?.is_some() {
+        return Err(provisioning::approval_required(OperationType::TerminateProvisionedProduct));
     }
     let now = now_ms();
     // Terminating needs no launch option: the owner can always remove what they launched.

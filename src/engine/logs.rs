@@ -76,17 +76,35 @@ impl TaskLog {
         }
     }
 
-    /// Flushes periodically until the returned guard is dropped (a final [`flush`](Self::flush)
-    /// is the caller's).
-    pub fn flush_in_background(&self) -> tokio::task::JoinHandle<()> {
+    /// Flushes periodically until [`Flusher::stop`], which lets a flush under way finish (an
+    /// aborted write would lose the chunks it had taken).
+    pub fn flush_in_background(&self) -> Flusher {
         let log = self.clone();
-        tokio::spawn(async move {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
             let mut tick = tokio::time::interval(FLUSH_EVERY);
             loop {
-                tick.tick().await;
-                log.flush().await;
+                tokio::select! {
+                    _ = tick.tick() => log.flush().await,
+                    _ = &mut stopped => break,
+                }
             }
-        })
+        });
+        Flusher { stop, handle }
+    }
+}
+
+/// The background flusher of a [`TaskLog`].
+pub struct Flusher {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Flusher {
+    /// Stops flushing after the flush under way, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.handle.await;
     }
 }
 

@@ -3,8 +3,11 @@
 //! wake at once when a task is queued on this node; a slow poll covers tasks queued elsewhere. A
 //! reaper fails the tasks whose lease expired (their worker died) so that no task stays
 //! `InProgress` and no product stays `UnderChange`, salvaging the state a killed Terraform left.
+//! Plans' previews ([`preview`]) are jobs of the same workers under the same lease machinery; a
+//! task executing a plan applies the plan's saved file instead of planning afresh.
 
 mod logs;
+mod preview;
 pub mod terraform;
 mod workspace;
 
@@ -16,6 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 
 use crate::auth::secrets::SecretBox;
+use crate::store::plan::Plan;
 use crate::store::provisioning::{Task, TaskOutcome};
 use crate::store::{Store, StoreError};
 pub use logs::TaskLog;
@@ -114,6 +118,14 @@ impl Engine {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot claim tasks"),
             }
+            match self.store.claim_preview(&worker, lease_ms).await {
+                Ok(Some(plan)) => {
+                    self.preview(&worker, plan).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim plan previews"),
+            }
             // Woken at once for tasks queued here; the timeout covers other nodes and errors.
             let _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
         }
@@ -123,14 +135,14 @@ impl Engine {
     async fn run(&self, worker: &str, task: Task) {
         tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
         let (cancel_tx, cancel_rx) = watch::channel(None);
-        let heartbeat = self.heartbeat(worker, &task.task_id, cancel_tx);
+        let heartbeat = self.heartbeat(worker, Lease::Task(&task.task_id), cancel_tx);
         let log = TaskLog::new(self.store.clone(), &task.task_id, self.config.log_cap_bytes);
         let flusher = log.flush_in_background();
         let outcome = tokio::select! {
             outcome = self.execute(&task, &log, cancel_rx) => outcome,
             _ = heartbeat => TaskOutcome::Failed { message: "The worker lost its lease on the task.".into() },
         };
-        flusher.abort();
+        flusher.stop().await;
         log.flush().await;
         let dir = self.work_dir(&task.task_id);
         let _ = std::fs::remove_dir_all(&dir);
@@ -142,21 +154,25 @@ impl Engine {
     }
 
     /// Renews the lease until it is lost (then signals cancellation and returns).
-    async fn heartbeat(&self, worker: &str, task_id: &str, cancel: watch::Sender<Option<String>>) {
+    async fn heartbeat(&self, worker: &str, lease: Lease<'_>, cancel: watch::Sender<Option<String>>) {
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut tick = tokio::time::interval(self.config.lease / 3);
         tick.tick().await;
         loop {
             tick.tick().await;
-            match self.store.renew_lease(task_id, worker, lease_ms).await {
+            let renewed = match lease {
+                Lease::Task(task_id) => self.store.renew_lease(task_id, worker, lease_ms).await,
+                Lease::Preview(plan_id) => self.store.renew_preview_lease(plan_id, worker, lease_ms).await,
+            };
+            match renewed {
                 Ok(true) => {}
                 Ok(false) => {
-                    let _ = cancel.send(Some("The worker lost its lease on the task.".into()));
+                    let _ = cancel.send(Some("The worker lost its lease on the job.".into()));
                     // Give Terraform its grace period to stop before the select gives up.
                     tokio::time::sleep(Duration::from_secs(15)).await;
                     return;
                 }
-                Err(e) => tracing::warn!(task_id, error = %e, "cannot renew the task lease"),
+                Err(e) => tracing::warn!(?lease, error = %e, "cannot renew a lease"),
             }
         }
     }
@@ -176,15 +192,20 @@ impl Engine {
     }
 
     async fn try_execute(&self, task: &Task, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> Result<String, String> {
+        let terminate = task.task_type == "TerminateProvisionedProduct";
+        let state = self.current_state(&task.provisioned_product_id).await.map_err(internal)?;
+        if terminate && state.is_none() {
+            // No apply ever wrote state (e.g. the launch failed validation): nothing exists.
+            log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
+            return Ok("[]".into());
+        }
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
         let inputs = TaskInputs::load(&self.store, &self.secrets, task).await.map_err(|e| e.to_string())?;
         let dir = self.work_dir(&task.task_id);
-        let state = self.current_state(&task.provisioned_product_id).await.map_err(internal)?;
         inputs.write(&dir, state.as_deref()).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
-        let sandbox = self.config.data_dir.join("sandbox").join(&task.provisioned_product_id);
-        std::fs::create_dir_all(&sandbox).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
-        let env = self.environment(task, &dir, &sandbox, &inputs.launch_env);
+        let sandbox = self.sandbox(&task.provisioned_product_id)?;
+        let env = self.environment(&task.stack_region_id, &dir, &sandbox, &inputs.launch_env);
         let tf = Terraform {
             binary: &binary,
             dir: &dir,
@@ -192,17 +213,21 @@ impl Engine {
             deadline: tokio::time::Instant::now() + self.config.task_timeout,
             timeout: self.config.task_timeout,
             cancel,
-            log,
+            log: Some(log),
         };
-        let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
-        let terminate = task.task_type == "TerminateProvisionedProduct";
         step(&tf, "version", &["version", "-no-color"]).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
-        let mut plan = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
-        if terminate {
-            plan.push("-destroy");
+        match self.store.plan_of_task(&task.task_id).await.map_err(internal)? {
+            Some(plan) => self.restore_plan_file(&plan, &dir).await?,
+            None => {
+                let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
+                let mut plan = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
+                if terminate {
+                    plan.push("-destroy");
+                }
+                step(&tf, "plan", &plan).await?;
+            }
         }
-        step(&tf, "plan", &plan).await?;
         let applied = step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]).await;
         self.collect_state(task, &dir, state.as_deref()).await.map_err(internal)?;
         applied?;
@@ -216,7 +241,33 @@ impl Engine {
         Ok(inputs.outputs(&stdout).to_string())
     }
 
-    fn environment(&self, task: &Task, dir: &Path, sandbox: &Path, launch_env: &[(String, String)]) -> Vec<(String, String)> {
+    /// Writes the saved plan file of `plan` into `dir`, refusing it when the provisioned
+    /// product's state is no longer the version the plan was computed from.
+    async fn restore_plan_file(&self, plan: &Plan, dir: &Path) -> Result<(), String> {
+        if self.store.state_version(&plan.provisioned_product_id).await.map_err(internal)? != plan.state_version {
+            return Err(format!(
+                "The plan {} is stale: the provisioned product's state changed since its preview. Refresh it with \
+                 UpdateProvisionedProductPlan.",
+                plan.plan_id
+            ));
+        }
+        let file = plan
+            .plan_file_sealed
+            .as_deref()
+            .and_then(|sealed| self.secrets.open(sealed))
+            .and_then(|encoded| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok())
+            .ok_or_else(|| internal_message(&format!("the plan file of {} cannot be opened", plan.plan_id)))?;
+        std::fs::write(dir.join("tfplan"), file).map_err(|e| format!("Cannot write the plan file: {e}"))
+    }
+
+    /// The sandbox directory of a provisioned product (created).
+    fn sandbox(&self, provisioned_product_id: &str) -> Result<PathBuf, String> {
+        let sandbox = self.config.data_dir.join("sandbox").join(provisioned_product_id);
+        std::fs::create_dir_all(&sandbox).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
+        Ok(sandbox)
+    }
+
+    fn environment(&self, region: &str, dir: &Path, sandbox: &Path, launch_env: &[(String, String)]) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
             ("HOME".into(), dir.display().to_string()),
@@ -225,8 +276,8 @@ impl Engine {
             ("TF_FORK".into(), "0".into()),
             ("CHECKPOINT_DISABLE".into(), "1".into()),
             ("RUST_LIB_BACKTRACE".into(), "0".into()),
-            ("ALICLOUD_REGION".into(), task.stack_region_id.clone()),
-            ("ALIBABA_CLOUD_REGION".into(), task.stack_region_id.clone()),
+            ("ALICLOUD_REGION".into(), region.to_string()),
+            ("ALIBABA_CLOUD_REGION".into(), region.to_string()),
             ("SANDBOX_ROOT".into(), sandbox.display().to_string()),
         ];
         if let Some(mirror) = &self.provider_mirror {
@@ -263,6 +314,7 @@ impl Engine {
         let mut tick = tokio::time::interval(self.config.lease / 2);
         loop {
             tick.tick().await;
+            self.reap_previews().await;
             let expired = match self.store.expired_tasks().await {
                 Ok(expired) => expired,
                 Err(e) => {
@@ -309,8 +361,22 @@ async fn step(tf: &Terraform<'_>, label: &str, args: &[&str]) -> Result<(), Stri
 }
 
 fn internal(e: StoreError) -> String {
-    tracing::error!(error = %e, "task failed on a store error");
+    internal_message(&e)
+}
+
+/// Logs the cause and returns the message a job's caller sees.
+fn internal_message(cause: &dyn std::fmt::Display) -> String {
+    tracing::error!(error = %cause, "job failed on an internal error");
     "An internal error stopped the task.".into()
+}
+
+/// The job whose lease a worker holds.
+#[derive(Debug, Clone, Copy)]
+enum Lease<'a> {
+    /// A task, by id.
+    Task(&'a str),
+    /// A plan's preview, by plan id.
+    Preview(&'a str),
 }
 
 fn outcome_name(outcome: &TaskOutcome) -> &'static str {

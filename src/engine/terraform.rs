@@ -71,13 +71,14 @@ pub struct Terraform<'a> {
     pub timeout: Duration,
     /// Becomes `Some(reason)` when the task must stop.
     pub cancel: watch::Receiver<Option<String>>,
-    /// Where output goes.
-    pub log: &'a TaskLog,
+    /// Where output goes (`None`: nowhere, as for a plan's preview).
+    pub log: Option<&'a TaskLog>,
 }
 
 impl Terraform<'_> {
     /// Runs `terraform ARGS`, logging its output under `label` (`None`: not logged, for commands
-    /// whose output holds secrets), and returns its status and captured stdout.
+    /// whose output holds secrets), and returns its status and captured stdout (unlogged
+    /// commands only, up to `MAX_STDOUT`).
     pub async fn run(&self, label: Option<&str>, args: &[&str]) -> Result<(Finished, String), RunError> {
         let mut child = Command::new(self.binary)
             .args(args)
@@ -95,28 +96,25 @@ impl Terraform<'_> {
         if let Some(pgid) = pgid {
             let _ = std::fs::write(self.dir.join(PGID_FILE), pgid.as_raw().to_string());
         }
-        let stdout = read_stream(child.stdout.take().expect("piped"), label.map(|l| (self.log, l, "stdout")), label.is_none());
-        let stderr = read_stream(child.stderr.take().expect("piped"), label.map(|l| (self.log, l, "stderr")), true);
+        let log = |stream| label.zip(self.log).map(|(label, log)| (log, label, stream));
+        let stdout = read_stream(child.stdout.take().expect("piped"), log("stdout"), label.is_none().then_some(MAX_STDOUT));
+        let stderr = read_stream(child.stderr.take().expect("piped"), log("stderr"), Some(STDERR_TAIL));
         let mut cancel = self.cancel.clone();
+        // Interrupting happens inside this future, while the readers still drain the pipes.
         let waited = async {
-            tokio::select! {
-                status = child.wait() => Ok(status),
-                _ = tokio::time::sleep_until(self.deadline) => Err(RunError::TimedOut(self.timeout.as_secs())),
-                reason = wait_cancel(&mut cancel) => Err(RunError::Cancelled(reason)),
+            let stop = tokio::select! {
+                status = child.wait() => return status.map_err(|e| RunError::Spawn { binary: self.binary.display().to_string(), source: e }),
+                _ = tokio::time::sleep_until(self.deadline) => RunError::TimedOut(self.timeout.as_secs()),
+                reason = wait_cancel(&mut cancel) => RunError::Cancelled(reason),
+            };
+            if let Some(pgid) = pgid {
+                interrupt_group(pgid, &mut child).await;
             }
+            Err(stop)
         };
         let (waited, stdout, stderr) = tokio::join!(waited, stdout, stderr);
         let _ = std::fs::remove_file(self.dir.join(PGID_FILE));
-        match waited {
-            Ok(Ok(status)) => Ok((Finished { status, stderr }, stdout)),
-            Ok(Err(e)) => Err(RunError::Spawn { binary: self.binary.display().to_string(), source: e }),
-            Err(stop) => {
-                if let Some(pgid) = pgid {
-                    interrupt_group(pgid, &mut child).await;
-                }
-                Err(stop)
-            }
-        }
+        waited.map(|status| (Finished { status, stderr }, stdout))
     }
 }
 
@@ -148,10 +146,16 @@ pub fn kill_leftover_group(dir: &Path) {
     }
 }
 
-/// Reads a stream line by line into the log; returns what was read when `capture` is set (the
-/// last 64 KiB), so stderr can become a task's `StatusMessage` and `output -json` can be parsed.
-async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str, &str)>, capture: bool) -> String {
-    const KEEP: usize = 64 * 1024;
+/// Most stdout kept of an unlogged command (`output -json`, `show -json` of a plan).
+const MAX_STDOUT: usize = 64 * 1024 * 1024;
+
+/// The end of stderr kept for a task's `StatusMessage`.
+const STDERR_TAIL: usize = 64 * 1024;
+
+/// Reads a stream line by line into the log; returns the last `keep` bytes of what was read (at
+/// least; nothing without `keep`), so stderr can become a task's `StatusMessage` and JSON output
+/// can be parsed.
+async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str, &str)>, keep: Option<usize>) -> String {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut captured = String::new();
@@ -164,10 +168,10 @@ async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str
                 if let Some((log, command, name)) = log {
                     log.push(command, name, &text);
                 }
-                if capture {
+                if let Some(keep) = keep {
                     captured.push_str(&text);
-                    if captured.len() > 2 * KEEP {
-                        let mut cut = captured.len() - KEEP;
+                    if captured.len() > 2 * keep {
+                        let mut cut = captured.len() - keep;
                         while !captured.is_char_boundary(cut) {
                             cut += 1;
                         }

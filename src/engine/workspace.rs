@@ -41,23 +41,34 @@ pub enum InputError {
 impl TaskInputs {
     /// Loads the template of the task's version, its parameters and the launch role's variables.
     pub async fn load(store: &Store, secrets: &SecretBox, task: &Task) -> Result<TaskInputs, InputError> {
+        Self::load_for(store, secrets, &task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref()).await
+    }
+
+    /// Loads the inputs of a change of `version_id` with these (sealed) parameters and launch role.
+    pub async fn load_for(
+        store: &Store,
+        secrets: &SecretBox,
+        version_id: &str,
+        parameters_sealed: &str,
+        launch_role: Option<&str>,
+    ) -> Result<TaskInputs, InputError> {
         let internal = |e: crate::store::StoreError| InputError::Internal(e.to_string());
         let version = store
-            .product_version(&task.product_version_id)
+            .product_version(version_id)
             .await
             .map_err(internal)?
-            .ok_or_else(|| InputError::Template(format!("The product version {} no longer exists.", task.product_version_id)))?;
+            .ok_or_else(|| InputError::Template(format!("The product version {version_id} no longer exists.")))?;
         let (template, _) = crate::catalog::version::version_template(store, &version)
             .await
             .map_err(|e| InputError::Internal(e.message().to_string()))?
             .ok_or_else(|| {
                 InputError::Template(format!(
-                    "Product version {} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
-                    task.product_version_id, version.template_type
+                    "Product version {version_id} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
+                    version.template_type
                 ))
             })?;
         let parameters: Vec<Value> = secrets
-            .open(&task.parameters_sealed)
+            .open(parameters_sealed)
             .and_then(|p| serde_json::from_str(&p).ok())
             .ok_or_else(|| InputError::Internal("the task's parameters cannot be opened".into()))?;
         let variables = parameters
@@ -69,7 +80,7 @@ impl TaskInputs {
                 Some((key.to_string(), typed_variable(declared, raw)))
             })
             .collect();
-        let launch_env = match &task.launch_role {
+        let launch_env = match launch_role {
             None => Vec::new(),
             Some(role) => {
                 let sealed = store
@@ -87,6 +98,11 @@ impl TaskInputs {
         let output_descriptions =
             template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
         Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env })
+    }
+
+    /// The template's description of output `name`.
+    pub fn output_description(&self, name: &str) -> String {
+        self.output_descriptions.get(name).cloned().unwrap_or_default()
     }
 
     /// Lays out a fresh working directory: files, backend override, variables and state.
@@ -114,7 +130,7 @@ impl TaskInputs {
 
     /// The task's `Outputs` from `terraform output -json`, with descriptions from the template.
     pub fn outputs(&self, output_json: &str) -> Value {
-        super::outputs_json(output_json, |name| self.output_descriptions.get(name).cloned().unwrap_or_default())
+        super::outputs_json(output_json, |name| self.output_description(name))
     }
 }
 
