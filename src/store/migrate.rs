@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_catalog.sql")),
     (3, include_str!("../../migrations/0003_provisioning.sql")),
     (6, include_str!("../../migrations/0006_nonces.sql")),
+    (7, include_str!("../../migrations/0007_bench_indexes.sql")),
     (8, include_str!("../../migrations/0008_plans.sql")),
 ];
 

@@ -355,8 +355,8 @@ impl Store {
         order: SortOrder,
         page: Page,
     ) -> StoreResult<(Vec<ProvisionedProduct>, i64)> {
-        let mut filter = Sql::new(PP_FROM);
-        filter.push(" WHERE pp.terminated = 0");
+        // The count needs no join: it reads only the provisioned products' index.
+        let mut filter = Sql::new(" WHERE pp.terminated = 0");
         if let Some(owner) = &query.owner_principal_id {
             filter.push(" AND pp.owner_principal_id = ").text(owner.clone());
         }
@@ -366,8 +366,8 @@ impl Store {
         if let Some(text) = &query.full_text {
             filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
-        let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}"));
+        let total: i64 = filter.behind("SELECT COUNT(*) FROM provisioned_products pp").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}{PP_FROM}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
