@@ -132,7 +132,8 @@ fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings
         EngineConfig {
             workers: settings.workers,
             terraform: settings.terraform.clone(),
-            data_dir: data.data_dir.clone(),
+            // Terraform runs in the task's directory: paths handed to it must be absolute.
+            data_dir: std::path::absolute(&data.data_dir).unwrap_or_else(|_| data.data_dir.clone()),
             task_timeout: settings.task_timeout,
             lease: settings.lease,
             log_cap_bytes: settings.log_cap_bytes,
