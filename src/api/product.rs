@@ -136,7 +136,7 @@ pub(super) fn detail(ctx: &Ctx<'_>, p: &Product) -> Value {
 
 /// The `ProductVersionDetail` object, with our `Launchable` extension: false for versions this
 /// server cannot provision (native ROS templates).
-fn version_detail(v: &ProductVersion) -> Value {
+pub(super) fn version_detail(v: &ProductVersion) -> Value {
     json!({
         "ProductVersionId": v.product_version_id,
         "ProductVersionName": v.product_version_name,

@@ -1,0 +1,117 @@
+//! A plan's preview as a job of the engine: `terraform plan -out` (with `-destroy` for a
+//! terminate plan) against the provisioned product's current state, in a fresh directory, with
+//! the same workspace, variables and environment its execution will have. The plan file is kept
+//! sealed in the database with the state version it was computed from, so any node can execute
+//! it; `terraform show -json` of it is read in memory only (it holds the state and sensitive
+//! values in clear) and reduced to `ResourceChanges` and planned outputs. Nothing of a preview
+//! is logged: its failure reaches the plan's `StatusMessage`.
+
+use base64::Engine as _;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::terraform::{self, error_summary, Terraform};
+use super::{internal, internal_message, step, workspace, Engine, Lease, TaskInputs};
+use crate::provisioning::plan::{after_preview, planned_outputs, resource_changes};
+use crate::store::plan::{Plan, PreviewOutcome};
+
+impl Engine {
+    /// Runs one claimed preview to its end, then records the outcome if the lease is still ours.
+    pub(super) async fn preview(&self, worker: &str, plan: Plan) {
+        tracing::info!(plan_id = %plan.plan_id, operation = %plan.operation_type, "plan preview started");
+        let (cancel_tx, cancel_rx) = watch::channel(None);
+        let heartbeat = self.heartbeat(worker, Lease::Preview(&plan.plan_id), cancel_tx);
+        let outcome = tokio::select! {
+            outcome = self.try_preview(&plan, cancel_rx) => outcome.unwrap_or_else(|message| PreviewOutcome::Failed { message }),
+            _ = heartbeat => PreviewOutcome::Failed { message: "The worker lost its lease on the preview.".into() },
+        };
+        let _ = std::fs::remove_dir_all(self.work_dir(&plan.plan_id));
+        match self.store.finish_preview(&plan, worker, &outcome).await {
+            Ok(true) => tracing::info!(plan_id = %plan.plan_id, failed = matches!(outcome, PreviewOutcome::Failed { .. }), "plan preview finished"),
+            Ok(false) => tracing::info!(plan_id = %plan.plan_id, "plan preview outcome not recorded: cancelled, or the lease was lost"),
+            Err(e) => tracing::error!(plan_id = %plan.plan_id, error = %e, "cannot record a preview's outcome; its lease will expire"),
+        }
+    }
+
+    async fn try_preview(&self, plan: &Plan, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
+        let binary = terraform::find_binary(self.config.terraform.as_deref())
+            .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
+        let inputs = TaskInputs::load_for(&self.store, &self.secrets, &plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (state_version, state) = match self.store.latest_state(&plan.provisioned_product_id).await.map_err(internal)? {
+            Some((version, sealed)) => {
+                let state = self.secrets.open(&sealed).ok_or_else(|| internal_message(&"a Terraform state cannot be opened with the master key"))?;
+                (version, Some(state))
+            }
+            None => (0, None),
+        };
+        let dir = self.work_dir(&plan.plan_id);
+        inputs.write(&dir, state.as_deref()).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
+        let sandbox = self.sandbox(&plan.provisioned_product_id)?;
+        let env = self.environment(&plan.stack_region_id, &dir, &sandbox, &inputs.launch_env);
+        let tf = Terraform {
+            binary: &binary,
+            dir: &dir,
+            env: &env,
+            deadline: tokio::time::Instant::now() + self.config.task_timeout,
+            timeout: self.config.task_timeout,
+            cancel,
+            log: None,
+        };
+        let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
+        let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
+        if plan.operation_type == "TerminateProvisionedProduct" {
+            args.push("-destroy");
+        }
+        step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
+        let planned = step(&tf, "plan", &args).await;
+        // A launch plan's sandbox exists only once it is executed.
+        let _ = std::fs::remove_dir(&sandbox);
+        planned?;
+        let (finished, shown) = tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await.map_err(|e| e.to_string())?;
+        if !finished.status.success() {
+            return Err(format!("terraform show failed: {}", error_summary(&finished.stderr)));
+        }
+        let document: Value = serde_json::from_str(&shown).map_err(|e| format!("terraform show -json printed no readable plan: {e}"))?;
+        drop(shown);
+        let changes = Value::Array(resource_changes(&document)).to_string();
+        let outputs = Value::Array(planned_outputs(&document, |name| inputs.output_description(name))).to_string();
+        drop(document);
+        let file = std::fs::read(dir.join("tfplan")).map_err(|e| format!("Cannot read the plan file: {e}"))?;
+        Ok(PreviewOutcome::Succeeded {
+            resource_changes: changes,
+            planned_outputs: outputs,
+            plan_file_sealed: self.secrets.seal(&base64::engine::general_purpose::STANDARD.encode(file)),
+            state_version,
+            next: after_preview(plan.approval_config.is_some()),
+        })
+    }
+
+    /// Fails the previews whose worker died, killing what they left running on this node.
+    pub(super) async fn reap_previews(&self) {
+        let expired = match self.store.expired_previews().await {
+            Ok(expired) => expired,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for expired previews");
+                return;
+            }
+        };
+        for plan in expired {
+            let dir = self.work_dir(&plan.plan_id);
+            if dir.exists() {
+                terraform::kill_leftover_group(&dir);
+            }
+            let message = "The preview was interrupted: the server running it stopped before it finished (its lease expired). \
+                           Run it again with UpdateProvisionedProductPlan.";
+            match self.store.fail_expired_preview(&plan, message).await {
+                Ok(true) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    tracing::warn!(plan_id = %plan.plan_id, "failed a preview whose worker died");
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(plan_id = %plan.plan_id, error = %e, "cannot fail an expired preview"),
+            }
+        }
+    }
+}
