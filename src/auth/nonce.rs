@@ -85,7 +85,7 @@ impl NonceGuard {
             if let Err(e) = self.flush().await {
                 tracing::warn!(error = %e, "cannot record signature nonces");
             }
-            if ticks % 600 == 0 {
+            if ticks.is_multiple_of(600) {
                 if let Err(e) = self.store.prune_nonces().await {
                     tracing::warn!(error = %e, "cannot prune signature nonces");
                 }
