@@ -8,8 +8,8 @@ many Terraform processes ran at once. Starts its own server.
 """
 import argparse, json, os, shutil, tempfile, time
 
-from sclib import SdkCaller
-from task_latency import start_server
+from task_latency import start_server  # also puts the conformance helpers on the path
+from sclib import SdkCaller  # noqa: E402
 
 SLOW_TF = """terraform {
   required_providers {
