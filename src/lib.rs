@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
+pub mod console;
 pub mod engine;
 pub mod fs;
 pub mod protocol;

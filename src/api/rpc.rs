@@ -1,5 +1,6 @@
 //! The HTTP face of the API: `/` takes RPC calls by GET or POST, `/healthz` reports readiness,
-//! `/ping` answers without touching the database (the floor of the benchmarks).
+//! `/ping` answers without touching the database (the floor of the benchmarks); a browser opening
+//! `/` is redirected to the web console, which the router also serves.
 //! A call is decoded (query + form body), routed by `x-acs-action`/`Action`, version-checked,
 //! authenticated, authorised, validated against the spec and dispatched; the answer is JSON with
 //! a `RequestId` either way, and one log line records it (never its parameters).
@@ -28,7 +29,22 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The router of the API and health endpoints.
 pub fn router(state: SharedState) -> Router {
-    Router::new().route("/", get(rpc).post(rpc)).route("/healthz", get(healthz)).route("/ping", get(ping)).with_state(state)
+    Router::new()
+        .route("/", get(rpc).post(rpc))
+        .route("/healthz", get(healthz))
+        .route("/ping", get(ping))
+        .with_state(state.clone())
+        .merge(crate::console::router(state))
+}
+
+/// A plain browser visit to `/` (GET, no action, asking for HTML): it is sent to the web console;
+/// every API call names its action, so none is ever redirected.
+fn console_visit(request: &Request) -> bool {
+    let headers = request.headers();
+    request.method() == axum::http::Method::GET
+        && !headers.contains_key("x-acs-action")
+        && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"))
+        && !request.uri().query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action"))
 }
 
 /// Liveness only: no database, no authentication.
@@ -54,6 +70,9 @@ struct CallInfo {
 }
 
 async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
+    if console_visit(&request) {
+        return axum::response::Redirect::to(crate::console::PATH).into_response();
+    }
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
     let (parts, body) = request.into_parts();

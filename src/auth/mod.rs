@@ -127,6 +127,16 @@ impl Authenticator {
         }
         Ok(principal)
     }
+
+    /// The principal owning the AccessKey pair typed into the web console's sign-in form, if the
+    /// secret matches (compared in constant time); an unknown id is refused like a wrong secret.
+    pub async fn verify_key_pair(&self, access_key_id: &str, secret: &str) -> Result<Option<Principal>, AuthError> {
+        let Some((principal, sealed)) = self.store.access_key(access_key_id).await? else {
+            return Ok(None);
+        };
+        let stored = self.secrets.open(&sealed).ok_or(AuthError::SecretUnreadable)?;
+        Ok(bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_bytes(), secret.as_bytes())).then_some(principal))
+    }
 }
 
 /// V3 headers that must be signed so that a captured request cannot be altered or replayed.

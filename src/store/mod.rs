@@ -3,6 +3,7 @@
 //! [`Dialect`]. On SQLite, writes go through a single-connection pool so that transactions never
 //! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
 
+pub mod console_session;
 pub mod constraint;
 pub mod grant;
 pub mod launch_role;

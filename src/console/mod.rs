@@ -1,0 +1,217 @@
+//! The web console at `/console`: server-rendered pages over the same actions as the API.
+//! A visitor signs in with an AccessKey pair and gets a session (see [`session`]); every page
+//! then calls actions in-process through [`crate::api::authorize`] and [`crate::api::dispatch`]
+//! as that principal, after the same parameter validation as the wire ([`crate::api::spec`]),
+//! so the console can do exactly what the caller's key could do on the API and nothing more.
+//! Every change is a POST carrying the session's CSRF token. Pages are grouped by area; the
+//! stylesheet and the small script (live task logs, template upload, confirmations) are built in.
+
+mod admin;
+mod catalog;
+mod html;
+mod plans;
+mod provisioned;
+pub mod session;
+mod signin;
+mod tasks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+use serde_json::{Map, Value};
+
+use crate::api::action::Action;
+use crate::api::error::ApiError;
+use crate::api::{authorize, dispatch, spec, Ctx, SharedState};
+use crate::protocol::params::Params;
+use session::Session;
+
+/// Where the console lives.
+pub const PATH: &str = "/console";
+
+const CSS: &str = include_str!("static/console.css");
+const JS: &str = include_str!("static/console.js");
+
+/// The console's routes.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/", get(home))
+        .route("/console/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
+        .route("/console/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
+        .route("/console/sign-in", get(signin::form).post(signin::submit))
+        .route("/console/sign-out", post(signin::sign_out))
+        .merge(catalog::routes())
+        .merge(provisioned::routes())
+        .merge(tasks::routes())
+        .merge(plans::routes())
+        .merge(admin::routes())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn home(session: Result<Session, PageError>) -> Redirect {
+    match session {
+        Ok(_) => Redirect::to("/console/catalog"),
+        Err(_) => Redirect::to("/console/sign-in"),
+    }
+}
+
+async fn not_found() -> PageError {
+    PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))
+}
+
+/// Why a page could not be shown.
+pub enum PageError {
+    /// No valid session: go and sign in.
+    SignIn,
+    /// A POST without this session's CSRF token.
+    Csrf,
+    /// An action refused or failed.
+    Api(ApiError),
+}
+
+impl From<ApiError> for PageError {
+    fn from(error: ApiError) -> Self {
+        PageError::Api(error)
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(error: crate::store::StoreError) -> Self {
+        PageError::Api(error.into())
+    }
+}
+
+impl From<crate::auth::AuthError> for PageError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        PageError::Api(error.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            PageError::SignIn => return Redirect::to("/console/sign-in").into_response(),
+            PageError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "The form did not carry this session's security token (it may come from another site, or an old page). Go back, reload the page and try again.".to_string(),
+            ),
+            PageError::Api(e) => (e.status(), title_of(e.status()), e.message().to_string()),
+        };
+        let body = html! {
+            (html::error_box(Some(&message)))
+            p { a href="/console" { "Back to the console" } }
+        };
+        (status, axum::response::Html(html::page(title, None, body).into_string())).into_response()
+    }
+}
+
+/// A readable heading for an error status.
+fn title_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "Check the values",
+        403 => "Forbidden",
+        404 => "Not found",
+        409 => "Not possible now",
+        413 => "Too large",
+        503 => "Service unavailable",
+        _ => "Something went wrong",
+    }
+}
+
+/// A page's HTML with a status.
+pub fn respond(status: StatusCode, markup: maud::Markup) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::response::Html(markup.into_string())).into_response()
+}
+
+/// The redirect after a successful change (303: the browser follows with GET).
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// Calls `action` as the signed-in principal exactly as the API would: authorisation, then the
+/// spec's parameter validation, then the handler.
+pub async fn call<K, V>(state: &SharedState, session: &Session, action: Action, params: impl IntoIterator<Item = (K, V)>) -> Result<Value, ApiError>
+where
+    K: Into<String>,
+    V: Into<String>,
+{
+    authorize(action, &session.principal)?;
+    let decoded: Map<String, Value> = spec::decode(&spec::actions()[action.name()], &Params::from_pairs(params))?;
+    dispatch(&Ctx { state, principal: &session.principal }, action, decoded).await
+}
+
+/// Form fields or query parameters, in order (a name may repeat).
+#[derive(Debug, Default)]
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// Decodes `application/x-www-form-urlencoded` text.
+    pub fn parse(text: &[u8]) -> Form {
+        Form(form_urlencoded::parse(text).into_owned().collect())
+    }
+
+    /// Decodes a query string, if any.
+    pub fn query(query: Option<&str>) -> Form {
+        Form::parse(query.unwrap_or_default().as_bytes())
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `name`, or "".
+    pub fn text(&self, name: &str) -> &str {
+        self.get(name).unwrap_or_default()
+    }
+
+    /// Fields whose name starts with `prefix`, with the prefix removed.
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.0.iter().filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v.as_str())))
+    }
+
+    /// The page number asked for (1 when absent or invalid).
+    pub fn page(&self) -> i64 {
+        self.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1)
+    }
+}
+
+/// Rows of a list page.
+pub const PAGE_SIZE: i64 = 20;
+
+/// The string at `pointer` in a response, or "".
+pub fn s<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The array at `pointer` in a response (empty when absent).
+pub fn list<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
+    value.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// `TotalCount` of a list response.
+pub fn total(value: &Value) -> i64 {
+    value["TotalCount"].as_i64().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_keep_order_and_decode() {
+        let form = Form::parse(b"a=1&p.x=%3Cb%3E&p.y=2&a=3&page=0");
+        assert_eq!(form.get("a"), Some("1"));
+        assert_eq!(form.text("missing"), "");
+        assert_eq!(form.prefixed("p.").collect::<Vec<_>>(), [("x", "<b>"), ("y", "2")]);
+        assert_eq!(form.page(), 1);
+        assert_eq!(Form::query(Some("page=3")).page(), 3);
+    }
+}

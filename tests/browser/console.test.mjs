@@ -1,0 +1,222 @@
+// The web console in a real browser: Playwright (playwright-core) driving the system's
+// Chromium headless against a running `servicecatalog serve --sample-catalog`.
+// scripts/browser-test starts the server and sets:
+//   SC_URL        base URL of the server
+//   SC_DATA_DIR   its data directory (root-credentials.json)
+//   SC_BIN        the servicecatalog binary (to create an end user)
+//   SC_ARTIFACTS  where screenshots go
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.SC_URL;
+const DATA_DIR = process.env.SC_DATA_DIR;
+const BIN = process.env.SC_BIN;
+const ARTIFACTS = process.env.SC_ARTIFACTS ?? "target/browser-artifacts";
+const CHROMIUM = process.env.SC_CHROMIUM ?? "/usr/bin/chromium";
+const RUN = Date.now().toString(36);
+const PRODUCT = `Greeter ${RUN}`;
+const USER = `browser-${RUN}`;
+const TEMPLATE_WITH_ERROR = 'variable "name" {\n  type = string\n  default = "world"\n\noutput "greeting" {\n  value = "Hello"\n}\n';
+const TEMPLATE = `# A product without resources, for the console's browser tests.
+variable "name" {
+  type        = string
+  description = "Whom to greet."
+}
+
+variable "punctuation" {
+  type        = string
+  default     = "!"
+  description = "How to end the greeting."
+}
+
+variable "token" {
+  type        = string
+  default     = "s3cr3t-default"
+  sensitive   = true
+  description = "A secret the greeting never shows."
+}
+
+output "greeting" {
+  description = "The greeting."
+  value       = "Hello, \${var.name}\${var.punctuation}"
+}
+`;
+
+const profiles = [];
+const browsers = [];
+
+/** A fresh headless Chromium with its own profile, as one person's browser. */
+async function openBrowser(viewport = { width: 1280, height: 900 }) {
+  const profile = mkdtempSync(path.join(tmpdir(), "sc-browser-"));
+  profiles.push(profile);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  browsers.push(context);
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(30_000);
+  page.on("dialog", (dialog) => dialog.accept());
+  return page;
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, id, secret) {
+  await page.goto(`${BASE}/`);
+  assert.match(page.url(), /\/console\/sign-in$/, "a browser opening / lands on the console's sign-in page");
+  await page.getByLabel("AccessKey ID").fill(id);
+  await page.getByLabel("AccessKey secret").fill(secret);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/console\/catalog/);
+}
+
+let admin;
+let user;
+let userKey;
+let provisionedUrl;
+
+before(() => {
+  for (const name of ["SC_URL", "SC_DATA_DIR", "SC_BIN"]) assert.ok(process.env[name], `${name} must be set (scripts/browser-test sets it)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  for (const b of browsers) await b.close();
+  for (const p of profiles) rmSync(p, { recursive: true, force: true });
+});
+
+test("a wrong secret is refused and never shown", async () => {
+  const page = await openBrowser();
+  await page.goto(`${BASE}/console/sign-in`);
+  await shot(page, "01-sign-in");
+  const root = JSON.parse(readFileSync(path.join(DATA_DIR, "root-credentials.json"), "utf8"));
+  await page.getByLabel("AccessKey ID").fill(root.AccessKeyId);
+  await page.getByLabel("AccessKey secret").fill("not-the-secret");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").getByText("not valid").waitFor();
+  assert.ok(!(await page.content()).includes("not-the-secret"));
+});
+
+test("the administrator signs in and publishes a product from a pasted template", async () => {
+  const root = JSON.parse(readFileSync(path.join(DATA_DIR, "root-credentials.json"), "utf8"));
+  admin = await openBrowser();
+  await signIn(admin, root.AccessKeyId, root.AccessKeySecret);
+  assert.ok(!(await admin.content()).includes(root.AccessKeySecret), "the secret is not in the page");
+  await shot(admin, "02-admin-catalog");
+
+  await admin.getByRole("link", { name: "Portfolios" }).click();
+  await admin.getByLabel("Name (required)", { exact: true }).fill(`Browser portfolio ${RUN}`);
+  await admin.getByLabel("Provider (required)", { exact: true }).fill("browser tests");
+  await admin.getByRole("button", { name: "Create portfolio" }).click();
+  await admin.waitForURL(/\/console\/admin\/portfolios\/port-/);
+  const portfolioUrl = admin.url();
+
+  await admin.getByRole("link", { name: "Products", exact: true }).click();
+  await admin.getByLabel("Name (required)", { exact: true }).fill(PRODUCT);
+  await admin.getByLabel("Provider (required)", { exact: true }).fill("browser tests");
+  await admin.getByLabel("Terraform template (required)").fill(TEMPLATE_WITH_ERROR);
+  await admin.getByRole("button", { name: "Publish product" }).click();
+  const bad = admin.locator("ol.source li.bad");
+  await bad.waitFor();
+  assert.match(await bad.getAttribute("id"), /^line-\d+$/, "the error's line is marked");
+  assert.match(await admin.getByRole("alert").innerText(), /line \d+/);
+  await shot(admin, "03-admin-template-error");
+
+  await admin.getByLabel("Terraform template (required)").fill(TEMPLATE);
+  await admin.getByRole("button", { name: "Publish product" }).click();
+  await admin.waitForURL(/\/console\/admin\/products\/prod-/);
+  await admin.getByRole("heading", { name: PRODUCT }).waitFor();
+  await shot(admin, "04-admin-product");
+
+  await admin.goto(portfolioUrl);
+  await admin.getByLabel("Add a product").selectOption({ label: PRODUCT });
+  await admin.getByRole("button", { name: "Add", exact: true }).click();
+  await admin.getByRole("link", { name: PRODUCT }).waitFor();
+  await admin.getByLabel("Name pattern").fill("browser-*");
+  await admin.getByRole("button", { name: "Grant" }).click();
+  await admin.getByRole("cell", { name: "browser-*", exact: true }).waitFor();
+  await shot(admin, "05-admin-portfolio");
+});
+
+test("an end user launches the product through the form and watches the log", async () => {
+  userKey = JSON.parse(execFileSync(BIN, ["users", "create", USER, "--json", "--data-dir", DATA_DIR], { encoding: "utf8" }));
+  user = await openBrowser();
+  await signIn(user, userKey.AccessKeyId, userKey.AccessKeySecret);
+  await user.getByRole("link", { name: PRODUCT }).click();
+  await user.getByRole("link", { name: /^Launch / }).click();
+  await shot(user, "06-launch-form");
+  assert.equal(await user.getByLabel(/^token/).getAttribute("type"), "password", "sensitive parameters are password inputs");
+  assert.equal(await user.getByLabel(/^punctuation/).inputValue(), "!", "defaults are filled in");
+
+  // The server validates like the API: a required parameter left out is shown at its field.
+  await user.getByLabel("Name of the provisioned product").fill(`hello-${RUN}`);
+  await user.getByLabel(/^name/).evaluate((input) => input.removeAttribute("required"));
+  await user.getByRole("button", { name: "Launch", exact: true }).click();
+  await user.locator(".field-error").getByText('"name" is required').waitFor();
+  assert.equal(await user.getByLabel(/^name/).getAttribute("aria-invalid"), "true");
+  await shot(user, "07-launch-error");
+
+  await user.getByLabel(/^name/).fill("browser");
+  await user.getByLabel(/^token/).fill("hunter2-sensitive");
+  await user.getByRole("button", { name: "Launch", exact: true }).click();
+  await user.waitForURL(/\/console\/tasks\/task-/);
+  const log = user.locator(".log");
+  await log.getByText("Apply complete!").first().waitFor({ timeout: 120_000 });
+  await shot(user, "08-task-log");
+  // The script reloads the finished task: outputs are rendered by the server.
+  await user.locator("dl.outputs").getByText("Hello, browser!").waitFor({ timeout: 60_000 });
+  assert.ok(!(await user.content()).includes("hunter2-sensitive"), "sensitive values are never shown");
+  await shot(user, "09-task-finished");
+
+  await user.getByRole("link", { name: `hello-${RUN}` }).click();
+  provisionedUrl = user.url();
+  await user.locator(".status-available").first().waitFor();
+  await user.locator("dl.outputs").getByText("Hello, browser!").waitFor();
+  await shot(user, "10-provisioned-product");
+});
+
+test("an end user cannot open an administrator's page", async () => {
+  const response = await user.goto(`${BASE}/console/admin/portfolios`);
+  assert.equal(response.status(), 403);
+  await user.getByRole("heading", { name: "Forbidden" }).waitFor();
+  await shot(user, "11-forbidden");
+  const phone = await openBrowser({ width: 390, height: 844 });
+  await signIn(phone, userKey.AccessKeyId, userKey.AccessKeySecret);
+  await shot(phone, "12-phone-catalog");
+});
+
+test("a change without the session's CSRF token is refused", async () => {
+  await user.goto(provisionedUrl);
+  const post = (body) =>
+    user.evaluate(async ([url, body]) => (await fetch(url, { method: "POST", body: new URLSearchParams(body) })).status, [`${provisionedUrl}/terminate`, body]);
+  assert.equal(await post({}), 403, "no token");
+  assert.equal(await post({ csrf: "0".repeat(64) }), 403, "a wrong token");
+  await user.reload();
+  await user.locator(".status-available").first().waitFor();
+});
+
+test("the end user terminates the product", async () => {
+  await user.goto(provisionedUrl);
+  await user.getByRole("button", { name: "Terminate" }).click();
+  await user.waitForURL(/\/console\/tasks\/task-/);
+  await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
+  await user.getByText("TerminateProvisionedProduct").waitFor();
+  await shot(user, "13-terminated");
+});
+
+test("signing out ends the session", async () => {
+  await user.getByRole("button", { name: "Sign out" }).click();
+  await user.waitForURL(/\/console\/sign-in$/);
+  await user.goto(`${BASE}/console/provisioned`);
+  assert.match(user.url(), /\/console\/sign-in$/);
+});
