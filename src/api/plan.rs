@@ -174,7 +174,7 @@ async fn resolve_on_product(
             portfolio_id: pp.portfolio_id.clone(),
             version_id: pp.product_version_id.clone(),
             parameters: previous.to_vec(),
-            sensitive: Vec::new(),
+            sensitive: provisioning::sensitive_parameters(ctx.store(), &pp.product_version_id).await?,
             tags: Vec::new(),
             task_tags: Vec::new(),
             launch_role: ctx.store().launch_role_for(&pp.portfolio_id, &pp.product_id).await?,

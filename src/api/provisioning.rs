@@ -275,7 +275,7 @@ pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -
         portfolio_id: pp.portfolio_id.clone(),
         stack_region_id: pp.stack_region_id.clone(),
         parameters_sealed: pp.parameters_sealed.clone(),
-        sensitive_parameters: "[]".into(),
+        sensitive_parameters: json!(provisioning::sensitive_parameters(ctx.store(), &pp.product_version_id).await?).to_string(),
         task_tags: "[]".into(),
         launch_role,
         outputs: "[]".into(),

@@ -107,6 +107,16 @@ pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, o
     }))
 }
 
+/// Names of the sensitive variables of a version's template (masked wherever parameters are
+/// shown); none when the version or its template is gone.
+pub async fn sensitive_parameters(store: &Store, version_id: &str) -> Result<Vec<String>, ApiError> {
+    let Some(version) = store.product_version(version_id).await? else { return Ok(Vec::new()) };
+    Ok(crate::catalog::version::version_template(store, &version)
+        .await?
+        .map(|(_, parameters)| parameters.into_iter().filter(|p| p.sensitive).map(|p| p.name).collect())
+        .unwrap_or_default())
+}
+
 /// `403 Forbidden.ApprovalRequired` for a direct operation an `Approval` constraint covers.
 pub fn approval_required(operation: OperationType) -> ApiError {
     ApiError::forbidden(

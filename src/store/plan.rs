@@ -609,7 +609,7 @@ mod tests {
     use super::*;
     use crate::store::testing;
 
-    pub(crate) fn sample_plan(id: &str) -> Plan {
+    fn sample_plan(id: &str) -> Plan {
         let now = now_ms();
         Plan {
             plan_id: id.into(),

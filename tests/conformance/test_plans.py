@@ -241,11 +241,13 @@ def test_launch_plan_approved_then_executed_by_its_owner(server, approval_world)
     assert same_pp == pp_id
     r = wait_plan(owner_c, plan_id)
     assert r["PlanDetail"]["Status"] == "ApplicationInProgress"
+    assert "t0p-s3cret" not in json.dumps(get_plan(owner_raw, plan_id))
     assert {k: (c["Action"], c.get("PhysicalResourceId")) for k, c in changes(r).items()} == {
         "sandbox_file.page": ("Remove", "site/page.txt"), "sandbox_file.extra": ("Remove", "extra.txt")}
     approver_c.call("ApproveProvisionedProductPlan", {"PlanId": plan_id, "ApprovalAction": "Approve"})
     task = wait_task(owner_c, execute(owner_raw, plan_id))
     assert (task["Status"], task["TaskType"]) == ("Succeeded", "TerminateProvisionedProduct"), task
+    assert parameters(task) == {"content": "v1", "token": "******"}
     wait_pp_gone(owner_c, pp_id)
     assert sandbox_files(server, pp_id) == {}
     assert wait_plan(owner_c, plan_id)["PlanDetail"]["Status"] == "ExecuteSuccess"
