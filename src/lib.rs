@@ -8,6 +8,7 @@ pub mod cli;
 pub mod console;
 pub mod engine;
 pub mod fs;
+pub mod ops;
 pub mod protocol;
 pub mod provisioning;
 pub mod roles;

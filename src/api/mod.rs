@@ -7,6 +7,7 @@ mod constraint;
 mod enduser;
 pub mod error;
 mod launch_option;
+mod metrics;
 mod plan;
 mod portfolio;
 mod principal;
@@ -50,6 +51,8 @@ pub struct ApiConfig {
     pub account_id: String,
     /// Regions `ListRegions` reports.
     pub regions: Vec<Region>,
+    /// Request limits.
+    pub limits: crate::ops::limits::Limits,
 }
 
 /// Everything a request handler can reach.
@@ -64,6 +67,10 @@ pub struct AppState {
     pub secrets: crate::auth::secrets::SecretBox,
     /// The task engine, woken when a task is queued.
     pub engine: Arc<crate::engine::Engine>,
+    /// This node's metrics.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// Per-caller request rate.
+    pub rate: crate::ops::limits::RateLimiter,
 }
 
 /// One authenticated call.

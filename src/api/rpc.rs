@@ -24,7 +24,7 @@ use crate::protocol::params::RequestParams;
 /// The only API version served.
 pub const API_VERSION: &str = "2021-09-01";
 
-/// Largest request body accepted (templates travel in bodies).
+/// Default largest request body (templates travel in bodies); `--max-body-bytes` sets it.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The router of the API and health endpoints.
@@ -33,6 +33,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/", get(rpc).post(rpc))
         .route("/healthz", get(healthz))
         .route("/ping", get(ping))
+        .route("/metrics", get(super::metrics::scrape))
         .with_state(state.clone())
         .merge(crate::console::router(state))
 }
@@ -86,11 +87,13 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     body["RequestId"] = Value::String(request_id.clone());
     let action = info.action.map_or("-", Action::name);
     let principal = info.principal.as_deref().unwrap_or("-");
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_us = elapsed.as_micros() as u64;
+    let code = body.get("Code").and_then(|c| c.as_str()).unwrap_or("Success");
+    state.metrics.observe_request(action, code, elapsed);
     if status.is_server_error() {
-        tracing::warn!(request_id, action, principal, status = status.as_u16(), elapsed_us, "request");
+        tracing::warn!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
     } else {
-        let code = body.get("Code").and_then(|c| c.as_str()).unwrap_or("-");
         tracing::info!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
     }
     let mut response = (status, axum::Json(body)).into_response();
@@ -112,8 +115,9 @@ async fn call(
     body: Body,
     info: &mut CallInfo,
 ) -> Result<Value, ApiError> {
-    let body = to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {MAX_BODY_BYTES} bytes."))
+    let limits = &state.config.limits;
+    let body = to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {} bytes.", limits.max_body_bytes))
     })?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
@@ -126,6 +130,7 @@ async fn call(
             format!("The request parameter {raw:?} is not valid UTF-8 once percent-decoded."),
         )
     })?;
+    limits.check_parameters(&params)?;
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
@@ -149,9 +154,11 @@ async fn call(
     let signed = SignedRequest { method: method.as_str(), params: &params, headers: &header_pairs, body: &body };
     let principal = state.auth.authenticate(&signed, chrono::Utc::now()).await?;
     info.principal = Some(principal.name.clone());
+    state.rate.check(&principal.principal_id)?;
     authorize(action, &principal)?;
 
     let decoded = spec::decode(&spec::actions()[action.name()], &params.merged())?;
+    limits.check_tasks(&state.store, action, &principal.principal_id).await?;
     let ctx = Ctx { state, principal: &principal };
     let mut response = dispatch(&ctx, action, decoded).await?;
     if !response.is_object() {

@@ -11,12 +11,15 @@ mod preview;
 pub mod terraform;
 mod workspace;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
 use crate::store::plan::Plan;
@@ -41,6 +44,8 @@ pub struct EngineConfig {
     pub lease: Duration,
     /// Largest log kept per task.
     pub log_cap_bytes: usize,
+    /// Where finished tasks are counted.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 /// The worker pool of one node.
@@ -51,7 +56,26 @@ pub struct Engine {
     wake: Notify,
     node_id: String,
     provider_mirror: Option<PathBuf>,
+    phase: watch::Sender<Phase>,
+    workers: tokio::sync::Mutex<JoinSet<()>>,
+    busy: AtomicUsize,
 }
+
+/// Where a node's engine is in its life: shutting down drains, then aborts what still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Workers claim jobs.
+    Running,
+    /// Workers claim nothing more; running jobs go on.
+    Draining,
+    /// Running jobs are interrupted: Terraform stops, its state is saved, the task fails.
+    Aborting,
+}
+
+/// `StatusMessage` of a task interrupted because its server shut down.
+pub const SHUTDOWN_MESSAGE: &str = "The server shut down before the task finished: Terraform was interrupted and the state \
+                                    it saved is kept. Retry with UpdateProvisionedProduct or clean up with \
+                                    TerminateProvisionedProduct.";
 
 /// Provider source address of the bundled sandbox provider.
 pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
@@ -61,7 +85,49 @@ impl Engine {
     /// An engine over the store; prepares the provider mirror.
     pub fn new(store: Store, secrets: SecretBox, config: EngineConfig) -> Arc<Self> {
         let provider_mirror = prepare_provider_mirror(&config.data_dir);
-        Arc::new(Engine { store, secrets, wake: Notify::new(), node_id: crate::store::new_id("node"), provider_mirror, config })
+        Arc::new(Engine {
+            store,
+            secrets,
+            wake: Notify::new(),
+            node_id: crate::store::new_id("node"),
+            provider_mirror,
+            config,
+            phase: watch::Sender::new(Phase::Running),
+            workers: tokio::sync::Mutex::new(JoinSet::new()),
+            busy: AtomicUsize::new(0),
+        })
+    }
+
+    /// Workers on this node: (busy, total).
+    pub fn utilisation(&self) -> (usize, usize) {
+        (self.busy.load(Ordering::Relaxed), self.config.workers)
+    }
+
+    /// Stops this node's workers: none claims another job; running jobs get `grace` to finish
+    /// (cut short when `force` completes), then Terraform is interrupted, its state saved and
+    /// the task failed with [`SHUTDOWN_MESSAGE`]. Returns when every worker has stopped.
+    pub async fn shutdown(&self, grace: Duration, force: impl Future<Output = ()>) {
+        self.phase.send_replace(Phase::Draining);
+        self.wake.notify_waiters();
+        let mut workers = self.workers.lock().await;
+        let busy = self.busy.load(Ordering::Relaxed);
+        if busy > 0 {
+            tracing::info!(busy, grace_seconds = grace.as_secs(), "waiting for running tasks to finish");
+        }
+        let drained = tokio::select! {
+            _ = async { while workers.join_next().await.is_some() {} } => true,
+            _ = tokio::time::sleep(grace) => false,
+            _ = force => false,
+        };
+        if !drained {
+            tracing::warn!(busy = self.busy.load(Ordering::Relaxed), "interrupting the tasks still running");
+            self.phase.send_replace(Phase::Aborting);
+            // Bounded: Terraform is killed after its interrupt grace, then the outcome is written.
+            let stopped = tokio::time::timeout(terraform::INTERRUPT_GRACE * 6, async { while workers.join_next().await.is_some() {} }).await;
+            if stopped.is_err() {
+                tracing::error!("workers did not stop; their leases will expire and the reaper fails their tasks");
+            }
+        }
     }
 
     /// A task was queued: wakes an idle worker here and, on PostgreSQL, on every node.
@@ -94,10 +160,11 @@ impl Engine {
 
     /// Starts the workers and the lease reaper.
     pub fn start(self: &Arc<Self>) {
+        let mut workers = self.workers.try_lock().expect("the engine starts once");
         for n in 0..self.config.workers {
             let engine = Arc::clone(self);
             let worker = format!("{}/{n}", engine.node_id);
-            tokio::spawn(async move { engine.work(worker).await });
+            workers.spawn(async move { engine.work(worker).await });
         }
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.reap().await });
@@ -109,10 +176,13 @@ impl Engine {
 
     async fn work(self: Arc<Self>, worker: String) {
         let lease_ms = self.config.lease.as_millis() as i64;
-        loop {
+        let mut phase = self.phase.subscribe();
+        while *phase.borrow_and_update() == Phase::Running {
             match self.store.claim_task(&worker, lease_ms).await {
                 Ok(Some(task)) => {
+                    self.busy.fetch_add(1, Ordering::Relaxed);
                     self.run(&worker, task).await;
+                    self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
                 Ok(None) => {}
@@ -120,20 +190,26 @@ impl Engine {
             }
             match self.store.claim_preview(&worker, lease_ms).await {
                 Ok(Some(plan)) => {
+                    self.busy.fetch_add(1, Ordering::Relaxed);
                     self.preview(&worker, plan).await;
+                    self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot claim plan previews"),
             }
-            // Woken at once for tasks queued here; the timeout covers other nodes and errors.
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()).await;
+            // Woken at once for tasks queued here and at shutdown; the timeout covers other nodes and errors.
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()) => {}
+                _ = phase.changed() => {}
+            }
         }
     }
 
     /// Runs one claimed task to its end, then records the outcome if the lease is still ours.
     async fn run(&self, worker: &str, task: Task) {
         tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
+        let started = std::time::Instant::now();
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let heartbeat = self.heartbeat(worker, Lease::Task(&task.task_id), cancel_tx);
         let log = TaskLog::new(self.store.clone(), &task.task_id, self.config.log_cap_bytes);
@@ -146,6 +222,7 @@ impl Engine {
         log.flush().await;
         let dir = self.work_dir(&task.task_id);
         let _ = std::fs::remove_dir_all(&dir);
+        self.config.metrics.observe_task(&task.task_type, outcome_name(&outcome), started.elapsed());
         match self.store.finish_task(&task, Some(worker), &outcome).await {
             Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
             Ok(false) => tracing::warn!(task_id = %task.task_id, "task outcome not recorded: the lease was lost"),
@@ -153,13 +230,23 @@ impl Engine {
         }
     }
 
-    /// Renews the lease until it is lost (then signals cancellation and returns).
+    /// Renews the lease until it is lost (then signals cancellation and returns); signals
+    /// cancellation when the engine aborts at shutdown, and goes on renewing while the job stops.
     async fn heartbeat(&self, worker: &str, lease: Lease<'_>, cancel: watch::Sender<Option<String>>) {
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut tick = tokio::time::interval(self.config.lease / 3);
+        let mut phase = self.phase.subscribe();
+        let mut aborted = false;
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = phase.wait_for(|p| *p == Phase::Aborting), if !aborted => {
+                    aborted = true;
+                    let _ = cancel.send(Some(SHUTDOWN_MESSAGE.into()));
+                    continue;
+                }
+            }
             let renewed = match lease {
                 Lease::Task(task_id) => self.store.renew_lease(task_id, worker, lease_ms).await,
                 Lease::Preview(plan_id) => self.store.renew_preview_lease(plan_id, worker, lease_ms).await,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::logs::TaskLog;
 
 /// Time Terraform gets to stop after SIGINT before it is killed.
-const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 /// Name of the file recording the running command's process group, for crash recovery.
 pub const PGID_FILE: &str = ".servicecatalog-pgid";

@@ -9,6 +9,7 @@ pub mod grant;
 pub mod launch_role;
 mod migrate;
 mod nonce;
+mod ops;
 pub mod plan;
 pub mod portfolio;
 pub mod principal;

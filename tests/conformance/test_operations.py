@@ -1,0 +1,166 @@
+"""Running the server in production, through the official SDK against the real binary: graceful
+shutdown around a running Terraform apply, limits, the audit trail, backups, metrics and logs.
+Everything is awaited by bounded polling; nothing asserts how fast anything runs.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from sclib import expect_error, uniq
+from test_provisioning import (
+    SLOW_TF, TASK_DEADLINE, get_pp, launch, make_product, needs_provider, needs_terraform, new_user,
+    sandbox_files, task_log, terminate, wait_task,
+)
+
+SHUTDOWN_MESSAGE = "The server shut down before the task finished"
+
+
+def wait_apply_started(raw, task_id: str) -> None:
+    """Follows the task's log until the slow apply is sleeping (bounded)."""
+    after, text = 0, ""
+    end = time.monotonic() + TASK_DEADLINE
+    while "sandbox_sleep.slow: Creating..." not in text:
+        r = task_log(raw, task_id, after, wait=10)
+        after = r["NextSeq"]
+        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
+        assert not r["Finished"], r
+        assert time.monotonic() < end, "the slow apply never started"
+
+
+def signal_and_wait(srv, signals: int = 1, timeout: float = 120) -> int:
+    """Sends SIGTERM `signals` times and waits for the server to exit; returns its exit code."""
+    srv.expected_exit = True
+    for _ in range(signals):
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    try:
+        return srv.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        srv.proc.kill()
+        raise AssertionError(f"the server did not exit within {timeout}s of SIGTERM\n{srv.log_tail()}")
+
+
+def slow_launch(srv, duration_ms: int):
+    """A launch of the slow product, returned once its apply is sleeping: (caller, pp id, task id)."""
+    admin = srv.caller("v3")
+    user, caller, raw = new_user(srv)
+    product = make_product(admin, SLOW_TF, users=[user])
+    pp_id, task_id = launch(caller, product, {"duration_ms": str(duration_ms)})
+    wait_apply_started(raw, task_id)
+    return user, pp_id, task_id
+
+
+def restarted_caller(srv, user):
+    srv.start()
+    return srv.caller("v3", (user["AccessKeyId"], user["AccessKeySecret"]))
+
+
+# ============================================================================= graceful shutdown
+
+
+@needs_terraform
+@needs_provider
+def test_sigterm_lets_a_running_apply_finish_and_keeps_its_state(fresh_server):
+    srv = fresh_server(args=["--shutdown-grace-seconds", "120", "--workers", "1"])
+    user, pp_id, task_id = slow_launch(srv, 4000)
+    assert signal_and_wait(srv) == 0
+    log = srv.log_path.read_text()
+    assert "waiting for running tasks to finish" in log
+
+    caller = restarted_caller(srv, user)
+    task = wait_task(caller, task_id)
+    assert task["Status"] == "Succeeded", task
+    assert get_pp(caller, pp_id)["Status"] == "Available"
+    assert sandbox_files(srv, pp_id) == {"slow/first.txt": "made before the sleep (a)"}
+    # the saved state knows the file: terminate removes it
+    assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
+    assert sandbox_files(srv, pp_id) == {}
+
+
+@needs_terraform
+@needs_provider
+@pytest.mark.parametrize("grace, signals", [(1, 1), (600, 2)], ids=["grace-over", "second-signal"])
+def test_a_task_still_running_after_the_grace_fails_with_the_shutdown_message(fresh_server, grace, signals):
+    srv = fresh_server(args=["--shutdown-grace-seconds", str(grace), "--workers", "1"])
+    user, pp_id, task_id = slow_launch(srv, 300000)
+    assert signal_and_wait(srv, signals) == 0
+
+    caller = restarted_caller(srv, user)
+    task = wait_task(caller, task_id)
+    assert task["Status"] == "Failed", task
+    assert SHUTDOWN_MESSAGE in task["StatusMessage"], task["StatusMessage"]
+    pp = get_pp(caller, pp_id)
+    assert pp["Status"] == "Error", pp
+    # the state saved at the interruption holds the file made before the sleep: terminate removes it
+    assert sandbox_files(srv, pp_id) == {"slow/first.txt": "made before the sleep (a)"}
+    assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
+    assert sandbox_files(srv, pp_id) == {}
+
+
+# ============================================================================= limits
+
+
+def test_a_caller_over_its_rate_is_throttled_with_retry_after(fresh_server):
+    from alibabacloud_tea_openapi.exceptions import ThrottlingException
+
+    srv = fresh_server(args=["--rate-limit", "0.2", "--rate-burst", "3"])
+    user = srv.create_user()
+    sdk = srv.caller("v3", (user["AccessKeyId"], user["AccessKeySecret"]))
+    for _ in range(3):
+        sdk.call("ListRegions")
+    with pytest.raises(ThrottlingException) as raised:
+        sdk.client.list_regions()
+    assert raised.value.retry_after >= 1 and raised.value.status_code == 400
+    assert raised.value.code == "Throttling.User"
+    # callers have buckets of their own
+    srv.caller("v3").call("ListRegions")
+
+
+def test_parameter_count_length_and_body_size_are_limited(fresh_server):
+    srv = fresh_server(args=["--max-parameters", "40", "--max-parameter-bytes", "100", "--max-body-bytes", "2000"])
+    admin = srv.caller("v3")
+    expect_error(400, "InvalidParameter.PortfolioName", admin.call, "CreatePortfolio",
+                 {"PortfolioName": "p" * 101, "ProviderName": "ops"})
+    raw = srv.caller("raw-v3")
+    expect_error(400, "TooManyParameters", raw.call, "ListPortfolios", {f"X{i}": "y" for i in range(41)})
+    expect_error(413, "RequestBodyTooLarge", raw.call, "CreatePortfolio",
+                 {"PortfolioName": "p", "ProviderName": "ops", **{f"X{i}": "y" * 90 for i in range(25)}})
+    admin.call("CreatePortfolio", {"PortfolioName": "p" * 100, "ProviderName": "ops"})
+
+
+@needs_terraform
+@needs_provider
+def test_tasks_in_progress_per_principal_are_limited(fresh_server):
+    srv = fresh_server(args=["--max-tasks-per-principal", "1", "--workers", "1"])
+    admin = srv.caller("v3")
+    user, caller, raw = new_user(srv)
+    product = make_product(admin, SLOW_TF, users=[user])
+    pp_id, task_id = launch(caller, product, {"duration_ms": "3000"})
+    e = expect_error(400, "QuotaExceeded.ConcurrentTasks", launch, caller, product, {"duration_ms": "1"})
+    assert "limit is 1" in e.message
+    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    _, second = launch(caller, product, {"duration_ms": "1", "label": "b"})
+    assert wait_task(caller, second)["Status"] == "Succeeded"
+
+
+# ============================================================================= metrics
+
+
+def test_metrics_count_requests_tasks_and_read_the_queue(server, admin_v3):
+    import requests
+
+    admin_v3.call("ListPortfolios", {})
+    expect_error(404, "InvalidTask.NotFound", admin_v3.call, "GetTask", {"TaskId": "t-nothere"})
+    r = requests.get(f"http://{server.endpoint}/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    for family in ("servicecatalog_requests_total", "servicecatalog_request_duration_seconds_bucket",
+                   "servicecatalog_task_queue_depth", "servicecatalog_task_queue_oldest_age_seconds",
+                   "servicecatalog_workers_busy", "servicecatalog_workers ", "servicecatalog_db_pool_connections"):
+        assert family in text, family
+    assert 'servicecatalog_requests_total{action="ListPortfolios",code="Success"}' in text
+    assert 'servicecatalog_requests_total{action="GetTask",code="InvalidTask.NotFound"}' in text
