@@ -10,9 +10,6 @@ use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
 use crate::auth::Authenticator;
 use crate::engine::{Engine, EngineConfig};
-use crate::ops::limits::RateLimiter;
-use crate::ops::metrics::Metrics;
-use crate::ops::shutdown::Signals;
 use crate::store::Store;
 
 /// Where the data lives; shared by `serve` and the `users` commands.
@@ -66,8 +63,6 @@ pub struct ServeOptions {
     pub engine: EngineSettings,
     /// Load the bundled sample catalog at start (idempotent).
     pub sample_catalog: bool,
-    /// Request limits.
-    pub limits: crate::ops::limits::Limits,
 }
 
 /// The engine settings `serve` takes.
@@ -83,8 +78,6 @@ pub struct EngineSettings {
     pub lease: std::time::Duration,
     /// Largest log per task.
     pub log_cap_bytes: usize,
-    /// At shutdown, how long running tasks may go on before they are interrupted.
-    pub shutdown_grace: std::time::Duration,
 }
 
 /// Name of the file holding a generated administrator key.
@@ -92,7 +85,6 @@ pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let signals = Signals::listen()?;
     let (store, secrets) = options.data.open().await?;
     ensure_root_key(&store, &secrets, &options.data.data_dir, options.root_key.as_ref()).await?;
     let account_id = store.setting_or_insert("account_id", crate::store::principal::new_principal_id).await?;
@@ -104,12 +96,10 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         region: options.region.clone(),
         account_id,
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
-        limits: options.limits.clone(),
     };
-    let metrics = Arc::new(Metrics::new());
-    let engine = start_engine(&store, &secrets, &options.data, &options.engine, &metrics);
+    let engine = start_engine(&store, &secrets, &options.data, &options.engine);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
-    let state = Arc::new(AppState { auth, store, rate: RateLimiter::new(&config.limits), config, secrets, engine, metrics });
+    let state = Arc::new(AppState { auth, store, config, secrets, engine });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
     if options.sample_catalog {
@@ -117,11 +107,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");
-    // Stop taking connections and finish those in flight while the engine drains beside it.
-    let http = axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(signals.clone().requested());
-    let engine = stop_engine(&state.engine, &signals, options.engine.shutdown_grace);
-    let (served, ()) = tokio::join!(async { http.await }, engine);
-    served?;
+    axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(shutdown_signal()).await?;
     nonce_writer.abort();
     state.auth.nonces.flush().await?;
     Ok(())
@@ -133,21 +119,13 @@ pub async fn work(data: &DataOptions, settings: EngineSettings) -> anyhow::Resul
     if settings.workers == 0 {
         anyhow::bail!("a worker node needs at least one worker (--workers)");
     }
-    let signals = Signals::listen()?;
-    let engine = start_engine(&store, &secrets, data, &settings, &Arc::new(Metrics::new()));
+    start_engine(&store, &secrets, data, &settings);
     tracing::info!(workers = settings.workers, "servicecatalog worker running");
-    stop_engine(&engine, &signals, settings.shutdown_grace).await;
+    shutdown_signal().await;
     Ok(())
 }
 
-/// At the first signal, lets running tasks finish for `grace` (or until a second signal), then
-/// interrupts the rest.
-async fn stop_engine(engine: &Engine, signals: &Signals, grace: std::time::Duration) {
-    signals.clone().requested().await;
-    engine.shutdown(grace, signals.clone().forced()).await;
-}
-
-fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings, metrics: &Arc<Metrics>) -> Arc<Engine> {
+fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings) -> Arc<Engine> {
     let engine = Engine::new(
         store.clone(),
         secrets.clone(),
@@ -159,7 +137,6 @@ fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings
             task_timeout: settings.task_timeout,
             lease: settings.lease,
             log_cap_bytes: settings.log_cap_bytes,
-            metrics: Arc::clone(metrics),
         },
     );
     engine.start();
@@ -175,19 +152,24 @@ async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, fr
         return Ok(());
     }
     let path = data_dir.join(ROOT_CREDENTIALS_FILE);
-    // Nodes starting together on one database: the first to claim generation generates.
-    let token = crate::store::new_id("node");
-    let claimed = store.setting_or_insert("root_key_generator", || token.clone()).await? == token;
-    if store.root_access_keys().await?.is_empty() && (claimed || store.setting("root_key_generated").await?.is_none()) {
+    if store.root_access_keys().await?.is_empty() {
+        // Nodes starting together on one database: each writes its candidate aside, and the one
+        // whose claim commits (claim and key in one transaction) keeps it; the others drop theirs.
         let (id, secret) = new_access_key();
         let json = serde_json::json!({ "AccessKeyId": id, "AccessKeySecret": secret });
-        crate::fs::write_private(&path, serde_json::to_string_pretty(&json)?.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        store.replace_root_key(&id, &secrets.seal(&secret)).await?;
-        store.setting_or_insert("root_key_generated", || id.clone()).await?;
-        tracing::info!(path = %path.display(), "generated the administrator key");
-        println!("administrator credentials written to {}", path.display());
-    } else if path.exists() {
+        let pending = path.with_extension("pending");
+        crate::fs::write_private(&pending, serde_json::to_string_pretty(&json)?.as_bytes())
+            .with_context(|| format!("cannot write {}", pending.display()))?;
+        if store.claim_generated_root_key(&id, &secrets.seal(&secret)).await? {
+            std::fs::rename(&pending, &path).with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated the administrator key");
+            println!("administrator credentials written to {}", path.display());
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&pending);
+        tracing::info!("another node of this database generated the administrator key");
+    }
+    if path.exists() {
         println!("administrator credentials are in {}", path.display());
     }
     Ok(())
@@ -237,6 +219,15 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

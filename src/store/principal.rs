@@ -25,7 +25,7 @@ pub struct Principal {
     pub created_at: i64,
 }
 
-pub(super) fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
+fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
     Ok(Principal {
         principal_id: row.try_get("principal_id")?,
         principal_type: row.try_get("principal_type")?,
@@ -151,30 +151,53 @@ impl Store {
     /// Makes `access_key_id` the root administrator's only key, creating root if needed.
     pub async fn replace_root_key(&self, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 1, $4) \
-             ON CONFLICT (principal_type, name) DO UPDATE SET is_admin = 1",
-        )
-        .bind(new_principal_id())
-        .bind(RAM_USER)
-        .bind(ROOT_USER_NAME)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        let root_id: String = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
-            .bind(RAM_USER)
-            .bind(ROOT_USER_NAME)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2")
-            .bind(&root_id)
-            .bind(access_key_id)
-            .execute(&mut *tx)
-            .await?;
-        insert_key(&mut tx, access_key_id, &root_id, secret_sealed).await?;
+        set_root_key(&mut tx, access_key_id, secret_sealed).await?;
         tx.commit().await?;
         Ok(())
     }
+
+    /// Makes a generated key the root administrator's unless a key was generated before: the
+    /// claim (setting `root_key_generated`) and the key are one transaction, so of the nodes
+    /// that start together on one database exactly one wins. False (nothing written) when lost.
+    pub async fn claim_generated_root_key(&self, access_key_id: &str, secret_sealed: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let claimed = sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind("root_key_generated")
+            .bind(access_key_id)
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        set_root_key(&mut tx, access_key_id, secret_sealed).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 1, $4) \
+         ON CONFLICT (principal_type, name) DO UPDATE SET is_admin = 1",
+    )
+    .bind(new_principal_id())
+    .bind(RAM_USER)
+    .bind(ROOT_USER_NAME)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    let root_id: String = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
+        .bind(RAM_USER)
+        .bind(ROOT_USER_NAME)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2")
+        .bind(&root_id)
+        .bind(access_key_id)
+        .execute(&mut **tx)
+        .await?;
+    insert_key(tx, access_key_id, &root_id, secret_sealed).await?;
+    Ok(())
 }
 
 async fn insert_key(
@@ -220,5 +243,13 @@ mod tests {
         assert_eq!(store.root_access_keys().await.unwrap(), ["R2"]);
         let (root, _) = store.access_key("R2").await.unwrap().unwrap();
         assert!(root.is_admin);
+    }
+
+    #[tokio::test]
+    async fn only_the_first_generated_root_key_is_kept() {
+        let (store, _dir) = testing::sqlite().await;
+        assert!(store.claim_generated_root_key("G1", "s1").await.unwrap());
+        assert!(!store.claim_generated_root_key("G2", "s2").await.unwrap());
+        assert_eq!(store.root_access_keys().await.unwrap(), ["G1"]);
     }
 }
