@@ -10,6 +10,9 @@ use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
 use crate::auth::Authenticator;
 use crate::engine::{Engine, EngineConfig};
+use crate::ops::limits::RateLimiter;
+use crate::ops::metrics::Metrics;
+use crate::ops::shutdown::Signals;
 use crate::store::Store;
 
 /// Where the data lives; shared by `serve` and the `users` commands.
@@ -63,6 +66,8 @@ pub struct ServeOptions {
     pub engine: EngineSettings,
     /// Load the bundled sample catalog at start (idempotent).
     pub sample_catalog: bool,
+    /// Request limits.
+    pub limits: crate::ops::limits::Limits,
 }
 
 /// The engine settings `serve` takes.
@@ -78,6 +83,8 @@ pub struct EngineSettings {
     pub lease: std::time::Duration,
     /// Largest log per task.
     pub log_cap_bytes: usize,
+    /// At shutdown, how long running tasks may go on before they are interrupted.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Name of the file holding a generated administrator key.
@@ -85,6 +92,7 @@ pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let signals = Signals::listen()?;
     let (store, secrets) = options.data.open().await?;
     ensure_root_key(&store, &secrets, &options.data.data_dir, options.root_key.as_ref()).await?;
     let account_id = store.setting_or_insert("account_id", crate::store::principal::new_principal_id).await?;
@@ -96,10 +104,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         region: options.region.clone(),
         account_id,
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
+        limits: options.limits.clone(),
     };
-    let engine = start_engine(&store, &secrets, &options.data, &options.engine);
+    let metrics = Arc::new(Metrics::new());
+    let engine = start_engine(&store, &secrets, &options.data, &options.engine, &metrics);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
-    let state = Arc::new(AppState { auth, store, config, secrets, engine });
+    let state = Arc::new(AppState { auth, store, rate: RateLimiter::new(&config.limits), config, secrets, engine, metrics });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
     if options.sample_catalog {
@@ -107,7 +117,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");
-    axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(shutdown_signal()).await?;
+    // Stop taking connections and finish those in flight while the engine drains beside it.
+    let http = axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(signals.clone().requested());
+    let engine = stop_engine(&state.engine, &signals, options.engine.shutdown_grace);
+    let (served, ()) = tokio::join!(async { http.await }, engine);
+    served?;
     nonce_writer.abort();
     state.auth.nonces.flush().await?;
     Ok(())
@@ -119,13 +133,21 @@ pub async fn work(data: &DataOptions, settings: EngineSettings) -> anyhow::Resul
     if settings.workers == 0 {
         anyhow::bail!("a worker node needs at least one worker (--workers)");
     }
-    start_engine(&store, &secrets, data, &settings);
+    let signals = Signals::listen()?;
+    let engine = start_engine(&store, &secrets, data, &settings, &Arc::new(Metrics::new()));
     tracing::info!(workers = settings.workers, "servicecatalog worker running");
-    shutdown_signal().await;
+    stop_engine(&engine, &signals, settings.shutdown_grace).await;
     Ok(())
 }
 
-fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings) -> Arc<Engine> {
+/// At the first signal, lets running tasks finish for `grace` (or until a second signal), then
+/// interrupts the rest.
+async fn stop_engine(engine: &Engine, signals: &Signals, grace: std::time::Duration) {
+    signals.clone().requested().await;
+    engine.shutdown(grace, signals.clone().forced()).await;
+}
+
+fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings, metrics: &Arc<Metrics>) -> Arc<Engine> {
     let engine = Engine::new(
         store.clone(),
         secrets.clone(),
@@ -137,6 +159,7 @@ fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings
             task_timeout: settings.task_timeout,
             lease: settings.lease,
             log_cap_bytes: settings.log_cap_bytes,
+            metrics: Arc::clone(metrics),
         },
     );
     engine.start();
@@ -219,15 +242,6 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

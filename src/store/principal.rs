@@ -25,7 +25,7 @@ pub struct Principal {
     pub created_at: i64,
 }
 
-fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
+pub(super) fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
     Ok(Principal {
         principal_id: row.try_get("principal_id")?,
         principal_type: row.try_get("principal_type")?,
