@@ -35,6 +35,41 @@ impl DataArgs {
     }
 }
 
+#[derive(Args, Clone)]
+struct EngineArgs {
+    /// Task workers on this node (0: API only); default: the number of cores.
+    #[arg(long, env = "SERVICECATALOG_WORKERS")]
+    workers: Option<usize>,
+    /// Terraform binary; default: terraform, else tofu, on PATH.
+    #[arg(long, env = "SERVICECATALOG_TERRAFORM")]
+    terraform: Option<PathBuf>,
+    /// Time limit of one task, in seconds.
+    #[arg(long, env = "SERVICECATALOG_TASK_TIMEOUT", default_value_t = 3600)]
+    task_timeout: u64,
+    /// Task lease in seconds: a task whose node stops renewing it fails after this long.
+    #[arg(long, env = "SERVICECATALOG_LEASE_SECONDS", default_value_t = 30)]
+    lease_seconds: u64,
+    /// Largest Terraform log kept per task, in bytes.
+    #[arg(long, env = "SERVICECATALOG_TASK_LOG_LIMIT", default_value_t = 4 * 1024 * 1024)]
+    task_log_limit: usize,
+    /// At shutdown (SIGTERM), seconds running tasks may go on before Terraform is interrupted.
+    #[arg(long, env = "SERVICECATALOG_SHUTDOWN_GRACE_SECONDS", default_value_t = 60)]
+    shutdown_grace_seconds: u64,
+}
+
+impl EngineArgs {
+    fn settings(&self) -> EngineSettings {
+        EngineSettings {
+            workers: self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            terraform: self.terraform.clone(),
+            task_timeout: Duration::from_secs(self.task_timeout.max(1)),
+            lease: Duration::from_secs(self.lease_seconds.max(3)),
+            log_cap_bytes: self.task_log_limit,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API.
@@ -51,24 +86,23 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long, env = "SERVICECATALOG_LOG_JSON")]
         log_json: bool,
-        /// Task workers on this node (0: API only); default: the number of cores.
-        #[arg(long, env = "SERVICECATALOG_WORKERS")]
-        workers: Option<usize>,
-        /// Terraform binary; default: terraform, else tofu, on PATH.
-        #[arg(long, env = "SERVICECATALOG_TERRAFORM")]
-        terraform: Option<PathBuf>,
-        /// Time limit of one task, in seconds.
-        #[arg(long, env = "SERVICECATALOG_TASK_TIMEOUT", default_value_t = 3600)]
-        task_timeout: u64,
-        /// Task lease in seconds: a task whose node stops renewing it fails after this long.
-        #[arg(long, env = "SERVICECATALOG_LEASE_SECONDS", default_value_t = 30)]
-        lease_seconds: u64,
-        /// Largest Terraform log kept per task, in bytes.
-        #[arg(long, env = "SERVICECATALOG_TASK_LOG_LIMIT", default_value_t = 4 * 1024 * 1024)]
-        task_log_limit: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// Load the bundled sample catalog (idempotent).
         #[arg(long, env = "SERVICECATALOG_SAMPLE_CATALOG")]
         sample_catalog: bool,
+        #[command(flatten)]
+        limits: servicecatalog::ops::limits::LimitArgs,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Run task workers only (no API): a worker node of a cluster on one PostgreSQL database.
+    Worker {
+        /// Log as JSON lines.
+        #[arg(long, env = "SERVICECATALOG_LOG_JSON")]
+        log_json: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -190,20 +224,17 @@ fn init_logging(json: bool) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, region, regions, log_json, workers, terraform, task_timeout, lease_seconds, task_log_limit, sample_catalog, data } => {
+        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, data } => {
             init_logging(log_json);
             let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
                 (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
                 _ => None,
             };
-            let engine = EngineSettings {
-                workers: workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-                terraform,
-                task_timeout: Duration::from_secs(task_timeout.max(1)),
-                lease: Duration::from_secs(lease_seconds.max(3)),
-                log_cap_bytes: task_log_limit,
-            };
-            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine, sample_catalog }).await
+            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine: engine.settings(), sample_catalog, limits: limits.limits() }).await
+        }
+        Command::Worker { log_json, engine, data } => {
+            init_logging(log_json);
+            server::work(&data.options(), engine.settings()).await
         }
         Command::Users { command, data } => {
             init_logging(false);
