@@ -93,6 +93,9 @@ enum Command {
         sample_catalog: bool,
         #[command(flatten)]
         limits: servicecatalog::ops::limits::LimitArgs,
+        /// Days the audit trail is kept (0: forever).
+        #[arg(long, env = "SERVICECATALOG_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+        audit_retention_days: u64,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -224,13 +227,13 @@ fn init_logging(json: bool) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, data } => {
+        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, audit_retention_days, data } => {
             init_logging(log_json);
             let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
                 (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
                 _ => None,
             };
-            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine: engine.settings(), sample_catalog, limits: limits.limits() }).await
+            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine: engine.settings(), sample_catalog, limits: limits.limits(), audit_retention: Duration::from_secs(audit_retention_days * 86_400) }).await
         }
         Command::Worker { log_json, engine, data } => {
             init_logging(log_json);

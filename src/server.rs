@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub sample_catalog: bool,
     /// Request limits.
     pub limits: crate::ops::limits::Limits,
+    /// How long audit events are kept (zero: forever).
+    pub audit_retention: std::time::Duration,
 }
 
 /// The engine settings `serve` takes.
@@ -112,6 +114,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let state = Arc::new(AppState { auth, store, rate: RateLimiter::new(&config.limits), config, secrets, engine, metrics });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
+    tokio::spawn(crate::ops::audit::prune(state.store.clone(), options.audit_retention));
     if options.sample_catalog {
         crate::sample::load(&state).await.context("cannot load the sample catalog")?;
     }

@@ -96,6 +96,7 @@ actions! {
     UpdateTagOption => Admin,
     // Extensions (README, "Extensions"):
     GetTaskLog => EndUser,
+    ListAuditEvents => Admin,
 }
 
 #[cfg(test)]

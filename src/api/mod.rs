@@ -3,6 +3,7 @@
 //! object without `RequestId`, which [`rpc`] adds.
 
 pub mod action;
+mod audit;
 mod constraint;
 mod enduser;
 pub mod error;
@@ -146,6 +147,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         GetTask => provisioning::get_task(ctx, decode(params)?).await,
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await,
+        ListAuditEvents => audit::list(ctx, decode(params)?).await,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await,
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await,
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await,

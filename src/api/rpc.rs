@@ -19,7 +19,9 @@ use super::action::Action;
 use super::error::ApiError;
 use super::{authorize, dispatch, spec, Ctx, SharedState};
 use crate::auth::SignedRequest;
-use crate::protocol::params::RequestParams;
+use crate::ops::audit;
+use crate::protocol::params::{Params, RequestParams};
+use crate::store::principal::Principal;
 
 /// The only API version served.
 pub const API_VERSION: &str = "2021-09-01";
@@ -79,7 +81,7 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
     let mut info = CallInfo::default();
-    let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &mut info).await;
+    let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info).await;
     let (status, mut body, retry_after) = match result {
         Ok(body) => (StatusCode::OK, body, None),
         Err(error) => (error.status(), error.body(&request_id, &host_id), error.retry_after()),
@@ -113,6 +115,7 @@ async fn call(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
+    request_id: &str,
     info: &mut CallInfo,
 ) -> Result<Value, ApiError> {
     let limits = &state.config.limits;
@@ -155,14 +158,22 @@ async fn call(
     let principal = state.auth.authenticate(&signed, chrono::Utc::now()).await?;
     info.principal = Some(principal.name.clone());
     state.rate.check(&principal.principal_id)?;
-    authorize(action, &principal)?;
-
-    let decoded = spec::decode(&spec::actions()[action.name()], &params.merged())?;
-    limits.check_tasks(&state.store, action, &principal.principal_id).await?;
-    let ctx = Ctx { state, principal: &principal };
-    let mut response = dispatch(&ctx, action, decoded).await?;
+    let params = params.merged();
+    let result = authorized_call(state, action, &principal, &params).await;
+    if audit::is_change(action) {
+        audit::record(&state.store, request_id, action, &principal, &params, &result).await;
+    }
+    let mut response = result?;
     if !response.is_object() {
         response = json!({});
     }
     Ok(response)
+}
+
+/// An authenticated call from authorisation to its handler (what the audit trail records).
+async fn authorized_call(state: &SharedState, action: Action, principal: &Principal, params: &Params) -> Result<Value, ApiError> {
+    authorize(action, principal)?;
+    let decoded = spec::decode(&spec::actions()[action.name()], params)?;
+    state.config.limits.check_tasks(&state.store, action, &principal.principal_id).await?;
+    dispatch(&Ctx { state, principal }, action, decoded).await
 }

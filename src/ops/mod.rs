@@ -5,3 +5,4 @@
 pub mod shutdown;
 pub mod metrics;
 pub mod limits;
+pub mod audit;

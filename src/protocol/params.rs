@@ -82,6 +82,11 @@ impl Params {
         Ok(items.into_values().collect())
     }
 
+    /// Every parameter, in byte order of the names.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Whether any key belongs to the array `name` (`name.…`).
     pub fn has_array(&self, name: &str) -> bool {
         let prefix = format!("{name}.");

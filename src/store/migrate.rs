@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/0007_bench_indexes.sql")),
     (8, include_str!("../../migrations/0008_plans.sql")),
     (9, include_str!("../../migrations/0009_console_sessions.sql")),
+    (10, include_str!("../../migrations/0010_audit.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

@@ -4,6 +4,7 @@
 //! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
 
 pub mod console_session;
+pub mod audit;
 pub mod constraint;
 pub mod grant;
 pub mod launch_role;

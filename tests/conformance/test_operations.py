@@ -4,6 +4,7 @@ Everything is awaited by bounded polling; nothing asserts how fast anything runs
 """
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -12,8 +13,8 @@ import pytest
 
 from sclib import expect_error, uniq
 from test_provisioning import (
-    SLOW_TF, TASK_DEADLINE, get_pp, launch, make_product, needs_provider, needs_terraform, new_user,
-    sandbox_files, task_log, terminate, wait_task,
+    MASK, SECRET_TF, SLOW_TF, TASK_DEADLINE, full_task_log, get_pp, launch, make_product, needs_provider,
+    needs_terraform, new_user, outputs, sandbox_files, task_log, terminate, update, wait_task,
 )
 
 SHUTDOWN_MESSAGE = "The server shut down before the task finished"
@@ -164,3 +165,61 @@ def test_metrics_count_requests_tasks_and_read_the_queue(server, admin_v3):
         assert family in text, family
     assert 'servicecatalog_requests_total{action="ListPortfolios",code="Success"}' in text
     assert 'servicecatalog_requests_total{action="GetTask",code="InvalidTask.NotFound"}' in text
+
+
+# ============================================================================= audit trail and secrets
+
+
+def audit_events(admin_raw, **filters) -> list[dict]:
+    """ListAuditEvents (an extension: not in the SDK) with our own signer."""
+    return admin_raw.call("ListAuditEvents", {"PageSize": 100, **filters})["AuditEvents"]
+
+
+@needs_terraform
+def test_a_full_flow_is_audited_and_no_secret_reaches_the_log_or_the_database(fresh_server):
+    srv = fresh_server(args=["--log-json"])
+    admin_key = srv.admin_key()
+    admin = srv.caller("v3")
+    user, caller, raw = new_user(srv)
+    product = make_product(admin, SECRET_TF, users=[user])
+    secret, secret2 = uniq("pw-launch-"), uniq("pw-update-")
+    pp_id, task_id = launch(caller, product, {"password": secret, "name": "visible"})
+    task = wait_task(caller, task_id)
+    assert task["Status"] == "Succeeded", task
+    assert outputs(task)["secret"]["OutputValue"] == MASK
+    assert wait_task(caller, update(caller, pp_id, product, {"password": secret2}))["Status"] == "Succeeded"
+    full_task_log(raw, task_id)
+    expect_error(404, "EntityNotExists.Portfolio", admin.call, "DeletePortfolio", {"PortfolioId": "port-missing0000000"})
+
+    # the audit trail: who, what, on which resource, the outcome, secrets masked
+    admin = srv.caller("raw-v3")
+    launched = audit_events(admin, AuditAction="LaunchProduct", PrincipalName=user["UserName"])
+    assert len(launched) == 1, launched
+    event = launched[0]
+    assert event["ResourceId"] == pp_id and event["ResultCode"] == "Success" and event["HttpStatus"] == 200
+    assert event["PrincipalId"] == user["PrincipalId"]
+    values = {event["Parameters"][k.replace("Key", "Value")]: v for k, v in event["Parameters"].items()
+              if k.endswith(".ParameterKey")}
+    assert values == {MASK: "password", "visible": "name"}, event["Parameters"]
+    assert [e["Action"] for e in audit_events(admin, ResourceId=pp_id, SortOrder="Asc")] == \
+        ["LaunchProduct", "UpdateProvisionedProduct"]
+    refused = audit_events(admin, AuditAction="DeletePortfolio")
+    assert refused[0]["ResultCode"] == "EntityNotExists.Portfolio" and refused[0]["HttpStatus"] == 404
+    assert not audit_events(admin, AuditAction="GetTask"), "reads are not audited"
+    assert audit_events(admin, AuditAction="LaunchProduct", EndTime="2000-01-01T00:00:00Z") == []
+    assert len(audit_events(admin, AuditAction="LaunchProduct", StartTime="2000-01-01T00:00:00Z")) == 1
+    expect_error(403, "Forbidden.AdministratorOnly", raw.call, "ListAuditEvents", {})
+
+    # the request log has its fields; no secret is in the server's log or the database files
+    srv.stop()
+    lines = [json.loads(line) for line in srv.log_path.read_text().splitlines() if line.startswith("{")]
+    requests_logged = [line["fields"] for line in lines if line.get("fields", {}).get("message") == "request"]
+    launch_line = next(f for f in requests_logged if f["action"] == "LaunchProduct")
+    assert {"request_id", "principal", "status", "elapsed_us", "code"} <= set(launch_line), launch_line
+    assert launch_line["principal"] == user["UserName"]
+    secrets = [secret, secret2, user["AccessKeySecret"], admin_key[1]]
+    log_text = srv.log_path.read_text(errors="replace")
+    stored = b"".join(p.read_bytes() for p in srv.data_dir.glob("servicecatalog.db*"))
+    for value in secrets:
+        assert value not in log_text, "a secret reached the server log"
+        assert value.encode() not in stored, "a secret is stored in clear"

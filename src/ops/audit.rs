@@ -1,0 +1,221 @@
+//! The audit trail's recording: every change requested through the API (actions other than
+//! `Get*`/`List*`), once its caller is known and authorised or refused, is written from the
+//! request pipeline with its outcome. Parameters are kept with secrets masked: values of
+//! secret-named parameters (password, secret, token, …), values of template-sensitive
+//! `Parameters` entries (all of them when sensitivity cannot be known, e.g. a refused launch),
+//! and long values (template bodies) reduced to their length. Signature parameters are dropped.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::api::action::Action;
+use crate::api::error::ApiError;
+use crate::protocol::params::Params;
+use crate::store::audit::AuditEvent;
+use crate::store::principal::Principal;
+use crate::store::Store;
+
+/// What replaces a masked value.
+pub const MASK: &str = "******";
+
+/// Values longer than this are recorded as their length only.
+const LONGEST_VALUE: usize = 1024;
+
+/// Protocol parameters, not the action's: left out of the record.
+const PROTOCOL_PARAMETERS: &[&str] =
+    &["AccessKeyId", "Action", "Format", "Signature", "SignatureMethod", "SignatureNonce", "SignatureVersion", "Timestamp", "Version"];
+
+/// Fragments of parameter names whose values are secret, compared case-insensitively.
+const SECRET_NAMES: &[&str] = &["password", "passwd", "secret", "token", "credential", "privatekey", "private_key", "accesskey"];
+
+/// Id parameters naming the resource a change is about, most specific first.
+const RESOURCE_IDS: &[&str] = &[
+    "ProvisionedProductId",
+    "PlanId",
+    "ConstraintId",
+    "TagOptionId",
+    "ProductVersionId",
+    "PortfolioId",
+    "ProductId",
+    "TemplateUrl",
+    "TaskId",
+];
+
+/// Whether `action` changes something (and is recorded).
+pub fn is_change(action: Action) -> bool {
+    let name = action.name();
+    !(name.starts_with("Get") || name.starts_with("List"))
+}
+
+/// Records the outcome of a change; a failure to record is logged, never answered.
+pub async fn record(store: &Store, request_id: &str, action: Action, principal: &Principal, params: &Params, result: &Result<Value, ApiError>) {
+    let response = result.as_ref().ok();
+    let sensitive = sensitive_names(store, params, response).await;
+    let (http_status, result_code) = match result {
+        Ok(_) => (200, "Success".to_string()),
+        Err(e) => (i64::from(e.status().as_u16()), e.code().to_string()),
+    };
+    let event = AuditEvent {
+        event_id: String::new(),
+        occurred_at: 0,
+        request_id: request_id.to_string(),
+        action: action.name().to_string(),
+        principal_id: principal.principal_id.clone(),
+        principal_name: principal.name.clone(),
+        resource_id: resource_id(params, response),
+        parameters: masked(params, sensitive.as_deref()).to_string(),
+        http_status,
+        result_code,
+    };
+    if let Err(e) = store.record_audit_event(&event).await {
+        tracing::error!(request_id, action = action.name(), error = %e, "cannot record the audit event");
+    }
+}
+
+/// Names of the template-sensitive parameters of the task or plan the change made or touched;
+/// `None` when unknown.
+async fn sensitive_names(store: &Store, params: &Params, response: Option<&Value>) -> Option<Vec<String>> {
+    let id = |name: &str| response.and_then(|r| r[name].as_str()).or_else(|| params.get(name)).map(str::to_string);
+    let listed = if let Some(task_id) = response.and_then(|r| r["TaskId"].as_str()) {
+        store.task(task_id).await.ok().flatten().map(|t| t.sensitive_parameters)
+    } else if let Some(plan_id) = id("PlanId") {
+        store.plan(&plan_id).await.ok().flatten().map(|p| p.sensitive_parameters)
+    } else {
+        None
+    };
+    listed.and_then(|json| serde_json::from_str(&json).ok())
+}
+
+/// The id of the resource a change is about: from the answer (a created id), else the request.
+fn resource_id(params: &Params, response: Option<&Value>) -> String {
+    let from_response = RESOURCE_IDS.iter().find_map(|name| response.and_then(|r| r[*name].as_str()));
+    from_response.or_else(|| RESOURCE_IDS.iter().find_map(|name| params.get(name))).unwrap_or_default().to_string()
+}
+
+fn secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SECRET_NAMES.iter().any(|s| lower.contains(s))
+}
+
+/// The request's parameters as a JSON object with secrets masked (`sensitive`: the
+/// template-sensitive parameter keys; `None` masks every `ParameterValue`).
+pub fn masked(params: &Params, sensitive: Option<&[String]>) -> Value {
+    let is_sensitive = |key: &str| secret_name(key) || sensitive.is_none_or(|names| names.iter().any(|n| n == key));
+    let mut out = Map::new();
+    for (name, value) in params.iter().filter(|(name, _)| !PROTOCOL_PARAMETERS.contains(name)) {
+        // A flattened entry `X.N.ParameterValue` is secret when its `X.N.ParameterKey` is.
+        let entry_key = name.strip_suffix(".ParameterValue").and_then(|entry| params.get(&format!("{entry}.ParameterKey")));
+        let masked = if secret_name(name) || entry_key.is_some_and(is_sensitive) || (name.ends_with(".ParameterValue") && entry_key.is_none()) {
+            Value::String(MASK.into())
+        } else if value.starts_with(['[', '{']) {
+            match serde_json::from_str::<Value>(value) {
+                Ok(mut json) => {
+                    mask_json(&mut json, &is_sensitive);
+                    shorten(json.to_string())
+                }
+                Err(_) => shorten(value.to_string()),
+            }
+        } else {
+            shorten(value.to_string())
+        };
+        out.insert(name.to_string(), masked);
+    }
+    Value::Object(out)
+}
+
+/// Masks a parameter sent as JSON: secret-named fields and sensitive `ParameterValue`s.
+fn mask_json(value: &mut Value, is_sensitive: &dyn Fn(&str) -> bool) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_json(v, is_sensitive)),
+        Value::Object(map) => {
+            let key = map.get("ParameterKey").and_then(Value::as_str).map(str::to_string);
+            for (name, v) in map.iter_mut() {
+                let entry_secret = name == "ParameterValue" && key.as_deref().is_none_or(is_sensitive);
+                if secret_name(name) || entry_secret {
+                    *v = Value::String(MASK.into());
+                } else {
+                    mask_json(v, is_sensitive);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn shorten(value: String) -> Value {
+    if value.len() > LONGEST_VALUE {
+        Value::String(format!("({} bytes)", value.len()))
+    } else {
+        Value::String(value)
+    }
+}
+
+/// Deletes events older than `retention` now and then every hour (a no-op at zero retention).
+pub async fn prune(store: Store, retention: Duration) {
+    if retention.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::store::now_ms() - retention.as_millis() as i64;
+        match store.prune_audit_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned audit events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune audit events"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_sensitive_entries_and_long_values_are_masked() {
+        let params = Params::from_pairs([
+            ("Action", "LaunchProduct"),
+            ("Signature", "sig"),
+            ("ProvisionedProductName", "web"),
+            ("Parameters.1.ParameterKey", "db_password"),
+            ("Parameters.1.ParameterValue", "hunter2"),
+            ("Parameters.2.ParameterKey", "api_key"),
+            ("Parameters.2.ParameterValue", "k-123"),
+            ("Parameters.3.ParameterKey", "size"),
+            ("Parameters.3.ParameterValue", "small"),
+            ("AdminToken", "t0k"),
+            ("TemplateBody", &"x".repeat(2000)),
+        ]);
+        let sensitive = vec!["api_key".to_string()];
+        let m = masked(&params, Some(&sensitive));
+        assert_eq!(m["Parameters.1.ParameterValue"], MASK);
+        assert_eq!(m["Parameters.2.ParameterValue"], MASK);
+        assert_eq!(m["Parameters.3.ParameterValue"], "small");
+        assert_eq!(m["AdminToken"], MASK);
+        assert_eq!(m["TemplateBody"], "(2000 bytes)");
+        assert_eq!(m["ProvisionedProductName"], "web");
+        assert!(m.get("Action").is_none() && m.get("Signature").is_none());
+        // sensitivity unknown: every value is masked
+        assert_eq!(masked(&params, None)["Parameters.3.ParameterValue"], MASK);
+    }
+
+    #[test]
+    fn parameters_sent_as_json_are_masked_inside() {
+        let params = Params::from_pairs([(
+            "Parameters",
+            r#"[{"ParameterKey":"api_key","ParameterValue":"k-1"},{"ParameterKey":"size","ParameterValue":"s"}]"#,
+        )]);
+        let text = masked(&params, Some(&["api_key".to_string()]))["Parameters"].as_str().unwrap().to_string();
+        assert!(!text.contains("k-1") && text.contains(r#""ParameterValue":"s""#), "{text}");
+    }
+
+    #[test]
+    fn the_resource_is_the_created_id_else_the_requested_one() {
+        let params = Params::from_pairs([("ProductId", "prod-1"), ("PortfolioId", "port-1")]);
+        assert_eq!(resource_id(&params, None), "port-1");
+        let created = serde_json::json!({"ProvisionedProductId": "pp-1", "TaskId": "t-1"});
+        assert_eq!(resource_id(&params, Some(&created)), "pp-1");
+        assert!(is_change(Action::LaunchProduct) && !is_change(Action::ListTasks) && !is_change(Action::GetTask));
+    }
+}

@@ -1,0 +1,153 @@
+//! The audit trail: changes requested through the API, recorded once per request, listed by
+//! administrators with filters, pruned after the retention period.
+
+use sqlx::Row;
+
+use super::sql::Sql;
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
+
+/// One recorded change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// `audit-…`.
+    pub event_id: String,
+    /// When it was answered, ms since the epoch.
+    pub occurred_at: i64,
+    /// The request's `RequestId`.
+    pub request_id: String,
+    /// Wire action name.
+    pub action: String,
+    /// The caller.
+    pub principal_id: String,
+    /// The caller's name.
+    pub principal_name: String,
+    /// The resource changed (empty when none is known).
+    pub resource_id: String,
+    /// The request's parameters as a JSON object, sensitive values masked.
+    pub parameters: String,
+    /// HTTP status of the answer.
+    pub http_status: i64,
+    /// `Success` or the error `Code`.
+    pub result_code: String,
+}
+
+/// Filters of [`Store::list_audit_events`]; `None` matches everything.
+#[derive(Debug, Default, Clone)]
+pub struct AuditQuery {
+    /// Exact action name.
+    pub action: Option<String>,
+    /// Exact principal name.
+    pub principal_name: Option<String>,
+    /// Exact resource id.
+    pub resource_id: Option<String>,
+    /// From this time (ms, inclusive).
+    pub since: Option<i64>,
+    /// Until this time (ms, exclusive).
+    pub until: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "event_id, occurred_at, request_id, action, principal_id, principal_name, resource_id, parameters, http_status, result_code";
+
+impl Store {
+    /// Records one event (its id and time are set here).
+    pub async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
+        sqlx::query(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+            .bind(super::new_id("audit"))
+            .bind(now_ms())
+            .bind(&event.request_id)
+            .bind(&event.action)
+            .bind(&event.principal_id)
+            .bind(&event.principal_name)
+            .bind(&event.resource_id)
+            .bind(&event.parameters)
+            .bind(event.http_status)
+            .bind(&event.result_code)
+            .execute(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// One page of the events matching `query`, by time, and their total count.
+    pub async fn list_audit_events(&self, query: &AuditQuery, order: SortOrder, page: Page) -> StoreResult<(Vec<AuditEvent>, i64)> {
+        let mut filter = Sql::new(" FROM audit_events WHERE 1 = 1");
+        for (column, value) in [("action", &query.action), ("principal_name", &query.principal_name), ("resource_id", &query.resource_id)] {
+            if let Some(value) = value {
+                filter.push(&format!(" AND {column} = ")).text(value.clone());
+            }
+        }
+        if let Some(since) = query.since {
+            filter.push(" AND occurred_at >= ").int(since);
+        }
+        if let Some(until) = query.until {
+            filter.push(" AND occurred_at < ").int(until);
+        }
+        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let dir = order.sql();
+        let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
+        select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        let rows = select.query().fetch_all(self.reader()).await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    event_id: r.try_get("event_id")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    request_id: r.try_get("request_id")?,
+                    action: r.try_get("action")?,
+                    principal_id: r.try_get("principal_id")?,
+                    principal_name: r.try_get("principal_name")?,
+                    resource_id: r.try_get("resource_id")?,
+                    parameters: r.try_get("parameters")?,
+                    http_status: r.try_get("http_status")?,
+                    result_code: r.try_get("result_code")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok((events, total))
+    }
+
+    /// Deletes the events older than `before` (ms); returns how many.
+    pub async fn prune_audit_events(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM audit_events WHERE occurred_at < $1").bind(before).execute(self.writer()).await?.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str, principal: &str, resource: &str) -> AuditEvent {
+        AuditEvent {
+            event_id: String::new(),
+            occurred_at: 0,
+            request_id: "R".into(),
+            action: action.into(),
+            principal_id: "1".into(),
+            principal_name: principal.into(),
+            resource_id: resource.into(),
+            parameters: "{}".into(),
+            http_status: 200,
+            result_code: "Success".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_filtered_paged_and_pruned() {
+        let (store, _dir) = super::super::testing::sqlite().await;
+        store.record_audit_event(&event("CreatePortfolio", "alice", "port-1")).await.unwrap();
+        store.record_audit_event(&event("LaunchProduct", "bob", "pp-1")).await.unwrap();
+        store.record_audit_event(&event("LaunchProduct", "alice", "pp-2")).await.unwrap();
+        let page = Page { number: 1, size: 10 };
+        let q = AuditQuery { action: Some("LaunchProduct".into()), ..AuditQuery::default() };
+        let (events, total) = store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap();
+        assert_eq!((events.len(), total), (2, 2));
+        let q = AuditQuery { principal_name: Some("alice".into()), resource_id: Some("pp-2".into()), ..AuditQuery::default() };
+        assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().0[0].action, "LaunchProduct");
+        let (first, total) = store.list_audit_events(&AuditQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
+        assert_eq!((first.len(), total), (1, 3));
+        let q = AuditQuery { until: Some(0), ..AuditQuery::default() };
+        assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().1, 0);
+        assert_eq!(store.prune_audit_events(now_ms() + 1).await.unwrap(), 3);
+    }
+}
