@@ -77,6 +77,9 @@ pub const SHUTDOWN_MESSAGE: &str = "The server shut down before the task finishe
                                     it saved is kept. Retry with UpdateProvisionedProduct or clean up with \
                                     TerminateProvisionedProduct.";
 
+/// How often the state file of a running apply is checked for changes to store.
+const STATE_FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
 /// Provider source address of the bundled sandbox provider.
 pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
 const SANDBOX_PROVIDER_VERSION: &str = "0.1.0";
@@ -315,8 +318,16 @@ impl Engine {
                 step(&tf, "plan", &plan).await?;
             }
         }
-        let applied = step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]).await;
-        self.collect_state(task, &dir, state.as_deref()).await.map_err(internal)?;
+        let apply = step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]);
+        // Terraform writes its state after every resource: the database's copy follows it while
+        // the apply runs, so that when this node dies mid-apply, the node that fails the task (any
+        // node of a cluster) still knows every resource made so far.
+        let mut saved = state.clone();
+        let applied = tokio::select! {
+            applied = apply => applied,
+            never = self.follow_state(task, &dir, &mut saved) => match never {},
+        };
+        self.collect_state(task, &dir, saved.as_deref()).await.map_err(internal)?;
         applied?;
         if terminate {
             return Ok("[]".into());
@@ -381,6 +392,27 @@ impl Engine {
             })?),
             None => None,
         })
+    }
+
+    /// Saves `terraform.tfstate` of `dir` every second while it changes (a complete JSON document
+    /// only: Terraform may be writing it); `saved` is the last version stored. Never returns.
+    async fn follow_state(&self, task: &Task, dir: &Path, saved: &mut Option<String>) -> std::convert::Infallible {
+        let mut tick = tokio::time::interval(STATE_FOLLOW_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Ok(current) = std::fs::read_to_string(dir.join("terraform.tfstate")) else { continue };
+            if saved.as_deref() == Some(current.as_str()) || serde_json::from_str::<Value>(&current).is_err() {
+                continue;
+            }
+            match self.store.save_state(&task.provisioned_product_id, &task.task_id, &self.secrets.seal(&current)).await {
+                Ok(version) => {
+                    tracing::debug!(task_id = %task.task_id, version, "saved Terraform state during the apply");
+                    *saved = Some(current);
+                }
+                Err(e) => tracing::warn!(task_id = %task.task_id, error = %e, "cannot save Terraform state during the apply"),
+            }
+        }
     }
 
     /// Saves the state Terraform left in `dir` when it differs from `before` (an `errored.tfstate`
