@@ -159,6 +159,10 @@ def wait_all(caller, task_ids, deadline: float = DEADLINE, during=None) -> dict[
         time.sleep(0.2)
 
 
+def stored_states(database: str, pp_id: str) -> int:
+    return int(psql(database, f"SELECT COUNT(*) FROM terraform_states WHERE provisioned_product_id = '{pp_id}'"))
+
+
 def under_change(caller) -> list[str]:
     r = caller.call("ListProvisionedProducts", {"AccessLevelFilter": "Account", "PageSize": 100})
     assert r["TotalCount"] <= 100
@@ -199,6 +203,13 @@ def test_two_nodes_share_launches_and_survive_the_loss_of_one(cluster):
     on_node_a = started_tasks(a) & set(slow_tasks)
     assert len(on_node_a) == 2, f"expected two slow applies on each node, A runs {on_node_a}"
     queued = [launch(on_a, hello, {"owner": f"q{i}"}) for i in range(2)]
+    # the file each apply made before its sleep is in the database's copy of the state while the
+    # apply still runs: whichever node fails the task later knows of it
+    killed_pps = [get_task(on_a, t)["ProvisionedProductId"] for t in on_node_a]
+    end = time.monotonic() + DEADLINE
+    while not all(stored_states(cluster.database, pp) for pp in killed_pps):
+        assert time.monotonic() < end, "the state of a running apply never reached the database"
+        time.sleep(0.2)
 
     a.kill9()
 
