@@ -184,9 +184,17 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{suffix}")
 }
 
-/// Milliseconds since the Unix epoch, the store's time unit.
+/// Milliseconds since the Unix epoch, the store's time unit. Strictly increasing within the
+/// process, so rows created in one burst still list in creation order (ties would otherwise be
+/// broken by their random ids); the clock runs ahead by at most the burst's length.
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+        .expect("the update closure always returns Some");
+    now.max(previous + 1)
 }
 
 /// Sort direction of list queries.
@@ -241,6 +249,12 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_never_repeat() {
+        let times: Vec<i64> = (0..1000).map(|_| now_ms()).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn ids_have_the_prefix_and_a_random_suffix() {
