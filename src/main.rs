@@ -109,6 +109,20 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write a consistent copy of the SQLite database to FILE, while the server runs.
+    Backup {
+        /// Where the copy goes (replaced atomically).
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Replace the SQLite database with a backup (the server must be stopped).
+    Restore {
+        /// The backup to bring back.
+        file: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Manage users and their AccessKeys.
     Users {
         #[command(subcommand)]
@@ -238,6 +252,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Worker { log_json, engine, data } => {
             init_logging(log_json);
             server::work(&data.options(), engine.settings()).await
+        }
+        Command::Backup { file, data } => {
+            init_logging(false);
+            servicecatalog::ops::backup::backup(&data.options(), &file).await
+        }
+        Command::Restore { file, data } => {
+            init_logging(false);
+            servicecatalog::ops::backup::restore(&data.options(), &file).await
         }
         Command::Users { command, data } => {
             init_logging(false);

@@ -96,6 +96,7 @@ pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let signals = Signals::listen()?;
     let (store, secrets) = options.data.open().await?;
+    let _held = crate::ops::backup::hold_data_dir(&options.data.data_dir)?;
     ensure_root_key(&store, &secrets, &options.data.data_dir, options.root_key.as_ref()).await?;
     let account_id = store.setting_or_insert("account_id", crate::store::principal::new_principal_id).await?;
     let listener = tokio::net::TcpListener::bind(&options.listen)

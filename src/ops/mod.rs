@@ -6,3 +6,4 @@ pub mod shutdown;
 pub mod metrics;
 pub mod limits;
 pub mod audit;
+pub mod backup;

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
 from sclib import expect_error, uniq
 from test_provisioning import (
-    MASK, SECRET_TF, SLOW_TF, TASK_DEADLINE, full_task_log, get_pp, launch, make_product, needs_provider,
+    FILE_TF, MASK, SECRET_TF, SLOW_TF, TASK_DEADLINE, full_task_log, get_pp, launch, make_product, needs_provider,
     needs_terraform, new_user, outputs, sandbox_files, task_log, terminate, update, wait_task,
 )
 
@@ -223,3 +224,66 @@ def test_a_full_flow_is_audited_and_no_secret_reaches_the_log_or_the_database(fr
     for value in secrets:
         assert value not in log_text, "a secret reached the server log"
         assert value.encode() not in stored, "a secret is stored in clear"
+
+
+# ============================================================================= backups
+
+
+@needs_terraform
+@needs_provider
+def test_a_backup_taken_under_load_restores_every_product_and_its_state(fresh_server, backend, tmp_path):
+    if backend != "sqlite":
+        pytest.skip("backup/restore handle SQLite; PostgreSQL uses pg_dump")
+    srv = fresh_server()
+    admin = srv.caller("v3")
+    user, caller, _ = new_user(srv)
+    product = make_product(admin, FILE_TF, users=[user])
+    kept = {}
+    for n in range(3):
+        pp_id, task_id = launch(caller, product, {"dir": f"d{n}", "content": f"content {n}"})
+        assert wait_task(caller, task_id)["Status"] == "Succeeded"
+        kept[pp_id] = {f"d{n}/page.txt": f"content {n}"}
+
+    # other requests run while the backup is taken
+    stop, errors, calls = threading.Event(), [], [0]
+
+    def load():
+        busy = srv.caller("v3")
+        while not stop.is_set() and calls[0] < 2000:
+            try:
+                busy.call("CreatePortfolio", {"PortfolioName": uniq("load-"), "ProviderName": "ops"})
+                calls[0] += 1
+            except Exception as e:  # noqa: BLE001 - any failure fails the test below
+                errors.append(e)
+                return
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    backup = tmp_path / "catalog.db"
+    out = srv.cli("backup", str(backup)).stdout
+    assert "backed up" in out
+    stop.set()
+    for w in workers:
+        w.join(60)
+    assert not errors, errors
+    late_pp, late_task = launch(caller, product, {"dir": "late", "content": "after the backup"})
+    assert wait_task(caller, late_task)["Status"] == "Succeeded"
+
+    refused = srv.cli("restore", str(backup), check=False)
+    assert refused.returncode != 0 and "stop it before restoring" in refused.stderr, refused.stderr
+    srv.stop()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
+    assert srv.cli("restore", str(garbage), check=False).returncode != 0
+    assert "restored" in srv.cli("restore", str(backup)).stdout
+
+    caller = restarted_caller(srv, user)
+    for pp_id, files in kept.items():
+        assert get_pp(caller, pp_id)["Status"] == "Available"
+        assert sandbox_files(srv, pp_id) == files
+    expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, caller, late_pp)
+    # the restored state knows the files: terminate removes them
+    for pp_id in kept:
+        assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
+        assert sandbox_files(srv, pp_id) == {}
