@@ -80,6 +80,9 @@ pub const SHUTDOWN_MESSAGE: &str = "The server shut down before the task finishe
 /// How often the state file of a running apply is checked for changes to store.
 const STATE_FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
+/// How long the state left by a finished apply waits for an unreachable database.
+const STATE_SAVE_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Provider source address of the bundled sandbox provider.
 pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
 const SANDBOX_PROVIDER_VERSION: &str = "0.1.0";
@@ -421,7 +424,19 @@ impl Engine {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().filter(|s| !s.trim().is_empty());
         if let Some(state) = read("errored.tfstate").or_else(|| read("terraform.tfstate")) {
             if Some(state.as_str()) != before {
-                let version = self.store.save_state(&task.provisioned_product_id, &task.task_id, &self.secrets.seal(&state)).await?;
+                let sealed = self.secrets.seal(&state);
+                // The only copy is in the working directory, removed after the task: wait out a
+                // database outage (bounded) rather than lose what Terraform made.
+                let patience = tokio::time::Instant::now() + STATE_SAVE_PATIENCE;
+                let version = loop {
+                    match self.store.save_state(&task.provisioned_product_id, &task.task_id, &sealed).await {
+                        Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < patience => {
+                            tracing::warn!(task_id = %task.task_id, error = %e, "cannot save Terraform state yet; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        saved => break saved?,
+                    }
+                };
                 tracing::info!(task_id = %task.task_id, version, "saved Terraform state");
             }
         }
