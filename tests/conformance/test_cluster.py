@@ -484,6 +484,9 @@ def test_a_database_blip_answers_503_and_loses_no_task(cluster, proxy):
             assert ended[t]["StatusMessage"], ended[t]
     assert ended[queued]["Status"] == "Succeeded", ended[queued]
     print("tasks in flight during the blip:", [(ended[t]["Status"], ended[t].get("StatusMessage")) for t in running])
+    # whatever their outcome, the file each apply made is in the stored state (saved once the database is back)
+    for t in running:
+        assert stored_states(cluster.database, ended[t]["ProvisionedProductId"]), f"the state of {t} was lost"
     # the launch refused during the blip left nothing behind; new work runs
     names = [d["ProvisionedProductName"] for d in
              admin.call("ListProvisionedProducts", {"AccessLevelFilter": "Account", "PageSize": 100})
