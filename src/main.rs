@@ -11,6 +11,9 @@ use servicecatalog::{roles, users};
 #[derive(Parser)]
 #[command(name = "servicecatalog", version, about = "A self-hosted service catalog speaking the Alibaba Cloud Service Catalog API")]
 struct Cli {
+    /// Configuration file (TOML; keys are the long flags): flags > environment > file > defaults.
+    #[arg(long, env = servicecatalog::ops::config::ENV, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +96,9 @@ enum Command {
         sample_catalog: bool,
         #[command(flatten)]
         limits: servicecatalog::ops::limits::LimitArgs,
+        /// Print the effective configuration (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
         /// Days the audit trail is kept (0: forever).
         #[arg(long, env = "SERVICECATALOG_AUDIT_RETENTION_DAYS", default_value_t = 90)]
         audit_retention_days: u64,
@@ -239,9 +245,13 @@ fn init_logging(json: bool) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let (cli, loaded) = servicecatalog::ops::config::parse::<Cli>()?;
     match cli.command {
-        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, audit_retention_days, data } => {
+        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, audit_retention_days, print_config, data } => {
+            if print_config {
+                print!("{}", loaded.print("serve"));
+                return Ok(());
+            }
             init_logging(log_json);
             let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
                 (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),

@@ -7,3 +7,4 @@ pub mod metrics;
 pub mod limits;
 pub mod audit;
 pub mod backup;
+pub mod config;

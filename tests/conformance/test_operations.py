@@ -287,3 +287,29 @@ def test_a_backup_taken_under_load_restores_every_product_and_its_state(fresh_se
     for pp_id in kept:
         assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
         assert sandbox_files(srv, pp_id) == {}
+
+
+# ============================================================================= configuration file
+
+
+def test_the_configuration_file_sits_below_flags_and_environment(tmp_path):
+    import os
+    import sclib
+
+    config = tmp_path / "servicecatalog.toml"
+    config.write_text('workers = 7\nrate-limit = 5\ntask-timeout = 99\nregions = ["cn-hangzhou", "cn-beijing"]\n'
+                      'database = "postgres://sc:hunter2@127.0.0.1:5432/sc"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECATALOG_")}
+    env.update({"SERVICECATALOG_CONFIG_FILE": str(config), "SERVICECATALOG_TASK_TIMEOUT": "42"})
+    run = lambda *args: subprocess.run([str(sclib.server_binary()), *args], capture_output=True, text=True, env=env,
+                                       timeout=60)
+    printed = run("serve", "--print-config", "--workers", "3").stdout
+    assert "workers = 3  # flag" in printed
+    assert "task-timeout = 42  # environment" in printed
+    assert "rate-limit = 5  # file" in printed and 'regions = "cn-hangzhou,cn-beijing"  # file' in printed
+    assert "shutdown-grace-seconds = 60  # default" in printed
+    assert "hunter2" not in printed and "postgres://sc:***@127.0.0.1:5432/sc" in printed
+
+    config.write_text('workers = 2\nlisten-address = "x"\n')
+    refused = run("serve", "--print-config")
+    assert refused.returncode != 0 and 'unknown key "listen-address"' in refused.stderr, refused.stderr
