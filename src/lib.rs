@@ -8,6 +8,8 @@ pub mod cli;
 pub mod console;
 pub mod engine;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ops;
 pub mod protocol;
 pub mod provisioning;
