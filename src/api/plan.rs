@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::provisioning::{pairs, refuse_under_change, region_ids, tag_pairs, KeyValue, Tag, MASK};
+use super::provisioning::{masked_parameters, pairs, refuse_under_change, region_ids, tag_pairs, KeyValue, Tag};
 use super::{format_time, Ctx, Filter, Paging};
 use crate::catalog::constraint::{ApprovalConfig, OperationType};
 use crate::provisioning::plan::{allows, PlanOperation};
@@ -596,19 +596,7 @@ async fn assigned_approvers(ctx: &Ctx<'_>, approval: &ApprovalConfig) -> Result<
 
 /// The `PlanDetail` object (also the items of `PlanDetails`); `approvers` are its assigned ones.
 fn plan_detail(ctx: &Ctx<'_>, plan: &Plan, approvers: &[Value]) -> Value {
-    let sensitive: Vec<String> = serde_json::from_str(&plan.sensitive_parameters).unwrap_or_default();
-    let parameters: Vec<Value> = ctx
-        .state
-        .secrets
-        .open(&plan.parameters_sealed)
-        .map(|p| parameters_from_json(&p))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = if sensitive.contains(&k) { MASK.to_string() } else { v };
-            json!({"ParameterKey": k, "ParameterValue": v})
-        })
-        .collect();
+    let parameters = masked_parameters(ctx, &plan.parameters_sealed, &plan.sensitive_parameters);
     let mut d = json!({
         "PlanId": plan.plan_id,
         "PlanName": plan.plan_name,

@@ -356,13 +356,13 @@ async fn visible_task(ctx: &Ctx<'_>, id: &str) -> Result<Task, ApiError> {
     Ok(task)
 }
 
-/// The `TaskDetail` object; `logs` fills `Log.TerraformLogs` (one entry per command and stream).
-fn task_detail(ctx: &Ctx<'_>, task: &Task, logs: Option<Vec<Value>>) -> Value {
-    let sensitive: Vec<String> = serde_json::from_str(&task.sensitive_parameters).unwrap_or_default();
-    let parameters: Vec<Value> = ctx
-        .state
+/// `[{ParameterKey, ParameterValue}]` from sealed parameters, the values of the parameters named
+/// in `sensitive_json` (a JSON array of names) masked.
+pub(super) fn masked_parameters(ctx: &Ctx<'_>, parameters_sealed: &str, sensitive_json: &str) -> Vec<Value> {
+    let sensitive: Vec<String> = serde_json::from_str(sensitive_json).unwrap_or_default();
+    ctx.state
         .secrets
-        .open(&task.parameters_sealed)
+        .open(parameters_sealed)
         .map(|p| parameters_from_json(&p))
         .unwrap_or_default()
         .into_iter()
@@ -370,7 +370,12 @@ fn task_detail(ctx: &Ctx<'_>, task: &Task, logs: Option<Vec<Value>>) -> Value {
             let v = if sensitive.contains(&k) { MASK.to_string() } else { v };
             json!({"ParameterKey": k, "ParameterValue": v})
         })
-        .collect();
+        .collect()
+}
+
+/// The `TaskDetail` object; `logs` fills `Log.TerraformLogs` (one entry per command and stream).
+fn task_detail(ctx: &Ctx<'_>, task: &Task, logs: Option<Vec<Value>>) -> Value {
+    let parameters = masked_parameters(ctx, &task.parameters_sealed, &task.sensitive_parameters);
     let mut d = json!({
         "TaskId": task.task_id,
         "TaskType": task.task_type,

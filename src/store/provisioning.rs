@@ -1,6 +1,8 @@
 //! Provisioned products, their tasks (a durable queue with leases), task logs and the versioned,
 //! sealed Terraform state of each provisioned product.
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::Row;
 
 use super::sql::{contains_pattern, Sql};
@@ -168,32 +170,34 @@ fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task, sqlx::Error> {
     })
 }
 
+/// Binds a task's columns, in `TASK_COLUMNS` order, to the next 19 placeholders.
+fn bind_task<'q>(query: Query<'q, sqlx::Any, AnyArguments<'q>>, t: &'q Task) -> Query<'q, sqlx::Any, AnyArguments<'q>> {
+    query
+        .bind(&t.task_id)
+        .bind(&t.task_type)
+        .bind(&t.provisioned_product_id)
+        .bind(&t.provisioned_product_name)
+        .bind(&t.product_id)
+        .bind(&t.product_name)
+        .bind(&t.product_version_id)
+        .bind(&t.product_version_name)
+        .bind(&t.portfolio_id)
+        .bind(&t.stack_region_id)
+        .bind(&t.parameters_sealed)
+        .bind(&t.sensitive_parameters)
+        .bind(&t.task_tags)
+        .bind(&t.launch_role)
+        .bind(&t.outputs)
+        .bind(&t.status)
+        .bind(&t.status_message)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+}
+
 /// Inserts a queued task inside `tx`.
 pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
-    sqlx::query(&format!(
-        "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-    ))
-    .bind(&t.task_id)
-    .bind(&t.task_type)
-    .bind(&t.provisioned_product_id)
-    .bind(&t.provisioned_product_name)
-    .bind(&t.product_id)
-    .bind(&t.product_name)
-    .bind(&t.product_version_id)
-    .bind(&t.product_version_name)
-    .bind(&t.portfolio_id)
-    .bind(&t.stack_region_id)
-    .bind(&t.parameters_sealed)
-    .bind(&t.sensitive_parameters)
-    .bind(&t.task_tags)
-    .bind(&t.launch_role)
-    .bind(&t.outputs)
-    .bind(&t.status)
-    .bind(&t.status_message)
-    .bind(t.created_at)
-    .bind(t.updated_at)
-    .execute(&mut **tx)
-    .await?;
+    let sql = format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES {}", placeholders(1, 19));
+    bind_task(sqlx::query(&sql), t).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -298,29 +302,7 @@ impl Store {
         let tasks: Vec<&Task> = items.iter().flat_map(|(_, tasks)| tasks).collect();
         for chunk in tasks.chunks(ROWS) {
             let sql = format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES {}", placeholders(chunk.len(), 19));
-            let mut insert = sqlx::query(&sql);
-            for t in chunk {
-                insert = insert
-                    .bind(&t.task_id)
-                    .bind(&t.task_type)
-                    .bind(&t.provisioned_product_id)
-                    .bind(&t.provisioned_product_name)
-                    .bind(&t.product_id)
-                    .bind(&t.product_name)
-                    .bind(&t.product_version_id)
-                    .bind(&t.product_version_name)
-                    .bind(&t.portfolio_id)
-                    .bind(&t.stack_region_id)
-                    .bind(&t.parameters_sealed)
-                    .bind(&t.sensitive_parameters)
-                    .bind(&t.task_tags)
-                    .bind(&t.launch_role)
-                    .bind(&t.outputs)
-                    .bind(&t.status)
-                    .bind(&t.status_message)
-                    .bind(t.created_at)
-                    .bind(t.updated_at);
-            }
+            let insert = chunk.iter().fold(sqlx::query(&sql), |q, t| bind_task(q, t));
             insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
