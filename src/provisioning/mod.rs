@@ -175,18 +175,11 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
     }
     for (i, (key, value)) in tags.iter().enumerate() {
         let n = i + 1;
-        let url = |s: &str| s.contains("http://") || s.contains("https://");
-        if key.is_empty() || key.starts_with("acs:") || key.starts_with("aliyun") || url(key) {
-            return Err(ApiError::invalid_parameter(
-                "Tags",
-                format!("The parameter Tags.{n}.Key must be non-empty, must not start with acs: or aliyun and must not contain http:// or https://."),
-            ));
+        if let Some(problem) = crate::catalog::tag::key_problem(key) {
+            return Err(ApiError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Key {problem}.")));
         }
-        if value.starts_with("acs:") || url(value) {
-            return Err(ApiError::invalid_parameter(
-                "Tags",
-                format!("The parameter Tags.{n}.Value must not start with acs: and must not contain http:// or https://."),
-            ));
+        if let Some(problem) = crate::catalog::tag::value_problem(value) {
+            return Err(ApiError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Value {problem}.")));
         }
     }
     Ok(())
