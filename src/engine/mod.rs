@@ -389,12 +389,20 @@ impl Engine {
     }
 
     async fn current_state(&self, provisioned_product_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(match self.store.latest_state(provisioned_product_id).await? {
-            Some((_, sealed)) => Some(self.secrets.open(&sealed).ok_or_else(|| {
-                StoreError::Database(sqlx::Error::Protocol("a Terraform state cannot be opened with the master key".into()))
-            })?),
-            None => None,
-        })
+        Ok(self.versioned_state(provisioned_product_id).await?.map(|(_, state)| state))
+    }
+
+    /// The newest state of a provisioned product, opened, with its version.
+    async fn versioned_state(&self, provisioned_product_id: &str) -> Result<Option<(i64, String)>, StoreError> {
+        match self.store.latest_state(provisioned_product_id).await? {
+            Some((version, sealed)) => {
+                let state = self.secrets.open(&sealed).ok_or_else(|| {
+                    StoreError::Database(sqlx::Error::Protocol("a Terraform state cannot be opened with the master key".into()))
+                })?;
+                Ok(Some((version, state)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Saves `terraform.tfstate` of `dir` every second while it changes (a complete JSON document

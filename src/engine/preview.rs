@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::terraform::{self, error_summary, Terraform};
-use super::{internal, internal_message, step, workspace, Engine, Lease, TaskInputs};
+use super::{internal, step, workspace, Engine, Lease, TaskInputs};
 use crate::provisioning::plan::{after_preview, planned_outputs, resource_changes};
 use crate::store::plan::{Plan, PreviewOutcome};
 
@@ -39,11 +39,8 @@ impl Engine {
         let inputs = TaskInputs::load_for(&self.store, &self.secrets, &plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
             .await
             .map_err(|e| e.to_string())?;
-        let (state_version, state) = match self.store.latest_state(&plan.provisioned_product_id).await.map_err(internal)? {
-            Some((version, sealed)) => {
-                let state = self.secrets.open(&sealed).ok_or_else(|| internal_message(&"a Terraform state cannot be opened with the master key"))?;
-                (version, Some(state))
-            }
+        let (state_version, state) = match self.versioned_state(&plan.provisioned_product_id).await.map_err(internal)? {
+            Some((version, state)) => (version, Some(state)),
             None => (0, None),
         };
         let dir = self.work_dir(&plan.plan_id);
