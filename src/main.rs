@@ -243,6 +243,10 @@ fn init_logging(json: bool) {
     }
 }
 
+/// mimalloc: per-thread heaps, so memory freed on another runtime thread takes no global lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (cli, loaded) = servicecatalog::ops::config::parse::<Cli>()?;

@@ -397,7 +397,7 @@ impl Engine {
         match self.store.latest_state(provisioned_product_id).await? {
             Some((version, sealed)) => {
                 let state = self.secrets.open(&sealed).ok_or_else(|| {
-                    StoreError::Database(sqlx::Error::Protocol("a Terraform state cannot be opened with the master key".into()))
+                    StoreError::Database("a Terraform state cannot be opened with the master key".into())
                 })?;
                 Ok(Some((version, state)))
             }

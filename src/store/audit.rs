@@ -1,8 +1,6 @@
 //! The audit trail: changes requested through the API, recorded once per request, listed by
 //! administrators with filters, pruned after the retention period.
 
-use sqlx::Row;
-
 use super::sql::Sql;
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
@@ -82,28 +80,26 @@ impl Store {
         if let Some(until) = query.until {
             filter.push(" AND occurred_at < ").int(until);
         }
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        let events = rows
-            .iter()
-            .map(|r| {
+        let events = self
+            .fetch_all(&select, |row| {
                 Ok(AuditEvent {
-                    event_id: r.try_get("event_id")?,
-                    occurred_at: r.try_get("occurred_at")?,
-                    request_id: r.try_get("request_id")?,
-                    action: r.try_get("action")?,
-                    principal_id: r.try_get("principal_id")?,
-                    principal_name: r.try_get("principal_name")?,
-                    resource_id: r.try_get("resource_id")?,
-                    parameters: r.try_get("parameters")?,
-                    http_status: r.try_get("http_status")?,
-                    result_code: r.try_get("result_code")?,
+                    event_id: row.get("event_id")?,
+                    occurred_at: row.get("occurred_at")?,
+                    request_id: row.get("request_id")?,
+                    action: row.get("action")?,
+                    principal_id: row.get("principal_id")?,
+                    principal_name: row.get("principal_name")?,
+                    resource_id: row.get("resource_id")?,
+                    parameters: row.get("parameters")?,
+                    http_status: row.get("http_status")?,
+                    result_code: row.get("result_code")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .await?;
         Ok((events, total))
     }
 

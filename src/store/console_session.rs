@@ -1,9 +1,8 @@
 //! Web console sessions: a hash of the session token, the AccessKey it was opened with, and its
 //! expiry. The console decides what a token is and when it expires; the store only keeps rows.
 
-use sqlx::Row;
-
 use super::principal::{principal_from_row, Principal};
+use super::sql::Sql;
 use super::{Store, StoreResult};
 
 impl Store {
@@ -22,18 +21,13 @@ impl Store {
     /// The principal of the session `token_hash` and the session's expiry, if it exists (its
     /// AccessKey still existing).
     pub async fn console_session(&self, token_hash: &str) -> StoreResult<Option<(Principal, i64)>> {
-        let row = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, s.expires_at \
              FROM console_sessions s JOIN access_keys k ON k.access_key_id = s.access_key_id \
-             JOIN principals p ON p.principal_id = k.principal_id WHERE s.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(self.reader())
-        .await?;
-        Ok(match row {
-            Some(row) => Some((principal_from_row(&row)?, row.try_get("expires_at")?)),
-            None => None,
-        })
+             JOIN principals p ON p.principal_id = k.principal_id WHERE s.token_hash = ",
+        );
+        sql.text(token_hash);
+        self.fetch_optional(&sql, |row| Ok((principal_from_row(row)?, row.get("expires_at")?))).await
     }
 
     /// Ends the session `token_hash`.

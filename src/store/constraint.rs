@@ -1,8 +1,8 @@
 //! Constraints: at most one per (portfolio, product, type), with their Config stored as the
 //! canonical JSON text of [`crate::catalog::constraint::ConstraintConfig`].
 
-use sqlx::Row;
-
+use super::read::Row;
+use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 /// A stored constraint.
@@ -37,15 +37,15 @@ pub enum ConstraintInsert {
 
 const COLUMNS: &str = "constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Constraint, sqlx::Error> {
+fn from_row(row: &Row<'_>) -> StoreResult<Constraint> {
     Ok(Constraint {
-        constraint_id: row.try_get("constraint_id")?,
-        constraint_type: row.try_get("constraint_type")?,
-        portfolio_id: row.try_get("portfolio_id")?,
-        product_id: row.try_get("product_id")?,
-        config: row.try_get("config")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
+        constraint_id: row.get("constraint_id")?,
+        constraint_type: row.get("constraint_type")?,
+        portfolio_id: row.get("portfolio_id")?,
+        product_id: row.get("product_id")?,
+        config: row.get("config")?,
+        description: row.get("description")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -92,11 +92,7 @@ impl Store {
 
     /// One constraint.
     pub async fn constraint(&self, id: &str) -> StoreResult<Option<Constraint>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM constraints WHERE constraint_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        self.fetch_optional(Sql::new(&format!("SELECT {COLUMNS} FROM constraints WHERE constraint_id = ")).text(id), from_row).await
     }
 
     /// Replaces the Config, and the description when given; false when not found.
@@ -121,33 +117,24 @@ impl Store {
 
     /// The constraints of the launch option (portfolio, product), by type.
     pub async fn constraints_for(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<Constraint>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM constraints WHERE portfolio_id = $1 AND product_id = $2 ORDER BY constraint_type"
-        ))
-        .bind(portfolio_id)
-        .bind(product_id)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM constraints WHERE portfolio_id = "));
+        sql.text(portfolio_id).push(" AND product_id = ").text(product_id).push(" ORDER BY constraint_type");
+        self.fetch_all(&sql, from_row).await
     }
 
     /// Ids of the Launch constraints naming the launch role `name`.
     pub async fn constraints_using_launch_role(&self, name: &str) -> StoreResult<Vec<String>> {
         use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
-        let rows = sqlx::query("SELECT constraint_id, config FROM constraints WHERE constraint_type = $1 ORDER BY constraint_id")
-            .bind(ConstraintType::Launch.name())
-            .fetch_all(self.reader())
-            .await?;
-        let mut ids = Vec::new();
-        for row in rows {
-            let config: String = row.try_get("config")?;
-            if let Ok(ConstraintConfig::Launch(c)) = ConstraintConfig::parse(ConstraintType::Launch, &config) {
-                if c.local_role_name == name {
-                    ids.push(row.try_get("constraint_id")?);
-                }
-            }
-        }
-        Ok(ids)
+        let mut sql = Sql::new("SELECT constraint_id, config FROM constraints WHERE constraint_type = ");
+        sql.text(ConstraintType::Launch.name()).push(" ORDER BY constraint_id");
+        let rows: Vec<(String, String)> = self.fetch_all(&sql, |row| Ok((row.get("constraint_id")?, row.get("config")?))).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, config)| {
+                matches!(ConstraintConfig::parse(ConstraintType::Launch, config), Ok(ConstraintConfig::Launch(c)) if c.local_role_name == name)
+            })
+            .map(|(id, _)| id)
+            .collect())
     }
 }
 

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::Row;
-
 use super::principal::{Principal, RAM_USER};
+use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 /// Principal type of roles as the API names it.
@@ -91,39 +90,23 @@ impl Store {
 
     /// The grants of `portfolio_id`, oldest first.
     pub async fn grants_of(&self, portfolio_id: &str) -> StoreResult<Vec<Grant>> {
-        let rows = sqlx::query(
-            "SELECT principal_type, principal_key, is_pattern FROM portfolio_principals WHERE portfolio_id = $1 \
-             ORDER BY created_at, principal_type, principal_key",
-        )
-        .bind(portfolio_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Grant {
-                    principal_type: r.try_get("principal_type")?,
-                    principal_key: r.try_get("principal_key")?,
-                    is_pattern: r.try_get::<i64, _>("is_pattern")? != 0,
-                })
+        let mut sql = Sql::new("SELECT principal_type, principal_key, is_pattern FROM portfolio_principals WHERE portfolio_id = ");
+        sql.text(portfolio_id).push(" ORDER BY created_at, principal_type, principal_key");
+        self.fetch_all(&sql, |row| {
+            Ok(Grant {
+                principal_type: row.get("principal_type")?,
+                principal_key: row.get("principal_key")?,
+                is_pattern: row.get::<i64>("is_pattern")? != 0,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        })
+        .await
     }
 
     /// The roles `user_id` is a member of, by name.
     pub async fn roles_of(&self, user_id: &str) -> StoreResult<Vec<RoleRef>> {
-        let rows = sqlx::query(
-            "SELECT p.principal_id, p.name FROM role_members m JOIN principals p ON p.principal_id = m.role_id \
-             WHERE m.user_id = $1 AND p.principal_type = $2 ORDER BY p.name",
-        )
-        .bind(user_id)
-        .bind(RAM_ROLE)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| Ok(RoleRef { role_id: r.try_get("principal_id")?, name: r.try_get("name")? }))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        let mut sql = Sql::new("SELECT p.principal_id, p.name FROM role_members m JOIN principals p ON p.principal_id = m.role_id WHERE m.user_id = ");
+        sql.text(user_id).push(" AND p.principal_type = ").text(RAM_ROLE).push(" ORDER BY p.name");
+        self.fetch_all(&sql, |row| Ok(RoleRef { role_id: row.get("principal_id")?, name: row.get("name")? })).await
     }
 
     /// Ids of the portfolios granted to `principal` (a user: directly, through its roles or by a
@@ -137,22 +120,22 @@ impl Store {
         } else {
             roles.push(RoleRef { role_id: principal.principal_id.clone(), name: principal.name.clone() });
         }
-        let rows = sqlx::query("SELECT portfolio_id, principal_type, principal_key, is_pattern FROM portfolio_principals")
-            .fetch_all(self.reader())
-            .await?;
         let mut granted = BTreeSet::new();
-        for row in rows {
-            let (kind, key): (String, String) = (row.try_get("principal_type")?, row.try_get("principal_key")?);
-            let is_pattern = row.try_get::<i64, _>("is_pattern")? != 0;
+        let all = Sql::new("SELECT portfolio_id, principal_type, principal_key, is_pattern FROM portfolio_principals");
+        self.fetch_all(&all, |row| {
+            let (kind, key): (String, String) = (row.get("principal_type")?, row.get("principal_key")?);
+            let is_pattern = row.get::<i64>("is_pattern")? != 0;
             let matches = match kind.as_str() {
                 RAM_USER => users.iter().any(|(id, name)| if is_pattern { pattern_matches(&key, name) } else { key == *id }),
                 RAM_ROLE => roles.iter().any(|r| if is_pattern { pattern_matches(&key, &r.name) } else { key == r.role_id }),
                 _ => false,
             };
             if matches {
-                granted.insert(row.try_get::<String, _>("portfolio_id")?);
+                granted.insert(row.get::<String>("portfolio_id")?);
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(granted.into_iter().collect())
     }
 }

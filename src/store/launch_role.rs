@@ -3,8 +3,7 @@
 //! the master key); only their names ever leave the store in clear. The engine reads them with
 //! `Store::launch_role_env_sealed` (beside the task queue).
 
-use sqlx::Row;
-
+use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 /// A stored launch role.
@@ -35,15 +34,8 @@ impl Store {
 
     /// Launch roles by name.
     pub async fn list_launch_roles(&self) -> StoreResult<Vec<LaunchRole>> {
-        let rows = sqlx::query("SELECT role_name, env_sealed, created_at FROM launch_roles ORDER BY role_name")
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LaunchRole { name: r.try_get("role_name")?, env_sealed: r.try_get("env_sealed")?, created_at: r.try_get("created_at")? })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        let sql = Sql::new("SELECT role_name, env_sealed, created_at FROM launch_roles ORDER BY role_name");
+        self.fetch_all(&sql, |r| Ok(LaunchRole { name: r.get("role_name")?, env_sealed: r.get("env_sealed")?, created_at: r.get("created_at")? })).await
     }
 
     /// Whether the launch role `name` exists.

@@ -12,6 +12,7 @@ mod migrate;
 mod nonce;
 mod ops;
 pub mod plan;
+mod read;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
@@ -29,6 +30,8 @@ use rand::Rng;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+use sql::Sql;
+
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -38,24 +41,27 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The cause of a [`StoreError`], from whichever driver raised it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// The store's errors: the database could not be reached (safe to retry), or it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Connection-level failure: the database is down or unreachable.
     #[error("database unavailable: {0}")]
-    Unavailable(sqlx::Error),
+    Unavailable(Cause),
     /// Any other database error.
     #[error("database error: {0}")]
-    Database(sqlx::Error),
+    Database(Cause),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-                StoreError::Unavailable(error)
+                StoreError::Unavailable(error.into())
             }
-            other => StoreError::Database(other),
+            other => StoreError::Database(other.into()),
         }
     }
 }
@@ -66,8 +72,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The database handle shared by the API and the workers.
 #[derive(Clone)]
 pub struct Store {
+    /// PostgreSQL reads (SQLite reads go through `sqlite`).
     read: AnyPool,
     write: AnyPool,
+    sqlite: Option<std::sync::Arc<read::SqliteReader>>,
     dialect: Dialect,
     url: std::sync::Arc<str>,
 }
@@ -101,18 +109,18 @@ impl Store {
                     })
                 })
         };
-        let (read, write) = match dialect {
+        let (read, write, sqlite) = match dialect {
             Dialect::Sqlite => {
-                let write = pool(1).connect_with(options.clone()).await?;
-                let read = pool(8).connect_with(options).await?;
-                (read, write)
+                let reader = read::SqliteReader::new(url)?;
+                let write = pool(1).connect_with(options).await?;
+                (write.clone(), write, Some(std::sync::Arc::new(reader)))
             }
             Dialect::Postgres => {
                 let shared = pool(16).connect_with(options).await?;
-                (shared.clone(), shared)
+                (shared.clone(), shared, None)
             }
         };
-        let store = Store { read, write, dialect, url: url.into() };
+        let store = Store { read, write, sqlite, dialect, url: url.into() };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -132,9 +140,14 @@ impl Store {
         &self.url
     }
 
-    /// Pool for reads.
+    /// sqlx's pool for reads, used on PostgreSQL only (SQLite reads run inline, [`read`]).
     pub(crate) fn reader(&self) -> &AnyPool {
         &self.read
+    }
+
+    /// The inline SQLite readers, on SQLite.
+    fn sqlite_reader(&self) -> Option<&read::SqliteReader> {
+        self.sqlite.as_deref()
     }
 
     /// Pool for writes.
@@ -154,13 +167,13 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.fetch_count(&Sql::new("SELECT 1")).await?;
         Ok(())
     }
 
     /// A stored setting.
     pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.read).await?)
+        self.fetch_value(Sql::new("SELECT value FROM settings WHERE name = ").text(name)).await
     }
 
     /// Returns the setting `name`, storing `make()` first if it has none (first writer wins).

@@ -40,10 +40,9 @@ impl Store {
 
     /// Nonces that have not expired, for loading at start.
     pub async fn live_nonces(&self) -> StoreResult<Vec<(String, String, i64)>> {
-        Ok(sqlx::query_as("SELECT access_key_id, nonce, expires_at FROM signature_nonces WHERE expires_at > $1")
-            .bind(now_ms())
-            .fetch_all(self.reader())
-            .await?)
+        let mut sql = Sql::new("SELECT access_key_id, nonce, expires_at FROM signature_nonces WHERE expires_at > ");
+        sql.int(now_ms());
+        self.fetch_all(&sql, |row| Ok((row.get("access_key_id")?, row.get("nonce")?, row.get("expires_at")?))).await
     }
 
     /// Forgets expired nonces.

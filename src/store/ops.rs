@@ -1,27 +1,25 @@
 //! What operators watch and limit: the task queue, tasks in progress per principal, and the
 //! database pools.
 
+use super::sql::Sql;
 use super::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
     /// Tasks queued and not yet claimed, and the creation time (ms) of the oldest of them.
     pub async fn queue_stats(&self) -> StoreResult<(i64, Option<i64>)> {
-        let row: (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM tasks WHERE status = 'InProgress' AND lease_owner IS NULL")
-                .fetch_one(self.reader())
-                .await?;
-        Ok(row)
+        let sql = Sql::new("SELECT COUNT(*) AS queued, MIN(created_at) AS oldest FROM tasks WHERE status = 'InProgress' AND lease_owner IS NULL");
+        let row = self.fetch_optional(&sql, |row| Ok((row.get("queued")?, row.get("oldest")?))).await?;
+        Ok(row.unwrap_or((0, None)))
     }
 
     /// Tasks in progress (queued or running) on the provisioned products `principal_id` owns.
     pub async fn tasks_in_progress_of(&self, principal_id: &str) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar(
+        let mut sql = Sql::new(
             "SELECT COUNT(*) FROM tasks t JOIN provisioned_products p ON p.provisioned_product_id = t.provisioned_product_id \
-             WHERE t.status = 'InProgress' AND p.owner_principal_id = $1",
-        )
-        .bind(principal_id)
-        .fetch_one(self.reader())
-        .await?)
+             WHERE t.status = 'InProgress' AND p.owner_principal_id = ",
+        );
+        sql.text(principal_id);
+        self.fetch_count(&sql).await
     }
 
     /// Age in seconds of a queue whose oldest task was created at `oldest` (ms).
@@ -29,11 +27,12 @@ impl Store {
         oldest.map_or(0, |created| (now_ms() - created).max(0) / 1000)
     }
 
-    /// Per pool: (name, open connections, idle connections, maximum). PostgreSQL has one pool.
+    /// Per sqlx pool: (name, open connections, idle connections, maximum). SQLite reads run
+    /// inline (no pool); PostgreSQL has one shared pool.
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32, u32)> {
         let stats = |name, pool: &sqlx::AnyPool| (name, pool.size(), pool.num_idle() as u32, pool.options().get_max_connections());
         match self.dialect() {
-            Dialect::Sqlite => vec![stats("read", self.reader()), stats("write", self.writer())],
+            Dialect::Sqlite => vec![stats("write", self.writer())],
             Dialect::Postgres => vec![stats("shared", self.reader())],
         }
     }

@@ -7,11 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sqlx::Row;
-
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
+use super::read::Row;
 use super::sql::{contains_pattern, Sql};
-use super::{now_ms, SortOrder, Store, StoreResult};
+use super::{now_ms, SortOrder, Store, StoreError, StoreResult};
 
 /// The ten statuses of a plan (`PlanDetail.Status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,39 +178,39 @@ const PLAN_COLUMNS: &str = "pl.plan_id, pl.plan_name, pl.description, pl.operati
     pl.updated_at, COALESCE(p.product_name, '') AS product_name";
 const PLAN_FROM: &str = " FROM plans pl LEFT JOIN products p ON p.product_id = pl.product_id";
 
-fn plan_from_row(row: &sqlx::any::AnyRow) -> Result<Plan, sqlx::Error> {
-    let status: String = row.try_get("status")?;
+fn plan_from_row(row: &Row<'_>) -> StoreResult<Plan> {
+    let status: String = row.get("status")?;
     Ok(Plan {
-        plan_id: row.try_get("plan_id")?,
-        plan_name: row.try_get("plan_name")?,
-        description: row.try_get("description")?,
-        operation_type: row.try_get("operation_type")?,
-        owner_principal_id: row.try_get("owner_principal_id")?,
-        owner_principal_type: row.try_get("owner_principal_type")?,
-        owner_principal_name: row.try_get("owner_principal_name")?,
-        product_id: row.try_get("product_id")?,
-        product_version_id: row.try_get("product_version_id")?,
-        portfolio_id: row.try_get("portfolio_id")?,
-        provisioned_product_id: row.try_get("provisioned_product_id")?,
-        provisioned_product_name: row.try_get("provisioned_product_name")?,
-        stack_id: row.try_get("stack_id")?,
-        stack_region_id: row.try_get("stack_region_id")?,
-        parameters_sealed: row.try_get("parameters_sealed")?,
-        sensitive_parameters: row.try_get("sensitive_parameters")?,
-        tags: row.try_get("tags")?,
-        task_tags: row.try_get("task_tags")?,
-        launch_role: row.try_get("launch_role")?,
-        approval_config: row.try_get("approval_config")?,
-        status: status.parse().map_err(sqlx::Error::Protocol)?,
-        status_message: row.try_get("status_message")?,
-        resource_changes: row.try_get("resource_changes")?,
-        planned_outputs: row.try_get("planned_outputs")?,
-        plan_file_sealed: row.try_get("plan_file_sealed")?,
-        state_version: row.try_get("state_version")?,
-        execute_task_id: row.try_get("execute_task_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        product_name: row.try_get("product_name")?,
+        plan_id: row.get("plan_id")?,
+        plan_name: row.get("plan_name")?,
+        description: row.get("description")?,
+        operation_type: row.get("operation_type")?,
+        owner_principal_id: row.get("owner_principal_id")?,
+        owner_principal_type: row.get("owner_principal_type")?,
+        owner_principal_name: row.get("owner_principal_name")?,
+        product_id: row.get("product_id")?,
+        product_version_id: row.get("product_version_id")?,
+        portfolio_id: row.get("portfolio_id")?,
+        provisioned_product_id: row.get("provisioned_product_id")?,
+        provisioned_product_name: row.get("provisioned_product_name")?,
+        stack_id: row.get("stack_id")?,
+        stack_region_id: row.get("stack_region_id")?,
+        parameters_sealed: row.get("parameters_sealed")?,
+        sensitive_parameters: row.get("sensitive_parameters")?,
+        tags: row.get("tags")?,
+        task_tags: row.get("task_tags")?,
+        launch_role: row.get("launch_role")?,
+        approval_config: row.get("approval_config")?,
+        status: status.parse().map_err(|message: String| StoreError::Database(message.into()))?,
+        status_message: row.get("status_message")?,
+        resource_changes: row.get("resource_changes")?,
+        planned_outputs: row.get("planned_outputs")?,
+        plan_file_sealed: row.get("plan_file_sealed")?,
+        state_version: row.get("state_version")?,
+        execute_task_id: row.get("execute_task_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        product_name: row.get("product_name")?,
     })
 }
 
@@ -315,7 +314,7 @@ impl Store {
             .bind(id)
             .fetch_optional(self.writer())
             .await?;
-        Ok(row.as_ref().map(plan_from_row).transpose()?)
+        row.map(|row| plan_from_row(&Row::Any(&row))).transpose()
     }
 
     /// The plan whose execution is the task `task_id`, if any.
@@ -324,7 +323,7 @@ impl Store {
             .bind(task_id)
             .fetch_optional(self.writer())
             .await?;
-        Ok(row.as_ref().map(plan_from_row).transpose()?)
+        row.map(|row| plan_from_row(&Row::Any(&row))).transpose()
     }
 
     /// Every plan matching `query`, ordered by creation time. Lists page in the caller, after
@@ -358,42 +357,34 @@ impl Store {
         }
         let dir = order.sql();
         select.push(&format!(" ORDER BY pl.created_at {dir}, pl.plan_id {dir}"));
-        let rows = select.query().fetch_all(self.reader()).await?;
-        Ok(rows.iter().map(plan_from_row).collect::<Result<_, _>>()?)
+        self.fetch_all(&select, plan_from_row).await
     }
 
     /// Ids of the plans on which `principal_id` recorded an `Approve` or `Reject`.
     pub async fn plans_decided_by(&self, principal_id: &str) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT plan_id FROM plan_records WHERE operator_principal_id = $1 AND approval_action IN ('Approve', 'Reject')",
-        )
-        .bind(principal_id)
-        .fetch_all(self.reader())
-        .await?)
+        let mut sql = Sql::new("SELECT DISTINCT plan_id FROM plan_records WHERE operator_principal_id = ");
+        sql.text(principal_id).push(" AND approval_action IN ('Approve', 'Reject')");
+        self.fetch_all(&sql, |row| row.first()).await
     }
 
     /// A plan's operation records, oldest first.
     pub async fn plan_records(&self, plan_id: &str) -> StoreResult<Vec<PlanRecord>> {
-        let rows = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT approval_action, operator_principal_id, operator_principal_type, operator_principal_name, comment, created_at \
-             FROM plan_records WHERE plan_id = $1 ORDER BY seq",
-        )
-        .bind(plan_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PlanRecord {
-                    approval_action: r.try_get("approval_action")?,
-                    operator_principal_id: r.try_get("operator_principal_id")?,
-                    operator_principal_type: r.try_get("operator_principal_type")?,
-                    operator_principal_name: r.try_get("operator_principal_name")?,
-                    comment: r.try_get("comment")?,
-                    created_at: r.try_get("created_at")?,
-                })
+             FROM plan_records WHERE plan_id = ",
+        );
+        sql.text(plan_id).push(" ORDER BY seq");
+        self.fetch_all(&sql, |row| {
+            Ok(PlanRecord {
+                approval_action: row.get("approval_action")?,
+                operator_principal_id: row.get("operator_principal_id")?,
+                operator_principal_type: row.get("operator_principal_type")?,
+                operator_principal_name: row.get("operator_principal_name")?,
+                comment: row.get("comment")?,
+                created_at: row.get("created_at")?,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        })
+        .await
     }
 
     /// Replaces the change a plan previews and queues a new preview, if the plan is still in
@@ -467,7 +458,7 @@ impl Store {
                 pick.push(" FOR UPDATE SKIP LOCKED");
             }
             let mut tx = self.begin().await?;
-            let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| r.try_get(0)).transpose()?;
+            let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| Row::Any(&r).first()).transpose()?;
             let Some(plan_id) = candidate else { return Ok(None) };
             let claimed = sqlx::query(
                 "UPDATE plans SET lease_owner = $1, lease_expires_at = $2 WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4",
@@ -530,14 +521,9 @@ impl Store {
 
     /// Previews whose lease expired (their worker died).
     pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = $1 AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < $2"
-        ))
-        .bind(PlanStatus::PreviewInProgress.name())
-        .bind(now_ms())
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows.iter().map(plan_from_row).collect::<Result<_, _>>()?)
+        let mut sql = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = "));
+        sql.text(PlanStatus::PreviewInProgress.name()).push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ").int(now_ms());
+        self.fetch_all(&sql, plan_from_row).await
     }
 
     /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile.

@@ -1,7 +1,6 @@
 //! Portfolios: named groups of products that principals are granted.
 
-use sqlx::Row;
-
+use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
@@ -44,13 +43,13 @@ pub enum PortfolioDeletion {
 
 const COLUMNS: &str = "portfolio_id, portfolio_name, provider_name, description, created_at";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Portfolio, sqlx::Error> {
+fn from_row(row: &Row<'_>) -> StoreResult<Portfolio> {
     Ok(Portfolio {
-        portfolio_id: row.try_get("portfolio_id")?,
-        portfolio_name: row.try_get("portfolio_name")?,
-        provider_name: row.try_get("provider_name")?,
-        description: row.try_get("description")?,
-        created_at: row.try_get("created_at")?,
+        portfolio_id: row.get("portfolio_id")?,
+        portfolio_name: row.get("portfolio_name")?,
+        provider_name: row.get("provider_name")?,
+        description: row.get("description")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -73,11 +72,7 @@ impl Store {
 
     /// One portfolio.
     pub async fn portfolio(&self, id: &str) -> StoreResult<Option<Portfolio>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM portfolios WHERE portfolio_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        self.fetch_optional(Sql::new(&format!("SELECT {COLUMNS} FROM portfolios WHERE portfolio_id = ")).text(id), from_row).await
     }
 
     /// Changes name and provider, and the description when given; false when not found.
@@ -131,12 +126,11 @@ impl Store {
             filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
             filter.push(")");
         }
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+        Ok((self.fetch_all(&select, from_row).await?, total))
     }
 }

@@ -1,7 +1,7 @@
 //! Principals (RAM users and roles of this installation) and the AccessKeys of users.
 
-use sqlx::Row;
-
+use super::read::Row;
+use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 /// Principal type as the API names it.
@@ -25,13 +25,13 @@ pub struct Principal {
     pub created_at: i64,
 }
 
-pub(super) fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Principal, sqlx::Error> {
+pub(super) fn principal_from_row(row: &Row<'_>) -> StoreResult<Principal> {
     Ok(Principal {
-        principal_id: row.try_get("principal_id")?,
-        principal_type: row.try_get("principal_type")?,
-        name: row.try_get("name")?,
-        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-        created_at: row.try_get("created_at")?,
+        principal_id: row.get("principal_id")?,
+        principal_type: row.get("principal_type")?,
+        name: row.get("name")?,
+        is_admin: row.get::<i64>("is_admin")? != 0,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -44,17 +44,12 @@ pub fn new_principal_id() -> String {
 impl Store {
     /// The principal owning `access_key_id` and the key's sealed secret.
     pub async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(Principal, String)>> {
-        let row = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, k.secret_sealed \
-             FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id WHERE k.access_key_id = $1",
-        )
-        .bind(access_key_id)
-        .fetch_optional(self.reader())
-        .await?;
-        Ok(match row {
-            Some(row) => Some((principal_from_row(&row)?, row.try_get("secret_sealed")?)),
-            None => None,
-        })
+             FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id WHERE k.access_key_id = ",
+        );
+        sql.text(access_key_id);
+        self.fetch_optional(&sql, |row| Ok((principal_from_row(row)?, row.get("secret_sealed")?))).await
     }
 
     /// Creates a user with one AccessKey; `None` when the name is taken.
@@ -94,18 +89,14 @@ impl Store {
 
     /// Users, oldest first.
     pub async fn list_users(&self) -> StoreResult<Vec<(Principal, Vec<String>)>> {
-        let rows = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, k.access_key_id \
-             FROM principals p LEFT JOIN access_keys k ON k.principal_id = p.principal_id \
-             WHERE p.principal_type = $1 ORDER BY p.created_at, p.principal_id, k.access_key_id",
-        )
-        .bind(RAM_USER)
-        .fetch_all(self.reader())
-        .await?;
+             FROM principals p LEFT JOIN access_keys k ON k.principal_id = p.principal_id WHERE p.principal_type = ",
+        );
+        sql.text(RAM_USER).push(" ORDER BY p.created_at, p.principal_id, k.access_key_id");
+        let rows = self.fetch_all(&sql, |row| Ok((principal_from_row(row)?, row.get::<Option<String>>("access_key_id")?))).await?;
         let mut users: Vec<(Principal, Vec<String>)> = Vec::new();
-        for row in rows {
-            let principal = principal_from_row(&row)?;
-            let key: Option<String> = row.try_get("access_key_id")?;
+        for (principal, key) in rows {
             match users.last_mut() {
                 Some((last, keys)) if last.principal_id == principal.principal_id => keys.extend(key),
                 _ => users.push((principal, key.into_iter().collect())),
@@ -138,14 +129,11 @@ impl Store {
 
     /// The root administrator's AccessKey ids.
     pub async fn root_access_keys(&self) -> StoreResult<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT k.access_key_id FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id \
-             WHERE p.principal_type = $1 AND p.name = $2",
-        )
-        .bind(RAM_USER)
-        .bind(ROOT_USER_NAME)
-        .fetch_all(self.reader())
-        .await?)
+        let mut sql = Sql::new(
+            "SELECT k.access_key_id FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id WHERE p.principal_type = ",
+        );
+        sql.text(RAM_USER).push(" AND p.name = ").text(ROOT_USER_NAME);
+        self.fetch_all(&sql, |row| row.first()).await
     }
 
     /// Makes `access_key_id` the root administrator's only key, creating root if needed.

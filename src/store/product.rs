@@ -1,8 +1,7 @@
 //! Products, their versions and their membership in portfolios, with the referential rules that
 //! keep a product in use from disappearing.
 
-use sqlx::Row;
-
+use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
@@ -129,30 +128,30 @@ const PRODUCT_COLUMNS: &str = "product_id, product_name, provider_name, descript
 const VERSION_COLUMNS: &str = "product_version_id, product_id, product_version_name, description, active, guidance, \
                                template_type, template_url, template_id, created_at";
 
-fn product_from_row(row: &sqlx::any::AnyRow) -> Result<Product, sqlx::Error> {
+fn product_from_row(row: &Row<'_>) -> StoreResult<Product> {
     Ok(Product {
-        product_id: row.try_get("product_id")?,
-        product_name: row.try_get("product_name")?,
-        provider_name: row.try_get("provider_name")?,
-        description: row.try_get("description")?,
-        product_type: row.try_get("product_type")?,
-        template_type: row.try_get("template_type")?,
-        created_at: row.try_get("created_at")?,
+        product_id: row.get("product_id")?,
+        product_name: row.get("product_name")?,
+        provider_name: row.get("provider_name")?,
+        description: row.get("description")?,
+        product_type: row.get("product_type")?,
+        template_type: row.get("template_type")?,
+        created_at: row.get("created_at")?,
     })
 }
 
-fn version_from_row(row: &sqlx::any::AnyRow) -> Result<ProductVersion, sqlx::Error> {
+fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
     Ok(ProductVersion {
-        product_version_id: row.try_get("product_version_id")?,
-        product_id: row.try_get("product_id")?,
-        product_version_name: row.try_get("product_version_name")?,
-        description: row.try_get("description")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        guidance: row.try_get("guidance")?,
-        template_type: row.try_get("template_type")?,
-        template_url: row.try_get("template_url")?,
-        template_id: row.try_get("template_id")?,
-        created_at: row.try_get("created_at")?,
+        product_version_id: row.get("product_version_id")?,
+        product_id: row.get("product_id")?,
+        product_version_name: row.get("product_version_name")?,
+        description: row.get("description")?,
+        active: row.get::<i64>("active")? != 0,
+        guidance: row.get("guidance")?,
+        template_type: row.get("template_type")?,
+        template_url: row.get("template_url")?,
+        template_id: row.get("template_id")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -196,11 +195,9 @@ impl Store {
 
     /// One product.
     pub async fn product(&self, id: &str) -> StoreResult<Option<Product>> {
-        let row = sqlx::query(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(product_from_row).transpose()?)
+        let mut sql = Sql::new(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = "));
+        sql.text(id);
+        self.fetch_optional(&sql, product_from_row).await
     }
 
     /// Changes name and provider, and the description when given; false when not found.
@@ -224,17 +221,19 @@ impl Store {
     /// own references belong here too, so that every deletion path asks this one function.
     pub async fn product_use(&self, product_id: &str) -> StoreResult<Option<ProductUse>> {
         type UseOf = fn(String) -> ProductUse;
-        let checks: [(&str, UseOf); 3] = [
-            ("SELECT portfolio_id FROM portfolio_products WHERE product_id = $1", ProductUse::Portfolio),
-            ("SELECT portfolio_id FROM constraints WHERE product_id = $1", ProductUse::Constraint),
+        let checks: [(&str, &str, UseOf); 3] = [
+            ("SELECT portfolio_id FROM portfolio_products WHERE product_id = ", "", ProductUse::Portfolio),
+            ("SELECT portfolio_id FROM constraints WHERE product_id = ", "", ProductUse::Constraint),
             (
-                "SELECT provisioned_product_id FROM provisioned_products WHERE product_id = $1 AND terminated = 0",
+                "SELECT provisioned_product_id FROM provisioned_products WHERE product_id = ",
+                " AND terminated = 0",
                 ProductUse::Provisioned,
             ),
         ];
-        for (sql, make) in checks {
-            let found: Option<String> =
-                sqlx::query_scalar(&format!("{sql} LIMIT 1")).bind(product_id).fetch_optional(self.reader()).await?;
+        for (head, tail, make) in checks {
+            let mut sql = Sql::new(head);
+            sql.text(product_id).push(tail).push(" LIMIT 1");
+            let found: Option<String> = self.fetch_value(&sql).await?;
             if let Some(id) = found {
                 return Ok(Some(make(id)));
             }
@@ -288,13 +287,12 @@ impl Store {
             }
             filter.push("))");
         }
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        Ok((rows.iter().map(product_from_row).collect::<Result<_, _>>()?, total))
+        Ok((self.fetch_all(&select, product_from_row).await?, total))
     }
 
     /// Adds a version to an existing product.
@@ -305,11 +303,9 @@ impl Store {
 
     /// One version.
     pub async fn product_version(&self, id: &str) -> StoreResult<Option<ProductVersion>> {
-        let row = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_version_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(version_from_row).transpose()?)
+        let mut sql = Sql::new(&format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_version_id = "));
+        sql.text(id);
+        self.fetch_optional(&sql, version_from_row).await
     }
 
     /// The versions of a product, oldest first; only active ones when `active_only`.
@@ -320,8 +316,7 @@ impl Store {
             sql.push(" AND active = 1");
         }
         sql.push(" ORDER BY created_at, product_version_id");
-        let rows = sql.query().fetch_all(self.reader()).await?;
-        Ok(rows.iter().map(version_from_row).collect::<Result<_, _>>()?)
+        self.fetch_all(&sql, version_from_row).await
     }
 
     /// Applies an update; false when not found.
@@ -345,12 +340,9 @@ impl Store {
     /// a product in use.
     pub async fn delete_product_version(&self, id: &str) -> StoreResult<Deletion> {
         let Some(version) = self.product_version(id).await? else { return Ok(Deletion::NotFound) };
-        let running: Option<String> = sqlx::query_scalar(
-            "SELECT provisioned_product_id FROM provisioned_products WHERE product_version_id = $1 AND terminated = 0 LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?;
+        let mut sql = Sql::new("SELECT provisioned_product_id FROM provisioned_products WHERE product_version_id = ");
+        sql.text(id).push(" AND terminated = 0 LIMIT 1");
+        let running: Option<String> = self.fetch_value(&sql).await?;
         if let Some(running) = running {
             return Ok(Deletion::InUse(ProductUse::Provisioned(running)));
         }
@@ -419,35 +411,26 @@ impl Store {
             sql.push(if i == 0 { "" } else { ", " }).text(id.clone());
         }
         sql.push(") ORDER BY product_id, portfolio_id");
-        let rows = sql.query().fetch_all(self.reader()).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("product_id")?, r.try_get("portfolio_id")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        self.fetch_all(&sql, |row| Ok((row.get("product_id")?, row.get("portfolio_id")?))).await
     }
 
     /// The tag options associated with a resource, by key and value.
     pub async fn resource_tag_options(&self, resource_id: &str) -> StoreResult<Vec<AssociatedTagOption>> {
-        let rows = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT t.tag_option_id, t.tag_key, t.tag_value, t.active, t.owner FROM tag_options t \
-             JOIN tag_option_resources r ON r.tag_option_id = t.tag_option_id WHERE r.resource_id = $1 \
-             ORDER BY t.tag_key, t.tag_value",
-        )
-        .bind(resource_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AssociatedTagOption {
-                    tag_option_id: r.try_get("tag_option_id")?,
-                    key: r.try_get("tag_key")?,
-                    value: r.try_get("tag_value")?,
-                    active: r.try_get::<i64, _>("active")? != 0,
-                    owner: r.try_get("owner")?,
-                })
+             JOIN tag_option_resources r ON r.tag_option_id = t.tag_option_id WHERE r.resource_id = ",
+        );
+        sql.text(resource_id).push(" ORDER BY t.tag_key, t.tag_value");
+        self.fetch_all(&sql, |row| {
+            Ok(AssociatedTagOption {
+                tag_option_id: row.get("tag_option_id")?,
+                key: row.get("tag_key")?,
+                value: row.get("tag_value")?,
+                active: row.get::<i64>("active")? != 0,
+                owner: row.get("owner")?,
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        })
+        .await
     }
 }
 

@@ -3,8 +3,9 @@
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::Row;
+use sqlx::Row as _;
 
+use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreError, StoreResult};
 
@@ -119,26 +120,26 @@ const PP_COLUMNS: &str = "pp.provisioned_product_id, pp.provisioned_product_name
 const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
     LEFT JOIN product_versions v ON v.product_version_id = pp.product_version_id";
 
-fn pp_from_row(row: &sqlx::any::AnyRow) -> Result<ProvisionedProduct, sqlx::Error> {
+fn pp_from_row(row: &Row<'_>) -> StoreResult<ProvisionedProduct> {
     Ok(ProvisionedProduct {
-        provisioned_product_id: row.try_get("provisioned_product_id")?,
-        provisioned_product_name: row.try_get("provisioned_product_name")?,
-        owner_principal_id: row.try_get("owner_principal_id")?,
-        owner_principal_type: row.try_get("owner_principal_type")?,
-        product_id: row.try_get("product_id")?,
-        product_version_id: row.try_get("product_version_id")?,
-        portfolio_id: row.try_get("portfolio_id")?,
-        stack_region_id: row.try_get("stack_region_id")?,
-        stack_id: row.try_get("stack_id")?,
-        status: row.try_get("status")?,
-        status_message: row.try_get("status_message")?,
-        parameters_sealed: row.try_get("parameters_sealed")?,
-        last_task_id: row.try_get("last_task_id")?,
-        last_provisioning_task_id: row.try_get("last_provisioning_task_id")?,
-        last_successful_provisioning_task_id: row.try_get("last_successful_provisioning_task_id")?,
-        created_at: row.try_get("created_at")?,
-        product_name: row.try_get("product_name")?,
-        product_version_name: row.try_get("product_version_name")?,
+        provisioned_product_id: row.get("provisioned_product_id")?,
+        provisioned_product_name: row.get("provisioned_product_name")?,
+        owner_principal_id: row.get("owner_principal_id")?,
+        owner_principal_type: row.get("owner_principal_type")?,
+        product_id: row.get("product_id")?,
+        product_version_id: row.get("product_version_id")?,
+        portfolio_id: row.get("portfolio_id")?,
+        stack_region_id: row.get("stack_region_id")?,
+        stack_id: row.get("stack_id")?,
+        status: row.get("status")?,
+        status_message: row.get("status_message")?,
+        parameters_sealed: row.get("parameters_sealed")?,
+        last_task_id: row.get("last_task_id")?,
+        last_provisioning_task_id: row.get("last_provisioning_task_id")?,
+        last_successful_provisioning_task_id: row.get("last_successful_provisioning_task_id")?,
+        created_at: row.get("created_at")?,
+        product_name: row.get("product_name")?,
+        product_version_name: row.get("product_version_name")?,
     })
 }
 
@@ -146,27 +147,27 @@ const TASK_COLUMNS: &str = "task_id, task_type, provisioned_product_id, provisio
     product_name, product_version_id, product_version_name, portfolio_id, stack_region_id, parameters_sealed, \
     sensitive_parameters, task_tags, launch_role, outputs, status, status_message, created_at, updated_at";
 
-fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task, sqlx::Error> {
+fn task_from_row(row: &Row<'_>) -> StoreResult<Task> {
     Ok(Task {
-        task_id: row.try_get("task_id")?,
-        task_type: row.try_get("task_type")?,
-        provisioned_product_id: row.try_get("provisioned_product_id")?,
-        provisioned_product_name: row.try_get("provisioned_product_name")?,
-        product_id: row.try_get("product_id")?,
-        product_name: row.try_get("product_name")?,
-        product_version_id: row.try_get("product_version_id")?,
-        product_version_name: row.try_get("product_version_name")?,
-        portfolio_id: row.try_get("portfolio_id")?,
-        stack_region_id: row.try_get("stack_region_id")?,
-        parameters_sealed: row.try_get("parameters_sealed")?,
-        sensitive_parameters: row.try_get("sensitive_parameters")?,
-        task_tags: row.try_get("task_tags")?,
-        launch_role: row.try_get("launch_role")?,
-        outputs: row.try_get("outputs")?,
-        status: row.try_get("status")?,
-        status_message: row.try_get("status_message")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        task_id: row.get("task_id")?,
+        task_type: row.get("task_type")?,
+        provisioned_product_id: row.get("provisioned_product_id")?,
+        provisioned_product_name: row.get("provisioned_product_name")?,
+        product_id: row.get("product_id")?,
+        product_name: row.get("product_name")?,
+        product_version_id: row.get("product_version_id")?,
+        product_version_name: row.get("product_version_name")?,
+        portfolio_id: row.get("portfolio_id")?,
+        stack_region_id: row.get("stack_region_id")?,
+        parameters_sealed: row.get("parameters_sealed")?,
+        sensitive_parameters: row.get("sensitive_parameters")?,
+        task_tags: row.get("task_tags")?,
+        launch_role: row.get("launch_role")?,
+        outputs: row.get("outputs")?,
+        status: row.get("status")?,
+        status_message: row.get("status_message")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
 
@@ -323,11 +324,9 @@ impl Store {
 
     /// A live (not terminated) provisioned product.
     pub async fn provisioned_product(&self, id: &str) -> StoreResult<Option<ProvisionedProduct>> {
-        let row = sqlx::query(&format!("SELECT {PP_COLUMNS}{PP_FROM} WHERE pp.provisioned_product_id = $1 AND pp.terminated = 0"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(pp_from_row).transpose()?)
+        let mut sql = Sql::new(&format!("SELECT {PP_COLUMNS}{PP_FROM} WHERE pp.provisioned_product_id = "));
+        sql.text(id).push(" AND pp.terminated = 0");
+        self.fetch_optional(&sql, pp_from_row).await
     }
 
     /// One page of live provisioned products and the total count.
@@ -348,73 +347,49 @@ impl Store {
         if let Some(text) = &query.full_text {
             filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
-        let total: i64 = filter.behind("SELECT COUNT(*) FROM provisioned_products pp").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*) FROM provisioned_products pp")).await?;
         let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}{PP_FROM}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        Ok((rows.iter().map(pp_from_row).collect::<Result<_, _>>()?, total))
+        Ok((self.fetch_all(&select, pp_from_row).await?, total))
     }
 
     /// Whether any live provisioned product uses the product (deletion guard).
     pub async fn product_has_provisioned_products(&self, product_id: &str) -> StoreResult<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM provisioned_products WHERE product_id = $1 AND terminated = 0")
-            .bind(product_id)
-            .fetch_one(self.reader())
-            .await?;
-        Ok(n > 0)
+        let mut sql = Sql::new("SELECT COUNT(*) FROM provisioned_products WHERE product_id = ");
+        sql.text(product_id).push(" AND terminated = 0");
+        Ok(self.fetch_count(&sql).await? > 0)
     }
 
     /// One task.
     pub async fn task(&self, id: &str) -> StoreResult<Option<Task>> {
-        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(task_from_row).transpose()?)
+        self.fetch_optional(Sql::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ")).text(id), task_from_row).await
     }
 
     /// Owner of the provisioned product a task belongs to (terminated ones included).
     pub async fn task_owner(&self, provisioned_product_id: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT owner_principal_id FROM provisioned_products WHERE provisioned_product_id = $1")
-            .bind(provisioned_product_id)
-            .fetch_optional(self.reader())
-            .await?)
+        self.fetch_value(Sql::new("SELECT owner_principal_id FROM provisioned_products WHERE provisioned_product_id = ").text(provisioned_product_id))
+            .await
     }
 
     /// One page of a provisioned product's tasks and the total count.
     pub async fn list_tasks(&self, provisioned_product_id: &str, order: SortOrder, page: Page) -> StoreResult<(Vec<Task>, i64)> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE provisioned_product_id = $1")
-            .bind(provisioned_product_id)
-            .fetch_one(self.reader())
-            .await?;
+        let mut filter = Sql::new(" FROM tasks WHERE provisioned_product_id = ");
+        filter.text(provisioned_product_id);
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let dir = order.sql();
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE provisioned_product_id = $1 ORDER BY created_at {dir}, task_id {dir} LIMIT $2 OFFSET $3"
-        ))
-        .bind(provisioned_product_id)
-        .bind(page.size)
-        .bind(page.offset())
-        .fetch_all(self.reader())
-        .await?;
-        Ok((rows.iter().map(task_from_row).collect::<Result<_, _>>()?, total))
+        let mut select = filter.behind(&format!("SELECT {TASK_COLUMNS}"));
+        select.push(&format!(" ORDER BY created_at {dir}, task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        Ok((self.fetch_all(&select, task_from_row).await?, total))
     }
 
     /// Log chunks of a task after `after_seq`, in order, at most `limit`.
     pub async fn task_logs(&self, task_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<LogChunk>> {
-        let rows = sqlx::query("SELECT seq, command, stream, content FROM task_logs WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(task_id)
-            .bind(after_seq)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LogChunk { seq: r.try_get("seq")?, command: r.try_get("command")?, stream: r.try_get("stream")?, content: r.try_get("content")? })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(Into::into)
+        let mut sql = Sql::new("SELECT seq, command, stream, content FROM task_logs WHERE task_id = ");
+        sql.text(task_id).push(" AND seq > ").int(after_seq).push(" ORDER BY seq LIMIT ").int(limit);
+        self.fetch_all(&sql, |r| Ok(LogChunk { seq: r.get("seq")?, command: r.get("command")?, stream: r.get("stream")?, content: r.get("content")? }))
+            .await
     }
 
     /// Claims the oldest queued task for `owner` with a lease of `lease_ms`. PostgreSQL skips
@@ -439,12 +414,9 @@ impl Store {
             };
         }
         loop {
-            let candidate: Option<String> = sqlx::query_scalar(
-                "SELECT task_id FROM tasks WHERE status = $1 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1",
-            )
-            .bind(IN_PROGRESS)
-            .fetch_optional(self.reader())
-            .await?;
+            let mut sql = Sql::new("SELECT task_id FROM tasks WHERE status = ");
+            sql.text(IN_PROGRESS).push(" AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1");
+            let candidate: Option<String> = self.fetch_value(&sql).await?;
             let Some(task_id) = candidate else { return Ok(None) };
             let claimed = sqlx::query("UPDATE tasks SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 WHERE task_id = $4 AND lease_owner IS NULL AND status = $5")
                 .bind(owner)
@@ -595,45 +567,33 @@ impl Store {
 
     /// Tasks whose lease expired (their worker died), for recovery.
     pub async fn expired_tasks(&self) -> StoreResult<Vec<Task>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE status = $1 AND lease_owner IS NOT NULL AND lease_expires_at < $2"
-        ))
-        .bind(IN_PROGRESS)
-        .bind(now_ms())
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows.iter().map(task_from_row).collect::<Result<_, _>>()?)
+        let mut sql = Sql::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE status = "));
+        sql.text(IN_PROGRESS).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").int(now_ms());
+        self.fetch_all(&sql, task_from_row).await
     }
 }
 
 impl Store {
     /// The sealed environment (a JSON object) of a launch role.
     pub async fn launch_role_env_sealed(&self, role_name: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT env_sealed FROM launch_roles WHERE role_name = $1")
-            .bind(role_name)
-            .fetch_optional(self.reader())
-            .await?)
+        self.fetch_value(Sql::new("SELECT env_sealed FROM launch_roles WHERE role_name = ").text(role_name)).await
     }
 
     /// The parsed constraints of a (portfolio, product) launch option. A stored Config that no
     /// longer parses is an internal error, not a silent pass.
     pub async fn constraint_configs(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<crate::catalog::constraint::ConstraintConfig>> {
         use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
-        let rows = sqlx::query("SELECT constraint_type, config FROM constraints WHERE portfolio_id = $1 AND product_id = $2 ORDER BY constraint_type")
-            .bind(portfolio_id)
-            .bind(product_id)
-            .fetch_all(self.reader())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("constraint_type")?;
-                let config: String = r.try_get("config")?;
-                kind.parse::<ConstraintType>()
-                    .ok()
-                    .and_then(|k| ConstraintConfig::parse(k, &config).ok())
-                    .ok_or_else(|| StoreError::Database(sqlx::Error::Protocol(format!("stored {kind} constraint Config does not parse"))))
-            })
-            .collect()
+        let mut sql = Sql::new("SELECT constraint_type, config FROM constraints WHERE portfolio_id = ");
+        sql.text(portfolio_id).push(" AND product_id = ").text(product_id).push(" ORDER BY constraint_type");
+        self.fetch_all(&sql, |r| {
+            let kind: String = r.get("constraint_type")?;
+            let config: String = r.get("config")?;
+            kind.parse::<ConstraintType>()
+                .ok()
+                .and_then(|k| ConstraintConfig::parse(k, &config).ok())
+                .ok_or_else(|| StoreError::Database(format!("stored {kind} constraint Config does not parse").into()))
+        })
+        .await
     }
 
     /// The launch role of the (portfolio, product) `Launch` constraint, if any.

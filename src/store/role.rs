@@ -1,10 +1,9 @@
 //! RAM roles of this installation: principals of type `RamRole` that users are members of
 //! (table `role_members`). Portfolios granted to a role are granted to its members.
 
-use sqlx::Row;
-
 use super::grant::RAM_ROLE;
-use super::principal::{new_principal_id, Principal};
+use super::principal::{new_principal_id, principal_from_row, Principal};
+use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 /// A role and the names of its members.
@@ -66,29 +65,28 @@ impl Store {
 
     /// Roles with their members, oldest first.
     pub async fn list_roles(&self) -> StoreResult<Vec<Role>> {
-        let rows = sqlx::query(
+        let mut sql = Sql::new(
             "SELECT r.principal_id, r.name, r.created_at, u.name AS member FROM principals r \
              LEFT JOIN role_members m ON m.role_id = r.principal_id \
-             LEFT JOIN principals u ON u.principal_id = m.user_id \
-             WHERE r.principal_type = $1 ORDER BY r.created_at, r.principal_id, u.name",
-        )
-        .bind(RAM_ROLE)
-        .fetch_all(self.reader())
-        .await?;
+             LEFT JOIN principals u ON u.principal_id = m.user_id WHERE r.principal_type = ",
+        );
+        sql.text(RAM_ROLE).push(" ORDER BY r.created_at, r.principal_id, u.name");
         let mut roles: Vec<Role> = Vec::new();
-        for row in rows {
-            let role_id: String = row.try_get("principal_id")?;
-            let member: Option<String> = row.try_get("member")?;
+        self.fetch_all(&sql, |row| {
+            let role_id: String = row.get("principal_id")?;
+            let member: Option<String> = row.get("member")?;
             match roles.last_mut() {
                 Some(last) if last.role_id == role_id => last.members.extend(member),
                 _ => roles.push(Role {
                     role_id,
-                    name: row.try_get("name")?,
+                    name: row.get("name")?,
                     members: member.into_iter().collect(),
-                    created_at: row.try_get("created_at")?,
+                    created_at: row.get("created_at")?,
                 }),
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(roles)
     }
 
@@ -114,22 +112,9 @@ impl Store {
 
     /// The principal with this id and type (`RamUser` or `RamRole`).
     pub async fn principal_by_id(&self, principal_type: &str, id: &str) -> StoreResult<Option<Principal>> {
-        let row = sqlx::query(
-            "SELECT principal_id, principal_type, name, is_admin, created_at FROM principals \
-             WHERE principal_id = $1 AND principal_type = $2",
-        )
-        .bind(id)
-        .bind(principal_type)
-        .fetch_optional(self.reader())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Principal {
-            principal_id: row.try_get("principal_id")?,
-            principal_type: row.try_get("principal_type")?,
-            name: row.try_get("name")?,
-            is_admin: row.try_get::<i64, _>("is_admin")? != 0,
-            created_at: row.try_get("created_at")?,
-        }))
+        let mut sql = Sql::new("SELECT principal_id, principal_type, name, is_admin, created_at FROM principals WHERE principal_id = ");
+        sql.text(id).push(" AND principal_type = ").text(principal_type);
+        self.fetch_optional(&sql, principal_from_row).await
     }
 }
 

@@ -62,9 +62,14 @@ impl Sql {
         Sql { text: format!("{prefix}{}", self.text), binds: self.binds.clone() }
     }
 
-    #[cfg(test)]
-    pub(crate) fn text_sql(&self) -> &str {
+    /// The SQL text.
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The values bound to `$1, $2, …`.
+    pub(crate) fn binds(&self) -> &[Bind] {
+        &self.binds
     }
 }
 
@@ -80,7 +85,7 @@ mod tests {
     fn placeholders_are_numbered_in_order() {
         let mut sql = super::Sql::new("SELECT 1 WHERE a = ");
         sql.text("x").push(" AND b = ").int(2);
-        assert_eq!(sql.text_sql(), "SELECT 1 WHERE a = $1 AND b = $2");
+        assert_eq!(sql.as_str(), "SELECT 1 WHERE a = $1 AND b = $2");
     }
 
     #[test]

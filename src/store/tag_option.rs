@@ -1,8 +1,7 @@
 //! Tag options: administrator-defined key/value pairs associated with products and portfolios
 //! and applied as tags when products are launched. A key/value pair exists once.
 
-use sqlx::Row;
-
+use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{Page, SortOrder, Store, StoreResult};
 
@@ -100,14 +99,14 @@ pub enum TagOptionWrite {
 
 const COLUMNS: &str = "tag_option_id, tag_key, tag_value, active, owner, created_at";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<TagOption, sqlx::Error> {
+fn from_row(row: &Row<'_>) -> StoreResult<TagOption> {
     Ok(TagOption {
-        tag_option_id: row.try_get("tag_option_id")?,
-        key: row.try_get("tag_key")?,
-        value: row.try_get("tag_value")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        owner: row.try_get("owner")?,
-        created_at: row.try_get("created_at")?,
+        tag_option_id: row.get("tag_option_id")?,
+        key: row.get("tag_key")?,
+        value: row.get("tag_value")?,
+        active: row.get::<i64>("active")? != 0,
+        owner: row.get("owner")?,
+        created_at: row.get("created_at")?,
     })
 }
 
@@ -131,11 +130,9 @@ impl Store {
 
     /// One tag option.
     pub async fn tag_option(&self, id: &str) -> StoreResult<Option<TagOption>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM tag_options WHERE tag_option_id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM tag_options WHERE tag_option_id = "));
+        sql.text(id);
+        self.fetch_optional(&sql, from_row).await
     }
 
     /// Changes the value and/or the active flag.
@@ -201,13 +198,12 @@ impl Store {
             filter.push(" AND (LOWER(tag_key) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
             filter.push(" OR LOWER(tag_value) LIKE ").text(pattern).push(" ESCAPE '\\')");
         }
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, tag_option_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
+        Ok((self.fetch_all(&select, from_row).await?, total))
     }
 
     /// Associates a tag option with an existing resource; a resource carries at most one option
@@ -268,21 +264,19 @@ impl Store {
         let (table, id, name) = kind.table();
         let mut filter = Sql::new(&format!(" FROM tag_option_resources r JOIN {table} x ON x.{id} = r.resource_id WHERE r.tag_option_id = "));
         filter.text(tag_option_id);
-        let total: i64 = filter.behind("SELECT COUNT(*)").query().fetch_one(self.reader()).await?.try_get(0)?;
+        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT x.{id} AS resource_id, x.{name} AS name, x.description, x.created_at"));
         select.push(" ORDER BY r.created_at, r.resource_id LIMIT ").int(page.size).push(" OFFSET ").int(page.offset());
-        let rows = select.query().fetch_all(self.reader()).await?;
-        let details = rows
-            .iter()
-            .map(|r| {
+        let details = self
+            .fetch_all(&select, |row| {
                 Ok(TaggedResourceDetail {
-                    resource_id: r.try_get("resource_id")?,
-                    name: r.try_get("name")?,
-                    description: r.try_get("description")?,
-                    created_at: r.try_get("created_at")?,
+                    resource_id: row.get("resource_id")?,
+                    name: row.get("name")?,
+                    description: row.get("description")?,
+                    created_at: row.get("created_at")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .await?;
         Ok((details, total))
     }
 }

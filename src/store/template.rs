@@ -2,9 +2,8 @@
 //! always resolve to the same row (and so the same `TemplateUrl`).
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-
-use super::{new_id, now_ms, Store, StoreResult};
+use super::sql::Sql;
+use super::{new_id, now_ms, Store, StoreError, StoreResult};
 use crate::catalog::template::TerraformVariable;
 
 /// A stored template.
@@ -57,22 +56,20 @@ impl Store {
 
     /// One template.
     pub async fn template(&self, template_id: &str) -> StoreResult<Option<StoredTemplate>> {
-        let row = sqlx::query(
-            "SELECT template_id, template_type, body, terraform_variables, created_at FROM templates WHERE template_id = $1",
-        )
-        .bind(template_id)
-        .fetch_optional(self.reader())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let variables: String = row.try_get("terraform_variables")?;
-        Ok(Some(StoredTemplate {
-            template_id: row.try_get("template_id")?,
-            template_type: row.try_get("template_type")?,
-            body: row.try_get("body")?,
-            terraform_variables: serde_json::from_str(&variables)
-                .map_err(|e| sqlx::Error::Decode(format!("templates.terraform_variables: {e}").into()))?,
-            created_at: row.try_get("created_at")?,
-        }))
+        let mut sql = Sql::new("SELECT template_id, template_type, body, terraform_variables, created_at FROM templates WHERE template_id = ");
+        sql.text(template_id);
+        self.fetch_optional(&sql, |row| {
+            let variables: String = row.get("terraform_variables")?;
+            Ok(StoredTemplate {
+                template_id: row.get("template_id")?,
+                template_type: row.get("template_type")?,
+                body: row.get("body")?,
+                terraform_variables: serde_json::from_str(&variables)
+                    .map_err(|e| StoreError::Database(format!("templates.terraform_variables: {e}").into()))?,
+                created_at: row.get("created_at")?,
+            })
+        })
+        .await
     }
 }
 
