@@ -33,11 +33,14 @@ impl Credentials {
     }
 }
 
-/// What a request asks for: an RPC action with its query parameters, or the unsigned `GET /ping`.
+/// What a request asks for: an RPC action with its query parameters, signed, sent to `/` (the
+/// API) or to `/ping` (the floor: the same request and client work, a static answer); or the
+/// bare unsigned `GET /ping`.
 #[derive(Clone, Debug)]
 pub enum Call {
     Ping,
     Rpc { action: String, params: Vec<(String, String)> },
+    SignedPing { action: String, params: Vec<(String, String)> },
 }
 
 /// A status and body.
@@ -75,7 +78,8 @@ impl Connection {
     pub async fn send(&mut self, call: &Call) -> anyhow::Result<Answer> {
         let request = match call {
             Call::Ping => Request::get("/ping").header("host", &self.host).body(Empty::new())?,
-            Call::Rpc { action, params } => self.signed(action, params)?,
+            Call::Rpc { action, params } => self.signed("/", action, params)?,
+            Call::SignedPing { action, params } => self.signed("/ping", action, params)?,
         };
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
@@ -84,8 +88,8 @@ impl Connection {
         Ok(Answer { status, body })
     }
 
-    /// A POST with the parameters in the query and an empty body, signed like the SDK.
-    fn signed(&self, action: &str, params: &[(String, String)]) -> anyhow::Result<Request<Empty<Bytes>>> {
+    /// A POST to `path` with the parameters in the query and an empty body, signed like the SDK.
+    fn signed(&self, path: &str, action: &str, params: &[(String, String)]) -> anyhow::Result<Request<Empty<Bytes>>> {
         let nonce: String = hex_nonce();
         let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let payload = signature::hashed_payload(b"");
@@ -111,7 +115,7 @@ impl Connection {
             format!("{} Credential={},SignedHeaders={},Signature={}", signature::V3_ALGORITHM, self.credentials.id, signed.join(";"), mac.to_hex()),
         ));
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
-        let mut request = Request::post(format!("/?{}", query.join("&")));
+        let mut request = Request::post(format!("{path}?{}", query.join("&")));
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }

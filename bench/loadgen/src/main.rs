@@ -1,7 +1,8 @@
 //! `servicecatalog-loadgen`: the load generator and data seeder behind `bench/run`.
 //!
-//! - `api`: RPC calls signed like the SDK (V3) against a running server, beside the unsigned
-//!   `GET /ping` of the same server (the floor), at several concurrencies.
+//! - `api`: RPC calls signed like the SDK (V3) against a running server, beside the same signed
+//!   request sent to `/ping` of the same server (the floor: a static answer, no authentication),
+//!   at several concurrencies; the bare unsigned `GET /ping` is measured too.
 //! - `seed`: provisioned products and tasks written through the store's bulk insert.
 //! - `scale`: reads against a seeded data directory.
 //!
@@ -127,9 +128,12 @@ async fn run_cases(cases: &[Case], args: &LoadArgs) -> anyhow::Result<Vec<Value>
 
 async fn api(args: &LoadArgs) -> anyhow::Result<Value> {
     let task_id = launch_sample(args).await?;
+    let get_task = params(&[("TaskId", &task_id)]);
     let cases = [
-        Case { name: "ping".into(), calls: vec![Call::Ping] },
-        Case { name: "GetTask".into(), calls: vec![rpc("GetTask", &[("TaskId", &task_id)])] },
+        // The floor: GetTask's signed request, answered by /ping without authentication.
+        Case { name: "ping".into(), calls: vec![Call::SignedPing { action: "GetTask".into(), params: get_task.clone() }] },
+        Case { name: "ping (unsigned GET)".into(), calls: vec![Call::Ping] },
+        Case { name: "GetTask".into(), calls: vec![Call::Rpc { action: "GetTask".into(), params: get_task }] },
         Case { name: "ListPortfolios".into(), calls: vec![rpc("ListPortfolios", &[])] },
         Case { name: "ListProductsAsEndUser".into(), calls: vec![rpc("ListProductsAsEndUser", &[])] },
     ];
