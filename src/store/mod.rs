@@ -1,7 +1,8 @@
 //! All persistence. One set of SQL statements serves SQLite (the default, in the data directory)
 //! and PostgreSQL (for several nodes); the few statements whose SQL differs branch on
 //! [`Dialect`]. On SQLite, writes go through a single-connection pool so that transactions never
-//! contend inside the process, and reads use a pool of their own (WAL lets them run alongside).
+//! contend inside the process, and reads run on the calling thread on connections of their own
+//! (WAL lets them run alongside; see [`read`]).
 
 pub mod console_session;
 pub mod audit;
