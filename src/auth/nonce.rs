@@ -7,7 +7,7 @@
 //! second and at shutdown, and loaded at start — so the hot path does not wait for a disk sync.
 //! A `kill -9` may forget the nonces of the last batch interval.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,11 +16,34 @@ use crate::store::{Dialect, Store, StoreResult};
 /// How often remembered nonces are written behind on SQLite.
 const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(100);
 
-/// Nonces seen recently, with the time (ms) after which each may be forgotten.
+/// Nonces seen recently, with the time (ms) after which each may be forgotten, and the same in
+/// order of recording so that forgetting costs O(1) per nonce whatever the map's size (a sweep
+/// of the whole map grew with the request rate times the window).
 #[derive(Default)]
 struct Memory {
     seen: HashMap<String, i64>,
-    inserts_since_prune: usize,
+    by_expiry: VecDeque<(i64, String)>,
+}
+
+impl Memory {
+    fn remember(&mut self, key: String, expires: i64) {
+        self.by_expiry.push_back((expires, key.clone()));
+        self.seen.insert(key, expires);
+    }
+
+    /// Forgets the nonces recorded first while they have expired (expiry grows with recording
+    /// time, so the rest of the queue is not older).
+    fn forget_expired(&mut self, now_ms: i64) {
+        while let Some((expires, _)) = self.by_expiry.front() {
+            if *expires > now_ms {
+                break;
+            }
+            let (expires, key) = self.by_expiry.pop_front().expect("front exists");
+            if self.seen.get(&key) == Some(&expires) {
+                self.seen.remove(&key);
+            }
+        }
+    }
 }
 
 /// Decides whether a nonce is fresh.
@@ -35,10 +58,11 @@ impl NonceGuard {
     pub async fn new(store: Store) -> StoreResult<Self> {
         let guard = NonceGuard { store, memory: Mutex::default(), unwritten: Mutex::default() };
         if guard.store.dialect() == Dialect::Sqlite {
-            let live = guard.store.live_nonces().await?;
+            let mut live = guard.store.live_nonces().await?;
+            live.sort_by_key(|(_, _, expires)| *expires);
             let mut memory = guard.memory.lock().expect("nonce memory lock");
             for (key, nonce, expires) in live {
-                memory.seen.insert(memory_key(&key, &nonce), expires);
+                memory.remember(memory_key(&key, &nonce), expires);
             }
         }
         Ok(guard)
@@ -51,16 +75,12 @@ impl NonceGuard {
             return self.store.record_nonce(access_key_id, nonce, expires).await;
         }
         let mut memory = self.memory.lock().expect("nonce memory lock");
-        memory.inserts_since_prune += 1;
-        if memory.inserts_since_prune >= 1024 {
-            memory.seen.retain(|_, e| *e > now_ms);
-            memory.inserts_since_prune = 0;
-        }
+        memory.forget_expired(now_ms);
         let key = memory_key(access_key_id, nonce);
         if memory.seen.get(&key).is_some_and(|e| *e > now_ms) {
             return Ok(false);
         }
-        memory.seen.insert(key, expires);
+        memory.remember(key, expires);
         self.unwritten.lock().expect("nonce queue lock").push((access_key_id.to_string(), nonce.to_string(), expires));
         Ok(true)
     }
@@ -116,5 +136,18 @@ mod tests {
         guard.flush().await.unwrap();
         let restarted = NonceGuard::new(store).await.unwrap();
         assert!(!restarted.first_use("AK", "n1", now_ms(), 100_000).await.unwrap());
+    }
+
+    #[test]
+    fn expired_nonces_are_forgotten_in_order_and_a_renewed_one_is_kept() {
+        let mut memory = Memory::default();
+        memory.remember("a".into(), 10);
+        memory.remember("b".into(), 20);
+        memory.remember("a".into(), 30);
+        memory.forget_expired(15);
+        assert_eq!(memory.seen.get("a"), Some(&30), "a's renewal outlives its first expiry");
+        assert!(memory.seen.contains_key("b"));
+        memory.forget_expired(30);
+        assert!(memory.seen.is_empty() && memory.by_expiry.is_empty());
     }
 }
