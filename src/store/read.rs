@@ -3,7 +3,9 @@
 //! thread of its own and hands every statement and every row across threads; on a 2-core machine
 //! those hand-offs were most of an API call's CPU (docs/benchmarks.md). A read from SQLite's page
 //! cache takes microseconds, so running it where the request already is costs less than waking
-//! anything. Decoders see one [`Row`] type whichever database answered.
+//! anything. The price: a read that scans (an unindexed filter over a large table) holds its
+//! runtime thread for as long as it runs, while the other runtime threads serve. Decoders see one
+//! [`Row`] type whichever database answered.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
