@@ -1,20 +1,25 @@
 //! Embedded, versioned schema migrations, applied in order at start-up, each in its own
 //! transaction. On PostgreSQL an advisory lock keeps nodes that start together from racing.
+//!
+//! Most migrations are portable SQL. One written for a single database (say an SQLite full-text
+//! index) names it: elsewhere its version is recorded as applied and nothing runs, so versions
+//! stay one sequence on both databases.
 
 use sqlx::Connection;
 
 use super::{now_ms, Dialect, Store};
 
-/// (version, SQL) in order; the SQL is portable between SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/0001_foundation.sql")),
-    (2, include_str!("../../migrations/0002_catalog.sql")),
-    (3, include_str!("../../migrations/0003_provisioning.sql")),
-    (6, include_str!("../../migrations/0006_nonces.sql")),
-    (7, include_str!("../../migrations/0007_bench_indexes.sql")),
-    (8, include_str!("../../migrations/0008_plans.sql")),
-    (9, include_str!("../../migrations/0009_console_sessions.sql")),
-    (10, include_str!("../../migrations/0010_audit.sql")),
+/// (version, the only database it runs on or `None` for both, SQL) in order.
+const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
+    (1, None, include_str!("../../migrations/0001_foundation.sql")),
+    (2, None, include_str!("../../migrations/0002_catalog.sql")),
+    (3, None, include_str!("../../migrations/0003_provisioning.sql")),
+    (6, None, include_str!("../../migrations/0006_nonces.sql")),
+    (7, None, include_str!("../../migrations/0007_bench_indexes.sql")),
+    (8, None, include_str!("../../migrations/0008_plans.sql")),
+    (9, None, include_str!("../../migrations/0009_console_sessions.sql")),
+    (10, None, include_str!("../../migrations/0010_audit.sql")),
+    (11, Some(Dialect::Sqlite), include_str!("../../migrations/0011_provisioned_product_names.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.
@@ -25,21 +30,23 @@ pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
     if store.dialect() == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
     }
-    let result = apply_pending(&mut conn).await;
+    let result = apply_pending(&mut conn, store.dialect()).await;
     if store.dialect() == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
     }
     result
 }
 
-async fn apply_pending(conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+async fn apply_pending(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> anyhow::Result<()> {
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(&mut *conn)
         .await?;
     let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *conn).await?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
+    for (version, only, sql) in MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)) {
         let mut tx = conn.begin().await?;
-        for statement in statements(sql) {
+        // A migration for the other database is recorded as applied without running.
+        let runs_here = only.is_none_or(|d| d == dialect);
+        for statement in if runs_here { statements(sql) } else { Vec::new() } {
             sqlx::query(&statement)
                 .execute(&mut *tx)
                 .await
@@ -51,7 +58,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        tracing::info!(version, "applied schema migration");
+        tracing::info!(version, skipped = !runs_here, "applied schema migration");
     }
     Ok(())
 }
@@ -75,6 +82,23 @@ fn statements(sql: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Connection;
+
+    use super::{apply_pending, MIGRATIONS};
+    use crate::store::Dialect;
+
+    #[tokio::test]
+    async fn a_migration_for_the_other_database_is_recorded_without_running() {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:").await.unwrap();
+        // The portable migrations run on SQLite too: pretend it is PostgreSQL.
+        apply_pending(&mut conn, Dialect::Postgres).await.unwrap();
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
+        assert_eq!(versions, MIGRATIONS.iter().map(|(v, _, _)| *v).collect::<Vec<_>>());
+        let index: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'provisioned_product_names'").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(index, 0);
+    }
+
     #[test]
     fn statements_split_at_line_ends() {
         let s = super::statements("-- c\nCREATE TABLE a (x TEXT);\nCREATE INDEX i\n  ON a (x);\n");
