@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (9, None, include_str!("../../migrations/0009_console_sessions.sql")),
     (10, None, include_str!("../../migrations/0010_audit.sql")),
     (11, Some(Dialect::Sqlite), include_str!("../../migrations/0011_provisioned_product_names.sql")),
+    (12, Some(Dialect::Sqlite), include_str!("../../migrations/0012_sqlite_nonce_log.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

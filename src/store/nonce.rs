@@ -1,10 +1,11 @@
-//! Signature nonces recorded for replay protection.
+//! Signature nonces recorded for replay protection. On PostgreSQL the table decides (its primary
+//! key); on SQLite it is the copy of what memory decided (no key: rows append, migration 12).
 
 use super::sql::Sql;
 use super::{now_ms, Store, StoreResult};
 
 impl Store {
-    /// Records a nonce; false when it was recorded already and has not expired.
+    /// Records a nonce; false when it was recorded already and has not expired (PostgreSQL).
     pub async fn record_nonce(&self, access_key_id: &str, nonce: &str, expires_at: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ($1, $2, $3) \
@@ -20,7 +21,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records many nonces at once (already checked elsewhere), in one transaction.
+    /// Appends many nonces at once (SQLite's copy of what memory decided), in one transaction.
     pub async fn record_nonces(&self, nonces: &[(String, String, i64)]) -> StoreResult<()> {
         if nonces.is_empty() {
             return Ok(());
@@ -34,7 +35,6 @@ impl Store {
             for (i, (key, nonce, expires)) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" }).text(key.clone()).push(", ").text(nonce.clone()).push(", ").int(*expires).push(")");
             }
-            sql.push(" ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at");
             sql.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -59,14 +59,13 @@ mod tests {
     use crate::store::{now_ms, testing};
 
     #[tokio::test]
-    async fn a_nonce_is_recorded_once_until_it_expires() {
+    async fn sqlite_keeps_a_copy_of_live_nonces_and_prunes_expired_ones() {
         let (store, _dir) = testing::sqlite().await;
         let later = now_ms() + 60_000;
-        assert!(store.record_nonce("AK", "n", later).await.unwrap());
-        assert!(!store.record_nonce("AK", "n", later).await.unwrap());
-        assert!(store.record_nonce("AK", "expired", now_ms() - 1).await.unwrap());
-        assert!(store.record_nonce("AK", "expired", later).await.unwrap(), "an expired nonce may be reused");
-        store.record_nonces(&[("AK".into(), "b1".into(), later), ("AK".into(), "n".into(), later)]).await.unwrap();
-        assert_eq!(store.live_nonces().await.unwrap().len(), 3);
+        let batch: Vec<(String, String, i64)> = (0..120).map(|i| ("AK".into(), format!("n{i}"), later)).collect();
+        store.record_nonces(&batch).await.unwrap();
+        store.record_nonces(&[("AK".into(), "old".into(), now_ms() - 1)]).await.unwrap();
+        assert_eq!(store.live_nonces().await.unwrap().len(), 120, "all of a batch larger than one INSERT, not the expired one");
+        assert_eq!(store.prune_nonces().await.unwrap(), 1);
     }
 }
