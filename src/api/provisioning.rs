@@ -345,15 +345,27 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
 }
 
 /// The task `id`, if the caller owns its provisioned product (or is an administrator).
+/// A task the caller may see: an administrator sees every task, an end user those of the
+/// provisioned products it owns; any other is as missing as one that does not exist.
 async fn visible_task(ctx: &Ctx<'_>, id: &str) -> Result<Task, ApiError> {
-    let task = ctx.store().task(id).await?.ok_or_else(|| ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist."))?;
+    let task = ctx.store().task(id).await?.ok_or_else(task_not_found)?;
     if !ctx.principal.is_admin {
         let owner = ctx.store().task_owner(&task.provisioned_product_id).await?;
-        if owner.as_deref() != Some(ctx.principal.principal_id.as_str()) {
-            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist."));
-        }
+        may_see_task(ctx, owner.as_deref())?;
     }
     Ok(task)
+}
+
+fn may_see_task(ctx: &Ctx<'_>, owner: Option<&str>) -> Result<(), ApiError> {
+    if ctx.principal.is_admin || owner == Some(ctx.principal.principal_id.as_str()) {
+        Ok(())
+    } else {
+        Err(task_not_found())
+    }
+}
+
+fn task_not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist.")
 }
 
 /// `[{ParameterKey, ParameterValue}]` from sealed parameters, the values of the parameters named
@@ -415,8 +427,8 @@ fn terraform_logs(chunks: &[crate::store::provisioning::LogChunk]) -> Vec<Value>
 }
 
 pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Value, ApiError> {
-    let task = visible_task(ctx, &req.task_id).await?;
-    let chunks = ctx.store().task_logs(&task.task_id, 0, i64::MAX).await?;
+    let (task, owner, chunks) = ctx.store().task_with_logs(&req.task_id).await?.ok_or_else(task_not_found)?;
+    may_see_task(ctx, owner.as_deref())?;
     Ok(json!({ "TaskDetail": task_detail(ctx, &task, Some(terraform_logs(&chunks))) }))
 }
 

@@ -413,6 +413,29 @@ impl Store {
         Ok((self.fetch_all(&select, task_from_row).await?, total))
     }
 
+    /// A task with the owner of its provisioned product and its whole log, in one statement (the
+    /// task's columns repeat on each log row; they are decoded once).
+    pub async fn task_with_logs(&self, id: &str) -> StoreResult<Option<(Task, Option<String>, Vec<LogChunk>)>> {
+        let mut sql = Sql::new(&format!("SELECT t.*, p.owner_principal_id, l.seq, l.command, l.stream, l.content FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = "));
+        sql.text(id).push(
+            ") t LEFT JOIN provisioned_products p ON p.provisioned_product_id = t.provisioned_product_id \
+             LEFT JOIN task_logs l ON l.task_id = t.task_id ORDER BY l.seq",
+        );
+        let mut found: Option<(Task, Option<String>)> = None;
+        let mut chunks = Vec::new();
+        self.fetch_all(&sql, |row| {
+            if found.is_none() {
+                found = Some((task_from_row(row)?, row.get("owner_principal_id")?));
+            }
+            if let Some(seq) = row.get::<Option<i64>>("seq")? {
+                chunks.push(LogChunk { seq, command: row.get("command")?, stream: row.get("stream")?, content: row.get("content")? });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(found.map(|(task, owner)| (task, owner, chunks)))
+    }
+
     /// Log chunks of a task after `after_seq`, in order, at most `limit`.
     pub async fn task_logs(&self, task_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<LogChunk>> {
         let mut sql = Sql::new("SELECT seq, command, stream, content FROM task_logs WHERE task_id = ");
@@ -799,6 +822,21 @@ pub(crate) mod tests {
         assert_eq!(full_text(&store, "HA-1").await, ["pp-0"]);
         seed_task(&store, "task-new").await;
         assert_eq!(full_text(&store, "emo").await, ["pp-task-names", "pp-task-new"]);
+    }
+
+    #[tokio::test]
+    async fn a_task_reads_with_its_owner_and_whole_log_in_order() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = seed_task(&store, "task-l").await;
+        let (read, owner, chunks) = store.task_with_logs("task-l").await.unwrap().unwrap();
+        assert_eq!((read.task_id, owner.as_deref(), chunks.len()), (task.task_id, Some("1"), 0));
+        let chunk = |seq: i64, command: &str| LogChunk { seq, command: command.into(), stream: "stdout".into(), content: format!("{command}\n") };
+        store.append_logs("task-l", &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap();
+        store.append_logs("task-l", &[chunk(3, "apply")]).await.unwrap();
+        let (_, _, chunks) = store.task_with_logs("task-l").await.unwrap().unwrap();
+        assert_eq!(chunks, vec![chunk(1, "init"), chunk(2, "plan"), chunk(3, "apply")]);
+        assert_eq!(chunks, store.task_logs("task-l", 0, i64::MAX).await.unwrap());
+        assert!(store.task_with_logs("task-none").await.unwrap().is_none());
     }
 
     #[tokio::test]
