@@ -80,27 +80,24 @@ impl Store {
         if let Some(until) = query.until {
             filter.push(" AND occurred_at < ").int(until);
         }
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
-        let events = self
-            .fetch_all(&select, |row| {
-                Ok(AuditEvent {
-                    event_id: row.get("event_id")?,
-                    occurred_at: row.get("occurred_at")?,
-                    request_id: row.get("request_id")?,
-                    action: row.get("action")?,
-                    principal_id: row.get("principal_id")?,
-                    principal_name: row.get("principal_name")?,
-                    resource_id: row.get("resource_id")?,
-                    parameters: row.get("parameters")?,
-                    http_status: row.get("http_status")?,
-                    result_code: row.get("result_code")?,
-                })
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| {
+            Ok(AuditEvent {
+                event_id: row.get("event_id")?,
+                occurred_at: row.get("occurred_at")?,
+                request_id: row.get("request_id")?,
+                action: row.get("action")?,
+                principal_id: row.get("principal_id")?,
+                principal_name: row.get("principal_name")?,
+                resource_id: row.get("resource_id")?,
+                parameters: row.get("parameters")?,
+                http_status: row.get("http_status")?,
+                result_code: row.get("result_code")?,
             })
-            .await?;
-        Ok((events, total))
+        })
+        .await
     }
 
     /// Deletes the events older than `before` (ms); returns how many.

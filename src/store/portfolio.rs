@@ -126,11 +126,10 @@ impl Store {
             filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
             filter.push(")");
         }
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        Ok((self.fetch_all(&select, from_row).await?, total))
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row).await
     }
 }

@@ -287,12 +287,11 @@ impl Store {
             }
             filter.push("))");
         }
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        Ok((self.fetch_all(&select, product_from_row).await?, total))
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, product_from_row).await
     }
 
     /// Adds a version to an existing product.

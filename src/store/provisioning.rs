@@ -361,12 +361,11 @@ impl Store {
         } else if let Some(text) = &query.full_text {
             filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*) FROM provisioned_products pp")).await?;
         let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}{PP_FROM}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        Ok((self.fetch_all(&select, pp_from_row).await?, total))
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*) FROM provisioned_products pp"), page, pp_from_row).await
     }
 
     /// The FTS5 phrase for a FullTextSearch `text` when the trigram index of lower-cased names
@@ -406,11 +405,10 @@ impl Store {
     pub async fn list_tasks(&self, provisioned_product_id: &str, order: SortOrder, page: Page) -> StoreResult<(Vec<Task>, i64)> {
         let mut filter = Sql::new(" FROM tasks WHERE provisioned_product_id = ");
         filter.text(provisioned_product_id);
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {TASK_COLUMNS}"));
         select.push(&format!(" ORDER BY created_at {dir}, task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
-        Ok((self.fetch_all(&select, task_from_row).await?, total))
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, task_from_row).await
     }
 
     /// A task with the owner of its provisioned product and its whole log, in one statement (the

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use sqlx::any::AnyRow;
 
 use super::sql::{Bind, Sql};
-use super::{Store, StoreError, StoreResult};
+use super::{Page, Store, StoreError, StoreResult};
 
 /// Idle SQLite read connections kept for reuse (more are opened when threads read at once).
 const IDLE_CONNECTIONS: usize = 8;
@@ -190,6 +190,22 @@ impl Store {
         self.fetch_optional(sql, |row| row.first()).await
     }
 
+    /// One page (`select`, its LIMIT and OFFSET from `page`) and the total (`count`). The count
+    /// runs only when the page cannot tell it: a page shorter than its size ends the list, so
+    /// the total is its offset plus its rows (unless it is empty past the first page).
+    pub(crate) async fn fetch_page<T>(
+        &self,
+        select: &Sql,
+        count: &Sql,
+        page: Page,
+        decode: impl FnMut(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<(Vec<T>, i64)> {
+        let rows = self.fetch_all(select, decode).await?;
+        let shown = rows.len() as i64;
+        let total = if shown < page.size && (shown > 0 || page.offset() == 0) { page.offset() + shown } else { self.fetch_count(count).await? };
+        Ok((rows, total))
+    }
+
     /// The first column of the one row `sql` returns (a `COUNT(*)`).
     pub(crate) async fn fetch_count(&self, sql: &Sql) -> StoreResult<i64> {
         self.fetch_value(sql).await?.ok_or_else(|| StoreError::Database("a count returned no row".into()))
@@ -215,6 +231,26 @@ mod tests {
         let through_sqlx = sql.query().fetch_optional(store.reader()).await.unwrap().map(|row| decode(&Row::Any(&row)).unwrap());
         assert_eq!(inline, through_sqlx);
         assert_eq!(store.fetch_count(&Sql::new("SELECT COUNT(*) FROM settings WHERE name = 'answer'")).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_page_counts_only_when_it_cannot_tell_the_total() {
+        let (store, _dir) = testing::sqlite().await;
+        for name in ["a", "b", "c"] {
+            store.setting_or_insert(name, || "v".into()).await.unwrap();
+        }
+        let store = &store;
+        let page = |number: i64, size: i64| async move {
+            let mut select = Sql::new("SELECT name FROM settings WHERE value = 'v' ORDER BY name LIMIT ");
+            select.int(size).push(" OFFSET ").int((number - 1) * size);
+            // A count that disagrees with the rows shows when it was run.
+            let count = Sql::new("SELECT 99");
+            store.fetch_page(&select, &count, Page { number, size }, |row| row.get::<String>("name")).await.unwrap()
+        };
+        assert_eq!(page(1, 10).await, (vec!["a".into(), "b".into(), "c".into()], 3), "short first page: its rows are the total");
+        assert_eq!(page(2, 2).await, (vec!["c".into()], 3), "short last page: offset plus rows");
+        assert_eq!(page(1, 3).await.1, 99, "a full page cannot tell what follows");
+        assert_eq!(page(3, 2).await, (vec![], 99), "an empty page past the end cannot tell where the end was");
     }
 
     #[tokio::test]

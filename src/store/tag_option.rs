@@ -198,12 +198,11 @@ impl Store {
             filter.push(" AND (LOWER(tag_key) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
             filter.push(" OR LOWER(tag_value) LIKE ").text(pattern).push(" ESCAPE '\\')");
         }
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, tag_option_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        Ok((self.fetch_all(&select, from_row).await?, total))
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row).await
     }
 
     /// Associates a tag option with an existing resource; a resource carries at most one option
@@ -264,20 +263,17 @@ impl Store {
         let (table, id, name) = kind.table();
         let mut filter = Sql::new(&format!(" FROM tag_option_resources r JOIN {table} x ON x.{id} = r.resource_id WHERE r.tag_option_id = "));
         filter.text(tag_option_id);
-        let total = self.fetch_count(&filter.behind("SELECT COUNT(*)")).await?;
         let mut select = filter.behind(&format!("SELECT x.{id} AS resource_id, x.{name} AS name, x.description, x.created_at"));
         select.push(" ORDER BY r.created_at, r.resource_id LIMIT ").int(page.size).push(" OFFSET ").int(page.offset());
-        let details = self
-            .fetch_all(&select, |row| {
-                Ok(TaggedResourceDetail {
-                    resource_id: row.get("resource_id")?,
-                    name: row.get("name")?,
-                    description: row.get("description")?,
-                    created_at: row.get("created_at")?,
-                })
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| {
+            Ok(TaggedResourceDetail {
+                resource_id: row.get("resource_id")?,
+                name: row.get("name")?,
+                description: row.get("description")?,
+                created_at: row.get("created_at")?,
             })
-            .await?;
-        Ok((details, total))
+        })
+        .await
     }
 }
 
