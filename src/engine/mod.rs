@@ -295,10 +295,7 @@ impl Engine {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
         let inputs = TaskInputs::load(&self.store, &self.secrets, task).await.map_err(|e| e.to_string())?;
-        let dir = self.work_dir(&task.task_id);
-        inputs.write(&dir, state.as_deref()).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
-        let sandbox = self.sandbox(&task.provisioned_product_id)?;
-        let env = self.environment(&task.stack_region_id, &dir, &sandbox, &inputs.launch_env);
+        let (dir, env) = self.prepare(&task.task_id, &task.provisioned_product_id, &task.stack_region_id, &inputs, state.as_deref())?;
         let tf = Terraform {
             binary: &binary,
             dir: &dir,
@@ -361,9 +358,31 @@ impl Engine {
         std::fs::write(dir.join("tfplan"), file).map_err(|e| format!("Cannot write the plan file: {e}"))
     }
 
+    /// Lays out the working directory `work_id` (template, variables, state) and returns it with
+    /// the environment Terraform runs in there: what a task and a plan preview both start from.
+    fn prepare(
+        &self,
+        work_id: &str,
+        provisioned_product_id: &str,
+        region: &str,
+        inputs: &TaskInputs,
+        state: Option<&str>,
+    ) -> Result<(PathBuf, Vec<(String, String)>), String> {
+        let dir = self.work_dir(work_id);
+        inputs.write(&dir, state).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
+        let sandbox = self.sandbox(provisioned_product_id)?;
+        let env = self.environment(region, &dir, &sandbox, &inputs.launch_env);
+        Ok((dir, env))
+    }
+
+    /// The sandbox directory of a provisioned product.
+    fn sandbox_dir(&self, provisioned_product_id: &str) -> PathBuf {
+        self.config.data_dir.join("sandbox").join(provisioned_product_id)
+    }
+
     /// The sandbox directory of a provisioned product (created).
     fn sandbox(&self, provisioned_product_id: &str) -> Result<PathBuf, String> {
-        let sandbox = self.config.data_dir.join("sandbox").join(provisioned_product_id);
+        let sandbox = self.sandbox_dir(provisioned_product_id);
         std::fs::create_dir_all(&sandbox).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
         Ok(sandbox)
     }

@@ -43,10 +43,7 @@ impl Engine {
             Some((version, state)) => (version, Some(state)),
             None => (0, None),
         };
-        let dir = self.work_dir(&plan.plan_id);
-        inputs.write(&dir, state.as_deref()).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
-        let sandbox = self.sandbox(&plan.provisioned_product_id)?;
-        let env = self.environment(&plan.stack_region_id, &dir, &sandbox, &inputs.launch_env);
+        let (dir, env) = self.prepare(&plan.plan_id, &plan.provisioned_product_id, &plan.stack_region_id, &inputs, state.as_deref())?;
         let tf = Terraform {
             binary: &binary,
             dir: &dir,
@@ -64,7 +61,7 @@ impl Engine {
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
         let planned = step(&tf, "plan", &args).await;
         // A launch plan's sandbox exists only once it is executed.
-        let _ = std::fs::remove_dir(&sandbox);
+        let _ = std::fs::remove_dir(self.sandbox_dir(&plan.provisioned_product_id));
         planned?;
         let (finished, shown) = tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await.map_err(|e| e.to_string())?;
         if !finished.status.success() {
