@@ -20,6 +20,7 @@ pub mod product;
 pub mod role;
 pub mod provisioning;
 mod sql;
+pub mod sqlite_memory;
 pub mod tag_option;
 pub mod template;
 
