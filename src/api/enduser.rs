@@ -38,7 +38,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         name: filter_value(&req.filters, "ProductName"),
         full_text: filter_value(&req.filters, "FullTextSearch"),
         portfolio_id: None,
-        in_portfolios: Some(granted.clone()),
+        in_portfolios: Some(granted.to_vec()),
     };
     let (products, total) = ctx.store().list_products(&query, req.paging.order(), req.paging.page()).await?;
     let ids: Vec<String> = products.iter().map(|p| p.product_id.clone()).collect();

@@ -109,9 +109,8 @@ impl Store {
         self.fetch_all(&sql, |row| Ok(RoleRef { role_id: row.get("principal_id")?, name: row.get("name")? })).await
     }
 
-    /// Ids of the portfolios granted to `principal` (a user: directly, through its roles or by a
-    /// pattern; a role: directly or by a pattern on its name), sorted and without duplicates.
-    pub async fn portfolios_granted_to(&self, principal: &Principal) -> StoreResult<Vec<String>> {
+    /// [`Store::portfolios_granted_to`], from the database.
+    pub(super) async fn read_portfolios_granted_to(&self, principal: &Principal) -> StoreResult<Vec<String>> {
         let mut users: Vec<(&str, &str)> = Vec::new();
         let mut roles: Vec<RoleRef> = Vec::new();
         if principal.principal_type == RAM_USER {
@@ -216,7 +215,7 @@ mod tests {
 
         let granted = |p: Principal| {
             let store = store.clone();
-            async move { store.portfolios_granted_to(&p).await.unwrap() }
+            async move { store.portfolios_granted_to(&p).await.unwrap().to_vec() }
         };
         assert_eq!(granted(alice).await, ["port-direct", "port-rolepat"]);
         assert_eq!(granted(bob).await, ["port-role"]);

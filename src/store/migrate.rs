@@ -21,6 +21,8 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (10, None, include_str!("../../migrations/0010_audit.sql")),
     (11, Some(Dialect::Sqlite), include_str!("../../migrations/0011_provisioned_product_names.sql")),
     (12, Some(Dialect::Sqlite), include_str!("../../migrations/0012_sqlite_nonce_log.sql")),
+    (13, Some(Dialect::Sqlite), include_str!("../../migrations/0013_auth_generation_sqlite.sql")),
+    (14, Some(Dialect::Postgres), include_str!("../../migrations/0014_auth_generation_postgres.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.
@@ -92,12 +94,14 @@ mod tests {
     async fn a_migration_for_the_other_database_is_recorded_without_running() {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect("sqlite::memory:").await.unwrap();
-        // The portable migrations run on SQLite too: pretend it is PostgreSQL.
-        apply_pending(&mut conn, Dialect::Postgres).await.unwrap();
+        apply_pending(&mut conn, Dialect::Sqlite).await.unwrap();
         let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
         assert_eq!(versions, MIGRATIONS.iter().map(|(v, _, _)| *v).collect::<Vec<_>>());
-        let index: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'provisioned_product_names'").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(index, 0);
+        // 0013 is SQLite's and ran; 0014 is PostgreSQL's (in SQL SQLite cannot run) and did not.
+        for (trigger, made) in [("principals_insert_auth_generation", 1), ("principals_auth_generation", 0)] {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(trigger).fetch_one(&mut conn).await.unwrap();
+            assert_eq!(count, made, "{trigger}");
+        }
     }
 
     #[test]

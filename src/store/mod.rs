@@ -6,6 +6,7 @@
 
 pub mod console_session;
 pub mod audit;
+mod auth_cache;
 pub mod constraint;
 pub mod grant;
 pub mod launch_role;
@@ -80,6 +81,7 @@ pub struct Store {
     sqlite: Option<std::sync::Arc<read::SqliteReader>>,
     dialect: Dialect,
     url: std::sync::Arc<str>,
+    auth_cache: std::sync::Arc<auth_cache::AuthCache>,
 }
 
 impl Store {
@@ -122,7 +124,7 @@ impl Store {
                 (shared.clone(), shared, None)
             }
         };
-        let store = Store { read, write, sqlite, dialect, url: url.into() };
+        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default() };
         migrate::run(&store).await?;
         Ok(store)
     }

@@ -42,8 +42,8 @@ pub fn new_principal_id() -> String {
 }
 
 impl Store {
-    /// The principal owning `access_key_id` and the key's sealed secret.
-    pub async fn access_key(&self, access_key_id: &str) -> StoreResult<Option<(Principal, String)>> {
+    /// [`Store::access_key`], from the database.
+    pub(super) async fn read_access_key(&self, access_key_id: &str) -> StoreResult<Option<(Principal, String)>> {
         let mut sql = Sql::new(
             "SELECT p.principal_id, p.principal_type, p.name, p.is_admin, p.created_at, k.secret_sealed \
              FROM access_keys k JOIN principals p ON p.principal_id = k.principal_id WHERE k.access_key_id = ",

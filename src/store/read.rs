@@ -23,7 +23,9 @@ const STATEMENT_CACHE: usize = 128;
 /// One result row, from either database.
 pub(crate) enum Row<'r> {
     Any(&'r AnyRow),
-    Sqlite(&'r rusqlite::Row<'r>),
+    /// A rusqlite row and its statement's column names: rusqlite finds a column by name by asking
+    /// SQLite for every column's name on each lookup, a cost quadratic in the columns per row.
+    Sqlite(&'r rusqlite::Row<'r>, &'r [String]),
 }
 
 /// A column type both databases decode.
@@ -73,7 +75,16 @@ impl Row<'_> {
     fn column<T: Column>(&self, index: ColumnRef<'_>) -> StoreResult<T> {
         match self {
             Row::Any(row) => Ok(T::from_any(row, index)?),
-            Row::Sqlite(row) => Ok(T::from_sqlite(row, index)?),
+            Row::Sqlite(row, names) => {
+                let index = match index {
+                    ColumnRef::Name(name) => match names.iter().position(|column| column == name) {
+                        Some(position) => ColumnRef::Position(position),
+                        None => ColumnRef::Name(name),
+                    },
+                    position => position,
+                };
+                Ok(T::from_sqlite(row, index)?)
+            }
         }
     }
 }
@@ -131,9 +142,10 @@ impl SqliteReader {
                     Bind::Int(int) => statement.raw_bind_parameter(i + 1, int)?,
                 }
             }
+            let names: Vec<String> = statement.column_names().into_iter().map(String::from).collect();
             let mut rows = statement.raw_query();
             while let Some(row) = rows.next()? {
-                each(&Row::Sqlite(row))?;
+                each(&Row::Sqlite(row, &names))?;
             }
             Ok(())
         })
