@@ -25,6 +25,7 @@ pub async fn create(data: &DataOptions, name: &str, as_json: bool) -> anyhow::Re
     if !store.create_role(name).await? {
         bail!("a role named {name:?} exists already");
     }
+    store.settle_auth_changes().await;
     let role = store.list_roles().await?.into_iter().find(|r| r.name == name).context("the new role disappeared")?;
     if as_json {
         println!("{}", json!({"RoleName": role.name, "PrincipalId": role.role_id, "PrincipalType": "RamRole"}));
@@ -59,6 +60,7 @@ pub async fn delete(data: &DataOptions, name: &str) -> anyhow::Result<()> {
     if !store.delete_role(name).await? {
         bail!("no role named {name:?}");
     }
+    store.settle_auth_changes().await;
     println!("deleted role {name}");
     Ok(())
 }

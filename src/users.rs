@@ -19,6 +19,7 @@ pub async fn create(data: &DataOptions, name: &str, admin: bool, roles: &[String
         bail!("a user named {name:?} exists already");
     };
     store.add_user_to_roles(&user.principal_id, roles).await?;
+    store.settle_auth_changes().await;
     let out = json!({
         "UserName": user.name,
         "PrincipalId": user.principal_id,
@@ -64,6 +65,7 @@ pub async fn delete(data: &DataOptions, name: &str) -> anyhow::Result<()> {
     if !store.delete_user(name).await? {
         bail!("no user named {name:?}");
     }
+    store.settle_auth_changes().await;
     println!("deleted user {name}");
     Ok(())
 }

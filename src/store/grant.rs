@@ -71,6 +71,7 @@ impl Store {
         .bind(now_ms())
         .execute(self.writer())
         .await?;
+        self.auth_cache.forget();
         Ok(done.rows_affected() == 1)
     }
 
@@ -85,6 +86,7 @@ impl Store {
         .bind(i64::from(grant.is_pattern))
         .execute(self.writer())
         .await?;
+        self.auth_cache.forget();
         Ok(done.rows_affected() == 1)
     }
 

@@ -83,7 +83,7 @@ impl Store {
             return Ok(None);
         }
         insert_key(&mut tx, access_key_id, &principal.principal_id, secret_sealed).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(Some(principal))
     }
 
@@ -123,7 +123,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(true)
     }
 
@@ -140,7 +140,7 @@ impl Store {
     pub async fn replace_root_key(&self, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         set_root_key(&mut tx, access_key_id, secret_sealed).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(())
     }
 
@@ -158,7 +158,7 @@ impl Store {
             return Ok(false);
         }
         set_root_key(&mut tx, access_key_id, secret_sealed).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(true)
     }
 }

@@ -39,7 +39,7 @@ impl Store {
     pub async fn create_role(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let created = insert_role(&mut tx, name).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(created)
     }
 
@@ -59,7 +59,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(())
     }
 
@@ -106,7 +106,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        self.commit_auth_change(tx).await?;
         Ok(true)
     }
 
