@@ -232,15 +232,21 @@ enum UsersCommand {
     },
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr through a writer thread, which writes the lines that queued up together in
+/// one system call: a request's log line costs the request a channel send, not a `write`
+/// (docs/benchmarks.md). Lines are never dropped; the guard flushes them when dropped.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SERVICECATALOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 /// mimalloc: per-thread heaps, so memory freed on another runtime thread takes no global lock.
@@ -257,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", loaded.print("serve"));
                 return Ok(());
             }
-            init_logging(log_json);
+            let _logs = init_logging(log_json);
             let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
                 (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
                 _ => None,
@@ -265,19 +271,19 @@ async fn main() -> anyhow::Result<()> {
             server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine: engine.settings(), sample_catalog, limits: limits.limits(), audit_retention: Duration::from_secs(audit_retention_days * 86_400) }).await
         }
         Command::Worker { log_json, engine, data } => {
-            init_logging(log_json);
+            let _logs = init_logging(log_json);
             server::work(&data.options(), engine.settings()).await
         }
         Command::Backup { file, data } => {
-            init_logging(false);
+            let _logs = init_logging(false);
             servicecatalog::ops::backup::backup(&data.options(), &file).await
         }
         Command::Restore { file, data } => {
-            init_logging(false);
+            let _logs = init_logging(false);
             servicecatalog::ops::backup::restore(&data.options(), &file).await
         }
         Command::Users { command, data } => {
-            init_logging(false);
+            let _logs = init_logging(false);
             let data = data.options();
             match command {
                 UsersCommand::Create { name, admin, roles, json } => users::create(&data, &name, admin, &roles, json).await,
@@ -286,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Roles { command, data } => {
-            init_logging(false);
+            let _logs = init_logging(false);
             let data = data.options();
             match command {
                 RolesCommand::Create { name, json } => roles::create(&data, &name, json).await,
@@ -295,7 +301,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::LaunchRoles { command, data } => {
-            init_logging(false);
+            let _logs = init_logging(false);
             let data = data.options();
             match command {
                 LaunchRolesCommand::Create { name, env } => roles::create_launch_role(&data, &name, &env).await,
