@@ -38,15 +38,9 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         name: filter_value(&req.filters, "ProductName"),
         full_text: filter_value(&req.filters, "FullTextSearch"),
         portfolio_id: None,
-        in_portfolios: Some(granted.to_vec()),
     };
-    let (products, total) = ctx.store().list_products(&query, req.paging.order(), req.paging.page()).await?;
-    let ids: Vec<String> = products.iter().map(|p| p.product_id.clone()).collect();
-    let links = ctx.store().product_portfolios(&ids, &granted).await?;
-    let summaries: Vec<Value> = products
-        .iter()
-        .map(|p| summary(ctx, p, links.iter().filter(|(product, _)| *product == p.product_id).count()))
-        .collect();
+    let (products, total) = ctx.store().list_products_in(&granted, &query, req.paging.order(), req.paging.page()).await?;
+    let summaries: Vec<Value> = products.iter().map(|(product, holders)| summary(ctx, product, *holders as usize)).collect();
     let mut out = req.paging.response(total);
     out.insert("ProductSummaries".into(), summaries.into());
     Ok(Value::Object(out))

@@ -288,7 +288,6 @@ pub(super) async fn list_as_admin(ctx: &Ctx<'_>, req: ListRequest) -> Result<Val
         name: filter_value(&req.filters, "ProductName"),
         full_text: filter_value(&req.filters, "FullTextSearch"),
         portfolio_id: req.portfolio_id,
-        in_portfolios: None,
     };
     // Every product of this installation is local: products shared from other accounts do not exist.
     let (products, total) = if req.scope.as_deref() == Some("Import") {

@@ -58,8 +58,6 @@ pub struct ProductQuery {
     pub full_text: Option<String>,
     /// Only products in this portfolio.
     pub portfolio_id: Option<String>,
-    /// Only products in one of these portfolios (an end user's grants); `Some(empty)` finds none.
-    pub in_portfolios: Option<Vec<String>>,
 }
 
 /// The changes `UpdateProductVersion` asks for; `None` keeps the stored value.
@@ -122,6 +120,32 @@ pub enum Deletion {
     InUse(ProductUse),
     /// Refused: the last version of a product in use.
     LastVersion(ProductUse),
+}
+
+/// `from` and the `WHERE` clause of `query`.
+fn product_filter(mut from: Sql, query: &ProductQuery) -> Sql {
+    from.push(" WHERE 1 = 1");
+    if let Some(name) = &query.name {
+        from.push(" AND LOWER(product_name) = ").text(name.to_lowercase());
+    }
+    if let Some(text) = &query.full_text {
+        let pattern = contains_pattern(text);
+        from.push(" AND (LOWER(product_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+        from.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+        from.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+    }
+    if let Some(portfolio) = &query.portfolio_id {
+        from.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id = ").text(portfolio.clone());
+        from.push(")");
+    }
+    from
+}
+
+/// Orders a product `select` by creation time and cuts out `page`.
+fn page_by_creation(select: &mut Sql, order: SortOrder, page: Page) {
+    let dir = order.sql();
+    select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
+    select.push(" OFFSET ").int(page.offset());
 }
 
 const PRODUCT_COLUMNS: &str = "product_id, product_name, provider_name, description, product_type, template_type, created_at";
@@ -263,35 +287,36 @@ impl Store {
 
     /// One page of products by creation time, and the total count.
     pub async fn list_products(&self, query: &ProductQuery, order: SortOrder, page: Page) -> StoreResult<(Vec<Product>, i64)> {
-        let mut filter = Sql::new(" FROM products WHERE 1 = 1");
-        if let Some(name) = &query.name {
-            filter.push(" AND LOWER(product_name) = ").text(name.to_lowercase());
-        }
-        if let Some(text) = &query.full_text {
-            let pattern = contains_pattern(text);
-            filter.push(" AND (LOWER(product_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            filter.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            filter.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
-        }
-        if let Some(portfolio) = &query.portfolio_id {
-            filter.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id = ").text(portfolio.clone());
-            filter.push(")");
-        }
-        if let Some(portfolios) = &query.in_portfolios {
-            if portfolios.is_empty() {
-                return Ok((Vec::new(), 0));
-            }
-            filter.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id IN (");
-            for (i, portfolio) in portfolios.iter().enumerate() {
-                filter.push(if i == 0 { "" } else { ", " }).text(portfolio.clone());
-            }
-            filter.push("))");
-        }
+        let filter = product_filter(Sql::new(" FROM products"), query);
         let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}"));
-        let dir = order.sql();
-        select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
-        select.push(" OFFSET ").int(page.offset());
+        page_by_creation(&mut select, order, page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, product_from_row).await
+    }
+
+    /// One page of the products held by any of `portfolios` (an end user's grants), each with how
+    /// many of them hold it, and the total count: one statement, where a product list and then
+    /// its links would be two.
+    pub async fn list_products_in(
+        &self,
+        portfolios: &[String],
+        query: &ProductQuery,
+        order: SortOrder,
+        page: Page,
+    ) -> StoreResult<(Vec<(Product, i64)>, i64)> {
+        if portfolios.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let mut from = Sql::new(
+            " FROM products JOIN (SELECT product_id AS held_product_id, COUNT(*) AS holders FROM portfolio_products WHERE portfolio_id IN (",
+        );
+        for (i, portfolio) in portfolios.iter().enumerate() {
+            from.push(if i == 0 { "" } else { ", " }).text(portfolio.clone());
+        }
+        from.push(") GROUP BY product_id) held ON held.held_product_id = products.product_id");
+        let filter = product_filter(from, query);
+        let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}, holders"));
+        page_by_creation(&mut select, order, page);
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| Ok((product_from_row(row)?, row.get("holders")?))).await
     }
 
     /// Adds a version to an existing product.
@@ -507,10 +532,20 @@ mod tests {
         assert_eq!(ids(&by_text), ["prod-c"]);
         let (in_one, _) = list(ProductQuery { portfolio_id: Some("port-1".into()), ..Default::default() }, SortOrder::Asc).await;
         assert_eq!(ids(&in_one), ["prod-a"]);
-        let granted = ProductQuery { in_portfolios: Some(vec!["port-1".into(), "port-2".into()]), ..Default::default() };
-        assert_eq!(ids(&list(granted, SortOrder::Asc).await.0), ["prod-a", "prod-b"]);
-        let none = ProductQuery { in_portfolios: Some(vec![]), ..Default::default() };
-        assert_eq!(list(none, SortOrder::Asc).await, (vec![], 0));
+        store.associate_product("port-2", "prod-a").await.unwrap();
+        let in_both = |portfolios: &[&str], query: ProductQuery| {
+            let (store, portfolios) = (store.clone(), portfolios.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            async move {
+                let (products, total) = store.list_products_in(&portfolios, &query, SortOrder::Asc, ALL).await.unwrap();
+                (products.into_iter().map(|(p, holders)| (p.product_id, holders)).collect::<Vec<_>>(), total)
+            }
+        };
+        assert_eq!(in_both(&["port-1", "port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 2), ("prod-b".into(), 1)], 2));
+        assert_eq!(in_both(&["port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 1), ("prod-b".into(), 1)], 2));
+        let by_name = ProductQuery { name: Some("database".into()), ..Default::default() };
+        assert_eq!(in_both(&["port-1", "port-2"], by_name).await, (vec![("prod-b".into(), 1)], 1));
+        assert_eq!(in_both(&[], ProductQuery::default()).await, (vec![], 0));
+        store.disassociate_product("port-2", "prod-a").await.unwrap();
         let (page, total) = store.list_products(&ProductQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
         assert_eq!((ids(&page), total), (vec!["prod-c"], 3));
 
