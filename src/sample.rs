@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::api::action::Action;
-use crate::api::{dispatch, spec, AppState, Ctx};
+use crate::api::{dispatch, spec, Answer, AppState, Ctx};
 use crate::protocol::params::Params;
 use crate::store::principal::ROOT_USER_NAME;
 
@@ -70,5 +70,5 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
 async fn call(ctx: &Ctx<'_>, action: Action, params: &[(&str, &str)]) -> anyhow::Result<Value> {
     let decoded: Map<String, Value> = spec::decode(&spec::actions()[action.name()], &Params::from_pairs(params.iter().copied()))
         .map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))?;
-    dispatch(ctx, action, decoded).await.map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))
+    dispatch(ctx, action, decoded).await.map(Answer::into_value).map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))
 }

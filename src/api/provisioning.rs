@@ -1,11 +1,12 @@
 //! Provisioned products and tasks: launch, update, terminate, their reads and lists, and the
 //! task-log extension (`GetTaskLog`, documented in the README) that the CLI and console follow.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::{filter_value, format_time, Ctx, Filter, Paging};
+use super::{filter_value, format_time, Answer, Ctx, Filter, Paging};
 use crate::catalog::constraint::OperationType;
 use crate::provisioning::{self, parameters_from_json, parameters_json, Change, ChangeRequest};
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task, IN_PROGRESS, UNDER_CHANGE};
@@ -370,7 +371,16 @@ fn task_not_found() -> ApiError {
 
 /// `[{ParameterKey, ParameterValue}]` from sealed parameters, the values of the parameters named
 /// in `sensitive_json` (a JSON array of names) masked.
-pub(super) fn masked_parameters(ctx: &Ctx<'_>, parameters_sealed: &str, sensitive_json: &str) -> Vec<Value> {
+/// A `ParameterKey`/`ParameterValue` pair of an answer.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ParameterView {
+    parameter_key: String,
+    parameter_value: String,
+}
+
+/// The parameters sealed in a task or plan, with the template's sensitive ones masked.
+pub(super) fn masked_parameters(ctx: &Ctx<'_>, parameters_sealed: &str, sensitive_json: &str) -> Vec<ParameterView> {
     let sensitive: Vec<String> = serde_json::from_str(sensitive_json).unwrap_or_default();
     ctx.state
         .secrets
@@ -379,57 +389,101 @@ pub(super) fn masked_parameters(ctx: &Ctx<'_>, parameters_sealed: &str, sensitiv
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| {
-            let v = if sensitive.contains(&k) { MASK.to_string() } else { v };
-            json!({"ParameterKey": k, "ParameterValue": v})
+            let parameter_value = if sensitive.contains(&k) { MASK.to_string() } else { v };
+            ParameterView { parameter_key: k, parameter_value }
         })
         .collect()
 }
 
-/// The `TaskDetail` object; `logs` fills `Log.TerraformLogs` (one entry per command and stream).
-fn task_detail(ctx: &Ctx<'_>, task: &Task, logs: Option<Vec<Value>>) -> Value {
-    let parameters = masked_parameters(ctx, &task.parameters_sealed, &task.sensitive_parameters);
-    let mut d = json!({
-        "TaskId": task.task_id,
-        "TaskType": task.task_type,
-        "Status": task.status,
-        "ProvisionedProductId": task.provisioned_product_id,
-        "ProvisionedProductName": task.provisioned_product_name,
-        "ProductId": task.product_id,
-        "ProductName": task.product_name,
-        "ProductVersionId": task.product_version_id,
-        "ProductVersionName": task.product_version_name,
-        "PortfolioId": task.portfolio_id,
-        "Parameters": parameters,
-        "Outputs": serde_json::from_str::<Value>(&task.outputs).unwrap_or(Value::Array(vec![])),
-        "TaskTags": serde_json::from_str::<Value>(&task.task_tags).unwrap_or(Value::Array(vec![])),
-        "CreateTime": format_time(task.created_at),
-        "UpdateTime": format_time(task.updated_at),
-    });
-    if task.status == crate::store::provisioning::FAILED {
-        d["StatusMessage"] = Value::String(task.status_message.clone());
+/// JSON text stored by the engine (outputs, tags), or `[]` if it is not JSON.
+fn stored_json(text: &str) -> &RawValue {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::from_str("[]").expect("[] is JSON"))
+}
+
+/// The `TaskDetail` object, serialized as it is (GetTask answers it without building a `Value`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskDetail<'a> {
+    task_id: &'a str,
+    task_type: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<&'a str>,
+    provisioned_product_id: &'a str,
+    provisioned_product_name: &'a str,
+    product_id: &'a str,
+    product_name: &'a str,
+    product_version_id: &'a str,
+    product_version_name: &'a str,
+    portfolio_id: &'a str,
+    parameters: Vec<ParameterView>,
+    outputs: &'a RawValue,
+    task_tags: &'a RawValue,
+    create_time: String,
+    update_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<TaskLog>,
+}
+
+/// `Log.TerraformLogs`: one entry per command and stream.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskLog {
+    terraform_logs: Vec<TerraformLog>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct TerraformLog {
+    command: String,
+    stream: String,
+    content: String,
+}
+
+/// The `TaskDetail` of `task`; `logs` fills `Log.TerraformLogs`.
+fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog>>) -> TaskDetail<'a> {
+    TaskDetail {
+        task_id: &task.task_id,
+        task_type: &task.task_type,
+        status: &task.status,
+        status_message: (task.status == crate::store::provisioning::FAILED).then_some(task.status_message.as_str()),
+        provisioned_product_id: &task.provisioned_product_id,
+        provisioned_product_name: &task.provisioned_product_name,
+        product_id: &task.product_id,
+        product_name: &task.product_name,
+        product_version_id: &task.product_version_id,
+        product_version_name: &task.product_version_name,
+        portfolio_id: &task.portfolio_id,
+        parameters: masked_parameters(ctx, &task.parameters_sealed, &task.sensitive_parameters),
+        outputs: stored_json(&task.outputs),
+        task_tags: stored_json(&task.task_tags),
+        create_time: format_time(task.created_at),
+        update_time: format_time(task.updated_at),
+        log: logs.map(|terraform_logs| TaskLog { terraform_logs }),
     }
-    if let Some(logs) = logs {
-        d["Log"] = json!({ "TerraformLogs": logs });
-    }
-    d
 }
 
 /// Log chunks grouped per (command, stream) in order of first appearance.
-fn terraform_logs(chunks: &[crate::store::provisioning::LogChunk]) -> Vec<Value> {
-    let mut groups: Vec<(String, String, String)> = Vec::new();
+fn terraform_logs(chunks: Vec<crate::store::provisioning::LogChunk>) -> Vec<TerraformLog> {
+    let mut groups: Vec<TerraformLog> = Vec::new();
     for c in chunks {
-        match groups.iter_mut().find(|(cmd, stream, _)| *cmd == c.command && *stream == c.stream) {
-            Some(g) => g.2.push_str(&c.content),
-            None => groups.push((c.command.clone(), c.stream.clone(), c.content.clone())),
+        match groups.iter_mut().find(|g| g.command == c.command && g.stream == c.stream) {
+            Some(g) => g.content.push_str(&c.content),
+            None => groups.push(TerraformLog { command: c.command, stream: c.stream, content: c.content }),
         }
     }
-    groups.into_iter().map(|(command, stream, content)| json!({"Command": command, "Stream": stream, "Content": content})).collect()
+    groups
 }
 
-pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Value, ApiError> {
+pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer, ApiError> {
     let (task, owner, chunks) = ctx.store().task_with_logs(&req.task_id).await?.ok_or_else(task_not_found)?;
     may_see_task(ctx, owner.as_deref())?;
-    Ok(json!({ "TaskDetail": task_detail(ctx, &task, Some(terraform_logs(&chunks))) }))
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct GetTaskAnswer<'a> {
+        task_detail: TaskDetail<'a>,
+    }
+    Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &task, Some(terraform_logs(chunks))) })
 }
 
 pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Value, ApiError> {
@@ -441,7 +495,7 @@ pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<V
     }
     let (tasks, total) = ctx.store().list_tasks(&req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
     let mut out: Map<String, Value> = req.paging.response(total);
-    out.insert("TaskDetails".into(), tasks.iter().map(|t| task_detail(ctx, t, None)).collect());
+    out.insert("TaskDetails".into(), serde_json::to_value(tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>()).map_err(ApiError::internal)?);
     Ok(Value::Object(out))
 }
 

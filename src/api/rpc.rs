@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::action::Action;
 use super::error::ApiError;
-use super::{authorize, dispatch, spec, Ctx, SharedState};
+use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::auth::SignedRequest;
 use crate::ops::audit;
 use crate::protocol::params::{Params, RequestParams};
@@ -83,23 +83,25 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
     let mut info = CallInfo::default();
     let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info).await;
-    let (status, mut body, retry_after) = match result {
-        Ok(body) => (StatusCode::OK, body, None),
-        Err(error) => (error.status(), error.body(&request_id, &host_id), error.retry_after()),
-    };
-    body["RequestId"] = Value::String(request_id.clone());
     let action = info.action.map_or("-", Action::name);
     let principal = info.principal.as_deref().unwrap_or("-");
+    let (status, code, body, retry_after) = match result {
+        Ok(answer) => (StatusCode::OK, "Success".into(), answer.into_body(&request_id), None),
+        Err(error) => {
+            let mut body = error.body(&request_id, &host_id);
+            body["RequestId"] = Value::String(request_id.clone());
+            (error.status(), error.code().to_string(), body.to_string(), error.retry_after())
+        }
+    };
     let elapsed = started.elapsed();
     let elapsed_us = elapsed.as_micros() as u64;
-    let code = body.get("Code").and_then(|c| c.as_str()).unwrap_or("Success");
-    state.metrics.observe_request(action, code, elapsed);
+    state.metrics.observe_request(action, &code, elapsed);
     if status.is_server_error() {
         tracing::warn!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
     } else {
         tracing::info!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
     }
-    let mut response = (status, axum::Json(body)).into_response();
+    let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         headers.insert("x-acs-request-id", id);
@@ -118,7 +120,7 @@ async fn call(
     body: Body,
     request_id: &str,
     info: &mut CallInfo,
-) -> Result<Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
     let body = to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {} bytes.", limits.max_body_bytes))
@@ -164,15 +166,11 @@ async fn call(
     if audit::is_change(action) {
         audit::record(&state.store, request_id, action, &principal, &params, &result).await;
     }
-    let mut response = result?;
-    if !response.is_object() {
-        response = json!({});
-    }
-    Ok(response)
+    result
 }
 
 /// An authenticated call from authorisation to its handler (what the audit trail records).
-async fn authorized_call(state: &SharedState, action: Action, principal: &Principal, params: &Params) -> Result<Value, ApiError> {
+async fn authorized_call(state: &SharedState, action: Action, principal: &Principal, params: &Params) -> Result<Answer, ApiError> {
     authorize(action, principal)?;
     let decoded = spec::decode(&spec::actions()[action.name()], params)?;
     state.config.limits.check_tasks(&state.store, action, &principal.principal_id).await?;

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, dispatch, spec, Ctx, SharedState};
+use crate::api::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::protocol::params::Params;
 use session::Session;
 
@@ -144,7 +144,7 @@ where
 {
     authorize(action, &session.principal)?;
     let decoded: Map<String, Value> = spec::decode(&spec::actions()[action.name()], &Params::from_pairs(params))?;
-    dispatch(&Ctx { state, principal: &session.principal }, action, decoded).await
+    dispatch(&Ctx { state, principal: &session.principal }, action, decoded).await.map(Answer::into_value)
 }
 
 /// Form fields or query parameters, in order (a name may repeat).

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::api::action::Action;
 use crate::api::error::ApiError;
+use crate::api::Answer;
 use crate::protocol::params::Params;
 use crate::store::audit::AuditEvent;
 use crate::store::principal::Principal;
@@ -49,8 +50,8 @@ pub fn is_change(action: Action) -> bool {
 }
 
 /// Records the outcome of a change; a failure to record is logged, never answered.
-pub async fn record(store: &Store, request_id: &str, action: Action, principal: &Principal, params: &Params, result: &Result<Value, ApiError>) {
-    let response = result.as_ref().ok();
+pub async fn record(store: &Store, request_id: &str, action: Action, principal: &Principal, params: &Params, result: &Result<Answer, ApiError>) {
+    let response = result.as_ref().ok().and_then(Answer::as_value);
     let sensitive = sensitive_names(store, params, response).await;
     let (http_status, result_code) = match result {
         Ok(_) => (200, "Success".to_string()),
