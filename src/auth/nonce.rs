@@ -93,8 +93,13 @@ impl NonceGuard {
     /// Writes remembered nonces to the database (SQLite).
     pub async fn flush(&self) -> StoreResult<()> {
         let batch = std::mem::take(&mut *self.unwritten.lock().expect("nonce queue lock"));
-        if let Err(e) = self.store.record_nonces(&batch).await {
-            self.unwritten.lock().expect("nonce queue lock").extend(batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch: std::sync::Arc<[_]> = batch.into();
+        if let Err(e) = self.store.record_nonces(batch.clone()).await {
+            // Kept for the next flush.
+            self.unwritten.lock().expect("nonce queue lock").extend(batch.iter().cloned());
             return Err(e);
         }
         Ok(())

@@ -78,7 +78,7 @@ pub struct Store {
     /// PostgreSQL reads (SQLite reads go through `sqlite`).
     read: AnyPool,
     write: AnyPool,
-    sqlite: Option<std::sync::Arc<read::SqliteReader>>,
+    sqlite: Option<std::sync::Arc<read::SqliteFile>>,
     dialect: Dialect,
     url: std::sync::Arc<str>,
     auth_cache: std::sync::Arc<auth_cache::AuthCache>,
@@ -115,7 +115,7 @@ impl Store {
         };
         let (read, write, sqlite) = match dialect {
             Dialect::Sqlite => {
-                let reader = read::SqliteReader::new(url)?;
+                let reader = read::SqliteFile::new(url)?;
                 let write = pool(1).connect_with(options).await?;
                 (write.clone(), write, Some(std::sync::Arc::new(reader)))
             }
@@ -149,8 +149,8 @@ impl Store {
         &self.read
     }
 
-    /// The inline SQLite readers, on SQLite.
-    fn sqlite_reader(&self) -> Option<&read::SqliteReader> {
+    /// Our own connections to the SQLite file, on SQLite.
+    fn sqlite_file(&self) -> Option<&read::SqliteFile> {
         self.sqlite.as_deref()
     }
 

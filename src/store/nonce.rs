@@ -2,7 +2,9 @@
 //! key); on SQLite it is the copy of what memory decided (no key: rows append, migration 12).
 
 use super::sql::Sql;
-use super::{now_ms, Store, StoreResult};
+use std::sync::Arc;
+
+use super::{now_ms, Store, StoreError, StoreResult};
 
 impl Store {
     /// Records a nonce; false when it was recorded already and has not expired (PostgreSQL).
@@ -21,24 +23,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Appends many nonces at once (SQLite's copy of what memory decided), in one transaction.
-    pub async fn record_nonces(&self, nonces: &[(String, String, i64)]) -> StoreResult<()> {
+    /// Appends many nonces at once (SQLite's copy of what memory decided), in one transaction,
+    /// on a blocking thread through a prepared statement (store::read::SqliteFile::append).
+    pub async fn record_nonces(&self, nonces: Arc<[(String, String, i64)]>) -> StoreResult<()> {
         if nonces.is_empty() {
             return Ok(());
         }
-        /// Rows per INSERT: sqlx resolves each `$N` by a linear search of the statement's
-        /// parameters, quadratic in their number (300 rows cost more than six times 50).
-        const ROWS: usize = 50;
-        let mut tx = self.begin().await?;
-        for chunk in nonces.chunks(ROWS) {
-            let mut sql = Sql::new("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ");
-            for (i, (key, nonce, expires)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" }).text(key.clone()).push(", ").text(nonce.clone()).push(", ").int(*expires).push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let Some(file) = self.sqlite.clone() else {
+            return Err(StoreError::Database("the nonce copy is kept on SQLite only".into()));
+        };
+        tokio::task::spawn_blocking(move || {
+            file.append("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES (?1, ?2, ?3)", &nonces, |statement, (key, nonce, expires)| {
+                statement.raw_bind_parameter(1, key.as_str())?;
+                statement.raw_bind_parameter(2, nonce.as_str())?;
+                statement.raw_bind_parameter(3, expires)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Database(e.into()))?
     }
 
     /// Nonces that have not expired, for loading at start.
@@ -63,9 +65,9 @@ mod tests {
         let (store, _dir) = testing::sqlite().await;
         let later = now_ms() + 60_000;
         let batch: Vec<(String, String, i64)> = (0..120).map(|i| ("AK".into(), format!("n{i}"), later)).collect();
-        store.record_nonces(&batch).await.unwrap();
-        store.record_nonces(&[("AK".into(), "old".into(), now_ms() - 1)]).await.unwrap();
-        assert_eq!(store.live_nonces().await.unwrap().len(), 120, "all of a batch larger than one INSERT, not the expired one");
+        store.record_nonces(batch.into()).await.unwrap();
+        store.record_nonces(vec![("AK".into(), "old".into(), now_ms() - 1)].into()).await.unwrap();
+        assert_eq!(store.live_nonces().await.unwrap().len(), 120, "all of the batch, not the expired one");
         assert_eq!(store.prune_nonces().await.unwrap(), 1);
     }
 }

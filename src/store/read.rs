@@ -89,32 +89,59 @@ impl Row<'_> {
     }
 }
 
-/// Read connections to one SQLite file, used on the calling thread.
-pub(crate) struct SqliteReader {
+/// Connections of our own to one SQLite file: read connections used on the calling thread, and
+/// one writable connection for bulk appends ([`SqliteFile::append`]).
+pub(crate) struct SqliteFile {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    appender: Mutex<Option<rusqlite::Connection>>,
 }
 
-impl SqliteReader {
+impl SqliteFile {
     /// Reads the file of a `sqlite://PATH[?options]` URL (opened lazily).
-    pub(crate) fn new(url: &str) -> anyhow::Result<SqliteReader> {
+    pub(crate) fn new(url: &str) -> anyhow::Result<SqliteFile> {
         let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() || path.starts_with(":memory:") || rest.contains("mode=memory") {
             anyhow::bail!("an in-memory SQLite database cannot be shared by the server's connections: give a file, sqlite://PATH");
         }
-        Ok(SqliteReader { path: PathBuf::from(path), idle: Mutex::new(Vec::new()) })
+        Ok(SqliteFile { path: PathBuf::from(path), idle: Mutex::new(Vec::new()), appender: Mutex::new(None) })
     }
 
-    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+    fn open(&self, query_only: bool) -> rusqlite::Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "query_only", true)?;
+        // The writer pool's settings (store::Store::open): the same durability for every commit.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "query_only", query_only)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
+    }
+
+    /// Inserts `rows` with the one-row statement `insert` (prepared once) in one immediate
+    /// transaction on the appending connection. Blocks, the disk sync of the commit included:
+    /// call it from a blocking thread. For bulk copies written behind (the nonce copy), where
+    /// the sqlx writer's hand-off of every statement and value between threads cost more than
+    /// the rows; it waits for the writer's lock like any other connection.
+    pub(crate) fn append<R>(&self, insert: &str, rows: &[R], bind: impl Fn(&mut rusqlite::CachedStatement<'_>, &R) -> rusqlite::Result<()>) -> StoreResult<()> {
+        let mut appender = self.appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = match appender.as_mut() {
+            Some(conn) => conn,
+            None => appender.insert(self.open(false)?),
+        };
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut statement = tx.prepare_cached(insert)?;
+            for row in rows {
+                bind(&mut statement, row)?;
+                statement.raw_execute()?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Runs `read` on an idle connection (or a new one), then keeps the connection.
@@ -122,7 +149,7 @@ impl SqliteReader {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => self.open()?,
+            None => self.open(true)?,
         };
         let out = read(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -167,7 +194,7 @@ impl From<rusqlite::Error> for StoreError {
 impl Store {
     /// Every row of `sql`, decoded.
     pub(crate) async fn fetch_all<T>(&self, sql: &Sql, mut decode: impl FnMut(&Row<'_>) -> StoreResult<T>) -> StoreResult<Vec<T>> {
-        match self.sqlite_reader() {
+        match self.sqlite_file() {
             Some(reader) => {
                 let mut out = Vec::new();
                 reader.rows(sql, |row| {
@@ -182,7 +209,7 @@ impl Store {
 
     /// The first row of `sql`, decoded, if there is one.
     pub(crate) async fn fetch_optional<T>(&self, sql: &Sql, mut decode: impl FnMut(&Row<'_>) -> StoreResult<T>) -> StoreResult<Option<T>> {
-        match self.sqlite_reader() {
+        match self.sqlite_file() {
             Some(reader) => {
                 let mut out = None;
                 reader.rows(sql, |row| {
@@ -282,8 +309,8 @@ mod tests {
 
     #[test]
     fn in_memory_databases_are_refused() {
-        assert!(SqliteReader::new("sqlite::memory:").is_err());
-        assert!(SqliteReader::new("sqlite://x.db?mode=memory").is_err());
-        assert_eq!(SqliteReader::new("sqlite:///d/servicecatalog.db?mode=rwc").unwrap().path, PathBuf::from("/d/servicecatalog.db"));
+        assert!(SqliteFile::new("sqlite::memory:").is_err());
+        assert!(SqliteFile::new("sqlite://x.db?mode=memory").is_err());
+        assert_eq!(SqliteFile::new("sqlite:///d/servicecatalog.db?mode=rwc").unwrap().path, PathBuf::from("/d/servicecatalog.db"));
     }
 }
