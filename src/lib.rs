@@ -10,6 +10,7 @@ pub mod engine;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod memory;
 pub mod ops;
 pub mod protocol;
 pub mod provisioning;

@@ -255,7 +255,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    servicecatalog::store::sqlite_memory::use_mimalloc();
+    servicecatalog::memory::init();
     let (cli, loaded) = servicecatalog::ops::config::parse::<Cli>()?;
     match cli.command {
         Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, audit_retention_days, print_config, data } => {

@@ -2,12 +2,12 @@
 //! administrators included, who see the whole catalog through the admin actions instead. A
 //! product reached through exactly one granted portfolio has a default launch option.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::product::detail;
-use super::{filter_value, Ctx, Filter, Paging};
+use super::product::{detail, ProductView};
+use super::{filter_value, Answer, Ctx, Filter, Paging};
 use crate::store::product::{Product, ProductQuery};
 
 #[derive(Deserialize)]
@@ -26,13 +26,23 @@ pub(super) struct GetRequest {
 }
 
 /// The `ProductSummary` of a product reached through `portfolios` granted portfolios.
-fn summary(ctx: &Ctx<'_>, product: &Product, portfolios: usize) -> Value {
+fn summary<'a>(ctx: &Ctx<'_>, product: &'a Product, portfolios: usize) -> ProductView<'a> {
     let mut summary = detail(ctx, product);
-    summary["HasDefaultLaunchOption"] = Value::Bool(portfolios == 1);
+    summary.has_default_launch_option = Some(portfolios == 1);
     summary
 }
 
-pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+/// The answer of `ListProductsAsEndUser`, serialized as it is.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListAnswer<'a> {
+    page_number: i64,
+    page_size: i64,
+    total_count: i64,
+    product_summaries: Vec<ProductView<'a>>,
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiError> {
     let granted = ctx.store().portfolios_granted_to(ctx.principal).await?;
     let query = ProductQuery {
         name: filter_value(&req.filters, "ProductName"),
@@ -40,10 +50,13 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         portfolio_id: None,
     };
     let (products, total) = ctx.store().list_products_in(&granted, &query, req.paging.order(), req.paging.page()).await?;
-    let summaries: Vec<Value> = products.iter().map(|(product, holders)| summary(ctx, product, *holders as usize)).collect();
-    let mut out = req.paging.response(total);
-    out.insert("ProductSummaries".into(), summaries.into());
-    Ok(Value::Object(out))
+    let page = req.paging.page();
+    Answer::serialize(&ListAnswer {
+        page_number: page.number,
+        page_size: page.size,
+        total_count: total,
+        product_summaries: products.iter().map(|(product, holders)| summary(ctx, product, *holders as usize)).collect(),
+    })
 }
 
 pub(super) async fn get(ctx: &Ctx<'_>, req: GetRequest) -> Result<Value, ApiError> {

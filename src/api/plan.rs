@@ -665,7 +665,7 @@ pub(super) async fn get(ctx: &Ctx<'_>, req: PlanIdRequest) -> Result<Value, ApiE
     let version = ctx.store().product_version(&plan.product_version_id).await?;
     Ok(json!({
         "PlanDetail": detail,
-        "ProductDetail": product.map(|p| super::product::detail(ctx, &p)),
+        "ProductDetail": product.as_ref().map(|p| super::product::detail(ctx, p)),
         "ProductVersionDetail": version.as_ref().map(super::product::version_detail),
         "ResourceChanges": serde_json::from_str::<Value>(&plan.resource_changes).unwrap_or(Value::Array(vec![])),
     }))

@@ -2,7 +2,7 @@
 //! (seeing only active versions of products their grants reach), and the association of
 //! products with portfolios.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
@@ -120,18 +120,36 @@ pub(super) struct AssociationRequest {
     product_id: String,
 }
 
-/// The `ProductDetail` (admin) or `ProductSummary` (end user, without launch option) object.
-pub(super) fn detail(ctx: &Ctx<'_>, p: &Product) -> Value {
-    json!({
-        "ProductId": p.product_id,
-        "ProductArn": ctx.arn("product", &p.product_id),
-        "ProductName": p.product_name,
-        "ProductType": p.product_type,
-        "ProviderName": p.provider_name,
-        "Description": p.description,
-        "TemplateType": p.template_type,
-        "CreateTime": format_time(p.created_at),
-    })
+/// The `ProductDetail` (admin) or `ProductSummary` (end user) object.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ProductView<'a> {
+    product_id: &'a str,
+    product_arn: String,
+    product_name: &'a str,
+    product_type: &'a str,
+    provider_name: &'a str,
+    description: &'a str,
+    template_type: &'a str,
+    create_time: String,
+    /// End users only: whether exactly one granted portfolio holds the product.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) has_default_launch_option: Option<bool>,
+}
+
+/// The `ProductDetail` of `p`.
+pub(super) fn detail<'a>(ctx: &Ctx<'_>, p: &'a Product) -> ProductView<'a> {
+    ProductView {
+        product_id: &p.product_id,
+        product_arn: ctx.arn("product", &p.product_id),
+        product_name: &p.product_name,
+        product_type: &p.product_type,
+        provider_name: &p.provider_name,
+        description: &p.description,
+        template_type: &p.template_type,
+        create_time: format_time(p.created_at),
+        has_default_launch_option: None,
+    }
 }
 
 /// The `ProductVersionDetail` object, with our `Launchable` extension: false for versions this
@@ -296,7 +314,7 @@ pub(super) async fn list_as_admin(ctx: &Ctx<'_>, req: ListRequest) -> Result<Val
         ctx.store().list_products(&query, req.paging.order(), req.paging.page()).await?
     };
     let mut out = req.paging.response(total);
-    out.insert("ProductDetails".into(), products.iter().map(|p| detail(ctx, p)).collect());
+    out.insert("ProductDetails".into(), serde_json::to_value(products.iter().map(|p| detail(ctx, p)).collect::<Vec<_>>()).map_err(ApiError::internal)?);
     Ok(Value::Object(out))
 }
 

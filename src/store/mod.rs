@@ -21,7 +21,6 @@ pub mod product;
 pub mod role;
 pub mod provisioning;
 mod sql;
-pub mod sqlite_memory;
 pub mod tag_option;
 pub mod template;
 

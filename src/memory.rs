@@ -1,3 +1,6 @@
+//! The process's memory: SQLite allocates through mimalloc like the rest of the process, and
+//! transparent huge pages are off.
+//!
 //! SQLite's own allocations (page caches, the temporary b-trees a query builds for `IN (…)` or
 //! `ORDER BY`, statement memory) go to mimalloc, the allocator of the rest of the process.
 //! SQLite otherwise calls glibc's `malloc`: every temporary b-tree then took a fresh heap block
@@ -46,9 +49,22 @@ extern "C" fn x_init(_: *mut c_void) -> c_int {
 
 extern "C" fn x_shutdown(_: *mut c_void) {}
 
-/// Points SQLite at mimalloc. Call before the process opens its first SQLite connection: once
-/// SQLite is initialised it keeps the allocator it started with (and this says so in the log).
-pub fn use_mimalloc() {
+/// Sets the process up; call first thing in `main`.
+///
+/// Transparent huge pages go off: mimalloc reserves its arenas as large aligned mappings, which a
+/// kernel with THP `always` backs with 2 MiB pages, so a few touched bytes cost 2 MiB of RSS (the
+/// idle server held 40 MB instead of 22). The setting is inherited by Terraform's processes; their
+/// runs are short and measured the same (docs/benchmarks.md).
+pub fn init() {
+    // Both are best effort and run before logging starts: a kernel without the flag keeps its
+    // huge pages; a SQLite already initialised keeps the system allocator.
+    let _ = nix::sys::prctl::set_thp_disable(true);
+    use_mimalloc_for_sqlite();
+}
+
+/// Points SQLite at mimalloc. Must run before the process opens its first SQLite connection:
+/// once SQLite is initialised it keeps the allocator it started with.
+fn use_mimalloc_for_sqlite() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let methods = ffi::sqlite3_mem_methods {
@@ -64,10 +80,7 @@ pub fn use_mimalloc() {
         // SAFETY: SQLITE_CONFIG_MALLOC takes a pointer to a sqlite3_mem_methods, which SQLite
         // copies before returning. SQLite refuses (SQLITE_MISUSE) if it is already initialised,
         // and then nothing changes.
-        let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const ffi::sqlite3_mem_methods) };
-        if rc != ffi::SQLITE_OK {
-            tracing::debug!(rc, "SQLite was initialised before its allocator could be set; it keeps the system allocator");
-        }
+        unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MALLOC, &methods as *const ffi::sqlite3_mem_methods) };
     });
 }
 
