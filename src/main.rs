@@ -232,21 +232,19 @@ enum UsersCommand {
     },
 }
 
-/// Logs go to stderr through a writer thread, which writes the lines that queued up together in
-/// one system call: a request's log line costs the request a channel send, not a `write`
-/// (docs/benchmarks.md). Lines are never dropped; the guard flushes them when dropped.
-fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr through `ops::log_writer`: lines wait in memory for at most 20 ms and leave
+/// together. The flusher writes what waits when dropped.
+fn init_logging(json: bool) -> servicecatalog::ops::log_writer::LogFlusher {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SERVICECATALOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let (writer, guard) =
-        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::BufWriter::new(std::io::stderr()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let (writer, flusher) = servicecatalog::ops::log_writer::log_writer(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(move || writer.clone());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
-    guard
+    flusher
 }
 
 /// mimalloc: per-thread heaps, so memory freed on another runtime thread takes no global lock.

@@ -8,3 +8,4 @@ pub mod limits;
 pub mod audit;
 pub mod backup;
 pub mod config;
+pub mod log_writer;
