@@ -1,13 +1,11 @@
-//! The process's memory: SQLite allocates through mimalloc like the rest of the process, and
-//! transparent huge pages are off.
-//!
-//! SQLite's own allocations (page caches, the temporary b-trees a query builds for `IN (…)` or
-//! `ORDER BY`, statement memory) go to mimalloc, the allocator of the rest of the process.
-//! SQLite otherwise calls glibc's `malloc`: every temporary b-tree then took a fresh heap block
-//! that glibc gave back to the kernel when it was freed (`madvise`, a TLB shootdown across both
-//! cores, then page faults to get it again) — a third of `ListProductsAsEndUser`'s CPU
-//! (docs/benchmarks.md). This is the crate's only `unsafe` code: the C interface SQLite offers
-//! for the purpose, `sqlite3_config(SQLITE_CONFIG_MALLOC, …)`.
+//! The process's memory: transparent huge pages are off, and SQLite's own allocations (page
+//! caches, the temporary b-trees a query builds for `IN (…)` or `ORDER BY`, statement memory) go
+//! to mimalloc, the allocator of the rest of the process. SQLite otherwise calls glibc's
+//! `malloc`: every temporary b-tree then took a fresh heap block that glibc gave back to the
+//! kernel when it was freed (`madvise`, a TLB shootdown across both cores, then page faults to get
+//! it again) — a third of `ListProductsAsEndUser`'s CPU (docs/benchmarks.md). This is the
+//! crate's only `unsafe` code: the C interface SQLite offers for the purpose,
+//! `sqlite3_config(SQLITE_CONFIG_MALLOC, …)`.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
