@@ -35,7 +35,9 @@ fn seeds_and_regressions_run_through_every_target() {
     assert!(!captures.is_empty(), "the captured SDK requests seed the request targets");
     let templates = sample_templates(root);
     assert!(!templates.is_empty());
-    let targets: [(&str, fn(&[u8]), &Vec<Vec<u8>>); 3] =
+    /// (name, target, seed inputs)
+    type Target<'a> = (&'a str, fn(&[u8]), &'a Vec<Vec<u8>>);
+    let targets: [Target<'_>; 3] =
         [("params", fuzzing::params, &captures), ("signatures", fuzzing::signatures, &captures), ("template", fuzzing::template, &templates)];
     for (name, target, seeds) in targets {
         for input in seeds.iter().chain(&files(&root.join("fuzz/regressions").join(name))) {

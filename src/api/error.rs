@@ -133,6 +133,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError::*;
+        let message = format!("{error}");
+        match error {
+            Incomplete(_) => ApiError::new(StatusCode::BAD_REQUEST, "IncompleteSignature", message),
+            UnknownAccessKey(_) => ApiError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The specified AccessKey id does not exist."),
+            SignatureMismatch(_) => ApiError::new(StatusCode::BAD_REQUEST, "SignatureDoesNotMatch", message),
+            BadTimestamp(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Format", format!("Specified {message}.")),
+            Expired(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Expired", format!("Specified {message}.")),
+            NonceUsed(_) => ApiError::new(StatusCode::BAD_REQUEST, "SignatureNonceUsed", format!("Specified {message}.")),
+            SecretUnreadable => ApiError::internal(message),
+            Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,22 +176,5 @@ mod tests {
         let e = ApiError::internal("secret path /var/x");
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.body("r", "h").to_string().contains("/var/x"));
-    }
-}
-
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(error: crate::auth::AuthError) -> Self {
-        use crate::auth::AuthError::*;
-        let message = format!("{error}");
-        match error {
-            Incomplete(_) => ApiError::new(StatusCode::BAD_REQUEST, "IncompleteSignature", message),
-            UnknownAccessKey(_) => ApiError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The specified AccessKey id does not exist."),
-            SignatureMismatch(_) => ApiError::new(StatusCode::BAD_REQUEST, "SignatureDoesNotMatch", message),
-            BadTimestamp(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Format", format!("Specified {message}.")),
-            Expired(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Expired", format!("Specified {message}.")),
-            NonceUsed(_) => ApiError::new(StatusCode::BAD_REQUEST, "SignatureNonceUsed", format!("Specified {message}.")),
-            SecretUnreadable => ApiError::internal(message),
-            Store(e) => e.into(),
-        }
     }
 }

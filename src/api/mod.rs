@@ -192,7 +192,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListProductVersions => product::list_versions(ctx, decode(params)?).await?.into(),
         AssociateProductWithPortfolio => product::associate(ctx, decode(params)?).await?.into(),
         DisassociateProductFromPortfolio => product::disassociate(ctx, decode(params)?).await?.into(),
-        ListProductsAsEndUser => enduser::list(ctx, decode(params)?).await?.into(),
+        ListProductsAsEndUser => enduser::list(ctx, decode(params)?).await?,
         GetProductAsEndUser => enduser::get(ctx, decode(params)?).await?.into(),
         LaunchProduct => provisioning::launch(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await?.into(),
