@@ -87,11 +87,7 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     let principal = info.principal.as_deref().unwrap_or("-");
     let (status, code, body, retry_after) = match result {
         Ok(answer) => (StatusCode::OK, "Success".into(), answer.into_body(&request_id), None),
-        Err(error) => {
-            let mut body = error.body(&request_id, &host_id);
-            body["RequestId"] = Value::String(request_id.clone());
-            (error.status(), error.code().to_string(), body.to_string(), error.retry_after())
-        }
+        Err(error) => (error.status(), error.code().to_string(), error.body(&request_id, &host_id).to_string(), error.retry_after()),
     };
     let elapsed = started.elapsed();
     let elapsed_us = elapsed.as_micros() as u64;
