@@ -43,9 +43,11 @@ def main():
         ("GetTask p99 at c=16 (ms)", api_at("GetTask", 16)["p99_ms"], "<=", 5),
         ("GetTask p99 at c=64 (ms)", api_at("GetTask", 64)["p99_ms"], "<=", 5),
         ("server CPU per GetTask at c=64 (us)", api_at("GetTask", 64)["server_cpu_us_per_request"], "<=", 100),
-        ("task latency ratio", latency["ratio"], "<=", 1.3),
-        ("task throughput ratio (bare x N / workers)", throughput["ratio"], "<=", 1.25),
-        ("task throughput ratio (bare, workers at a time)", throughput["ratio_bare_parallel"], "<=", 1.25),
+        ("task latency ratio (bare workflow)", latency["ratio"], "<=", 1.3),
+        ("task latency ratio (bare engine processes)", latency["ratio_engine_commands"], "<=", 1.3),
+        ("task throughput ratio (bare workflow x N / workers)", throughput["ratio"], "<=", 1.25),
+        ("task throughput ratio (engine processes x N / workers)", throughput["ratio_engine_commands"], "<=", 1.25),
+        ("task throughput ratio (engine processes, workers at a time)", throughput["ratio_bare_parallel"], "<=", 1.25),
         (f"{seed['tasks']:,} tasks: GetTask p99 at c=1 (ms)", worst("GetTask", "p99_ms"), "<=", 2),
         (f"{seed['tasks']:,} tasks: ListTasks p99 at c=1 (ms)", worst("ListTasks", "p99_ms"), "<=", 20),
         (f"{seed['tasks']:,} tasks: ListProvisionedProducts by name p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, name)", "p99_ms"), "<=", 20),
@@ -69,14 +71,16 @@ def main():
           f"database {size['database_bytes'] / 2**20:.0f} MiB\n{'case':<46}{'c':>4}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
     for r in scale:
         print(f"{r['case']:<46}{r['concurrency']:>4}{r['rps']:>9.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['server_cpu_us_per_request'] or 0:>12.1f}")
-    print(f"\nTasks: latency {latency['launch_to_succeeded_median_s']} s vs bare {latency['bare_terraform_median_s']} s; "
-          f"{throughput['launches']} launches on {throughput['workers']} workers in {throughput['wall_seconds']} s vs ideal {throughput['ideal_seconds']} s, "
-          f"vs bare {throughput['workers']} at a time {throughput['bare_parallel_seconds']} s")
+    print(f"\nTasks: latency {latency['launch_to_succeeded_median_s']} s vs bare workflow {latency['bare_terraform_median_s']} s, "
+          f"bare engine processes {latency['bare_engine_commands_median_s']} s; "
+          f"{throughput['launches']} launches on {throughput['workers']} workers in {throughput['wall_seconds']} s vs ideal {throughput['ideal_seconds']} s "
+          f"(engine processes {throughput['ideal_engine_commands_seconds']} s), "
+          f"vs engine processes {throughput['workers']} at a time {throughput['bare_parallel_seconds']} s")
     print(f"Memory (server VmHWM): idle {mem_api['idle_hwm_kb'] / 1024:.1f} MB, after API load {mem_api['after_api_load_hwm_kb'] / 1024:.1f} MB, "
           f"{memory['tasks']} tasks in flight {memory['in_flight_hwm_mb']} MB (at most {memory['most_terraform_children']} Terraform processes)")
-    print(f"\n{'target':<62}{'value':>10}  {'goal':<8}")
+    print(f"\n{'target':<66}{'value':>10}  {'goal':<8}")
     for c in checks:
-        print(f"{c['name']:<62}{c['value']:>10}  {c['target']:<8}  {'met' if c['met'] else 'MISSED'}")
+        print(f"{c['name']:<66}{c['value']:>10}  {c['target']:<8}  {'met' if c['met'] else 'MISSED'}")
     print(f"\nwritten to {a.out}")
 
 

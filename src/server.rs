@@ -79,6 +79,8 @@ pub struct EngineSettings {
     pub workers: usize,
     /// Terraform binary.
     pub terraform: Option<PathBuf>,
+    /// GOGC of Terraform's Go runtime.
+    pub terraform_gogc: u32,
     /// Time limit of a task.
     pub task_timeout: std::time::Duration,
     /// Task lease.
@@ -158,6 +160,7 @@ fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings
         EngineConfig {
             workers: settings.workers,
             terraform: settings.terraform.clone(),
+            terraform_gogc: settings.terraform_gogc,
             // Terraform runs in the task's directory: paths handed to it must be absolute.
             data_dir: std::path::absolute(&data.data_dir).unwrap_or_else(|_| data.data_dir.clone()),
             task_timeout: settings.task_timeout,

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     pub workers: usize,
     /// Terraform binary; else `terraform`, then `tofu`, on PATH.
     pub terraform: Option<PathBuf>,
+    /// GOGC of Terraform's Go runtime (the child's environment).
+    pub terraform_gogc: u32,
     /// Data directory: task working directories, provider mirror, sandboxes live below it.
     pub data_dir: PathBuf,
     /// Time limit of one task.
@@ -56,6 +58,8 @@ pub struct Engine {
     wake: Notify,
     node_id: String,
     provider_mirror: Option<PathBuf>,
+    /// `terraform version`'s text for the binary it was read from.
+    version_text: std::sync::Mutex<Option<(BinaryStamp, String)>>,
     phase: watch::Sender<Phase>,
     workers: tokio::sync::Mutex<JoinSet<()>>,
     busy: AtomicUsize,
@@ -97,6 +101,7 @@ impl Engine {
             wake: Notify::new(),
             node_id: crate::store::new_id("node"),
             provider_mirror,
+            version_text: std::sync::Mutex::new(None),
             config,
             phase: watch::Sender::new(Phase::Running),
             workers: tokio::sync::Mutex::new(JoinSet::new()),
@@ -305,7 +310,7 @@ impl Engine {
             cancel,
             log: Some(log),
         };
-        step(&tf, "version", &["version", "-no-color"]).await?;
+        self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
         match self.store.plan_of_task(&task.task_id).await.map_err(internal)? {
             Some(plan) => self.restore_plan_file(&plan, &dir).await?,
@@ -327,16 +332,38 @@ impl Engine {
             applied = apply => applied,
             never = self.follow_state(task, &dir, &mut saved) => match never {},
         };
-        self.collect_state(task, &dir, saved.as_deref()).await.map_err(internal)?;
+        let final_state = self.collect_state(task, &dir, saved.as_deref()).await.map_err(internal)?;
         applied?;
         if terminate {
             return Ok("[]".into());
         }
-        let (finished, stdout) = tf.run(None, &["output", "-json", "-no-color"]).await.map_err(|e| e.to_string())?;
-        if !finished.status.success() {
-            return Err(format!("terraform output failed: {}", error_summary(&finished.stderr)));
+        // What `terraform output -json` would print: the root module's outputs in the state.
+        Ok(inputs.outputs(final_state.as_deref().unwrap_or_default()).to_string())
+    }
+
+    /// The `version` step: `terraform version` in the task's directory, logged. Before `init` its
+    /// text depends only on the binary (it would also list the providers of a dependency lock
+    /// file, but a template holds only `.tf` files): so it runs once per binary (path, size,
+    /// modification time) and later tasks log the same text without starting Terraform again.
+    async fn version_step(&self, tf: &Terraform<'_>, log: &TaskLog) -> Result<(), String> {
+        let stamp = BinaryStamp::of(tf.binary);
+        if let Some(stamp) = &stamp {
+            let cached = self.version_text.lock().expect("version cache lock");
+            if let Some((_, text)) = cached.as_ref().filter(|(known, _)| known == stamp) {
+                log.push("version", "stdout", text);
+                return Ok(());
+            }
         }
-        Ok(inputs.outputs(&stdout).to_string())
+        let (finished, stdout) = tf.run(None, &["version", "-no-color"]).await.map_err(|e: RunError| e.to_string())?;
+        log.push("version", "stdout", &stdout);
+        log.push("version", "stderr", &finished.stderr);
+        if !finished.status.success() {
+            return Err(format!("terraform version failed ({}): {}", finished.status, error_summary(&finished.stderr)));
+        }
+        if let Some(stamp) = stamp.filter(|_| finished.stderr.is_empty()) {
+            *self.version_text.lock().expect("version cache lock") = Some((stamp, stdout));
+        }
+        Ok(())
     }
 
     /// Writes the saved plan file of `plan` into `dir`, refusing it when the provisioned
@@ -395,6 +422,7 @@ impl Engine {
             ("TF_INPUT".into(), "0".into()),
             ("TF_FORK".into(), "0".into()),
             ("CHECKPOINT_DISABLE".into(), "1".into()),
+            ("GOGC".into(), self.config.terraform_gogc.to_string()),
             ("RUST_LIB_BACKTRACE".into(), "0".into()),
             ("ALICLOUD_REGION".into(), region.to_string()),
             ("ALIBABA_CLOUD_REGION".into(), region.to_string()),
@@ -446,12 +474,14 @@ impl Engine {
     }
 
     /// Saves the state Terraform left in `dir` when it differs from `before` (an `errored.tfstate`
-    /// wins; an empty file, as a killed Terraform may leave, never replaces a good version).
-    async fn collect_state(&self, task: &Task, dir: &Path, before: Option<&str>) -> Result<(), StoreError> {
+    /// wins; an empty file, as a killed Terraform may leave, never replaces a good version), and
+    /// returns it.
+    async fn collect_state(&self, task: &Task, dir: &Path, before: Option<&str>) -> Result<Option<String>, StoreError> {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().filter(|s| !s.trim().is_empty());
-        if let Some(state) = read("errored.tfstate").or_else(|| read("terraform.tfstate")) {
+        let state = read("errored.tfstate").or_else(|| read("terraform.tfstate"));
+        if let Some(state) = &state {
             if Some(state.as_str()) != before {
-                let sealed = self.secrets.seal(&state);
+                let sealed = self.secrets.seal(state);
                 // The only copy is in the working directory, removed after the task: wait out a
                 // database outage (bounded) rather than lose what Terraform made.
                 let patience = tokio::time::Instant::now() + STATE_SAVE_PATIENCE;
@@ -467,7 +497,7 @@ impl Engine {
                 tracing::info!(task_id = %task.task_id, version, "saved Terraform state");
             }
         }
-        Ok(())
+        Ok(state)
     }
 
     /// Fails the tasks whose worker died, after salvaging what they left on this node.
@@ -508,6 +538,17 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Which binary a file path holds: its path, size and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BinaryStamp(PathBuf, u64, std::time::SystemTime);
+
+impl BinaryStamp {
+    fn of(binary: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(binary).ok()?;
+        Some(BinaryStamp(binary.to_path_buf(), meta.len(), meta.modified().ok()?))
     }
 }
 
@@ -582,11 +623,14 @@ fn prepare_provider_mirror(data_dir: &Path) -> Option<PathBuf> {
     }
 }
 
-/// The JSON `Outputs` list of a task from `terraform output -json`.
-pub fn outputs_json(raw: &str, describe: impl Fn(&str) -> String) -> Value {
-    let parsed: serde_json::Map<String, Value> = serde_json::from_str(raw).unwrap_or_default();
-    let list: Vec<Value> = parsed
-        .iter()
+/// The JSON `Outputs` list of a task from its Terraform state (the root module's `outputs`, as
+/// `terraform output -json` prints them); sensitive values masked.
+fn outputs_of_state(state: &str, describe: impl Fn(&str) -> String) -> Value {
+    let parsed: Value = serde_json::from_str(state).unwrap_or_default();
+    let list: Vec<Value> = parsed["outputs"]
+        .as_object()
+        .into_iter()
+        .flatten()
         .map(|(name, o)| {
             let value = if o["sensitive"].as_bool().unwrap_or(false) {
                 "******".to_string()

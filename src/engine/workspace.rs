@@ -128,9 +128,9 @@ impl TaskInputs {
         Ok(())
     }
 
-    /// The task's `Outputs` from `terraform output -json`, with descriptions from the template.
-    pub fn outputs(&self, output_json: &str) -> Value {
-        super::outputs_json(output_json, |name| self.output_description(name))
+    /// The task's `Outputs` from its final Terraform state, with descriptions from the template.
+    pub fn outputs(&self, state: &str) -> Value {
+        super::outputs_of_state(state, |name| self.output_description(name))
     }
 }
 

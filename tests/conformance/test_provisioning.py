@@ -833,16 +833,48 @@ def test_every_finished_task_has_its_complete_log(server, admin_v3, end_user):
     user, caller_of = end_user
     caller = caller_of("v3")
     product = make_product(admin_v3, HELLO_TF, users=[user])
-    incomplete, total = [], 0
+    incomplete, total, versions = [], 0, set()
     for batch in range(3):
         launched = [launch(caller, product, {"owner": f"o{batch}-{i}"}) for i in range(12)]
-        for pp_id, task_id in launched:
+        for i, (pp_id, task_id) in enumerate(launched):
             task = wait_task(caller, task_id)
             assert task["Status"] == "Succeeded", task
+            assert outputs(task)["owner_size"]["OutputValue"] == f"o{batch}-{i}/small"
             total += 1
+            versions.add(terraform_logs(task, "version"))
             if "Apply complete!" not in terraform_logs(task, "apply"):
                 incomplete.append((task_id, commands(task)))
     assert not incomplete, f"{len(incomplete)} of {total} succeeded tasks lack the end of their log: {incomplete}"
+    # `terraform version` runs once per binary: every task logs the same text
+    assert len(versions) == 1 and next(iter(versions)).startswith(("Terraform v", "OpenTofu v")), versions
+
+
+
+@needs_terraform
+def test_terraform_version_runs_once_per_binary(fresh_server, tmp_path):
+    """Before `init`, `terraform version` prints what the binary is: it runs for the first task
+    and again only when the binary changes; every task's log has its text."""
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "terraform"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\nexec "{_terraform_binary()}" "$@"\n')
+    wrapper.chmod(0o755)
+    srv = fresh_server(args=["--terraform", str(wrapper), "--workers", "1"])
+    admin = srv.caller("v3")
+    user, caller, _ = new_user(srv)
+    product = make_product(admin, HELLO_TF, users=[user])
+
+    def launch_logs(count):
+        tasks = [wait_task(caller, launch(caller, product, {"owner": f"o{i}"})[1]) for i in range(count)]
+        assert all(t["Status"] == "Succeeded" for t in tasks), tasks
+        return [terraform_logs(t, "version") for t in tasks]
+
+    first = launch_logs(3)
+    assert calls.read_text().split().count("version") == 1, calls.read_text()
+    assert first[0].startswith(("Terraform v", "OpenTofu v")) and first.count(first[0]) == 3, first
+    # the same path, a different binary (here: the wrapper rewritten): the version runs again
+    wrapper.write_text(wrapper.read_text() + "# changed\n")
+    assert launch_logs(1) == first[:1]
+    assert calls.read_text().split().count("version") == 2, calls.read_text()
 
 
 # ============================================================================= log limit
