@@ -244,7 +244,9 @@ fn init_logging(json: bool) -> servicecatalog::ops::log_writer::LogFlusher {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SERVICECATALOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let (writer, flusher) = servicecatalog::ops::log_writer::log_writer(std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(move || writer.clone());
+    // Colours only for a person at a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(move || writer.clone());
     if json {
         builder.json().init();
     } else {

@@ -92,10 +92,11 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     let elapsed = started.elapsed();
     let elapsed_us = elapsed.as_micros() as u64;
     state.metrics.observe_request(action, &code, elapsed);
+    // Ids, action names and codes are plain words: written as they are (`%`), not quoted.
     if status.is_server_error() {
-        tracing::warn!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
+        tracing::warn!(request_id = %request_id, action = %action, principal, status = status.as_u16(), elapsed_us, code = %code, "request");
     } else {
-        tracing::info!(request_id, action, principal, status = status.as_u16(), elapsed_us, code, "request");
+        tracing::info!(request_id = %request_id, action = %action, principal, status = status.as_u16(), elapsed_us, code = %code, "request");
     }
     let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     let headers = response.headers_mut();
