@@ -134,11 +134,8 @@ async fn call(
         )
     })?;
     limits.check_parameters(&params)?;
-    let header_pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-        .collect();
-    let header = |name: &str| header_pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let header_pairs: Vec<(&str, &str)> = headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
+    let header = |name: &str| header_pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
 
     let action_name = header("x-acs-action").or_else(|| params.get("Action")).ok_or_else(|| ApiError::missing_parameter("Action"))?;
     let action = Action::from_name(action_name).ok_or_else(|| {

@@ -23,14 +23,14 @@ pub struct SignedRequest<'a> {
     /// Decoded query and form-body parameters.
     pub params: &'a RequestParams,
     /// Every header as (lower-case name, value).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a [(&'a str, &'a str)],
     /// The raw body.
     pub body: &'a [u8],
 }
 
 impl SignedRequest<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 }
 

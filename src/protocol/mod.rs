@@ -7,9 +7,16 @@ pub mod signature;
 
 /// RFC 3986 percent-encoding as both signature schemes use it: only `A-Za-z0-9-_.~` stay literal.
 pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    push_percent_encoded(&mut out, value);
+    out
+}
+
+/// Appends `value` percent-encoded as [`percent_encode`] does.
+pub fn push_percent_encoded(out: &mut String, value: &str) {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const RESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    utf8_percent_encode(value, RESERVED).to_string()
+    out.extend(utf8_percent_encode(value, RESERVED));
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! SDK) signs every query and form-body parameter. A [`Signature`] has no `==`: comparing two only
 //! compiles through [`Signature::matches`], which runs in constant time.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::percent_encode;
+use super::{percent_encode, push_percent_encoded};
 
 /// The only V3 algorithm this server verifies.
 pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
@@ -21,7 +23,9 @@ pub struct Signature(Vec<u8>);
 impl Signature {
     /// Decodes a V3 signature (lower-case hex).
     pub fn from_hex(text: &str) -> Option<Self> {
-        hex::decode(text).ok().map(Signature)
+        let mut bytes = vec![0; text.len() / 2];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Signature(bytes))
     }
 
     /// Decodes a V1 signature (standard base64).
@@ -36,7 +40,7 @@ impl Signature {
 
     /// The V3 wire form (lower-case hex).
     pub fn to_hex(&self) -> String {
-        hex::encode(&self.0)
+        lower_hex(&self.0)
     }
 
     /// The V1 wire form (base64).
@@ -51,13 +55,21 @@ impl std::fmt::Debug for Signature {
     }
 }
 
+/// Lower-case hex of `bytes`, in one allocation (`hex::encode` collects its string a char at a time).
+fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut out).expect("the buffer holds two digits per byte");
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
 /// The parts of a V3 `Authorization` header.
 #[derive(Debug)]
-pub struct V3Authorization {
+pub struct V3Authorization<'a> {
     /// The AccessKey id from `Credential=`.
     pub access_key_id: String,
-    /// Lower-case header names from `SignedHeaders=`, in the order given.
-    pub signed_headers: Vec<String>,
+    /// Lower-case header names from `SignedHeaders=`, in the order given (borrowed from the
+    /// header when it already is lower-case, as the SDK sends it).
+    pub signed_headers: Vec<Cow<'a, str>>,
     /// The claimed signature.
     pub signature: Signature,
 }
@@ -74,7 +86,7 @@ pub enum MalformedAuthorization {
 }
 
 /// Parses `ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…`.
-pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization, MalformedAuthorization> {
+pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization<'_>, MalformedAuthorization> {
     let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     if algorithm != V3_ALGORITHM {
         return Err(MalformedAuthorization::UnsupportedAlgorithm(algorithm.to_string()));
@@ -95,52 +107,86 @@ pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization, Malformed
         .ok_or(MalformedAuthorization::Missing("Signature"))?;
     Ok(V3Authorization {
         access_key_id: access_key_id.to_string(),
-        signed_headers: signed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect(),
+        signed_headers: signed
+            .split(';')
+            .map(str::trim)
+            .map(|h| if h.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(h.to_ascii_lowercase()) } else { Cow::Borrowed(h) })
+            .collect(),
         signature,
     })
 }
 
 /// Lower-case hex SHA-256 of a request body: V3's `HashedPayload`.
 pub fn hashed_payload(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+    lower_hex(&Sha256::digest(body))
 }
 
 /// Sorted `enc(name)=enc(value)` pairs joined by `&`: the canonical query of V3 and the
 /// canonicalized parameters of V1.
 fn canonical_pairs<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> String {
+    let mut out = String::new();
+    push_canonical_pairs(&mut out, pairs);
+    out
+}
+
+/// Appends what [`canonical_pairs`] returns.
+fn push_canonical_pairs<'a>(out: &mut String, pairs: impl Iterator<Item = &'a (String, String)>) {
     let mut pairs: Vec<&(String, String)> = pairs.collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&")
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        push_percent_encoded(out, name);
+        out.push('=');
+        push_percent_encoded(out, value);
+    }
 }
 
 /// V3 canonical request. `headers` are the received headers as (lower-case name, value); a name
 /// that occurs several times contributes its trimmed values sorted and joined by `,`.
-pub fn v3_canonical_request(
+pub fn v3_canonical_request<N: AsRef<str>, V: AsRef<str>, S: AsRef<str>>(
     method: &str,
     query: &[(String, String)],
-    headers: &[(String, String)],
-    signed_headers: &[String],
+    headers: &[(N, V)],
+    signed_headers: &[S],
     hashed_payload: &str,
 ) -> String {
-    let mut canonical_headers = String::new();
-    for name in signed_headers {
-        let mut values: Vec<&str> = headers.iter().filter(|(k, _)| k == name).map(|(_, v)| v.trim()).collect();
-        values.sort_unstable();
-        canonical_headers.push_str(name);
-        canonical_headers.push(':');
-        canonical_headers.push_str(&values.join(","));
-        canonical_headers.push('\n');
+    let mut out = String::with_capacity(512);
+    out.push_str(method);
+    out.push_str("\n/\n");
+    push_canonical_pairs(&mut out, query.iter());
+    out.push('\n');
+    for name in signed_headers.iter().map(AsRef::as_ref) {
+        out.push_str(name);
+        out.push(':');
+        let mut values = headers.iter().filter(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref().trim());
+        match (values.next(), values.next()) {
+            (None, _) => {}
+            (Some(only), None) => out.push_str(only),
+            (Some(first), Some(second)) => {
+                let mut all: Vec<&str> = [first, second].into_iter().chain(values).collect();
+                all.sort_unstable();
+                out.push_str(&all.join(","));
+            }
+        }
+        out.push('\n');
     }
-    format!(
-        "{method}\n/\n{}\n{canonical_headers}\n{}\n{hashed_payload}",
-        canonical_pairs(query.iter()),
-        signed_headers.join(";")
-    )
+    out.push('\n');
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name.as_ref());
+    }
+    out.push('\n');
+    out.push_str(hashed_payload);
+    out
 }
 
 /// V3 string to sign: the algorithm and the hex SHA-256 of the canonical request.
 pub fn v3_string_to_sign(canonical_request: &str) -> String {
-    format!("{V3_ALGORITHM}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())))
+    format!("{V3_ALGORITHM}\n{}", lower_hex(&Sha256::digest(canonical_request.as_bytes())))
 }
 
 /// V3 signature: HMAC-SHA256 keyed with the AccessKey secret.
