@@ -946,6 +946,35 @@ def test_end_users_see_and_change_only_their_own(server, admin_v3, user_pair, ma
 
 
 @needs_terraform
+def test_full_text_search_finds_a_substring_of_the_name_in_any_case(server, admin_v3, end_user):
+    """ListProvisionedProducts' `FullTextSearch` filter: an ASCII-case-insensitive substring of the
+    name. On SQLite texts of three characters or more go through the trigram index, shorter ones
+    through `LIKE`; the caller's `%` and `_` are taken literally either way."""
+    user, caller_of = end_user
+    caller = caller_of("v3")
+    product = make_product(admin_v3, HELLO_TF, users=[user])
+    tok = f"fts{int.from_bytes(os.urandom(4), 'big'):010d}"
+    names = {"alpha": f"{tok}-Alpha", "beta": f"x-{tok.upper()}-beta", "percent": "50%_off", "other": "unrelated"}
+    launched = {key: launch(caller, product, {"owner": "o"}, name=name) for key, name in names.items()}
+    ids = {key: pp_id for key, (pp_id, _) in launched.items()}
+
+    def search(text, who=caller, **extra):
+        return list_pp_ids(who, Filters=[{"Key": "FullTextSearch", "Value": text}], **extra)
+
+    assert search(tok) == {ids["alpha"], ids["beta"]}
+    assert search(tok.upper()[1:-1]) == {ids["alpha"], ids["beta"]}
+    assert search("ALPHA") == {ids["alpha"]}
+    assert search("Be") == {ids["beta"]}
+    assert search("%") == search("_") == search("0%_o") == {ids["percent"]}
+    assert search("%_") == {ids["percent"]} and search("f%") == set()
+    assert search(f"nomatch{tok}") == set()
+    # the administrator's view of every owner filters the same way
+    assert search(tok, admin_v3, AccessLevelFilter="Account") == {ids["alpha"], ids["beta"]}
+    for _, task_id in launched.values():
+        wait_task(caller, task_id)
+
+
+@needs_terraform
 def test_a_product_in_two_granted_portfolios_needs_a_portfolio_id(server, admin_v3, end_user):
     user, caller_of = end_user
     caller = caller_of("v3")
