@@ -46,9 +46,10 @@ struct EngineArgs {
     /// Terraform binary; default: terraform, else tofu, on PATH.
     #[arg(long, env = "SERVICECATALOG_TERRAFORM")]
     terraform: Option<PathBuf>,
-    /// Go's GOGC for Terraform: how far its heap grows between collections, in per cent of the
-    /// live heap (Go's own default is 100). Terraform runs are short and allocate most while
-    /// starting, so fewer collections make each run faster; lower it for very large states.
+    /// Go's GOGC for Terraform and the Go providers it starts: how far a heap grows between
+    /// collections, in per cent of the live heap (Go's own default is 100). Terraform runs are
+    /// short and allocate most while starting, so fewer collections make each run faster; lower
+    /// it where their memory matters more (large providers, very large states).
     #[arg(long, env = "SERVICECATALOG_TERRAFORM_GOGC", default_value_t = 400, value_parser = clap::value_parser!(u32).range(25..))]
     terraform_gogc: u32,
     /// Time limit of one task, in seconds.
