@@ -357,9 +357,7 @@ impl Engine {
         let (finished, stdout) = tf.run(None, &["version", "-no-color"]).await.map_err(|e: RunError| e.to_string())?;
         log.push("version", "stdout", &stdout);
         log.push("version", "stderr", &finished.stderr);
-        if !finished.status.success() {
-            return Err(format!("terraform version failed ({}): {}", finished.status, error_summary(&finished.stderr)));
-        }
+        succeeded("version", &finished)?;
         if let Some(stamp) = stamp.filter(|_| finished.stderr.is_empty()) {
             *self.version_text.lock().expect("version cache lock") = Some((stamp, stdout));
         }
@@ -555,6 +553,11 @@ impl BinaryStamp {
 /// Runs one Terraform command, turning a failure into the task's `StatusMessage`.
 async fn step(tf: &Terraform<'_>, label: &str, args: &[&str]) -> Result<(), String> {
     let (finished, _) = tf.run(Some(label), args).await.map_err(|e: RunError| e.to_string())?;
+    succeeded(label, &finished)
+}
+
+/// A finished command's failure as the task's `StatusMessage`.
+fn succeeded(label: &str, finished: &terraform::Finished) -> Result<(), String> {
     if finished.status.success() {
         Ok(())
     } else {
