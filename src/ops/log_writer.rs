@@ -15,10 +15,12 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Bytes that may wait; a line that would pass this is written at once, with what waits.
 const MAX_WAITING: usize = 4 << 20;
 
-#[derive(Default)]
 struct Shared {
     waiting: Mutex<Waiting>,
     wake: Condvar,
+    /// Where lines go. Taken while `waiting` is still held, so batches leave in the order they
+    /// were taken, whoever writes them.
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 #[derive(Default)]
@@ -30,6 +32,10 @@ struct Waiting {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Waiting> {
         self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn out(&self) -> MutexGuard<'_, Box<dyn Write + Send>> {
+        self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -43,10 +49,12 @@ impl Write for LogWriter {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let mut waiting = self.shared.lock();
         if waiting.bytes.len() + line.len() > MAX_WAITING {
-            // stderr is not keeping up: write in the caller's time rather than hold more.
-            let mut stderr = std::io::stderr().lock();
-            stderr.write_all(&std::mem::take(&mut waiting.bytes))?;
-            stderr.write_all(line)?;
+            // The output is not keeping up: write in the caller's time rather than hold more.
+            let mut out = self.shared.out();
+            let held = std::mem::take(&mut waiting.bytes);
+            drop(waiting);
+            out.write_all(&held)?;
+            out.write_all(line)?;
             return Ok(line.len());
         }
         waiting.bytes.extend_from_slice(line);
@@ -75,8 +83,8 @@ impl Drop for LogFlusher {
 }
 
 /// A writer for log lines and the flusher that writes them to `out` (stderr in the server).
-pub fn log_writer(mut out: impl Write + Send + 'static) -> (LogWriter, LogFlusher) {
-    let shared = Arc::new(Shared::default());
+pub fn log_writer(out: impl Write + Send + 'static) -> (LogWriter, LogFlusher) {
+    let shared = Arc::new(Shared { waiting: Mutex::default(), wake: Condvar::new(), out: Mutex::new(Box::new(out)) });
     let flusher_shared = Arc::clone(&shared);
     let guard_shared = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
@@ -84,20 +92,21 @@ pub fn log_writer(mut out: impl Write + Send + 'static) -> (LogWriter, LogFlushe
         .spawn(move || {
             let mut spare = Vec::new();
             loop {
-                let stopping = {
-                    let waiting = flusher_shared.lock();
-                    let (mut waiting, _) = flusher_shared
-                        .wake
-                        .wait_timeout_while(waiting, FLUSH_EVERY, |w| !w.stopping)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    std::mem::swap(&mut waiting.bytes, &mut spare);
-                    waiting.stopping
-                };
+                let waiting = flusher_shared.lock();
+                let (mut waiting, _) = flusher_shared
+                    .wake
+                    .wait_timeout_while(waiting, FLUSH_EVERY, |w| !w.stopping)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::mem::swap(&mut waiting.bytes, &mut spare);
+                let stopping = waiting.stopping;
+                let mut out = flusher_shared.out();
+                drop(waiting);
                 if !spare.is_empty() {
-                    // Nowhere to report a failing stderr: those lines are lost.
+                    // Nowhere to report a failing output: those lines are lost.
                     let _ = out.write_all(&spare).and_then(|()| out.flush());
                     spare.clear();
                 }
+                drop(out);
                 if stopping {
                     break;
                 }
@@ -140,5 +149,19 @@ mod tests {
         w.write_all(b"three\n").unwrap();
         drop(flusher);
         assert_eq!(*out.0.lock().unwrap(), b"one\ntwo\nthree\n", "the rest at drop");
+    }
+
+    #[test]
+    fn lines_past_the_waiting_limit_go_to_the_same_output_in_order() {
+        let out = Shared::default();
+        let (mut writer, flusher) = log_writer(out.clone());
+        let line = |i: usize| format!("{i:08} {}\n", "x".repeat(1000));
+        let count = 3 * MAX_WAITING / 1010;
+        for i in 0..count {
+            writer.write_all(line(i).as_bytes()).unwrap();
+        }
+        drop(flusher);
+        let expected: String = (0..count).map(line).collect();
+        assert!(*out.0.lock().unwrap() == expected.as_bytes(), "every line, once, in order");
     }
 }
