@@ -3,9 +3,10 @@
 //! one edge can arrive until the other edge).
 //!
 //! On PostgreSQL (several nodes) the database decides: one insert per request. On SQLite (one
-//! node) memory decides and the database keeps a copy, written behind in batches a few times a
-//! second and at shutdown, and loaded at start — so the hot path does not wait for a disk sync.
-//! A `kill -9` may forget the nonces of the last batch interval.
+//! node) memory decides and the database keeps a copy, written behind ten times a second and at
+//! shutdown as one row per batch (the batch's memory keys end to end), and loaded at start — so
+//! the hot path neither waits for a disk sync nor allocates, and the copy costs one insert per
+//! batch. A `kill -9` may forget the nonces of the last batch interval.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -19,6 +20,7 @@ const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(100);
 /// A nonce in memory: the first 16 bytes of SHA-256 over the AccessKey id and the nonce (a
 /// chance collision, refusing a fresh request, is 1 in 2^64 even at billions of nonces). It keeps
 /// the memory of 30 minutes of requests at about 60 bytes each instead of two copies of the text.
+/// The SQLite copy stores these keys, so their derivation ([`memory_key`]) is a stored format.
 type MemoryKey = [u8; 16];
 
 /// Nonces seen recently, with the time (ms) after which each may be forgotten, and the same in
@@ -51,11 +53,26 @@ impl Memory {
     }
 }
 
+/// Nonces remembered since the last write behind (SQLite): their keys end to end and the last
+/// expiry among them.
+#[derive(Default)]
+struct Unwritten {
+    memory_keys: Vec<u8>,
+    expires_at: i64,
+}
+
+impl Unwritten {
+    fn add(&mut self, keys: &[u8], expires_at: i64) {
+        self.memory_keys.extend_from_slice(keys);
+        self.expires_at = self.expires_at.max(expires_at);
+    }
+}
+
 /// Decides whether a nonce is fresh.
 pub struct NonceGuard {
     store: Store,
     memory: Mutex<Memory>,
-    unwritten: Mutex<Vec<(String, String, i64)>>,
+    unwritten: Mutex<Unwritten>,
 }
 
 impl NonceGuard {
@@ -63,11 +80,14 @@ impl NonceGuard {
     pub async fn new(store: Store) -> StoreResult<Self> {
         let guard = NonceGuard { store, memory: Mutex::default(), unwritten: Mutex::default() };
         if guard.store.dialect() == Dialect::Sqlite {
-            let mut live = guard.store.live_nonces().await?;
-            live.sort_by_key(|(_, _, expires)| *expires);
+            let mut live: Vec<(i64, MemoryKey)> = guard.store.live_nonces().await?.iter().map(|(key, nonce, expires)| (*expires, memory_key(key, nonce))).collect();
+            for (expires, keys) in guard.store.live_nonce_batches().await? {
+                live.extend(keys.chunks_exact(16).map(|key| (expires, key.try_into().expect("16-byte chunks"))));
+            }
+            live.sort_unstable();
             let mut memory = guard.memory.lock().expect("nonce memory lock");
-            for (key, nonce, expires) in live {
-                memory.remember(memory_key(&key, &nonce), expires);
+            for (expires, key) in live {
+                memory.remember(key, expires);
             }
         }
         Ok(guard)
@@ -86,20 +106,20 @@ impl NonceGuard {
             return Ok(false);
         }
         memory.remember(key, expires);
-        self.unwritten.lock().expect("nonce queue lock").push((access_key_id.to_string(), nonce.to_string(), expires));
+        self.unwritten.lock().expect("nonce queue lock").add(&key, expires);
         Ok(true)
     }
 
     /// Writes remembered nonces to the database (SQLite).
     pub async fn flush(&self) -> StoreResult<()> {
         let batch = std::mem::take(&mut *self.unwritten.lock().expect("nonce queue lock"));
-        if batch.is_empty() {
+        if batch.memory_keys.is_empty() {
             return Ok(());
         }
-        let batch: std::sync::Arc<[_]> = batch.into();
-        if let Err(e) = self.store.record_nonces(batch.clone()).await {
+        let memory_keys: std::sync::Arc<[u8]> = batch.memory_keys.into();
+        if let Err(e) = self.store.record_nonce_batch(batch.expires_at, memory_keys.clone()).await {
             // Kept for the next flush.
-            self.unwritten.lock().expect("nonce queue lock").extend(batch.iter().cloned());
+            self.unwritten.lock().expect("nonce queue lock").add(&memory_keys, batch.expires_at);
             return Err(e);
         }
         Ok(())
@@ -148,6 +168,20 @@ mod tests {
         guard.flush().await.unwrap();
         let restarted = NonceGuard::new(store).await.unwrap();
         assert!(!restarted.first_use("AK", "n1", now_ms(), 100_000).await.unwrap());
+        assert!(!restarted.first_use("AK2", "n1", now_ms(), 100_000).await.unwrap(), "every key of the batch");
+        assert!(restarted.first_use("AK", "n2", now_ms(), 100_000).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn nonces_copied_a_row_each_before_the_batches_are_still_remembered() {
+        let (store, _dir) = testing::sqlite().await;
+        sqlx::query("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ('AK', 'row', $1)")
+            .bind(now_ms() + 100_000)
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let guard = NonceGuard::new(store).await.unwrap();
+        assert!(!guard.first_use("AK", "row", now_ms(), 100_000).await.unwrap());
     }
 
     #[test]

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (12, Some(Dialect::Sqlite), include_str!("../../migrations/0012_sqlite_nonce_log.sql")),
     (13, Some(Dialect::Sqlite), include_str!("../../migrations/0013_auth_generation_sqlite.sql")),
     (14, Some(Dialect::Postgres), include_str!("../../migrations/0014_auth_generation_postgres.sql")),
+    (15, Some(Dialect::Sqlite), include_str!("../../migrations/0015_sqlite_nonce_batches.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

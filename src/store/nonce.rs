@@ -1,10 +1,11 @@
 //! Signature nonces recorded for replay protection. On PostgreSQL the table decides (its primary
-//! key); on SQLite it is the copy of what memory decided (no key: rows append, migration 12).
+//! key); on SQLite the database holds a copy of what memory decided, one row per write-behind
+//! batch (migration 15).
 
 use super::sql::Sql;
 use std::sync::Arc;
 
-use super::{now_ms, Store, StoreError, StoreResult};
+use super::{now_ms, Dialect, Store, StoreError, StoreResult};
 
 impl Store {
     /// Records a nonce; false when it was recorded already and has not expired (PostgreSQL).
@@ -23,36 +24,44 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Appends many nonces at once (SQLite's copy of what memory decided), in one transaction,
-    /// on a blocking thread through a prepared statement (store::read::SqliteFile::append).
-    pub async fn record_nonces(&self, nonces: Arc<[(String, String, i64)]>) -> StoreResult<()> {
-        if nonces.is_empty() {
-            return Ok(());
-        }
+    /// Appends one write-behind batch of nonces (SQLite's copy of what memory decided): their
+    /// memory keys laid end to end, kept until `expires_at`, the last expiry among them. One row
+    /// on a blocking thread (store::read::SqliteFile::execute).
+    pub async fn record_nonce_batch(&self, expires_at: i64, memory_keys: Arc<[u8]>) -> StoreResult<()> {
         let Some(file) = self.sqlite.clone() else {
             return Err(StoreError::Database("the nonce copy is kept on SQLite only".into()));
         };
         tokio::task::spawn_blocking(move || {
-            file.append("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES (?1, ?2, ?3)", &nonces, |statement, (key, nonce, expires)| {
-                statement.raw_bind_parameter(1, key.as_str())?;
-                statement.raw_bind_parameter(2, nonce.as_str())?;
-                statement.raw_bind_parameter(3, expires)
-            })
+            file.execute("INSERT INTO signature_nonce_batches (expires_at, memory_keys) VALUES (?1, ?2)", (expires_at, memory_keys))
         })
         .await
         .map_err(|e| StoreError::Database(e.into()))?
     }
 
-    /// Nonces that have not expired, for loading at start.
+    /// Batches whose nonces have not all expired, as `(expires_at, memory keys)`, for loading at
+    /// start (SQLite).
+    pub async fn live_nonce_batches(&self) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let mut sql = Sql::new("SELECT expires_at, memory_keys FROM signature_nonce_batches WHERE expires_at > ");
+        sql.int(now_ms());
+        self.fetch_all(&sql, |row| Ok((row.get("expires_at")?, row.get("memory_keys")?))).await
+    }
+
+    /// Nonces that have not expired in the table of one row per nonce, for loading at start: on
+    /// SQLite, the copy written before migration 15.
     pub async fn live_nonces(&self) -> StoreResult<Vec<(String, String, i64)>> {
         let mut sql = Sql::new("SELECT access_key_id, nonce, expires_at FROM signature_nonces WHERE expires_at > ");
         sql.int(now_ms());
         self.fetch_all(&sql, |row| Ok((row.get("access_key_id")?, row.get("nonce")?, row.get("expires_at")?))).await
     }
 
-    /// Forgets expired nonces.
+    /// Forgets expired nonces (rows, and on SQLite batches); the rows deleted.
     pub async fn prune_nonces(&self) -> StoreResult<u64> {
-        Ok(sqlx::query("DELETE FROM signature_nonces WHERE expires_at <= $1").bind(now_ms()).execute(self.writer()).await?.rows_affected())
+        let now = now_ms();
+        let mut pruned = sqlx::query("DELETE FROM signature_nonces WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
+        if self.dialect() == Dialect::Sqlite {
+            pruned += sqlx::query("DELETE FROM signature_nonce_batches WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
+        }
+        Ok(pruned)
     }
 }
 
@@ -61,13 +70,13 @@ mod tests {
     use crate::store::{now_ms, testing};
 
     #[tokio::test]
-    async fn sqlite_keeps_a_copy_of_live_nonces_and_prunes_expired_ones() {
+    async fn sqlite_keeps_live_nonce_batches_and_prunes_expired_ones() {
         let (store, _dir) = testing::sqlite().await;
         let later = now_ms() + 60_000;
-        let batch: Vec<(String, String, i64)> = (0..120).map(|i| ("AK".into(), format!("n{i}"), later)).collect();
-        store.record_nonces(batch.into()).await.unwrap();
-        store.record_nonces(vec![("AK".into(), "old".into(), now_ms() - 1)].into()).await.unwrap();
-        assert_eq!(store.live_nonces().await.unwrap().len(), 120, "all of the batch, not the expired one");
+        store.record_nonce_batch(later, vec![7; 16 * 120].into()).await.unwrap();
+        store.record_nonce_batch(now_ms() - 1, vec![8; 16].into()).await.unwrap();
+        assert_eq!(store.live_nonce_batches().await.unwrap(), vec![(later, vec![7; 16 * 120])], "the live batch, whole; not the expired one");
         assert_eq!(store.prune_nonces().await.unwrap(), 1);
+        assert_eq!(store.live_nonce_batches().await.unwrap().len(), 1);
     }
 }

@@ -90,11 +90,11 @@ impl Row<'_> {
 }
 
 /// Connections of our own to one SQLite file: read connections used on the calling thread, and
-/// one writable connection for bulk appends ([`SqliteFile::append`]).
+/// one writable connection for writes behind ([`SqliteFile::execute`]).
 pub(crate) struct SqliteFile {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
-    appender: Mutex<Option<rusqlite::Connection>>,
+    writer: Mutex<Option<rusqlite::Connection>>,
 }
 
 impl SqliteFile {
@@ -105,7 +105,7 @@ impl SqliteFile {
         if path.is_empty() || path.starts_with(":memory:") || rest.contains("mode=memory") {
             anyhow::bail!("an in-memory SQLite database cannot be shared by the server's connections: give a file, sqlite://PATH");
         }
-        Ok(SqliteFile { path: PathBuf::from(path), idle: Mutex::new(Vec::new()), appender: Mutex::new(None) })
+        Ok(SqliteFile { path: PathBuf::from(path), idle: Mutex::new(Vec::new()), writer: Mutex::new(None) })
     }
 
     fn open(&self, query_only: bool) -> rusqlite::Result<rusqlite::Connection> {
@@ -121,26 +121,18 @@ impl SqliteFile {
         Ok(conn)
     }
 
-    /// Inserts `rows` with the one-row statement `insert` (prepared once) in one immediate
-    /// transaction on the appending connection. Blocks, the disk sync of the commit included:
-    /// call it from a blocking thread. For bulk copies written behind (the nonce copy), where
-    /// the sqlx writer's hand-off of every statement and value between threads cost more than
-    /// the rows; it waits for the writer's lock like any other connection.
-    pub(crate) fn append<R>(&self, insert: &str, rows: &[R], bind: impl Fn(&mut rusqlite::CachedStatement<'_>, &R) -> rusqlite::Result<()>) -> StoreResult<()> {
-        let mut appender = self.appender.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let conn = match appender.as_mut() {
+    /// Runs one writing statement on the writing connection of our own (prepared once). Blocks,
+    /// the disk sync of the commit included: call it from a blocking thread. For copies written
+    /// behind (the nonce copy), where the sqlx writer's hand-off of the statement and its values
+    /// between threads cost more than the write; it waits for the writer's lock like any other
+    /// connection.
+    pub(crate) fn execute(&self, statement: &str, params: impl rusqlite::Params) -> StoreResult<()> {
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = match writer.as_mut() {
             Some(conn) => conn,
-            None => appender.insert(self.open(false)?),
+            None => writer.insert(self.open(false)?),
         };
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut statement = tx.prepare_cached(insert)?;
-            for row in rows {
-                bind(&mut statement, row)?;
-                statement.raw_execute()?;
-            }
-        }
-        tx.commit()?;
+        conn.prepare_cached(statement)?.execute(params)?;
         Ok(())
     }
 
