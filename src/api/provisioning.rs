@@ -1,6 +1,8 @@
 //! Provisioned products and tasks: launch, update, terminate, their reads and lists, and the
 //! task-log extension (`GetTaskLog`, documented in the README) that the CLI and console follow.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -422,26 +424,26 @@ struct TaskDetail<'a> {
     create_time: String,
     update_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<TaskLog>,
+    log: Option<TaskLog<'a>>,
 }
 
 /// `Log.TerraformLogs`: one entry per command and stream.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct TaskLog {
-    terraform_logs: Vec<TerraformLog>,
+struct TaskLog<'a> {
+    terraform_logs: Vec<TerraformLog<'a>>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct TerraformLog {
-    command: String,
-    stream: String,
-    content: String,
+struct TerraformLog<'a> {
+    command: &'a str,
+    stream: &'a str,
+    content: Cow<'a, str>,
 }
 
 /// The `TaskDetail` of `task`; `logs` fills `Log.TerraformLogs`.
-fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog>>) -> TaskDetail<'a> {
+fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<'a>>>) -> TaskDetail<'a> {
     TaskDetail {
         task_id: &task.task_id,
         task_type: &task.task_type,
@@ -464,26 +466,26 @@ fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog>
 }
 
 /// Log chunks grouped per (command, stream) in order of first appearance.
-fn terraform_logs(chunks: Vec<crate::store::provisioning::LogChunk>) -> Vec<TerraformLog> {
+fn terraform_logs(chunks: &[crate::store::provisioning::LogChunk]) -> Vec<TerraformLog<'_>> {
     let mut groups: Vec<TerraformLog> = Vec::new();
     for c in chunks {
         match groups.iter_mut().find(|g| g.command == c.command && g.stream == c.stream) {
-            Some(g) => g.content.push_str(&c.content),
-            None => groups.push(TerraformLog { command: c.command, stream: c.stream, content: c.content }),
+            Some(g) => g.content.to_mut().push_str(&c.content),
+            None => groups.push(TerraformLog { command: &c.command, stream: &c.stream, content: Cow::Borrowed(&c.content) }),
         }
     }
     groups
 }
 
 pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer, ApiError> {
-    let (task, owner, chunks) = ctx.store().task_with_logs(&req.task_id).await?.ok_or_else(task_not_found)?;
-    may_see_task(ctx, owner.as_deref())?;
+    let record = ctx.store().task_with_logs(&req.task_id).await?.ok_or_else(task_not_found)?;
+    may_see_task(ctx, record.owner.as_deref())?;
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct GetTaskAnswer<'a> {
         task_detail: TaskDetail<'a>,
     }
-    Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &task, Some(terraform_logs(chunks))) })
+    Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &record.task, Some(terraform_logs(&record.log))) })
 }
 
 pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Value, ApiError> {

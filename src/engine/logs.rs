@@ -67,12 +67,16 @@ impl TaskLog {
     /// Writes what is buffered.
     pub async fn flush(&self) {
         let chunks = std::mem::take(&mut self.buffer.lock().expect("log buffer lock").pending);
-        if let Err(e) = self.store.append_logs(&self.task_id, &chunks).await {
-            tracing::warn!(task_id = %self.task_id, error = %e, "could not write task log; keeping it for the next flush");
-            let mut b = self.buffer.lock().expect("log buffer lock");
-            let mut kept = chunks;
-            kept.append(&mut b.pending);
-            b.pending = kept;
+        match self.store.append_logs(&self.task_id, &chunks).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(task_id = %self.task_id, chunks = chunks.len(), "task log output discarded: the task has already finished"),
+            Err(e) => {
+                tracing::warn!(task_id = %self.task_id, error = %e, "could not write task log; keeping it for the next flush");
+                let mut b = self.buffer.lock().expect("log buffer lock");
+                let mut kept = chunks;
+                kept.append(&mut b.pending);
+                b.pending = kept;
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod console_session;
 pub mod audit;
 mod auth_cache;
+mod finished_tasks;
 pub mod constraint;
 pub mod grant;
 pub mod launch_role;
@@ -81,6 +82,7 @@ pub struct Store {
     dialect: Dialect,
     url: std::sync::Arc<str>,
     auth_cache: std::sync::Arc<auth_cache::AuthCache>,
+    finished_tasks: std::sync::Arc<finished_tasks::FinishedTasks>,
 }
 
 impl Store {
@@ -123,7 +125,7 @@ impl Store {
                 (shared.clone(), shared, None)
             }
         };
-        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default() };
+        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default(), finished_tasks: Default::default() };
         migrate::run(&store).await?;
         Ok(store)
     }

@@ -1,6 +1,8 @@
 //! Provisioned products, their tasks (a durable queue with leases), task logs and the versioned,
 //! sealed Terraform state of each provisioned product.
 
+use std::sync::Arc;
+
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Row as _;
@@ -51,7 +53,7 @@ pub struct ProvisionedProduct {
 }
 
 /// A task: one launch, update or terminate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Task {
     pub task_id: String,
     /// `LaunchProduct`, `UpdateProvisionedProduct` or `TerminateProvisionedProduct`.
@@ -90,6 +92,31 @@ pub struct LogChunk {
     /// `stdout` or `stderr`.
     pub stream: String,
     pub content: String,
+}
+
+/// A task with the owner of its provisioned product and its whole log, in order.
+#[derive(Debug)]
+pub struct TaskRecord {
+    pub task: Task,
+    pub owner: Option<String>,
+    pub log: Vec<LogChunk>,
+}
+
+impl TaskRecord {
+    /// Roughly the memory the record holds, in bytes.
+    pub(super) fn approximate_bytes(&self) -> usize {
+        let t = &self.task;
+        let text = [
+            &t.task_id, &t.task_type, &t.provisioned_product_id, &t.provisioned_product_name, &t.product_id, &t.product_name,
+            &t.product_version_id, &t.product_version_name, &t.portfolio_id, &t.stack_region_id, &t.parameters_sealed,
+            &t.sensitive_parameters, &t.task_tags, &t.outputs, &t.status, &t.status_message,
+        ]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>();
+        let log: usize = self.log.iter().map(|c| std::mem::size_of::<LogChunk>() + c.command.len() + c.stream.len() + c.content.len()).sum();
+        std::mem::size_of::<Self>() + text + t.launch_role.as_ref().map_or(0, String::len) + self.owner.as_ref().map_or(0, String::len) + log
+    }
 }
 
 /// How a task ended.
@@ -412,26 +439,35 @@ impl Store {
     }
 
     /// A task with the owner of its provisioned product and its whole log, in one statement (the
-    /// task's columns repeat on each log row; they are decoded once).
-    pub async fn task_with_logs(&self, id: &str) -> StoreResult<Option<(Task, Option<String>, Vec<LogChunk>)>> {
+    /// task's columns repeat on each log row; they are decoded once). A finished task is read once
+    /// and then kept in memory (store::finished_tasks).
+    pub async fn task_with_logs(&self, id: &str) -> StoreResult<Option<Arc<TaskRecord>>> {
+        if let Some(record) = self.finished_tasks.get(id) {
+            return Ok(Some(record));
+        }
         let mut sql = Sql::new(&format!("SELECT t.*, p.owner_principal_id, l.seq, l.command, l.stream, l.content FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = "));
         sql.text(id).push(
             ") t LEFT JOIN provisioned_products p ON p.provisioned_product_id = t.provisioned_product_id \
              LEFT JOIN task_logs l ON l.task_id = t.task_id ORDER BY l.seq",
         );
         let mut found: Option<(Task, Option<String>)> = None;
-        let mut chunks = Vec::new();
+        let mut log = Vec::new();
         self.fetch_all(&sql, |row| {
             if found.is_none() {
                 found = Some((task_from_row(row)?, row.get("owner_principal_id")?));
             }
             if let Some(seq) = row.get::<Option<i64>>("seq")? {
-                chunks.push(LogChunk { seq, command: row.get("command")?, stream: row.get("stream")?, content: row.get("content")? });
+                log.push(LogChunk { seq, command: row.get("command")?, stream: row.get("stream")?, content: row.get("content")? });
             }
             Ok(())
         })
         .await?;
-        Ok(found.map(|(task, owner)| (task, owner, chunks)))
+        let Some((task, owner)) = found else { return Ok(None) };
+        let record = Arc::new(TaskRecord { task, owner, log });
+        if record.task.status != IN_PROGRESS {
+            self.finished_tasks.keep(Arc::clone(&record));
+        }
+        Ok(Some(record))
     }
 
     /// Log chunks of a task after `after_seq`, in order, at most `limit`.
@@ -503,13 +539,25 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Appends log chunks, keeping the task's byte count.
-    pub async fn append_logs(&self, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
+    /// Appends log chunks to a task in progress, keeping its byte count. False, and nothing
+    /// written, when the task has finished: a finished task's log is complete (a worker that lost
+    /// its lease may still flush what it had) and store::finished_tasks relies on it.
+    pub async fn append_logs(&self, task_id: &str, chunks: &[LogChunk]) -> StoreResult<bool> {
         if chunks.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
+        let bytes: i64 = chunks.iter().map(|c| c.content.len() as i64).sum();
         let mut tx = self.begin().await?;
-        let mut bytes = 0i64;
+        // First, so that on PostgreSQL the row lock orders this with finish_task's update.
+        let in_progress = sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND status = $3")
+            .bind(bytes)
+            .bind(task_id)
+            .bind(IN_PROGRESS)
+            .execute(&mut *tx)
+            .await?;
+        if in_progress.rows_affected() != 1 {
+            return Ok(false);
+        }
         for chunk in chunks {
             sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
                 .bind(task_id)
@@ -519,11 +567,9 @@ impl Store {
                 .bind(&chunk.content)
                 .execute(&mut *tx)
                 .await?;
-            bytes += chunk.content.len() as i64;
         }
-        sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2").bind(bytes).bind(task_id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The newest sealed state of a provisioned product.
@@ -826,15 +872,34 @@ pub(crate) mod tests {
     async fn a_task_reads_with_its_owner_and_whole_log_in_order() {
         let (store, _dir) = testing::sqlite().await;
         let task = seed_task(&store, "task-l").await;
-        let (read, owner, chunks) = store.task_with_logs("task-l").await.unwrap().unwrap();
-        assert_eq!((read.task_id, owner.as_deref(), chunks.len()), (task.task_id, Some("1"), 0));
+        let read = store.task_with_logs("task-l").await.unwrap().unwrap();
+        assert_eq!((read.task.task_id.as_str(), read.owner.as_deref(), read.log.len()), (task.task_id.as_str(), Some("1"), 0));
         let chunk = |seq: i64, command: &str| LogChunk { seq, command: command.into(), stream: "stdout".into(), content: format!("{command}\n") };
-        store.append_logs("task-l", &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap();
-        store.append_logs("task-l", &[chunk(3, "apply")]).await.unwrap();
-        let (_, _, chunks) = store.task_with_logs("task-l").await.unwrap().unwrap();
-        assert_eq!(chunks, vec![chunk(1, "init"), chunk(2, "plan"), chunk(3, "apply")]);
-        assert_eq!(chunks, store.task_logs("task-l", 0, i64::MAX).await.unwrap());
+        assert!(store.append_logs("task-l", &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap());
+        assert!(store.append_logs("task-l", &[chunk(3, "apply")]).await.unwrap());
+        let read = store.task_with_logs("task-l").await.unwrap().unwrap();
+        assert_eq!(read.log, vec![chunk(1, "init"), chunk(2, "plan"), chunk(3, "apply")], "a task in progress is read again");
+        assert_eq!(read.log, store.task_logs("task-l", 0, i64::MAX).await.unwrap());
         assert!(store.task_with_logs("task-none").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_finished_task_takes_no_more_log_and_is_read_once() {
+        let (store, _dir) = testing::sqlite().await;
+        let task = seed_task(&store, "task-f").await;
+        let chunk = |seq: i64| LogChunk { seq, command: "apply".into(), stream: "stdout".into(), content: format!("line {seq}\n") };
+        assert!(store.append_logs("task-f", &[chunk(1)]).await.unwrap());
+        let before = store.task_with_logs("task-f").await.unwrap().unwrap();
+        assert!(store.finish_task(&task, None, &TaskOutcome::Succeeded { outputs: "[]".into() }).await.unwrap());
+        assert!(!store.append_logs("task-f", &[chunk(2)]).await.unwrap(), "a finished task's log is complete");
+        assert_eq!(store.task_logs("task-f", 0, i64::MAX).await.unwrap(), vec![chunk(1)]);
+        let first = store.task_with_logs("task-f").await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&before, &first), "read again: it was in progress");
+        assert_eq!((first.task.status.as_str(), first.log.len()), (SUCCEEDED, 1));
+        let again = store.task_with_logs("task-f").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "kept once finished");
+        let log_bytes: i64 = sqlx::query_scalar("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").fetch_one(store.writer()).await.unwrap();
+        assert_eq!(log_bytes, chunk(1).content.len() as i64, "the refused chunk is not counted");
     }
 
     #[tokio::test]
