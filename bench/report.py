@@ -25,7 +25,8 @@ def main():
     ap.add_argument("--quick", default="0")
     ap.add_argument("--out", default="bench/results.json")
     a = ap.parse_args()
-    api, scale = load(a.parts, "api")["results"], load(a.parts, "scale")["results"]
+    api = load(a.parts, "api")["results"]
+    scale = load(a.parts, "scale_c1")["results"] + load(a.parts, "scale_c16")["results"]
     mem_api, seed, size = load(a.parts, "memory_api"), load(a.parts, "seed"), load(a.parts, "scale_size")
     latency, throughput, memory = load(a.parts, "task_latency"), load(a.parts, "task_throughput"), load(a.parts, "task_memory")
     floor = {r["concurrency"]: r["rps"] for r in api if r["case"] == "ping"}
