@@ -49,12 +49,13 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiE
         full_text: filter_value(&req.filters, "FullTextSearch"),
         portfolio_id: None,
     };
-    let (products, total) = ctx.store().list_products_in(&granted, &query, req.paging.order(), req.paging.page()).await?;
+    let listing = ctx.store().list_products_in(&granted, &query, req.paging.order(), req.paging.page()).await?;
+    let (products, total) = &*listing;
     let page = req.paging.page();
     Answer::serialize(&ListAnswer {
         page_number: page.number,
         page_size: page.size,
-        total_count: total,
+        total_count: *total,
         product_summaries: products.iter().map(|(product, holders)| summary(ctx, product, *holders as usize)).collect(),
     })
 }

@@ -1,5 +1,7 @@
 //! Portfolio actions: create, read, update, delete and list.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -106,12 +108,13 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         product_id: req.product_id,
     };
     // Every portfolio of this installation is local: importing from other accounts does not exist.
-    let (portfolios, total) = if req.scope.as_deref() == Some("Import") {
-        (Vec::new(), 0)
+    let listing = if req.scope.as_deref() == Some("Import") {
+        Arc::new((Vec::new(), 0))
     } else {
         ctx.store().list_portfolios(&query, req.paging.order(), req.paging.page()).await?
     };
-    let mut out = req.paging.response(total);
+    let (portfolios, total) = &*listing;
+    let mut out = req.paging.response(*total);
     out.insert("PortfolioDetails".into(), portfolios.iter().map(|p| detail(ctx, p)).collect());
     Ok(Value::Object(out))
 }

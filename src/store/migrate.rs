@@ -24,6 +24,8 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (13, Some(Dialect::Sqlite), include_str!("../../migrations/0013_auth_generation_sqlite.sql")),
     (14, Some(Dialect::Postgres), include_str!("../../migrations/0014_auth_generation_postgres.sql")),
     (15, Some(Dialect::Sqlite), include_str!("../../migrations/0015_sqlite_nonce_batches.sql")),
+    (16, Some(Dialect::Sqlite), include_str!("../../migrations/0016_catalog_generation_sqlite.sql")),
+    (17, Some(Dialect::Postgres), include_str!("../../migrations/0017_catalog_generation_postgres.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

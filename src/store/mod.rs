@@ -7,6 +7,7 @@
 pub mod console_session;
 pub mod audit;
 mod auth_cache;
+mod catalog_cache;
 mod finished_tasks;
 pub mod constraint;
 pub mod grant;
@@ -83,6 +84,7 @@ pub struct Store {
     url: std::sync::Arc<str>,
     auth_cache: std::sync::Arc<auth_cache::AuthCache>,
     finished_tasks: std::sync::Arc<finished_tasks::FinishedTasks>,
+    catalog_cache: std::sync::Arc<catalog_cache::CatalogCache>,
 }
 
 impl Store {
@@ -125,7 +127,7 @@ impl Store {
                 (shared.clone(), shared, None)
             }
         };
-        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default(), finished_tasks: Default::default() };
+        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default(), finished_tasks: Default::default(), catalog_cache: Default::default() };
         migrate::run(&store).await?;
         Ok(store)
     }

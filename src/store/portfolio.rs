@@ -1,5 +1,7 @@
 //! Portfolios: named groups of products that principals are granted.
 
+use std::sync::Arc;
+
 use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -111,7 +113,7 @@ impl Store {
     }
 
     /// One page of portfolios by creation time, and the total count.
-    pub async fn list_portfolios(&self, query: &PortfolioQuery, order: SortOrder, page: Page) -> StoreResult<(Vec<Portfolio>, i64)> {
+    pub async fn list_portfolios(&self, query: &PortfolioQuery, order: SortOrder, page: Page) -> StoreResult<Arc<(Vec<Portfolio>, i64)>> {
         let mut filter = Sql::new(" FROM portfolios WHERE 1 = 1");
         if let Some(name) = &query.name {
             filter.push(" AND LOWER(portfolio_name) = ").text(name.to_lowercase());
@@ -130,6 +132,6 @@ impl Store {
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row).await
+        self.catalog_page(&select, self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row)).await
     }
 }

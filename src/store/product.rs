@@ -1,6 +1,8 @@
 //! Products, their versions and their membership in portfolios, with the referential rules that
 //! keep a product in use from disappearing.
 
+use std::sync::Arc;
+
 use super::read::Row;
 use super::sql::{contains_pattern, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -302,9 +304,9 @@ impl Store {
         query: &ProductQuery,
         order: SortOrder,
         page: Page,
-    ) -> StoreResult<(Vec<(Product, i64)>, i64)> {
+    ) -> StoreResult<Arc<(Vec<(Product, i64)>, i64)>> {
         if portfolios.is_empty() {
-            return Ok((Vec::new(), 0));
+            return Ok(Arc::new((Vec::new(), 0)));
         }
         let mut from = Sql::new(
             " FROM products JOIN (SELECT product_id AS held_product_id, COUNT(*) AS holders FROM portfolio_products WHERE portfolio_id IN (",
@@ -316,7 +318,9 @@ impl Store {
         let filter = product_filter(from, query);
         let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}, holders"));
         page_by_creation(&mut select, order, page);
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| Ok((product_from_row(row)?, row.get("holders")?))).await
+        let count = filter.behind("SELECT COUNT(*)");
+        let read = self.fetch_page(&select, &count, page, |row| Ok((product_from_row(row)?, row.get("holders")?)));
+        self.catalog_page(&select, read).await
     }
 
     /// Adds a version to an existing product.
@@ -536,8 +540,8 @@ mod tests {
         let in_both = |portfolios: &[&str], query: ProductQuery| {
             let (store, portfolios) = (store.clone(), portfolios.iter().map(|p| p.to_string()).collect::<Vec<_>>());
             async move {
-                let (products, total) = store.list_products_in(&portfolios, &query, SortOrder::Asc, ALL).await.unwrap();
-                (products.into_iter().map(|(p, holders)| (p.product_id, holders)).collect::<Vec<_>>(), total)
+                let listing = store.list_products_in(&portfolios, &query, SortOrder::Asc, ALL).await.unwrap();
+                (listing.0.iter().map(|(p, holders)| (p.product_id.clone(), *holders)).collect::<Vec<_>>(), listing.1)
             }
         };
         assert_eq!(in_both(&["port-1", "port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 2), ("prod-b".into(), 1)], 2));
@@ -552,8 +556,8 @@ mod tests {
         let links = store.product_portfolios(&["prod-a".into(), "prod-b".into()], &["port-1".into()]).await.unwrap();
         assert_eq!(links, [("prod-a".to_string(), "port-1".to_string())]);
         let q = PortfolioQuery { product_id: Some("prod-b".into()), ..Default::default() };
-        let (portfolios, _) = store.list_portfolios(&q, SortOrder::Asc, ALL).await.unwrap();
-        assert_eq!(portfolios.iter().map(|p| p.portfolio_id.as_str()).collect::<Vec<_>>(), ["port-2"]);
+        let listing = store.list_portfolios(&q, SortOrder::Asc, ALL).await.unwrap();
+        assert_eq!(listing.0.iter().map(|p| p.portfolio_id.as_str()).collect::<Vec<_>>(), ["port-2"]);
     }
 
     #[tokio::test]

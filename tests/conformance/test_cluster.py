@@ -26,7 +26,7 @@ import pytest
 
 import sclib
 from sclib import PgDatabases, ServerProcess, expect_error, uniq
-from test_provisioning import (FILE_TF, HELLO_TF, SLOW_TF, get_pp, get_task, launch, make_product,
+from test_provisioning import (FILE_TF, HELLO_TF, SLOW_TF, create_portfolio, get_pp, get_task, grant, launch, make_product,
                                needs_provider, needs_terraform, outputs, sandbox_files, task_log, terminate, wait_task)
 
 PG_URL = os.environ.get("SERVICECATALOG_TEST_POSTGRES")
@@ -269,6 +269,33 @@ def test_a_task_queued_on_an_api_only_node_runs_on_another(cluster):
     waits.sort()
     print(f"\nLaunchProduct on the API-only node -> first log chunk from the other node: "
           f"median {waits[len(waits) // 2] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms")
+
+
+def test_catalog_listings_on_one_node_show_a_change_made_on_another_at_once(cluster):
+    # each node keeps listing pages in memory under the catalog's change count (store::catalog_cache)
+    a, b = cluster.node("--workers", "0"), cluster.node("--workers", "0")
+    admin_a, admin_b = a.caller("v3"), b.caller("v3")
+    user = a.create_user()
+    user_b = user_on([b], user)[0]
+    portfolio = create_portfolio(admin_a)
+    grant(admin_a, portfolio, user=user)
+    time.sleep(0.3)  # grants reach another node's key-and-grant cache within 0.1 s (docs/cluster.md)
+
+    def portfolio_names():
+        return {p["PortfolioId"]: p["PortfolioName"] for p in admin_b.call("ListPortfolios", {"PageSize": 100})["PortfolioDetails"]}
+
+    def offered():
+        return [p["ProductId"] for p in user_b.call("ListProductsAsEndUser", {"PageSize": 100}).get("ProductSummaries") or []]
+
+    for _ in range(2):  # the second call of each is answered from B's memory
+        assert offered() == []
+        assert portfolio in portfolio_names()
+    product = make_product(admin_a, HELLO_TF, portfolio_id=portfolio)
+    assert offered() == [product.product_id]
+    admin_a.call("UpdatePortfolio", {"PortfolioId": portfolio, "PortfolioName": "renamed on A", "ProviderName": "conformance"})
+    assert portfolio_names()[portfolio] == "renamed on A"
+    admin_a.call("DisassociateProductFromPortfolio", {"PortfolioId": portfolio, "ProductId": product.product_id})
+    assert offered() == []
 
 
 def test_a_request_replayed_to_another_node_is_refused(cluster):
