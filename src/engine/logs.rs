@@ -64,9 +64,15 @@ impl TaskLog {
         }
     }
 
+    /// The chunks not written yet, taken out of the buffer (the task's last lines, which
+    /// `finish_task` writes with the outcome).
+    pub fn take_pending(&self) -> Vec<LogChunk> {
+        std::mem::take(&mut self.buffer.lock().expect("log buffer lock").pending)
+    }
+
     /// Writes what is buffered.
     pub async fn flush(&self) {
-        let chunks = std::mem::take(&mut self.buffer.lock().expect("log buffer lock").pending);
+        let chunks = self.take_pending();
         match self.store.append_logs(&self.task_id, &chunks).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(task_id = %self.task_id, chunks = chunks.len(), "task log output discarded: the task has already finished"),

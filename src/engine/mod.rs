@@ -230,13 +230,13 @@ impl Engine {
             _ = heartbeat => TaskOutcome::Failed { message: "The worker lost its lease on the task.".into() },
         };
         flusher.stop().await;
-        log.flush().await;
+        let last_log = log.take_pending();
         let dir = self.work_dir(&task.task_id);
         let _ = std::fs::remove_dir_all(&dir);
         self.config.metrics.observe_task(&task.task_type, outcome_name(&outcome), started.elapsed());
-        match self.store.finish_task(&task, Some(worker), &outcome).await {
+        match self.store.finish_task(&task, Some(worker), &outcome, &last_log).await {
             Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
-            Ok(false) => tracing::warn!(task_id = %task.task_id, "task outcome not recorded: the lease was lost"),
+            Ok(false) => tracing::warn!(task_id = %task.task_id, chunks = last_log.len(), "task outcome and last log lines not recorded: the lease was lost"),
             Err(e) => tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire"),
         }
     }

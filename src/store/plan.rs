@@ -686,7 +686,7 @@ mod tests {
         let (store, _dir) = testing::sqlite().await;
         let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
         let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
-        assert!(store.finish_task(&task, None, &outcome).await.unwrap());
+        assert!(store.finish_task(&task, None, &outcome, &[]).await.unwrap());
         let mut plan = sample_plan("plan-d");
         plan.operation_type = "UpdateProvisionedProduct".into();
         plan.provisioned_product_id = task.provisioned_product_id.clone();
@@ -705,7 +705,7 @@ mod tests {
         assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap(), Ok(()));
         assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
         let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
-        assert!(store.finish_task(&update, None, &failed).await.unwrap());
+        assert!(store.finish_task(&update, None, &failed, &[]).await.unwrap());
         let ended = store.plan("plan-d").await.unwrap().unwrap();
         assert_eq!((ended.status, ended.status_message.as_str()), (PlanStatus::ExecuteFailed, "boom"));
     }

@@ -178,6 +178,21 @@ const TASK_COLUMNS: &str = "task_id, task_type, provisioned_product_id, provisio
     product_name, product_version_id, product_version_name, portfolio_id, stack_region_id, parameters_sealed, \
     sensitive_parameters, task_tags, launch_role, outputs, status, status_message, created_at, updated_at";
 
+/// Inserts log chunks of a task (its byte count is the caller's).
+async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
+    for chunk in chunks {
+        sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
+            .bind(task_id)
+            .bind(chunk.seq)
+            .bind(&chunk.command)
+            .bind(&chunk.stream)
+            .bind(&chunk.content)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 fn task_from_row(row: &Row<'_>) -> StoreResult<Task> {
     Ok(Task {
         task_id: row.get("task_id")?,
@@ -558,16 +573,7 @@ impl Store {
         if in_progress.rows_affected() != 1 {
             return Ok(false);
         }
-        for chunk in chunks {
-            sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
-                .bind(task_id)
-                .bind(chunk.seq)
-                .bind(&chunk.command)
-                .bind(&chunk.stream)
-                .bind(&chunk.content)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_log_chunks(&mut tx, task_id, chunks).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -603,9 +609,10 @@ impl Store {
         Ok(version)
     }
 
-    /// Ends a task and moves its provisioned product out of `UnderChange`, atomically. With an
+    /// Ends a task, writes the last lines of its log (`last_log`, not yet appended) and moves its
+    /// provisioned product out of `UnderChange`, atomically: one commit, one disk sync. With an
     /// `owner`, only if that worker still holds the lease. False when nothing was changed.
-    pub async fn finish_task(&self, task: &Task, owner: Option<&str>, outcome: &TaskOutcome) -> StoreResult<bool> {
+    pub async fn finish_task(&self, task: &Task, owner: Option<&str>, outcome: &TaskOutcome, last_log: &[LogChunk]) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.begin().await?;
         let (status, message, outputs) = match outcome {
@@ -614,6 +621,7 @@ impl Store {
         };
         let mut update = Sql::new("UPDATE tasks SET status = ");
         update.text(status).push(", status_message = ").text(message).push(", outputs = ").text(outputs);
+        update.push(", log_bytes = log_bytes + ").int(last_log.iter().map(|c| c.content.len() as i64).sum());
         update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
         update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(IN_PROGRESS);
         if let Some(owner) = owner {
@@ -622,6 +630,7 @@ impl Store {
         if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
+        insert_log_chunks(&mut tx, &task.task_id, last_log).await?;
         let failure = match outcome {
             TaskOutcome::Succeeded { .. } => None,
             TaskOutcome::Failed { message } => Some(message.as_str()),
@@ -712,7 +721,7 @@ impl Store {
         if still_expired.rows_affected() != 1 {
             return Ok(false);
         }
-        self.finish_task(task, Some("reaper"), outcome).await
+        self.finish_task(task, Some("reaper"), outcome, &[]).await
     }
 }
 
@@ -890,16 +899,16 @@ pub(crate) mod tests {
         let chunk = |seq: i64| LogChunk { seq, command: "apply".into(), stream: "stdout".into(), content: format!("line {seq}\n") };
         assert!(store.append_logs("task-f", &[chunk(1)]).await.unwrap());
         let before = store.task_with_logs("task-f").await.unwrap().unwrap();
-        assert!(store.finish_task(&task, None, &TaskOutcome::Succeeded { outputs: "[]".into() }).await.unwrap());
-        assert!(!store.append_logs("task-f", &[chunk(2)]).await.unwrap(), "a finished task's log is complete");
-        assert_eq!(store.task_logs("task-f", 0, i64::MAX).await.unwrap(), vec![chunk(1)]);
+        assert!(store.finish_task(&task, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[chunk(2)]).await.unwrap());
+        assert!(!store.append_logs("task-f", &[chunk(3)]).await.unwrap(), "a finished task's log is complete");
+        assert_eq!(store.task_logs("task-f", 0, i64::MAX).await.unwrap(), vec![chunk(1), chunk(2)], "the last lines came with the outcome");
         let first = store.task_with_logs("task-f").await.unwrap().unwrap();
         assert!(!Arc::ptr_eq(&before, &first), "read again: it was in progress");
-        assert_eq!((first.task.status.as_str(), first.log.len()), (SUCCEEDED, 1));
+        assert_eq!((first.task.status.as_str(), first.log.len()), (SUCCEEDED, 2));
         let again = store.task_with_logs("task-f").await.unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again), "kept once finished");
         let log_bytes: i64 = sqlx::query_scalar("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").fetch_one(store.writer()).await.unwrap();
-        assert_eq!(log_bytes, chunk(1).content.len() as i64, "the refused chunk is not counted");
+        assert_eq!(log_bytes, (chunk(1).content.len() + chunk(2).content.len()) as i64, "the refused chunk is not counted");
     }
 
     #[tokio::test]
@@ -911,9 +920,11 @@ pub(crate) mod tests {
         assert!(store.claim_task("w2", 60_000).await.unwrap().is_none());
         assert!(store.renew_lease("task-a", "w1", 60_000).await.unwrap());
         assert!(!store.renew_lease("task-a", "w2", 60_000).await.unwrap());
-        assert!(!store.finish_task(&task, Some("w2"), &TaskOutcome::Failed { message: "x".into() }).await.unwrap());
+        let line = LogChunk { seq: 1, command: "apply".into(), stream: "stdout".into(), content: "w2\n".into() };
+        assert!(!store.finish_task(&task, Some("w2"), &TaskOutcome::Failed { message: "x".into() }, &[line]).await.unwrap());
+        assert!(store.task_logs("task-a", 0, i64::MAX).await.unwrap().is_empty(), "nothing of a worker without the lease");
         let outputs = r#"[{"OutputKey":"a","OutputValue":"1","Description":""}]"#.to_string();
-        assert!(store.finish_task(&task, Some("w1"), &TaskOutcome::Succeeded { outputs }).await.unwrap());
+        assert!(store.finish_task(&task, Some("w1"), &TaskOutcome::Succeeded { outputs }, &[]).await.unwrap());
         let pp = store.provisioned_product("pp-task-a").await.unwrap().unwrap();
         assert_eq!(pp.status, AVAILABLE);
         assert_eq!(pp.last_successful_provisioning_task_id.as_deref(), Some("task-a"));
