@@ -116,10 +116,9 @@ impl NonceGuard {
         if batch.memory_keys.is_empty() {
             return Ok(());
         }
-        let memory_keys: std::sync::Arc<[u8]> = batch.memory_keys.into();
-        if let Err(e) = self.store.record_nonce_batch(batch.expires_at, memory_keys.clone()).await {
+        if let Err(e) = self.store.record_nonce_batch(batch.expires_at, &batch.memory_keys).await {
             // Kept for the next flush.
-            self.unwritten.lock().expect("nonce queue lock").add(&memory_keys, batch.expires_at);
+            self.unwritten.lock().expect("nonce queue lock").add(&batch.memory_keys, batch.expires_at);
             return Err(e);
         }
         Ok(())

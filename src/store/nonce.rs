@@ -3,9 +3,8 @@
 //! batch (migration 15).
 
 use super::sql::Sql;
-use std::sync::Arc;
 
-use super::{now_ms, Dialect, Store, StoreError, StoreResult};
+use super::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
     /// Records a nonce; false when it was recorded already and has not expired (PostgreSQL).
@@ -25,17 +24,14 @@ impl Store {
     }
 
     /// Appends one write-behind batch of nonces (SQLite's copy of what memory decided): their
-    /// memory keys laid end to end, kept until `expires_at`, the last expiry among them. One row
-    /// on a blocking thread (store::read::SqliteFile::execute).
-    pub async fn record_nonce_batch(&self, expires_at: i64, memory_keys: Arc<[u8]>) -> StoreResult<()> {
-        let Some(file) = self.sqlite.clone() else {
-            return Err(StoreError::Database("the nonce copy is kept on SQLite only".into()));
-        };
-        tokio::task::spawn_blocking(move || {
-            file.execute("INSERT INTO signature_nonce_batches (expires_at, memory_keys) VALUES (?1, ?2)", (expires_at, memory_keys))
-        })
-        .await
-        .map_err(|e| StoreError::Database(e.into()))?
+    /// memory keys laid end to end, kept until `expires_at`, the last expiry among them. One row.
+    pub async fn record_nonce_batch(&self, expires_at: i64, memory_keys: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO signature_nonce_batches (expires_at, memory_keys) VALUES ($1, $2)")
+            .bind(expires_at)
+            .bind(memory_keys)
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     /// Batches whose nonces have not all expired, as `(expires_at, memory keys)`, for loading at
@@ -73,8 +69,8 @@ mod tests {
     async fn sqlite_keeps_live_nonce_batches_and_prunes_expired_ones() {
         let (store, _dir) = testing::sqlite().await;
         let later = now_ms() + 60_000;
-        store.record_nonce_batch(later, vec![7; 16 * 120].into()).await.unwrap();
-        store.record_nonce_batch(now_ms() - 1, vec![8; 16].into()).await.unwrap();
+        store.record_nonce_batch(later, &[7; 16 * 120]).await.unwrap();
+        store.record_nonce_batch(now_ms() - 1, &[8; 16]).await.unwrap();
         assert_eq!(store.live_nonce_batches().await.unwrap(), vec![(later, vec![7; 16 * 120])], "the live batch, whole; not the expired one");
         assert_eq!(store.prune_nonces().await.unwrap(), 1);
         assert_eq!(store.live_nonce_batches().await.unwrap().len(), 1);

@@ -178,7 +178,12 @@ const TASK_COLUMNS: &str = "task_id, task_type, provisioned_product_id, provisio
     product_name, product_version_id, product_version_name, portfolio_id, stack_region_id, parameters_sealed, \
     sensitive_parameters, task_tags, launch_role, outputs, status, status_message, created_at, updated_at";
 
-/// Inserts log chunks of a task (its byte count is the caller's).
+/// The bytes of log text in `chunks` (what a task's `log_bytes` counts).
+fn log_bytes(chunks: &[LogChunk]) -> i64 {
+    chunks.iter().map(|c| c.content.len() as i64).sum()
+}
+
+/// Inserts log chunks of a task (its byte count, [`log_bytes`], is the caller's).
 async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
     for chunk in chunks {
         sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
@@ -561,11 +566,10 @@ impl Store {
         if chunks.is_empty() {
             return Ok(true);
         }
-        let bytes: i64 = chunks.iter().map(|c| c.content.len() as i64).sum();
         let mut tx = self.begin().await?;
         // First, so that on PostgreSQL the row lock orders this with finish_task's update.
         let in_progress = sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND status = $3")
-            .bind(bytes)
+            .bind(log_bytes(chunks))
             .bind(task_id)
             .bind(IN_PROGRESS)
             .execute(&mut *tx)
@@ -621,7 +625,7 @@ impl Store {
         };
         let mut update = Sql::new("UPDATE tasks SET status = ");
         update.text(status).push(", status_message = ").text(message).push(", outputs = ").text(outputs);
-        update.push(", log_bytes = log_bytes + ").int(last_log.iter().map(|c| c.content.len() as i64).sum());
+        update.push(", log_bytes = log_bytes + ").int(log_bytes(last_log));
         update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
         update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(IN_PROGRESS);
         if let Some(owner) = owner {

@@ -89,12 +89,10 @@ impl Row<'_> {
     }
 }
 
-/// Connections of our own to one SQLite file: read connections used on the calling thread, and
-/// one writable connection for writes behind ([`SqliteFile::execute`]).
+/// Read connections of our own to one SQLite file, used on the calling thread.
 pub(crate) struct SqliteFile {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
-    writer: Mutex<Option<rusqlite::Connection>>,
 }
 
 impl SqliteFile {
@@ -105,35 +103,20 @@ impl SqliteFile {
         if path.is_empty() || path.starts_with(":memory:") || rest.contains("mode=memory") {
             anyhow::bail!("an in-memory SQLite database cannot be shared by the server's connections: give a file, sqlite://PATH");
         }
-        Ok(SqliteFile { path: PathBuf::from(path), idle: Mutex::new(Vec::new()), writer: Mutex::new(None) })
+        Ok(SqliteFile { path: PathBuf::from(path), idle: Mutex::new(Vec::new()) })
     }
 
-    fn open(&self, query_only: bool) -> rusqlite::Result<rusqlite::Connection> {
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // The writer pool's settings (store::Store::open): the same durability for every commit.
+        // The writer pool's settings (store::Store::open), for the checkpoint a closing connection may run.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "query_only", query_only)?;
+        conn.pragma_update(None, "query_only", true)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
-    }
-
-    /// Runs one writing statement on the writing connection of our own (prepared once). Blocks,
-    /// the disk sync of the commit included: call it from a blocking thread. For copies written
-    /// behind (the nonce copy), where the sqlx writer's hand-off of the statement and its values
-    /// between threads cost more than the write; it waits for the writer's lock like any other
-    /// connection.
-    pub(crate) fn execute(&self, statement: &str, params: impl rusqlite::Params) -> StoreResult<()> {
-        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let conn = match writer.as_mut() {
-            Some(conn) => conn,
-            None => writer.insert(self.open(false)?),
-        };
-        conn.prepare_cached(statement)?.execute(params)?;
-        Ok(())
     }
 
     /// Runs `read` on an idle connection (or a new one), then keeps the connection.
@@ -141,7 +124,7 @@ impl SqliteFile {
         let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => self.open(true)?,
+            None => self.open()?,
         };
         let out = read(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
