@@ -458,10 +458,11 @@ pub(super) async fn cancel(ctx: &Ctx<'_>, req: PlanIdRequest) -> Result<Value, A
     Ok(json!({}))
 }
 
-/// Approve or Reject. Anyone who is not an approver is refused with 403 (not 404), so that an
-/// owner or a colleague who tries learns why.
+/// Approve or Reject. Whoever may see the plan (its owner, an administrator) but is not an
+/// approver is refused with 403, so that they learn why; anyone else gets the 404 of a plan that
+/// does not exist.
 pub(super) async fn approve(ctx: &Ctx<'_>, req: ApproveRequest) -> Result<Value, ApiError> {
-    let plan = ctx.store().plan(&req.plan_id).await?.ok_or_else(|| ApiError::not_found("Plan", &req.plan_id))?;
+    let (plan, _) = visible_plan(ctx, &req.plan_id).await?;
     let not_approver = |why: &str| {
         ApiError::forbidden(
             "NotApprover",

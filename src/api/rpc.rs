@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::action::Action;
 use super::error::ApiError;
 use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
-use crate::auth::SignedRequest;
+use crate::auth::{Scheme, SignedRequest};
 use crate::ops::audit;
 use crate::protocol::params::{Params, RequestParams};
 use crate::store::principal::Principal;
@@ -38,6 +38,65 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(super::metrics::scrape))
         .with_state(state.clone())
         .merge(crate::console::router(state))
+        .fallback(unknown_path)
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// A path no route serves: the console's page under `/console`, the API's error elsewhere.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with(crate::console::PATH) {
+        return crate::console::not_found().await.into_response();
+    }
+    let message = format!("There is nothing at {}: the API takes its calls at POST /.", uri.path());
+    error_response(&ApiError::new(StatusCode::NOT_FOUND, "InvalidPath.NotFound", message))
+}
+
+/// Every error answer is the API's JSON envelope or a console page: what the router or an
+/// extractor answers on its own (a method a path does not take, a console form over the body
+/// limit, …) has no body or plain text, and gets the envelope with a code for its status.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let typed = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !(status.is_client_error() || status.is_server_error()) || typed.is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html")) {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The method is not allowed here: the API takes its calls by GET or POST on /."),
+        StatusCode::PAYLOAD_TOO_LARGE => ("RequestBodyTooLarge", "The request body is too large."),
+        StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request did not arrive in time."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UnsupportedMediaType", "The request's Content-Type is not one this path takes."),
+        status if status.is_server_error() => ("InternalError", "A system error occurred."),
+        _ => ("InvalidRequest", "The request cannot be read."),
+    };
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), "an error answered outside the API's error path");
+    }
+    error_response(&ApiError::new(status, code, message))
+}
+
+/// `error` as the API's JSON answer, under a new request id.
+fn error_response(error: &ApiError) -> Response {
+    let request_id = new_request_id();
+    let body = error.body(&request_id, "servicecatalog").to_string();
+    json_response(error.status(), body, &request_id, error.retry_after())
+}
+
+/// A request id as the vendor writes them: an upper-case UUID.
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string().to_uppercase()
+}
+
+/// A JSON answer with its request id (and retry delay) in the headers.
+fn json_response(status: StatusCode, body: String, request_id: &str, retry_after: Option<u64>) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-acs-request-id", id);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert("x-acs-retry-after", HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// A plain browser visit to `/` (GET, no action, asking for HTML): it is sent to the web console;
@@ -78,7 +137,7 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
         return axum::response::Redirect::to(crate::console::PATH).into_response();
     }
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let request_id = new_request_id();
     let (parts, body) = request.into_parts();
     let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
     let mut info = CallInfo::default();
@@ -98,15 +157,7 @@ async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
     } else {
         tracing::info!(request_id = %request_id, action = %action, principal, status = status.as_u16(), elapsed_us, code = %code, "request");
     }
-    let mut response = (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
-    let headers = response.headers_mut();
-    if let Ok(id) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-acs-request-id", id);
-    }
-    if let Some(seconds) = retry_after {
-        headers.insert("x-acs-retry-after", HeaderValue::from(seconds));
-    }
-    response
+    json_response(status, body, &request_id, retry_after)
 }
 
 async fn call(
@@ -119,9 +170,18 @@ async fn call(
     info: &mut CallInfo,
 ) -> Result<Answer, ApiError> {
     let limits = &state.config.limits;
-    let body = to_bytes(body, limits.max_body_bytes).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {} bytes.", limits.max_body_bytes))
-    })?;
+    let body = tokio::time::timeout(limits.body_timeout, to_bytes(body, limits.max_body_bytes))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!("The request body did not arrive within {} seconds.", limits.body_timeout.as_secs()),
+            )
+        })?
+        .map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {} bytes.", limits.max_body_bytes))
+        })?;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -137,12 +197,14 @@ async fn call(
     let header_pairs: Vec<(&str, &str)> = headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))).collect();
     let header = |name: &str| header_pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
 
-    let action_name = header("x-acs-action").or_else(|| params.get("Action")).ok_or_else(|| ApiError::missing_parameter("Action"))?;
+    let signed = SignedRequest { method: method.as_str(), params: &params, headers: &header_pairs, body: &body };
+    let scheme = signed.scheme();
+    let action_name = signed_name(scheme, "Action", header("x-acs-action"), params.get("Action"))?;
     let action = Action::from_name(action_name).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "InvalidAction.NotFound", format!("The specified action {action_name:?} is not valid."))
     })?;
     info.action = Some(action);
-    let version = header("x-acs-version").or_else(|| params.get("Version")).ok_or_else(|| ApiError::missing_parameter("Version"))?;
+    let version = signed_name(scheme, "Version", header("x-acs-version"), params.get("Version"))?;
     if version != API_VERSION {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -151,7 +213,6 @@ async fn call(
         ));
     }
 
-    let signed = SignedRequest { method: method.as_str(), params: &params, headers: &header_pairs, body: &body };
     let principal = state.auth.authenticate(&signed, chrono::Utc::now()).await?;
     info.principal = Some(principal.name.clone());
     state.rate.check(&principal.principal_id)?;
@@ -161,6 +222,41 @@ async fn call(
         audit::record(&state.store, request_id, action, &principal, &params, &result).await;
     }
     result
+}
+
+/// The action or version (`what`) a request names, taken only from what its signature covers: V3
+/// signs the `x-acs-action`/`x-acs-version` headers (authentication refuses them unsigned), V1 the
+/// parameters. The other place may repeat the same value (the SDKs send both); a different one
+/// is refused, since anyone on the path could have added it. An unsigned request (refused by
+/// authentication) may use either.
+fn signed_name<'a>(scheme: Scheme, what: &str, header: Option<&'a str>, param: Option<&'a str>) -> Result<&'a str, ApiError> {
+    let header_name = format!("x-acs-{}", what.to_lowercase());
+    let (covered, other) = match scheme {
+        Scheme::V3 => (header, param),
+        Scheme::V1 => (param, header),
+        Scheme::Unsigned => (header.or(param), None),
+    };
+    match (covered, other) {
+        (Some(covered), Some(other)) if covered != other => Err(ApiError::invalid_parameter(
+            what,
+            format!(
+                "The {header_name} header ({:?}) and the {what} parameter ({:?}) differ; a request names one {}.",
+                header.unwrap_or_default(),
+                param.unwrap_or_default(),
+                what.to_lowercase()
+            ),
+        )),
+        (Some(covered), _) => Ok(covered),
+        (None, _) if scheme == Scheme::V3 => Err(ApiError::missing_parameter_because(
+            what,
+            format!("A V3-signed request names its {} in the signed {header_name} header.", what.to_lowercase()),
+        )),
+        (None, _) if scheme == Scheme::V1 => Err(ApiError::missing_parameter_because(
+            what,
+            format!("A V1-signed request names its {} in the signed {what} parameter.", what.to_lowercase()),
+        )),
+        (None, _) => Err(ApiError::missing_parameter(what)),
+    }
 }
 
 /// An authenticated call from authorisation to its handler (what the audit trail records).

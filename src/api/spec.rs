@@ -305,6 +305,7 @@ fn range_message(spec: &ParamSpec) -> String {
 }
 
 fn check_text(spec: &ParamSpec, text: &str) -> Result<(), String> {
+    control_problem(&spec.name, text)?;
     let length = text.chars().count();
     if let Some(min) = spec.min_length.filter(|min| length < *min) {
         return Err(format!("must be at least {min} characters long"));
@@ -316,6 +317,28 @@ fn check_text(spec: &ParamSpec, text: &str) -> Result<(), String> {
         return Err(format!("must be one of {}, not {text:?}", allowed.join(", ")));
     }
     Ok(())
+}
+
+/// Control characters a text may not hold, by its parameter's name: names, keys and values of
+/// tags none at all; descriptions and comments none but tab and line breaks (people write them in
+/// text areas); any other text (template bodies, launch parameter values) no NUL, which
+/// PostgreSQL cannot store and no text needs.
+fn control_problem(name: &str, text: &str) -> Result<(), String> {
+    let free_text = name.ends_with("Description") || name == "Comment";
+    let label = name.ends_with("Name") || name.ends_with("Key") || (name.ends_with("Value") && name != "ParameterValue");
+    let refused = |c: char| match c {
+        '\0' => true,
+        '\t' | '\n' | '\r' => label,
+        c => (label || free_text) && c.is_control(),
+    };
+    match text.char_indices().find(|(_, c)| refused(*c)) {
+        Some((at, c)) => Err(format!(
+            "must not contain the control character U+{:04X} (at character {})",
+            c as u32,
+            text[..at].chars().count() + 1
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Validates a JSON-encoded parameter against its declared fields.
@@ -375,6 +398,24 @@ mod tests {
         assert_eq!(err.code(), "MissingParameter.PortfolioName");
         let err = decode_action("CreatePortfolio", &[("ProviderName", "me"), ("PortfolioName", "")]).unwrap_err();
         assert_eq!(err.code(), "MissingParameter.PortfolioName");
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_names_descriptions_and_tags() {
+        let bad = |action: &str, pairs: &[(&str, &str)]| decode_action(action, pairs).unwrap_err();
+        let e = bad("CreatePortfolio", &[("PortfolioName", "a\u{0}b"), ("ProviderName", "p")]);
+        assert_eq!(e.code(), "InvalidParameter.PortfolioName");
+        assert!(e.message().contains("U+0000 (at character 2)"), "{}", e.message());
+        assert_eq!(bad("CreatePortfolio", &[("PortfolioName", "a\nb"), ("ProviderName", "p")]).code(), "InvalidParameter.PortfolioName");
+        assert_eq!(bad("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p\u{1b}[31m")]).code(), "InvalidParameter.ProviderName");
+        let e = bad("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p"), ("Description", "x\u{7f}")]);
+        assert_eq!(e.code(), "InvalidParameter.Description");
+        assert_eq!(bad("CreateTagOption", &[("Key", "k\u{85}"), ("Value", "v")]).code(), "InvalidParameter.Key");
+        assert_eq!(bad("CreateTagOption", &[("Key", "k"), ("Value", "v\t")]).code(), "InvalidParameter.Value");
+        // Descriptions keep line breaks and tabs; other texts anything but NUL.
+        decode_action("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p"), ("Description", "two\r\nlines\tok")]).unwrap();
+        let template = &[("TemplateType", "RosTerraformTemplate"), ("TemplateBody", "{\"a\":\"\u{1}\\n\"}")];
+        decode_action("CreateTemplate", template).unwrap();
     }
 
     #[test]

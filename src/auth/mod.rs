@@ -32,6 +32,31 @@ impl SignedRequest<'_> {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
+
+    /// The signature scheme the request claims: an `Authorization` header is V3 (whatever else it
+    /// carries), a `Signature` parameter V1.
+    pub fn scheme(&self) -> Scheme {
+        if self.header("authorization").is_some() {
+            Scheme::V3
+        } else if self.params.get("Signature").is_some() {
+            Scheme::V1
+        } else {
+            Scheme::Unsigned
+        }
+    }
+}
+
+/// How a request is signed, which decides where its action and version may come from: only from
+/// what that signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: ACS3-HMAC-SHA256 …`: covers the headers in `SignedHeaders` (which must
+    /// include `x-acs-action` and `x-acs-version`), the query and the body.
+    V3,
+    /// `Signature` parameter (HMAC-SHA1): covers the query and form-body parameters, no header.
+    V1,
+    /// Neither: refused by [`Authenticator::authenticate`].
+    Unsigned,
 }
 
 /// Why a request was not authenticated.
@@ -91,10 +116,10 @@ impl Authenticator {
     /// Authenticates a request signed with V3 (`Authorization: ACS3-HMAC-SHA256 …`) or V1
     /// (`Signature` parameter).
     pub async fn authenticate(&self, request: &SignedRequest<'_>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
-        let claim = match request.header("authorization") {
-            Some(header) => v3_claim(request, header)?,
-            None if request.params.get("Signature").is_some() => v1_claim(request)?,
-            None => {
+        let claim = match request.scheme() {
+            Scheme::V3 => v3_claim(request, request.header("authorization").unwrap_or_default())?,
+            Scheme::V1 => v1_claim(request)?,
+            Scheme::Unsigned => {
                 return Err(AuthError::Incomplete(
                     "The request is not signed: send an ACS3-HMAC-SHA256 Authorization header or V1 signature parameters."
                         .into(),
@@ -139,8 +164,9 @@ impl Authenticator {
     }
 }
 
-/// V3 headers that must be signed so that a captured request cannot be altered or replayed.
-const V3_REQUIRED_SIGNED: [&str; 4] = ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-action"];
+/// V3 headers that must be signed so that a captured request cannot be altered, replayed or
+/// turned into another action.
+pub const V3_REQUIRED_SIGNED: [&str; 5] = ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-action", "x-acs-version"];
 
 fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a>, AuthError> {
     let auth = signature::parse_v3_authorization(header).map_err(|e| match e {

@@ -49,7 +49,6 @@ pub fn router(state: SharedState) -> Router {
         .merge(tasks::routes())
         .merge(plans::routes())
         .merge(admin::routes())
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -61,7 +60,8 @@ async fn home(session: Result<Session, PageError>) -> Redirect {
     }
 }
 
-async fn not_found() -> PageError {
+/// The console's page for a path under [`PATH`] that no route serves.
+pub async fn not_found() -> PageError {
     PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))
 }
 

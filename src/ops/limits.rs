@@ -2,7 +2,8 @@
 //! where the body is read), parameter count (`400 TooManyParameters`) and length
 //! (`400 InvalidParameter.<Name>`), a per-caller request rate (`400 Throttling.User` with
 //! `x-acs-retry-after`, which the SDK raises as `ThrottlingException`), and tasks in progress per
-//! principal (`400 QuotaExceeded.ConcurrentTasks`). Zero turns a limit off.
+//! principal (`400 QuotaExceeded.ConcurrentTasks`), and the time a body may take to arrive
+//! (`408 RequestTimeout`). Zero turns a limit off (the body time is at least a second).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,6 +31,8 @@ pub struct Limits {
     pub rate_burst: u32,
     /// Tasks in progress per principal (0: unlimited).
     pub max_tasks_per_principal: u32,
+    /// Longest a client may take to send a request's body (`408 RequestTimeout`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             rate_per_second: 0.0,
             rate_burst: 50,
             max_tasks_per_principal: 0,
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -111,6 +115,9 @@ pub struct LimitArgs {
     /// Tasks in progress per principal; more launches, updates and terminations are refused (0: unlimited).
     #[arg(long, env = "SERVICECATALOG_MAX_TASKS_PER_PRINCIPAL", default_value_t = Limits::default().max_tasks_per_principal)]
     pub max_tasks_per_principal: u32,
+    /// Seconds a client may take to send a request's body before `408 RequestTimeout`.
+    #[arg(long, env = "SERVICECATALOG_BODY_TIMEOUT", default_value_t = Limits::default().body_timeout.as_secs())]
+    pub body_timeout: u64,
 }
 
 impl LimitArgs {
@@ -123,6 +130,7 @@ impl LimitArgs {
             rate_per_second: self.rate_limit,
             rate_burst: self.rate_burst,
             max_tasks_per_principal: self.max_tasks_per_principal,
+            body_timeout: std::time::Duration::from_secs(self.body_timeout.max(1)),
         }
     }
 }

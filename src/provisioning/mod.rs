@@ -67,8 +67,8 @@ pub async fn resolve_for_plan(
     req: ChangeRequest<'_>,
 ) -> Result<(Change, Option<ApprovalConfig>), ApiError> {
     store.product(req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", req.product_id))?;
-    let version = launchable_version(store, req.product_id, req.version_id).await?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
+    let version = launchable_version(store, req.product_id, req.version_id).await?;
     if !allowed_regions.iter().any(|r| r == req.region) {
         return Err(ApiError::invalid_parameter(
             "StackRegionId",
@@ -153,6 +153,10 @@ pub async fn launch_option(store: &Store, principal: &Principal, product_id: &st
             json!({"AuthAction": "servicecatalog:LaunchProduct", "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
         )
     };
+    if options.is_empty() && !principal.is_admin {
+        // A product none of the caller's portfolios holds is as missing as one that does not exist.
+        return Err(ApiError::not_found("Product", product_id));
+    }
     match asked {
         Some(portfolio) if options.iter().any(|o| o == portfolio) => Ok(portfolio.to_string()),
         Some(portfolio) => Err(no_option(format!("The product {product_id} is not available to you through the portfolio {portfolio}."))),
@@ -209,16 +213,13 @@ async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller:
     Ok(tags)
 }
 
-/// Refuses a caller who may not change `pp`: end users only change what they own.
+/// Refuses a caller who may not see or change `pp`: end users only reach what they own; anyone
+/// else's provisioned product answers exactly like one that does not exist.
 pub fn check_owner(principal: &Principal, pp: &ProvisionedProduct) -> Result<(), ApiError> {
     if principal.is_admin || pp.owner_principal_id == principal.principal_id {
         return Ok(());
     }
-    Err(ApiError::forbidden(
-        "NotOwner",
-        format!("The provisioned product {} belongs to another user.", pp.provisioned_product_id),
-        json!({"AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
-    ))
+    Err(ApiError::not_found("ProvisionedProduct", &pp.provisioned_product_id))
 }
 
 /// `[{ParameterKey, ParameterValue}]` as stored (sealed) with tasks.

@@ -194,7 +194,8 @@ def test_launch_plan_approved_then_executed_by_its_owner(server, approval_world)
     expect_error(403, "Forbidden.ApprovalRequired", execute, owner_raw, plan_id)
     expect_error(403, "Forbidden.NotApprover", owner_c.call, "ApproveProvisionedProductPlan",
                  {"PlanId": plan_id, "ApprovalAction": "Approve"})
-    expect_error(403, "Forbidden.NotApprover", colleague_c.call, "ApproveProvisionedProductPlan",
+    # the colleague may not even see the plan: it is as missing as one that does not exist
+    expect_error(404, "EntityNotExists.Plan", colleague_c.call, "ApproveProvisionedProductPlan",
                  {"PlanId": plan_id, "ApprovalAction": "Approve"})
     expect_error(404, "EntityNotExists.Plan", get_plan, colleague_c, plan_id)
 

@@ -912,9 +912,10 @@ def test_end_users_see_and_change_only_their_own(server, admin_v3, user_pair, ma
     pp_id, task_id = launch(a, product, {"owner": "alice"})
     assert wait_task(a, task_id)["Status"] == "Succeeded"
 
-    expect_error(403, "Forbidden.NotOwner", get_pp, b, pp_id)
-    expect_error(403, "Forbidden.NotOwner", update, b, pp_id, product, {"owner": "bob"})
-    expect_error(403, "Forbidden.NotOwner", b.call, "TerminateProvisionedProduct", {"ProvisionedProductId": pp_id})
+    # another user's provisioned product is as missing as one that does not exist
+    expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, b, pp_id)
+    expect_error(404, "EntityNotExists.ProvisionedProduct", update, b, pp_id, product, {"owner": "bob"})
+    expect_error(404, "EntityNotExists.ProvisionedProduct", b.call, "TerminateProvisionedProduct", {"ProvisionedProductId": pp_id})
     expect_error(404, "InvalidTask.NotFound", get_task, b, task_id)
     expect_error(404, "InvalidTask.NotFound", task_log, b_raw, task_id)
     expect_error(404, "EntityNotExists.ProvisionedProduct", b.call, "ListTasks",
@@ -932,11 +933,11 @@ def test_end_users_see_and_change_only_their_own(server, admin_v3, user_pair, ma
     assert owned_in_account(admin_v3, alice["PrincipalId"]) == {pp_id}
     assert owned_in_account(admin_v3, bob["PrincipalId"]) == {bob_pp}
 
-    # a user without any grant has no launch option
+    # a user without any grant has no launch option: the product is as missing as one that does not exist
     carol = make_user()
     c = server.caller("v3", (carol["AccessKeyId"], carol["AccessKeySecret"]))
-    expect_error(403, "Forbidden.NoLaunchOption", launch, c, product, {"owner": "carol"})
-    expect_error(403, "Forbidden.NoLaunchOption", launch, c, product, {"owner": "carol"}, portfolio=True)
+    expect_error(404, "EntityNotExists.Product", launch, c, product, {"owner": "carol"})
+    expect_error(404, "EntityNotExists.Product", launch, c, product, {"owner": "carol"}, portfolio=True)
     assert owned_in_account(admin_v3, carol["PrincipalId"]) == set()
     assert list_pp_ids(c) == set()
 
