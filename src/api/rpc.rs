@@ -40,6 +40,13 @@ pub fn router(state: SharedState) -> Router {
         .merge(crate::console::router(state))
         .fallback(unknown_path)
         .layer(axum::middleware::map_response(json_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// A handler that panicked answers `500 InternalError` (the panic is logged) and the node serves on.
+fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = cause.downcast_ref::<&str>().copied().or_else(|| cause.downcast_ref::<String>().map(String::as_str));
+    error_response(&ApiError::internal(format_args!("a request handler panicked: {}", what.unwrap_or("(no message)"))))
 }
 
 /// A path no route serves: the console's page under `/console`, the API's error elsewhere.
@@ -265,4 +272,27 @@ async fn authorized_call(state: &SharedState, action: Action, principal: &Princi
     let decoded = spec::decode(&spec::actions()[action.name()], params)?;
     state.config.limits.check_tasks(&state.store, action, &principal.principal_id).await?;
     dispatch(&Ctx { state, principal }, action, decoded).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_answers_the_internal_error_envelope() {
+        let response = panicked(Box::new("boom"));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert!(response.headers().contains_key("x-acs-request-id"));
+    }
+
+    #[tokio::test]
+    async fn bodiless_errors_get_the_envelope_and_pages_stay_as_they_are() {
+        let bare = json_errors(StatusCode::METHOD_NOT_ALLOWED.into_response()).await;
+        assert_eq!((bare.status(), &bare.headers()[header::CONTENT_TYPE]), (StatusCode::METHOD_NOT_ALLOWED, &HeaderValue::from_static("application/json")));
+        let body = to_bytes(bare.into_body(), 4096).await.unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["Code"], "MethodNotAllowed");
+        let page = json_errors((StatusCode::NOT_FOUND, axum::response::Html("<p>no</p>")).into_response()).await;
+        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    }
 }
