@@ -136,6 +136,13 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Manage the master key that seals secrets at rest.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Manage users and their AccessKeys.
     Users {
         #[command(subcommand)]
@@ -207,6 +214,18 @@ enum LaunchRolesCommand {
     Delete {
         /// Launch role name.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterKeyCommand {
+    /// Seal every secret of the database under a new master key (stop every node first; with the
+    /// key in the data directory the file is replaced, with SERVICECATALOG_MASTER_KEY the new key
+    /// is printed for you to set on every node).
+    Rotate {
+        /// The new key (64 hex digits); default: a random one.
+        #[arg(long, env = "SERVICECATALOG_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: Option<String>,
     },
 }
 
@@ -288,6 +307,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Restore { file, data } => {
             let _logs = init_logging(false);
             servicecatalog::ops::backup::restore(&data.options(), &file).await
+        }
+        Command::MasterKey { command: MasterKeyCommand::Rotate { new_key }, data } => {
+            let _logs = init_logging(false);
+            server::rotate_master_key(&data.options(), new_key.as_deref()).await
         }
         Command::Users { command, data } => {
             let _logs = init_logging(false);

@@ -32,16 +32,30 @@ impl SecretBox {
             None => {
                 let path = data_dir.join(KEY_FILE);
                 if !path.exists() {
-                    let key: [u8; 32] = rand::random();
-                    crate::fs::write_private(&path, hex::encode(key).as_bytes())
+                    crate::fs::write_private(&path, Self::generate_hex().as_bytes())
                         .with_context(|| format!("cannot write the master key to {}", path.display()))?;
                     tracing::info!(path = %path.display(), "generated the master key for secrets at rest");
                 }
                 std::fs::read_to_string(&path).with_context(|| format!("cannot read the master key {}", path.display()))?
             }
         };
+        Self::from_hex(&text)
+    }
+
+    /// A box from a key written as 64 hex digits.
+    pub fn from_hex(text: &str) -> anyhow::Result<Self> {
         let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).context("the master key must be 64 hex digits")?;
         Ok(Self::new(bytes.as_slice().try_into().expect("length checked")))
+    }
+
+    /// A new random key, as 64 hex digits.
+    pub fn generate_hex() -> String {
+        hex::encode(rand::random::<[u8; 32]>())
+    }
+
+    /// Where the master key lives in `data_dir` (when it is not given by the environment).
+    pub fn key_file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join(KEY_FILE)
     }
 
     /// Encrypts `plaintext` with a fresh nonce.

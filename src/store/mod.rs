@@ -15,6 +15,7 @@ pub mod launch_role;
 mod migrate;
 mod nonce;
 mod ops;
+pub mod rekey;
 pub mod plan;
 mod read;
 pub mod portfolio;
