@@ -982,9 +982,9 @@ pub(crate) mod tests {
         assert!(!store.renew_lease(&stale, 60_000).await.unwrap());
         let line = LogChunk { seq: 1, command: "apply".into(), stream: "stdout".into(), content: "w2\n".into() };
         for wrong in [&other, &stale] {
-            assert!(!store.append_logs(wrong, &[line.clone()]).await.unwrap());
+            assert!(!store.append_logs(wrong, std::slice::from_ref(&line)).await.unwrap());
             assert_eq!(store.save_state("pp-task-a", wrong, "s", None).await.unwrap(), StateSaved::Fenced);
-            assert!(!store.finish_task(&task, Some(wrong), &TaskOutcome::Failed { message: "x".into() }, &[line.clone()]).await.unwrap());
+            assert!(!store.finish_task(&task, Some(wrong), &TaskOutcome::Failed { message: "x".into() }, std::slice::from_ref(&line)).await.unwrap());
         }
         assert!(store.task_logs("task-a", 0, i64::MAX).await.unwrap().is_empty(), "nothing of a worker without the lease");
         assert!(store.latest_state("pp-task-a").await.unwrap().is_none());
