@@ -71,10 +71,10 @@ impl StoreError {
     }
 }
 
-/// What a database error code says about the database, by SQLite result code (a number) or
-/// PostgreSQL SQLSTATE (five characters).
+/// What a database error code says about the database, by PostgreSQL SQLSTATE (five characters,
+/// often all digits) or SQLite extended result code (a number below 10000).
 fn classify(code: &str) -> Option<fn(Cause) -> StoreError> {
-    if let Ok(sqlite) = code.parse::<i64>() {
+    if let Some(sqlite) = code.parse::<i64>().ok().filter(|_| code.len() < 5) {
         // Primary result codes: 13 SQLITE_FULL; 5 BUSY, 6 LOCKED, 10 IOERR, 14 CANTOPEN.
         return match sqlite & 0xff {
             13 => Some(StoreError::Full),
