@@ -77,6 +77,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The service is temporarily unavailable; retry later.")
     }
 
+    /// `503 ServiceUnavailable.StorageFull`: the database cannot write for lack of space; nothing
+    /// was changed, and the same request succeeds once an operator frees space.
+    pub fn storage_full(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "the database's storage is full");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable.StorageFull",
+            "The server's storage is full: nothing was changed. Retry once space is freed.",
+        )
+    }
+
     /// Asks the caller to retry after `seconds` (the SDK then raises `ThrottlingException`).
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after_seconds = Some(seconds);
@@ -128,6 +139,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => ApiError::unavailable(cause),
+            StoreError::Full(cause) => ApiError::storage_full(cause),
             StoreError::Database(cause) => ApiError::internal(cause),
         }
     }

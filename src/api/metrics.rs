@@ -13,6 +13,7 @@ use crate::store::Store;
 pub async fn scrape(State(state): State<SharedState>) -> Response {
     let (workers_busy, workers_total) = state.engine.utilisation();
     let mut snapshot = Snapshot { workers_busy, workers_total, pools: state.store.pool_stats(), ..Snapshot::default() };
+    snapshot.store_writes_failing = state.store.health().await.writes_failing;
     match state.store.queue_stats().await {
         Ok((depth, oldest)) => {
             snapshot.queue_depth = depth;

@@ -122,14 +122,23 @@ async fn ping() -> axum::Json<Value> {
     axum::Json(json!({"Status": "ok"}))
 }
 
+/// Readiness as JSON: `Status` (`ok`, or `unavailable` with 503) and the database's state:
+/// `Reachable` (it answers) and `WritesFailing` (writes fail for lack of space).
 async fn healthz(State(state): State<SharedState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"Status": "ok"}))).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"Status": "unavailable"}))).into_response()
-        }
+    let health = state.store.health().await;
+    let dialect = match state.store.dialect() {
+        crate::store::Dialect::Sqlite => "sqlite",
+        crate::store::Dialect::Postgres => "postgres",
+    };
+    let ok = health.reachable && !health.writes_failing;
+    if !ok {
+        tracing::warn!(reachable = health.reachable, writes_failing = health.writes_failing, "health check failed");
     }
+    let body = json!({
+        "Status": if ok { "ok" } else { "unavailable" },
+        "Database": {"Dialect": dialect, "Reachable": health.reachable, "WritesFailing": health.writes_failing},
+    });
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body)).into_response()
 }
 
 /// What the log line of a call records.

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::provisioning::LogChunk;
+use crate::store::provisioning::{Fence, LogChunk};
 use crate::store::Store;
 
 /// How often buffered output reaches the store.
@@ -23,17 +23,18 @@ struct Buffer {
 #[derive(Clone)]
 pub struct TaskLog {
     store: Store,
-    task_id: String,
+    /// The worker's claim on the task: writes stop once it is superseded.
+    fence: Fence,
     cap_bytes: usize,
     buffer: Arc<Mutex<Buffer>>,
 }
 
 impl TaskLog {
-    /// A log for `task_id` holding at most `cap_bytes` of output.
-    pub fn new(store: Store, task_id: &str, cap_bytes: usize) -> Self {
+    /// A log for the task `fence` holds, holding at most `cap_bytes` of output.
+    pub fn new(store: Store, fence: Fence, cap_bytes: usize) -> Self {
         TaskLog {
             store,
-            task_id: task_id.to_string(),
+            fence,
             cap_bytes,
             buffer: Arc::new(Mutex::new(Buffer { next_seq: 1, pending: Vec::new(), written_bytes: 0, truncated: false })),
         }
@@ -73,11 +74,11 @@ impl TaskLog {
     /// Writes what is buffered.
     pub async fn flush(&self) {
         let chunks = self.take_pending();
-        match self.store.append_logs(&self.task_id, &chunks).await {
+        match self.store.append_logs(&self.fence, &chunks).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(task_id = %self.task_id, chunks = chunks.len(), "task log output discarded: the task has already finished"),
+            Ok(false) => tracing::warn!(task_id = %self.fence.job_id, chunks = chunks.len(), "task log output discarded: the task finished or was taken over"),
             Err(e) => {
-                tracing::warn!(task_id = %self.task_id, error = %e, "could not write task log; keeping it for the next flush");
+                tracing::warn!(task_id = %self.fence.job_id, error = %e, "could not write task log; keeping it for the next flush");
                 let mut b = self.buffer.lock().expect("log buffer lock");
                 let mut kept = chunks;
                 kept.append(&mut b.pending);
@@ -140,7 +141,8 @@ mod tests {
     async fn output_is_merged_per_stream_capped_and_readable_after_a_flush() {
         let (store, _dir) = testing::sqlite().await;
         crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-        let log = TaskLog::new(store.clone(), "task-1", 20);
+        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+        let log = TaskLog::new(store.clone(), fence, 20);
         log.push("init", "stdout", "a\n");
         log.push("init", "stdout", "b\n");
         log.push("init", "stderr", "c\n");

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
 use crate::store::plan::Plan;
-use crate::store::provisioning::{Task, TaskOutcome};
+use crate::store::provisioning::{state_serial, Fence, StateSaved, Task, TaskOutcome};
 use crate::store::{Store, StoreError};
 pub use logs::TaskLog;
 use terraform::{error_summary, RunError, Terraform};
@@ -84,8 +84,14 @@ pub const SHUTDOWN_MESSAGE: &str = "The server shut down before the task finishe
 /// How often the state file of a running apply is checked for changes to store.
 const STATE_FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
-/// How long the state left by a finished apply waits for an unreachable database.
-const STATE_SAVE_PATIENCE: Duration = Duration::from_secs(120);
+/// How long the state left by a finished apply, and a task's outcome, wait for an unreachable
+/// (or full) database.
+const STORE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// `StatusMessage` of a task whose worker could not renew its lease for a whole lease.
+const LOST_CONTACT_MESSAGE: &str = "The worker could not reach the database to renew its lease, so it stopped Terraform: \
+                                    the state it saved is kept. Retry with UpdateProvisionedProduct or clean up with \
+                                    TerminateProvisionedProduct.";
 
 /// Provider source address of the bundled sandbox provider.
 pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
@@ -190,9 +196,9 @@ impl Engine {
         let mut phase = self.phase.subscribe();
         while *phase.borrow_and_update() == Phase::Running {
             match self.store.claim_task(&worker, lease_ms).await {
-                Ok(Some(task)) => {
+                Ok(Some((task, fence))) => {
                     self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.run(&worker, task).await;
+                    self.run(task, fence).await;
                     self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
@@ -200,9 +206,9 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, "cannot claim tasks"),
             }
             match self.store.claim_preview(&worker, lease_ms).await {
-                Ok(Some(plan)) => {
+                Ok(Some((plan, fence))) => {
                     self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.preview(&worker, plan).await;
+                    self.preview(plan, fence).await;
                     self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
@@ -217,37 +223,63 @@ impl Engine {
         }
     }
 
-    /// Runs one claimed task to its end, then records the outcome if the lease is still ours.
-    async fn run(&self, worker: &str, task: Task) {
+    /// Runs one claimed task to its end, then records the outcome if `fence` is still current
+    /// (waiting out a database outage, bounded, as for its state). Once the task is taken over,
+    /// its Terraform is killed and nothing more is written.
+    async fn run(&self, task: Task, fence: Fence) {
         tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
         let started = std::time::Instant::now();
         let (cancel_tx, cancel_rx) = watch::channel(None);
-        let heartbeat = self.heartbeat(worker, Lease::Task(&task.task_id), cancel_tx);
-        let log = TaskLog::new(self.store.clone(), &task.task_id, self.config.log_cap_bytes);
+        let heartbeat = self.heartbeat(Lease::Task(&fence), cancel_tx);
+        tokio::pin!(heartbeat);
+        let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
         let flusher = log.flush_in_background();
         let outcome = tokio::select! {
-            outcome = self.execute(&task, &log, cancel_rx) => outcome,
-            _ = heartbeat => TaskOutcome::Failed { message: "The worker lost its lease on the task.".into() },
+            outcome = self.execute(&task, &fence, &log, cancel_rx) => Some(outcome),
+            () = &mut heartbeat => None,
         };
         flusher.stop().await;
-        let last_log = log.take_pending();
         let dir = self.work_dir(&task.task_id);
-        let _ = std::fs::remove_dir_all(&dir);
+        let Some(outcome) = outcome else {
+            let _ = std::fs::remove_dir_all(&dir);
+            tracing::warn!(task_id = %task.task_id, "the task was taken over by another worker: its Terraform was stopped and nothing more is written");
+            return;
+        };
+        let last_log = log.take_pending();
         self.config.metrics.observe_task(&task.task_type, outcome_name(&outcome), started.elapsed());
-        match self.store.finish_task(&task, Some(worker), &outcome, &last_log).await {
+        // The lease is renewed until the outcome is recorded.
+        let recorded = tokio::select! {
+            recorded = patiently(&task.task_id, "record the task outcome", || self.store.finish_task(&task, Some(&fence), &outcome, &last_log)) => recorded,
+            () = &mut heartbeat => Ok(false),
+        };
+        match recorded {
             Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
             Ok(false) => tracing::warn!(task_id = %task.task_id, chunks = last_log.len(), "task outcome and last log lines not recorded: the lease was lost"),
-            Err(e) => tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire"),
+            Err(e) => {
+                // The working directory stays: when the lease expires, the reaper salvages its state.
+                tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire");
+                return;
+            }
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Renews the lease until it is lost (then signals cancellation and returns); signals
-    /// cancellation when the engine aborts at shutdown, and goes on renewing while the job stops.
-    async fn heartbeat(&self, worker: &str, lease: Lease<'_>, cancel: watch::Sender<Option<String>>) {
+    /// Renews the lease of a job (on the database's clock) until it is taken over: then kills the
+    /// job's Terraform process group at once, signals cancellation and returns. When no renewal
+    /// has succeeded for a whole lease (the database is unreachable, or this process was paused),
+    /// another node may be taking the job over: Terraform is killed at once and the job stops,
+    /// while renewals go on. Signals cancellation (a graceful interrupt) when the engine aborts at
+    /// shutdown, and goes on renewing while the job stops.
+    async fn heartbeat(&self, lease: Lease<'_>, cancel: watch::Sender<Option<String>>) {
         let lease_ms = self.config.lease.as_millis() as i64;
+        let fence = lease.fence();
         let mut tick = tokio::time::interval(self.config.lease / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut phase = self.phase.subscribe();
         let mut aborted = false;
+        let mut stopped = false;
+        // The lease was set by the claim, before this instant.
+        let mut renewed = tokio::time::Instant::now();
         tick.tick().await;
         loop {
             tokio::select! {
@@ -258,16 +290,22 @@ impl Engine {
                     continue;
                 }
             }
-            let renewed = match lease {
-                Lease::Task(task_id) => self.store.renew_lease(task_id, worker, lease_ms).await,
-                Lease::Preview(plan_id) => self.store.renew_preview_lease(plan_id, worker, lease_ms).await,
+            if !stopped && renewed.elapsed() >= self.config.lease {
+                stopped = true;
+                terraform::kill_leftover_group(&self.work_dir(&fence.job_id));
+                let _ = cancel.send(Some(LOST_CONTACT_MESSAGE.into()));
+                tracing::warn!(?lease, "no lease renewal for a whole lease: Terraform was killed");
+            }
+            let sent = tokio::time::Instant::now();
+            let result = match lease {
+                Lease::Task(fence) => self.store.renew_lease(fence, lease_ms).await,
+                Lease::Preview(fence) => self.store.renew_preview_lease(fence, lease_ms).await,
             };
-            match renewed {
-                Ok(true) => {}
+            match result {
+                Ok(true) => renewed = sent,
                 Ok(false) => {
+                    terraform::kill_leftover_group(&self.work_dir(&fence.job_id));
                     let _ = cancel.send(Some("The worker lost its lease on the job.".into()));
-                    // Give Terraform its grace period to stop before the select gives up.
-                    tokio::time::sleep(Duration::from_secs(15)).await;
                     return;
                 }
                 Err(e) => tracing::warn!(?lease, error = %e, "cannot renew a lease"),
@@ -279,8 +317,8 @@ impl Engine {
         self.config.data_dir.join("work").join(task_id)
     }
 
-    async fn execute(&self, task: &Task, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
-        match self.try_execute(task, log, cancel).await {
+    async fn execute(&self, task: &Task, fence: &Fence, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
+        match self.try_execute(task, fence, log, cancel).await {
             Ok(outputs) => TaskOutcome::Succeeded { outputs },
             Err(message) => {
                 log.push("servicecatalog", "stderr", &format!("{message}\n"));
@@ -289,9 +327,9 @@ impl Engine {
         }
     }
 
-    async fn try_execute(&self, task: &Task, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> Result<String, String> {
+    async fn try_execute(&self, task: &Task, fence: &Fence, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> Result<String, String> {
         let terminate = task.task_type == "TerminateProvisionedProduct";
-        let state = self.current_state(&task.provisioned_product_id).await.map_err(internal)?;
+        let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id)).await.map_err(internal)?;
         if terminate && state.is_none() {
             // No apply ever wrote state (e.g. the launch failed validation): nothing exists.
             log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
@@ -299,7 +337,7 @@ impl Engine {
         }
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = TaskInputs::load(&self.store, &self.secrets, task).await.map_err(|e| e.to_string())?;
+        let inputs = load_inputs(&task.task_id, || TaskInputs::load(&self.store, &self.secrets, task)).await?;
         let (dir, env) = self.prepare(&task.task_id, &task.provisioned_product_id, &task.stack_region_id, &inputs, state.as_deref())?;
         let tf = Terraform {
             binary: &binary,
@@ -312,7 +350,7 @@ impl Engine {
         };
         self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
-        match self.store.plan_of_task(&task.task_id).await.map_err(internal)? {
+        match patiently(&task.task_id, "read the task's plan", || self.store.plan_of_task(&task.task_id)).await.map_err(internal)? {
             Some(plan) => self.restore_plan_file(&plan, &dir).await?,
             None => {
                 let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
@@ -330,9 +368,9 @@ impl Engine {
         let mut saved = state.clone();
         let applied = tokio::select! {
             applied = apply => applied,
-            never = self.follow_state(task, &dir, &mut saved) => match never {},
+            never = self.follow_state(task, fence, &dir, &mut saved) => match never {},
         };
-        let final_state = self.collect_state(task, &dir, saved.as_deref()).await.map_err(internal)?;
+        let final_state = self.collect_state(task, fence, &dir, saved.as_deref()).await.map_err(internal)?;
         applied?;
         if terminate {
             return Ok("[]".into());
@@ -452,7 +490,7 @@ impl Engine {
 
     /// Saves `terraform.tfstate` of `dir` every second while it changes (a complete JSON document
     /// only: Terraform may be writing it); `saved` is the last version stored. Never returns.
-    async fn follow_state(&self, task: &Task, dir: &Path, saved: &mut Option<String>) -> std::convert::Infallible {
+    async fn follow_state(&self, task: &Task, fence: &Fence, dir: &Path, saved: &mut Option<String>) -> std::convert::Infallible {
         let mut tick = tokio::time::interval(STATE_FOLLOW_EVERY);
         tick.tick().await;
         loop {
@@ -461,11 +499,12 @@ impl Engine {
             if saved.as_deref() == Some(current.as_str()) || serde_json::from_str::<Value>(&current).is_err() {
                 continue;
             }
-            match self.store.save_state(&task.provisioned_product_id, &task.task_id, &self.secrets.seal(&current)).await {
-                Ok(version) => {
+            match self.store.save_state(&task.provisioned_product_id, fence, &self.secrets.seal(&current), state_serial(&current)).await {
+                Ok(StateSaved::Version(version)) => {
                     tracing::debug!(task_id = %task.task_id, version, "saved Terraform state during the apply");
                     *saved = Some(current);
                 }
+                Ok(refused) => tracing::warn!(task_id = %task.task_id, ?refused, "Terraform state not saved during the apply"),
                 Err(e) => tracing::warn!(task_id = %task.task_id, error = %e, "cannot save Terraform state during the apply"),
             }
         }
@@ -473,8 +512,8 @@ impl Engine {
 
     /// Saves the state Terraform left in `dir` when it differs from `before` (an `errored.tfstate`
     /// wins; an empty file, as a killed Terraform may leave, never replaces a good version), and
-    /// returns it.
-    async fn collect_state(&self, task: &Task, dir: &Path, before: Option<&str>) -> Result<Option<String>, StoreError> {
+    /// returns it. Written only while `fence` is current, and never over a newer state.
+    async fn collect_state(&self, task: &Task, fence: &Fence, dir: &Path, before: Option<&str>) -> Result<Option<String>, StoreError> {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().filter(|s| !s.trim().is_empty());
         let state = read("errored.tfstate").or_else(|| read("terraform.tfstate"));
         if let Some(state) = &state {
@@ -482,28 +521,26 @@ impl Engine {
                 let sealed = self.secrets.seal(state);
                 // The only copy is in the working directory, removed after the task: wait out a
                 // database outage (bounded) rather than lose what Terraform made.
-                let patience = tokio::time::Instant::now() + STATE_SAVE_PATIENCE;
-                let version = loop {
-                    match self.store.save_state(&task.provisioned_product_id, &task.task_id, &sealed).await {
-                        Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < patience => {
-                            tracing::warn!(task_id = %task.task_id, error = %e, "cannot save Terraform state yet; retrying");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                        saved => break saved?,
-                    }
-                };
-                tracing::info!(task_id = %task.task_id, version, "saved Terraform state");
+                let serial = state_serial(state);
+                match patiently(&task.task_id, "save Terraform state", || self.store.save_state(&task.provisioned_product_id, fence, &sealed, serial)).await? {
+                    StateSaved::Version(version) => tracing::info!(task_id = %task.task_id, version, "saved Terraform state"),
+                    refused => tracing::warn!(task_id = %task.task_id, ?refused, "Terraform state not saved: the task was taken over, or a newer state is stored"),
+                }
             }
         }
         Ok(state)
     }
 
-    /// Fails the tasks whose worker died, after salvaging what they left on this node.
+    /// Fails the tasks whose worker died: takes each over (so that its worker, should it come
+    /// back, writes nothing), salvages what it left on this node, then records the failure. A
+    /// task whose salvaged state cannot be saved yet stays expired, its directory kept, and is
+    /// taken over again at the next round.
     async fn reap(self: Arc<Self>) {
+        let reaper = format!("{}/reaper", self.node_id);
         let mut tick = tokio::time::interval(self.config.lease / 2);
         loop {
             tick.tick().await;
-            self.reap_previews().await;
+            self.reap_previews(&reaper).await;
             let expired = match self.store.expired_tasks().await {
                 Ok(expired) => expired,
                 Err(e) => {
@@ -512,12 +549,24 @@ impl Engine {
                 }
             };
             for task in expired {
+                let fence = match self.store.take_over_expired_task(&task, &reaper).await {
+                    Ok(Some(fence)) => fence,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot take over an expired task");
+                        continue;
+                    }
+                };
                 let dir = self.work_dir(&task.task_id);
                 if dir.exists() {
                     terraform::kill_leftover_group(&dir);
-                    let before = self.current_state(&task.provisioned_product_id).await.ok().flatten();
-                    if let Err(e) = self.collect_state(&task, &dir, before.as_deref()).await {
-                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot salvage the state of an interrupted task");
+                    let salvaged = match self.current_state(&task.provisioned_product_id).await {
+                        Ok(before) => self.collect_state(&task, &fence, &dir, before.as_deref()).await.map(drop),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = salvaged {
+                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot salvage the state of an interrupted task yet; retrying later");
+                        continue;
                     }
                 }
                 let outcome = TaskOutcome::Failed {
@@ -526,7 +575,7 @@ impl Engine {
                               or clean up with TerminateProvisionedProduct."
                         .into(),
                 };
-                match self.store.fail_expired_task(&task, &outcome).await {
+                match self.store.finish_task(&task, Some(&fence), &outcome, &[]).await {
                     Ok(true) => {
                         let _ = std::fs::remove_dir_all(&dir);
                         tracing::warn!(task_id = %task.task_id, "failed a task whose worker died");
@@ -535,6 +584,45 @@ impl Engine {
                     Err(e) => tracing::warn!(task_id = %task.task_id, error = %e, "cannot fail an expired task"),
                 }
             }
+        }
+    }
+}
+
+/// Loads a job's inputs, waiting out a transient database error; a failure becomes the job's
+/// `StatusMessage`.
+async fn load_inputs<F, Fut>(job_id: &str, load: F) -> Result<TaskInputs, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<TaskInputs, workspace::InputError>>,
+{
+    let loaded = patiently(job_id, "read the job's inputs", || async {
+        match load().await {
+            Err(workspace::InputError::Store(e)) => Err(e),
+            other => Ok(other),
+        }
+    })
+    .await;
+    match loaded {
+        Ok(inputs) => inputs.map_err(workspace::InputError::into_message),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Runs a store operation, retrying it (once a second, for at most [`STORE_PATIENCE`]) while the
+/// database is unreachable or full: what a job has done is not lost to a transient error.
+async fn patiently<T, F, Fut>(job_id: &str, what: &str, mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let patience = tokio::time::Instant::now() + STORE_PATIENCE;
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < patience => {
+                tracing::warn!(job_id, error = %e, "cannot {what} yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            done => return done,
         }
     }
 }
@@ -575,13 +663,21 @@ fn internal_message(cause: &dyn std::fmt::Display) -> String {
     "An internal error stopped the task.".into()
 }
 
-/// The job whose lease a worker holds.
+/// The job whose lease a worker holds, with its claim.
 #[derive(Debug, Clone, Copy)]
 enum Lease<'a> {
-    /// A task, by id.
-    Task(&'a str),
-    /// A plan's preview, by plan id.
-    Preview(&'a str),
+    /// A task.
+    Task(&'a Fence),
+    /// A plan's preview.
+    Preview(&'a Fence),
+}
+
+impl Lease<'_> {
+    fn fence(&self) -> &Fence {
+        match self {
+            Lease::Task(fence) | Lease::Preview(fence) => fence,
+        }
+    }
 }
 
 fn outcome_name(outcome: &TaskOutcome) -> &'static str {

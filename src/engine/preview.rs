@@ -11,22 +11,34 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::terraform::{self, error_summary, Terraform};
-use super::{internal, step, workspace, Engine, Lease, TaskInputs};
+use super::{internal, load_inputs, patiently, step, workspace, Engine, Lease, TaskInputs};
 use crate::provisioning::plan::{after_preview, planned_outputs, resource_changes};
 use crate::store::plan::{Plan, PreviewOutcome};
+use crate::store::provisioning::Fence;
 
 impl Engine {
-    /// Runs one claimed preview to its end, then records the outcome if the lease is still ours.
-    pub(super) async fn preview(&self, worker: &str, plan: Plan) {
+    /// Runs one claimed preview to its end, then records the outcome (with the plan file) if
+    /// `fence` is still current; once the preview is taken over, its Terraform is killed and
+    /// nothing is written.
+    pub(super) async fn preview(&self, plan: Plan, fence: Fence) {
         tracing::info!(plan_id = %plan.plan_id, operation = %plan.operation_type, "plan preview started");
         let (cancel_tx, cancel_rx) = watch::channel(None);
-        let heartbeat = self.heartbeat(worker, Lease::Preview(&plan.plan_id), cancel_tx);
+        let heartbeat = self.heartbeat(Lease::Preview(&fence), cancel_tx);
+        tokio::pin!(heartbeat);
         let outcome = tokio::select! {
             outcome = self.try_preview(&plan, cancel_rx) => outcome.unwrap_or_else(|message| PreviewOutcome::Failed { message }),
-            _ = heartbeat => PreviewOutcome::Failed { message: "The worker lost its lease on the preview.".into() },
+            () = &mut heartbeat => {
+                let _ = std::fs::remove_dir_all(self.work_dir(&plan.plan_id));
+                tracing::warn!(plan_id = %plan.plan_id, "the preview was taken over: its Terraform was stopped and nothing is written");
+                return;
+            }
         };
         let _ = std::fs::remove_dir_all(self.work_dir(&plan.plan_id));
-        match self.store.finish_preview(&plan, worker, &outcome).await {
+        let recorded = tokio::select! {
+            recorded = patiently(&plan.plan_id, "record the preview's outcome", || self.store.finish_preview(&plan, &fence, &outcome)) => recorded,
+            () = &mut heartbeat => Ok(false),
+        };
+        match recorded {
             Ok(true) => tracing::info!(plan_id = %plan.plan_id, failed = matches!(outcome, PreviewOutcome::Failed { .. }), "plan preview finished"),
             Ok(false) => tracing::info!(plan_id = %plan.plan_id, "plan preview outcome not recorded: cancelled, or the lease was lost"),
             Err(e) => tracing::error!(plan_id = %plan.plan_id, error = %e, "cannot record a preview's outcome; its lease will expire"),
@@ -36,10 +48,14 @@ impl Engine {
     async fn try_preview(&self, plan: &Plan, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = TaskInputs::load_for(&self.store, &self.secrets, &plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
+        let inputs = load_inputs(&plan.plan_id, || {
+            TaskInputs::load_for(&self.store, &self.secrets, &plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
+        })
+        .await?;
+        let (state_version, state) = match patiently(&plan.plan_id, "read the Terraform state", || self.versioned_state(&plan.provisioned_product_id))
             .await
-            .map_err(|e| e.to_string())?;
-        let (state_version, state) = match self.versioned_state(&plan.provisioned_product_id).await.map_err(internal)? {
+            .map_err(internal)?
+        {
             Some((version, state)) => (version, Some(state)),
             None => (0, None),
         };
@@ -83,7 +99,7 @@ impl Engine {
     }
 
     /// Fails the previews whose worker died, killing what they left running on this node.
-    pub(super) async fn reap_previews(&self) {
+    pub(super) async fn reap_previews(&self, reaper: &str) {
         let expired = match self.store.expired_previews().await {
             Ok(expired) => expired,
             Err(e) => {
@@ -98,7 +114,7 @@ impl Engine {
             }
             let message = "The preview was interrupted: the server running it stopped before it finished (its lease expired). \
                            Run it again with UpdateProvisionedProductPlan.";
-            match self.store.fail_expired_preview(&plan, message).await {
+            match self.store.fail_expired_preview(&plan, reaper, message).await {
                 Ok(true) => {
                     let _ = std::fs::remove_dir_all(&dir);
                     tracing::warn!(plan_id = %plan.plan_id, "failed a preview whose worker died");

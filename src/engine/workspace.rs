@@ -33,9 +33,22 @@ pub enum InputError {
     /// The version's template is gone or not a Terraform template.
     #[error("{0}")]
     Template(String),
-    /// Stored data could not be read.
-    #[error("An internal error stopped the task: {0}")]
+    /// Stored data could not be opened (the detail, for the log).
+    #[error("stored data cannot be opened: {0}")]
     Internal(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl InputError {
+    /// The job's `StatusMessage`: an internal error's detail goes to the log only.
+    pub fn into_message(self) -> String {
+        match self {
+            InputError::Template(message) => message,
+            other => super::internal_message(&other),
+        }
+    }
 }
 
 impl TaskInputs {
@@ -52,11 +65,9 @@ impl TaskInputs {
         parameters_sealed: &str,
         launch_role: Option<&str>,
     ) -> Result<TaskInputs, InputError> {
-        let internal = |e: crate::store::StoreError| InputError::Internal(e.to_string());
         let version = store
             .product_version(version_id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| InputError::Template(format!("The product version {version_id} no longer exists.")))?;
         let (template, _) = crate::catalog::version::version_template(store, &version)
             .await
@@ -85,8 +96,7 @@ impl TaskInputs {
             Some(role) => {
                 let sealed = store
                     .launch_role_env_sealed(role)
-                    .await
-                    .map_err(internal)?
+                    .await?
                     .ok_or_else(|| InputError::Template(format!("The launch role {role:?} of the Launch constraint no longer exists.")))?;
                 let env: BTreeMap<String, String> = secrets
                     .open(&sealed)

@@ -25,6 +25,7 @@ pub struct Metrics {
     workers_busy: IntGauge,
     workers_total: IntGauge,
     pool_connections: IntGaugeVec,
+    store_writes_failing: IntGauge,
 }
 
 /// What a scrape reads from the store and the engine.
@@ -40,6 +41,8 @@ pub struct Snapshot {
     pub workers_total: usize,
     /// Per database pool: (name, open connections, idle connections, maximum).
     pub pools: Vec<(&'static str, u32, u32, u32)>,
+    /// The database fails writes for lack of space.
+    pub store_writes_failing: bool,
 }
 
 impl Metrics {
@@ -76,6 +79,7 @@ impl Metrics {
             queue_oldest_seconds: gauge("servicecatalog_task_queue_oldest_age_seconds", "Age of the oldest queued task (0 when none)."),
             workers_busy: gauge("servicecatalog_workers_busy", "Workers of this node running a task or a plan preview."),
             workers_total: gauge("servicecatalog_workers", "Workers of this node."),
+            store_writes_failing: gauge("servicecatalog_store_writes_failing", "1 while the database fails writes for lack of space, else 0."),
             pool_connections,
             registry,
         }
@@ -99,6 +103,7 @@ impl Metrics {
         self.queue_oldest_seconds.set(snapshot.queue_oldest_seconds);
         self.workers_busy.set(snapshot.workers_busy as i64);
         self.workers_total.set(snapshot.workers_total as i64);
+        self.store_writes_failing.set(i64::from(snapshot.store_writes_failing));
         for (pool, open, idle, max) in &snapshot.pools {
             self.pool_connections.with_label_values(&[pool, "in_use"]).set(i64::from(open.saturating_sub(*idle)));
             self.pool_connections.with_label_values(&[pool, "idle"]).set(i64::from(*idle));
@@ -141,7 +146,9 @@ mod tests {
             workers_busy: 1,
             workers_total: 4,
             pools: vec![("write", 1, 0, 1)],
+            store_writes_failing: true,
         });
+        assert!(text.contains("servicecatalog_store_writes_failing 1"), "{text}");
         assert!(text.contains(r#"servicecatalog_requests_total{action="LaunchProduct",code="Success"} 1"#), "{text}");
         assert!(text.contains(r#"servicecatalog_request_duration_seconds_bucket{action="GetTask",le="0.001"} 1"#), "{text}");
         assert!(text.contains(r#"servicecatalog_tasks_total{outcome="Succeeded",type="LaunchProduct"} 1"#), "{text}");

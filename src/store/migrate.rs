@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (15, Some(Dialect::Sqlite), include_str!("../../migrations/0015_sqlite_nonce_batches.sql")),
     (16, Some(Dialect::Sqlite), include_str!("../../migrations/0016_catalog_generation_sqlite.sql")),
     (17, Some(Dialect::Postgres), include_str!("../../migrations/0017_catalog_generation_postgres.sql")),
+    (18, None, include_str!("../../migrations/0018_fencing.sql")),
 ];
 
 /// Arbitrary key of the PostgreSQL advisory lock held while migrating.

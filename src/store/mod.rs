@@ -33,7 +33,7 @@ use std::time::Duration;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use sql::Sql;
 
@@ -49,26 +49,95 @@ pub enum Dialect {
 /// The cause of a [`StoreError`], from whichever driver raised it.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
-/// The store's errors: the database could not be reached (safe to retry), or it failed.
+/// The store's errors: the database could not be reached (safe to retry), its storage is full
+/// (safe to retry once space is freed), or it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Connection-level failure: the database is down or unreachable.
+    /// Connection-level failure: the database is down, unreachable, restarting or dropped the connection.
     #[error("database unavailable: {0}")]
     Unavailable(Cause),
+    /// The database could not write for lack of space (SQLITE_FULL, PostgreSQL's disk_full).
+    #[error("database storage full: {0}")]
+    Full(Cause),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(Cause),
 }
 
+impl StoreError {
+    /// Whether the same operation may succeed later without anything changing in the request:
+    /// the database was unreachable or out of space.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Full(_))
+    }
+}
+
+/// What a database error code says about the database, by PostgreSQL SQLSTATE (five characters,
+/// often all digits) or SQLite extended result code (a number below 10000).
+fn classify(code: &str) -> Option<fn(Cause) -> StoreError> {
+    if let Some(sqlite) = code.parse::<i64>().ok().filter(|_| code.len() < 5) {
+        // Primary result codes: 13 SQLITE_FULL; 5 BUSY, 6 LOCKED, 10 IOERR, 14 CANTOPEN.
+        return match sqlite & 0xff {
+            13 => Some(StoreError::Full),
+            5 | 6 | 10 | 14 => Some(StoreError::Unavailable),
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(StoreError::Full),
+        // connection exceptions, admin/crash shutdown, cannot connect now, too many connections, out of memory
+        _ if code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "53200" => Some(StoreError::Unavailable),
+        _ => None,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-                StoreError::Unavailable(error.into())
+        let class = match &error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                Some(StoreError::Unavailable as fn(Cause) -> StoreError)
             }
-            other => StoreError::Database(other.into()),
+            sqlx::Error::Database(db) => db.code().as_deref().and_then(classify),
+            _ => None,
+        };
+        let error = match class {
+            Some(class) => class(error.into()),
+            None => StoreError::Database(error.into()),
+        };
+        if matches!(error, StoreError::Full(_)) {
+            write_health::failed();
         }
+        error
     }
+}
+
+/// Whether the store is failing writes for lack of space: set by the first write that fails so,
+/// cleared by a write that succeeds (see [`Store::health`]). One store per process.
+mod write_health {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static FAILING: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn failed() {
+        FAILING.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn recovered() {
+        FAILING.store(false, Ordering::Relaxed);
+    }
+
+    pub(super) fn failing() -> bool {
+        FAILING.load(Ordering::Relaxed)
+    }
+}
+
+/// The store's health as `/healthz` and `/metrics` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The database answered a query.
+    pub reachable: bool,
+    /// Writes fail for lack of space.
+    pub writes_failing: bool,
 }
 
 /// Result of store operations.
@@ -114,6 +183,18 @@ impl Store {
                             .await?;
                         }
                         Ok(())
+                    })
+                })
+                // A transaction whose COMMIT failed (SQLite rolls back by itself on SQLITE_FULL, so
+                // the driver's ROLLBACK fails too) leaves the connection counted inside it, and every
+                // later BEGIN on it fails: such a connection is closed instead of reused. The ping
+                // lets a rollback queued by a dropped transaction run before the depth is read.
+                .after_release(|conn, _| {
+                    Box::pin(async move {
+                        if conn.is_in_transaction() {
+                            conn.ping().await?;
+                        }
+                        Ok(!conn.is_in_transaction())
                     })
                 })
         };
@@ -177,6 +258,33 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         self.fetch_count(&Sql::new("SELECT 1")).await?;
         Ok(())
+    }
+
+    /// Whether the database answers and takes writes. Writes are tried only while they have been
+    /// failing for lack of space (a small upsert of one setting), so that the store recovers its
+    /// health as soon as space returns.
+    pub async fn health(&self) -> Health {
+        let reachable = self.ping().await.is_ok();
+        if reachable && write_health::failing() {
+            let probe = sqlx::query("INSERT INTO settings (name, value) VALUES ('write_probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(now_ms().to_string())
+                .execute(&self.write)
+                .await;
+            if probe.is_ok() {
+                write_health::recovered();
+            }
+        }
+        Health { reachable, writes_failing: write_health::failing() }
+    }
+
+    /// SQL for the database's clock, in milliseconds since the Unix epoch. Leases are set and
+    /// compared with it, never with a node's own clock: on PostgreSQL every node uses the
+    /// server's `now()`; on SQLite (one node) it is that machine's clock.
+    pub(crate) fn clock_sql(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)",
+        }
     }
 
     /// A stored setting.
@@ -283,6 +391,18 @@ mod tests {
         assert!(a.starts_with("port-") && a.len() == 19);
         assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         assert_ne!(a, new_id("port"));
+    }
+
+    #[test]
+    fn database_error_codes_say_unavailable_or_full() {
+        let class = |code: &str| classify(code).map(|class| class("x".into()));
+        assert!(matches!(class("13"), Some(StoreError::Full(_))), "SQLITE_FULL");
+        assert!(matches!(class("778"), Some(StoreError::Unavailable(_))), "SQLITE_IOERR_WRITE");
+        assert!(matches!(class("53100"), Some(StoreError::Full(_))), "PostgreSQL disk_full");
+        for code in ["57P01", "57P03", "08006", "53300"] {
+            assert!(matches!(class(code), Some(StoreError::Unavailable(_))), "{code}");
+        }
+        assert!(class("23505").is_none() && class("19").is_none(), "constraint violations are not transient");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::read::Row;
 use super::sql::{contains_pattern, Sql};
+use super::provisioning::Fence;
 use super::{now_ms, SortOrder, Store, StoreError, StoreResult};
 
 /// The ten statuses of a plan (`PlanDetail.Status`).
@@ -448,9 +449,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Claims the oldest queued preview for `owner` with a lease of `lease_ms`.
-    pub async fn claim_preview(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Plan>> {
+    /// Claims the oldest queued preview for `owner` with a lease of `lease_ms` (on the database's
+    /// clock), returning it with the claim's [`Fence`].
+    pub async fn claim_preview(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Plan, Fence)>> {
         let queued = PlanStatus::PreviewInProgress.name();
+        let claim = format!(
+            "UPDATE plans SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {} + $2 \
+             WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4 RETURNING lease_epoch",
+            self.clock_sql()
+        );
         loop {
             let mut pick = Sql::new("SELECT plan_id FROM plans WHERE status = ");
             pick.text(queued).push(" AND lease_owner IS NULL ORDER BY created_at, plan_id LIMIT 1");
@@ -460,36 +467,35 @@ impl Store {
             let mut tx = self.begin().await?;
             let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| Row::Any(&r).first()).transpose()?;
             let Some(plan_id) = candidate else { return Ok(None) };
-            let claimed = sqlx::query(
-                "UPDATE plans SET lease_owner = $1, lease_expires_at = $2 WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4",
-            )
-            .bind(owner)
-            .bind(now_ms() + lease_ms)
-            .bind(&plan_id)
-            .bind(queued)
-            .execute(&mut *tx)
-            .await?;
+            let epoch: Option<i64> = sqlx::query_scalar(&claim).bind(owner).bind(lease_ms).bind(&plan_id).bind(queued).fetch_optional(&mut *tx).await?;
             tx.commit().await?;
-            if claimed.rows_affected() == 1 {
-                return self.plan(&plan_id).await;
+            if let Some(epoch) = epoch {
+                let fence = Fence { job_id: plan_id.clone(), owner: owner.to_string(), epoch };
+                return Ok(self.plan(&plan_id).await?.map(|plan| (plan, fence)));
             }
         }
     }
 
-    /// Extends a held preview lease; false when it was lost (or the plan was cancelled).
-    pub async fn renew_preview_lease(&self, plan_id: &str, owner: &str, lease_ms: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE plans SET lease_expires_at = $1 WHERE plan_id = $2 AND lease_owner = $3 AND status = $4")
-            .bind(now_ms() + lease_ms)
-            .bind(plan_id)
-            .bind(owner)
+    /// Extends a held preview lease; false when it was lost (taken over, or the plan was cancelled).
+    pub async fn renew_preview_lease(&self, fence: &Fence, lease_ms: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "UPDATE plans SET lease_expires_at = {} + $1 WHERE plan_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
+            self.clock_sql()
+        );
+        let done = sqlx::query(&sql)
+            .bind(lease_ms)
+            .bind(&fence.job_id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
             .bind(PlanStatus::PreviewInProgress.name())
             .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a preview's outcome if `owner` still holds its lease. False when nothing changed.
-    pub async fn finish_preview(&self, plan: &Plan, owner: &str, outcome: &PreviewOutcome) -> StoreResult<bool> {
+    /// Records a preview's outcome (with its plan file) if `fence` is still current. False when
+    /// nothing changed.
+    pub async fn finish_preview(&self, plan: &Plan, fence: &Fence, outcome: &PreviewOutcome) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let mut update = Sql::new("UPDATE plans SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ");
         update.int(now_ms());
@@ -507,8 +513,8 @@ impl Store {
                 false
             }
         };
-        update.push(" WHERE plan_id = ").text(plan.plan_id.as_str()).push(" AND lease_owner = ").text(owner);
-        update.push(" AND status = ").text(PlanStatus::PreviewInProgress.name());
+        update.push(" WHERE plan_id = ").text(plan.plan_id.as_str()).push(" AND lease_owner = ").text(fence.owner.as_str());
+        update.push(" AND lease_epoch = ").int(fence.epoch).push(" AND status = ").text(PlanStatus::PreviewInProgress.name());
         if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
@@ -519,26 +525,26 @@ impl Store {
         Ok(true)
     }
 
-    /// Previews whose lease expired (their worker died).
+    /// Previews whose lease expired (on the database's clock: their worker died).
     pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
         let mut sql = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = "));
-        sql.text(PlanStatus::PreviewInProgress.name()).push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ").int(now_ms());
+        sql.text(PlanStatus::PreviewInProgress.name()).push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ").push(self.clock_sql());
         self.fetch_all(&sql, plan_from_row).await
     }
 
-    /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile.
-    pub async fn fail_expired_preview(&self, plan: &Plan, message: &str) -> StoreResult<bool> {
-        let taken = sqlx::query("UPDATE plans SET lease_owner = $1 WHERE plan_id = $2 AND status = $3 AND lease_expires_at < $4")
-            .bind("reaper")
-            .bind(&plan.plan_id)
-            .bind(PlanStatus::PreviewInProgress.name())
-            .bind(now_ms())
-            .execute(self.writer())
-            .await?;
-        if taken.rows_affected() != 1 {
-            return Ok(false);
-        }
-        self.finish_preview(plan, "reaper", &PreviewOutcome::Failed { message: message.to_string() }).await
+    /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile: `owner`
+    /// (a node's reaper) takes it over with a new epoch, then records the failure.
+    pub async fn fail_expired_preview(&self, plan: &Plan, owner: &str, message: &str) -> StoreResult<bool> {
+        let sql = format!(
+            "UPDATE plans SET lease_owner = $1, lease_epoch = lease_epoch + 1 WHERE plan_id = $2 AND status = $3 AND lease_expires_at < {} \
+             RETURNING lease_epoch",
+            self.clock_sql()
+        );
+        let epoch: Option<i64> =
+            sqlx::query_scalar(&sql).bind(owner).bind(&plan.plan_id).bind(PlanStatus::PreviewInProgress.name()).fetch_optional(self.writer()).await?;
+        let Some(epoch) = epoch else { return Ok(false) };
+        let fence = Fence { job_id: plan.plan_id.clone(), owner: owner.to_string(), epoch };
+        self.finish_preview(plan, &fence, &PreviewOutcome::Failed { message: message.to_string() }).await
     }
 
     /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
@@ -646,12 +652,15 @@ mod tests {
         let (store, _dir) = testing::sqlite().await;
         let plan = sample_plan("plan-a");
         store.insert_plan(&plan).await.unwrap();
-        let claimed = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
-        assert_eq!(claimed.plan_id, "plan-a");
+        let (claimed, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+        assert_eq!((claimed.plan_id.as_str(), fence.epoch), ("plan-a", 1));
         assert!(store.claim_preview("w2", 60_000).await.unwrap().is_none());
-        assert!(store.renew_preview_lease("plan-a", "w1", 60_000).await.unwrap());
-        assert!(!store.finish_preview(&plan, "w2", &success(PlanStatus::PreviewSuccess)).await.unwrap());
-        assert!(store.finish_preview(&plan, "w1", &success(PlanStatus::ApplicationInProgress)).await.unwrap());
+        assert!(store.renew_preview_lease(&fence, 60_000).await.unwrap());
+        let other = Fence { owner: "w2".into(), ..fence.clone() };
+        assert!(!store.finish_preview(&plan, &other, &success(PlanStatus::PreviewSuccess)).await.unwrap());
+        let stale = Fence { epoch: 0, ..fence.clone() };
+        assert!(!store.finish_preview(&plan, &stale, &success(PlanStatus::PreviewSuccess)).await.unwrap());
+        assert!(store.finish_preview(&plan, &fence, &success(PlanStatus::ApplicationInProgress)).await.unwrap());
         let done = store.plan("plan-a").await.unwrap().unwrap();
         assert_eq!(done.status, PlanStatus::ApplicationInProgress);
         assert_eq!(done.plan_file_sealed.as_deref(), Some("file"));
@@ -665,18 +674,19 @@ mod tests {
         let (store, _dir) = testing::sqlite().await;
         let plan = sample_plan("plan-b");
         store.insert_plan(&plan).await.unwrap();
-        store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+        let (_, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
         let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
         assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
-        assert!(!store.renew_preview_lease("plan-b", "w1", 60_000).await.unwrap());
-        assert!(!store.finish_preview(&plan, "w1", &success(PlanStatus::PreviewSuccess)).await.unwrap());
+        assert!(!store.renew_preview_lease(&fence, 60_000).await.unwrap());
+        assert!(!store.finish_preview(&plan, &fence, &success(PlanStatus::PreviewSuccess)).await.unwrap());
         assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
 
         let plan = sample_plan("plan-c");
         store.insert_plan(&plan).await.unwrap();
-        store.claim_preview("dead", -1).await.unwrap().unwrap();
+        let (_, dead) = store.claim_preview("dead", -1).await.unwrap().unwrap();
         assert_eq!(store.expired_previews().await.unwrap().len(), 1);
-        assert!(store.fail_expired_preview(&plan, "interrupted").await.unwrap());
+        assert!(store.fail_expired_preview(&plan, "reaper", "interrupted").await.unwrap());
+        assert!(!store.finish_preview(&plan, &dead, &success(PlanStatus::PreviewSuccess)).await.unwrap(), "taken over");
         let failed = store.plan("plan-c").await.unwrap().unwrap();
         assert_eq!((failed.status, failed.status_message.as_str()), (PlanStatus::PreviewFailed, "interrupted"));
     }
@@ -685,14 +695,15 @@ mod tests {
     async fn execution_is_refused_when_the_state_moved_and_its_task_ends_the_plan() {
         let (store, _dir) = testing::sqlite().await;
         let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+        let (_, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+        store.save_state(&task.provisioned_product_id, &fence, "s1", None).await.unwrap();
         let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
-        assert!(store.finish_task(&task, None, &outcome, &[]).await.unwrap());
+        assert!(store.finish_task(&task, Some(&fence), &outcome, &[]).await.unwrap());
         let mut plan = sample_plan("plan-d");
         plan.operation_type = "UpdateProvisionedProduct".into();
         plan.provisioned_product_id = task.provisioned_product_id.clone();
         plan.status = PlanStatus::PreviewSuccess;
         store.insert_plan(&plan).await.unwrap();
-        store.save_state(&plan.provisioned_product_id, "task-1", "s1").await.unwrap();
         let mut update = task.clone();
         update.task_id = "task-2".into();
         update.task_type = "UpdateProvisionedProduct".into();

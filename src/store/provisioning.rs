@@ -128,6 +128,50 @@ pub enum TaskOutcome {
     Failed { message: String },
 }
 
+/// A worker's claim on a job (a task, or a plan's preview): the lease owner it claimed as and the
+/// job's epoch, which every claim and every take-over by a reaper increments. Every write a worker
+/// makes for the job is conditional on this token still being current: a worker paused past its
+/// lease, whose job another node has since failed, writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The task id, or the plan id of a preview.
+    pub job_id: String,
+    /// The lease owner (a worker, or a node's reaper).
+    pub owner: String,
+    /// The job's `lease_epoch` when it was claimed.
+    pub epoch: i64,
+}
+
+/// What [`Store::save_state`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateSaved {
+    /// Stored as this version.
+    Version(i64),
+    /// Not stored: the fence is no longer current (another worker or a reaper took the task over).
+    Fenced,
+    /// Not stored: a state with a higher Terraform serial is stored already.
+    Older,
+}
+
+/// Terraform's `serial` of a state document (`None` when it has none or does not parse).
+pub fn state_serial(state: &str) -> Option<i64> {
+    serde_json::from_str::<serde_json::Value>(state).ok()?.get("serial")?.as_i64()
+}
+
+/// Makes the task's row part of `tx` if `fence` is still current on it (the task in progress,
+/// held by that owner and epoch); false otherwise. On PostgreSQL the row stays locked until
+/// `tx` ends, which orders the caller's writes with any take-over.
+async fn hold_fence(tx: &mut sqlx::Transaction<'static, sqlx::Any>, fence: &Fence) -> StoreResult<bool> {
+    let held = sqlx::query("UPDATE tasks SET lease_epoch = lease_epoch WHERE task_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = $4")
+        .bind(&fence.job_id)
+        .bind(&fence.owner)
+        .bind(fence.epoch)
+        .bind(IN_PROGRESS)
+        .execute(&mut **tx)
+        .await?;
+    Ok(held.rows_affected() == 1)
+}
+
 /// Matches of a FullTextSearch text from which the trigram index no longer pays: each match is a
 /// primary key look-up (about 4 µs), where comparing all of 100,000 names takes 10 to 70 ms.
 const INDEXED_MATCHES: i64 = 1000;
@@ -498,42 +542,37 @@ impl Store {
             .await
     }
 
-    /// Claims the oldest queued task for `owner` with a lease of `lease_ms`. PostgreSQL skips
-    /// rows other nodes are claiming; SQLite has one writer, and the conditional update makes a
-    /// lost race harmless (the loop takes the next task).
-    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<Task>> {
+    /// Claims the oldest queued task for `owner` with a lease of `lease_ms` (on the database's
+    /// clock), returning it with the claim's [`Fence`]. PostgreSQL skips rows other nodes are
+    /// claiming; SQLite has one writer, and the conditional update makes a lost race harmless (the
+    /// loop takes the next task). The task is read back by the claiming statement itself: a
+    /// connection lost after it cannot leave a task claimed but unknown to its worker.
+    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Task, Fence)>> {
+        let clock = self.clock_sql();
+        let set = format!("UPDATE tasks SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {clock} + $2, updated_at = $3 WHERE task_id = ");
+        let returning = format!(" RETURNING {TASK_COLUMNS}, lease_epoch");
+        let claimed = |row: Option<sqlx::any::AnyRow>| -> StoreResult<Option<(Task, Fence)>> {
+            let Some(row) = row else { return Ok(None) };
+            let task = task_from_row(&Row::Any(&row))?;
+            let fence = Fence { job_id: task.task_id.clone(), owner: owner.to_string(), epoch: row.try_get("lease_epoch")? };
+            Ok(Some((task, fence)))
+        };
         if self.dialect() == super::Dialect::Postgres {
-            let claimed: Option<String> = sqlx::query_scalar(
-                "UPDATE tasks SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 WHERE task_id = \
-                 (SELECT task_id FROM tasks WHERE status = $4 AND lease_owner IS NULL ORDER BY created_at, task_id \
-                 LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING task_id",
-            )
-            .bind(owner)
-            .bind(now_ms() + lease_ms)
-            .bind(now_ms())
-            .bind(IN_PROGRESS)
-            .fetch_optional(self.writer())
-            .await?;
-            return match claimed {
-                Some(id) => self.task(&id).await,
-                None => Ok(None),
-            };
+            let sql = format!(
+                "{set}(SELECT task_id FROM tasks WHERE status = $4 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED){returning}"
+            );
+            let row = sqlx::query(&sql).bind(owner).bind(lease_ms).bind(now_ms()).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+            return claimed(row);
         }
         loop {
             let mut sql = Sql::new("SELECT task_id FROM tasks WHERE status = ");
             sql.text(IN_PROGRESS).push(" AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1");
             let candidate: Option<String> = self.fetch_value(&sql).await?;
             let Some(task_id) = candidate else { return Ok(None) };
-            let claimed = sqlx::query("UPDATE tasks SET lease_owner = $1, lease_expires_at = $2, updated_at = $3 WHERE task_id = $4 AND lease_owner IS NULL AND status = $5")
-                .bind(owner)
-                .bind(now_ms() + lease_ms)
-                .bind(now_ms())
-                .bind(&task_id)
-                .bind(IN_PROGRESS)
-                .execute(self.writer())
-                .await?;
-            if claimed.rows_affected() == 1 {
-                return self.task(&task_id).await;
+            let sql = format!("{set}$4 AND lease_owner IS NULL AND status = $5{returning}");
+            let row = sqlx::query(&sql).bind(owner).bind(lease_ms).bind(now_ms()).bind(&task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+            if row.is_some() {
+                return claimed(row);
             }
         }
     }
@@ -547,37 +586,38 @@ impl Store {
         Ok(())
     }
 
-    /// Extends a held lease; false when the lease was lost (expired and taken over).
-    pub async fn renew_lease(&self, task_id: &str, owner: &str, lease_ms: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE tasks SET lease_expires_at = $1 WHERE task_id = $2 AND lease_owner = $3 AND status = $4")
-            .bind(now_ms() + lease_ms)
-            .bind(task_id)
-            .bind(owner)
-            .bind(IN_PROGRESS)
-            .execute(self.writer())
-            .await?;
+    /// Extends a held lease to `lease_ms` from now on the database's clock; false when the lease
+    /// was lost (taken over, or the task finished).
+    pub async fn renew_lease(&self, fence: &Fence, lease_ms: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "UPDATE tasks SET lease_expires_at = {} + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
+            self.clock_sql()
+        );
+        let done = sqlx::query(&sql).bind(lease_ms).bind(&fence.job_id).bind(&fence.owner).bind(fence.epoch).bind(IN_PROGRESS).execute(self.writer()).await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Appends log chunks to a task in progress, keeping its byte count. False, and nothing
-    /// written, when the task has finished: a finished task's log is complete (a worker that lost
-    /// its lease may still flush what it had) and store::finished_tasks relies on it.
-    pub async fn append_logs(&self, task_id: &str, chunks: &[LogChunk]) -> StoreResult<bool> {
+    /// Appends log chunks to a task in progress, keeping its byte count, if `fence` is still
+    /// current. False, and nothing written, when it is not: the task finished (a finished task's
+    /// log is complete, and store::finished_tasks relies on it) or another worker took it over.
+    pub async fn append_logs(&self, fence: &Fence, chunks: &[LogChunk]) -> StoreResult<bool> {
         if chunks.is_empty() {
             return Ok(true);
         }
         let mut tx = self.begin().await?;
         // First, so that on PostgreSQL the row lock orders this with finish_task's update.
-        let in_progress = sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND status = $3")
+        let held = sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5")
             .bind(log_bytes(chunks))
-            .bind(task_id)
+            .bind(&fence.job_id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
             .bind(IN_PROGRESS)
             .execute(&mut *tx)
             .await?;
-        if in_progress.rows_affected() != 1 {
+        if held.rows_affected() != 1 {
             return Ok(false);
         }
-        insert_log_chunks(&mut tx, task_id, chunks).await?;
+        insert_log_chunks(&mut tx, &fence.job_id, chunks).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -594,29 +634,40 @@ impl Store {
         })
     }
 
-    /// Stores a new state version; older versions are kept.
-    pub async fn save_state(&self, provisioned_product_id: &str, task_id: &str, state_sealed: &str) -> StoreResult<i64> {
+    /// Stores a new state version written by the task `fence` holds; older versions are kept.
+    /// Nothing is stored when the fence is no longer current ([`StateSaved::Fenced`]), or when a
+    /// stored state has a higher Terraform serial than `state`'s `serial` ([`StateSaved::Older`]):
+    /// a state never goes backwards.
+    pub async fn save_state(&self, provisioned_product_id: &str, fence: &Fence, state_sealed: &str, serial: Option<i64>) -> StoreResult<StateSaved> {
         let mut tx = self.begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM terraform_states WHERE provisioned_product_id = $1")
-            .bind(provisioned_product_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO terraform_states (provisioned_product_id, version, task_id, state_sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
+        if !hold_fence(&mut tx, fence).await? {
+            return Ok(StateSaved::Fenced);
+        }
+        let (version, newest_serial): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1, MAX(serial) FROM terraform_states WHERE provisioned_product_id = $1")
+                .bind(provisioned_product_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if serial.zip(newest_serial).is_some_and(|(serial, newest)| serial < newest) {
+            return Ok(StateSaved::Older);
+        }
+        sqlx::query("INSERT INTO terraform_states (provisioned_product_id, version, task_id, state_sealed, created_at, serial) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(provisioned_product_id)
             .bind(version)
-            .bind(task_id)
+            .bind(&fence.job_id)
             .bind(state_sealed)
             .bind(now_ms())
+            .bind(serial)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(version)
+        Ok(StateSaved::Version(version))
     }
 
     /// Ends a task, writes the last lines of its log (`last_log`, not yet appended) and moves its
-    /// provisioned product out of `UnderChange`, atomically: one commit, one disk sync. With an
-    /// `owner`, only if that worker still holds the lease. False when nothing was changed.
-    pub async fn finish_task(&self, task: &Task, owner: Option<&str>, outcome: &TaskOutcome, last_log: &[LogChunk]) -> StoreResult<bool> {
+    /// provisioned product out of `UnderChange`, atomically: one commit, one disk sync. With a
+    /// `fence`, only if it is still current. False when nothing was changed.
+    pub async fn finish_task(&self, task: &Task, fence: Option<&Fence>, outcome: &TaskOutcome, last_log: &[LogChunk]) -> StoreResult<bool> {
         let now = now_ms();
         let mut tx = self.begin().await?;
         let (status, message, outputs) = match outcome {
@@ -628,8 +679,8 @@ impl Store {
         update.push(", log_bytes = log_bytes + ").int(log_bytes(last_log));
         update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
         update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(IN_PROGRESS);
-        if let Some(owner) = owner {
-            update.push(" AND lease_owner = ").text(owner);
+        if let Some(fence) = fence {
+            update.push(" AND lease_owner = ").text(fence.owner.clone()).push(" AND lease_epoch = ").int(fence.epoch);
         }
         if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
@@ -677,7 +728,7 @@ impl Store {
     /// Tasks whose lease expired (their worker died), for recovery.
     pub async fn expired_tasks(&self) -> StoreResult<Vec<Task>> {
         let mut sql = Sql::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE status = "));
-        sql.text(IN_PROGRESS).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").int(now_ms());
+        sql.text(IN_PROGRESS).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").push(self.clock_sql());
         self.fetch_all(&sql, task_from_row).await
     }
 }
@@ -713,19 +764,19 @@ impl Store {
         }))
     }
 
-    /// Fails a task whose lease expired, unless its worker renewed the lease meanwhile.
-    pub async fn fail_expired_task(&self, task: &Task, outcome: &TaskOutcome) -> StoreResult<bool> {
-        let still_expired = sqlx::query("UPDATE tasks SET lease_owner = $1 WHERE task_id = $2 AND status = $3 AND lease_expires_at < $4")
-            .bind("reaper")
-            .bind(&task.task_id)
-            .bind(IN_PROGRESS)
-            .bind(now_ms())
-            .execute(self.writer())
-            .await?;
-        if still_expired.rows_affected() != 1 {
-            return Ok(false);
-        }
-        self.finish_task(task, Some("reaper"), outcome, &[]).await
+    /// Takes over a task whose lease expired (on the database's clock), unless its worker
+    /// renewed the lease meanwhile: `owner` (a node's reaper) holds it from then on with a new
+    /// epoch, so that the worker it was taken from can write nothing more for it. The caller
+    /// salvages what it can and fails the task with the returned fence; until it does, the task
+    /// stays expired and may be taken over again.
+    pub async fn take_over_expired_task(&self, task: &Task, owner: &str) -> StoreResult<Option<Fence>> {
+        let sql = format!(
+            "UPDATE tasks SET lease_owner = $1, lease_epoch = lease_epoch + 1 WHERE task_id = $2 AND status = $3 AND lease_expires_at < {} \
+             RETURNING lease_epoch",
+            self.clock_sql()
+        );
+        let epoch: Option<i64> = sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+        Ok(epoch.map(|epoch| Fence { job_id: task.task_id.clone(), owner: owner.to_string(), epoch }))
     }
 }
 
@@ -888,8 +939,9 @@ pub(crate) mod tests {
         let read = store.task_with_logs("task-l").await.unwrap().unwrap();
         assert_eq!((read.task.task_id.as_str(), read.owner.as_deref(), read.log.len()), (task.task_id.as_str(), Some("1"), 0));
         let chunk = |seq: i64, command: &str| LogChunk { seq, command: command.into(), stream: "stdout".into(), content: format!("{command}\n") };
-        assert!(store.append_logs("task-l", &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap());
-        assert!(store.append_logs("task-l", &[chunk(3, "apply")]).await.unwrap());
+        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+        assert!(store.append_logs(&fence, &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap());
+        assert!(store.append_logs(&fence, &[chunk(3, "apply")]).await.unwrap());
         let read = store.task_with_logs("task-l").await.unwrap().unwrap();
         assert_eq!(read.log, vec![chunk(1, "init"), chunk(2, "plan"), chunk(3, "apply")], "a task in progress is read again");
         assert_eq!(read.log, store.task_logs("task-l", 0, i64::MAX).await.unwrap());
@@ -901,10 +953,11 @@ pub(crate) mod tests {
         let (store, _dir) = testing::sqlite().await;
         let task = seed_task(&store, "task-f").await;
         let chunk = |seq: i64| LogChunk { seq, command: "apply".into(), stream: "stdout".into(), content: format!("line {seq}\n") };
-        assert!(store.append_logs("task-f", &[chunk(1)]).await.unwrap());
+        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+        assert!(store.append_logs(&fence, &[chunk(1)]).await.unwrap());
         let before = store.task_with_logs("task-f").await.unwrap().unwrap();
-        assert!(store.finish_task(&task, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[chunk(2)]).await.unwrap());
-        assert!(!store.append_logs("task-f", &[chunk(3)]).await.unwrap(), "a finished task's log is complete");
+        assert!(store.finish_task(&task, Some(&fence), &TaskOutcome::Succeeded { outputs: "[]".into() }, &[chunk(2)]).await.unwrap());
+        assert!(!store.append_logs(&fence, &[chunk(3)]).await.unwrap(), "a finished task's log is complete");
         assert_eq!(store.task_logs("task-f", 0, i64::MAX).await.unwrap(), vec![chunk(1), chunk(2)], "the last lines came with the outcome");
         let first = store.task_with_logs("task-f").await.unwrap().unwrap();
         assert!(!Arc::ptr_eq(&before, &first), "read again: it was in progress");
@@ -919,16 +972,24 @@ pub(crate) mod tests {
     async fn a_task_is_claimed_once_and_its_outcome_frees_the_product() {
         let (store, _dir) = testing::sqlite().await;
         let task = seed_task(&store, "task-a").await;
-        let claimed = store.claim_task("w1", 60_000).await.unwrap().unwrap();
-        assert_eq!(claimed.task_id, "task-a");
+        let (claimed, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+        assert_eq!((claimed.task_id.as_str(), claimed.parameters_sealed.as_str(), fence.epoch), ("task-a", "sealed", 1));
         assert!(store.claim_task("w2", 60_000).await.unwrap().is_none());
-        assert!(store.renew_lease("task-a", "w1", 60_000).await.unwrap());
-        assert!(!store.renew_lease("task-a", "w2", 60_000).await.unwrap());
+        assert!(store.renew_lease(&fence, 60_000).await.unwrap());
+        let other = Fence { owner: "w2".into(), ..fence.clone() };
+        let stale = Fence { epoch: 0, ..fence.clone() };
+        assert!(!store.renew_lease(&other, 60_000).await.unwrap());
+        assert!(!store.renew_lease(&stale, 60_000).await.unwrap());
         let line = LogChunk { seq: 1, command: "apply".into(), stream: "stdout".into(), content: "w2\n".into() };
-        assert!(!store.finish_task(&task, Some("w2"), &TaskOutcome::Failed { message: "x".into() }, &[line]).await.unwrap());
+        for wrong in [&other, &stale] {
+            assert!(!store.append_logs(wrong, std::slice::from_ref(&line)).await.unwrap());
+            assert_eq!(store.save_state("pp-task-a", wrong, "s", None).await.unwrap(), StateSaved::Fenced);
+            assert!(!store.finish_task(&task, Some(wrong), &TaskOutcome::Failed { message: "x".into() }, std::slice::from_ref(&line)).await.unwrap());
+        }
         assert!(store.task_logs("task-a", 0, i64::MAX).await.unwrap().is_empty(), "nothing of a worker without the lease");
+        assert!(store.latest_state("pp-task-a").await.unwrap().is_none());
         let outputs = r#"[{"OutputKey":"a","OutputValue":"1","Description":""}]"#.to_string();
-        assert!(store.finish_task(&task, Some("w1"), &TaskOutcome::Succeeded { outputs }, &[]).await.unwrap());
+        assert!(store.finish_task(&task, Some(&fence), &TaskOutcome::Succeeded { outputs }, &[]).await.unwrap());
         let pp = store.provisioned_product("pp-task-a").await.unwrap().unwrap();
         assert_eq!(pp.status, AVAILABLE);
         assert_eq!(pp.last_successful_provisioning_task_id.as_deref(), Some("task-a"));
@@ -939,12 +1000,17 @@ pub(crate) mod tests {
     async fn an_expired_lease_fails_the_task_and_the_product_leaves_under_change() {
         let (store, _dir) = testing::sqlite().await;
         let task = seed_task(&store, "task-b").await;
-        store.claim_task("dead-worker", -1).await.unwrap().unwrap();
+        let (_, dead) = store.claim_task("dead-worker", -1).await.unwrap().unwrap();
         let expired = store.expired_tasks().await.unwrap();
         assert_eq!(expired.len(), 1);
+        let reaper = store.take_over_expired_task(&task, "reaper-1").await.unwrap().unwrap();
+        assert_eq!(reaper.epoch, dead.epoch + 1);
+        assert!(!store.renew_lease(&dead, 60_000).await.unwrap(), "the dead worker lost its lease");
+        assert_eq!(store.save_state("pp-task-b", &reaper, "salvaged", None).await.unwrap(), StateSaved::Version(1));
         let outcome = TaskOutcome::Failed { message: "interrupted".into() };
-        assert!(store.fail_expired_task(&task, &outcome).await.unwrap());
-        assert!(!store.fail_expired_task(&task, &outcome).await.unwrap());
+        assert!(!store.finish_task(&task, Some(&dead), &outcome, &[]).await.unwrap());
+        assert!(store.finish_task(&task, Some(&reaper), &outcome, &[]).await.unwrap());
+        assert!(store.take_over_expired_task(&task, "reaper-2").await.unwrap().is_none());
         let pp = store.provisioned_product("pp-task-b").await.unwrap().unwrap();
         assert_eq!(pp.status, ERROR);
         assert_eq!(pp.status_message, "interrupted");
@@ -959,8 +1025,13 @@ pub(crate) mod tests {
         update.task_id = "task-d".into();
         update.task_type = "UpdateProvisionedProduct".into();
         assert!(!store.start_change(&update).await.unwrap());
-        assert_eq!(store.save_state("pp-task-c", "task-c", "s1").await.unwrap(), 1);
-        assert_eq!(store.save_state("pp-task-c", "task-c", "s2").await.unwrap(), 2);
-        assert_eq!(store.latest_state("pp-task-c").await.unwrap(), Some((2, "s2".into())));
+        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+        assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));
+        assert_eq!(store.save_state("pp-task-c", &fence, "s2", Some(5)).await.unwrap(), StateSaved::Version(2));
+        assert_eq!(store.save_state("pp-task-c", &fence, "older", Some(4)).await.unwrap(), StateSaved::Older, "a state never goes backwards");
+        assert_eq!(store.save_state("pp-task-c", &fence, "s3", Some(5)).await.unwrap(), StateSaved::Version(3));
+        assert_eq!(store.latest_state("pp-task-c").await.unwrap(), Some((3, "s3".into())));
+        assert_eq!(state_serial(r#"{"version": 4, "serial": 7}"#), Some(7));
+        assert_eq!(state_serial(""), None);
     }
 }

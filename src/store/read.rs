@@ -158,9 +158,8 @@ impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, NotADatabase, SystemIoFailure};
         match error.sqlite_error_code() {
-            Some(CannotOpen | DatabaseBusy | DatabaseLocked | DiskFull | NotADatabase | SystemIoFailure) => {
-                StoreError::Unavailable(error.into())
-            }
+            Some(CannotOpen | DatabaseBusy | DatabaseLocked | NotADatabase | SystemIoFailure) => StoreError::Unavailable(error.into()),
+            Some(DiskFull) => StoreError::Full(error.into()),
             _ => StoreError::Database(error.into()),
         }
     }
