@@ -3,9 +3,11 @@
 //! without one write per line. Past the size cap, one truncation note is written and the rest is
 //! dropped (the pipes keep being drained).
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::redact::Redactor;
 use crate::store::provisioning::{Fence, LogChunk};
 use crate::store::Store;
 
@@ -27,6 +29,8 @@ pub struct TaskLog {
     fence: Fence,
     cap_bytes: usize,
     buffer: Arc<Mutex<Buffer>>,
+    /// Held while a flush writes the chunks it took, so that [`TaskLog::redact_pending`] sees them all.
+    flushing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TaskLog {
@@ -37,6 +41,7 @@ impl TaskLog {
             fence,
             cap_bytes,
             buffer: Arc::new(Mutex::new(Buffer { next_seq: 1, pending: Vec::new(), written_bytes: 0, truncated: false })),
+            flushing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -71,8 +76,21 @@ impl TaskLog {
         std::mem::take(&mut self.buffer.lock().expect("log buffer lock").pending)
     }
 
+    /// Masks secrets learnt late (an apply's new sensitive outputs) in the output not written
+    /// yet, once a flush under way is done. What was written before stays as it was masked then.
+    pub async fn redact_pending(&self, redactor: &Redactor) {
+        let _flushing = self.flushing.lock().await;
+        let mut b = self.buffer.lock().expect("log buffer lock");
+        for chunk in &mut b.pending {
+            if let Cow::Owned(masked) = redactor.redact(&chunk.content) {
+                chunk.content = masked;
+            }
+        }
+    }
+
     /// Writes what is buffered.
     pub async fn flush(&self) {
+        let _flushing = self.flushing.lock().await;
         let chunks = self.take_pending();
         match self.store.append_logs(&self.fence, &chunks).await {
             Ok(true) => {}
@@ -157,5 +175,17 @@ mod tests {
         assert!(chunks[0].content.starts_with("0123456789abcd"));
         assert!(chunks[0].content.contains("log truncated"));
         assert!(!chunks[0].content.contains("more"));
+    }
+
+    #[tokio::test]
+    async fn secrets_learnt_late_are_masked_in_what_is_not_written_yet() {
+        let (store, _dir) = testing::sqlite().await;
+        crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+        let log = TaskLog::new(store.clone(), "task-1", 1000);
+        log.push("apply", "stdout", "made late-secret\n");
+        log.redact_pending(&Redactor::new(["late-secret"])).await;
+        log.flush().await;
+        let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
+        assert_eq!(chunks[0].content, "made ******\n");
     }
 }

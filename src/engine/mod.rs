@@ -8,6 +8,7 @@
 
 mod logs;
 mod preview;
+pub mod redact;
 pub mod terraform;
 mod workspace;
 
@@ -338,6 +339,7 @@ impl Engine {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
         let inputs = load_inputs(&task.task_id, || TaskInputs::load(&self.store, &self.secrets, task)).await?;
+        let redactor = inputs.redactor(state.as_deref());
         let (dir, env) = self.prepare(&task.task_id, &task.provisioned_product_id, &task.stack_region_id, &inputs, state.as_deref())?;
         let tf = Terraform {
             binary: &binary,
@@ -347,6 +349,7 @@ impl Engine {
             timeout: self.config.task_timeout,
             cancel,
             log: Some(log),
+            redactor: &redactor,
         };
         self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
@@ -371,12 +374,20 @@ impl Engine {
             never = self.follow_state(task, fence, &dir, &mut saved) => match never {},
         };
         let final_state = self.collect_state(task, fence, &dir, saved.as_deref()).await.map_err(internal)?;
-        applied?;
+        // The sensitive outputs the apply made are known only now: masked in what is not stored yet.
+        let learned = final_state.as_deref().and_then(|state| redactor.extended(redact::sensitive_outputs(state)));
+        if let Some(learned) = &learned {
+            log.redact_pending(learned).await;
+        }
+        let redactor = learned.as_ref().unwrap_or(&redactor);
+        applied.map_err(|message| redactor.redact(&message).into_owned())?;
         if terminate {
             return Ok("[]".into());
         }
         // What `terraform output -json` would print: the root module's outputs in the state.
-        Ok(inputs.outputs(final_state.as_deref().unwrap_or_default()).to_string())
+        let mut outputs = inputs.outputs(final_state.as_deref().unwrap_or_default());
+        redactor.redact_json(&mut outputs);
+        Ok(outputs.to_string())
     }
 
     /// The `version` step: `terraform version` in the task's directory, logged. Before `init` its

@@ -59,6 +59,7 @@ impl Engine {
             Some((version, state)) => (version, Some(state)),
             None => (0, None),
         };
+        let redactor = inputs.redactor(state.as_deref());
         let (dir, env) = self.prepare(&plan.plan_id, &plan.provisioned_product_id, &plan.stack_region_id, &inputs, state.as_deref())?;
         let tf = Terraform {
             binary: &binary,
@@ -68,6 +69,7 @@ impl Engine {
             timeout: self.config.task_timeout,
             cancel,
             log: None,
+            redactor: &redactor,
         };
         let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
         let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
@@ -85,9 +87,12 @@ impl Engine {
         }
         let document: Value = serde_json::from_str(&shown).map_err(|e| format!("terraform show -json printed no readable plan: {e}"))?;
         drop(shown);
-        let changes = Value::Array(resource_changes(&document)).to_string();
-        let outputs = Value::Array(planned_outputs(&document, |name| inputs.output_description(name))).to_string();
+        let mut changes = Value::Array(resource_changes(&document));
+        let mut outputs = Value::Array(planned_outputs(&document, |name| inputs.output_description(name)));
         drop(document);
+        redactor.redact_json(&mut changes);
+        redactor.redact_json(&mut outputs);
+        let (changes, outputs) = (changes.to_string(), outputs.to_string());
         let file = std::fs::read(dir.join("tfplan")).map_err(|e| format!("Cannot read the plan file: {e}"))?;
         Ok(PreviewOutcome::Succeeded {
             resource_changes: changes,

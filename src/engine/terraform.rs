@@ -3,6 +3,7 @@
 //! an allow-listed environment, each command's stdout and stderr streamed into the task log, and
 //! a deadline that interrupts Terraform gracefully (SIGINT) and then by force (SIGKILL).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::logs::TaskLog;
+use super::redact::Redactor;
 
 /// Time Terraform gets to stop after SIGINT before it is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
@@ -73,6 +75,8 @@ pub struct Terraform<'a> {
     pub cancel: watch::Receiver<Option<String>>,
     /// Where output goes (`None`: nowhere, as for a plan's preview).
     pub log: Option<&'a TaskLog>,
+    /// Masks the job's secrets in what is logged and in the stderr kept for `StatusMessage`.
+    pub redactor: &'a Redactor,
 }
 
 impl Terraform<'_> {
@@ -97,8 +101,10 @@ impl Terraform<'_> {
             let _ = std::fs::write(self.dir.join(PGID_FILE), pgid.as_raw().to_string());
         }
         let log = |stream| label.zip(self.log).map(|(label, log)| (log, label, stream));
-        let stdout = read_stream(child.stdout.take().expect("piped"), log("stdout"), label.is_none().then_some(MAX_STDOUT));
-        let stderr = read_stream(child.stderr.take().expect("piped"), log("stderr"), Some(STDERR_TAIL));
+        // An unlogged command's stdout is parsed (JSON), never shown: it is kept as printed.
+        let stdout_redactor = label.is_some().then_some(self.redactor);
+        let stdout = read_stream(child.stdout.take().expect("piped"), log("stdout"), label.is_none().then_some(MAX_STDOUT), stdout_redactor);
+        let stderr = read_stream(child.stderr.take().expect("piped"), log("stderr"), Some(STDERR_TAIL), Some(self.redactor));
         let mut cancel = self.cancel.clone();
         // Interrupting happens inside this future, while the readers still drain the pipes.
         let waited = async {
@@ -154,8 +160,14 @@ const STDERR_TAIL: usize = 64 * 1024;
 
 /// Reads a stream line by line into the log; returns the last `keep` bytes of what was read (at
 /// least; nothing without `keep`), so stderr can become a task's `StatusMessage` and JSON output
-/// can be parsed.
-async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str, &str)>, keep: Option<usize>) -> String {
+/// can be parsed. With a redactor, each line is masked before it goes anywhere: this is where
+/// Terraform's text enters the service.
+async fn read_stream(
+    stream: impl AsyncRead + Unpin,
+    log: Option<(&TaskLog, &str, &str)>,
+    keep: Option<usize>,
+    redactor: Option<&Redactor>,
+) -> String {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut captured = String::new();
@@ -164,7 +176,12 @@ async fn read_stream(stream: impl AsyncRead + Unpin, log: Option<(&TaskLog, &str
         match reader.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
+                let mut text = String::from_utf8_lossy(&line);
+                if let Some(redactor) = redactor {
+                    if let Cow::Owned(masked) = redactor.redact(&text) {
+                        text = Cow::Owned(masked);
+                    }
+                }
                 if let Some((log, command, name)) = log {
                     log.push(command, name, &text);
                 }
@@ -213,6 +230,15 @@ mod tests {
         assert!(s.starts_with("Error: Invalid value for variable"));
         assert!(s.contains("on main.tf line 1:"));
         assert!(!s.contains('│'));
+    }
+
+    #[tokio::test]
+    async fn streams_are_masked_line_by_line_unless_parsed() {
+        let redactor = Redactor::new(["multi-line\nsecret-value"]);
+        let printed: &[u8] = b"Error: bad multi-line\nsecret-value here\n";
+        let kept = read_stream(printed, None, Some(STDERR_TAIL), Some(&redactor)).await;
+        assert_eq!(kept, "Error: bad ******\n****** here\n");
+        assert_eq!(read_stream(printed, None, Some(MAX_STDOUT), None).await, String::from_utf8_lossy(printed));
     }
 
     #[test]

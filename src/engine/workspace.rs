@@ -8,7 +8,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::redact;
 use crate::auth::secrets::SecretBox;
+use crate::catalog::template::Variable;
 use crate::store::provisioning::Task;
 use crate::store::Store;
 
@@ -25,6 +27,9 @@ pub struct TaskInputs {
     output_descriptions: BTreeMap<String, String>,
     /// Environment variables of the launch role.
     pub launch_env: Vec<(String, String)>,
+    /// What Terraform must not be let to show: values of the template's sensitive variables
+    /// (given, else their defaults) and of the launch role's variables.
+    pub secrets: Vec<String>,
 }
 
 /// Why inputs could not be assembled.
@@ -107,7 +112,14 @@ impl TaskInputs {
         };
         let output_descriptions =
             template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
-        Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env })
+        let secrets = secrets_of(&template.variables, &variables, &launch_env);
+        Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env, secrets })
+    }
+
+    /// The redactor of a job on these inputs, given the state it starts from (whose sensitive
+    /// outputs are secrets too).
+    pub fn redactor(&self, state: Option<&str>) -> redact::Redactor {
+        redact::Redactor::new(self.secrets.iter().cloned().chain(state.map(redact::sensitive_outputs).unwrap_or_default()))
     }
 
     /// The template's description of output `name`.
@@ -144,6 +156,19 @@ impl TaskInputs {
     }
 }
 
+/// The secret values of a change: each sensitive variable's value (its default when no parameter
+/// gives one: the template's author marked it sensitive, so Terraform's text must not show it
+/// either) and every value of the launch role, which holds provider credentials.
+fn secrets_of(declared: &[Variable], variables: &BTreeMap<String, Value>, launch_env: &[(String, String)]) -> Vec<String> {
+    let mut secrets: Vec<String> = launch_env.iter().map(|(_, value)| value.clone()).collect();
+    for variable in declared.iter().filter(|v| v.sensitive) {
+        if let Some(value) = variables.get(&variable.name).or(variable.default.as_ref()) {
+            redact::secret_leaves(value, &mut secrets);
+        }
+    }
+    secrets
+}
+
 /// A parameter's value as Terraform should receive it in the JSON variables file: strings stay
 /// strings (Terraform converts them to numbers and booleans itself); collection and structural
 /// types (and untyped variables given JSON collections) are parsed from JSON text.
@@ -174,12 +199,40 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_sensitive_values_given_or_default_and_the_launch_roles() {
+        let variable = |name: &str, sensitive, default: Option<Value>| Variable {
+            name: name.into(),
+            type_expr: None,
+            default,
+            description: None,
+            sensitive,
+            has_validation: false,
+            file: "main.tf".into(),
+        };
+        let declared = [
+            variable("pw", true, Some(Value::String("default-pw".into()))),
+            variable("keys", true, None),
+            variable("fallback", true, Some(Value::String("default-only".into()))),
+            variable("name", false, Some(Value::String("not-secret".into()))),
+        ];
+        let given = BTreeMap::from([
+            ("pw".to_string(), Value::String("given-pw".into())),
+            ("keys".to_string(), serde_json::json!(["k-one", "k-two"])),
+            ("name".to_string(), Value::String("visible".into())),
+        ]);
+        let mut secrets = secrets_of(&declared, &given, &[("ALICLOUD_SECRET_KEY".into(), "role-secret".into())]);
+        secrets.sort();
+        assert_eq!(secrets, ["default-only", "given-pw", "k-one", "k-two", "role-secret"]);
+    }
+
+    #[test]
     fn a_workspace_path_cannot_escape() {
         let inputs = TaskInputs {
             workspace: BTreeMap::from([("../evil.tf".to_string(), String::new())]),
             variables: BTreeMap::new(),
             output_descriptions: BTreeMap::new(),
             launch_env: Vec::new(),
+            secrets: Vec::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         assert!(inputs.write(&dir.path().join("w"), None).is_err());

@@ -12,6 +12,7 @@
 
 use serde_json::{json, Value};
 
+use crate::ops::audit::MASK;
 use crate::store::plan::PlanStatus;
 
 /// What a caller can do to a plan.
@@ -85,7 +86,9 @@ pub fn resource_changes(plan: &Value) -> Vec<Value> {
             }
             if matches!(action, "Modify" | "Remove") {
                 if let Some(id) = change["before"]["id"].as_str() {
-                    entry["PhysicalResourceId"] = json!(id);
+                    // A provider may mark the id sensitive (it then holds a secret).
+                    let sensitive = change["before_sensitive"] == Value::Bool(true) || change["before_sensitive"]["id"] == Value::Bool(true);
+                    entry["PhysicalResourceId"] = json!(if sensitive { MASK } else { id });
                 }
             }
             Some(entry)
@@ -126,7 +129,7 @@ pub fn planned_outputs(plan: &Value, describe: impl Fn(&str) -> String) -> Vec<V
             let mut entry = json!({"OutputKey": name, "Description": describe(name)});
             if change["after_unknown"] != Value::Bool(true) {
                 let value = if change["after_sensitive"] != Value::Bool(false) && !change["after_sensitive"].is_null() {
-                    "******".to_string()
+                    MASK.to_string()
                 } else {
                     match &change["after"] {
                         Value::String(s) => s.clone(),
@@ -171,6 +174,8 @@ mod tests {
                             "after_unknown": {}, "replace_paths": [["path"]]}},
                 {"address": "module.m.sandbox_file.gone[0]", "mode": "managed", "type": "sandbox_file", "name": "gone",
                  "change": {"actions": ["delete"], "before": {"id": "gone.txt"}, "after": null}},
+                {"address": "sandbox_file.secret", "mode": "managed", "type": "sandbox_file", "name": "secret",
+                 "change": {"actions": ["delete"], "before": {"id": "hunter2"}, "after": null, "before_sensitive": {"id": true}}},
                 {"address": "sandbox_sleep.same", "mode": "managed", "type": "sandbox_sleep", "name": "same",
                  "change": {"actions": ["no-op"], "before": {"id": "s"}, "after": {"id": "s"}}},
                 {"address": "data.sandbox_x.read", "mode": "data", "type": "sandbox_x", "name": "read",
@@ -189,6 +194,8 @@ mod tests {
                        "ResourceType": "sandbox_file", "PhysicalResourceId": "a/page.txt"}),
                 json!({"Action": "Remove", "LogicalResourceId": "module.m.sandbox_file.gone[0]", "ResourceType": "sandbox_file",
                        "PhysicalResourceId": "gone.txt"}),
+                json!({"Action": "Remove", "LogicalResourceId": "sandbox_file.secret", "ResourceType": "sandbox_file",
+                       "PhysicalResourceId": MASK}),
                 json!({"Action": "None", "LogicalResourceId": "sandbox_sleep.same", "ResourceType": "sandbox_sleep"}),
             ]
         );
