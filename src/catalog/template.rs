@@ -549,8 +549,11 @@ output "url" {
         assert!(invalid(&body(files(51))).contains("1 to 50 files, not 51"));
     }
 
+    /// A kind of nesting and a file nesting it `n` levels.
+    type Nesting = (&'static str, fn(usize) -> String);
+
     /// Generators of files nesting `n` levels of each kind the parser recurses on.
-    fn nestings() -> Vec<(&'static str, fn(usize) -> String)> {
+    fn nestings() -> Vec<Nesting> {
         vec![
             ("lists", |n| format!("x = {}1{}", "[".repeat(n), "]".repeat(n))),
             ("parentheses", |n| format!("x = {}1{}", "(".repeat(n), ")".repeat(n))),
