@@ -170,7 +170,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let engine = start_engine(&store, &secrets, &options.data, &options.engine, &metrics);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
-    let state = Arc::new(AppState { auth, store, rate: RateLimiter::new(&config.limits), config, secrets, engine, metrics });
+    let rate = RateLimiter::new(&config.limits);
+    let state = Arc::new(AppState { auth, store, rate, config, secrets, engine, metrics, sign_in: Default::default() });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
     tokio::spawn(crate::ops::audit::prune(state.store.clone(), options.audit_retention));
@@ -180,7 +181,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");
     // Stop taking connections and finish those in flight while the engine drains beside it.
-    let http = axum::serve(listener, api::rpc::router(Arc::clone(&state))).with_graceful_shutdown(signals.clone().requested());
+    // The peer address reaches handlers that need it (the console's sign-in throttle).
+    let app = api::rpc::router(Arc::clone(&state)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http = axum::serve(listener, app).with_graceful_shutdown(signals.clone().requested());
     let engine = stop_engine(&state.engine, &signals, options.engine.shutdown_grace);
     let (served, ()) = tokio::join!(async { http.await }, engine);
     served?;

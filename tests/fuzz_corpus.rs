@@ -1,5 +1,6 @@
-//! Replays the fuzz targets' seeds and every crash the fuzzer ever found (`fuzz/regressions/`)
-//! through the same entry points, on stable Rust, as part of the normal test run.
+//! Replays the fuzz targets' seeds (generated ones and the hand-written `fuzz/seeds/<target>/`) and
+//! every crash the fuzzer ever found (`fuzz/regressions/`) through the same entry points, on stable
+//! Rust, as part of the normal test run.
 
 use std::path::Path;
 
@@ -40,7 +41,8 @@ fn seeds_and_regressions_run_through_every_target() {
     let targets: [Target<'_>; 3] =
         [("params", fuzzing::params, &captures), ("signatures", fuzzing::signatures, &captures), ("template", fuzzing::template, &templates)];
     for (name, target, seeds) in targets {
-        for input in seeds.iter().chain(&files(&root.join("fuzz/regressions").join(name))) {
+        let kept = [files(&root.join("fuzz/seeds").join(name)), files(&root.join("fuzz/regressions").join(name))].concat();
+        for input in seeds.iter().chain(&kept) {
             target(input);
             // Every prefix too: truncated input is the commonest malformed input.
             for cut in (0..input.len()).step_by(input.len() / 16 + 1) {

@@ -72,6 +72,8 @@ pub struct AppState {
     pub metrics: Arc<crate::ops::metrics::Metrics>,
     /// Per-caller request rate.
     pub rate: crate::ops::limits::RateLimiter,
+    /// Failed console sign-ins per AccessKey ID and client address.
+    pub sign_in: crate::console::throttle::SignInThrottle,
 }
 
 /// One authenticated call.

@@ -413,9 +413,13 @@ pub(super) async fn delete_version(ctx: &Ctx<'_>, req: VersionIdRequest) -> Resu
 /// its template declares them (empty for native ROS templates).
 pub(super) async fn get_version(ctx: &Ctx<'_>, req: VersionIdRequest) -> Result<Value, ApiError> {
     let version = visible_version(ctx, &req.product_version_id).await?;
-    let parameters = match version_template(ctx.store(), &version).await? {
-        Some((_, parameters)) => parameters.iter().map(|p| p.to_json()).collect(),
-        None => Vec::new(),
+    // A version whose template is now refused is still shown (to be deactivated or deleted);
+    // launching it says why it cannot run.
+    let parameters = match version_template(ctx.store(), &version).await {
+        Ok(Some((_, parameters))) => parameters.iter().map(|p| p.to_json()).collect(),
+        Ok(None) => Vec::new(),
+        Err(e) if e.code().strip_prefix("InvalidStatus.") == Some(crate::catalog::version::REFUSED_KIND) => Vec::new(),
+        Err(e) => return Err(e),
     };
     let mut detail = version_detail(&version);
     detail["ParameterConstraints"] = Value::Array(parameters);

@@ -3,6 +3,13 @@
 //! relative `.tf` paths to file contents; every file is parsed with hcl-rs so that syntax errors
 //! are refused at upload, and its `variable` and `output` blocks are extracted for the parameter
 //! metadata and the provisioning engine. Pure: no store, no HTTP.
+//!
+//! Templates are code from outside: before anything parses a file its size and nesting depth are
+//! bounded (see [`MAX_NESTING`]), and the parser runs on a thread of its own with a known stack, so
+//! no template can exhaust the node's stack or memory. Nothing in a template may displace what the
+//! engine writes into the working directory (its backend override, its variables file): backend
+//! and `cloud` blocks and Terraform override files are refused, here at upload and again by the
+//! engine before it runs a version stored before this rule.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +30,17 @@ const TRANSFORM_PREFIX: &str = "Aliyun::Terraform-v";
 const MAX_FILES: usize = 50;
 const MAX_DEPTH: usize = 5;
 const MAX_SEGMENT_CHARS: usize = 255;
+/// Bytes of one Workspace file.
+pub const MAX_FILE_BYTES: usize = 512 * 1024;
+/// Bytes of all Workspace files together.
+pub const MAX_WORKSPACE_BYTES: usize = 2 * 1024 * 1024;
+/// Levels of nesting of a file as the parser recurses through them: brackets, blocks, function
+/// calls, interpolations, template directives and operators in one chain. Real templates stay
+/// far below; the JSON body's own nesting is bounded by serde_json's limit of 128.
+pub const MAX_NESTING: usize = 100;
+/// Stack of the parser's thread: [`MAX_NESTING`] levels need a fraction of it, unoptimised builds
+/// included (the tests parse files at the limit on it).
+const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 /// A `TerraformVariables` entry: a description the administrator gives a declared variable.
 /// The description is plain text or a JSON object with `Label`, `Description`, `AllowedValues`.
@@ -81,6 +99,10 @@ pub struct ParsedTemplate {
     pub variables: Vec<Variable>,
     /// Declared outputs, sorted by name.
     pub outputs: Vec<Output>,
+    /// Why the template would displace the service's own settings (an override file, a backend
+    /// or `cloud` block), if it would: refused at upload by [`validate`], and never run by the
+    /// engine when a version stored before that rule has it.
+    pub displaces_settings: Option<String>,
 }
 
 impl ParsedTemplate {
@@ -119,6 +141,9 @@ pub enum TemplateError {
     /// A `TerraformVariables` entry names no declared variable, or is not allowed here.
     #[error("{0}")]
     Variables(String),
+    /// The parser could not run (no thread could be started, or it failed): not the caller's fault.
+    #[error("the template parser failed: {0}")]
+    Internal(String),
 }
 
 impl TemplateError {
@@ -146,6 +171,9 @@ pub fn validate(
         return Ok(None);
     }
     let parsed = parse(body)?;
+    if let Some(why) = &parsed.displaces_settings {
+        return Err(TemplateError::Invalid(why.clone()));
+    }
     check_variables(&parsed, variables)?;
     Ok(Some(parsed))
 }
@@ -199,9 +227,34 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
     let parameters = sections.swap_remove(0);
     let workspace = workspace(root.remove("Workspace"))?;
 
+    // hcl-rs recurses per nesting level: the files were bounded by `workspace`, and are parsed
+    // on a stack sized for that bound, whatever the calling thread's.
+    let (mut variables, mut outputs, backend) = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("template-parser".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || read_files(&workspace))
+            .map_err(|e| TemplateError::Internal(format!("cannot start the parser thread: {e}")))?
+            .join()
+            .map_err(|_| TemplateError::Internal("the parser thread panicked".into()))?
+    })?;
+    variables.sort_by(|a, b| a.name.cmp(&b.name));
+    outputs.sort_by(|a, b| a.name.cmp(&b.name));
+    let displaces_settings = workspace.keys().find_map(|path| displacing_path(path)).or(backend);
+    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs, displaces_settings })
+}
+
+/// The variables and outputs of every file of a bounded workspace, and the first backend or
+/// `cloud` block found, which would displace the service's own backend.
+type Files = (Vec<Variable>, Vec<Output>, Option<String>);
+
+/// Parses every file of a bounded workspace.
+fn read_files(workspace: &BTreeMap<String, String>) -> Result<Files, TemplateError> {
+    let invalid = |m: String| Err(TemplateError::Invalid(m));
     let mut variables: Vec<Variable> = Vec::new();
     let mut outputs: Vec<Output> = Vec::new();
-    for (path, content) in &workspace {
+    let mut backend = None;
+    for (path, content) in workspace {
         let hcl = hcl::edit::parser::parse_body(content).map_err(|e| TemplateError::Syntax {
             file: path.clone(),
             line: e.location().line(),
@@ -230,13 +283,20 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
                         sensitive: bool_attr(path, attrs, "sensitive")?,
                     });
                 }
+                "terraform" if backend.is_none() => {
+                    if let Some(inner) = block.body().blocks().find(|b| matches!(b.identifier(), "backend" | "cloud")) {
+                        backend = Some(format!(
+                            "The template file {path} declares a {} block in its terraform block: this service keeps the \
+                             state of every provisioned product itself and sets the backend; remove the block.",
+                            inner.identifier()
+                        ));
+                    }
+                }
                 _ => {}
             }
         }
     }
-    variables.sort_by(|a, b| a.name.cmp(&b.name));
-    outputs.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs })
+    Ok((variables, outputs, backend))
 }
 
 fn json_object(body: &str) -> Result<Map<String, Value>, TemplateError> {
@@ -268,20 +328,37 @@ fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateE
     if files.is_empty() || files.len() > MAX_FILES {
         return Err(invalid(format!("Workspace must hold 1 to {MAX_FILES} files, not {}.", files.len())));
     }
+    let mut total = 0;
     files
         .into_iter()
         .map(|(path, content)| {
             check_path(&path).map_err(|why| invalid(format!("The Workspace path {path:?} {why}.")))?;
-            match content {
-                Value::String(content) => Ok((path, content)),
-                _ => Err(invalid(format!("The content of Workspace file {path:?} must be a string."))),
+            let Value::String(content) = content else {
+                return Err(invalid(format!("The content of Workspace file {path:?} must be a string.")));
+            };
+            if content.len() > MAX_FILE_BYTES {
+                return Err(invalid(format!("The template file {path} is {} bytes long; at most {MAX_FILE_BYTES} are allowed per file.", content.len())));
             }
+            total += content.len();
+            if total > MAX_WORKSPACE_BYTES {
+                return Err(invalid(format!("The Workspace files hold more than {MAX_WORKSPACE_BYTES} bytes together (the limit was passed at {path}).")));
+            }
+            if let Some(line) = super::nesting::too_deep(&content, MAX_NESTING) {
+                return Err(invalid(format!(
+                    "The template file {path} nests brackets, blocks, calls, interpolations or operators more than {MAX_NESTING} \
+                     levels deep (at line {line})."
+                )));
+            }
+            Ok((path, content))
         })
         .collect()
 }
 
 /// Checks one Workspace path: relative, `/`-separated, ending `.tf`, at most [`MAX_DEPTH`]
-/// segments of at most [`MAX_SEGMENT_CHARS`] characters, none of them empty, `.` or `..`.
+/// segments of at most [`MAX_SEGMENT_CHARS`] characters, none of them empty, `.` or `..`; no
+/// Terraform override file and nothing under `.terraform/` (both would displace the engine's own
+/// files: see [`displacing_path`]). Only `.tf` files are accepted, so `*.tfvars`, `*.auto.tfvars` (which Terraform would
+/// load over the caller's parameters), `.tf.json`, state and CLI configuration files are refused.
 fn check_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') || path.contains('\\') || path.contains(':') {
         return Err("must be a relative path with / separators".into());
@@ -302,6 +379,21 @@ fn check_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Why a Workspace path would displace a file the engine writes, if it would: Terraform override
+/// files (merged over the engine's backend override whatever their order) and `.terraform/`.
+fn displacing_path(path: &str) -> Option<String> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name == "override.tf" || name.ends_with("_override.tf") {
+        return Some(format!(
+            "The Workspace path {path:?} is a Terraform override file, which would be merged over the settings this service \
+             writes (its backend and variables): override files are not accepted; put the settings in an ordinary file."
+        ));
+    }
+    path.split('/')
+        .any(|segment| segment == ".terraform")
+        .then(|| format!("The Workspace path {path:?} is inside .terraform/, the directory Terraform keeps for itself."))
 }
 
 fn single_label(file: &str, block: &Block) -> Result<String, TemplateError> {
@@ -455,6 +547,94 @@ output "url" {
         let files = |n: usize| Value::Object((0..n).map(|i| (format!("f{i}.tf"), json!(""))).collect());
         assert!(parse(&body(files(50))).is_ok());
         assert!(invalid(&body(files(51))).contains("1 to 50 files, not 51"));
+    }
+
+    /// A kind of nesting and a file nesting it `n` levels.
+    type Nesting = (&'static str, fn(usize) -> String);
+
+    /// Generators of files nesting `n` levels of each kind the parser recurses on.
+    fn nestings() -> Vec<Nesting> {
+        vec![
+            ("lists", |n| format!("x = {}1{}", "[".repeat(n), "]".repeat(n))),
+            ("parentheses", |n| format!("x = {}1{}", "(".repeat(n), ")".repeat(n))),
+            ("objects", |n| format!("x = {}1{}", "{a = ".repeat(n), "}".repeat(n))),
+            ("blocks", |n| format!("{}\n{}", "a {\n".repeat(n), "}\n".repeat(n))),
+            ("calls", |n| format!("x = {}1{}", "max(1, ".repeat(n), ")".repeat(n))),
+            ("interpolations", |n| format!("x = {}1{}", "\"${".repeat(n), "}\"".repeat(n))),
+            ("directives", |n| format!("x = \"{}a{}\"", "%{if true}".repeat(n), "%{endif}".repeat(n))),
+            ("negations", |n| format!("x = {}true", "!".repeat(n))),
+            ("sums", |n| format!("x = 1{}", " + 1".repeat(n))),
+            ("conditionals", |n| format!("x = {}1", "true ? 0 : ".repeat(n))),
+            ("heredocs", |n| format!("x = {}1{}", "<<E\n${".repeat(n), "}\nE\n".repeat(n))),
+        ]
+    }
+
+    #[test]
+    fn files_nested_up_to_the_limit_parse_and_deeper_ones_are_refused() {
+        for (kind, nest) in nestings() {
+            let deepest = (1..).take_while(|&n| crate::catalog::nesting::too_deep(&nest(n), MAX_NESTING).is_none()).last().unwrap();
+            assert!(deepest >= MAX_NESTING / 4, "{kind}: only {deepest} levels accepted");
+            // The deepest accepted file parses (on the parser's thread, whatever this one's stack)...
+            let parsed = parse(&body(json!({"main.tf": format!("variable \"v\" {{}}\n{}\n", nest(deepest))})));
+            assert!(parsed.is_ok(), "{kind} at {deepest}: {}", parsed.unwrap_err());
+            // ...and thousands of levels are refused before parsing, naming file, line and limit.
+            let message = invalid(&body(json!({"ok.tf": "", "deep.tf": format!("\n{}", nest(5000))})));
+            assert!(message.contains("deep.tf") && message.contains("more than 100 levels deep (at line "), "{kind}: {message}");
+        }
+    }
+
+    #[test]
+    fn deep_json_bodies_are_refused() {
+        let deep = format!("{{\"Parameters\": {}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(invalid(&deep).contains("recursion limit"), "{}", invalid(&deep));
+    }
+
+    #[test]
+    fn file_sizes_are_bounded() {
+        let file = |bytes: usize| format!("# {}\n", "x".repeat(bytes - 3));
+        assert!(parse(&body(json!({"a.tf": file(MAX_FILE_BYTES)})) ).is_ok());
+        let message = invalid(&body(json!({"a.tf": file(MAX_FILE_BYTES + 1)})));
+        assert!(message.contains("a.tf is 524289 bytes long; at most 524288"), "{message}");
+        let four = json!({"a.tf": file(MAX_FILE_BYTES), "b.tf": file(MAX_FILE_BYTES), "c.tf": file(MAX_FILE_BYTES), "d.tf": file(MAX_FILE_BYTES)});
+        assert!(parse(&body(four.clone())).is_ok());
+        let mut five = four;
+        five["e.tf"] = json!("x = 1");
+        assert!(invalid(&body(five)).contains("more than 2097152 bytes together (the limit was passed at e.tf)"));
+    }
+
+    #[test]
+    fn nothing_may_displace_the_services_settings() {
+        let refused = [
+            ("override.tf", "override file"),
+            ("zzzz_override.tf", "override file"),
+            ("modules/net/main_override.tf", "override file"),
+            (".terraform/modules/x.tf", ".terraform/"),
+            ("terraform.tfvars", "end with .tf"),
+            ("x.auto.tfvars", "end with .tf"),
+            ("x.auto.tfvars.json", "end with .tf"),
+            ("backend.tf.json", "end with .tf"),
+            ("terraform.tfstate", "end with .tf"),
+            (".terraformrc", "end with .tf"),
+            ("terraform.rc", "end with .tf"),
+        ];
+        let refusal = |b: &str| validate(TERRAFORM, b, &[]).unwrap_err().to_string();
+        for (path, why) in refused {
+            let message = refusal(&body(json!({"main.tf": "", path: "x = 1"})));
+            assert!(message.contains(why) && message.contains(path), "{path}: {message}");
+        }
+        let fine = parse(&body(json!({"overrides.tf": "", "my_override_vars.tf": "", "a/terraform.tf": ""}))).unwrap();
+        assert_eq!(fine.displaces_settings, None);
+        for (block, text) in [
+            ("backend", "terraform {\n  required_version = \">= 1.0\"\n  backend \"s3\" {\n    bucket = \"x\"\n  }\n}\n"),
+            ("cloud", "terraform {\n  cloud {\n    organization = \"x\"\n  }\n}\n"),
+        ] {
+            let b = body(json!({"main.tf": "", "modules/state.tf": text}));
+            let message = refusal(&b);
+            // Stored before the rule, the template still parses, for the engine to refuse it.
+            assert_eq!(parse(&b).unwrap().displaces_settings.as_deref(), Some(message.as_str()));
+            assert!(message.contains(&format!("modules/state.tf declares a {block} block")), "{message}");
+        }
+        assert!(parse(&body(json!({"main.tf": "terraform {\n  required_providers {}\n}\n"}))).is_ok());
     }
 
     #[test]

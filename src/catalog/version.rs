@@ -19,7 +19,11 @@ pub struct LaunchableVersion {
     pub parameters: Vec<ParameterConstraint>,
 }
 
+/// `InvalidStatus.<kind>` of a version whose stored template breaks a rule added after its upload.
+pub const REFUSED_KIND: &str = "ProductVersion";
+
 /// The parsed template of a version and its parameters; `None` for a native ROS template.
+/// A stored template the checks now refuse is `409 InvalidStatus.ProductVersion` with the reason.
 pub async fn version_template(store: &Store, version: &ProductVersion) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, ApiError> {
     if version.template_type != template::TERRAFORM {
         return Ok(None);
@@ -29,16 +33,23 @@ pub async fn version_template(store: &Store, version: &ProductVersion) -> Result
         .template(id)
         .await?
         .ok_or_else(|| ApiError::internal(format!("template {id:?} of version {} is missing", version.product_version_id)))?;
-    // Checked at upload; failing now means the parser changed under a stored template.
-    let parsed = template::parse(&stored.body)
-        .map_err(|e| ApiError::internal(format!("stored template {id} no longer parses: {e}")))?;
+    // Checked at upload; failing now means a rule was added since (e.g. override files are
+    // refused): the version is never run, and says why.
+    let parsed = template::parse(&stored.body).map_err(|e| match e {
+        template::TemplateError::Internal(_) => ApiError::from(e),
+        e => ApiError::invalid_status(
+            REFUSED_KIND,
+            format!("The template of product version {} cannot be provisioned: {e} Publish a corrected template as a new version.", version.product_version_id),
+        ),
+    })?;
     let parameters = parameters::derive(&parsed, &stored.terraform_variables);
     Ok(Some((parsed, parameters)))
 }
 
 /// The version `version_id` of `product_id`, refused unless it is active and provisionable:
 /// `404 EntityNotExists.ProductVersion` when missing or of another product, `409
-/// InvalidStatus.ProductVersion` when inactive or a `RosStandardTemplate`.
+/// InvalidStatus.ProductVersion` when inactive, a `RosStandardTemplate`, or a template stored before
+/// a rule that now refuses it.
 pub async fn launchable_version(store: &Store, product_id: &str, version_id: &str) -> Result<LaunchableVersion, ApiError> {
     let version = store
         .product_version(version_id)
@@ -49,6 +60,13 @@ pub async fn launchable_version(store: &Store, product_id: &str, version_id: &st
         return Err(ApiError::invalid_status("ProductVersion", format!("The product version {version_id} is not active.")));
     }
     match version_template(store, &version).await? {
+        Some((template, _)) if template.displaces_settings.is_some() => Err(ApiError::invalid_status(
+            REFUSED_KIND,
+            format!(
+                "The template of product version {version_id} cannot be provisioned: {} Publish a corrected template as a new version.",
+                template.displaces_settings.unwrap_or_default()
+            ),
+        )),
         Some((template, parameters)) => Ok(LaunchableVersion { version, template, parameters }),
         None => Err(ApiError::invalid_status(
             "ProductVersion",

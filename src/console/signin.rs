@@ -1,13 +1,19 @@
-//! Signing in with an AccessKey pair (the same principals as the API) and signing out.
+//! Signing in with an AccessKey pair (the same principals as the API), throttled per AccessKey ID
+//! and client address ([`super::throttle`]), and signing out.
+
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use super::html::{error_box, page};
 use super::session::{self, Session};
+use super::throttle::Throttled;
 use super::{respond, Form, PageError};
 use crate::api::SharedState;
 use crate::store::now_ms;
@@ -34,14 +40,36 @@ pub(super) async fn form() -> Response {
     respond(StatusCode::OK, render("", None))
 }
 
-pub(super) async fn submit(State(state): State<SharedState>, headers: HeaderMap, body: Bytes) -> Result<Response, PageError> {
+pub(super) async fn submit(
+    State(state): State<SharedState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     let id = form.text("access_key_id").trim();
+    let address = peer.map(|Extension(ConnectInfo(peer))| peer.ip());
+    let now = Instant::now();
+    // Refused before the secret is looked at: while throttled, guessing learns nothing.
+    if let Err(throttled) = state.sign_in.check(id, address, now) {
+        tracing::info!(access_key_id = id, ?address, ?throttled, "console sign-in throttled");
+        let why = match throttled {
+            Throttled::AccessKey(_) => "Too many failed sign-ins with this AccessKey ID",
+            Throttled::Address(_) => "Too many failed sign-ins from your address",
+        };
+        let wait = throttled.retry_after();
+        let message = format!("{why}: try again in {wait} second{}.", if wait == 1 { "" } else { "s" });
+        let mut response = respond(StatusCode::TOO_MANY_REQUESTS, render(id, Some(&message)));
+        response.headers_mut().insert(header::RETRY_AFTER, wait.into());
+        return Ok(response);
+    }
     let principal = state.auth.verify_key_pair(id, form.text("access_key_secret")).await?;
     if principal.is_none() {
-        tracing::info!(access_key_id = id, "console sign-in refused");
+        state.sign_in.failed(id, address, now);
+        tracing::info!(access_key_id = id, ?address, "console sign-in refused");
         return Ok(respond(StatusCode::UNAUTHORIZED, render(id, Some("The AccessKey ID or secret is not valid."))));
     }
+    state.sign_in.succeeded(id);
     let now = now_ms();
     let token = session::new_token();
     state.store.purge_console_sessions(now).await?;

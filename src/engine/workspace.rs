@@ -76,13 +76,22 @@ impl TaskInputs {
             .ok_or_else(|| InputError::Template(format!("The product version {version_id} no longer exists.")))?;
         let (template, _) = crate::catalog::version::version_template(store, &version)
             .await
-            .map_err(|e| InputError::Internal(e.message().to_string()))?
+            .map_err(|e| match e.code().strip_prefix("InvalidStatus.") {
+                // A template stored before a check that now refuses it: never run it.
+                Some(crate::catalog::version::REFUSED_KIND) => InputError::Template(e.message().to_string()),
+                _ => InputError::Internal(e.message().to_string()),
+            })?
             .ok_or_else(|| {
                 InputError::Template(format!(
                     "Product version {version_id} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
                     version.template_type
                 ))
             })?;
+        // The same rule as at upload, for versions stored before it: never run a template that
+        // would move the state out of the service.
+        if let Some(why) = &template.displaces_settings {
+            return Err(InputError::Template(format!("The template of product version {version_id} cannot be run: {why}")));
+        }
         let parameters: Vec<Value> = secrets
             .open(parameters_sealed)
             .and_then(|p| serde_json::from_str(&p).ok())

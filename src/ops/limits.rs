@@ -137,24 +137,14 @@ impl LimitArgs {
 
 /// Token buckets per caller, in memory (each node limits on its own).
 pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Option<TokenBuckets<String>>,
 }
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Callers tracked before full buckets are forgotten (a full bucket is the same as none).
-const SWEEP_AT: usize = 10_000;
 
 impl RateLimiter {
     /// A limiter of `per_second` sustained requests with bursts of `burst` (0: unlimited).
     pub fn new(limits: &Limits) -> RateLimiter {
-        RateLimiter { per_second: limits.rate_per_second, burst: f64::from(limits.rate_burst.max(1)), buckets: Mutex::new(HashMap::new()) }
+        let buckets = (limits.rate_per_second > 0.0).then(|| TokenBuckets::new(limits.rate_per_second, limits.rate_burst, usize::MAX));
+        RateLimiter { buckets }
     }
 
     /// Takes a token from `caller`'s bucket, or refuses with the seconds until one is there.
@@ -167,23 +157,87 @@ impl RateLimiter {
 
     /// `Err(seconds to wait)` when the bucket is empty at `now`.
     fn take(&self, caller: &str, now: Instant) -> Result<(), u64> {
-        if self.per_second <= 0.0 {
-            return Ok(());
+        match &self.buckets {
+            None => Ok(()),
+            Some(buckets) => buckets.take(caller.to_string(), now),
         }
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= SWEEP_AT {
+    }
+}
+
+/// Token buckets by key, refilled at `per_second` up to `burst`, in memory. Full buckets are
+/// forgotten (a full bucket is the same as none) once [`SWEEP_AT`] keys are tracked; beyond
+/// `max_keys` the bucket used least recently is dropped, so memory stays bounded whatever keys
+/// callers invent.
+pub struct TokenBuckets<K> {
+    per_second: f64,
+    burst: f64,
+    max_keys: usize,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Keys tracked before full buckets are forgotten.
+const SWEEP_AT: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq + Clone> TokenBuckets<K> {
+    /// Buckets of `burst` tokens (at least 1) refilled at `per_second`, for at most `max_keys` keys.
+    pub fn new(per_second: f64, burst: u32, max_keys: usize) -> Self {
+        TokenBuckets { per_second, burst: f64::from(burst.max(1)), max_keys: max_keys.max(1), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// `key`'s bucket brought up to `now`, created full when new.
+    fn refilled<'a>(&self, buckets: &'a mut HashMap<K, Bucket>, key: K, now: Instant) -> &'a mut Bucket {
+        if !buckets.contains_key(&key) && buckets.len() >= SWEEP_AT.min(self.max_keys) {
             let (rate, burst) = (self.per_second, self.burst);
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+            if buckets.len() >= self.max_keys {
+                let oldest = buckets.iter().min_by_key(|(_, b)| b.at).map(|(k, _)| k.clone());
+                oldest.map(|k| buckets.remove(&k));
+            }
         }
-        let bucket = buckets.entry(caller.to_string()).or_insert(Bucket { tokens: self.burst, at: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_second).min(self.burst);
+        let bucket = buckets.entry(key).or_insert(Bucket { tokens: self.burst, at: now });
+        bucket.tokens = (bucket.tokens + now.saturating_duration_since(bucket.at).as_secs_f64() * self.per_second).min(self.burst);
         bucket.at = now;
+        bucket
+    }
+
+    fn wait(&self, tokens: f64) -> u64 {
+        ((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64
+    }
+
+    /// Takes a token from `key`'s bucket, or `Err(seconds until one is there)`.
+    pub fn take(&self, key: K, now: Instant) -> Result<(), u64> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = self.refilled(&mut buckets, key, now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0) as u64)
+            Err(self.wait(bucket.tokens))
         }
+    }
+
+    /// Seconds until `key`'s bucket holds a token at `now` (`None`: it holds one), taking nothing.
+    pub fn empty_for(&self, key: &K, now: Instant) -> Option<u64> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.get(key)?;
+        let tokens = bucket.tokens + now.saturating_duration_since(bucket.at).as_secs_f64() * self.per_second;
+        (tokens < 1.0).then(|| self.wait(tokens))
+    }
+
+    /// Forgets `key`'s bucket (it is full again).
+    pub fn forget(&self, key: &K) {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -225,7 +279,28 @@ mod tests {
             let _ = l.take(&n.to_string(), t0);
         }
         let _ = l.take("late", t0 + Duration::from_secs(1));
-        assert!(l.buckets.lock().unwrap().len() < SWEEP_AT);
+        assert!(l.buckets.as_ref().unwrap().len() < SWEEP_AT);
+    }
+
+    #[test]
+    fn keys_are_bounded_and_the_least_recent_goes_first() {
+        let b = TokenBuckets::new(1.0 / 60.0, 2, 3);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for (n, key) in ["a", "b", "c"].into_iter().enumerate() {
+            assert!(b.take(key, at(n as u64)).is_ok());
+        }
+        assert_eq!(b.empty_for(&"a", at(3)), None, "one token left");
+        assert!(b.take("a", at(3)).is_ok());
+        // 0.05 tokens left: a whole one in 57 s.
+        assert_eq!(b.empty_for(&"a", at(3)), Some(57));
+        assert_eq!(b.take("a", at(3)), Err(57));
+        // A fourth key evicts the least recently used ("b"), never more than three are kept.
+        assert!(b.take("d", at(4)).is_ok());
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.empty_for(&"a", at(4)), Some(56), "a is still throttled");
+        b.forget(&"a");
+        assert_eq!(b.empty_for(&"a", at(4)), None);
     }
 
     #[test]

@@ -49,6 +49,8 @@ output "greeting" {
 
 const profiles = [];
 const browsers = [];
+/** Content-Security-Policy violations reported by any page (none expected). */
+const cspViolations = [];
 
 /** A fresh headless Chromium with its own profile, as one person's browser. */
 async function openBrowser(viewport = { width: 1280, height: 900 }) {
@@ -64,6 +66,9 @@ async function openBrowser(viewport = { width: 1280, height: 900 }) {
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(30_000);
   page.on("dialog", (dialog) => dialog.accept());
+  page.on("console", (message) => {
+    if (/Content.Security.Policy/i.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
+  });
   return page;
 }
 
@@ -214,9 +219,62 @@ test("the end user terminates the product", async () => {
   await shot(user, "13-terminated");
 });
 
+test("every console page carries the security headers and runs without a CSP violation", async () => {
+  for (const url of [`${BASE}/console/catalog`, `${BASE}/console/admin/products`, provisionedUrl, `${BASE}/console/plans`]) {
+    const response = await admin.goto(url);
+    const headers = response.headers();
+    assert.match(headers["content-security-policy"] ?? "", /script-src 'self';/, url);
+    assert.match(headers["content-security-policy"], /frame-ancestors 'none'/, url);
+    assert.doesNotMatch(headers["content-security-policy"], /unsafe-inline/, url);
+    assert.equal(headers["referrer-policy"], "no-referrer", url);
+    assert.equal(headers["x-content-type-options"], "nosniff", url);
+  }
+  // The pages above and every page the earlier tests used (forms, template upload, live log) ran
+  // their script and styles under the policy.
+  assert.deepEqual(cspViolations, []);
+  // An inline script injected the way an attacker would is blocked and reported.
+  await admin.goto(`${BASE}/console/catalog`);
+  const blocked = await admin.evaluate(() => new Promise((resolve) => {
+    document.addEventListener("securitypolicyviolation", (event) => resolve(event.violatedDirective), { once: true });
+    const script = document.createElement("script");
+    script.textContent = "window.injected = true";
+    document.body.append(script);
+    setTimeout(() => resolve(window.injected ? "ran" : "no report"), 2000);
+  }));
+  assert.match(blocked, /^script-src/);
+  cspViolations.length = 0;
+});
+
 test("signing out ends the session", async () => {
   await user.getByRole("button", { name: "Sign out" }).click();
   await user.waitForURL(/\/console\/sign-in$/);
   await user.goto(`${BASE}/console/provisioned`);
   assert.match(user.url(), /\/console\/sign-in$/);
+});
+
+test("repeated wrong secrets throttle that AccessKey, not the others signing in from the same address", async () => {
+  const make = (name) => JSON.parse(execFileSync(BIN, ["users", "create", name, "--json", "--data-dir", DATA_DIR], { encoding: "utf8" }));
+  const target = make(`throttled-${RUN}`);
+  const other = make(`neighbour-${RUN}`);
+  const page = await openBrowser();
+  const attempt = async (id, secret) => {
+    await page.goto(`${BASE}/console/sign-in`);
+    await page.getByLabel("AccessKey ID").fill(id);
+    await page.getByLabel("AccessKey secret").fill(secret);
+    const [response] = await Promise.all([page.waitForResponse((r) => r.request().method() === "POST"), page.getByRole("button", { name: "Sign in" }).click()]);
+    return response;
+  };
+  for (let n = 0; n < 5; n++) {
+    assert.equal((await attempt(target.AccessKeyId, `wrong-${n}`)).status(), 401, `wrong secret ${n + 1}`);
+  }
+  // Throttled now, even with the right secret: it is not even checked.
+  const refused = await attempt(target.AccessKeyId, target.AccessKeySecret);
+  assert.equal(refused.status(), 429);
+  assert.ok(Number(refused.headers()["retry-after"]) > 0);
+  await page.getByRole("alert").getByText(/Too many failed sign-ins with this AccessKey ID: try again in \d+ seconds?/).waitFor();
+  await shot(page, "14-sign-in-throttled");
+  assert.ok(!(await page.content()).includes(target.AccessKeySecret));
+  // Another key from the same browser and address still signs in.
+  await attempt(other.AccessKeyId, other.AccessKeySecret);
+  await page.waitForURL(/\/console\/catalog/);
 });
