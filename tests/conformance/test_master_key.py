@@ -29,6 +29,7 @@ def test_rotation_reseals_everything_and_the_old_key_is_refused(fresh_server, ma
     assert not (srv.data_dir / "master.key.next").exists()
 
     srv.start()
+    caller = srv.caller("v3", (user["AccessKeyId"], user["AccessKeySecret"]))
     # keys, parameters and state still open: the user's key works, the task reads its parameters
     assert get_task(caller, task_id)["Parameters"]
     assert caller.call("GetProvisionedProduct", {"ProvisionedProductId": pp_id})["ProvisionedProductDetail"]["Status"] == "Available"
