@@ -319,9 +319,9 @@ def test_a_full_disk_answers_a_clear_code_and_work_resumes_once_space_returns(sm
         pp_id, task_id = launch(caller, product, {"dir": "a", "duration_ms": "3000"})
         wait_apply_sleeping_any(raw, task_id)
         filler = fill(small_disk)
-        # a large template: SQLite's write-ahead log may still have room for small writes
+        # a large template (under the 512 KiB a file may hold): SQLite's write-ahead log may still have room for small writes
         for attempt in range(8):
-            body = DIR_SLOW_TF + "\n" + "\n".join(f"# {attempt} " + "#" * 1000 for _ in range(800))
+            body = DIR_SLOW_TF + "\n" + "\n".join(f"# {attempt} " + "#" * 1000 for _ in range(400))
             try:
                 make_product(admin, body, users=[user])
             except sclib.ApiError as e:
