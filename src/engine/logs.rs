@@ -181,7 +181,8 @@ mod tests {
     async fn secrets_learnt_late_are_masked_in_what_is_not_written_yet() {
         let (store, _dir) = testing::sqlite().await;
         crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-        let log = TaskLog::new(store.clone(), "task-1", 1000);
+        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+        let log = TaskLog::new(store.clone(), fence, 1000);
         log.push("apply", "stdout", "made late-secret\n");
         log.redact_pending(&Redactor::new(["late-secret"])).await;
         log.flush().await;
