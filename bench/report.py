@@ -46,6 +46,7 @@ def main():
         ("server CPU per GetTask at c=64 (us)", api_at("GetTask", 64)["server_cpu_us_per_request"], "<=", 100),
         ("task latency ratio (bare workflow)", latency["ratio"], "<=", 1.3),
         ("task latency ratio (bare engine processes)", latency["ratio_engine_commands"], "<=", 1.3),
+        ("sandbox cost per task (ms)", latency["sandbox_cost_ms"], "<=", 10),
         ("task throughput ratio (bare workflow x N / workers)", throughput["ratio"], "<=", 1.25),
         ("task throughput ratio (engine processes x N / workers)", throughput["ratio_engine_commands"], "<=", 1.25),
         ("task throughput ratio (engine processes, workers at a time)", throughput["ratio_bare_parallel"], "<=", 1.25),
@@ -73,7 +74,8 @@ def main():
     for r in scale:
         print(f"{r['case']:<46}{r['concurrency']:>4}{r['rps']:>9.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['server_cpu_us_per_request'] or 0:>12.1f}")
     print(f"\nTasks: latency {latency['launch_to_succeeded_median_s']} s vs bare workflow {latency['bare_terraform_median_s']} s, "
-          f"bare engine processes {latency['bare_engine_commands_median_s']} s; "
+          f"bare engine processes {latency['bare_engine_commands_median_s']} s, "
+          f"unsandboxed {latency['unsandboxed_median_s']} s (sandbox {latency['sandbox_cost_ms']} ms per task); "
           f"{throughput['launches']} launches on {throughput['workers']} workers in {throughput['wall_seconds']} s vs ideal {throughput['ideal_seconds']} s "
           f"(engine processes {throughput['ideal_engine_commands_seconds']} s), "
           f"vs engine processes {throughput['workers']} at a time {throughput['bare_parallel_seconds']} s")

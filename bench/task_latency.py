@@ -6,7 +6,10 @@ run bare in a fresh directory with the engine's environment, and the ratios:
 - the Terraform processes the engine starts for it: init, plan -out, apply (it runs `version` once
   per binary and reads the outputs from the state), i.e. what the service adds to Terraform.
 
-Starts its own server on a free loopback port.
+And what the sandbox adds to a task: the same launches, alternating, on a second server with
+`--task-isolation none` (median of the paired differences).
+
+Starts its own servers on free loopback ports.
 
     .venv/bin/python bench/task_latency.py [--runs 9] [--product "Hello outputs"]
 """
@@ -99,40 +102,54 @@ def bare_run(product, sandbox, commands=WORKFLOW):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def timed_launch(c, product_id, version_id, name):
+    """Seconds from LaunchProduct to the product's settling; fails unless it became Available."""
+    t0 = time.perf_counter()
+    pp = launch(c, product_id, version_id, name)
+    d = wait_settled(c, pp, time.time() + 120)
+    if d.status != "Available":
+        raise SystemExit(f"launch failed: {d.status_message}")
+    return time.perf_counter() - t0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--product", default="Hello outputs", choices=sorted(SAMPLES))
     a = ap.parse_args()
-    data = tempfile.mkdtemp()
+    data, open_data = tempfile.mkdtemp(), tempfile.mkdtemp()
     proc, port = start_server(data)
+    open_proc, open_port = start_server(open_data, "--task-isolation", "none")
     try:
-        c = client(data, port)
+        c, open_c = client(data, port), client(open_data, open_port)
         product_id, version_id = sample_version(c, a.product)
-        served = []
+        open_product_id, open_version_id = sample_version(open_c, a.product)
+        served, unsandboxed = [], []
         for i in range(a.runs):
-            t0 = time.perf_counter()
-            pp = launch(c, product_id, version_id, f"bench-{i}")
-            d = wait_settled(c, pp, time.time() + 120)
-            served.append(time.perf_counter() - t0)
-            if d.status != "Available":
-                raise SystemExit(f"launch failed: {d.status_message}")
+            served.append(timed_launch(c, product_id, version_id, f"bench-{i}"))
+            unsandboxed.append(timed_launch(open_c, open_product_id, open_version_id, f"bench-{i}"))
         sandbox = os.path.join(data, "sandbox")
         bare, engine = [], []
         for _ in range(a.runs):
             bare.append(bare_run(a.product, sandbox))
             engine.append(bare_run(a.product, sandbox, ENGINE_COMMANDS))
     finally:
-        proc.terminate()
-        proc.wait()
+        for p in (proc, open_proc):
+            p.terminate()
+            p.wait()
         shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(open_data, ignore_errors=True)
     s, b, e = statistics.median(served), statistics.median(bare), statistics.median(engine)
+    cost_ms = statistics.median(x - y for x, y in zip(served, unsandboxed)) * 1000
     result = {"product": a.product, "runs": a.runs, "launch_to_succeeded_median_s": round(s, 3),
               "bare_terraform_median_s": round(b, 3), "ratio": round(s / b, 3),
-              "bare_engine_commands_median_s": round(e, 3), "ratio_engine_commands": round(s / e, 3)}
+              "bare_engine_commands_median_s": round(e, 3), "ratio_engine_commands": round(s / e, 3),
+              "unsandboxed_median_s": round(statistics.median(unsandboxed), 3), "sandbox_cost_ms": round(cost_ms, 1)}
     print(f"{'product':<48}{a.product}\n{'LaunchProduct -> Succeeded':<48}{s:.3f} s (median of {a.runs})\n"
           f"{'bare workflow (version .. output -json)':<48}{b:.3f} s  ratio {s / b:.2f}  (target <= 1.30)\n"
-          f"{'bare, the engine processes (init, plan, apply)':<48}{e:.3f} s  ratio {s / e:.2f}")
+          f"{'bare, the engine processes (init, plan, apply)':<48}{e:.3f} s  ratio {s / e:.2f}\n"
+          f"{'the same task unsandboxed (--task-isolation none)':<48}{statistics.median(unsandboxed):.3f} s\n"
+          f"{'sandbox cost per task (median paired difference)':<48}{cost_ms:.1f} ms  (target <= 10)")
     print(json.dumps(result))
 
 

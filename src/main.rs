@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
+use servicecatalog::engine::sandbox::{Isolation, Network, SandboxSettings};
 use servicecatalog::server::{self, DataOptions, EngineSettings, ServeOptions};
 use servicecatalog::{roles, users};
 
@@ -64,6 +65,29 @@ struct EngineArgs {
     /// At shutdown (SIGTERM), seconds running tasks may go on before Terraform is interrupted.
     #[arg(long, env = "SERVICECATALOG_SHUTDOWN_GRACE_SECONDS", default_value_t = 60)]
     shutdown_grace_seconds: u64,
+    /// How Terraform is isolated from the host: bwrap (namespaces, an unprivileged user, limits;
+    /// the server refuses to start workers where it cannot) or none (unsandboxed: only where the
+    /// host cannot sandbox, and shown in /metrics).
+    #[arg(long, env = "SERVICECATALOG_TASK_ISOLATION", value_enum, default_value_t = Isolation::Bwrap)]
+    task_isolation: Isolation,
+    /// Whether Terraform reaches the network (off: loopback only); a product's Sandbox
+    /// constraint can also turn it off.
+    #[arg(long, env = "SERVICECATALOG_TASK_NETWORK", value_enum, default_value_t = Network::On)]
+    task_network: Network,
+    /// Largest heap (data segment) of each Terraform or provider process, in MiB.
+    #[arg(long, env = "SERVICECATALOG_TASK_MEMORY_MIB", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(64..))]
+    task_memory_mib: u64,
+    /// Most processes one task may run at once (when the server runs as root: each worker has a
+    /// user of its own).
+    #[arg(long, env = "SERVICECATALOG_TASK_PROCESSES", default_value_t = 512, value_parser = clap::value_parser!(u64).range(16..))]
+    task_processes: u64,
+    /// Largest file a task may write, in MiB.
+    #[arg(long, env = "SERVICECATALOG_TASK_FILE_SIZE_MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    task_file_size_mib: u64,
+    /// First user id of the workers' sandbox users (worker N runs as this plus N) when the
+    /// server runs as root.
+    #[arg(long, env = "SERVICECATALOG_TASK_UID_BASE", default_value_t = 70000, value_parser = clap::value_parser!(u32).range(1000..))]
+    task_uid_base: u32,
 }
 
 impl EngineArgs {
@@ -76,6 +100,14 @@ impl EngineArgs {
             lease: Duration::from_secs(self.lease_seconds.max(3)),
             log_cap_bytes: self.task_log_limit,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            sandbox: SandboxSettings {
+                isolation: self.task_isolation,
+                network: self.task_network == Network::On,
+                memory_mib: self.task_memory_mib,
+                processes: self.task_processes,
+                file_size_mib: self.task_file_size_mib,
+                uid_base: self.task_uid_base,
+            },
         }
     }
 }

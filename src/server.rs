@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
 use crate::auth::Authenticator;
+use crate::engine::sandbox::{Isolation, Sandbox};
 use crate::engine::{Engine, EngineConfig};
 use crate::ops::limits::RateLimiter;
 use crate::ops::metrics::Metrics;
@@ -145,6 +146,8 @@ pub struct EngineSettings {
     pub log_cap_bytes: usize,
     /// At shutdown, how long running tasks may go on before they are interrupted.
     pub shutdown_grace: std::time::Duration,
+    /// How Terraform is isolated from the host.
+    pub sandbox: crate::engine::sandbox::SandboxSettings,
 }
 
 /// Name of the file holding a generated administrator key.
@@ -152,6 +155,7 @@ pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let sandbox = sandbox(&options.engine)?;
     let signals = Signals::listen()?;
     let (store, secrets) = options.data.open().await?;
     let _held = crate::ops::backup::hold_data_dir(&options.data.data_dir)?;
@@ -168,7 +172,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         limits: options.limits.clone(),
     };
     let metrics = Arc::new(Metrics::new());
-    let engine = start_engine(&store, &secrets, &options.data, &options.engine, &metrics);
+    let engine = start_engine(&store, &secrets, &options.data, &options.engine, sandbox, &metrics);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
     let rate = RateLimiter::new(&config.limits);
     let state = Arc::new(AppState { auth, store, rate, config, secrets, engine, metrics, sign_in: Default::default() });
@@ -194,12 +198,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
 /// `servicecatalog worker`: runs task workers on the shared database until a shutdown signal.
 pub async fn work(data: &DataOptions, settings: EngineSettings) -> anyhow::Result<()> {
-    let (store, secrets) = data.open().await?;
     if settings.workers == 0 {
         anyhow::bail!("a worker node needs at least one worker (--workers)");
     }
+    let sandbox = sandbox(&settings)?;
+    let (store, secrets) = data.open().await?;
     let signals = Signals::listen()?;
-    let engine = start_engine(&store, &secrets, data, &settings, &Arc::new(Metrics::new()));
+    let engine = start_engine(&store, &secrets, data, &settings, sandbox, &Arc::new(Metrics::new()));
     tracing::info!(workers = settings.workers, "servicecatalog worker running");
     stop_engine(&engine, &signals, settings.shutdown_grace).await;
     Ok(())
@@ -212,7 +217,25 @@ async fn stop_engine(engine: &Engine, signals: &Signals, grace: std::time::Durat
     engine.shutdown(grace, signals.clone().forced()).await;
 }
 
-fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings: &EngineSettings, metrics: &Arc<Metrics>) -> Arc<Engine> {
+/// The sandbox of this node's workers, checked before anything else starts: a node whose
+/// workers would run Terraform unsandboxed without the operator saying so refuses to start.
+fn sandbox(settings: &EngineSettings) -> anyhow::Result<Sandbox> {
+    let sandbox = Sandbox::new(settings.sandbox.clone(), settings.workers > 0)?;
+    if sandbox.isolation() == Isolation::None {
+        tracing::warn!("--task-isolation none: Terraform runs unsandboxed, as the server's user, and sees what the server sees");
+    }
+    Ok(sandbox)
+}
+
+fn start_engine(
+    store: &Store,
+    secrets: &SecretBox,
+    data: &DataOptions,
+    settings: &EngineSettings,
+    sandbox: Sandbox,
+    metrics: &Arc<Metrics>,
+) -> Arc<Engine> {
+    metrics.set_task_isolation(sandbox.isolation().name());
     let engine = Engine::new(
         store.clone(),
         secrets.clone(),
@@ -226,6 +249,7 @@ fn start_engine(store: &Store, secrets: &SecretBox, data: &DataOptions, settings
             lease: settings.lease,
             log_cap_bytes: settings.log_cap_bytes,
             metrics: Arc::clone(metrics),
+            sandbox,
         },
     );
     engine.start();

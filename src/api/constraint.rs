@@ -67,7 +67,7 @@ async fn parse_config(ctx: &Ctx<'_>, kind: ConstraintType, text: &str) -> Result
                 return Err(invalid_config(format_args!("the region {region:?} is not offered here (see ListRegions)")));
             }
         }
-        ConstraintConfig::Template(_) => {}
+        ConstraintConfig::Template(_) | ConstraintConfig::Sandbox(_) => {}
     }
     Ok(config)
 }

@@ -8,6 +8,7 @@
 //! | `Template`    | `{"Parameters": {"<variable>": {"AllowedValues": ["a", "b"]}}}`                 |
 //! | `Approval`    | `{"OperationTypes": ["LaunchProduct", …], "Approvers": [{"Type": "RamUser"|"RamRole", "Id": "…"} or {"Type": …, "Pattern": "dev-*"}]}` |
 //! | `StackRegion` | `{"StackRegions": ["cn-hangzhou", …]}`                                          |
+//! | `Sandbox`     | `{"Network": "Off"}` (or `"On"`, the default): whether Terraform reaches the network |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -33,12 +34,14 @@ pub enum ConstraintType {
     Approval,
     /// Products may be provisioned only in these regions.
     StackRegion,
+    /// How Terraform's sandbox treats the product's jobs.
+    Sandbox,
 }
 
 impl ConstraintType {
     /// Every type, in the order `ListLaunchOptions` reports them.
-    pub const ALL: [ConstraintType; 4] =
-        [ConstraintType::Launch, ConstraintType::Template, ConstraintType::Approval, ConstraintType::StackRegion];
+    pub const ALL: [ConstraintType; 5] =
+        [ConstraintType::Launch, ConstraintType::Template, ConstraintType::Approval, ConstraintType::StackRegion, ConstraintType::Sandbox];
 
     /// The wire name.
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl ConstraintType {
             ConstraintType::Template => "Template",
             ConstraintType::Approval => "Approval",
             ConstraintType::StackRegion => "StackRegion",
+            ConstraintType::Sandbox => "Sandbox",
         }
     }
 }
@@ -58,7 +62,7 @@ impl FromStr for ConstraintType {
         ConstraintType::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| ConfigError(format!("unknown constraint type {s:?}; use Launch, Template, Approval or StackRegion")))
+            .ok_or_else(|| ConfigError(format!("unknown constraint type {s:?}; use Launch, Template, Approval, StackRegion or Sandbox")))
     }
 }
 
@@ -142,6 +146,30 @@ pub struct StackRegionConfig {
     pub stack_regions: Vec<String>,
 }
 
+/// `Sandbox`: how the product's Terraform runs are isolated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// `On` (the default) or `Off`; the operator's `--task-network off` wins over `On`.
+    pub network: Switch,
+}
+
+impl SandboxConfig {
+    /// Whether the product's jobs may reach the network.
+    pub fn network_on(&self) -> bool {
+        self.network == Switch::On
+    }
+}
+
+/// A setting turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// A parsed, validated Config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConstraintConfig {
@@ -153,6 +181,8 @@ pub enum ConstraintConfig {
     Approval(ApprovalConfig),
     /// See [`StackRegionConfig`].
     StackRegion(StackRegionConfig),
+    /// See [`SandboxConfig`].
+    Sandbox(SandboxConfig),
 }
 
 impl ConstraintConfig {
@@ -167,6 +197,7 @@ impl ConstraintConfig {
             ConstraintType::Template => ConstraintConfig::Template(from_value(kind, value)?),
             ConstraintType::Approval => ConstraintConfig::Approval(from_value(kind, value)?),
             ConstraintType::StackRegion => ConstraintConfig::StackRegion(from_value(kind, value)?),
+            ConstraintType::Sandbox => ConstraintConfig::Sandbox(from_value(kind, value)?),
         };
         config.validate()?;
         Ok(config)
@@ -179,6 +210,7 @@ impl ConstraintConfig {
             ConstraintConfig::Template(_) => ConstraintType::Template,
             ConstraintConfig::Approval(_) => ConstraintType::Approval,
             ConstraintConfig::StackRegion(_) => ConstraintType::StackRegion,
+            ConstraintConfig::Sandbox(_) => ConstraintType::Sandbox,
         }
     }
 
@@ -189,6 +221,7 @@ impl ConstraintConfig {
             ConstraintConfig::Template(c) => serde_json::to_string(c),
             ConstraintConfig::Approval(c) => serde_json::to_string(c),
             ConstraintConfig::StackRegion(c) => serde_json::to_string(c),
+            ConstraintConfig::Sandbox(c) => serde_json::to_string(c),
         }
         .expect("configs serialise")
     }
@@ -202,6 +235,9 @@ impl ConstraintConfig {
             }
             ConstraintConfig::StackRegion(c) => {
                 out.insert("StackRegions".into(), json!(c.stack_regions));
+            }
+            ConstraintConfig::Sandbox(c) => {
+                out.insert("Network".into(), json!(c.network));
             }
             ConstraintConfig::Launch(_) | ConstraintConfig::Template(_) => {}
         }
@@ -246,6 +282,7 @@ impl ConstraintConfig {
                 }
                 Ok(())
             }
+            ConstraintConfig::Sandbox(_) => Ok(()),
         }
     }
 }

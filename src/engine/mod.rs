@@ -9,6 +9,7 @@
 mod logs;
 mod preview;
 pub mod redact;
+pub mod sandbox;
 pub mod terraform;
 mod workspace;
 
@@ -23,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
+use crate::catalog::constraint::ConstraintConfig;
 use crate::store::plan::Plan;
 use crate::store::provisioning::{state_serial, Fence, StateSaved, Task, TaskOutcome};
 use crate::store::{Store, StoreError};
@@ -49,6 +51,8 @@ pub struct EngineConfig {
     pub log_cap_bytes: usize,
     /// Where finished tasks are counted.
     pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// How Terraform is isolated from the host.
+    pub sandbox: sandbox::Sandbox,
 }
 
 /// The worker pool of one node.
@@ -179,10 +183,9 @@ impl Engine {
     /// Starts the workers and the lease reaper.
     pub fn start(self: &Arc<Self>) {
         let mut workers = self.workers.try_lock().expect("the engine starts once");
-        for n in 0..self.config.workers {
+        for slot in 0..self.config.workers {
             let engine = Arc::clone(self);
-            let worker = format!("{}/{n}", engine.node_id);
-            workers.spawn(async move { engine.work(worker).await });
+            workers.spawn(async move { engine.work(slot).await });
         }
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.reap().await });
@@ -192,14 +195,16 @@ impl Engine {
         }
     }
 
-    async fn work(self: Arc<Self>, worker: String) {
+    /// Worker `slot`'s loop: claims and runs jobs until the engine drains.
+    async fn work(self: Arc<Self>, slot: usize) {
+        let worker = format!("{}/{slot}", self.node_id);
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut phase = self.phase.subscribe();
         while *phase.borrow_and_update() == Phase::Running {
             match self.store.claim_task(&worker, lease_ms).await {
                 Ok(Some((task, fence))) => {
                     self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.run(task, fence).await;
+                    self.run(task, fence, slot).await;
                     self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
@@ -209,7 +214,7 @@ impl Engine {
             match self.store.claim_preview(&worker, lease_ms).await {
                 Ok(Some((plan, fence))) => {
                     self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.preview(plan, fence).await;
+                    self.preview(plan, fence, slot).await;
                     self.busy.fetch_sub(1, Ordering::Relaxed);
                     continue;
                 }
@@ -227,7 +232,7 @@ impl Engine {
     /// Runs one claimed task to its end, then records the outcome if `fence` is still current
     /// (waiting out a database outage, bounded, as for its state). Once the task is taken over,
     /// its Terraform is killed and nothing more is written.
-    async fn run(&self, task: Task, fence: Fence) {
+    async fn run(&self, task: Task, fence: Fence, slot: usize) {
         tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
         let started = std::time::Instant::now();
         let (cancel_tx, cancel_rx) = watch::channel(None);
@@ -236,7 +241,7 @@ impl Engine {
         let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
         let flusher = log.flush_in_background();
         let outcome = tokio::select! {
-            outcome = self.execute(&task, &fence, &log, cancel_rx) => Some(outcome),
+            outcome = self.execute(&task, &fence, slot, &log, cancel_rx) => Some(outcome),
             () = &mut heartbeat => None,
         };
         flusher.stop().await;
@@ -318,8 +323,8 @@ impl Engine {
         self.config.data_dir.join("work").join(task_id)
     }
 
-    async fn execute(&self, task: &Task, fence: &Fence, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
-        match self.try_execute(task, fence, log, cancel).await {
+    async fn execute(&self, task: &Task, fence: &Fence, slot: usize, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
+        match self.try_execute(task, fence, slot, log, cancel).await {
             Ok(outputs) => TaskOutcome::Succeeded { outputs },
             Err(message) => {
                 log.push("servicecatalog", "stderr", &format!("{message}\n"));
@@ -328,7 +333,14 @@ impl Engine {
         }
     }
 
-    async fn try_execute(&self, task: &Task, fence: &Fence, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> Result<String, String> {
+    async fn try_execute(
+        &self,
+        task: &Task,
+        fence: &Fence,
+        slot: usize,
+        log: &TaskLog,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> Result<String, String> {
         let terminate = task.task_type == "TerminateProvisionedProduct";
         let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id)).await.map_err(internal)?;
         if terminate && state.is_none() {
@@ -340,10 +352,18 @@ impl Engine {
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
         let inputs = load_inputs(&task.task_id, || TaskInputs::load(&self.store, &self.secrets, task)).await?;
         let redactor = inputs.redactor(state.as_deref());
-        let (dir, env) = self.prepare(&task.task_id, &task.provisioned_product_id, &task.stack_region_id, &inputs, state.as_deref())?;
+        let site = Site {
+            work_id: &task.task_id,
+            provisioned_product_id: &task.provisioned_product_id,
+            portfolio_id: &task.portfolio_id,
+            product_id: &task.product_id,
+            region: &task.stack_region_id,
+        };
+        let (dir, env, jail) = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
         let tf = Terraform {
             binary: &binary,
             dir: &dir,
+            jail: &jail,
             env: &env,
             deadline: tokio::time::Instant::now() + self.config.task_timeout,
             timeout: self.config.task_timeout,
@@ -432,33 +452,39 @@ impl Engine {
         std::fs::write(dir.join("tfplan"), file).map_err(|e| format!("Cannot write the plan file: {e}"))
     }
 
-    /// Lays out the working directory `work_id` (template, variables, state) and returns it with
-    /// the environment Terraform runs in there: what a task and a plan preview both start from.
-    fn prepare(
+    /// Lays out the working directory of a job (template, variables, state) and returns it with
+    /// the environment and the sandbox Terraform runs in there: what a task and a plan preview
+    /// both start from. Worker `slot` runs the job.
+    async fn prepare(
         &self,
-        work_id: &str,
-        provisioned_product_id: &str,
-        region: &str,
+        site: &Site<'_>,
+        slot: usize,
+        binary: &Path,
         inputs: &TaskInputs,
         state: Option<&str>,
-    ) -> Result<(PathBuf, Vec<(String, String)>), String> {
-        let dir = self.work_dir(work_id);
+    ) -> Result<(PathBuf, Vec<(String, String)>, sandbox::Jail), String> {
+        let network = patiently(site.work_id, "read the product's sandbox settings", || self.network_allowed(site)).await.map_err(internal)?;
+        let dir = self.work_dir(site.work_id);
         inputs.write(&dir, state).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
-        let sandbox = self.sandbox(provisioned_product_id)?;
-        let env = self.environment(region, &dir, &sandbox, &inputs.launch_env);
-        Ok((dir, env))
+        let product_dir = self.sandbox_dir(site.provisioned_product_id);
+        std::fs::create_dir_all(&product_dir).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
+        let jail = self.config.sandbox.jail(slot, &dir, &product_dir, binary, self.provider_mirror.as_deref(), network);
+        for owned in [&dir, &product_dir] {
+            jail.adopt(owned).map_err(|e| format!("Cannot hand the job's directories to its sandbox user: {e}"))?;
+        }
+        let env = self.environment(site.region, &dir, &product_dir, &inputs.launch_env);
+        Ok((dir, env, jail))
+    }
+
+    /// Whether the job's product lets Terraform reach the network (its `Sandbox` constraint).
+    async fn network_allowed(&self, site: &Site<'_>) -> Result<bool, StoreError> {
+        let constraints = self.store.constraint_configs(site.portfolio_id, site.product_id).await?;
+        Ok(constraints.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on())))
     }
 
     /// The sandbox directory of a provisioned product.
     fn sandbox_dir(&self, provisioned_product_id: &str) -> PathBuf {
         self.config.data_dir.join("sandbox").join(provisioned_product_id)
-    }
-
-    /// The sandbox directory of a provisioned product (created).
-    fn sandbox(&self, provisioned_product_id: &str) -> Result<PathBuf, String> {
-        let sandbox = self.sandbox_dir(provisioned_product_id);
-        std::fs::create_dir_all(&sandbox).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
-        Ok(sandbox)
     }
 
     fn environment(&self, region: &str, dir: &Path, sandbox: &Path, launch_env: &[(String, String)]) -> Vec<(String, String)> {
@@ -506,7 +532,7 @@ impl Engine {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Ok(current) = std::fs::read_to_string(dir.join("terraform.tfstate")) else { continue };
+            let Some(current) = sandbox::read_job_file(&dir.join("terraform.tfstate")).ok().and_then(|b| String::from_utf8(b).ok()) else { continue };
             if saved.as_deref() == Some(current.as_str()) || serde_json::from_str::<Value>(&current).is_err() {
                 continue;
             }
@@ -525,7 +551,9 @@ impl Engine {
     /// wins; an empty file, as a killed Terraform may leave, never replaces a good version), and
     /// returns it. Written only while `fence` is current, and never over a newer state.
     async fn collect_state(&self, task: &Task, fence: &Fence, dir: &Path, before: Option<&str>) -> Result<Option<String>, StoreError> {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().filter(|s| !s.trim().is_empty());
+        let read = |name: &str| {
+            sandbox::read_job_file(&dir.join(name)).ok().and_then(|b| String::from_utf8(b).ok()).filter(|s| !s.trim().is_empty())
+        };
         let state = read("errored.tfstate").or_else(|| read("terraform.tfstate"));
         if let Some(state) = &state {
             if Some(state.as_str()) != before {
@@ -672,6 +700,16 @@ fn internal(e: StoreError) -> String {
 fn internal_message(cause: &dyn std::fmt::Display) -> String {
     tracing::error!(error = %cause, "job failed on an internal error");
     "An internal error stopped the task.".into()
+}
+
+/// Where a job runs: its working directory's name, its provisioned product and launch option,
+/// its region.
+struct Site<'a> {
+    work_id: &'a str,
+    provisioned_product_id: &'a str,
+    portfolio_id: &'a str,
+    product_id: &'a str,
+    region: &'a str,
 }
 
 /// The job whose lease a worker holds, with its claim.

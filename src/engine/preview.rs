@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::terraform::{self, error_summary, Terraform};
-use super::{internal, load_inputs, patiently, step, workspace, Engine, Lease, TaskInputs};
+use super::{internal, load_inputs, patiently, sandbox, step, workspace, Engine, Lease, Site, TaskInputs};
 use crate::provisioning::plan::{after_preview, planned_outputs, resource_changes};
 use crate::store::plan::{Plan, PreviewOutcome};
 use crate::store::provisioning::Fence;
@@ -20,13 +20,13 @@ impl Engine {
     /// Runs one claimed preview to its end, then records the outcome (with the plan file) if
     /// `fence` is still current; once the preview is taken over, its Terraform is killed and
     /// nothing is written.
-    pub(super) async fn preview(&self, plan: Plan, fence: Fence) {
+    pub(super) async fn preview(&self, plan: Plan, fence: Fence, slot: usize) {
         tracing::info!(plan_id = %plan.plan_id, operation = %plan.operation_type, "plan preview started");
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let heartbeat = self.heartbeat(Lease::Preview(&fence), cancel_tx);
         tokio::pin!(heartbeat);
         let outcome = tokio::select! {
-            outcome = self.try_preview(&plan, cancel_rx) => outcome.unwrap_or_else(|message| PreviewOutcome::Failed { message }),
+            outcome = self.try_preview(&plan, slot, cancel_rx) => outcome.unwrap_or_else(|message| PreviewOutcome::Failed { message }),
             () = &mut heartbeat => {
                 let _ = std::fs::remove_dir_all(self.work_dir(&plan.plan_id));
                 tracing::warn!(plan_id = %plan.plan_id, "the preview was taken over: its Terraform was stopped and nothing is written");
@@ -45,7 +45,7 @@ impl Engine {
         }
     }
 
-    async fn try_preview(&self, plan: &Plan, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
+    async fn try_preview(&self, plan: &Plan, slot: usize, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
         let inputs = load_inputs(&plan.plan_id, || {
@@ -60,10 +60,18 @@ impl Engine {
             None => (0, None),
         };
         let redactor = inputs.redactor(state.as_deref());
-        let (dir, env) = self.prepare(&plan.plan_id, &plan.provisioned_product_id, &plan.stack_region_id, &inputs, state.as_deref())?;
+        let site = Site {
+            work_id: &plan.plan_id,
+            provisioned_product_id: &plan.provisioned_product_id,
+            portfolio_id: &plan.portfolio_id,
+            product_id: &plan.product_id,
+            region: &plan.stack_region_id,
+        };
+        let (dir, env, jail) = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
         let tf = Terraform {
             binary: &binary,
             dir: &dir,
+            jail: &jail,
             env: &env,
             deadline: tokio::time::Instant::now() + self.config.task_timeout,
             timeout: self.config.task_timeout,
@@ -78,10 +86,13 @@ impl Engine {
         }
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
         let planned = step(&tf, "plan", &args).await;
+        let shown = match planned {
+            Ok(()) => tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await.map_err(|e| e.to_string()),
+            Err(message) => Err(message),
+        };
         // A launch plan's sandbox exists only once it is executed.
         let _ = std::fs::remove_dir(self.sandbox_dir(&plan.provisioned_product_id));
-        planned?;
-        let (finished, shown) = tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await.map_err(|e| e.to_string())?;
+        let (finished, shown) = shown?;
         if !finished.status.success() {
             return Err(format!("terraform show failed: {}", error_summary(&finished.stderr)));
         }
@@ -93,7 +104,7 @@ impl Engine {
         redactor.redact_json(&mut changes);
         redactor.redact_json(&mut outputs);
         let (changes, outputs) = (changes.to_string(), outputs.to_string());
-        let file = std::fs::read(dir.join("tfplan")).map_err(|e| format!("Cannot read the plan file: {e}"))?;
+        let file = sandbox::read_job_file(&dir.join("tfplan")).map_err(|e| format!("Cannot read the plan file: {e}"))?;
         Ok(PreviewOutcome::Succeeded {
             resource_changes: changes,
             planned_outputs: outputs,

@@ -1,6 +1,6 @@
-//! Running the `terraform` (or `tofu`) CLI for one task: argv without a shell, in its own process
-//! group (Terraform 1.0 re-executes itself; signalling the group reaches the real process), with
-//! an allow-listed environment, each command's stdout and stderr streamed into the task log, and
+//! Running the `terraform` (or `tofu`) CLI for one task: argv without a shell, in its sandbox
+//! ([`super::sandbox`]) and its own process group (Terraform 1.0 re-executes itself; signalling
+//! the group reaches the real process), with an allow-listed environment, each command's stdout and stderr streamed into the task log, and
 //! a deadline that interrupts Terraform gracefully (SIGINT) and then by force (SIGKILL).
 
 use std::borrow::Cow;
@@ -11,18 +11,23 @@ use std::time::Duration;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::logs::TaskLog;
 use super::redact::Redactor;
+use super::sandbox::Jail;
 
 /// Time Terraform gets to stop after SIGINT before it is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
-/// Name of the file recording the running command's process group, for crash recovery.
-pub const PGID_FILE: &str = ".servicecatalog-pgid";
+/// The file recording the process group of the command running in `dir`, for crash recovery:
+/// beside the directory, where the job (which may write anything in it) cannot forge it.
+fn pgid_file(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".pgid");
+    dir.with_file_name(name)
+}
 
 /// Finds the Terraform binary: the configured path, else `terraform`, else `tofu` on PATH.
 pub fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
@@ -65,6 +70,8 @@ pub struct Terraform<'a> {
     pub binary: &'a Path,
     /// Working directory (the task's).
     pub dir: &'a Path,
+    /// The sandbox the binary runs in.
+    pub jail: &'a Jail,
     /// The complete environment of the child.
     pub env: &'a [(String, String)],
     /// When the task must be done.
@@ -84,21 +91,19 @@ impl Terraform<'_> {
     /// whose output holds secrets), and returns its status and captured stdout (unlogged
     /// commands only, up to `MAX_STDOUT`).
     pub async fn run(&self, label: Option<&str>, args: &[&str]) -> Result<(Finished, String), RunError> {
-        let mut child = Command::new(self.binary)
-            .args(args)
+        let mut child = self
+            .jail
+            .command(self.binary, args)
             .current_dir(self.dir)
-            .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|source| RunError::Spawn { binary: self.binary.display().to_string(), source })?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         if let Some(pgid) = pgid {
-            let _ = std::fs::write(self.dir.join(PGID_FILE), pgid.as_raw().to_string());
+            let _ = std::fs::write(pgid_file(self.dir), pgid.as_raw().to_string());
         }
         let log = |stream| label.zip(self.log).map(|(label, log)| (log, label, stream));
         // An unlogged command's stdout is parsed (JSON), never shown: it is kept as printed.
@@ -119,7 +124,7 @@ impl Terraform<'_> {
             Err(stop)
         };
         let (waited, stdout, stderr) = tokio::join!(waited, stdout, stderr);
-        let _ = std::fs::remove_file(self.dir.join(PGID_FILE));
+        let _ = std::fs::remove_file(pgid_file(self.dir));
         waited.map(|status| (Finished { status, stderr }, stdout))
     }
 }
@@ -144,11 +149,13 @@ async fn interrupt_group(pgid: Pid, child: &mut tokio::process::Child) {
     }
 }
 
-/// Kills a process group left by a previous run of the server (recorded in [`PGID_FILE`]).
+/// Kills the process group of the command running in `dir`, or left there by a previous run of
+/// the server (recorded beside it).
 pub fn kill_leftover_group(dir: &Path) {
-    if let Some(pgid) = std::fs::read_to_string(dir.join(PGID_FILE)).ok().and_then(|s| s.trim().parse::<i32>().ok()) {
+    let file = pgid_file(dir);
+    if let Some(pgid) = std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse::<i32>().ok()).filter(|&pgid| pgid > 1) {
         let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
-        let _ = std::fs::remove_file(dir.join(PGID_FILE));
+        let _ = std::fs::remove_file(&file);
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Metrics {
     workers_total: IntGauge,
     pool_connections: IntGaugeVec,
     store_writes_failing: IntGauge,
+    task_isolation: IntGaugeVec,
 }
 
 /// What a scrape reads from the store and the engine.
@@ -70,7 +71,14 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(pool_connections.clone())).expect("registered once");
+        let task_isolation = IntGaugeVec::new(
+            Opts::new("servicecatalog_task_isolation", "1 for the isolation Terraform runs under on this node (bwrap, or none: unsandboxed)."),
+            &["mode"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(task_isolation.clone())).expect("registered once");
         Metrics {
+            task_isolation,
             requests: counter("servicecatalog_requests_total", "API requests by action and answer code (Success or the error Code).", &["action", "code"]),
             request_seconds: histogram("servicecatalog_request_duration_seconds", "API request latency by action.", &["action"], REQUEST_BUCKETS),
             tasks: counter("servicecatalog_tasks_total", "Tasks run on this node by type and outcome.", &["type", "outcome"]),
@@ -89,6 +97,12 @@ impl Metrics {
     pub fn observe_request(&self, action: &str, code: &str, elapsed: Duration) {
         self.requests.with_label_values(&[action, code]).inc();
         self.request_seconds.with_label_values(&[action]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the isolation Terraform runs under on this node.
+    pub fn set_task_isolation(&self, mode: &str) {
+        self.task_isolation.reset();
+        self.task_isolation.with_label_values(&[mode]).set(1);
     }
 
     /// Counts one finished task.

@@ -106,7 +106,7 @@ def test_a_node_paused_past_its_lease_writes_nothing_when_it_resumes(cluster, pa
     while not stored_states(cluster.database, pp_id):  # the file made before the sleep is in the database
         assert time.monotonic() < end
         time.sleep(0.1)
-    pgid = int((a.data_dir / "work" / launch_task / ".servicecatalog-pgid").read_text())
+    pgid = int((a.data_dir / "work" / f"{launch_task}.pgid").read_text())
     os.kill(a.proc.pid, signal.SIGSTOP)
     if pause == "server-and-terraform":
         os.killpg(pgid, signal.SIGSTOP)
