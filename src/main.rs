@@ -311,8 +311,18 @@ fn init_logging(json: bool) -> servicecatalog::ops::log_writer::LogFlusher {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // A job's runner, in its sandbox: no runtime, no configuration, nothing but the commands.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == servicecatalog::engine::runner::RUNNER_ARG) {
+        let terraform = PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!("the runner needs the Terraform binary"))?);
+        return Ok(servicecatalog::engine::runner::serve(&terraform)?);
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+/// The command line's command.
+async fn run() -> anyhow::Result<()> {
     servicecatalog::memory::init();
     let (cli, loaded) = servicecatalog::ops::config::parse::<Cli>()?;
     match cli.command {

@@ -9,6 +9,7 @@
 mod logs;
 mod preview;
 pub mod redact;
+pub mod runner;
 pub mod sandbox;
 pub mod terraform;
 mod workspace;
@@ -370,6 +371,7 @@ impl Engine {
             cancel,
             log: Some(log),
             redactor: &redactor,
+            runner: Default::default(),
         };
         self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;

@@ -78,6 +78,7 @@ impl Engine {
             cancel,
             log: None,
             redactor: &redactor,
+            runner: Default::default(),
         };
         let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
         let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];

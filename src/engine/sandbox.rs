@@ -1,5 +1,6 @@
 //! Terraform's sandbox. Every Terraform process of a task or plan preview runs under bubblewrap
-//! in its own mount, PID, IPC and UTS namespaces, as an unprivileged user, seeing only the
+//! (started by the job's runner, [`super::runner`], one sandbox per job) in its own mount, PID,
+//! IPC and UTS namespaces, as an unprivileged user, seeing only the
 //! host's system software (`/usr`, read-only), a few files of `/etc` a provider needs (DNS,
 //! CA certificates), its working directory, its product's sandbox directory, the Terraform
 //! binary and the provider mirror (read-only), a private `/tmp`, `/dev` and a `/proc` of its own
@@ -25,6 +26,8 @@ use std::os::unix::fs::{lchown, OpenOptionsExt};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use super::runner::RUNNER_ARG;
 
 /// How Terraform is isolated from the host (`--task-isolation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,17 +135,20 @@ impl Sandbox {
         self.config.isolation
     }
 
-    /// The sandbox of one job run by worker `slot`: its Terraform sees `dir` (the working
-    /// directory) and `product_dir` (writable), `binary` and `mirror` (read-only).
+    /// The sandbox of one job run by worker `slot`: its runner and Terraform see `dir` (the
+    /// working directory) and `product_dir` (writable), `binary` and `mirror` (read-only).
     pub fn jail(&self, slot: usize, dir: &Path, product_dir: &Path, binary: &Path, mirror: Option<&Path>, network: bool) -> Jail {
+        let runner = std::env::current_exe().and_then(|exe| exe.canonicalize()).unwrap_or_else(|_| PathBuf::from("servicecatalog"));
+        let binary = binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
         let Some((bwrap, setpriv)) = &self.tools else {
             assert_eq!(self.config.isolation, Isolation::None, "a node that runs no job was asked to run one");
-            return Jail { program: None, prefix: Vec::new(), uid: None, limits: self.limits(false) };
+            let prefix = vec![RUNNER_ARG.into(), binary.into()];
+            return Jail { program: runner, prefix, uid: None, limits: self.limits(false) };
         };
         let uid = setpriv.as_ref().map(|_| self.config.uid_base + slot as u32);
         let mut prefix = base_arguments(network && self.config.network);
-        let binary = binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
         let mut made = BTreeSet::new();
+        bind(&mut prefix, &mut made, "--ro-bind", &runner);
         bind(&mut prefix, &mut made, "--ro-bind", &binary);
         if let Some(mirror) = mirror {
             bind(&mut prefix, &mut made, "--ro-bind", mirror);
@@ -156,8 +162,8 @@ impl Sandbox {
             prefix.extend([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into(), "--no-new-privs".into()].map(OsString::from));
             prefix.push("--".into());
         }
-        prefix.push(binary.into());
-        Jail { program: Some(bwrap.clone()), prefix, uid, limits: self.limits(uid.is_some()) }
+        prefix.extend([runner.into(), RUNNER_ARG.into(), binary.into()]);
+        Jail { program: bwrap.clone(), prefix, uid, limits: self.limits(uid.is_some()) }
     }
 
     /// The limits of a job; the process limit counts every process of the user, so it applies
@@ -171,7 +177,7 @@ impl Sandbox {
         }
     }
 
-    /// Starts `true` in an empty sandbox: the host refuses namespaces, or setpriv cannot drop.
+    /// Starts the runner in an empty sandbox: the host refuses namespaces, or setpriv cannot drop.
     fn probe(&self) -> Result<(), Unavailable> {
         let empty = tempdir_for_probe().map_err(|e| Unavailable(format!("cannot make a probe directory: {e}")))?;
         let truth = find_program("true").unwrap_or_else(|| PathBuf::from("/usr/bin/true"));
@@ -179,7 +185,8 @@ impl Sandbox {
             lchown(&empty, Some(uid), Some(uid)).map_err(|e| Unavailable(format!("cannot hand a directory to user {uid}: {e}")))?;
         }
         let jail = self.jail(0, &empty, &empty, &truth, None, self.config.network);
-        let output = jail.std_command(&truth, &[]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output();
+        // The runner exits at once: its stdin is empty.
+        let output = jail.std_command().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output();
         let _ = std::fs::remove_dir(&empty);
         match output {
             Ok(output) if output.status.success() => Ok(()),
@@ -238,12 +245,12 @@ struct Limits {
     file_size: u64,
 }
 
-/// How one job's Terraform is started.
+/// How one job's runner is started.
 #[derive(Debug)]
 pub struct Jail {
-    /// bubblewrap (`None`: unsandboxed).
-    program: Option<PathBuf>,
-    /// bubblewrap's arguments up to and including the Terraform binary.
+    /// bubblewrap, or the runner itself when unsandboxed.
+    program: PathBuf,
+    /// Its arguments, up to and including the Terraform binary the runner runs.
     prefix: Vec<OsString>,
     /// The user the job runs as (root servers only).
     uid: Option<u32>,
@@ -263,13 +270,12 @@ impl Jail {
         Ok(())
     }
 
-    /// The command running `binary ARGS` in the sandbox (`binary` is the one the jail was made
-    /// for; unsandboxed, it is run directly), with an empty environment. The child leads a
-    /// session of its own, so that its process group is its pid; bubblewrap ignores SIGINT,
+    /// The command starting the job's runner (with an empty environment). It leads a session of
+    /// its own, so that its process group is its pid; bubblewrap and the runner ignore SIGINT,
     /// which reaches Terraform (same group) for a graceful stop, while SIGKILL of the group ends
     /// the whole PID namespace.
-    pub fn command(&self, binary: &Path, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::from(self.std_command(binary, args));
+    pub fn runner(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::from(self.std_command());
         command.kill_on_drop(true);
         command
     }
@@ -277,25 +283,15 @@ impl Jail {
     /// `pre_exec` is the one `unsafe` here: the limits and the session must be set in the child
     /// between fork and exec (std offers no safe way to set another process's rlimits).
     #[allow(unsafe_code)]
-    fn std_command(&self, binary: &Path, args: &[&str]) -> std::process::Command {
-        let mut command = match &self.program {
-            Some(bwrap) => {
-                let mut c = std::process::Command::new(bwrap);
-                c.args(&self.prefix);
-                c
-            }
-            None => std::process::Command::new(binary),
-        };
-        command.args(args).env_clear();
+    fn std_command(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.program);
+        command.args(&self.prefix).env_clear();
         let limits = self.limits;
-        let sandboxed = self.program.is_some();
         // SAFETY: only async-signal-safe calls (setsid, sigaction, setrlimit) between fork and exec.
         unsafe {
             command.pre_exec(move || {
                 nix::unistd::setsid()?;
-                if sandboxed {
-                    nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn)?;
-                }
+                nix::sys::signal::signal(nix::sys::signal::Signal::SIGINT, nix::sys::signal::SigHandler::SigIgn)?;
                 limits.apply()
             });
         }
@@ -339,5 +335,53 @@ fn tempdir_for_probe() -> io::Result<PathBuf> {
     match std::fs::create_dir(&dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
         _ => Ok(dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_path_gets_open_ancestors_once() {
+        let (mut args, mut made) = (Vec::new(), BTreeSet::new());
+        bind(&mut args, &mut made, "--bind", Path::new("/data/work/t-1"));
+        bind(&mut args, &mut made, "--ro-bind", Path::new("/data/providers"));
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "--perms", "0755", "--dir", "/data", "--perms", "0755", "--dir", "/data/work", "--bind", "/data/work/t-1", "/data/work/t-1",
+                "--ro-bind", "/data/providers", "/data/providers",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_network_is_unshared_only_when_off() {
+        let has = |network| base_arguments(network).iter().any(|a| a == "--unshare-net");
+        assert!(has(false) && !has(true));
+        let always = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"];
+        assert!(always.iter().all(|flag| base_arguments(true).iter().any(|a| a == flag)));
+    }
+
+    #[test]
+    fn a_job_file_that_is_a_link_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "host file").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("terraform.tfstate")).unwrap();
+        assert!(read_job_file(&dir.path().join("terraform.tfstate")).is_err());
+        assert_eq!(read_job_file(&dir.path().join("secret")).unwrap(), b"host file");
+    }
+
+    #[test]
+    fn an_unsandboxed_jail_runs_the_runner_directly_with_limits() {
+        let settings = SandboxSettings { isolation: Isolation::None, network: true, memory_mib: 64, processes: 16, file_size_mib: 1, uid_base: 70000 };
+        let sandbox = Sandbox::new(settings, true).unwrap();
+        let jail = sandbox.jail(3, Path::new("/w"), Path::new("/s"), Path::new("/bin/terraform-missing"), None, true);
+        assert_eq!(jail.prefix[0], RUNNER_ARG);
+        assert_eq!(jail.uid, None);
+        assert_eq!(jail.limits.processes, None);
+        assert_eq!((jail.limits.data, jail.limits.file_size), (64 << 20, 1 << 20));
     }
 }
