@@ -26,10 +26,11 @@ def main():
     ap.add_argument("--bare-parallel", type=int, default=20, help="bare runs made W at a time for the second floor")
     ap.add_argument("--product", default="Hello outputs", choices=sorted(SAMPLES))
     ap.add_argument("--timeout", type=float, default=600, help="seconds to wait for the last task")
+    ap.add_argument("--server-arg", action="append", default=[], help="one more flag for the server (repeatable)")
     a = ap.parse_args()
     workers = os.cpu_count()
     data = tempfile.mkdtemp()
-    proc, port = start_server(data)
+    proc, port = start_server(data, *a.server_arg)
     try:
         c = client(data, port)
         product_id, version_id = sample_version(c, a.product)

@@ -6,7 +6,9 @@
 - every error outside the console is the vendor's JSON envelope (unknown paths, methods, bodies
   too large or too slow);
 - control characters are refused in names, descriptions and tags on both databases;
-- another principal's object answers exactly like a missing one.
+- another principal's object answers exactly like a missing one;
+- console pages forbid inline script, framing and referrers, and sign-in failures are throttled per
+  AccessKey and per client address.
 """
 from __future__ import annotations
 
@@ -259,3 +261,41 @@ def test_another_users_plan_answers_like_a_missing_one(server, admin_v3, make_us
                           ("DeleteProvisionedProductPlan", {})]:
         _same_as_missing(lambda pid: b.call(action, {"PlanId": pid, **extra}), plan_id, missing)
     assert a.call("GetProvisionedProductPlan", {"PlanId": plan_id})["PlanDetail"]["PlanId"] == plan_id
+
+
+# ----------------------------------------------------------------------------- console hardening
+
+
+def test_console_pages_forbid_inline_script_framing_and_referrers(server):
+    r = _http(server, "GET", "/console/sign-in")
+    assert r.status_code == 200, r.status_code
+    csp = r.headers["content-security-policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    assert "'unsafe-inline'" not in directives.get("script-src", directives.get("default-src", [])), csp
+    assert directives["frame-ancestors"] == ["'none'"], csp
+    assert r.headers["referrer-policy"] in ("no-referrer", "same-origin", "strict-origin-when-cross-origin"), r.headers
+    assert r.headers["x-content-type-options"] == "nosniff", r.headers
+
+
+def _sign_in(srv, key_id: str, secret: str):
+    return _http(srv, "POST", "/console/sign-in", data={"access_key_id": key_id, "access_key_secret": secret})
+
+
+def test_console_sign_in_failures_are_throttled_per_key_then_per_address(fresh_server):
+    srv = fresh_server()
+    alice, bob = srv.create_user(), srv.create_user()
+    for _ in range(5):
+        assert _sign_in(srv, alice["AccessKeyId"], "wrong").status_code == 401
+    # The key is throttled: even its right secret waits, and says how long.
+    r = _sign_in(srv, alice["AccessKeyId"], alice["AccessKeySecret"])
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0, (r.status_code, r.headers)
+    assert "Too many failed sign-ins with this AccessKey ID" in r.text
+    # Another key from the same address is not.
+    assert _sign_in(srv, bob["AccessKeyId"], bob["AccessKeySecret"]).status_code == 303
+    # Guessing across many keys from one address throttles the address.
+    codes = [_sign_in(srv, f"LTAI{uniq()}", "wrong").status_code for _ in range(25)]
+    assert codes[0] == 401 and codes[-1] == 429, codes
+    r = _sign_in(srv, bob["AccessKeyId"], bob["AccessKeySecret"])
+    assert r.status_code == 429 and "from your address" in r.text, r.status_code
+    # The API is not the console: the same keys still sign API requests.
+    assert "ProductSummaries" in srv.caller("v3", (bob["AccessKeyId"], bob["AccessKeySecret"])).call("ListProductsAsEndUser", {})
