@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use servicecatalog::engine::sandbox::{Isolation, Network, SandboxSettings};
-use servicecatalog::server::{self, DataOptions, EngineSettings, ServeOptions};
+use servicecatalog::ops::data::{self, DataOptions};
+use servicecatalog::server::{self, EngineSettings, ServeOptions};
 use servicecatalog::{roles, users};
 
 #[derive(Parser)]
@@ -134,7 +135,7 @@ enum Command {
         #[arg(long, env = "SERVICECATALOG_SAMPLE_CATALOG")]
         sample_catalog: bool,
         #[command(flatten)]
-        limits: servicecatalog::ops::limits::LimitArgs,
+        limits: servicecatalog::api::limits::LimitArgs,
         /// Print the effective configuration (secrets redacted) and exit.
         #[arg(long)]
         print_config: bool,
@@ -352,7 +353,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::MasterKey { command: MasterKeyCommand::Rotate { new_key }, data } => {
             let _logs = init_logging(false);
-            server::rotate_master_key(&data.options(), new_key.as_deref()).await
+            data::rotate_master_key(&data.options(), new_key.as_deref()).await
         }
         Command::Users { command, data } => {
             let _logs = init_logging(false);

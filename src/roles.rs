@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::catalog::constraint::check_name;
-use crate::server::DataOptions;
+use crate::ops::data::DataOptions;
 
 /// Refuses role names that are not 1–64 letters, digits, `-`, `_`, `.` or `@`.
 pub fn check_role_name(name: &str) -> anyhow::Result<()> {
@@ -116,7 +116,7 @@ pub async fn list_launch_roles(data: &DataOptions, as_json: bool) -> anyhow::Res
 /// `launch-roles delete NAME`: refused while a Launch constraint names it.
 pub async fn delete_launch_role(data: &DataOptions, name: &str) -> anyhow::Result<()> {
     let (store, _) = data.open().await?;
-    let users = store.constraints_using_launch_role(name).await?;
+    let users = crate::catalog::constraint::constraints_using_launch_role(&store, name).await?;
     if !users.is_empty() {
         bail!("launch role {name:?} is used by constraint(s) {}; delete or update them first", users.join(", "));
     }

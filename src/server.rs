@@ -6,105 +6,22 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::api::limits::RateLimiter;
 use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
-use crate::auth::Authenticator;
+use crate::auth::{new_access_key, Authenticator};
 use crate::engine::sandbox::{Isolation, Sandbox};
 use crate::engine::{Engine, EngineConfig};
-use crate::ops::limits::RateLimiter;
+use crate::ops::data::{DataOptions, ROOT_CREDENTIALS_FILE};
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::Signals;
 use crate::store::Store;
 
-/// Where the data lives; shared by `serve` and the `users` commands.
-#[derive(Debug, Clone)]
-pub struct DataOptions {
-    /// Data directory (SQLite database, master key, root credentials).
-    pub data_dir: PathBuf,
-    /// Database URL; the SQLite file in the data directory when absent.
-    pub database: Option<String>,
-    /// Master key (64 hex digits) instead of the key file in the data directory.
-    pub master_key: Option<String>,
-}
 
-impl DataOptions {
-    /// Creates the data directory (0700) and opens the store and the secret box, refusing a
-    /// master key other than the one the database's secrets were sealed with.
-    pub async fn open(&self) -> anyhow::Result<(Store, SecretBox)> {
-        create_private_dir(&self.data_dir)?;
-        let url = self.database.clone().unwrap_or_else(|| Store::sqlite_url(&self.data_dir));
-        let store = Store::open(&url).await.with_context(|| format!("cannot open the database {}", redact_url(&url)))?;
-        let mut secrets = SecretBox::load_or_create(&self.data_dir, self.master_key.as_deref())?;
-        let check = store.setting_or_insert("master_key_check", || secrets.seal(MASTER_KEY_CHECK)).await?;
-        if secrets.open(&check).as_deref() != Some(MASTER_KEY_CHECK) && self.master_key.is_none() {
-            // A rotation that stopped between its commit and replacing the key file left the
-            // new key beside the old one.
-            if let Some(next) = adopt_next_key(&self.data_dir, &check)? {
-                secrets = next;
-            }
-        }
-        if secrets.open(&check).as_deref() != Some(MASTER_KEY_CHECK) {
-            anyhow::bail!(
-                "the master key of {} is not the one this database's secrets were sealed with: every node of one \
-                 database needs the same key (set SERVICECATALOG_MASTER_KEY, or copy master.key)",
-                self.data_dir.display()
-            );
-        }
-        Ok((store, secrets))
-    }
-}
 
-/// Plain text sealed once per database to check the master key at start.
-const MASTER_KEY_CHECK: &str = "servicecatalog master key check";
 
-/// Where `master-key rotate` writes the new key file before the database changes.
-fn next_key_file(data_dir: &Path) -> PathBuf {
-    SecretBox::key_file(data_dir).with_extension("key.next")
-}
 
-/// The key of `master.key.next` when it opens `check` (a rotation committed but did not replace
-/// the key file): it becomes `master.key`.
-fn adopt_next_key(data_dir: &Path, check: &str) -> anyhow::Result<Option<SecretBox>> {
-    let next_file = next_key_file(data_dir);
-    let Ok(text) = std::fs::read_to_string(&next_file) else { return Ok(None) };
-    let next = SecretBox::from_hex(&text)?;
-    if next.open(check).as_deref() != Some(MASTER_KEY_CHECK) {
-        return Ok(None);
-    }
-    std::fs::rename(&next_file, SecretBox::key_file(data_dir)).with_context(|| format!("cannot replace the master key with {}", next_file.display()))?;
-    tracing::warn!("a master key rotation had not replaced the key file: the new key is now in use");
-    Ok(Some(next))
-}
 
-/// `master-key rotate`: seals every secret of the database under a new master key, in one
-/// transaction, with every node stopped (a running node keeps the old key and could not open what
-/// is sealed under the new one). The new key is `new_key` (64 hex digits) or a random one. With the
-/// key in the data directory, it is written beside the old one first (`master.key.next`), the
-/// database changes, then it replaces `master.key`: a stop at any point leaves a key file that
-/// opens the database (start-up adopts `master.key.next` when it is the one). With
-/// `SERVICECATALOG_MASTER_KEY`, the new key is printed for the operator to set on every node.
-pub async fn rotate_master_key(data: &DataOptions, new_key: Option<&str>) -> anyhow::Result<()> {
-    let (store, old) = data.open().await?;
-    let hex = match new_key {
-        Some(hex) => hex.trim().to_string(),
-        None => SecretBox::generate_hex(),
-    };
-    let new = SecretBox::from_hex(&hex)?;
-    let next_file = next_key_file(&data.data_dir);
-    if data.master_key.is_none() {
-        crate::fs::write_private(&next_file, hex.as_bytes()).with_context(|| format!("cannot write {}", next_file.display()))?;
-    }
-    let changed = store.reseal_all(|sealed| old.open(sealed).map(|plain| new.seal(&plain))).await?;
-    if data.master_key.is_none() {
-        let key_file = SecretBox::key_file(&data.data_dir);
-        std::fs::rename(&next_file, &key_file).with_context(|| format!("cannot replace {}", key_file.display()))?;
-        println!("re-sealed {changed} secrets; the new master key is in {}", key_file.display());
-    } else {
-        println!("re-sealed {changed} secrets; set SERVICECATALOG_MASTER_KEY on every node to the new key:");
-        println!("{hex}");
-    }
-    Ok(())
-}
 
 /// Options of `serve`.
 #[derive(Debug, Clone)]
@@ -124,7 +41,7 @@ pub struct ServeOptions {
     /// Load the bundled sample catalog at start (idempotent).
     pub sample_catalog: bool,
     /// Request limits.
-    pub limits: crate::ops::limits::Limits,
+    pub limits: crate::api::limits::Limits,
     /// How long audit events are kept (zero: forever).
     pub audit_retention: std::time::Duration,
 }
@@ -150,8 +67,6 @@ pub struct EngineSettings {
     pub sandbox: crate::engine::sandbox::SandboxSettings,
 }
 
-/// Name of the file holding a generated administrator key.
-pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials.json";
 
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
@@ -178,7 +93,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let state = Arc::new(AppState { auth, store, rate, config, secrets, engine, metrics, sign_in: Default::default() });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
-    tokio::spawn(crate::ops::audit::prune(state.store.clone(), options.audit_retention));
+    tokio::spawn(crate::api::trail::prune(state.store.clone(), options.audit_retention));
     if options.sample_catalog {
         crate::sample::load(&state).await.context("cannot load the sample catalog")?;
     }
@@ -186,7 +101,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     println!("listening on http://{address}");
     // Stop taking connections and finish those in flight while the engine drains beside it.
     // The peer address reaches handlers that need it (the console's sign-in throttle).
-    let app = api::rpc::router(Arc::clone(&state)).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = api::rpc::router(Arc::clone(&state), crate::console::pages(Arc::clone(&state)))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let http = axum::serve(listener, app).with_graceful_shutdown(signals.clone().requested());
     let engine = stop_engine(&state.engine, &signals, options.engine.shutdown_grace);
     let (served, ()) = tokio::join!(async { http.await }, engine);
@@ -239,6 +155,7 @@ fn start_engine(
     let engine = Engine::new(
         store.clone(),
         secrets.clone(),
+        Arc::new(crate::provisioning::job::CatalogJobs::new(store.clone(), secrets.clone())),
         EngineConfig {
             workers: settings.workers,
             terraform: settings.terraform.clone(),
@@ -288,12 +205,6 @@ async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, fr
     Ok(())
 }
 
-/// A new AccessKey pair: `LTAI` + 20 characters, and a 30-character secret.
-pub fn new_access_key() -> (String, String) {
-    use rand::distributions::{Alphanumeric, DistString};
-    let mut rng = rand::thread_rng();
-    (format!("LTAI{}", Alphanumeric.sample_string(&mut rng, 20)), Alphanumeric.sample_string(&mut rng, 30))
-}
 
 fn region(id: &str, endpoint: &str) -> Region {
     let local_name = match id {
@@ -308,44 +219,4 @@ fn region(id: &str, endpoint: &str) -> Region {
         other => other,
     };
     Region { region_id: id.to_string(), local_name: local_name.to_string(), region_endpoint: endpoint.to_string() }
-}
-
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(super::redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(super::redact_url("sqlite:///x/y.db"), "sqlite:///x/y.db");
-    }
-
-    #[test]
-    fn access_keys_look_like_the_vendors() {
-        let (id, secret) = super::new_access_key();
-        assert!(id.starts_with("LTAI") && id.len() == 24);
-        assert_eq!(secret.len(), 30);
-    }
 }

@@ -4,7 +4,8 @@
 use anyhow::bail;
 use serde_json::json;
 
-use crate::server::{new_access_key, DataOptions};
+use crate::ops::data::DataOptions;
+use crate::auth::new_access_key;
 
 /// `users create NAME [--role ROLE …]`: prints the new user's key pair (the only time the secret
 /// is shown); the user joins each role, which is created if it does not exist.

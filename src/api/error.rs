@@ -7,6 +7,9 @@ use std::borrow::Cow;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
+use crate::catalog::error::DomainError;
+use crate::catalog::parameters::ParameterError;
+use crate::catalog::template::TemplateError;
 use crate::store::StoreError;
 
 /// An error answered to the caller.
@@ -142,6 +145,32 @@ impl From<StoreError> for ApiError {
             StoreError::Full(cause) => ApiError::storage_full(cause),
             StoreError::Database(cause) => ApiError::internal(cause),
         }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::InvalidParameter { parameter, message } => ApiError::invalid_parameter(&parameter, message),
+            DomainError::MissingParameter { parameter, message } => ApiError::missing_parameter_because(&parameter, message),
+            DomainError::NotFound { kind, id } => ApiError::not_found(kind, &id),
+            DomainError::InvalidStatus { kind, message } => ApiError::invalid_status(kind, message),
+            DomainError::Forbidden { reason, message, detail } => ApiError::forbidden(reason, message, detail),
+            DomainError::Internal(cause) => ApiError::internal(cause),
+            DomainError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TemplateError> for ApiError {
+    fn from(error: TemplateError) -> Self {
+        DomainError::from(error).into()
+    }
+}
+
+impl From<ParameterError> for ApiError {
+    fn from(error: ParameterError) -> Self {
+        DomainError::from(error).into()
     }
 }
 

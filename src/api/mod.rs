@@ -7,6 +7,7 @@ mod audit;
 mod constraint;
 mod enduser;
 pub mod error;
+pub mod limits;
 mod launch_option;
 mod metrics;
 mod plan;
@@ -16,7 +17,9 @@ mod provisioning;
 mod product;
 mod region;
 pub mod rpc;
+pub mod sign_in;
 pub mod spec;
+pub mod trail;
 mod tag_option;
 mod template;
 
@@ -53,7 +56,7 @@ pub struct ApiConfig {
     /// Regions `ListRegions` reports.
     pub regions: Vec<Region>,
     /// Request limits.
-    pub limits: crate::ops::limits::Limits,
+    pub limits: limits::Limits,
 }
 
 /// Everything a request handler can reach.
@@ -71,9 +74,9 @@ pub struct AppState {
     /// This node's metrics.
     pub metrics: Arc<crate::ops::metrics::Metrics>,
     /// Per-caller request rate.
-    pub rate: crate::ops::limits::RateLimiter,
+    pub rate: limits::RateLimiter,
     /// Failed console sign-ins per AccessKey ID and client address.
-    pub sign_in: crate::console::throttle::SignInThrottle,
+    pub sign_in: sign_in::SignInThrottle,
 }
 
 /// One authenticated call.

@@ -177,7 +177,7 @@ async fn resolve_on_product(
             sensitive: provisioning::sensitive_parameters(ctx.store(), &pp.product_version_id).await?,
             tags: Vec::new(),
             task_tags: Vec::new(),
-            launch_role: ctx.store().launch_role_for(&pp.portfolio_id, &pp.product_id).await?,
+            launch_role: crate::catalog::constraint::launch_role_for(ctx.store(), &pp.portfolio_id, &pp.product_id).await?,
             approval,
         });
     }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::{filter_value, format_time, template as template_api, Ctx, Filter, Paging};
+use crate::catalog::error::DomainError;
 use crate::catalog::template::TERRAFORM;
 use crate::catalog::version::version_template;
 use crate::store::product::{Deletion, Product, ProductQuery, ProductVersion, VersionUpdate};
@@ -418,8 +419,8 @@ pub(super) async fn get_version(ctx: &Ctx<'_>, req: VersionIdRequest) -> Result<
     let parameters = match version_template(ctx.store(), &version).await {
         Ok(Some((_, parameters))) => parameters.iter().map(|p| p.to_json()).collect(),
         Ok(None) => Vec::new(),
-        Err(e) if e.code().strip_prefix("InvalidStatus.") == Some(crate::catalog::version::REFUSED_KIND) => Vec::new(),
-        Err(e) => return Err(e),
+        Err(DomainError::InvalidStatus { kind: crate::catalog::version::REFUSED_KIND, .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
     };
     let mut detail = version_detail(&version);
     detail["ParameterConstraints"] = Value::Array(parameters);

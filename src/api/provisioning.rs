@@ -261,11 +261,11 @@ pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -
         return Err(refuse_under_change(&pp));
     }
     if provisioning::approval_for(ctx.store(), &pp.portfolio_id, &pp.product_id, OperationType::TerminateProvisionedProduct).await?.is_some() {
-        return Err(provisioning::approval_required(OperationType::TerminateProvisionedProduct));
+        return Err(provisioning::approval_required(OperationType::TerminateProvisionedProduct).into());
     }
     let now = now_ms();
     // Terminating needs no launch option: the owner can always remove what they launched.
-    let launch_role = ctx.store().launch_role_for(&pp.portfolio_id, &pp.product_id).await?;
+    let launch_role = crate::catalog::constraint::launch_role_for(ctx.store(), &pp.portfolio_id, &pp.product_id).await?;
     let task = Task {
         task_id: new_id("task"),
         task_type: "TerminateProvisionedProduct".into(),

@@ -19,7 +19,7 @@ use super::action::Action;
 use super::error::ApiError;
 use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::auth::{Scheme, SignedRequest};
-use crate::ops::audit;
+use super::trail as audit;
 use crate::protocol::params::{Params, RequestParams};
 use crate::store::principal::Principal;
 
@@ -29,16 +29,29 @@ pub const API_VERSION: &str = "2021-09-01";
 /// Default largest request body (templates travel in bodies); `--max-body-bytes` sets it.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// The router of the API and health endpoints.
-pub fn router(state: SharedState) -> Router {
+/// A front end serving HTML pages under one path (the web console), mounted beside the API.
+pub struct Pages {
+    /// Its routes.
+    pub router: Router,
+    /// The path its pages live under; a browser visiting `/` is sent there.
+    pub at: &'static str,
+    /// Its page for a path under `at` that no route serves.
+    pub not_found: fn() -> Response,
+}
+
+/// The HTTP application: the API and health endpoints beside `pages`. Every error outside the
+/// pages is the API's JSON envelope.
+pub fn router(state: SharedState, pages: Pages) -> Router {
+    let Pages { router: page_routes, at, not_found } = pages;
+    let call = move |state, request| rpc(state, request, at);
     Router::new()
-        .route("/", get(rpc).post(rpc))
+        .route("/", get(call).post(call))
         .route("/healthz", get(healthz))
         .route("/ping", get(ping).post(ping))
         .route("/metrics", get(super::metrics::scrape))
-        .with_state(state.clone())
-        .merge(crate::console::router(state))
-        .fallback(unknown_path)
+        .with_state(state)
+        .merge(page_routes)
+        .fallback(move |uri: axum::http::Uri| async move { if uri.path().starts_with(at) { not_found() } else { unknown_path(&uri) } })
         .layer(axum::middleware::map_response(json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
 }
@@ -49,11 +62,8 @@ fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
     error_response(&ApiError::internal(format_args!("a request handler panicked: {}", what.unwrap_or("(no message)"))))
 }
 
-/// A path no route serves: the console's page under `/console`, the API's error elsewhere.
-async fn unknown_path(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with(crate::console::PATH) {
-        return crate::console::not_found().await.into_response();
-    }
+/// A path no route serves (outside the pages).
+fn unknown_path(uri: &axum::http::Uri) -> Response {
     let message = format!("There is nothing at {}: the API takes its calls at POST /.", uri.path());
     error_response(&ApiError::new(StatusCode::NOT_FOUND, "InvalidPath.NotFound", message))
 }
@@ -106,9 +116,9 @@ fn json_response(status: StatusCode, body: String, request_id: &str, retry_after
     response
 }
 
-/// A plain browser visit to `/` (GET, no action, asking for HTML): it is sent to the web console;
-/// every API call names its action, so none is ever redirected.
-fn console_visit(request: &Request) -> bool {
+/// A plain browser visit to `/` (GET, no action, asking for HTML): it is sent to the pages (the
+/// web console); every API call names its action, so none is ever redirected.
+fn browser_visit(request: &Request) -> bool {
     let headers = request.headers();
     request.method() == axum::http::Method::GET
         && !headers.contains_key("x-acs-action")
@@ -148,9 +158,10 @@ struct CallInfo {
     principal: Option<String>,
 }
 
-async fn rpc(State(state): State<SharedState>, request: Request) -> Response {
-    if console_visit(&request) {
-        return axum::response::Redirect::to(crate::console::PATH).into_response();
+/// An API call; a browser's plain visit is sent to the pages at `home`.
+async fn rpc(State(state): State<SharedState>, request: Request, home: &'static str) -> Response {
+    if browser_visit(&request) {
+        return axum::response::Redirect::to(home).into_response();
     }
     let started = Instant::now();
     let request_id = new_request_id();

@@ -220,3 +220,20 @@ fn v1_claim<'a>(request: &'a SignedRequest<'_>) -> Result<Claim<'a>, AuthError> 
         v1: true,
     })
 }
+
+/// A new AccessKey pair: `LTAI` + 20 characters, and a 30-character secret.
+pub fn new_access_key() -> (String, String) {
+    use rand::distributions::{Alphanumeric, DistString};
+    let mut rng = rand::thread_rng();
+    (format!("LTAI{}", Alphanumeric.sample_string(&mut rng, 20)), Alphanumeric.sample_string(&mut rng, 30))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn access_keys_look_like_the_vendors() {
+        let (id, secret) = super::new_access_key();
+        assert!(id.starts_with("LTAI") && id.len() == 24);
+        assert_eq!(secret.len(), 30);
+    }
+}

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::store::grant::{pattern_matches, RoleRef, RAM_ROLE};
 use crate::store::principal::{Principal, RAM_USER};
+use crate::store::{Store, StoreError};
 
 /// Most items a Config list (values, regions, approvers, parameters) may hold.
 const MAX_ITEMS: usize = 100;
@@ -348,6 +349,44 @@ impl Approver {
 }
 
 /// Parses a Config object into `T`, naming the constraint type in the message.
+/// The parsed constraints of a (portfolio, product) launch option. A stored Config that no longer
+/// parses is an internal error, not a silent pass.
+pub async fn configs(store: &Store, portfolio_id: &str, product_id: &str) -> Result<Vec<ConstraintConfig>, StoreError> {
+    store
+        .constraints_for(portfolio_id, product_id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            c.constraint_type
+                .parse::<ConstraintType>()
+                .ok()
+                .and_then(|kind| ConstraintConfig::parse(kind, &c.config).ok())
+                .ok_or_else(|| StoreError::Database(format!("stored {} constraint Config does not parse", c.constraint_type).into()))
+        })
+        .collect()
+}
+
+/// The launch role of the (portfolio, product) `Launch` constraint, if any.
+pub async fn launch_role_for(store: &Store, portfolio_id: &str, product_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(configs(store, portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
+        ConstraintConfig::Launch(l) => Some(l.local_role_name),
+        _ => None,
+    }))
+}
+
+/// Ids of the `Launch` constraints naming the launch role `name`.
+pub async fn constraints_using_launch_role(store: &Store, name: &str) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .constraints_of_type(ConstraintType::Launch.name())
+        .await?
+        .into_iter()
+        .filter(|(_, config)| {
+            matches!(ConstraintConfig::parse(ConstraintType::Launch, config), Ok(ConstraintConfig::Launch(c)) if c.local_role_name == name)
+        })
+        .map(|(id, _)| id)
+        .collect())
+}
+
 fn from_value<T: serde::de::DeserializeOwned>(kind: ConstraintType, value: Value) -> Result<T, ConfigError> {
     serde_json::from_value(value).map_err(|e| ConfigError(format!("Config of a {} constraint is invalid: {e}", kind.name())))
 }

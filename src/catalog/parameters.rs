@@ -9,6 +9,8 @@ use serde_json::{json, Map, Value};
 use super::constraint::TemplateConfig;
 use super::template::{ParsedTemplate, TerraformVariable};
 
+pub use crate::engine::redact::MASK;
+
 /// What a launch may pass for one parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParameterConstraint {

@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 
 use hcl::{Block, Body, Expression};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Template type of Terraform templates, the only kind this server provisions.
@@ -42,17 +41,7 @@ pub const MAX_NESTING: usize = 100;
 /// included (the tests parse files at the limit on it).
 const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
-/// A `TerraformVariables` entry: a description the administrator gives a declared variable.
-/// The description is plain text or a JSON object with `Label`, `Description`, `AllowedValues`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TerraformVariable {
-    /// Name of a `variable` block.
-    pub variable_name: String,
-    /// Description (text or JSON object).
-    #[serde(default)]
-    pub description: String,
-}
+pub use crate::store::template::TerraformVariable;
 
 /// A `variable` block.
 #[derive(Debug, Clone, PartialEq)]

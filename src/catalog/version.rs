@@ -4,7 +4,7 @@
 
 use super::parameters::{self, ParameterConstraint};
 use super::template::{self, ParsedTemplate};
-use crate::api::error::ApiError;
+use super::error::DomainError;
 use crate::store::product::ProductVersion;
 use crate::store::Store;
 
@@ -24,7 +24,7 @@ pub const REFUSED_KIND: &str = "ProductVersion";
 
 /// The parsed template of a version and its parameters; `None` for a native ROS template.
 /// A stored template the checks now refuse is `409 InvalidStatus.ProductVersion` with the reason.
-pub async fn version_template(store: &Store, version: &ProductVersion) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, ApiError> {
+pub async fn version_template(store: &Store, version: &ProductVersion) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, DomainError> {
     if version.template_type != template::TERRAFORM {
         return Ok(None);
     }
@@ -32,12 +32,12 @@ pub async fn version_template(store: &Store, version: &ProductVersion) -> Result
     let stored = store
         .template(id)
         .await?
-        .ok_or_else(|| ApiError::internal(format!("template {id:?} of version {} is missing", version.product_version_id)))?;
+        .ok_or_else(|| DomainError::Internal(format!("template {id:?} of version {} is missing", version.product_version_id)))?;
     // Checked at upload; failing now means a rule was added since (e.g. override files are
     // refused): the version is never run, and says why.
     let parsed = template::parse(&stored.body).map_err(|e| match e {
-        template::TemplateError::Internal(_) => ApiError::from(e),
-        e => ApiError::invalid_status(
+        template::TemplateError::Internal(_) => DomainError::from(e),
+        e => DomainError::invalid_status(
             REFUSED_KIND,
             format!("The template of product version {} cannot be provisioned: {e} Publish a corrected template as a new version.", version.product_version_id),
         ),
@@ -50,17 +50,17 @@ pub async fn version_template(store: &Store, version: &ProductVersion) -> Result
 /// `404 EntityNotExists.ProductVersion` when missing or of another product, `409
 /// InvalidStatus.ProductVersion` when inactive, a `RosStandardTemplate`, or a template stored before
 /// a rule that now refuses it.
-pub async fn launchable_version(store: &Store, product_id: &str, version_id: &str) -> Result<LaunchableVersion, ApiError> {
+pub async fn launchable_version(store: &Store, product_id: &str, version_id: &str) -> Result<LaunchableVersion, DomainError> {
     let version = store
         .product_version(version_id)
         .await?
         .filter(|v| v.product_id == product_id)
-        .ok_or_else(|| ApiError::not_found("ProductVersion", version_id))?;
+        .ok_or_else(|| DomainError::not_found("ProductVersion", version_id))?;
     if !version.active {
-        return Err(ApiError::invalid_status("ProductVersion", format!("The product version {version_id} is not active.")));
+        return Err(DomainError::invalid_status("ProductVersion", format!("The product version {version_id} is not active.")));
     }
     match version_template(store, &version).await? {
-        Some((template, _)) if template.displaces_settings.is_some() => Err(ApiError::invalid_status(
+        Some((template, _)) if template.displaces_settings.is_some() => Err(DomainError::invalid_status(
             REFUSED_KIND,
             format!(
                 "The template of product version {version_id} cannot be provisioned: {} Publish a corrected template as a new version.",
@@ -68,7 +68,7 @@ pub async fn launchable_version(store: &Store, product_id: &str, version_id: &st
             ),
         )),
         Some((template, parameters)) => Ok(LaunchableVersion { version, template, parameters }),
-        None => Err(ApiError::invalid_status(
+        None => Err(DomainError::invalid_status(
             "ProductVersion",
             format!(
                 "The product version {version_id} uses a {} template, which this server cannot provision; only {} \

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::Failure;
-use crate::server::ROOT_CREDENTIALS_FILE;
+use crate::ops::data::ROOT_CREDENTIALS_FILE;
 
 /// Endpoint used by `configure import-root` when none is known: `serve`'s default address.
 const LOCAL_ENDPOINT: &str = "http://127.0.0.1:8080";

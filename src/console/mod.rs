@@ -7,7 +7,7 @@
 //! stylesheet and the small script (live task logs, template upload, confirmations) are built in,
 //! served from the console's own origin: every console response carries a Content-Security-Policy
 //! that allows no inline script or style and no framing, with `Referrer-Policy: no-referrer` and
-//! `X-Content-Type-Options: nosniff`. Failed sign-ins are throttled ([`throttle`]).
+//! `X-Content-Type-Options: nosniff`. Failed sign-ins are throttled (`api::sign_in`, kept with the API's state).
 
 mod admin;
 mod catalog;
@@ -17,7 +17,6 @@ mod provisioned;
 pub mod session;
 mod signin;
 mod tasks;
-pub mod throttle;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
@@ -81,8 +80,13 @@ async fn home(session: Result<Session, PageError>) -> Redirect {
 }
 
 /// The console's page for a path under [`PATH`] that no route serves.
-pub async fn not_found() -> PageError {
-    PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))
+pub fn not_found() -> Response {
+    PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")).into_response()
+}
+
+/// The console as the API's router mounts it beside the API.
+pub fn pages(state: SharedState) -> crate::api::rpc::Pages {
+    crate::api::rpc::Pages { router: router(state), at: PATH, not_found }
 }
 
 /// Why a page could not be shown.

@@ -1,5 +1,5 @@
 //! Signing in with an AccessKey pair (the same principals as the API), throttled per AccessKey ID
-//! and client address ([`super::throttle`]), and signing out.
+//! and client address (`api::sign_in`), and signing out.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -13,7 +13,7 @@ use maud::html;
 
 use super::html::{error_box, page};
 use super::session::{self, Session};
-use super::throttle::Throttled;
+use crate::api::sign_in::Throttled;
 use super::{respond, Form, PageError};
 use crate::api::SharedState;
 use crate::store::now_ms;

@@ -7,6 +7,7 @@
 //! task executing a plan applies the plan's saved file instead of planning afresh.
 
 mod logs;
+mod plan_summary;
 mod preview;
 pub mod redact;
 pub mod runner;
@@ -25,13 +26,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
-use crate::catalog::constraint::ConstraintConfig;
 use crate::store::plan::Plan;
 use crate::store::provisioning::{state_serial, Fence, StateSaved, Task, TaskOutcome};
 use crate::store::{Store, StoreError};
 pub use logs::TaskLog;
 use terraform::{error_summary, RunError, Terraform};
-pub use workspace::{typed_variable, TaskInputs};
+pub use workspace::{typed_variable, InputError, TaskInputs};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -56,9 +56,23 @@ pub struct EngineConfig {
     pub sandbox: sandbox::Sandbox,
 }
 
+/// A future the engine awaits from the layer above it.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the engine asks the domain for a job (implemented over the catalog by the provisioning
+/// services): the engine knows Terraform, working directories and leases, not products.
+pub trait JobSource: Send + Sync {
+    /// The inputs of a change of `version_id` with these (sealed) parameters and launch role.
+    fn inputs<'a>(&'a self, version_id: &'a str, parameters_sealed: &'a str, launch_role: Option<&'a str>) -> BoxFuture<'a, Result<TaskInputs, InputError>>;
+
+    /// Whether the jobs of the (portfolio, product) launch option may reach the network.
+    fn network_allowed<'a>(&'a self, portfolio_id: &'a str, product_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
 /// The worker pool of one node.
 pub struct Engine {
     store: Store,
+    source: Arc<dyn JobSource>,
     secrets: SecretBox,
     config: EngineConfig,
     wake: Notify,
@@ -104,11 +118,13 @@ pub const SANDBOX_PROVIDER: &str = "servicecatalog.local/demo/sandbox";
 const SANDBOX_PROVIDER_VERSION: &str = "0.1.0";
 
 impl Engine {
-    /// An engine over the store; prepares the provider mirror.
-    pub fn new(store: Store, secrets: SecretBox, config: EngineConfig) -> Arc<Self> {
+    /// An engine over the store, taking its jobs' inputs from `source`; prepares the provider
+    /// mirror.
+    pub fn new(store: Store, secrets: SecretBox, source: Arc<dyn JobSource>, config: EngineConfig) -> Arc<Self> {
         let provider_mirror = prepare_provider_mirror(&config.data_dir);
         Arc::new(Engine {
             store,
+            source,
             secrets,
             wake: Notify::new(),
             node_id: crate::store::new_id("node"),
@@ -351,7 +367,7 @@ impl Engine {
         }
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = load_inputs(&task.task_id, || TaskInputs::load(&self.store, &self.secrets, task)).await?;
+        let inputs = load_inputs(&task.task_id, || self.source.inputs(&task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref())).await?;
         let redactor = inputs.redactor(state.as_deref());
         let site = Site {
             work_id: &task.task_id,
@@ -360,19 +376,9 @@ impl Engine {
             product_id: &task.product_id,
             region: &task.stack_region_id,
         };
-        let (dir, env, jail) = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
-        let tf = Terraform {
-            binary: &binary,
-            dir: &dir,
-            jail: &jail,
-            env: &env,
-            deadline: tokio::time::Instant::now() + self.config.task_timeout,
-            timeout: self.config.task_timeout,
-            cancel,
-            log: Some(log),
-            redactor: &redactor,
-            runner: Default::default(),
-        };
+        let prepared = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
+        let dir = &prepared.dir;
+        let tf = self.terraform(&binary, &prepared, cancel, Some(log), &redactor);
         self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
         match patiently(&task.task_id, "read the task's plan", || self.store.plan_of_task(&task.task_id)).await.map_err(internal)? {
@@ -464,8 +470,10 @@ impl Engine {
         binary: &Path,
         inputs: &TaskInputs,
         state: Option<&str>,
-    ) -> Result<(PathBuf, Vec<(String, String)>, sandbox::Jail), String> {
-        let network = patiently(site.work_id, "read the product's sandbox settings", || self.network_allowed(site)).await.map_err(internal)?;
+    ) -> Result<Prepared, String> {
+        let network = patiently(site.work_id, "read the product's sandbox settings", || self.source.network_allowed(site.portfolio_id, site.product_id))
+            .await
+            .map_err(internal)?;
         let dir = self.work_dir(site.work_id);
         inputs.write(&dir, state).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
         let product_dir = self.sandbox_dir(site.provisioned_product_id);
@@ -475,13 +483,30 @@ impl Engine {
             jail.adopt(owned).map_err(|e| format!("Cannot hand the job's directories to its sandbox user: {e}"))?;
         }
         let env = self.environment(site.region, &dir, &product_dir, &inputs.launch_env);
-        Ok((dir, env, jail))
+        Ok(Prepared { dir, env, jail })
     }
 
-    /// Whether the job's product lets Terraform reach the network (its `Sandbox` constraint).
-    async fn network_allowed(&self, site: &Site<'_>) -> Result<bool, StoreError> {
-        let constraints = self.store.constraint_configs(site.portfolio_id, site.product_id).await?;
-        Ok(constraints.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on())))
+    /// The Terraform session of a prepared job, with the node's time limit.
+    fn terraform<'a>(
+        &self,
+        binary: &'a Path,
+        prepared: &'a Prepared,
+        cancel: watch::Receiver<Option<String>>,
+        log: Option<&'a TaskLog>,
+        redactor: &'a redact::Redactor,
+    ) -> Terraform<'a> {
+        Terraform {
+            binary,
+            dir: &prepared.dir,
+            jail: &prepared.jail,
+            env: &prepared.env,
+            deadline: tokio::time::Instant::now() + self.config.task_timeout,
+            timeout: self.config.task_timeout,
+            cancel,
+            log,
+            redactor,
+            runner: Default::default(),
+        }
     }
 
     /// The sandbox directory of a provisioned product.
@@ -712,6 +737,13 @@ struct Site<'a> {
     portfolio_id: &'a str,
     product_id: &'a str,
     region: &'a str,
+}
+
+/// A job's working directory laid out, with the environment and the sandbox Terraform runs in.
+struct Prepared {
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    jail: sandbox::Jail,
 }
 
 /// The job whose lease a worker holds, with its claim.

@@ -10,10 +10,10 @@ use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::terraform::{self, error_summary, Terraform};
-use super::{internal, load_inputs, patiently, sandbox, step, workspace, Engine, Lease, Site, TaskInputs};
-use crate::provisioning::plan::{after_preview, planned_outputs, resource_changes};
-use crate::store::plan::{Plan, PreviewOutcome};
+use super::terraform::{self, error_summary};
+use super::{internal, load_inputs, patiently, sandbox, step, workspace, Engine, Lease, Site};
+use super::plan_summary::{planned_outputs, resource_changes};
+use crate::store::plan::{Plan, PlanStatus, PreviewOutcome};
 use crate::store::provisioning::Fence;
 
 impl Engine {
@@ -48,10 +48,8 @@ impl Engine {
     async fn try_preview(&self, plan: &Plan, slot: usize, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = load_inputs(&plan.plan_id, || {
-            TaskInputs::load_for(&self.store, &self.secrets, &plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
-        })
-        .await?;
+        let inputs =
+            load_inputs(&plan.plan_id, || self.source.inputs(&plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())).await?;
         let (state_version, state) = match patiently(&plan.plan_id, "read the Terraform state", || self.versioned_state(&plan.provisioned_product_id))
             .await
             .map_err(internal)?
@@ -67,19 +65,9 @@ impl Engine {
             product_id: &plan.product_id,
             region: &plan.stack_region_id,
         };
-        let (dir, env, jail) = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
-        let tf = Terraform {
-            binary: &binary,
-            dir: &dir,
-            jail: &jail,
-            env: &env,
-            deadline: tokio::time::Instant::now() + self.config.task_timeout,
-            timeout: self.config.task_timeout,
-            cancel,
-            log: None,
-            redactor: &redactor,
-            runner: Default::default(),
-        };
+        let prepared = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
+        let dir = &prepared.dir;
+        let tf = self.terraform(&binary, &prepared, cancel, None, &redactor);
         let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
         let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
         if plan.operation_type == "TerminateProvisionedProduct" {
@@ -111,7 +99,7 @@ impl Engine {
             planned_outputs: outputs,
             plan_file_sealed: self.secrets.seal(&base64::engine::general_purpose::STANDARD.encode(file)),
             state_version,
-            next: after_preview(plan.approval_config.is_some()),
+            next: PlanStatus::after_preview(plan.approval_config.is_some()),
         })
     }
 

@@ -18,7 +18,8 @@ use std::collections::BTreeSet;
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde_json::Value;
 
-pub use crate::ops::audit::MASK;
+/// What a secret value is shown as, wherever it would appear.
+pub const MASK: &str = "******";
 
 /// Secrets (and escaped forms, and words of secrets) at least this many characters long are
 /// masked wherever they occur; shorter ones only where they stand alone.

@@ -1,7 +1,7 @@
 //! A task's inputs and working directory: the version's Workspace files, an override that keeps
 //! state in a local file (which the engine loads from and saves to the database), the current
 //! state, and the parameters as a JSON variables file (values taken literally: no HCL is built
-//! from user input).
+//! from user input). The domain assembles the inputs ([`super::JobSource`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,10 +9,6 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::redact;
-use crate::auth::secrets::SecretBox;
-use crate::catalog::template::Variable;
-use crate::store::provisioning::Task;
-use crate::store::Store;
 
 /// The variables file passed with `-var-file`.
 pub const VARIABLES_FILE: &str = "servicecatalog.tfvars.json";
@@ -35,7 +31,7 @@ pub struct TaskInputs {
 /// Why inputs could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The version's template is gone or not a Terraform template.
+    /// The version's template is gone, refused or not a Terraform template (the caller's message).
     #[error("{0}")]
     Template(String),
     /// Stored data could not be opened (the detail, for the log).
@@ -57,72 +53,16 @@ impl InputError {
 }
 
 impl TaskInputs {
-    /// Loads the template of the task's version, its parameters and the launch role's variables.
-    pub async fn load(store: &Store, secrets: &SecretBox, task: &Task) -> Result<TaskInputs, InputError> {
-        Self::load_for(store, secrets, &task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref()).await
-    }
-
-    /// Loads the inputs of a change of `version_id` with these (sealed) parameters and launch role.
-    pub async fn load_for(
-        store: &Store,
-        secrets: &SecretBox,
-        version_id: &str,
-        parameters_sealed: &str,
-        launch_role: Option<&str>,
-    ) -> Result<TaskInputs, InputError> {
-        let version = store
-            .product_version(version_id)
-            .await?
-            .ok_or_else(|| InputError::Template(format!("The product version {version_id} no longer exists.")))?;
-        let (template, _) = crate::catalog::version::version_template(store, &version)
-            .await
-            .map_err(|e| match e.code().strip_prefix("InvalidStatus.") {
-                // A template stored before a check that now refuses it: never run it.
-                Some(crate::catalog::version::REFUSED_KIND) => InputError::Template(e.message().to_string()),
-                _ => InputError::Internal(e.message().to_string()),
-            })?
-            .ok_or_else(|| {
-                InputError::Template(format!(
-                    "Product version {version_id} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
-                    version.template_type
-                ))
-            })?;
-        // The same rule as at upload, for versions stored before it: never run a template that
-        // would move the state out of the service.
-        if let Some(why) = &template.displaces_settings {
-            return Err(InputError::Template(format!("The template of product version {version_id} cannot be run: {why}")));
-        }
-        let parameters: Vec<Value> = secrets
-            .open(parameters_sealed)
-            .and_then(|p| serde_json::from_str(&p).ok())
-            .ok_or_else(|| InputError::Internal("the task's parameters cannot be opened".into()))?;
-        let variables = parameters
-            .iter()
-            .filter_map(|p| {
-                let key = p["ParameterKey"].as_str()?;
-                let raw = p["ParameterValue"].as_str().unwrap_or_default();
-                let declared = template.variable(key).and_then(|v| v.type_expr.as_deref());
-                Some((key.to_string(), typed_variable(declared, raw)))
-            })
-            .collect();
-        let launch_env = match launch_role {
-            None => Vec::new(),
-            Some(role) => {
-                let sealed = store
-                    .launch_role_env_sealed(role)
-                    .await?
-                    .ok_or_else(|| InputError::Template(format!("The launch role {role:?} of the Launch constraint no longer exists.")))?;
-                let env: BTreeMap<String, String> = secrets
-                    .open(&sealed)
-                    .and_then(|e| serde_json::from_str(&e).ok())
-                    .ok_or_else(|| InputError::Internal("the launch role's variables cannot be opened".into()))?;
-                env.into_iter().collect()
-            }
-        };
-        let output_descriptions =
-            template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
-        let secrets = secrets_of(&template.variables, &variables, &launch_env);
-        Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env, secrets })
+    /// Inputs of a job: the Workspace files, the variables (typed with [`typed_variable`]), the
+    /// templates' output descriptions, the launch role's environment and the secrets to mask.
+    pub fn new(
+        workspace: BTreeMap<String, String>,
+        variables: BTreeMap<String, Value>,
+        output_descriptions: BTreeMap<String, String>,
+        launch_env: Vec<(String, String)>,
+        secrets: Vec<String>,
+    ) -> TaskInputs {
+        TaskInputs { workspace, variables, output_descriptions, launch_env, secrets }
     }
 
     /// The redactor of a job on these inputs, given the state it starts from (whose sensitive
@@ -165,18 +105,6 @@ impl TaskInputs {
     }
 }
 
-/// The secret values of a change: each sensitive variable's value (its default when no parameter
-/// gives one: the template's author marked it sensitive, so Terraform's text must not show it
-/// either) and every value of the launch role, which holds provider credentials.
-fn secrets_of(declared: &[Variable], variables: &BTreeMap<String, Value>, launch_env: &[(String, String)]) -> Vec<String> {
-    let mut secrets: Vec<String> = launch_env.iter().map(|(_, value)| value.clone()).collect();
-    for variable in declared.iter().filter(|v| v.sensitive) {
-        if let Some(value) = variables.get(&variable.name).or(variable.default.as_ref()) {
-            redact::secret_leaves(value, &mut secrets);
-        }
-    }
-    secrets
-}
 
 /// A parameter's value as Terraform should receive it in the JSON variables file: strings stay
 /// strings (Terraform converts them to numbers and booleans itself); collection and structural
@@ -205,33 +133,6 @@ mod tests {
         assert_eq!(typed_variable(Some("list(string)"), "[\"a\"]"), serde_json::json!(["a"]));
         assert_eq!(typed_variable(None, "{\"a\":1}"), serde_json::json!({"a": 1}));
         assert_eq!(typed_variable(Some("map(string)"), "not json"), Value::String("not json".into()));
-    }
-
-    #[test]
-    fn secrets_are_sensitive_values_given_or_default_and_the_launch_roles() {
-        let variable = |name: &str, sensitive, default: Option<Value>| Variable {
-            name: name.into(),
-            type_expr: None,
-            default,
-            description: None,
-            sensitive,
-            has_validation: false,
-            file: "main.tf".into(),
-        };
-        let declared = [
-            variable("pw", true, Some(Value::String("default-pw".into()))),
-            variable("keys", true, None),
-            variable("fallback", true, Some(Value::String("default-only".into()))),
-            variable("name", false, Some(Value::String("not-secret".into()))),
-        ];
-        let given = BTreeMap::from([
-            ("pw".to_string(), Value::String("given-pw".into())),
-            ("keys".to_string(), serde_json::json!(["k-one", "k-two"])),
-            ("name".to_string(), Value::String("visible".into())),
-        ]);
-        let mut secrets = secrets_of(&declared, &given, &[("ALICLOUD_SECRET_KEY".into(), "role-secret".into())]);
-        secrets.sort();
-        assert_eq!(secrets, ["default-only", "given-pw", "k-one", "k-two", "role-secret"]);
     }
 
     #[test]

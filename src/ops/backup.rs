@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::server::DataOptions;
+use super::data::DataOptions;
 use crate::store::Store;
 
 /// Name of the lock file in the data directory.

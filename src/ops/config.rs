@@ -149,7 +149,7 @@ impl Loaded {
                 continue;
             };
             let value = raw.map(|v| v.to_string_lossy().into_owned()).collect::<Vec<_>>().join(",");
-            let value = if SECRET_KEYS.contains(&long) { crate::server::redact_url(&value) } else { value };
+            let value = if SECRET_KEYS.contains(&long) { super::data::redact_url(&value) } else { value };
             let source = match matches.value_source(id) {
                 Some(ValueSource::CommandLine) => "flag",
                 Some(ValueSource::EnvVariable) => "environment",

@@ -1,11 +1,11 @@
-//! Running the server in production: shutdown signals, metrics, the audit trail, request limits,
-//! backups and the configuration file. Each piece is wired into the request pipeline or the
-//! server's life in one place (`api::rpc`, `server`, `main`).
+//! Running the server in production: shutdown signals, metrics, where the data lives (and the
+//! master key's rotation), backups and the configuration file. Each piece is wired into the
+//! server's life in one place (`server`, `main`). The audit trail and request limits belong to
+//! the request pipeline: `api::trail`, `api::limits`.
 
 pub mod shutdown;
 pub mod metrics;
-pub mod limits;
-pub mod audit;
 pub mod backup;
+pub mod data;
 pub mod config;
 pub mod log_writer;

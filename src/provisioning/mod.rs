@@ -5,11 +5,12 @@
 //! ([`plan`]) go through the same checks, except that an `Approval` constraint does not refuse
 //! them: it makes their execution wait for an approver.
 
+pub mod job;
 pub mod plan;
 
 use serde_json::{json, Value};
 
-use crate::api::error::ApiError;
+use crate::catalog::error::DomainError;
 use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType};
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::{launchable_version, LaunchableVersion};
@@ -50,7 +51,7 @@ pub struct ChangeRequest<'a> {
 
 /// Validates a launch or update completely and returns what its task will run with; refused
 /// when an `Approval` constraint covers the operation (it needs a plan).
-pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeRequest<'_>) -> Result<Change, ApiError> {
+pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeRequest<'_>) -> Result<Change, DomainError> {
     let operation = req.operation;
     let (change, approval) = resolve_for_plan(store, allowed_regions, req).await?;
     match approval {
@@ -65,12 +66,12 @@ pub async fn resolve_for_plan(
     store: &Store,
     allowed_regions: &[String],
     req: ChangeRequest<'_>,
-) -> Result<(Change, Option<ApprovalConfig>), ApiError> {
-    store.product(req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", req.product_id))?;
+) -> Result<(Change, Option<ApprovalConfig>), DomainError> {
+    store.product(req.product_id).await?.ok_or_else(|| DomainError::not_found("Product", req.product_id))?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
     let version = launchable_version(store, req.product_id, req.version_id).await?;
     if !allowed_regions.iter().any(|r| r == req.region) {
-        return Err(ApiError::invalid_parameter(
+        return Err(DomainError::invalid_parameter(
             "StackRegionId",
             format!("The region {:?} is not offered here; ListRegions lists the regions.", req.region),
         ));
@@ -78,12 +79,12 @@ pub async fn resolve_for_plan(
     let mut constraints: Vec<ParameterConstraint> = version.parameters.clone();
     let mut launch_role = None;
     let mut approval = None;
-    for config in store.constraint_configs(&portfolio_id, req.product_id).await? {
+    for config in crate::catalog::constraint::configs(store, &portfolio_id, req.product_id).await? {
         match config {
             ConstraintConfig::Launch(c) => launch_role = Some(c.local_role_name),
             ConstraintConfig::Template(c) => parameters::apply_template_constraint(&mut constraints, &c),
             ConstraintConfig::StackRegion(c) if !c.allows(req.region) => {
-                return Err(ApiError::invalid_parameter(
+                return Err(DomainError::invalid_parameter(
                     "StackRegionId",
                     format!("The region {:?} is not allowed for this product; allowed: {}.", req.region, c.stack_regions.join(", ")),
                 ))
@@ -92,7 +93,7 @@ pub async fn resolve_for_plan(
             _ => {}
         }
     }
-    parameters::check_launch_parameters(&constraints, &req.parameters).map_err(|e| ApiError::invalid_parameter("Parameters", e.0))?;
+    parameters::check_launch_parameters(&constraints, &req.parameters).map_err(|e| DomainError::invalid_parameter("Parameters", e.0))?;
     check_tags(&req.tags)?;
     let tags = merge_tags(store, req.product_id, &portfolio_id, req.tags).await?;
     let sensitive = constraints.iter().filter(|c| c.sensitive).map(|c| c.name.clone()).collect();
@@ -100,8 +101,8 @@ pub async fn resolve_for_plan(
 }
 
 /// The `Approval` constraint of a (portfolio, product) covering `operation`, if any.
-pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, operation: OperationType) -> Result<Option<ApprovalConfig>, ApiError> {
-    Ok(store.constraint_configs(portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
+pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, operation: OperationType) -> Result<Option<ApprovalConfig>, DomainError> {
+    Ok(crate::catalog::constraint::configs(store, portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
         ConstraintConfig::Approval(c) if c.covers(operation) => Some(c),
         _ => None,
     }))
@@ -109,7 +110,7 @@ pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, o
 
 /// Names of the sensitive variables of a version's template (masked wherever parameters are
 /// shown); none when the version or its template is gone.
-pub async fn sensitive_parameters(store: &Store, version_id: &str) -> Result<Vec<String>, ApiError> {
+pub async fn sensitive_parameters(store: &Store, version_id: &str) -> Result<Vec<String>, DomainError> {
     let Some(version) = store.product_version(version_id).await? else { return Ok(Vec::new()) };
     Ok(crate::catalog::version::version_template(store, &version)
         .await?
@@ -118,17 +119,17 @@ pub async fn sensitive_parameters(store: &Store, version_id: &str) -> Result<Vec
 }
 
 /// `403 Forbidden.ApprovalRequired` for a direct operation an `Approval` constraint covers.
-pub fn approval_required(operation: OperationType) -> ApiError {
-    ApiError::forbidden(
-        "ApprovalRequired",
-        format!(
+pub fn approval_required(operation: OperationType) -> DomainError {
+    DomainError::Forbidden {
+        reason: "ApprovalRequired",
+        message: format!(
             "{} needs an approval under the portfolio's Approval constraint: create a plan with \
              CreateProvisionedProductPlan (OperationType {0}), have an approver approve it, then run it with \
              ExecuteProvisionedProductPlan.",
             operation_name(operation)
         ),
-        json!({"AuthAction": format!("servicecatalog:{}", operation_name(operation)), "NoPermissionType": "ApprovalRequired"}),
-    )
+        detail: json!({"AuthAction": format!("servicecatalog:{}", operation_name(operation)), "NoPermissionType": "ApprovalRequired"}),
+    }
 }
 
 /// The wire name of an operation.
@@ -142,20 +143,20 @@ pub fn operation_name(op: OperationType) -> &'static str {
 
 /// The portfolio a caller launches `product_id` through: the one named, if it is one of the
 /// caller's launch options, or the only launch option.
-pub async fn launch_option(store: &Store, principal: &Principal, product_id: &str, asked: Option<&str>) -> Result<String, ApiError> {
+pub async fn launch_option(store: &Store, principal: &Principal, product_id: &str, asked: Option<&str>) -> Result<String, DomainError> {
     let granted = store.portfolios_granted_to(principal).await?;
     let options: Vec<String> =
         store.product_portfolios(&[product_id.to_string()], &granted).await?.into_iter().map(|(_, portfolio)| portfolio).collect();
     let no_option = |message: String| {
-        ApiError::forbidden(
-            "NoLaunchOption",
+        DomainError::Forbidden {
+            reason: "NoLaunchOption",
             message,
-            json!({"AuthAction": "servicecatalog:LaunchProduct", "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
-        )
+            detail: json!({"AuthAction": "servicecatalog:LaunchProduct", "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
+        }
     };
     if options.is_empty() && !principal.is_admin {
         // A product none of the caller's portfolios holds is as missing as one that does not exist.
-        return Err(ApiError::not_found("Product", product_id));
+        return Err(DomainError::not_found("Product", product_id));
     }
     match asked {
         Some(portfolio) if options.iter().any(|o| o == portfolio) => Ok(portfolio.to_string()),
@@ -163,34 +164,34 @@ pub async fn launch_option(store: &Store, principal: &Principal, product_id: &st
         None => match options.as_slice() {
             [only] => Ok(only.clone()),
             [] => Err(no_option(format!("The product {product_id} is not available to you through any portfolio."))),
-            many => Err(ApiError::missing_parameter_because(
-                "PortfolioId",
-                format!("The product {product_id} has {} launch options; name one with PortfolioId.", many.len()),
-            )),
+            many => Err(DomainError::MissingParameter {
+                parameter: "PortfolioId".into(),
+                message: format!("The product {product_id} has {} launch options; name one with PortfolioId.", many.len()),
+            }),
         },
     }
 }
 
 /// Tag rules: keys not starting with `acs:`/`aliyun`, values not starting with `acs:`, neither
 /// holding a URL.
-fn check_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
+fn check_tags(tags: &[(String, String)]) -> Result<(), DomainError> {
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid_parameter("Tags", format!("At most {MAX_TAGS} tags are allowed.")));
+        return Err(DomainError::invalid_parameter("Tags", format!("At most {MAX_TAGS} tags are allowed.")));
     }
     for (i, (key, value)) in tags.iter().enumerate() {
         let n = i + 1;
         if let Some(problem) = crate::catalog::tag::key_problem(key) {
-            return Err(ApiError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Key {problem}.")));
+            return Err(DomainError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Key {problem}.")));
         }
         if let Some(problem) = crate::catalog::tag::value_problem(value) {
-            return Err(ApiError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Value {problem}.")));
+            return Err(DomainError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Value {problem}.")));
         }
     }
     Ok(())
 }
 
 /// Active tag options of the product and the portfolio, then the caller's tags for other keys.
-async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller: Vec<(String, String)>) -> Result<Vec<(String, String)>, ApiError> {
+async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller: Vec<(String, String)>) -> Result<Vec<(String, String)>, DomainError> {
     let mut tags: Vec<(String, String)> = Vec::new();
     for resource in [product_id, portfolio_id] {
         for option in store.resource_tag_options(resource).await?.into_iter().filter(|o| o.active) {
@@ -205,7 +206,7 @@ async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller:
         }
     }
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::invalid_parameter(
+        return Err(DomainError::invalid_parameter(
             "Tags",
             format!("With the tag options of the product and portfolio the task would carry {} tags; at most {MAX_TAGS} are allowed.", tags.len()),
         ));
@@ -215,11 +216,11 @@ async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller:
 
 /// Refuses a caller who may not see or change `pp`: end users only reach what they own; anyone
 /// else's provisioned product answers exactly like one that does not exist.
-pub fn check_owner(principal: &Principal, pp: &ProvisionedProduct) -> Result<(), ApiError> {
+pub fn check_owner(principal: &Principal, pp: &ProvisionedProduct) -> Result<(), DomainError> {
     if principal.is_admin || pp.owner_principal_id == principal.principal_id {
         return Ok(());
     }
-    Err(ApiError::not_found("ProvisionedProduct", &pp.provisioned_product_id))
+    Err(DomainError::not_found("ProvisionedProduct", &pp.provisioned_product_id))
 }
 
 /// `[{ParameterKey, ParameterValue}]` as stored (sealed) with tasks.

@@ -1,5 +1,5 @@
 //! Constraints: at most one per (portfolio, product, type), with their Config stored as the
-//! canonical JSON text of [`crate::catalog::constraint::ConstraintConfig`].
+//! canonical JSON text of a constraint's Config (parsed by `catalog::constraint`).
 
 use super::read::Row;
 use super::sql::Sql;
@@ -122,19 +122,11 @@ impl Store {
         self.fetch_all(&sql, from_row).await
     }
 
-    /// Ids of the Launch constraints naming the launch role `name`.
-    pub async fn constraints_using_launch_role(&self, name: &str) -> StoreResult<Vec<String>> {
-        use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
+    /// `(constraint id, Config)` of every constraint of type `kind`, by id.
+    pub async fn constraints_of_type(&self, kind: &str) -> StoreResult<Vec<(String, String)>> {
         let mut sql = Sql::new("SELECT constraint_id, config FROM constraints WHERE constraint_type = ");
-        sql.text(ConstraintType::Launch.name()).push(" ORDER BY constraint_id");
-        let rows: Vec<(String, String)> = self.fetch_all(&sql, |row| Ok((row.get("constraint_id")?, row.get("config")?))).await?;
-        Ok(rows
-            .into_iter()
-            .filter(|(_, config)| {
-                matches!(ConstraintConfig::parse(ConstraintType::Launch, config), Ok(ConstraintConfig::Launch(c)) if c.local_role_name == name)
-            })
-            .map(|(id, _)| id)
-            .collect())
+        sql.text(kind).push(" ORDER BY constraint_id");
+        self.fetch_all(&sql, |row| Ok((row.get("constraint_id")?, row.get("config")?))).await
     }
 }
 
@@ -179,12 +171,11 @@ mod tests {
         assert_eq!(store.insert_constraint(&region).await.unwrap(), ConstraintInsert::Created);
         let types: Vec<String> = store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
         assert_eq!(types, ["Launch", "StackRegion"]);
-        assert_eq!(store.constraints_using_launch_role("r").await.unwrap(), ["cons-1"]);
+        assert_eq!(store.constraints_of_type("Launch").await.unwrap(), [("cons-1".to_string(), r#"{"LocalRoleName":"r"}"#.to_string())]);
 
         assert!(store.update_constraint("cons-1", r#"{"LocalRoleName":"s"}"#, Some("d")).await.unwrap());
         let c = store.constraint("cons-1").await.unwrap().unwrap();
         assert_eq!((c.config.as_str(), c.description.as_str()), (r#"{"LocalRoleName":"s"}"#, "d"));
-        assert!(store.constraints_using_launch_role("r").await.unwrap().is_empty());
         assert!(!store.update_constraint("cons-x", "{}", None).await.unwrap());
         assert!(store.delete_constraint("cons-1").await.unwrap());
         assert!(!store.delete_constraint("cons-1").await.unwrap());

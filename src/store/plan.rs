@@ -58,6 +58,15 @@ impl PlanStatus {
             PlanStatus::Canceled => "Canceled",
         }
     }
+
+    /// The status a successful preview leads to: approval first when the plan needs it.
+    pub fn after_preview(needs_approval: bool) -> PlanStatus {
+        if needs_approval {
+            PlanStatus::ApplicationInProgress
+        } else {
+            PlanStatus::PreviewSuccess
+        }
+    }
 }
 
 impl fmt::Display for PlanStatus {

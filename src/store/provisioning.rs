@@ -9,7 +9,7 @@ use sqlx::Row as _;
 
 use super::read::Row;
 use super::sql::{contains_pattern, Sql};
-use super::{now_ms, Page, SortOrder, Store, StoreError, StoreResult};
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 /// PostgreSQL channel on which queued tasks are announced.
 pub const TASK_CHANNEL: &str = "servicecatalog_tasks";
@@ -737,31 +737,6 @@ impl Store {
     /// The sealed environment (a JSON object) of a launch role.
     pub async fn launch_role_env_sealed(&self, role_name: &str) -> StoreResult<Option<String>> {
         self.fetch_value(Sql::new("SELECT env_sealed FROM launch_roles WHERE role_name = ").text(role_name)).await
-    }
-
-    /// The parsed constraints of a (portfolio, product) launch option. A stored Config that no
-    /// longer parses is an internal error, not a silent pass.
-    pub async fn constraint_configs(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<crate::catalog::constraint::ConstraintConfig>> {
-        use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
-        let mut sql = Sql::new("SELECT constraint_type, config FROM constraints WHERE portfolio_id = ");
-        sql.text(portfolio_id).push(" AND product_id = ").text(product_id).push(" ORDER BY constraint_type");
-        self.fetch_all(&sql, |r| {
-            let kind: String = r.get("constraint_type")?;
-            let config: String = r.get("config")?;
-            kind.parse::<ConstraintType>()
-                .ok()
-                .and_then(|k| ConstraintConfig::parse(k, &config).ok())
-                .ok_or_else(|| StoreError::Database(format!("stored {kind} constraint Config does not parse").into()))
-        })
-        .await
-    }
-
-    /// The launch role of the (portfolio, product) `Launch` constraint, if any.
-    pub async fn launch_role_for(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Option<String>> {
-        Ok(self.constraint_configs(portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
-            crate::catalog::constraint::ConstraintConfig::Launch(l) => Some(l.local_role_name),
-            _ => None,
-        }))
     }
 
     /// Takes over a task whose lease expired (on the database's clock), unless its worker

@@ -1,10 +1,23 @@
 //! Uploaded templates, stored content-addressed: the same type, body and `TerraformVariables`
 //! always resolve to the same row (and so the same `TemplateUrl`).
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
 use super::sql::Sql;
 use super::{new_id, now_ms, Store, StoreError, StoreResult};
-use crate::catalog::template::TerraformVariable;
+
+/// A `TerraformVariables` entry: a description the administrator gives a declared variable.
+/// The description is plain text or a JSON object with `Label`, `Description`, `AllowedValues`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TerraformVariable {
+    /// Name of a `variable` block.
+    pub variable_name: String,
+    /// Description (text or JSON object).
+    #[serde(default)]
+    pub description: String,
+}
 
 /// A stored template.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
-use servicecatalog::server::DataOptions;
+use servicecatalog::ops::data::DataOptions;
 use servicecatalog::store::provisioning::{ProvisionedProduct, Task, AVAILABLE, SUCCEEDED};
 use servicecatalog::store::{new_id, now_ms};
 

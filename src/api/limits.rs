@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 
-use crate::api::action::Action;
-use crate::api::error::ApiError;
+use super::action::Action;
+use super::error::ApiError;
 use crate::protocol::params::RequestParams;
 use crate::store::Store;
 
@@ -38,7 +38,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_body_bytes: crate::api::rpc::MAX_BODY_BYTES,
+            max_body_bytes: super::rpc::MAX_BODY_BYTES,
             max_parameters: 1000,
             max_parameter_bytes: 1024 * 1024,
             rate_per_second: 0.0,

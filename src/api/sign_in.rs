@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::ops::limits::TokenBuckets;
+use super::limits::TokenBuckets;
 
 /// Failures allowed in a row for one AccessKey ID, then one more per [`KEY_REFILL_SECONDS`].
 pub const KEY_BURST: u32 = 5;

@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::api::action::Action;
-use crate::api::error::ApiError;
-use crate::api::Answer;
+use super::action::Action;
+use super::error::ApiError;
+use super::Answer;
+pub use crate::catalog::parameters::MASK;
 use crate::protocol::params::Params;
 use crate::store::audit::AuditEvent;
 use crate::store::principal::Principal;
 use crate::store::Store;
-
-/// What replaces a masked value.
-pub const MASK: &str = "******";
 
 /// Values longer than this are recorded as their length only.
 const LONGEST_VALUE: usize = 1024;
