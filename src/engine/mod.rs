@@ -382,7 +382,7 @@ impl Engine {
         self.version_step(&tf, log).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
         match patiently(&task.task_id, "read the task's plan", || self.store.plan_of_task(&task.task_id)).await.map_err(internal)? {
-            Some(plan) => self.restore_plan_file(&plan, &dir).await?,
+            Some(plan) => self.restore_plan_file(&plan, dir).await?,
             None => {
                 let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
                 let mut plan = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
@@ -399,9 +399,9 @@ impl Engine {
         let mut saved = state.clone();
         let applied = tokio::select! {
             applied = apply => applied,
-            never = self.follow_state(task, fence, &dir, &mut saved) => match never {},
+            never = self.follow_state(task, fence, dir, &mut saved) => match never {},
         };
-        let final_state = self.collect_state(task, fence, &dir, saved.as_deref()).await.map_err(internal)?;
+        let final_state = self.collect_state(task, fence, dir, saved.as_deref()).await.map_err(internal)?;
         // The sensitive outputs the apply made are known only now: masked in what is not stored yet.
         let learned = final_state.as_deref().and_then(|state| redactor.extended(redact::sensitive_outputs(state)));
         if let Some(learned) = &learned {
