@@ -14,7 +14,11 @@ struct RawRequest<'a> {
 }
 
 fn split_request(data: &[u8]) -> Option<RawRequest<'_>> {
-    let end = data.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4)).or_else(|| data.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)));
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| data.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2)));
     let (head_end, body_start) = end.unwrap_or((data.len(), data.len()));
     let head = std::str::from_utf8(&data[..head_end]).ok()?;
     let mut lines = head.lines();
@@ -51,8 +55,13 @@ pub fn signatures(data: &[u8]) {
     let Ok(params) = RequestParams::decode(request.query, Some(request.body)) else { return };
     if let Some((_, header)) = request.headers.iter().find(|(k, _)| k == "authorization") {
         if let Ok(auth) = signature::parse_v3_authorization(header) {
-            let canonical =
-                signature::v3_canonical_request(request.method, &params.query, &request.headers, &auth.signed_headers, &signature::hashed_payload(request.body));
+            let canonical = signature::v3_canonical_request(
+                request.method,
+                &params.query,
+                &request.headers,
+                &auth.signed_headers,
+                &signature::hashed_payload(request.body),
+            );
             let _ = signature::v3_sign("secret", &signature::v3_string_to_sign(&canonical)).matches(&auth.signature);
         }
     }

@@ -124,7 +124,12 @@ enum Command {
         #[arg(long, env = "SERVICECATALOG_REGION", default_value = "cn-hangzhou")]
         region: String,
         /// Regions reported by ListRegions (comma-separated).
-        #[arg(long, env = "SERVICECATALOG_REGIONS", value_delimiter = ',', default_value = "cn-hangzhou,cn-shanghai,cn-beijing,cn-shenzhen,cn-hongkong,ap-southeast-1")]
+        #[arg(
+            long,
+            env = "SERVICECATALOG_REGIONS",
+            value_delimiter = ',',
+            default_value = "cn-hangzhou,cn-shanghai,cn-beijing,cn-shenzhen,cn-hongkong,ap-southeast-1"
+        )]
         regions: Vec<String>,
         /// Log as JSON lines.
         #[arg(long, env = "SERVICECATALOG_LOG_JSON")]
@@ -333,11 +338,23 @@ async fn run() -> anyhow::Result<()> {
                 return Ok(());
             }
             let _logs = init_logging(log_json);
-            let root_key = match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
-                (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
-                _ => None,
-            };
-            server::serve(ServeOptions { listen, data: data.options(), region, regions, root_key, engine: engine.settings(), sample_catalog, limits: limits.limits(), audit_retention: Duration::from_secs(audit_retention_days * 86_400) }).await
+            let root_key =
+                match (std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_ID"), std::env::var("SERVICECATALOG_ROOT_ACCESS_KEY_SECRET")) {
+                    (Ok(id), Ok(secret)) if !id.is_empty() && !secret.is_empty() => Some((id, secret)),
+                    _ => None,
+                };
+            server::serve(ServeOptions {
+                listen,
+                data: data.options(),
+                region,
+                regions,
+                root_key,
+                engine: engine.settings(),
+                sample_catalog,
+                limits: limits.limits(),
+                audit_retention: Duration::from_secs(audit_retention_days * 86_400),
+            })
+            .await
         }
         Command::Worker { log_json, engine, data } => {
             let _logs = init_logging(log_json);

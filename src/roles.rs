@@ -71,8 +71,8 @@ pub async fn create_launch_role(data: &DataOptions, name: &str, env: &[String]) 
     let mut vars = BTreeMap::new();
     for pair in env {
         let Some((key, value)) = pair.split_once('=') else { bail!("--env {pair:?} is not KEY=VALUE") };
-        let valid = !key.is_empty() && !key.starts_with(|c: char| c.is_ascii_digit())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let valid =
+            !key.is_empty() && !key.starts_with(|c: char| c.is_ascii_digit()) && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             bail!("{key:?} is not a valid environment variable name");
         }

@@ -31,11 +31,24 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     if existing["TotalCount"].as_i64().unwrap_or(0) > 0 {
         return Ok(());
     }
-    let portfolio = call(&ctx, Action::CreatePortfolio, &[("PortfolioName", PORTFOLIO_NAME), ("ProviderName", "servicecatalog"), ("Description", "Products that launch offline, to try the service.")]).await?;
+    let portfolio = call(
+        &ctx,
+        Action::CreatePortfolio,
+        &[
+            ("PortfolioName", PORTFOLIO_NAME),
+            ("ProviderName", "servicecatalog"),
+            ("Description", "Products that launch offline, to try the service."),
+        ],
+    )
+    .await?;
     let portfolio_id = portfolio["PortfolioId"].as_str().unwrap_or_default().to_string();
     for (name, description, tf) in [
         ("Hello outputs", "Variables in, outputs out: no resources, launches in well under a second.", HELLO),
-        ("Static website", "Three files of a static website, written by the sandbox provider: create, change and destroy real resources.", WEBSITE),
+        (
+            "Static website",
+            "Three files of a static website, written by the sandbox provider: create, change and destroy real resources.",
+            WEBSITE,
+        ),
     ] {
         let body = json!({
             "ROSTemplateFormatVersion": "2015-09-01",
@@ -56,13 +69,25 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
         let product = call(
             &ctx,
             Action::CreateProduct,
-            &[("ProductName", name), ("ProviderName", "servicecatalog"), ("Description", description), ("ProductType", "Ros"), ("TemplateType", "RosTerraformTemplate"), ("ProductVersionParameters", &version)],
+            &[
+                ("ProductName", name),
+                ("ProviderName", "servicecatalog"),
+                ("Description", description),
+                ("ProductType", "Ros"),
+                ("TemplateType", "RosTerraformTemplate"),
+                ("ProductVersionParameters", &version),
+            ],
         )
         .await?;
         let product_id = product["ProductId"].as_str().unwrap_or_default().to_string();
         call(&ctx, Action::AssociateProductWithPortfolio, &[("ProductId", &product_id), ("PortfolioId", &portfolio_id)]).await?;
     }
-    call(&ctx, Action::AssociatePrincipalWithPortfolio, &[("PortfolioId", &portfolio_id), ("PrincipalType", "RamUser"), ("PrincipalPattern", "*")]).await?;
+    call(
+        &ctx,
+        Action::AssociatePrincipalWithPortfolio,
+        &[("PortfolioId", &portfolio_id), ("PrincipalType", "RamUser"), ("PrincipalPattern", "*")],
+    )
+    .await?;
     tracing::info!(portfolio_id, "loaded the sample catalog");
     Ok(())
 }
@@ -70,5 +95,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
 async fn call(ctx: &Ctx<'_>, action: Action, params: &[(&str, &str)]) -> anyhow::Result<Value> {
     let decoded: Map<String, Value> = spec::decode(&spec::actions()[action.name()], &Params::from_pairs(params.iter().copied()))
         .map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))?;
-    dispatch(ctx, action, decoded).await.map(Answer::into_value).map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))
+    dispatch(ctx, action, decoded)
+        .await
+        .map(Answer::into_value)
+        .map_err(|e| anyhow::anyhow!("{}: {} {}", action.name(), e.code(), e.message()))
 }

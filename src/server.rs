@@ -17,12 +17,6 @@ use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::Signals;
 use crate::store::Store;
 
-
-
-
-
-
-
 /// Options of `serve`.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -67,7 +61,6 @@ pub struct EngineSettings {
     pub sandbox: crate::engine::sandbox::SandboxSettings,
 }
 
-
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let sandbox = sandbox(&options.engine)?;
@@ -76,9 +69,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let _held = crate::ops::backup::hold_data_dir(&options.data.data_dir)?;
     ensure_root_key(&store, &secrets, &options.data.data_dir, options.root_key.as_ref()).await?;
     let account_id = store.setting_or_insert("account_id", crate::store::principal::new_principal_id).await?;
-    let listener = tokio::net::TcpListener::bind(&options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let listener = tokio::net::TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     let config = ApiConfig {
         region: options.region.clone(),
@@ -204,7 +195,6 @@ async fn ensure_root_key(store: &Store, secrets: &SecretBox, data_dir: &Path, fr
     }
     Ok(())
 }
-
 
 fn region(id: &str, endpoint: &str) -> Region {
     let local_name = match id {

@@ -4,8 +4,8 @@
 use anyhow::bail;
 use serde_json::json;
 
-use crate::ops::data::DataOptions;
 use crate::auth::new_access_key;
+use crate::ops::data::DataOptions;
 
 /// `users create NAME [--role ROLE …]`: prints the new user's key pair (the only time the secret
 /// is shown); the user joins each role, which is created if it does not exist.

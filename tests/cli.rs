@@ -128,7 +128,10 @@ impl Server {
         let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
         let canonical = v3_canonical_request("POST", &[], &headers, &signed, &hashed_payload(body.as_bytes()));
         let signature = v3_sign(&secret, &v3_string_to_sign(&canonical)).to_hex();
-        headers.push(("authorization".into(), format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", signed.join(";"))));
+        headers.push((
+            "authorization".into(),
+            format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", signed.join(";")),
+        ));
         let mut request = String::from("POST / HTTP/1.1\r\nconnection: close\r\n");
         for (k, v) in &headers {
             request.push_str(&format!("{k}: {v}\r\n"));
@@ -172,7 +175,9 @@ fn without_request_id(mut value: Value) -> Value {
 
 /// Whether Terraform (or OpenTofu) is on PATH; prints a skip notice when not.
 fn have_terraform(test: &str) -> bool {
-    let found = ["terraform", "tofu"].iter().any(|tf| Command::new(tf).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()));
+    let found = ["terraform", "tofu"]
+        .iter()
+        .any(|tf| Command::new(tf).arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()));
     if !found {
         eprintln!("skipping {test}: neither terraform nor tofu is on PATH");
     }
@@ -187,7 +192,8 @@ fn list_regions_and_portfolios_print_the_api_answer() {
     assert!(regions["Regions"].as_array().unwrap().iter().any(|r| r["RegionId"] == "cn-hangzhou"), "{regions}");
     assert!(regions["RequestId"].is_string());
 
-    let created = server.ok_json(&["CreatePortfolio", "--PortfolioName", "Team tools", "--ProviderName", "platform", "--Description=For the team"]);
+    let created =
+        server.ok_json(&["CreatePortfolio", "--PortfolioName", "Team tools", "--ProviderName", "platform", "--Description=For the team"]);
     let id = created["PortfolioId"].as_str().unwrap();
     let from_cli = server.ok_json(&["GetPortfolio", "--PortfolioId", id]);
     let raw = server.raw_call("GetPortfolio", &[("PortfolioId", id)]);
@@ -251,7 +257,8 @@ fn errors_exit_with_their_code_and_message() {
 fn configure_import_root_writes_a_private_profile_and_never_prints_the_secret() {
     let server = Server::start(false);
     let (id, secret) = server.root_key();
-    let shown = server.ok(&["configure", "import-root", "--data-dir", server.data_dir().to_str().unwrap(), "--endpoint", &server.endpoint()]);
+    let shown =
+        server.ok(&["configure", "import-root", "--data-dir", server.data_dir().to_str().unwrap(), "--endpoint", &server.endpoint()]);
     assert!(shown.contains(&id) && shown.contains(&format!("****{}", &secret[secret.len() - 4..])), "{shown}");
     assert!(!shown.contains(&secret));
     use std::os::unix::fs::PermissionsExt;
@@ -321,7 +328,8 @@ resource "sandbox_sleep" "slow" {
   duration_ms = 5000
 }
 "#;
-    let body = json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.0", "Workspace": {"main.tf": main_tf}}).to_string();
+    let body = json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.0", "Workspace": {"main.tf": main_tf}})
+        .to_string();
     let template = server.ok_json(&["CreateTemplate", "--TemplateType", "RosTerraformTemplate", "--TemplateBody", &body]);
     let version = json!({
         "ProductVersionName": "v1", "TemplateType": "RosTerraformTemplate",
@@ -329,8 +337,17 @@ resource "sandbox_sleep" "slow" {
     })
     .to_string();
     let product = server.ok_json(&[
-        "CreateProduct", "--ProductName", "Slow", "--ProviderName", "tests", "--ProductType", "Ros",
-        "--TemplateType", "RosTerraformTemplate", "--ProductVersionParameters", &version,
+        "CreateProduct",
+        "--ProductName",
+        "Slow",
+        "--ProviderName",
+        "tests",
+        "--ProductType",
+        "Ros",
+        "--TemplateType",
+        "RosTerraformTemplate",
+        "--ProductVersionParameters",
+        &version,
     ]);
     let product_id = product["ProductId"].as_str().unwrap();
     let portfolio = server.ok_json(&["CreatePortfolio", "--PortfolioName", "Slow things", "--ProviderName", "tests"]);
@@ -355,7 +372,9 @@ resource "sandbox_sleep" "slow" {
     // The sleep resource starts creating, then waits: the line must be out before the task ends.
     let mut seen = Vec::new();
     loop {
-        let line = lines.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| panic!("no 'Creating...' line; saw {seen:?}\n{}", server.log()));
+        let line = lines
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no 'Creating...' line; saw {seen:?}\n{}", server.log()));
         let creating = line.contains("sandbox_sleep.slow: Creating...");
         seen.push(line);
         if creating {

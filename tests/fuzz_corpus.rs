@@ -38,8 +38,11 @@ fn seeds_and_regressions_run_through_every_target() {
     assert!(!templates.is_empty());
     /// (name, target, seed inputs)
     type Target<'a> = (&'a str, fn(&[u8]), &'a Vec<Vec<u8>>);
-    let targets: [Target<'_>; 3] =
-        [("params", fuzzing::params, &captures), ("signatures", fuzzing::signatures, &captures), ("template", fuzzing::template, &templates)];
+    let targets: [Target<'_>; 3] = [
+        ("params", fuzzing::params, &captures),
+        ("signatures", fuzzing::signatures, &captures),
+        ("template", fuzzing::template, &templates),
+    ];
     for (name, target, seeds) in targets {
         let kept = [files(&root.join("fuzz/seeds").join(name)), files(&root.join("fuzz/regressions").join(name))].concat();
         for input in seeds.iter().chain(&kept) {

@@ -32,9 +32,7 @@ fn relay(reader: PipeReader, mut stdout: File) {
     if reader.read_line(&mut handshake).is_err() {
         return;
     }
-    let nodelay = endpoint(&handshake)
-        .ok_or_else(|| io::Error::other("no TCP address in the handshake"))
-        .and_then(set_listener_nodelay);
+    let nodelay = endpoint(&handshake).ok_or_else(|| io::Error::other("no TCP address in the handshake")).and_then(set_listener_nodelay);
     if let Err(error) = nodelay {
         // Only slower: say so in Terraform's debug log (it reads our stderr) and go on.
         let _ = writeln!(io::stderr(), "[WARN] cannot set TCP_NODELAY: {error}");
@@ -65,9 +63,7 @@ fn set_listener_nodelay(address: SocketAddr) -> io::Result<()> {
         let Ok(socket) = pidfd_getfd(&me, number, PidfdGetfdFlags::empty()) else {
             continue;
         };
-        let bound = getsockname(&socket)
-            .ok()
-            .and_then(|bound| SocketAddr::try_from(bound).ok());
+        let bound = getsockname(&socket).ok().and_then(|bound| SocketAddr::try_from(bound).ok());
         if bound == Some(address) {
             return Ok(sockopt::set_tcp_nodelay(&socket, true)?);
         }

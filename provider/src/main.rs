@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     lifecycle::disable_backtraces();
     if !lifecycle::started_by_terraform() {
-        eprintln!(
-            "terraform-provider-sandbox is a Terraform plugin: install it in a provider mirror and let Terraform run it."
-        );
+        eprintln!("terraform-provider-sandbox is a Terraform plugin: install it in a provider mirror and let Terraform run it.");
         return ExitCode::FAILURE;
     }
     let served = tokio::runtime::Builder::new_current_thread()
@@ -37,12 +35,8 @@ fn main() -> ExitCode {
 /// Serves the provider until Terraform shuts it down.
 async fn serve() -> Result<(), String> {
     let interrupted = CancellationToken::new();
-    lifecycle::absorb_interrupts(interrupted.clone())
-        .map_err(|error| format!("cannot handle SIGINT: {error}"))?;
-    lifecycle::exit_with_parent()
-        .map_err(|error| format!("cannot watch the parent process: {error}"))?;
+    lifecycle::absorb_interrupts(interrupted.clone()).map_err(|error| format!("cannot handle SIGINT: {error}"))?;
+    lifecycle::exit_with_parent().map_err(|error| format!("cannot watch the parent process: {error}"))?;
     handshake::relay_stdout().map_err(|error| format!("cannot relay stdout: {error}"))?;
-    tf_provider::serve("sandbox", provider::SandboxProvider::new(interrupted))
-        .await
-        .map_err(|error| format!("{error:#}"))
+    tf_provider::serve("sandbox", provider::SandboxProvider::new(interrupted)).await.map_err(|error| format!("{error:#}"))
 }

@@ -6,9 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider};
 use tokio_util::sync::CancellationToken;
@@ -20,29 +18,15 @@ use crate::sandbox::Sandbox;
 const ROOT_ENV: &str = "SANDBOX_ROOT";
 
 /// Builds an attribute of a schema.
-pub fn attribute(
-    kind: AttributeType,
-    constraint: AttributeConstraint,
-    description: &str,
-) -> Attribute {
-    Attribute {
-        attr_type: kind,
-        description: Description::plain(description.to_owned()),
-        constraint,
-        ..Default::default()
-    }
+pub fn attribute(kind: AttributeType, constraint: AttributeConstraint, description: &str) -> Attribute {
+    Attribute { attr_type: kind, description: Description::plain(description.to_owned()), constraint, ..Default::default() }
 }
 
 /// Builds a schema from its attributes.
 pub fn schema(description: &str, attributes: HashMap<String, Attribute>) -> Schema {
     Schema {
         version: 0,
-        block: Block {
-            version: 0,
-            attributes,
-            description: Description::plain(description.to_owned()),
-            ..Default::default()
-        },
+        block: Block { version: 0, attributes, description: Description::plain(description.to_owned()), ..Default::default() },
     }
 }
 
@@ -76,10 +60,7 @@ pub struct SandboxProvider {
 
 impl SandboxProvider {
     pub fn new(interrupted: CancellationToken) -> Self {
-        Self {
-            sandbox: ConfiguredSandbox::default(),
-            interrupted,
-        }
+        Self { sandbox: ConfiguredSandbox::default(), interrupted }
     }
 }
 
@@ -101,12 +82,7 @@ impl Provider for SandboxProvider {
         ))
     }
 
-    async fn configure<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        _terraform_version: String,
-        config: Self::Config<'a>,
-    ) -> Option<()> {
+    async fn configure<'a>(&self, diags: &mut Diagnostics, _terraform_version: String, config: Self::Config<'a>) -> Option<()> {
         let root = match config.root {
             Value::Value(root) => PathBuf::from(root.as_ref()),
             Value::Null => match std::env::var_os(ROOT_ENV) {
@@ -120,10 +96,7 @@ impl Provider for SandboxProvider {
                 }
             },
             Value::Unknown => {
-                diags.error_short(
-                    "The sandbox root must be known before apply",
-                    AttributePath::new("root"),
-                );
+                diags.error_short("The sandbox root must be known before apply", AttributePath::new("root"));
                 return Some(());
             }
         };
@@ -137,19 +110,12 @@ impl Provider for SandboxProvider {
                     diags.root_error_short("The sandbox provider was configured twice");
                 }
             }
-            Err(error) => diags.error(
-                "Cannot use the sandbox root",
-                format!("{}: {error}", root.display()),
-                AttributePath::new("root"),
-            ),
+            Err(error) => diags.error("Cannot use the sandbox root", format!("{}: {error}", root.display()), AttributePath::new("root")),
         }
         Some(())
     }
 
-    fn get_resources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+    fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! {
             "file" => FileResource::new(self.sandbox.clone()),
             "failure" => FailureResource,

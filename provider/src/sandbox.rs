@@ -34,9 +34,7 @@ pub fn parse_relative(path: &str) -> Result<PathBuf, PathError> {
             Component::Normal(name) => normalized.push(name),
             Component::CurDir => {}
             Component::ParentDir => return Err(PathError::ParentDir(path.to_owned())),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(PathError::Absolute(path.to_owned()))
-            }
+            Component::RootDir | Component::Prefix(_) => return Err(PathError::Absolute(path.to_owned())),
         }
     }
     if normalized.as_os_str().is_empty() {
@@ -61,9 +59,7 @@ impl Sandbox {
     /// Uses `root` as the sandbox, creating it when missing.
     pub fn open(root: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(root)?;
-        Ok(Self {
-            root: root.canonicalize()?,
-        })
+        Ok(Self { root: root.canonicalize()? })
     }
 
     /// Maps a user-given relative path to a location inside the sandbox, following symbolic links.
@@ -77,14 +73,9 @@ impl Sandbox {
             let next = resolved.join(component);
             match std::fs::symlink_metadata(&next) {
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    resolved = next
-                        .canonicalize()
-                        .map_err(|_| PathError::DanglingSymlink(path.to_owned()))?;
+                    resolved = next.canonicalize().map_err(|_| PathError::DanglingSymlink(path.to_owned()))?;
                     if !resolved.starts_with(&self.root) {
-                        return Err(PathError::Escape {
-                            path: path.to_owned(),
-                            target: resolved,
-                        });
+                        return Err(PathError::Escape { path: path.to_owned(), target: resolved });
                     }
                 }
                 Ok(_) => resolved = next,
@@ -93,12 +84,7 @@ impl Sandbox {
                     resolved = next;
                     break;
                 }
-                Err(source) => {
-                    return Err(PathError::Io {
-                        path: path.to_owned(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(PathError::Io { path: path.to_owned(), source }),
             }
         }
         resolved.extend(components);
@@ -108,8 +94,7 @@ impl Sandbox {
     /// Removes the directories above `path` that are empty, up to the root (excluded).
     pub fn remove_empty_parents(&self, path: &Path) {
         let parents = path.ancestors().skip(1);
-        for directory in parents.take_while(|dir| dir.starts_with(&self.root) && *dir != self.root)
-        {
+        for directory in parents.take_while(|dir| dir.starts_with(&self.root) && *dir != self.root) {
             // Fails, and so stops, at the first directory that is not empty.
             if std::fs::remove_dir(directory).is_err() {
                 break;
@@ -131,32 +116,17 @@ mod tests {
 
     #[test]
     fn relative_paths_are_normalized() {
-        assert_eq!(
-            parse_relative("a/./b.txt").unwrap(),
-            PathBuf::from("a/b.txt")
-        );
+        assert_eq!(parse_relative("a/./b.txt").unwrap(), PathBuf::from("a/b.txt"));
         assert_eq!(parse_relative("a//b/").unwrap(), PathBuf::from("a/b"));
     }
 
     #[test]
     fn lexical_escapes_are_refused() {
-        assert!(matches!(
-            parse_relative("/etc/passwd"),
-            Err(PathError::Absolute(_))
-        ));
-        assert!(matches!(
-            parse_relative("../x"),
-            Err(PathError::ParentDir(_))
-        ));
-        assert!(matches!(
-            parse_relative("a/../../x"),
-            Err(PathError::ParentDir(_))
-        ));
+        assert!(matches!(parse_relative("/etc/passwd"), Err(PathError::Absolute(_))));
+        assert!(matches!(parse_relative("../x"), Err(PathError::ParentDir(_))));
+        assert!(matches!(parse_relative("a/../../x"), Err(PathError::ParentDir(_))));
         // Even a `..` that would stay inside is refused: simpler to explain than to allow.
-        assert!(matches!(
-            parse_relative("a/../b"),
-            Err(PathError::ParentDir(_))
-        ));
+        assert!(matches!(parse_relative("a/../b"), Err(PathError::ParentDir(_))));
         assert!(matches!(parse_relative(""), Err(PathError::Empty(_))));
         assert!(matches!(parse_relative("./."), Err(PathError::Empty(_))));
     }
@@ -179,15 +149,9 @@ mod tests {
         symlink(outside.join("missing"), sandbox.root.join("dangling")).unwrap();
 
         for path in ["dir-link/secret", "dir-link/new-file", "file-link"] {
-            assert!(
-                matches!(sandbox.resolve(path), Err(PathError::Escape { .. })),
-                "{path} escaped"
-            );
+            assert!(matches!(sandbox.resolve(path), Err(PathError::Escape { .. })), "{path} escaped");
         }
-        assert!(matches!(
-            sandbox.resolve("dangling"),
-            Err(PathError::DanglingSymlink(_))
-        ));
+        assert!(matches!(sandbox.resolve("dangling"), Err(PathError::DanglingSymlink(_))));
     }
 
     #[test]
@@ -195,10 +159,7 @@ mod tests {
         let (_dir, sandbox) = sandbox();
         std::fs::create_dir(sandbox.root.join("real")).unwrap();
         symlink("real", sandbox.root.join("alias")).unwrap();
-        assert_eq!(
-            sandbox.resolve("alias/f").unwrap(),
-            sandbox.root.join("real/f")
-        );
+        assert_eq!(sandbox.resolve("alias/f").unwrap(), sandbox.root.join("real/f"));
     }
 
     #[test]
@@ -223,13 +184,7 @@ mod tests {
 
     #[test]
     fn checksum_is_sha256_hex() {
-        assert_eq!(
-            checksum(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            checksum(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(checksum(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(checksum(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

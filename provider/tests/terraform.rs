@@ -28,11 +28,8 @@ impl Workspace {
         let dir = tempfile::tempdir().unwrap();
         let mirror = dir.path().join("mirror").join(PROVIDER_DIR);
         std::fs::create_dir_all(&mirror).unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_terraform-provider-sandbox"),
-            mirror.join("terraform-provider-sandbox_v0.1.0"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_terraform-provider-sandbox"), mirror.join("terraform-provider-sandbox_v0.1.0"))
+            .unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
         std::fs::write(dir.path().join("terraformrc"), "").unwrap();
         Some(Self { dir, terraform })
@@ -48,10 +45,7 @@ impl Workspace {
 
     /// Writes `main.tf`: the provider set-up, with `root` set to the sandbox, followed by `resources`.
     fn configure(&self, resources: &str) {
-        let provider = format!(
-            "provider \"sandbox\" {{\n  root = \"{}\"\n}}\n",
-            self.sandbox().display()
-        );
+        let provider = format!("provider \"sandbox\" {{\n  root = \"{}\"\n}}\n", self.sandbox().display());
         self.configure_provider(&provider, resources);
     }
 
@@ -63,11 +57,7 @@ impl Workspace {
   }
 }
 "#;
-        std::fs::write(
-            self.work().join("main.tf"),
-            format!("{required}{provider}{resources}"),
-        )
-        .unwrap();
+        std::fs::write(self.work().join("main.tf"), format!("{required}{provider}{resources}")).unwrap();
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -90,17 +80,9 @@ impl Workspace {
 
     /// Runs Terraform to completion; returns the exit code and stdout + stderr.
     fn run(&self, args: &[&str]) -> (i32, String) {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command(args).output().unwrap();
-        let text =
-            String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
-        assert!(
-            !text.to_lowercase().contains("stack backtrace"),
-            "backtrace in output:\n{text}"
-        );
+        let Output { status, stdout, stderr } = self.command(args).output().unwrap();
+        let text = String::from_utf8_lossy(&stdout).into_owned() + &String::from_utf8_lossy(&stderr);
+        assert!(!text.to_lowercase().contains("stack backtrace"), "backtrace in output:\n{text}");
         (status.code().unwrap_or(-1), text)
     }
 
@@ -117,10 +99,7 @@ impl Workspace {
     }
 
     fn apply(&self, code: i32) -> String {
-        self.expect(
-            code,
-            &["apply", "-no-color", "-input=false", "-auto-approve"],
-        )
+        self.expect(code, &["apply", "-no-color", "-input=false", "-auto-approve"])
     }
 
     fn state_list(&self) -> String {
@@ -131,12 +110,7 @@ impl Workspace {
 /// Starts `command` in its own process group, its stderr going to the file `stderr`, and returns once
 /// it has begun creating `address`.
 fn start_until_creating(mut command: Command, stderr: &Path, address: &str) -> Child {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(stderr).unwrap())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut child = command.stdout(Stdio::piped()).stderr(std::fs::File::create(stderr).unwrap()).process_group(0).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = String::new();
     for line in lines.by_ref() {
@@ -157,9 +131,7 @@ fn find_terraform() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("SANDBOX_TEST_TERRAFORM") {
         return Some(PathBuf::from(path));
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("terraform"))
-        .find(|candidate| candidate.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("terraform")).find(|candidate| candidate.is_file())
 }
 
 fn file_resource(name: &str, path: &str, content: &str) -> String {
@@ -172,22 +144,16 @@ fn read(path: impl AsRef<Path>) -> String {
 
 #[test]
 fn files_are_created_updated_replaced_refreshed_and_destroyed() {
-    let Some(ws) = Workspace::new("files_are_created_updated_replaced_refreshed_and_destroyed")
-    else {
+    let Some(ws) = Workspace::new("files_are_created_updated_replaced_refreshed_and_destroyed") else {
         return;
     };
     let three = |b_content: &str, c_path: &str| {
-        file_resource("a", "a.txt", "alpha")
-            + &file_resource("b", "nested/dir/b.txt", b_content)
-            + &file_resource("c", c_path, "gamma")
+        file_resource("a", "a.txt", "alpha") + &file_resource("b", "nested/dir/b.txt", b_content) + &file_resource("c", c_path, "gamma")
     };
     ws.configure(&three("beta", "c.txt"));
     ws.init();
     let out = ws.apply(0);
-    assert!(
-        out.contains("Apply complete! Resources: 3 added, 0 changed, 0 destroyed."),
-        "{out}"
-    );
+    assert!(out.contains("Apply complete! Resources: 3 added, 0 changed, 0 destroyed."), "{out}");
     assert_eq!(read(ws.sandbox().join("a.txt")), "alpha");
     assert_eq!(read(ws.sandbox().join("nested/dir/b.txt")), "beta");
     assert_eq!(read(ws.sandbox().join("c.txt")), "gamma");
@@ -196,56 +162,32 @@ fn files_are_created_updated_replaced_refreshed_and_destroyed() {
     ws.configure(&three("beta v2", "c.txt"));
     let out = ws.apply(0);
     assert!(out.contains("will be updated in-place"), "{out}");
-    assert!(
-        out.contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."),
-        "{out}"
-    );
+    assert!(out.contains("Apply complete! Resources: 0 added, 1 changed, 0 destroyed."), "{out}");
     assert_eq!(read(ws.sandbox().join("nested/dir/b.txt")), "beta v2");
 
     // New path: replaced.
     ws.configure(&three("beta v2", "moved/c.txt"));
     let out = ws.apply(0);
     assert!(out.contains("must be replaced"), "{out}");
-    assert!(
-        out.contains("Apply complete! Resources: 1 added, 0 changed, 1 destroyed."),
-        "{out}"
-    );
+    assert!(out.contains("Apply complete! Resources: 1 added, 0 changed, 1 destroyed."), "{out}");
     assert!(!ws.sandbox().join("c.txt").exists());
     assert_eq!(read(ws.sandbox().join("moved/c.txt")), "gamma");
 
     // Nothing changed: an empty plan.
-    ws.expect(
-        0,
-        &["plan", "-no-color", "-input=false", "-detailed-exitcode"],
-    );
+    ws.expect(0, &["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
 
     // A hand-edited file plans an update, a deleted one a create.
     std::fs::write(ws.sandbox().join("a.txt"), "edited by hand").unwrap();
     std::fs::remove_file(ws.sandbox().join("moved/c.txt")).unwrap();
-    let out = ws.expect(
-        2,
-        &["plan", "-no-color", "-input=false", "-detailed-exitcode"],
-    );
-    assert!(
-        out.contains("sandbox_file.a will be updated in-place"),
-        "{out}"
-    );
+    let out = ws.expect(2, &["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
+    assert!(out.contains("sandbox_file.a will be updated in-place"), "{out}");
     assert!(out.contains("sandbox_file.c will be created"), "{out}");
-    assert!(
-        out.contains("Plan: 1 to add, 1 to change, 0 to destroy."),
-        "{out}"
-    );
+    assert!(out.contains("Plan: 1 to add, 1 to change, 0 to destroy."), "{out}");
     ws.apply(0);
     assert_eq!(read(ws.sandbox().join("a.txt")), "alpha");
 
-    let out = ws.expect(
-        0,
-        &["destroy", "-no-color", "-input=false", "-auto-approve"],
-    );
-    assert!(
-        out.contains("Destroy complete! Resources: 3 destroyed."),
-        "{out}"
-    );
+    let out = ws.expect(0, &["destroy", "-no-color", "-input=false", "-auto-approve"]);
+    assert!(out.contains("Destroy complete! Resources: 3 destroyed."), "{out}");
     let left: Vec<_> = std::fs::read_dir(ws.sandbox()).unwrap().collect();
     assert!(left.is_empty(), "left in the sandbox: {left:?}");
 }
@@ -265,10 +207,7 @@ fn a_failure_after_a_file_leaves_the_file_in_state() {
     );
     ws.init();
     let out = ws.apply(1);
-    assert!(
-        out.contains("Error: deliberate failure for the test"),
-        "{out}"
-    );
+    assert!(out.contains("Error: deliberate failure for the test"), "{out}");
     assert_eq!(ws.state_list().trim(), "sandbox_file.first");
     assert_eq!(read(ws.sandbox().join("first.txt")), "kept");
 }
@@ -303,31 +242,16 @@ fn the_root_can_come_from_the_environment() {
     let Some(ws) = Workspace::new("the_root_can_come_from_the_environment") else {
         return;
     };
-    ws.configure_provider(
-        "provider \"sandbox\" {}\n",
-        &file_resource("x", "x.txt", "from env"),
-    );
+    ws.configure_provider("provider \"sandbox\" {}\n", &file_resource("x", "x.txt", "from env"));
     ws.init();
     let apply = ["apply", "-no-color", "-input=false", "-auto-approve"];
-    let out = ws
-        .command(&apply)
-        .env_remove("SANDBOX_ROOT")
-        .output()
-        .unwrap();
+    let out = ws.command(&apply).env_remove("SANDBOX_ROOT").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Error: No sandbox root"), "{stderr}");
 
-    let out = ws
-        .command(&apply)
-        .env("SANDBOX_ROOT", ws.sandbox())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ws.command(&apply).env("SANDBOX_ROOT", ws.sandbox()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read(ws.sandbox().join("x.txt")), "from env");
 }
 
@@ -341,25 +265,18 @@ fn sigint_to_the_process_group_does_not_kill_the_provider() {
     let log = ws.dir.path().join("terraform.log");
     let mut apply = ws.command(&["apply", "-no-color", "-input=false", "-auto-approve"]);
     apply.env("TF_LOG", "debug").env("TF_LOG_PATH", &log);
-    let mut child =
-        start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
+    let mut child = start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
     let group = Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
     kill_process_group(group, Signal::INT).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(1));
     // go-plugin logs how each plugin process ended; a provider killed by the signal shows up here.
     let log = read(log);
     assert!(log.contains("plugin process exited"), "{log}");
-    assert!(
-        !log.contains("signal: interrupt"),
-        "the provider died of SIGINT:\n{log}"
-    );
+    assert!(!log.contains("signal: interrupt"), "the provider died of SIGINT:\n{log}");
     // Usually the sleep answers with its own error. Terraform's StopProvider, sent at the same moment,
     // may win the race instead (see the README), so that message is not required.
     let stderr = read(ws.dir.path().join("stderr"));
-    assert!(
-        stderr.contains("Error: Sleep interrupted") || stderr.contains("Error: execution halted"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("Error: Sleep interrupted") || stderr.contains("Error: execution halted"), "{stderr}");
     assert_eq!(ws.state_list().trim(), "");
 }
 
@@ -371,24 +288,17 @@ fn the_provider_exits_when_terraform_is_killed() {
     ws.configure("resource \"sandbox_sleep\" \"long\" {\n  duration_ms = 600000\n}\n");
     ws.init();
     let apply = ws.command(&["apply", "-no-color", "-input=false", "-auto-approve"]);
-    let mut child =
-        start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
+    let mut child = start_until_creating(apply, &ws.dir.path().join("stderr"), "sandbox_sleep.long");
     let providers: Vec<u32> = children_of(child.id())
         .into_iter()
-        .filter(|pid| {
-            is_running(*pid)
-                && process_name(*pid).is_some_and(|name| name.starts_with("terraform-prov"))
-        })
+        .filter(|pid| is_running(*pid) && process_name(*pid).is_some_and(|name| name.starts_with("terraform-prov")))
         .collect();
     assert!(!providers.is_empty(), "no provider process under terraform");
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Some(provider) = providers.iter().find(|pid| is_running(**pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "provider {provider} outlived terraform"
-        );
+        assert!(Instant::now() < deadline, "provider {provider} outlived terraform");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -398,9 +308,7 @@ fn children_of(parent: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid| {
-            stat_fields(*pid).and_then(|fields| fields.get(1)?.parse().ok()) == Some(parent)
-        })
+        .filter(|pid| stat_fields(*pid).and_then(|fields| fields.get(1)?.parse().ok()) == Some(parent))
         .collect()
 }
 
@@ -412,12 +320,7 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 }
 
 fn process_name(pid: u32) -> Option<String> {
-    Some(
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()?
-            .trim()
-            .to_owned(),
-    )
+    Some(std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_owned())
 }
 
 /// Whether `pid` is alive: present and not a zombie waiting to be reaped.

@@ -180,7 +180,9 @@ impl From<crate::auth::AuthError> for ApiError {
         let message = format!("{error}");
         match error {
             Incomplete(_) => ApiError::new(StatusCode::BAD_REQUEST, "IncompleteSignature", message),
-            UnknownAccessKey(_) => ApiError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The specified AccessKey id does not exist."),
+            UnknownAccessKey(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The specified AccessKey id does not exist.")
+            }
             SignatureMismatch(_) => ApiError::new(StatusCode::BAD_REQUEST, "SignatureDoesNotMatch", message),
             BadTimestamp(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Format", format!("Specified {message}.")),
             Expired(_) => ApiError::new(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Expired", format!("Specified {message}.")),

@@ -75,7 +75,8 @@ impl Limits {
     /// progress. Counted before the task is queued: concurrent requests may overshoot by their number.
     pub async fn check_tasks(&self, store: &Store, action: Action, principal_id: &str) -> Result<(), ApiError> {
         use Action::*;
-        let queues_task = matches!(action, LaunchProduct | UpdateProvisionedProduct | TerminateProvisionedProduct | ExecuteProvisionedProductPlan);
+        let queues_task =
+            matches!(action, LaunchProduct | UpdateProvisionedProduct | TerminateProvisionedProduct | ExecuteProvisionedProductPlan);
         if self.max_tasks_per_principal == 0 || !queues_task {
             return Ok(());
         }

@@ -7,21 +7,21 @@ mod audit;
 mod constraint;
 mod enduser;
 pub mod error;
-pub mod limits;
 mod launch_option;
+pub mod limits;
 mod metrics;
 mod plan;
 mod portfolio;
 mod principal;
-mod provisioning;
 mod product;
+mod provisioning;
 mod region;
 pub mod rpc;
 pub mod sign_in;
 pub mod spec;
-pub mod trail;
 mod tag_option;
 mod template;
+pub mod trail;
 
 use std::sync::Arc;
 
@@ -239,8 +239,9 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
 
 /// Turns the validated parameter object into an action's typed request.
 fn decode<T: DeserializeOwned>(params: Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(params))
-        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidParameter", format!("The request parameters are invalid: {e}.")))
+    serde_json::from_value(Value::Object(params)).map_err(|e| {
+        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidParameter", format!("The request parameters are invalid: {e}."))
+    })
 }
 
 /// Paging and sorting parameters shared by list actions (defaults come from the spec).

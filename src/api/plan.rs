@@ -183,7 +183,17 @@ async fn resolve_on_product(
     }
     let version = crate::catalog::version::launchable_version(ctx.store(), &pp.product_id, version_id).await?;
     let parameters = provisioning::merge_parameters(previous, given, &version.parameters);
-    resolve(ctx, operation, &pp.product_id, version_id, portfolio_id.or(Some(pp.portfolio_id.clone())), &pp.stack_region_id, parameters, tags).await
+    resolve(
+        ctx,
+        operation,
+        &pp.product_id,
+        version_id,
+        portfolio_id.or(Some(pp.portfolio_id.clone())),
+        &pp.stack_region_id,
+        parameters,
+        tags,
+    )
+    .await
 }
 
 /// Validates a launch or update through [`provisioning::resolve_for_plan`].
@@ -234,7 +244,9 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
     let tags = tag_pairs(req.tags);
     let (pp_id, stack_id, change) = match operation {
         OperationType::LaunchProduct => {
-            let change = resolve(ctx, operation, &req.product_id, &req.product_version_id, req.portfolio_id, &req.stack_region_id, given, tags).await?;
+            let change =
+                resolve(ctx, operation, &req.product_id, &req.product_version_id, req.portfolio_id, &req.stack_region_id, given, tags)
+                    .await?;
             (new_id("pp"), uuid::Uuid::new_v4().to_string(), change)
         }
         _ => {
@@ -243,17 +255,24 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
             if req.product_id != pp.product_id {
                 return Err(ApiError::invalid_parameter(
                     "ProductId",
-                    format!("The provisioned product {} was launched from product {}, not {}.", pp.provisioned_product_id, pp.product_id, req.product_id),
+                    format!(
+                        "The provisioned product {} was launched from product {}, not {}.",
+                        pp.provisioned_product_id, pp.product_id, req.product_id
+                    ),
                 ));
             }
             if req.stack_region_id != pp.stack_region_id {
                 return Err(ApiError::invalid_parameter(
                     "StackRegionId",
-                    format!("The provisioned product {} is in {}, not {}.", pp.provisioned_product_id, pp.stack_region_id, req.stack_region_id),
+                    format!(
+                        "The provisioned product {} is in {}, not {}.",
+                        pp.provisioned_product_id, pp.stack_region_id, req.stack_region_id
+                    ),
                 ));
             }
             let previous = ctx.state.secrets.open(&pp.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default();
-            let change = resolve_on_product(ctx, operation, &pp, &req.product_version_id, req.portfolio_id, &previous, &given, tags).await?;
+            let change =
+                resolve_on_product(ctx, operation, &pp, &req.product_version_id, req.portfolio_id, &previous, &given, tags).await?;
             if operation == OperationType::UpdateProvisionedProduct
                 && change.version_id == pp.product_version_id
                 && same_parameters(&change.parameters, &previous)
@@ -386,7 +405,10 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
         return Err(refuse_status(&plan, "updated"));
     }
     if req.product_id != plan.product_id {
-        return Err(ApiError::invalid_parameter("ProductId", format!("The plan {} is a plan of product {}, not {}.", plan.plan_id, plan.product_id, req.product_id)));
+        return Err(ApiError::invalid_parameter(
+            "ProductId",
+            format!("The plan {} is a plan of product {}, not {}.", plan.plan_id, plan.product_id, req.product_id),
+        ));
     }
     let operation = operation_of(&plan.operation_type)?;
     let previous = ctx.state.secrets.open(&plan.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default();
@@ -429,7 +451,9 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
 
 pub(super) async fn delete(ctx: &Ctx<'_>, req: PlanIdRequest) -> Result<Value, ApiError> {
     let plan = owned_plan(ctx, &req.plan_id).await?;
-    if !allows(plan.status, PlanOperation::Delete, plan.approval_config.is_some()) || !ctx.store().delete_plan(&plan.plan_id, plan.status).await? {
+    if !allows(plan.status, PlanOperation::Delete, plan.approval_config.is_some())
+        || !ctx.store().delete_plan(&plan.plan_id, plan.status).await?
+    {
         return Err(refuse_status(&plan, "deleted"));
     }
     Ok(json!({}))
@@ -480,7 +504,9 @@ pub(super) async fn approve(ctx: &Ctx<'_>, req: ApproveRequest) -> Result<Value,
     let (action, to) = match req.approval_action.as_str() {
         "Approve" => ("Approve", PlanStatus::ApplicationApproved),
         "Reject" => ("Reject", PlanStatus::ApplicationRejected),
-        other => return Err(ApiError::invalid_parameter("ApprovalAction", format!("The ApprovalAction {other:?} is not Approve or Reject."))),
+        other => {
+            return Err(ApiError::invalid_parameter("ApprovalAction", format!("The ApprovalAction {other:?} is not Approve or Reject.")))
+        }
     };
     let record = record_by(ctx.principal, action, req.comment.unwrap_or_default());
     if !allows(plan.status, PlanOperation::Decide, true) || !ctx.store().transition_plan(&plan.plan_id, plan.status, to, &record).await? {
@@ -702,7 +728,9 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         ..PlanQuery::default()
     };
     for status in filter_values(&req.filters, "ProvisionedProductPlanStatus") {
-        let status = status.parse().map_err(|e: String| ApiError::invalid_parameter("Filters", format!("The filter ProvisionedProductPlanStatus has an {e}.")))?;
+        let status = status
+            .parse()
+            .map_err(|e: String| ApiError::invalid_parameter("Filters", format!("The filter ProvisionedProductPlanStatus has an {e}.")))?;
         query.statuses.push(status);
     }
     // ApprovalFilter, when given, decides; AccessLevelFilter (User by default) otherwise.
@@ -719,7 +747,9 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
             admin_only(ctx, ACTION, "ApprovalFilter=AccountRequests")?;
             query.needs_approval = true;
         }
-        Some(other) => return Err(ApiError::invalid_parameter("ApprovalFilter", format!("The ApprovalFilter {other:?} is not supported."))),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter("ApprovalFilter", format!("The ApprovalFilter {other:?} is not supported.")))
+        }
         None => match req.access_level_filter.as_deref().unwrap_or("User") {
             "User" => query.owner_principal_id = Some(ctx.principal.principal_id.clone()),
             "Account" => admin_only(ctx, ACTION, "AccessLevelFilter=Account")?,
@@ -733,7 +763,8 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
     }
     let owner_uids = filter_values(&req.filters, "ProvisionedProductPlanOwnerUid");
     let approver_keys = filter_values(&req.filters, "ProvisionedProductPlanApprover");
-    let approver_names: Vec<String> = filter_values(&req.filters, "ProvisionedProductPlanApproverName").iter().map(|n| n.to_lowercase()).collect();
+    let approver_names: Vec<String> =
+        filter_values(&req.filters, "ProvisionedProductPlanApproverName").iter().map(|n| n.to_lowercase()).collect();
     let mut matched = Vec::new();
     if owner_uids.iter().all(|uid| *uid == ctx.state.config.account_id) {
         for plan in ctx.store().list_plans(&query, req.paging.order()).await? {
@@ -751,7 +782,9 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
                 Some(approval) => assigned_approvers(ctx, approval).await?,
                 None => Vec::new(),
             };
-            let key = |a: &Value| format!("{}:{}", a["PrincipalType"].as_str().unwrap_or_default(), a["PrincipalName"].as_str().unwrap_or_default());
+            let key = |a: &Value| {
+                format!("{}:{}", a["PrincipalType"].as_str().unwrap_or_default(), a["PrincipalName"].as_str().unwrap_or_default())
+            };
             if !approver_keys.is_empty() && !approvers.iter().any(|a| approver_keys.contains(&key(a))) {
                 continue;
             }
@@ -779,9 +812,16 @@ pub(super) async fn list_approvers(ctx: &Ctx<'_>, req: ApproversRequest) -> Resu
     let mut query = PlanQuery { needs_approval: true, ..PlanQuery::default() };
     match (req.approval_filter.as_deref(), req.access_level_filter.as_deref().unwrap_or("User")) {
         (Some("AccountRequests"), _) | (None, "Account") => admin_only(ctx, ACTION, "Listing the approvers of every plan")?,
-        (Some(other), _) => return Err(ApiError::invalid_parameter("ApprovalFilter", format!("The ApprovalFilter {other:?} is not supported."))),
+        (Some(other), _) => {
+            return Err(ApiError::invalid_parameter("ApprovalFilter", format!("The ApprovalFilter {other:?} is not supported.")))
+        }
         (None, "User") => query.owner_principal_id = Some(ctx.principal.principal_id.clone()),
-        (None, other) => return Err(ApiError::invalid_parameter("AccessLevelFilter", format!("The AccessLevelFilter {other:?} is not supported; use User or Account."))),
+        (None, other) => {
+            return Err(ApiError::invalid_parameter(
+                "AccessLevelFilter",
+                format!("The AccessLevelFilter {other:?} is not supported; use User or Account."),
+            ))
+        }
     }
     let wanted: Vec<String> = filter_values(&req.filters, "ProvisionedProductPlanApproverName").iter().map(|n| n.to_lowercase()).collect();
     let mut approvers: Vec<Value> = Vec::new();
@@ -806,7 +846,11 @@ mod tests {
         assert_eq!(operation_of("TerminateProvisionedProduct").unwrap(), OperationType::TerminateProvisionedProduct);
         assert_eq!(operation_of("Launch").unwrap_err().code(), "InvalidParameter.OperationType");
         let f = |k: &str, v: &str| Filter { key: Some(k.into()), value: Some(v.into()) };
-        let filters = [f("ProvisionedProductPlanStatus", "Canceled, PreviewSuccess"), f("Other", "x"), f("ProvisionedProductPlanStatus", "ExecuteSuccess")];
+        let filters = [
+            f("ProvisionedProductPlanStatus", "Canceled, PreviewSuccess"),
+            f("Other", "x"),
+            f("ProvisionedProductPlanStatus", "ExecuteSuccess"),
+        ];
         assert_eq!(filter_values(&filters, "ProvisionedProductPlanStatus"), ["Canceled", "PreviewSuccess", "ExecuteSuccess"]);
         assert_eq!(tags_from_json(&tags_json(&[("a".into(), "1".into())])), [("a".to_string(), "1".to_string())]);
     }

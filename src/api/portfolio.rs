@@ -73,17 +73,14 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
 }
 
 pub(super) async fn get(ctx: &Ctx<'_>, req: IdRequest) -> Result<Value, ApiError> {
-    let portfolio =
-        ctx.store().portfolio(&req.portfolio_id).await?.ok_or_else(|| ApiError::not_found("Portfolio", &req.portfolio_id))?;
+    let portfolio = ctx.store().portfolio(&req.portfolio_id).await?.ok_or_else(|| ApiError::not_found("Portfolio", &req.portfolio_id))?;
     let tag_options = super::tag_option::of_resource(ctx, &portfolio.portfolio_id).await?;
     Ok(json!({ "PortfolioDetail": detail(ctx, &portfolio), "TagOptions": tag_options }))
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
-    let found = ctx
-        .store()
-        .update_portfolio(&req.portfolio_id, &req.portfolio_name, &req.provider_name, req.description.as_deref())
-        .await?;
+    let found =
+        ctx.store().update_portfolio(&req.portfolio_id, &req.portfolio_name, &req.provider_name, req.description.as_deref()).await?;
     if !found {
         return Err(ApiError::not_found("Portfolio", &req.portfolio_id));
     }

@@ -44,10 +44,7 @@ impl GrantRequest {
             }
             (None, None) => return Err(ApiError::missing_parameter("PrincipalId")),
             (Some(_), Some(_)) => {
-                return Err(ApiError::invalid_parameter(
-                    "PrincipalPattern",
-                    "Specify either PrincipalId or PrincipalPattern, not both.",
-                ))
+                return Err(ApiError::invalid_parameter("PrincipalPattern", "Specify either PrincipalId or PrincipalPattern, not both."))
             }
         };
         Ok(Grant { principal_type: self.principal_type.clone(), principal_key: key, is_pattern })

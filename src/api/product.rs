@@ -253,8 +253,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
         const PREFIX: &str = "ProductVersionParameters.";
         let name = p.product_version_name.ok_or_else(|| ApiError::missing_parameter(&format!("{PREFIX}ProductVersionName")))?;
         let url = p.template_url.ok_or_else(|| ApiError::missing_parameter(&format!("{PREFIX}TemplateUrl")))?;
-        let version =
-            new_version(ctx, PREFIX, &product.product_id, name, &template_type, url, p.description, p.guidance, p.active).await?;
+        let version = new_version(ctx, PREFIX, &product.product_id, name, &template_type, url, p.description, p.guidance, p.active).await?;
         versions.push(version);
     }
     ctx.store().insert_product(&product, &versions).await?;
@@ -278,10 +277,7 @@ pub(super) async fn get_as_admin(ctx: &Ctx<'_>, req: ProductIdRequest) -> Result
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
-    let found = ctx
-        .store()
-        .update_product(&req.product_id, &req.product_name, &req.provider_name, req.description.as_deref())
-        .await?;
+    let found = ctx.store().update_product(&req.product_id, &req.product_name, &req.provider_name, req.description.as_deref()).await?;
     if !found {
         return Err(ApiError::not_found("Product", &req.product_id));
     }
@@ -292,10 +288,9 @@ pub(super) async fn delete(ctx: &Ctx<'_>, req: ProductIdRequest) -> Result<Value
     match ctx.store().delete_product(&req.product_id).await? {
         Deletion::Deleted => Ok(json!({})),
         Deletion::NotFound => Err(ApiError::not_found("Product", &req.product_id)),
-        Deletion::InUse(used) | Deletion::LastVersion(used) => Err(ApiError::invalid_status(
-            "Product",
-            format!("The product {} cannot be deleted: {used}.", req.product_id),
-        )),
+        Deletion::InUse(used) | Deletion::LastVersion(used) => {
+            Err(ApiError::invalid_status("Product", format!("The product {} cannot be deleted: {used}.", req.product_id)))
+        }
     }
 }
 
@@ -315,7 +310,10 @@ pub(super) async fn list_as_admin(ctx: &Ctx<'_>, req: ListRequest) -> Result<Val
         ctx.store().list_products(&query, req.paging.order(), req.paging.page()).await?
     };
     let mut out = req.paging.response(total);
-    out.insert("ProductDetails".into(), serde_json::to_value(products.iter().map(|p| detail(ctx, p)).collect::<Vec<_>>()).map_err(ApiError::internal)?);
+    out.insert(
+        "ProductDetails".into(),
+        serde_json::to_value(products.iter().map(|p| detail(ctx, p)).collect::<Vec<_>>()).map_err(ApiError::internal)?,
+    );
     Ok(Value::Object(out))
 }
 
@@ -387,8 +385,7 @@ pub(super) async fn create_version(ctx: &Ctx<'_>, req: CreateVersionRequest) -> 
 }
 
 pub(super) async fn update_version(ctx: &Ctx<'_>, req: UpdateVersionRequest) -> Result<Value, ApiError> {
-    let update =
-        VersionUpdate { name: req.product_version_name, description: req.description, guidance: req.guidance, active: req.active };
+    let update = VersionUpdate { name: req.product_version_name, description: req.description, guidance: req.guidance, active: req.active };
     if !ctx.store().update_product_version(&req.product_version_id, &update).await? {
         return Err(ApiError::not_found("ProductVersion", &req.product_version_id));
     }

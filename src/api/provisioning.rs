@@ -145,7 +145,10 @@ pub(super) fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
 
 pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, ApiError> {
     if req.provisioned_product_name.chars().count() > 128 {
-        return Err(ApiError::invalid_parameter("ProvisionedProductName", "The parameter ProvisionedProductName must be at most 128 characters long."));
+        return Err(ApiError::invalid_parameter(
+            "ProvisionedProductName",
+            "The parameter ProvisionedProductName must be at most 128 characters long.",
+        ));
     }
     let change = provisioning::resolve(
         ctx.store(),
@@ -200,7 +203,11 @@ pub(super) async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedPro
 pub(super) fn refuse_under_change(pp: &ProvisionedProduct) -> ApiError {
     ApiError::invalid_status(
         "ProvisionedProduct",
-        format!("The provisioned product {} is UnderChange: wait for its task {} to finish.", pp.provisioned_product_id, pp.last_task_id.as_deref().unwrap_or("-")),
+        format!(
+            "The provisioned product {} is UnderChange: wait for its task {} to finish.",
+            pp.provisioned_product_id,
+            pp.last_task_id.as_deref().unwrap_or("-")
+        ),
     )
 }
 
@@ -212,7 +219,10 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
     if req.product_id != pp.product_id {
         return Err(ApiError::invalid_parameter(
             "ProductId",
-            format!("The provisioned product {} was launched from product {}, not {}.", pp.provisioned_product_id, pp.product_id, req.product_id),
+            format!(
+                "The provisioned product {} was launched from product {}, not {}.",
+                pp.provisioned_product_id, pp.product_id, req.product_id
+            ),
         ));
     }
     let version = crate::catalog::version::launchable_version(ctx.store(), &req.product_id, &req.product_version_id).await?;
@@ -247,7 +257,15 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
         },
     )
     .await?;
-    let task = new_task(ctx, "UpdateProvisionedProduct", &pp.provisioned_product_id, &pp.provisioned_product_name, &pp.stack_region_id, &change, &pp.product_name);
+    let task = new_task(
+        ctx,
+        "UpdateProvisionedProduct",
+        &pp.provisioned_product_id,
+        &pp.provisioned_product_name,
+        &pp.stack_region_id,
+        &change,
+        &pp.product_name,
+    );
     if !ctx.store().start_change(&task).await? {
         return Err(refuse_under_change(&pp));
     }
@@ -260,7 +278,10 @@ pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -
     if pp.status == UNDER_CHANGE {
         return Err(refuse_under_change(&pp));
     }
-    if provisioning::approval_for(ctx.store(), &pp.portfolio_id, &pp.product_id, OperationType::TerminateProvisionedProduct).await?.is_some() {
+    if provisioning::approval_for(ctx.store(), &pp.portfolio_id, &pp.product_id, OperationType::TerminateProvisionedProduct)
+        .await?
+        .is_some()
+    {
         return Err(provisioning::approval_required(OperationType::TerminateProvisionedProduct).into());
     }
     let now = now_ms();
@@ -497,7 +518,10 @@ pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<V
     }
     let (tasks, total) = ctx.store().list_tasks(&req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
     let mut out: Map<String, Value> = req.paging.response(total);
-    out.insert("TaskDetails".into(), serde_json::to_value(tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>()).map_err(ApiError::internal)?);
+    out.insert(
+        "TaskDetails".into(),
+        serde_json::to_value(tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>()).map_err(ApiError::internal)?,
+    );
     Ok(Value::Object(out))
 }
 
@@ -512,7 +536,11 @@ pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<V
         let chunks = ctx.store().task_logs(&task.task_id, after, 1000).await?;
         if !chunks.is_empty() || finished || tokio::time::Instant::now() >= deadline {
             let next = chunks.last().map_or(after, |c| c.seq);
-            let status = if finished { ctx.store().task(&task.task_id).await?.map_or(task.status.clone(), |t| t.status) } else { IN_PROGRESS.to_string() };
+            let status = if finished {
+                ctx.store().task(&task.task_id).await?.map_or(task.status.clone(), |t| t.status)
+            } else {
+                IN_PROGRESS.to_string()
+            };
             return Ok(json!({
                 "TaskId": task.task_id,
                 "Status": status,

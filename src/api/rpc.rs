@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 
 use super::action::Action;
 use super::error::ApiError;
+use super::trail as audit;
 use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::auth::{Scheme, SignedRequest};
-use super::trail as audit;
 use crate::protocol::params::{Params, RequestParams};
 use crate::store::principal::Principal;
 
@@ -51,7 +51,13 @@ pub fn router(state: SharedState, pages: Pages) -> Router {
         .route("/metrics", get(super::metrics::scrape))
         .with_state(state)
         .merge(page_routes)
-        .fallback(move |uri: axum::http::Uri| async move { if uri.path().starts_with(at) { not_found() } else { unknown_path(&uri) } })
+        .fallback(move |uri: axum::http::Uri| async move {
+            if uri.path().starts_with(at) {
+                not_found()
+            } else {
+                unknown_path(&uri)
+            }
+        })
         .layer(axum::middleware::map_response(json_errors))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
 }
@@ -74,11 +80,15 @@ fn unknown_path(uri: &axum::http::Uri) -> Response {
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let typed = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if !(status.is_client_error() || status.is_server_error()) || typed.is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html")) {
+    if !(status.is_client_error() || status.is_server_error())
+        || typed.is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"))
+    {
         return response;
     }
     let (code, message) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowed", "The method is not allowed here: the API takes its calls by GET or POST on /."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("MethodNotAllowed", "The method is not allowed here: the API takes its calls by GET or POST on /.")
+        }
         StatusCode::PAYLOAD_TOO_LARGE => ("RequestBodyTooLarge", "The request body is too large."),
         StatusCode::REQUEST_TIMEOUT => ("RequestTimeout", "The request did not arrive in time."),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UnsupportedMediaType", "The request's Content-Type is not one this path takes."),
@@ -207,12 +217,14 @@ async fn call(
             )
         })?
         .map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestBodyTooLarge", format!("The request body exceeds {} bytes.", limits.max_body_bytes))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestBodyTooLarge",
+                format!("The request body exceeds {} bytes.", limits.max_body_bytes),
+            )
         })?;
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let params = RequestParams::decode(query, is_form.then_some(&body[..])).map_err(|raw| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -309,7 +321,10 @@ mod tests {
     #[tokio::test]
     async fn bodiless_errors_get_the_envelope_and_pages_stay_as_they_are() {
         let bare = json_errors(StatusCode::METHOD_NOT_ALLOWED.into_response()).await;
-        assert_eq!((bare.status(), &bare.headers()[header::CONTENT_TYPE]), (StatusCode::METHOD_NOT_ALLOWED, &HeaderValue::from_static("application/json")));
+        assert_eq!(
+            (bare.status(), &bare.headers()[header::CONTENT_TYPE]),
+            (StatusCode::METHOD_NOT_ALLOWED, &HeaderValue::from_static("application/json"))
+        );
         let body = to_bytes(bare.into_body(), 4096).await.unwrap();
         assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["Code"], "MethodNotAllowed");
         let page = json_errors((StatusCode::NOT_FOUND, axum::response::Html("<p>no</p>")).into_response()).await;

@@ -228,9 +228,9 @@ fn decode_flat_array(spec: &ParamSpec, params: &Params) -> Result<Option<Value>,
     let item = spec.items.as_ref();
     let values: Vec<Value> = if item.is_some_and(|i| i.kind == "object") {
         let fields = &item.expect("checked").fields;
-        let items = params.object_array(&spec.name).map_err(|key| {
-            ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index."))
-        })?;
+        let items = params
+            .object_array(&spec.name)
+            .map_err(|key| ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index.")))?;
         items
             .iter()
             .enumerate()
@@ -250,9 +250,9 @@ fn decode_flat_array(spec: &ParamSpec, params: &Params) -> Result<Option<Value>,
             })
             .collect::<Result<_, ApiError>>()?
     } else {
-        let items = params.scalar_array(&spec.name).map_err(|key| {
-            ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index."))
-        })?;
+        let items = params
+            .scalar_array(&spec.name)
+            .map_err(|key| ApiError::invalid_parameter(&spec.name, format!("The parameter {key} does not have a valid 1-based index.")))?;
         items.into_iter().map(Value::String).collect()
     };
     check_items(spec, values.len())?;
@@ -332,11 +332,9 @@ fn control_problem(name: &str, text: &str) -> Result<(), String> {
         c => (label || free_text) && c.is_control(),
     };
     match text.char_indices().find(|(_, c)| refused(*c)) {
-        Some((at, c)) => Err(format!(
-            "must not contain the control character U+{:04X} (at character {})",
-            c as u32,
-            text[..at].chars().count() + 1
-        )),
+        Some((at, c)) => {
+            Err(format!("must not contain the control character U+{:04X} (at character {})", c as u32, text[..at].chars().count() + 1))
+        }
         None => Ok(()),
     }
 }
@@ -407,7 +405,10 @@ mod tests {
         assert_eq!(e.code(), "InvalidParameter.PortfolioName");
         assert!(e.message().contains("U+0000 (at character 2)"), "{}", e.message());
         assert_eq!(bad("CreatePortfolio", &[("PortfolioName", "a\nb"), ("ProviderName", "p")]).code(), "InvalidParameter.PortfolioName");
-        assert_eq!(bad("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p\u{1b}[31m")]).code(), "InvalidParameter.ProviderName");
+        assert_eq!(
+            bad("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p\u{1b}[31m")]).code(),
+            "InvalidParameter.ProviderName"
+        );
         let e = bad("CreatePortfolio", &[("PortfolioName", "n"), ("ProviderName", "p"), ("Description", "x\u{7f}")]);
         assert_eq!(e.code(), "InvalidParameter.Description");
         assert_eq!(bad("CreateTagOption", &[("Key", "k\u{85}"), ("Value", "v")]).code(), "InvalidParameter.Key");
@@ -458,8 +459,7 @@ mod tests {
         .unwrap();
         assert_eq!(out["Tags"][0]["Key"], "env");
         assert_eq!(out["Parameters"][0], serde_json::json!({"ParameterKey": "k"}));
-        let filters: Vec<(String, String)> =
-            (1..=6).map(|i| (format!("Filters.{i}.Key"), "PortfolioName".to_string())).collect();
+        let filters: Vec<(String, String)> = (1..=6).map(|i| (format!("Filters.{i}.Key"), "PortfolioName".to_string())).collect();
         let pairs: Vec<(&str, &str)> = filters.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(decode_action("ListPortfolios", &pairs).unwrap_err().code(), "InvalidParameter.Filters");
         let err = decode_action("ListPortfolios", &[("Filters.1.Key", "Bogus")]).unwrap_err();

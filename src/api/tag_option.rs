@@ -161,7 +161,10 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
 /// The kind of `resource_id` (by prefix), checked to exist.
 async fn resource_kind(ctx: &Ctx<'_>, resource_id: &str) -> Result<TaggedResource, ApiError> {
     let kind = TaggedResource::of_id(resource_id).ok_or_else(|| {
-        ApiError::invalid_parameter("ResourceId", format!("The parameter ResourceId {resource_id:?} names neither a product (prod-…) nor a portfolio (port-…)."))
+        ApiError::invalid_parameter(
+            "ResourceId",
+            format!("The parameter ResourceId {resource_id:?} names neither a product (prod-…) nor a portfolio (port-…)."),
+        )
     })?;
     let exists = match kind {
         TaggedResource::Product => ctx.store().product(resource_id).await?.is_some(),

@@ -58,10 +58,8 @@ pub(super) async fn get(ctx: &Ctx<'_>, req: GetRequest) -> Result<Value, ApiErro
 /// the caller used (`TemplateUrl` or `ProductVersionParameters.TemplateUrl`).
 pub(super) async fn resolve_url(ctx: &Ctx<'_>, parameter: &str, url: &str, template_type: &str) -> Result<StoredTemplate, ApiError> {
     let prefix = url_prefix(ctx);
-    let id = url
-        .strip_prefix(&prefix)
-        .and_then(|rest| rest.strip_suffix(URL_SUFFIX))
-        .filter(|id| id.starts_with("tpl-") && !id.contains('/'));
+    let id =
+        url.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(URL_SUFFIX)).filter(|id| id.starts_with("tpl-") && !id.contains('/'));
     let stored = match id {
         Some(id) => ctx.store().template(id).await?,
         None => None,

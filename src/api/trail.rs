@@ -48,7 +48,14 @@ pub fn is_change(action: Action) -> bool {
 }
 
 /// Records the outcome of a change; a failure to record is logged, never answered.
-pub async fn record(store: &Store, request_id: &str, action: Action, principal: &Principal, params: &Params, result: &Result<Answer, ApiError>) {
+pub async fn record(
+    store: &Store,
+    request_id: &str,
+    action: Action,
+    principal: &Principal,
+    params: &Params,
+    result: &Result<Answer, ApiError>,
+) {
     let response = result.as_ref().ok().and_then(Answer::as_value);
     let sensitive = sensitive_names(store, params, response).await;
     let (http_status, result_code) = match result {
@@ -105,19 +112,20 @@ pub fn masked(params: &Params, sensitive: Option<&[String]>) -> Value {
     for (name, value) in params.iter().filter(|(name, _)| !PROTOCOL_PARAMETERS.contains(name)) {
         // A flattened entry `X.N.ParameterValue` is secret when its `X.N.ParameterKey` is.
         let entry_key = name.strip_suffix(".ParameterValue").and_then(|entry| params.get(&format!("{entry}.ParameterKey")));
-        let masked = if secret_name(name) || entry_key.is_some_and(is_sensitive) || (name.ends_with(".ParameterValue") && entry_key.is_none()) {
-            Value::String(MASK.into())
-        } else if value.starts_with(['[', '{']) {
-            match serde_json::from_str::<Value>(value) {
-                Ok(mut json) => {
-                    mask_json(&mut json, &is_sensitive);
-                    shorten(json.to_string())
+        let masked =
+            if secret_name(name) || entry_key.is_some_and(is_sensitive) || (name.ends_with(".ParameterValue") && entry_key.is_none()) {
+                Value::String(MASK.into())
+            } else if value.starts_with(['[', '{']) {
+                match serde_json::from_str::<Value>(value) {
+                    Ok(mut json) => {
+                        mask_json(&mut json, &is_sensitive);
+                        shorten(json.to_string())
+                    }
+                    Err(_) => shorten(value.to_string()),
                 }
-                Err(_) => shorten(value.to_string()),
-            }
-        } else {
-            shorten(value.to_string())
-        };
+            } else {
+                shorten(value.to_string())
+            };
         out.insert(name.to_string(), masked);
     }
     Value::Object(out)

@@ -121,8 +121,7 @@ impl Authenticator {
             Scheme::V1 => v1_claim(request)?,
             Scheme::Unsigned => {
                 return Err(AuthError::Incomplete(
-                    "The request is not signed: send an ACS3-HMAC-SHA256 Authorization header or V1 signature parameters."
-                        .into(),
+                    "The request is not signed: send an ACS3-HMAC-SHA256 Authorization header or V1 signature parameters.".into(),
                 ))
             }
         };
@@ -133,11 +132,8 @@ impl Authenticator {
             return Err(AuthError::UnknownAccessKey(claim.access_key_id));
         };
         let secret = self.secrets.open(&sealed).ok_or(AuthError::SecretUnreadable)?;
-        let expected = if claim.v1 {
-            signature::v1_sign(&secret, &claim.string_to_sign)
-        } else {
-            signature::v3_sign(&secret, &claim.string_to_sign)
-        };
+        let expected =
+            if claim.v1 { signature::v1_sign(&secret, &claim.string_to_sign) } else { signature::v3_sign(&secret, &claim.string_to_sign) };
         if !expected.matches(&claim.signature) {
             return Err(AuthError::SignatureMismatch(format!(
                 "The request signature does not match. The server's string to sign was: {}",
@@ -183,8 +179,7 @@ fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a
             return Err(AuthError::SignatureMismatch("The x-acs-content-sha256 header does not match the SHA-256 of the body.".into()));
         }
     }
-    let canonical =
-        signature::v3_canonical_request(request.method, &request.params.query, request.headers, &auth.signed_headers, &payload);
+    let canonical = signature::v3_canonical_request(request.method, &request.params.query, request.headers, &auth.signed_headers, &payload);
     Ok(Claim {
         access_key_id: auth.access_key_id,
         timestamp: request.header("x-acs-date").unwrap_or_default(),
@@ -198,7 +193,10 @@ fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a
 fn v1_claim<'a>(request: &'a SignedRequest<'_>) -> Result<Claim<'a>, AuthError> {
     let params = request.params;
     let required = |name: &'static str| {
-        params.get(name).filter(|v| !v.is_empty()).ok_or_else(|| AuthError::Incomplete(format!("The V1 signature parameter {name} is missing.")))
+        params
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| AuthError::Incomplete(format!("The V1 signature parameter {name} is missing.")))
     };
     let method = required("SignatureMethod")?;
     if method != "HMAC-SHA1" {

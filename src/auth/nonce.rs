@@ -80,7 +80,8 @@ impl NonceGuard {
     pub async fn new(store: Store) -> StoreResult<Self> {
         let guard = NonceGuard { store, memory: Mutex::default(), unwritten: Mutex::default() };
         if guard.store.dialect() == Dialect::Sqlite {
-            let mut live: Vec<(i64, MemoryKey)> = guard.store.live_nonces().await?.iter().map(|(key, nonce, expires)| (*expires, memory_key(key, nonce))).collect();
+            let mut live: Vec<(i64, MemoryKey)> =
+                guard.store.live_nonces().await?.iter().map(|(key, nonce, expires)| (*expires, memory_key(key, nonce))).collect();
             for (expires, keys) in guard.store.live_nonce_batches().await? {
                 live.extend(keys.chunks_exact(16).map(|key| (expires, key.try_into().expect("16-byte chunks"))));
             }

@@ -292,10 +292,9 @@ impl TemplateConfig {
     /// Checks the value passed for variable `name`; variables without a rule pass.
     pub fn check(&self, name: &str, value: &str) -> Result<(), String> {
         match self.parameters.get(name) {
-            Some(rule) if !rule.allowed_values.iter().any(|v| v == value) => Err(format!(
-                "The value {value:?} of parameter {name} is not allowed; allowed values: {}.",
-                rule.allowed_values.join(", ")
-            )),
+            Some(rule) if !rule.allowed_values.iter().any(|v| v == value) => {
+                Err(format!("The value {value:?} of parameter {name} is not allowed; allowed values: {}.", rule.allowed_values.join(", ")))
+            }
             _ => Ok(()),
         }
     }
@@ -485,8 +484,9 @@ mod tests {
         assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[]}"#).contains("Approvers"));
         assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"Group","Id":"1"}]}"#).contains("RamUser or RamRole"));
         assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"RamUser"}]}"#).contains("exactly one"));
-        assert!(bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"RamUser","Id":"1","Pattern":"*"}]}"#)
-            .contains("exactly one"));
+        assert!(
+            bad(r#"{"OperationTypes":["LaunchProduct"],"Approvers":[{"Type":"RamUser","Id":"1","Pattern":"*"}]}"#).contains("exactly one")
+        );
     }
 
     #[test]

@@ -147,11 +147,7 @@ impl TemplateError {
 
 /// Checks a body of `template_type` with its `TerraformVariables`; returns the parsed template
 /// of a Terraform body, `None` for a native ROS body (only checked to be a JSON object).
-pub fn validate(
-    template_type: &str,
-    body: &str,
-    variables: &[TerraformVariable],
-) -> Result<Option<ParsedTemplate>, TemplateError> {
+pub fn validate(template_type: &str, body: &str, variables: &[TerraformVariable]) -> Result<Option<ParsedTemplate>, TemplateError> {
     if template_type != TERRAFORM {
         json_object(body)?;
         if !variables.is_empty() {
@@ -196,7 +192,9 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
     let terraform_version = match root.get("Transform") {
         Some(Value::String(t)) => match t.strip_prefix(TRANSFORM_PREFIX).filter(|v| is_major_minor(v)) {
             Some(v) => v.to_string(),
-            None => return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\" (e.g. {TRANSFORM_PREFIX}1.5), not {t:?}.")),
+            None => {
+                return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\" (e.g. {TRANSFORM_PREFIX}1.5), not {t:?}."))
+            }
         },
         other => return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\", not {}.", shown(other))),
     };
@@ -326,11 +324,16 @@ fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateE
                 return Err(invalid(format!("The content of Workspace file {path:?} must be a string.")));
             };
             if content.len() > MAX_FILE_BYTES {
-                return Err(invalid(format!("The template file {path} is {} bytes long; at most {MAX_FILE_BYTES} are allowed per file.", content.len())));
+                return Err(invalid(format!(
+                    "The template file {path} is {} bytes long; at most {MAX_FILE_BYTES} are allowed per file.",
+                    content.len()
+                )));
             }
             total += content.len();
             if total > MAX_WORKSPACE_BYTES {
-                return Err(invalid(format!("The Workspace files hold more than {MAX_WORKSPACE_BYTES} bytes together (the limit was passed at {path}).")));
+                return Err(invalid(format!(
+                    "The Workspace files hold more than {MAX_WORKSPACE_BYTES} bytes together (the limit was passed at {path})."
+                )));
             }
             if let Some(line) = super::nesting::too_deep(&content, MAX_NESTING) {
                 return Err(invalid(format!(
@@ -581,10 +584,11 @@ output "url" {
     #[test]
     fn file_sizes_are_bounded() {
         let file = |bytes: usize| format!("# {}\n", "x".repeat(bytes - 3));
-        assert!(parse(&body(json!({"a.tf": file(MAX_FILE_BYTES)})) ).is_ok());
+        assert!(parse(&body(json!({"a.tf": file(MAX_FILE_BYTES)}))).is_ok());
         let message = invalid(&body(json!({"a.tf": file(MAX_FILE_BYTES + 1)})));
         assert!(message.contains("a.tf is 524289 bytes long; at most 524288"), "{message}");
-        let four = json!({"a.tf": file(MAX_FILE_BYTES), "b.tf": file(MAX_FILE_BYTES), "c.tf": file(MAX_FILE_BYTES), "d.tf": file(MAX_FILE_BYTES)});
+        let four =
+            json!({"a.tf": file(MAX_FILE_BYTES), "b.tf": file(MAX_FILE_BYTES), "c.tf": file(MAX_FILE_BYTES), "d.tf": file(MAX_FILE_BYTES)});
         assert!(parse(&body(four.clone())).is_ok());
         let mut five = four;
         five["e.tf"] = json!("x = 1");

@@ -2,9 +2,9 @@
 //! derived. Launch, update and plan validation call [`launchable_version`]; the workers can call
 //! [`version_template`] to rebuild a workspace.
 
+use super::error::DomainError;
 use super::parameters::{self, ParameterConstraint};
 use super::template::{self, ParsedTemplate};
-use super::error::DomainError;
 use crate::store::product::ProductVersion;
 use crate::store::Store;
 
@@ -24,7 +24,10 @@ pub const REFUSED_KIND: &str = "ProductVersion";
 
 /// The parsed template of a version and its parameters; `None` for a native ROS template.
 /// A stored template the checks now refuse is `409 InvalidStatus.ProductVersion` with the reason.
-pub async fn version_template(store: &Store, version: &ProductVersion) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, DomainError> {
+pub async fn version_template(
+    store: &Store,
+    version: &ProductVersion,
+) -> Result<Option<(ParsedTemplate, Vec<ParameterConstraint>)>, DomainError> {
     if version.template_type != template::TERRAFORM {
         return Ok(None);
     }
@@ -39,7 +42,10 @@ pub async fn version_template(store: &Store, version: &ProductVersion) -> Result
         template::TemplateError::Internal(_) => DomainError::from(e),
         e => DomainError::invalid_status(
             REFUSED_KIND,
-            format!("The template of product version {} cannot be provisioned: {e} Publish a corrected template as a new version.", version.product_version_id),
+            format!(
+                "The template of product version {} cannot be provisioned: {e} Publish a corrected template as a new version.",
+                version.product_version_id
+            ),
         ),
     })?;
     let parameters = parameters::derive(&parsed, &stored.terraform_variables);

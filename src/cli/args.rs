@@ -37,7 +37,8 @@ pub const CLIENT_OPTIONS: [&str; 5] = ["--profile", "--endpoint", "--output", "-
 pub fn parse(words: &[String]) -> Result<CallArgs, Failure> {
     let (name, rest) = words.split_first().ok_or_else(|| Failure::Usage("no action given".into()))?;
     let action = lookup(name)?;
-    let mut call = CallArgs { action, params: Vec::new(), connection: Connection::default(), output: Output::Json, pager: false, help: false };
+    let mut call =
+        CallArgs { action, params: Vec::new(), connection: Connection::default(), output: Output::Json, pager: false, help: false };
     let mut words = rest.iter();
     while let Some(word) = words.next() {
         let Some(option) = word.strip_prefix("--") else {
@@ -81,7 +82,8 @@ fn lookup(name: &str) -> Result<&'static ActionSpec, Failure> {
     }
     let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
     let close = close_names(name, &names);
-    let hint = if close.is_empty() { "`servicecatalog actions` lists them".to_string() } else { format!("did you mean {}?", close.join(", ")) };
+    let hint =
+        if close.is_empty() { "`servicecatalog actions` lists them".to_string() } else { format!("did you mean {}?", close.join(", ")) };
     Err(Failure::Usage(format!("unknown action or command {name:?}: {hint}")))
 }
 
@@ -298,12 +300,22 @@ mod tests {
 
     #[test]
     fn flattened_arrays_are_taken_as_typed_or_from_json() {
-        let typed = params(&["LaunchProduct", "--Parameters.1.ParameterKey", "k", "--Parameters.1.ParameterValue", "v", "--Tags.1.Key", "env"]);
+        let typed =
+            params(&["LaunchProduct", "--Parameters.1.ParameterKey", "k", "--Parameters.1.ParameterValue", "v", "--Tags.1.Key", "env"]);
         assert_eq!(typed, pairs(&[("Parameters.1.ParameterKey", "k"), ("Parameters.1.ParameterValue", "v"), ("Tags.1.Key", "env")]));
-        let json = params(&["LaunchProduct", "--Parameters", r#"[{"ParameterKey":"k","ParameterValue":"v"},{"ParameterKey":"n","ParameterValue":3}]"#]);
+        let json = params(&[
+            "LaunchProduct",
+            "--Parameters",
+            r#"[{"ParameterKey":"k","ParameterValue":"v"},{"ParameterKey":"n","ParameterValue":3}]"#,
+        ]);
         assert_eq!(
             json,
-            pairs(&[("Parameters.1.ParameterKey", "k"), ("Parameters.1.ParameterValue", "v"), ("Parameters.2.ParameterKey", "n"), ("Parameters.2.ParameterValue", "3")])
+            pairs(&[
+                ("Parameters.1.ParameterKey", "k"),
+                ("Parameters.1.ParameterValue", "v"),
+                ("Parameters.2.ParameterKey", "n"),
+                ("Parameters.2.ParameterValue", "3")
+            ])
         );
         assert!(usage(&["LaunchProduct", "--Parameters", "k=v"]).contains("JSON array"));
         assert!(usage(&["LaunchProduct", "--Parameters", r#"[{"Bogus":"x"}]"#]).contains("no field Bogus"));
@@ -321,7 +333,8 @@ mod tests {
 
     #[test]
     fn client_options_are_not_parameters() {
-        let call = parse(&words(&["ListPortfolios", "--profile", "p", "--endpoint=h:1", "--output", "cols=PortfolioId", "--pager"])).unwrap();
+        let call =
+            parse(&words(&["ListPortfolios", "--profile", "p", "--endpoint=h:1", "--output", "cols=PortfolioId", "--pager"])).unwrap();
         assert!(call.params.is_empty() && call.pager);
         assert_eq!((call.connection.profile.as_deref(), call.connection.endpoint.as_deref()), (Some("p"), Some("h:1")));
         assert!(matches!(call.output, Output::Columns(ref c) if c == &["PortfolioId"]));

@@ -50,7 +50,9 @@ pub fn base_url(endpoint: &str) -> Result<String, Failure> {
                 "the endpoint {endpoint:?} uses HTTPS, which this client does not speak: use the server's plain-HTTP address (host:port)"
             )))
         }
-        Some((scheme, _)) => return Err(Failure::Usage(format!("the endpoint {endpoint:?} has an unknown scheme {scheme:?}; use host:port"))),
+        Some((scheme, _)) => {
+            return Err(Failure::Usage(format!("the endpoint {endpoint:?} has an unknown scheme {scheme:?}; use host:port")))
+        }
     };
     if host.is_empty() || host.contains(['/', '?', '#', ' ', '@']) {
         return Err(Failure::Usage(format!("the endpoint {endpoint:?} is not of the form host:port or http://host:port")));
@@ -107,16 +109,22 @@ impl Client {
 }
 
 /// Shapes and signs one call (pure, for tests): the SDK's header set, sorted parameters.
-fn sign(action: &ActionSpec, params: &[(String, String)], host: &str, access_key_id: &str, secret: &str, date: &str, nonce: &str) -> SignedRequest {
+fn sign(
+    action: &ActionSpec,
+    params: &[(String, String)],
+    host: &str,
+    access_key_id: &str,
+    secret: &str,
+    date: &str,
+    nonce: &str,
+) -> SignedRequest {
     let mut params = params.to_vec();
     params.sort();
     let get = action.http_method.eq_ignore_ascii_case("GET");
-    let encode = |pairs: &[(String, String)]| pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&");
-    let (query_pairs, body) = if get || params.is_empty() {
-        (params, None)
-    } else {
-        (Vec::new(), Some(encode(&params).into_bytes()))
+    let encode = |pairs: &[(String, String)]| {
+        pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&")
     };
+    let (query_pairs, body) = if get || params.is_empty() { (params, None) } else { (Vec::new(), Some(encode(&params).into_bytes())) };
     let payload_hash = hashed_payload(body.as_deref().unwrap_or_default());
     let mut headers: Vec<(String, String)> = vec![
         ("accept".into(), "application/json".into()),
@@ -187,7 +195,8 @@ mod tests {
     /// Re-verifies a signed request the way the server does, from the wire form.
     fn verifies(request: &SignedRequest, secret: &str) -> bool {
         let header = |name: &str| request.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let params = RequestParams::decode(Some(&request.query).filter(|q| !q.is_empty()).map(String::as_str), request.body.as_deref()).unwrap();
+        let params =
+            RequestParams::decode(Some(&request.query).filter(|q| !q.is_empty()).map(String::as_str), request.body.as_deref()).unwrap();
         let auth = parse_v3_authorization(header("authorization").unwrap()).unwrap();
         let payload = hashed_payload(request.body.as_deref().unwrap_or_default());
         assert_eq!(header("x-acs-content-sha256"), Some(payload.as_str()));
@@ -198,21 +207,36 @@ mod tests {
     #[test]
     fn post_parameters_travel_in_a_signed_form_body() {
         let action = &spec::actions()["LaunchProduct"];
-        let params = pairs(&[("ProvisionedProductName", "my instance"), ("Parameters.1.ParameterKey", "Note"), ("Parameters.1.ParameterValue", "a+b&c=d/é~*")]);
+        let params = pairs(&[
+            ("ProvisionedProductName", "my instance"),
+            ("Parameters.1.ParameterKey", "Note"),
+            ("Parameters.1.ParameterValue", "a+b&c=d/é~*"),
+        ]);
         let request = sign(action, &params, "127.0.0.1:8080", "LTAIid", "s3cret", "2026-11-29T09:26:19Z", "00ff");
         assert_eq!(request.method, "POST");
         assert!(request.query.is_empty());
         let body = String::from_utf8(request.body.clone().unwrap()).unwrap();
         assert!(body.starts_with("Parameters.1.ParameterKey=Note&Parameters.1.ParameterValue=a%2Bb%26c%3Dd%2F%C3%A9~%2A&"), "{body}");
         let auth = &request.headers.last().unwrap().1;
-        assert!(auth.starts_with("ACS3-HMAC-SHA256 Credential=LTAIid,SignedHeaders=accept;content-type;host;user-agent;x-acs-action;"), "{auth}");
+        assert!(
+            auth.starts_with("ACS3-HMAC-SHA256 Credential=LTAIid,SignedHeaders=accept;content-type;host;user-agent;x-acs-action;"),
+            "{auth}"
+        );
         assert!(verifies(&request, "s3cret"));
         assert!(!verifies(&request, "other"));
     }
 
     #[test]
     fn get_parameters_travel_in_the_query_and_empty_calls_have_no_body() {
-        let request = sign(&spec::actions()["ListTagOptions"], &pairs(&[("PageSize", "20"), ("Filters", r#"{"Key":"a b"}"#)]), "h:1", "id", "k", "2026-11-29T09:26:19Z", "01");
+        let request = sign(
+            &spec::actions()["ListTagOptions"],
+            &pairs(&[("PageSize", "20"), ("Filters", r#"{"Key":"a b"}"#)]),
+            "h:1",
+            "id",
+            "k",
+            "2026-11-29T09:26:19Z",
+            "01",
+        );
         assert_eq!(request.method, "GET");
         assert_eq!(request.query, "Filters=%7B%22Key%22%3A%22a%20b%22%7D&PageSize=20");
         assert!(request.body.is_none() && verifies(&request, "k"));

@@ -79,12 +79,17 @@ impl Connection {
         let named = self.profile.clone().or_else(|| env("SERVICECATALOG_PROFILE"));
         let profile = match &named {
             Some(name) => file.profiles.get(name).cloned().ok_or_else(|| {
-                Failure::Usage(format!("there is no profile {name:?} in {}; create it with `servicecatalog configure --profile {name} …`", path.display()))
+                Failure::Usage(format!(
+                    "there is no profile {name:?} in {}; create it with `servicecatalog configure --profile {name} …`",
+                    path.display()
+                ))
             })?,
             None => file.profiles.get(file.current.as_deref().unwrap_or(DEFAULT_PROFILE)).cloned().unwrap_or_default(),
         };
         let missing = |what: &str, option: &str, variable: &str| {
-            Failure::Usage(format!("no {what} is configured: run `servicecatalog configure {option} …` (or `configure import-root`), or set {variable}"))
+            Failure::Usage(format!(
+                "no {what} is configured: run `servicecatalog configure {option} …` (or `configure import-root`), or set {variable}"
+            ))
         };
         Ok(Resolved {
             endpoint: self
@@ -116,7 +121,9 @@ pub fn path() -> Result<PathBuf, Failure> {
 
 fn load(path: &Path) -> Result<ConfigFile, Failure> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Failure::Usage(format!("{} is not a valid configuration file: {e}", path.display()))),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| Failure::Usage(format!("{} is not a valid configuration file: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
         Err(e) => Err(Failure::Usage(format!("cannot read {}: {e}", path.display()))),
     }
@@ -182,11 +189,16 @@ pub fn import_root(path: &Path, data_dir: &Path, endpoint: Option<String>, profi
             source.display()
         ))
     })?;
-    let root: RootCredentials = serde_json::from_slice(&bytes).map_err(|e| Failure::Usage(format!("{} is not valid: {e}", source.display())))?;
+    let root: RootCredentials =
+        serde_json::from_slice(&bytes).map_err(|e| Failure::Usage(format!("{} is not valid: {e}", source.display())))?;
     let name = profile.unwrap_or_else(|| DEFAULT_PROFILE.into());
     let existing = load(path)?.profiles.get(&name).and_then(|p| p.endpoint.clone());
     let endpoint = endpoint.or(existing).unwrap_or_else(|| LOCAL_ENDPOINT.into());
-    let update = ProfileUpdate { endpoint: Some(endpoint), access_key_id: Some(root.access_key_id), access_key_secret: Some(root.access_key_secret) };
+    let update = ProfileUpdate {
+        endpoint: Some(endpoint),
+        access_key_id: Some(root.access_key_id),
+        access_key_secret: Some(root.access_key_secret),
+    };
     let text = configure(path, Some(name), update)?;
     Ok(format!("Imported the administrator key from {}\n{text}", source.display()))
 }
@@ -233,7 +245,11 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn update(endpoint: Option<&str>, id: Option<&str>, secret: Option<&str>) -> ProfileUpdate {
-        ProfileUpdate { endpoint: endpoint.map(String::from), access_key_id: id.map(String::from), access_key_secret: secret.map(String::from) }
+        ProfileUpdate {
+            endpoint: endpoint.map(String::from),
+            access_key_id: id.map(String::from),
+            access_key_secret: secret.map(String::from),
+        }
     }
 
     fn mode(path: &Path) -> u32 {

@@ -43,7 +43,8 @@ pub struct LaunchArgs {
 pub async fn run(launch: LaunchArgs) -> Result<(), Failure> {
     let mut params: Vec<(String, String)> = Vec::new();
     for (i, parameter) in launch.parameters.iter().enumerate() {
-        let (key, value) = parameter.split_once('=').ok_or_else(|| Failure::Usage(format!("-p {parameter:?} is not of the form KEY=VALUE")))?;
+        let (key, value) =
+            parameter.split_once('=').ok_or_else(|| Failure::Usage(format!("-p {parameter:?} is not of the form KEY=VALUE")))?;
         params.push((format!("Parameters.{}.ParameterKey", i + 1), key.to_string()));
         params.push((format!("Parameters.{}.ParameterValue", i + 1), value.to_string()));
     }
@@ -55,7 +56,10 @@ pub async fn run(launch: LaunchArgs) -> Result<(), Failure> {
         Some(region) => region,
         None => {
             let regions = client.invoke(Action::ListRegions, &[]).await?;
-            regions["Regions"][0]["RegionId"].as_str().map(String::from).ok_or_else(|| Failure::Usage("the server reports no region: pass --region".into()))?
+            regions["Regions"][0]["RegionId"]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| Failure::Usage("the server reports no region: pass --region".into()))?
         }
     };
     params.extend([
@@ -100,7 +104,11 @@ async fn find_product(client: &Client, wanted: &str) -> Result<String, Failure> 
             let names: Vec<String> = products.iter().map(|p| field(p, "ProductName")).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let close = args::close_names(wanted, &names);
-            let hint = if close.is_empty() { "ListProductsAsEndUser lists them".to_string() } else { format!("did you mean {}?", close.join(", ")) };
+            let hint = if close.is_empty() {
+                "ListProductsAsEndUser lists them".to_string()
+            } else {
+                format!("did you mean {}?", close.join(", "))
+            };
             Err(Failure::Usage(format!("you can launch no product with the id or name {wanted:?}: {hint}")))
         }
         many => Err(Failure::Usage(format!(
@@ -121,7 +129,8 @@ fn choose_version(versions: &Value, wanted: Option<&str>) -> Result<String, Fail
             .find(|v| field(v, "ProductVersionId") == wanted || field(v, "ProductVersionName") == wanted)
             .map(|v| field(v, "ProductVersionId"))
             .ok_or_else(|| {
-                let known: Vec<String> = versions.iter().map(|v| format!("{} ({})", field(v, "ProductVersionName"), field(v, "ProductVersionId"))).collect();
+                let known: Vec<String> =
+                    versions.iter().map(|v| format!("{} ({})", field(v, "ProductVersionName"), field(v, "ProductVersionId"))).collect();
                 Failure::Usage(format!("the product has no version {wanted:?}; it has {}", known.join(", ")))
             });
     }
@@ -151,7 +160,8 @@ mod tests {
             version("pv-off", "2026-01-03T00:00:00Z", false, "Latest"),
         ]);
         assert_eq!(choose_version(&versions, None).unwrap(), "pv-old");
-        let versions = json!([version("pv-a", "2026-01-01T00:00:00Z", true, "Default"), version("pv-b", "2026-01-01T00:00:00Z", true, "Default")]);
+        let versions =
+            json!([version("pv-a", "2026-01-01T00:00:00Z", true, "Default"), version("pv-b", "2026-01-01T00:00:00Z", true, "Default")]);
         assert_eq!(choose_version(&versions, None).unwrap(), "pv-b");
         assert_eq!(choose_version(&versions, Some("name-pv-a")).unwrap(), "pv-a");
         assert!(matches!(choose_version(&versions, Some("v9")), Err(Failure::Usage(_))));

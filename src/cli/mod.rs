@@ -154,11 +154,13 @@ pub async fn run(command: Command, root: clap::Command) -> i32 {
     let result = match command {
         Command::Configure(configure) => run_configure(configure),
         Command::Launch(launch) => launch::run(launch).await,
-        Command::Tasks { command: TasksCommand::Watch { task_id, connection } } => async {
-            let client = Client::new(&connection.resolve()?)?;
-            watch::watch(&client, &task_id).await
+        Command::Tasks { command: TasksCommand::Watch { task_id, connection } } => {
+            async {
+                let client = Client::new(&connection.resolve()?)?;
+                watch::watch(&client, &task_id).await
+            }
+            .await
         }
-        .await,
         Command::Actions => {
             print_out(&args::action_list());
             Ok(())
@@ -208,16 +210,15 @@ async fn call(words: &[String]) -> Result<(), Failure> {
 fn run_configure(configure: ConfigureArgs) -> Result<(), Failure> {
     let path = config::path()?;
     let text = match configure.command {
-        Some(ConfigureCommand::ImportRoot { data_dir, endpoint, profile }) => {
-            config::import_root(&path, &data_dir, endpoint, profile)?
-        }
+        Some(ConfigureCommand::ImportRoot { data_dir, endpoint, profile }) => config::import_root(&path, &data_dir, endpoint, profile)?,
         Some(ConfigureCommand::List) => config::list(&path)?,
         None => {
             let secret = match configure.access_key_secret.as_deref() {
                 Some("-") => Some(read_secret_from_stdin()?),
                 _ => configure.access_key_secret,
             };
-            let update = config::ProfileUpdate { endpoint: configure.endpoint, access_key_id: configure.access_key_id, access_key_secret: secret };
+            let update =
+                config::ProfileUpdate { endpoint: configure.endpoint, access_key_id: configure.access_key_id, access_key_secret: secret };
             config::configure(&path, configure.profile, update)?
         }
     };

@@ -28,7 +28,9 @@ impl FromStr for Output {
             "json" => Ok(Output::Json),
             "table" => Ok(Output::Table),
             _ => match text.strip_prefix("cols=") {
-                Some(cols) if !cols.trim().is_empty() => Ok(Output::Columns(cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())),
+                Some(cols) if !cols.trim().is_empty() => {
+                    Ok(Output::Columns(cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()))
+                }
                 _ => Err(Failure::Usage(format!("--output takes json, table or cols=A,B, not {text:?}"))),
             },
         }
@@ -42,7 +44,8 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
         Output::Table => None,
         Output::Columns(columns) => Some(columns.clone()),
     };
-    let (_, items) = list_field(answer).ok_or_else(|| Failure::Usage("the answer has no list to show as a table; use --output json".into()))?;
+    let (_, items) =
+        list_field(answer).ok_or_else(|| Failure::Usage("the answer has no list to show as a table; use --output json".into()))?;
     let objects: Vec<&Map<String, Value>> = items.iter().filter_map(Value::as_object).collect();
     let columns = columns.unwrap_or_else(|| {
         let mut names: Vec<String> = Vec::new();
@@ -54,7 +57,15 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
             }
         }
         // Identifiers and names first: they are what a reader scans a list for.
-        names.sort_by_key(|n| if n.ends_with("Id") { 0 } else if n.ends_with("Name") { 1 } else { 2 });
+        names.sort_by_key(|n| {
+            if n.ends_with("Id") {
+                0
+            } else if n.ends_with("Name") {
+                1
+            } else {
+                2
+            }
+        });
         names
     });
     let rows: Vec<Vec<String>> = objects.iter().map(|object| columns.iter().map(|c| cell(object.get(c))).collect()).collect();

@@ -20,7 +20,8 @@ pub async fn watch(client: &Client, task_id: &str) -> Result<(), Failure> {
     let mut after = 0;
     loop {
         let after_text = after.to_string();
-        let log = client.invoke(Action::GetTaskLog, &[("TaskId", task_id), ("AfterSeq", &after_text), ("WaitSeconds", WAIT_SECONDS)]).await?;
+        let log =
+            client.invoke(Action::GetTaskLog, &[("TaskId", task_id), ("AfterSeq", &after_text), ("WaitSeconds", WAIT_SECONDS)]).await?;
         for chunk in log["Chunks"].as_array().into_iter().flatten() {
             printer.chunk(chunk);
         }

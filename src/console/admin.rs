@@ -199,24 +199,48 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
     Ok(respond(StatusCode::OK, page(s(detail, "/PortfolioName"), Some(&session), body)))
 }
 
-async fn change_portfolio(State(state): State<SharedState>, session: Session, Path((id, operation)): Path<(String, String)>, body: Bytes) -> Result<Response, PageError> {
+async fn change_portfolio(
+    State(state): State<SharedState>,
+    session: Session,
+    Path((id, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let id = id.as_str();
     let portfolio = [("PortfolioId", id)];
     let (action, mut params) = match operation.as_str() {
-        "edit" => (Action::UpdatePortfolio, fields(&form, &[("PortfolioName", "name"), ("ProviderName", "provider"), ("Description", "description")])),
+        "edit" => (
+            Action::UpdatePortfolio,
+            fields(&form, &[("PortfolioName", "name"), ("ProviderName", "provider"), ("Description", "description")]),
+        ),
         "delete" => (Action::DeletePortfolio, vec![]),
         "add-product" => (Action::AssociateProductWithPortfolio, fields(&form, &[("ProductId", "product")])),
         "remove-product" => (Action::DisassociateProductFromPortfolio, fields(&form, &[("ProductId", "product")])),
-        "grant" => (Action::AssociatePrincipalWithPortfolio, fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")])),
-        "revoke" => (Action::DisassociatePrincipalFromPortfolio, fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")])),
-        "constraint" => (Action::CreateConstraint, fields(&form, &[("ProductId", "product"), ("ConstraintType", "type"), ("Config", "config"), ("Description", "description")])),
+        "grant" => (
+            Action::AssociatePrincipalWithPortfolio,
+            fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")]),
+        ),
+        "revoke" => (
+            Action::DisassociatePrincipalFromPortfolio,
+            fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")]),
+        ),
+        "constraint" => (
+            Action::CreateConstraint,
+            fields(&form, &[("ProductId", "product"), ("ConstraintType", "type"), ("Config", "config"), ("Description", "description")]),
+        ),
         _ => return Err(not_found()),
     };
     params.extend(portfolio);
     call(&state, &session, action, params).await?;
-    Ok(see_other(if action == Action::DeletePortfolio { "/console/admin/portfolios".into() } else { format!("/console/admin/portfolios/{}", seg(id)) }.as_str()))
+    Ok(see_other(
+        if action == Action::DeletePortfolio {
+            "/console/admin/portfolios".into()
+        } else {
+            format!("/console/admin/portfolios/{}", seg(id))
+        }
+        .as_str(),
+    ))
 }
 
 fn not_found() -> PageError {
@@ -305,7 +329,13 @@ async fn upload_template(state: &SharedState, session: &Session, form: &Form) ->
     if template.trim().is_empty() {
         return Err(ApiError::missing_parameter("TemplateBody"));
     }
-    let answer = call(state, session, Action::CreateTemplate, [("TemplateType", "RosTerraformTemplate".to_string()), ("TemplateBody", template_body(template))]).await?;
+    let answer = call(
+        state,
+        session,
+        Action::CreateTemplate,
+        [("TemplateType", "RosTerraformTemplate".to_string()), ("TemplateBody", template_body(template))],
+    )
+    .await?;
     Ok(s(&answer, "/TemplateUrl").to_string())
 }
 
@@ -322,11 +352,16 @@ async fn create_product(State(state): State<SharedState>, session: Session, body
             "Active": true,
         })
         .to_string();
-        let mut params: Vec<(String, String)> = fields(&form, &[("ProductName", "name"), ("ProviderName", "provider"), ("Description", "description")])
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        params.extend([("ProductType".into(), "Ros".into()), ("TemplateType".into(), "RosTerraformTemplate".into()), ("ProductVersionParameters".into(), version)]);
+        let mut params: Vec<(String, String)> =
+            fields(&form, &[("ProductName", "name"), ("ProviderName", "provider"), ("Description", "description")])
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        params.extend([
+            ("ProductType".into(), "Ros".into()),
+            ("TemplateType".into(), "RosTerraformTemplate".into()),
+            ("ProductVersionParameters".into(), version),
+        ]);
         call(&state, &session, Action::CreateProduct, params).await
     };
     match created.await {
@@ -343,7 +378,13 @@ async fn product(State(state): State<SharedState>, session: Session, Path(id): P
     render_product(&state, &session, &id, &Form::default(), None).await
 }
 
-async fn render_product(state: &SharedState, session: &Session, id: &str, form: &Form, error: Option<&ApiError>) -> Result<Response, PageError> {
+async fn render_product(
+    state: &SharedState,
+    session: &Session,
+    id: &str,
+    form: &Form,
+    error: Option<&ApiError>,
+) -> Result<Response, PageError> {
     let product = call(state, session, Action::GetProductAsAdmin, [("ProductId", id)]).await?;
     let detail = &product["ProductDetail"];
     let versions = call(state, session, Action::ListProductVersions, [("ProductId", id)]).await?;
@@ -400,7 +441,12 @@ async fn render_product(state: &SharedState, session: &Session, id: &str, form: 
     Ok(respond(error.map_or(StatusCode::OK, ApiError::status), page(s(detail, "/ProductName"), Some(session), body)))
 }
 
-async fn change_product(State(state): State<SharedState>, session: Session, Path((id, operation)): Path<(String, String)>, body: Bytes) -> Result<Response, PageError> {
+async fn change_product(
+    State(state): State<SharedState>,
+    session: Session,
+    Path((id, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let location = format!("/console/admin/products/{}", seg(&id));
@@ -485,7 +531,12 @@ async fn tag_options(State(state): State<SharedState>, session: Session, RawQuer
     Ok(respond(StatusCode::OK, page("Tag options", Some(&session), body)))
 }
 
-async fn change_tag_options(State(state): State<SharedState>, session: Session, Path(operation): Path<String>, body: Bytes) -> Result<Response, PageError> {
+async fn change_tag_options(
+    State(state): State<SharedState>,
+    session: Session,
+    Path(operation): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let (action, params) = match operation.as_str() {

@@ -108,7 +108,12 @@ fn default_version(versions: &Value) -> String {
     pick.map(|v| s(v, "/ProductVersionId").to_string()).unwrap_or_default()
 }
 
-async fn launch_form(State(state): State<SharedState>, session: Session, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+async fn launch_form(
+    State(state): State<SharedState>,
+    session: Session,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let context = launch_context(&state, &session, &id, query.text("version")).await?;
     Ok(render_launch(&session, &id, &context, &Form::default(), None, StatusCode::OK))
@@ -134,7 +139,11 @@ async fn launch(State(state): State<SharedState>, session: Session, Path(id): Pa
     params.extend(tags_from_form(&form));
     let planning = form.get("intent") == Some("plan");
     let result = if planning {
-        params.extend([("PlanName".into(), form.text("name").to_string()), ("PlanType".into(), "Ros".into()), ("OperationType".into(), "LaunchProduct".into())]);
+        params.extend([
+            ("PlanName".into(), form.text("name").to_string()),
+            ("PlanType".into(), "Ros".into()),
+            ("OperationType".into(), "LaunchProduct".into()),
+        ]);
         call(&state, &session, Action::CreateProvisionedProductPlan, params).await
     } else {
         call(&state, &session, Action::LaunchProduct, params).await
@@ -149,7 +158,14 @@ async fn launch(State(state): State<SharedState>, session: Session, Path(id): Pa
     }
 }
 
-fn render_launch(session: &Session, product_id: &str, context: &LaunchContext, form: &Form, error: Option<&ApiError>, status: StatusCode) -> Response {
+fn render_launch(
+    session: &Session,
+    product_id: &str,
+    context: &LaunchContext,
+    form: &Form,
+    error: Option<&ApiError>,
+    status: StatusCode,
+) -> Response {
     let version = &context.version["ProductVersionDetail"];
     let product_name = s(&context.product, "/ProductSummary/ProductName");
     let options = list(&context.options, "/LaunchOptionSummaries");
@@ -257,7 +273,9 @@ pub(super) fn parameter_fields(constraints: &[Value], form: &Form, current: &[(S
 fn label_of(constraint: &Value, key: &str) -> String {
     match &constraint["Label"] {
         Value::String(text) => text.clone(),
-        Value::Object(by_locale) => by_locale.get("en").or_else(|| by_locale.values().next()).and_then(Value::as_str).unwrap_or(key).to_string(),
+        Value::Object(by_locale) => {
+            by_locale.get("en").or_else(|| by_locale.values().next()).and_then(Value::as_str).unwrap_or(key).to_string()
+        }
         _ => key.to_string(),
     }
 }
@@ -268,7 +286,9 @@ pub(super) fn parameters_from_form(form: &Form) -> Vec<(String, String)> {
     form.prefixed(PARAM)
         .filter(|(_, v)| !v.is_empty())
         .enumerate()
-        .flat_map(|(i, (k, v))| [(format!("Parameters.{}.ParameterKey", i + 1), k.to_string()), (format!("Parameters.{}.ParameterValue", i + 1), v.to_string())])
+        .flat_map(|(i, (k, v))| {
+            [(format!("Parameters.{}.ParameterKey", i + 1), k.to_string()), (format!("Parameters.{}.ParameterValue", i + 1), v.to_string())]
+        })
         .collect()
 }
 
@@ -278,7 +298,9 @@ pub(super) fn tags_from_form(form: &Form) -> Vec<(String, String)> {
         .lines()
         .filter_map(|line| line.split_once('='))
         .enumerate()
-        .flat_map(|(i, (k, v))| [(format!("Tags.{}.Key", i + 1), k.trim().to_string()), (format!("Tags.{}.Value", i + 1), v.trim().to_string())])
+        .flat_map(|(i, (k, v))| {
+            [(format!("Tags.{}.Key", i + 1), k.trim().to_string()), (format!("Tags.{}.Value", i + 1), v.trim().to_string())]
+        })
         .collect()
 }
 

@@ -161,7 +161,12 @@ pub fn see_other(location: &str) -> Response {
 
 /// Calls `action` as the signed-in principal exactly as the API would: authorisation, then the
 /// spec's parameter validation, then the handler.
-pub async fn call<K, V>(state: &SharedState, session: &Session, action: Action, params: impl IntoIterator<Item = (K, V)>) -> Result<Value, ApiError>
+pub async fn call<K, V>(
+    state: &SharedState,
+    session: &Session,
+    action: Action,
+    params: impl IntoIterator<Item = (K, V)>,
+) -> Result<Value, ApiError>
 where
     K: Into<String>,
     V: Into<String>,

@@ -127,7 +127,12 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
     Ok(respond(StatusCode::OK, page(&format!("Plan {}", s(plan, "/PlanName")), Some(&session), body)))
 }
 
-async fn operate(State(state): State<SharedState>, session: Session, Path((id, operation)): Path<(String, String)>, body: Bytes) -> Result<Response, PageError> {
+async fn operate(
+    State(state): State<SharedState>,
+    session: Session,
+    Path((id, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let plan = [("PlanId", id.as_str())];

@@ -152,12 +152,20 @@ async fn update_context(state: &SharedState, session: &Session, id: &str, versio
         Vec::new()
     } else {
         let task = call(state, session, Action::GetTask, [("TaskId", task_id)]).await?;
-        list(&task, "/TaskDetail/Parameters").iter().map(|p| (s(p, "/ParameterKey").to_string(), s(p, "/ParameterValue").to_string())).collect()
+        list(&task, "/TaskDetail/Parameters")
+            .iter()
+            .map(|p| (s(p, "/ParameterKey").to_string(), s(p, "/ParameterValue").to_string()))
+            .collect()
     };
     Ok(UpdateContext { pp, versions, version, current })
 }
 
-async fn update_form(State(state): State<SharedState>, session: Session, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+async fn update_form(
+    State(state): State<SharedState>,
+    session: Session,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let context = update_context(&state, &session, &id, query.text("version")).await?;
     Ok(render_update(&session, &id, &context, &Form::default(), None, StatusCode::OK))
@@ -176,12 +184,21 @@ async fn update(State(state): State<SharedState>, session: Session, Path(id): Pa
     params.extend(tags_from_form(&form));
     match call(&state, &session, Action::UpdateProvisionedProduct, params).await {
         Ok(answer) => Ok(see_other(&format!("/console/tasks/{}", seg(s(&answer, "/TaskId"))))),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => Ok(render_update(&session, &id, &context, &form, Some(&e), e.status())),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => {
+            Ok(render_update(&session, &id, &context, &form, Some(&e), e.status()))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-fn render_update(session: &Session, id: &str, context: &UpdateContext, form: &Form, error: Option<&ApiError>, status: StatusCode) -> Response {
+fn render_update(
+    session: &Session,
+    id: &str,
+    context: &UpdateContext,
+    form: &Form,
+    error: Option<&ApiError>,
+    status: StatusCode,
+) -> Response {
     let version = &context.version["ProductVersionDetail"];
     let chosen = s(version, "/ProductVersionId");
     let path = format!("/console/provisioned/{}/update", seg(id));

@@ -113,7 +113,8 @@ impl FromRequestParts<SharedState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, PageError> {
         let token = token_of(&parts.headers).ok_or(PageError::SignIn)?;
-        let (principal, expires) = state.store.console_session(&token_hash(&token)).await.map_err(|e| PageError::Api(e.into()))?.ok_or(PageError::SignIn)?;
+        let (principal, expires) =
+            state.store.console_session(&token_hash(&token)).await.map_err(|e| PageError::Api(e.into()))?.ok_or(PageError::SignIn)?;
         if !is_live(expires, crate::store::now_ms()) {
             return Err(PageError::SignIn);
         }

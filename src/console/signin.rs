@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use maud::html;
 
 use super::html::{error_box, page};
 use super::session::{self, Session};
-use crate::api::sign_in::Throttled;
 use super::{respond, Form, PageError};
+use crate::api::sign_in::Throttled;
 use crate::api::SharedState;
 use crate::store::now_ms;
 

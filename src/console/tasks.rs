@@ -65,7 +65,11 @@ fn elapsed(start: &str, end: &str) -> String {
     match (parse(start), parse(end)) {
         (Some(a), Some(b)) => {
             let seconds = (b - a).num_seconds().max(0);
-            if seconds >= 60 { format!("{} min {} s", seconds / 60, seconds % 60) } else { format!("{seconds} s") }
+            if seconds >= 60 {
+                format!("{} min {} s", seconds / 60, seconds % 60)
+            } else {
+                format!("{seconds} s")
+            }
         }
         _ => "-".into(),
     }
@@ -79,7 +83,12 @@ fn pairs(items: &[Value], key: &str, value: &str) -> maud::Markup {
 }
 
 /// The session's view of `GetTaskLog`: chunks after `after`, waiting up to 15 s for new output.
-async fn log(State(state): State<SharedState>, session: Result<Session, PageError>, Path(id): Path<String>, RawQuery(query): RawQuery) -> Response {
+async fn log(
+    State(state): State<SharedState>,
+    session: Result<Session, PageError>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let Ok(session) = session else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"Message": "Your session has ended: sign in again."}))).into_response();
     };

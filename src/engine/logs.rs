@@ -94,7 +94,9 @@ impl TaskLog {
         let chunks = self.take_pending();
         match self.store.append_logs(&self.fence, &chunks).await {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(task_id = %self.fence.job_id, chunks = chunks.len(), "task log output discarded: the task finished or was taken over"),
+            Ok(false) => {
+                tracing::warn!(task_id = %self.fence.job_id, chunks = chunks.len(), "task log output discarded: the task finished or was taken over")
+            }
             Err(e) => {
                 tracing::warn!(task_id = %self.fence.job_id, error = %e, "could not write task log; keeping it for the next flush");
                 let mut b = self.buffer.lock().expect("log buffer lock");

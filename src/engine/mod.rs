@@ -63,7 +63,12 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a
 /// services): the engine knows Terraform, working directories and leases, not products.
 pub trait JobSource: Send + Sync {
     /// The inputs of a change of `version_id` with these (sealed) parameters and launch role.
-    fn inputs<'a>(&'a self, version_id: &'a str, parameters_sealed: &'a str, launch_role: Option<&'a str>) -> BoxFuture<'a, Result<TaskInputs, InputError>>;
+    fn inputs<'a>(
+        &'a self,
+        version_id: &'a str,
+        parameters_sealed: &'a str,
+        launch_role: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<TaskInputs, InputError>>;
 
     /// Whether the jobs of the (portfolio, product) launch option may reach the network.
     fn network_allowed<'a>(&'a self, portfolio_id: &'a str, product_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
@@ -162,7 +167,8 @@ impl Engine {
             tracing::warn!(busy = self.busy.load(Ordering::Relaxed), "interrupting the tasks still running");
             self.phase.send_replace(Phase::Aborting);
             // Bounded: Terraform is killed after its interrupt grace, then the outcome is written.
-            let stopped = tokio::time::timeout(terraform::INTERRUPT_GRACE * 6, async { while workers.join_next().await.is_some() {} }).await;
+            let stopped =
+                tokio::time::timeout(terraform::INTERRUPT_GRACE * 6, async { while workers.join_next().await.is_some() {} }).await;
             if stopped.is_err() {
                 tracing::error!("workers did not stop; their leases will expire and the reaper fails their tasks");
             }
@@ -277,7 +283,9 @@ impl Engine {
         };
         match recorded {
             Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
-            Ok(false) => tracing::warn!(task_id = %task.task_id, chunks = last_log.len(), "task outcome and last log lines not recorded: the lease was lost"),
+            Ok(false) => {
+                tracing::warn!(task_id = %task.task_id, chunks = last_log.len(), "task outcome and last log lines not recorded: the lease was lost")
+            }
             Err(e) => {
                 // The working directory stays: when the lease expires, the reaper salvages its state.
                 tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire");
@@ -340,7 +348,14 @@ impl Engine {
         self.config.data_dir.join("work").join(task_id)
     }
 
-    async fn execute(&self, task: &Task, fence: &Fence, slot: usize, log: &TaskLog, cancel: watch::Receiver<Option<String>>) -> TaskOutcome {
+    async fn execute(
+        &self,
+        task: &Task,
+        fence: &Fence,
+        slot: usize,
+        log: &TaskLog,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> TaskOutcome {
         match self.try_execute(task, fence, slot, log, cancel).await {
             Ok(outputs) => TaskOutcome::Succeeded { outputs },
             Err(message) => {
@@ -359,7 +374,9 @@ impl Engine {
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<String, String> {
         let terminate = task.task_type == "TerminateProvisionedProduct";
-        let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id)).await.map_err(internal)?;
+        let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id))
+            .await
+            .map_err(internal)?;
         if terminate && state.is_none() {
             // No apply ever wrote state (e.g. the launch failed validation): nothing exists.
             log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
@@ -367,7 +384,10 @@ impl Engine {
         }
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = load_inputs(&task.task_id, || self.source.inputs(&task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref())).await?;
+        let inputs = load_inputs(&task.task_id, || {
+            self.source.inputs(&task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref())
+        })
+        .await?;
         let redactor = inputs.redactor(state.as_deref());
         let site = Site {
             work_id: &task.task_id,
@@ -392,7 +412,8 @@ impl Engine {
                 step(&tf, "plan", &plan).await?;
             }
         }
-        let apply = step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]);
+        let apply =
+            step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]);
         // Terraform writes its state after every resource: the database's copy follows it while
         // the apply runs, so that when this node dies mid-apply, the node that fails the task (any
         // node of a cluster) still knows every resource made so far.
@@ -471,9 +492,11 @@ impl Engine {
         inputs: &TaskInputs,
         state: Option<&str>,
     ) -> Result<Prepared, String> {
-        let network = patiently(site.work_id, "read the product's sandbox settings", || self.source.network_allowed(site.portfolio_id, site.product_id))
-            .await
-            .map_err(internal)?;
+        let network = patiently(site.work_id, "read the product's sandbox settings", || {
+            self.source.network_allowed(site.portfolio_id, site.product_id)
+        })
+        .await
+        .map_err(internal)?;
         let dir = self.work_dir(site.work_id);
         inputs.write(&dir, state).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
         let product_dir = self.sandbox_dir(site.provisioned_product_id);
@@ -543,9 +566,10 @@ impl Engine {
     async fn versioned_state(&self, provisioned_product_id: &str) -> Result<Option<(i64, String)>, StoreError> {
         match self.store.latest_state(provisioned_product_id).await? {
             Some((version, sealed)) => {
-                let state = self.secrets.open(&sealed).ok_or_else(|| {
-                    StoreError::Database("a Terraform state cannot be opened with the master key".into())
-                })?;
+                let state = self
+                    .secrets
+                    .open(&sealed)
+                    .ok_or_else(|| StoreError::Database("a Terraform state cannot be opened with the master key".into()))?;
                 Ok(Some((version, state)))
             }
             None => Ok(None),
@@ -559,7 +583,9 @@ impl Engine {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Some(current) = sandbox::read_job_file(&dir.join("terraform.tfstate")).ok().and_then(|b| String::from_utf8(b).ok()) else { continue };
+            let Some(current) = sandbox::read_job_file(&dir.join("terraform.tfstate")).ok().and_then(|b| String::from_utf8(b).ok()) else {
+                continue;
+            };
             if saved.as_deref() == Some(current.as_str()) || serde_json::from_str::<Value>(&current).is_err() {
                 continue;
             }
@@ -588,9 +614,15 @@ impl Engine {
                 // The only copy is in the working directory, removed after the task: wait out a
                 // database outage (bounded) rather than lose what Terraform made.
                 let serial = state_serial(state);
-                match patiently(&task.task_id, "save Terraform state", || self.store.save_state(&task.provisioned_product_id, fence, &sealed, serial)).await? {
+                match patiently(&task.task_id, "save Terraform state", || {
+                    self.store.save_state(&task.provisioned_product_id, fence, &sealed, serial)
+                })
+                .await?
+                {
                     StateSaved::Version(version) => tracing::info!(task_id = %task.task_id, version, "saved Terraform state"),
-                    refused => tracing::warn!(task_id = %task.task_id, ?refused, "Terraform state not saved: the task was taken over, or a newer state is stored"),
+                    refused => {
+                        tracing::warn!(task_id = %task.task_id, ?refused, "Terraform state not saved: the task was taken over, or a newer state is stored")
+                    }
                 }
             }
         }

@@ -40,7 +40,8 @@ pub fn resource_changes(plan: &Value) -> Vec<Value> {
             if matches!(action, "Modify" | "Remove") {
                 if let Some(id) = change["before"]["id"].as_str() {
                     // A provider may mark the id sensitive (it then holds a secret).
-                    let sensitive = change["before_sensitive"] == Value::Bool(true) || change["before_sensitive"]["id"] == Value::Bool(true);
+                    let sensitive =
+                        change["before_sensitive"] == Value::Bool(true) || change["before_sensitive"]["id"] == Value::Bool(true);
                     entry["PhysicalResourceId"] = json!(if sensitive { MASK } else { id });
                 }
             }

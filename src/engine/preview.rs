@@ -10,9 +10,9 @@ use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::plan_summary::{planned_outputs, resource_changes};
 use super::terraform::{self, error_summary};
 use super::{internal, load_inputs, patiently, sandbox, step, workspace, Engine, Lease, Site};
-use super::plan_summary::{planned_outputs, resource_changes};
 use crate::store::plan::{Plan, PlanStatus, PreviewOutcome};
 use crate::store::provisioning::Fence;
 
@@ -39,7 +39,9 @@ impl Engine {
             () = &mut heartbeat => Ok(false),
         };
         match recorded {
-            Ok(true) => tracing::info!(plan_id = %plan.plan_id, failed = matches!(outcome, PreviewOutcome::Failed { .. }), "plan preview finished"),
+            Ok(true) => {
+                tracing::info!(plan_id = %plan.plan_id, failed = matches!(outcome, PreviewOutcome::Failed { .. }), "plan preview finished")
+            }
             Ok(false) => tracing::info!(plan_id = %plan.plan_id, "plan preview outcome not recorded: cancelled, or the lease was lost"),
             Err(e) => tracing::error!(plan_id = %plan.plan_id, error = %e, "cannot record a preview's outcome; its lease will expire"),
         }
@@ -48,15 +50,18 @@ impl Engine {
     async fn try_preview(&self, plan: &Plan, slot: usize, cancel: watch::Receiver<Option<String>>) -> Result<PreviewOutcome, String> {
         let binary = terraform::find_binary(self.config.terraform.as_deref())
             .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs =
-            load_inputs(&plan.plan_id, || self.source.inputs(&plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())).await?;
-        let (state_version, state) = match patiently(&plan.plan_id, "read the Terraform state", || self.versioned_state(&plan.provisioned_product_id))
-            .await
-            .map_err(internal)?
-        {
-            Some((version, state)) => (version, Some(state)),
-            None => (0, None),
-        };
+        let inputs = load_inputs(&plan.plan_id, || {
+            self.source.inputs(&plan.product_version_id, &plan.parameters_sealed, plan.launch_role.as_deref())
+        })
+        .await?;
+        let (state_version, state) =
+            match patiently(&plan.plan_id, "read the Terraform state", || self.versioned_state(&plan.provisioned_product_id))
+                .await
+                .map_err(internal)?
+            {
+                Some((version, state)) => (version, Some(state)),
+                None => (0, None),
+            };
         let redactor = inputs.redactor(state.as_deref());
         let site = Site {
             work_id: &plan.plan_id,

@@ -49,9 +49,8 @@ impl Redactor {
             }
         }
         let (long, short): (Vec<String>, Vec<String>) = patterns.into_iter().partition(|p| p.chars().count() >= MIN_SUBSTRING);
-        let long = (!long.is_empty()).then(|| {
-            AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&long).expect("literal patterns always build")
-        });
+        let long = (!long.is_empty())
+            .then(|| AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&long).expect("literal patterns always build"));
         Redactor { secrets, long, short }
     }
 
@@ -109,7 +108,12 @@ impl Redactor {
 fn forms(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret).expect("a string serialises");
     let json = json[1..json.len() - 1].to_string();
-    let go_json = json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029");
+    let go_json = json
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
     let mut hcl = String::with_capacity(secret.len());
     let mut chars = secret.chars().peekable();
     while let Some(c) = chars.next() {

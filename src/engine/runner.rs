@@ -42,11 +42,14 @@ pub fn serve(binary: &Path) -> io::Result<()> {
         let args: Vec<String> = serde_json::from_str(&line?).map_err(io::Error::other)?;
         let status = match Command::new(binary).args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
             Ok(mut child) => {
-                let pumps = [(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), b'O'), (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), b'E')]
-                    .map(|(stream, kind)| {
-                        let out = Arc::clone(&out);
-                        std::thread::spawn(move || stream.map_or(Ok(()), |stream| pump(stream, kind, &out)))
-                    });
+                let pumps = [
+                    (child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), b'O'),
+                    (child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>), b'E'),
+                ]
+                .map(|(stream, kind)| {
+                    let out = Arc::clone(&out);
+                    std::thread::spawn(move || stream.map_or(Ok(()), |stream| pump(stream, kind, &out)))
+                });
                 let status = child.wait()?;
                 for pump in pumps {
                     pump.join().map_err(|_| io::Error::other("a pump thread panicked"))??;
@@ -114,7 +117,10 @@ pub async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Opt
         b'O' => Ok(Some(Frame::Stdout(payload))),
         b'E' => Ok(Some(Frame::Stderr(payload))),
         b'X' => {
-            let raw = std::str::from_utf8(&payload).ok().and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other("a malformed exit frame"))?;
+            let raw = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| io::Error::other("a malformed exit frame"))?;
             Ok(Some(Frame::Exit(ExitStatus::from_raw(raw))))
         }
         kind => Err(io::Error::other(format!("a runner frame of unknown kind {kind}"))),

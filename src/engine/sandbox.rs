@@ -159,7 +159,9 @@ impl Sandbox {
         prefix.push("--".into());
         if let (Some(setpriv), Some(uid)) = (setpriv, uid) {
             prefix.push(setpriv.into());
-            prefix.extend([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into(), "--no-new-privs".into()].map(OsString::from));
+            prefix.extend(
+                [format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into(), "--no-new-privs".into()].map(OsString::from),
+            );
             prefix.push("--".into());
         }
         prefix.extend([runner.into(), RUNNER_ARG.into(), binary.into()]);
@@ -198,9 +200,8 @@ impl Sandbox {
 
 /// Arguments every sandbox starts with: namespaces, the read-only system, a private /tmp.
 fn base_arguments(network: bool) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "terraform", "--die-with-parent"]
-        .map(OsString::from)
-        .to_vec();
+    let mut args: Vec<OsString> =
+        ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "terraform", "--die-with-parent"].map(OsString::from).to_vec();
     if !network {
         args.push("--unshare-net".into());
     }
@@ -351,8 +352,20 @@ mod tests {
         assert_eq!(
             args,
             [
-                "--perms", "0755", "--dir", "/data", "--perms", "0755", "--dir", "/data/work", "--bind", "/data/work/t-1", "/data/work/t-1",
-                "--ro-bind", "/data/providers", "/data/providers",
+                "--perms",
+                "0755",
+                "--dir",
+                "/data",
+                "--perms",
+                "0755",
+                "--dir",
+                "/data/work",
+                "--bind",
+                "/data/work/t-1",
+                "/data/work/t-1",
+                "--ro-bind",
+                "/data/providers",
+                "/data/providers",
             ]
         );
     }
@@ -376,7 +389,8 @@ mod tests {
 
     #[test]
     fn an_unsandboxed_jail_runs_the_runner_directly_with_limits() {
-        let settings = SandboxSettings { isolation: Isolation::None, network: true, memory_mib: 64, processes: 16, file_size_mib: 1, uid_base: 70000 };
+        let settings =
+            SandboxSettings { isolation: Isolation::None, network: true, memory_mib: 64, processes: 16, file_size_mib: 1, uid_base: 70000 };
         let sandbox = Sandbox::new(settings, true).unwrap();
         let jail = sandbox.jail(3, Path::new("/w"), Path::new("/s"), Path::new("/bin/terraform-missing"), None, true);
         assert_eq!(jail.prefix[0], RUNNER_ARG);

@@ -105,7 +105,6 @@ impl TaskInputs {
     }
 }
 
-
 /// A parameter's value as Terraform should receive it in the JSON variables file: strings stay
 /// strings (Terraform converts them to numbers and booleans itself); collection and structural
 /// types (and untyped variables given JSON collections) are parsed from JSON text.

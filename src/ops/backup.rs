@@ -37,7 +37,9 @@ fn lock_file(data_dir: &Path) -> anyhow::Result<File> {
 fn database_file(data: &DataOptions) -> anyhow::Result<PathBuf> {
     let url = data.database.clone().unwrap_or_else(|| Store::sqlite_url(&data.data_dir));
     let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
-        bail!("backup and restore handle the embedded SQLite database; back PostgreSQL up with pg_dump and pg_restore (docs/operations.md)");
+        bail!(
+            "backup and restore handle the embedded SQLite database; back PostgreSQL up with pg_dump and pg_restore (docs/operations.md)"
+        );
     };
     Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
 }

@@ -116,10 +116,8 @@ fn with_defaults(mut command: Command, values: &BTreeMap<String, String>) -> Com
     let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_string()).collect();
     for name in names {
         command = command.mut_subcommand(&name, |mut sub| {
-            let ids: Vec<(String, String)> = sub
-                .get_arguments()
-                .filter_map(|a| Some((a.get_id().to_string(), values.get(a.get_long()?)?.clone())))
-                .collect();
+            let ids: Vec<(String, String)> =
+                sub.get_arguments().filter_map(|a| Some((a.get_id().to_string(), values.get(a.get_long()?)?.clone()))).collect();
             for (id, value) in ids {
                 sub = sub.mut_arg(id, |a| a.default_value(value));
             }

@@ -67,7 +67,8 @@ fn adopt_next_key(data_dir: &Path, check: &str) -> anyhow::Result<Option<SecretB
     if next.open(check).as_deref() != Some(MASTER_KEY_CHECK) {
         return Ok(None);
     }
-    std::fs::rename(&next_file, SecretBox::key_file(data_dir)).with_context(|| format!("cannot replace the master key with {}", next_file.display()))?;
+    std::fs::rename(&next_file, SecretBox::key_file(data_dir))
+        .with_context(|| format!("cannot replace the master key with {}", next_file.display()))?;
     tracing::warn!("a master key rotation had not replaced the key file: the new key is now in use");
     Ok(Some(next))
 }

@@ -72,22 +72,42 @@ impl Metrics {
         .expect("valid metric");
         registry.register(Box::new(pool_connections.clone())).expect("registered once");
         let task_isolation = IntGaugeVec::new(
-            Opts::new("servicecatalog_task_isolation", "1 for the isolation Terraform runs under on this node (bwrap, or none: unsandboxed)."),
+            Opts::new(
+                "servicecatalog_task_isolation",
+                "1 for the isolation Terraform runs under on this node (bwrap, or none: unsandboxed).",
+            ),
             &["mode"],
         )
         .expect("valid metric");
         registry.register(Box::new(task_isolation.clone())).expect("registered once");
         Metrics {
             task_isolation,
-            requests: counter("servicecatalog_requests_total", "API requests by action and answer code (Success or the error Code).", &["action", "code"]),
-            request_seconds: histogram("servicecatalog_request_duration_seconds", "API request latency by action.", &["action"], REQUEST_BUCKETS),
+            requests: counter(
+                "servicecatalog_requests_total",
+                "API requests by action and answer code (Success or the error Code).",
+                &["action", "code"],
+            ),
+            request_seconds: histogram(
+                "servicecatalog_request_duration_seconds",
+                "API request latency by action.",
+                &["action"],
+                REQUEST_BUCKETS,
+            ),
             tasks: counter("servicecatalog_tasks_total", "Tasks run on this node by type and outcome.", &["type", "outcome"]),
-            task_seconds: histogram("servicecatalog_task_duration_seconds", "Duration of tasks run on this node by type.", &["type"], TASK_BUCKETS),
+            task_seconds: histogram(
+                "servicecatalog_task_duration_seconds",
+                "Duration of tasks run on this node by type.",
+                &["type"],
+                TASK_BUCKETS,
+            ),
             queue_depth: gauge("servicecatalog_task_queue_depth", "Tasks queued and not yet claimed by a worker (all nodes)."),
             queue_oldest_seconds: gauge("servicecatalog_task_queue_oldest_age_seconds", "Age of the oldest queued task (0 when none)."),
             workers_busy: gauge("servicecatalog_workers_busy", "Workers of this node running a task or a plan preview."),
             workers_total: gauge("servicecatalog_workers", "Workers of this node."),
-            store_writes_failing: gauge("servicecatalog_store_writes_failing", "1 while the database fails writes for lack of space, else 0."),
+            store_writes_failing: gauge(
+                "servicecatalog_store_writes_failing",
+                "1 while the database fails writes for lack of space, else 0.",
+            ),
             pool_connections,
             registry,
         }

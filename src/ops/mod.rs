@@ -3,9 +3,9 @@
 //! server's life in one place (`server`, `main`). The audit trail and request limits belong to
 //! the request pipeline: `api::trail`, `api::limits`.
 
-pub mod shutdown;
-pub mod metrics;
 pub mod backup;
-pub mod data;
 pub mod config;
+pub mod data;
 pub mod log_writer;
+pub mod metrics;
+pub mod shutdown;

@@ -102,9 +102,7 @@ pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization<'_>, Malfo
     }
     let access_key_id = credential.filter(|c| !c.is_empty()).ok_or(MalformedAuthorization::Missing("Credential"))?;
     let signed = signed.filter(|s| !s.is_empty()).ok_or(MalformedAuthorization::Missing("SignedHeaders"))?;
-    let signature = signature
-        .and_then(Signature::from_hex)
-        .ok_or(MalformedAuthorization::Missing("Signature"))?;
+    let signature = signature.and_then(Signature::from_hex).ok_or(MalformedAuthorization::Missing("Signature"))?;
     Ok(V3Authorization {
         access_key_id: access_key_id.to_string(),
         signed_headers: signed
@@ -230,10 +228,8 @@ mod tests {
         let mut request_line = lines.next().unwrap().split(' ');
         let method = request_line.next().unwrap().to_string();
         let target = request_line.next().unwrap();
-        let headers: Vec<(String, String)> = lines
-            .map(|l| l.split_once(':').unwrap())
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            lines.map(|l| l.split_once(':').unwrap()).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
         let length: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
         Capture {
             method,
@@ -314,10 +310,7 @@ mod tests {
         assert!(canonical.starts_with(
             "GET\n/\nFilters=%7B%22Active%22%3Atrue%2C%22Key%22%3A%22env%22%2C%22Value%22%3A%22dev%22%7D&PageSize=20\naccept:application/json\n"
         ));
-        assert_eq!(
-            v3_string_to_sign(&canonical),
-            "ACS3-HMAC-SHA256\n72f2279142e24bbc94708f966d09d5cd744561f8e804f6299011499d5e6910e2"
-        );
+        assert_eq!(v3_string_to_sign(&canonical), "ACS3-HMAC-SHA256\n72f2279142e24bbc94708f966d09d5cd744561f8e804f6299011499d5e6910e2");
     }
 
     #[test]

@@ -29,7 +29,12 @@ impl CatalogJobs {
 }
 
 impl JobSource for CatalogJobs {
-    fn inputs<'a>(&'a self, version_id: &'a str, parameters_sealed: &'a str, launch_role: Option<&'a str>) -> BoxFuture<'a, Result<TaskInputs, InputError>> {
+    fn inputs<'a>(
+        &'a self,
+        version_id: &'a str,
+        parameters_sealed: &'a str,
+        launch_role: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<TaskInputs, InputError>> {
         Box::pin(inputs(&self.store, &self.secrets, version_id, parameters_sealed, launch_role))
     }
 
@@ -42,7 +47,13 @@ impl JobSource for CatalogJobs {
 }
 
 /// The inputs of a change of `version_id` with these (sealed) parameters and launch role.
-async fn inputs(store: &Store, secrets: &SecretBox, version_id: &str, parameters_sealed: &str, launch_role: Option<&str>) -> Result<TaskInputs, InputError> {
+async fn inputs(
+    store: &Store,
+    secrets: &SecretBox,
+    version_id: &str,
+    parameters_sealed: &str,
+    launch_role: Option<&str>,
+) -> Result<TaskInputs, InputError> {
     let version = store
         .product_version(version_id)
         .await?
@@ -93,8 +104,7 @@ async fn inputs(store: &Store, secrets: &SecretBox, version_id: &str, parameters
             env.into_iter().collect()
         }
     };
-    let output_descriptions =
-        template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
+    let output_descriptions = template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
     let secrets = secrets_of(&template.variables, &variables, &launch_env);
     Ok(TaskInputs::new(template.workspace, variables, output_descriptions, launch_env, secrets))
 }

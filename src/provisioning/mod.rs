@@ -10,8 +10,8 @@ pub mod plan;
 
 use serde_json::{json, Value};
 
-use crate::catalog::error::DomainError;
 use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType};
+use crate::catalog::error::DomainError;
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::{launchable_version, LaunchableVersion};
 use crate::store::principal::Principal;
@@ -101,7 +101,12 @@ pub async fn resolve_for_plan(
 }
 
 /// The `Approval` constraint of a (portfolio, product) covering `operation`, if any.
-pub async fn approval_for(store: &Store, portfolio_id: &str, product_id: &str, operation: OperationType) -> Result<Option<ApprovalConfig>, DomainError> {
+pub async fn approval_for(
+    store: &Store,
+    portfolio_id: &str,
+    product_id: &str,
+    operation: OperationType,
+) -> Result<Option<ApprovalConfig>, DomainError> {
     Ok(crate::catalog::constraint::configs(store, portfolio_id, product_id).await?.into_iter().find_map(|c| match c {
         ConstraintConfig::Approval(c) if c.covers(operation) => Some(c),
         _ => None,
@@ -147,12 +152,10 @@ pub async fn launch_option(store: &Store, principal: &Principal, product_id: &st
     let granted = store.portfolios_granted_to(principal).await?;
     let options: Vec<String> =
         store.product_portfolios(&[product_id.to_string()], &granted).await?.into_iter().map(|(_, portfolio)| portfolio).collect();
-    let no_option = |message: String| {
-        DomainError::Forbidden {
-            reason: "NoLaunchOption",
-            message,
-            detail: json!({"AuthAction": "servicecatalog:LaunchProduct", "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
-        }
+    let no_option = |message: String| DomainError::Forbidden {
+        reason: "NoLaunchOption",
+        message,
+        detail: json!({"AuthAction": "servicecatalog:LaunchProduct", "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
     };
     if options.is_empty() && !principal.is_admin {
         // A product none of the caller's portfolios holds is as missing as one that does not exist.
@@ -191,7 +194,12 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), DomainError> {
 }
 
 /// Active tag options of the product and the portfolio, then the caller's tags for other keys.
-async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller: Vec<(String, String)>) -> Result<Vec<(String, String)>, DomainError> {
+async fn merge_tags(
+    store: &Store,
+    product_id: &str,
+    portfolio_id: &str,
+    caller: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, DomainError> {
     let mut tags: Vec<(String, String)> = Vec::new();
     for resource in [product_id, portfolio_id] {
         for option in store.resource_tag_options(resource).await?.into_iter().filter(|o| o.active) {
@@ -208,7 +216,10 @@ async fn merge_tags(store: &Store, product_id: &str, portfolio_id: &str, caller:
     if tags.len() > MAX_TAGS {
         return Err(DomainError::invalid_parameter(
             "Tags",
-            format!("With the tag options of the product and portfolio the task would carry {} tags; at most {MAX_TAGS} are allowed.", tags.len()),
+            format!(
+                "With the tag options of the product and portfolio the task would carry {} tags; at most {MAX_TAGS} are allowed.",
+                tags.len()
+            ),
         ));
     }
     Ok(tags)
@@ -239,9 +250,12 @@ pub fn parameters_from_json(text: &str) -> Vec<(String, String)> {
 
 /// Update parameters: the previous values the new version still declares, overlaid with the
 /// given ones.
-pub fn merge_parameters(previous: &[(String, String)], given: &[(String, String)], declared: &[ParameterConstraint]) -> Vec<(String, String)> {
-    let mut merged: Vec<(String, String)> =
-        previous.iter().filter(|(k, _)| declared.iter().any(|d| &d.name == k)).cloned().collect();
+pub fn merge_parameters(
+    previous: &[(String, String)],
+    given: &[(String, String)],
+    declared: &[ParameterConstraint],
+) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = previous.iter().filter(|(k, _)| declared.iter().any(|d| &d.name == k)).cloned().collect();
     for (key, value) in given {
         match merged.iter_mut().find(|(k, _)| k == key) {
             Some(entry) => entry.1 = value.clone(),

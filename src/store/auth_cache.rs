@@ -213,13 +213,8 @@ mod tests {
     #[test]
     fn a_lookup_begun_before_a_change_neither_uses_nor_fills_the_cache() {
         let cache = AuthCache::default();
-        let principal = Principal {
-            principal_id: "1".into(),
-            principal_type: "RamUser".into(),
-            name: "a".into(),
-            is_admin: false,
-            created_at: 0,
-        };
+        let principal =
+            Principal { principal_id: "1".into(), principal_type: "RamUser".into(), name: "a".into(), is_admin: false, created_at: 0 };
         let now = Instant::now();
         let epoch = cache.fresh(now).unwrap_err();
         let before = cache.checked(epoch, 1, now);

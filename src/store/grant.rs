@@ -106,7 +106,9 @@ impl Store {
 
     /// The roles `user_id` is a member of, by name.
     pub async fn roles_of(&self, user_id: &str) -> StoreResult<Vec<RoleRef>> {
-        let mut sql = Sql::new("SELECT p.principal_id, p.name FROM role_members m JOIN principals p ON p.principal_id = m.role_id WHERE m.user_id = ");
+        let mut sql = Sql::new(
+            "SELECT p.principal_id, p.name FROM role_members m JOIN principals p ON p.principal_id = m.role_id WHERE m.user_id = ",
+        );
         sql.text(user_id).push(" AND p.principal_type = ").text(RAM_ROLE).push(" ORDER BY p.name");
         self.fetch_all(&sql, |row| Ok(RoleRef { role_id: row.get("principal_id")?, name: row.get("name")? })).await
     }

@@ -35,7 +35,10 @@ impl Store {
     /// Launch roles by name.
     pub async fn list_launch_roles(&self) -> StoreResult<Vec<LaunchRole>> {
         let sql = Sql::new("SELECT role_name, env_sealed, created_at FROM launch_roles ORDER BY role_name");
-        self.fetch_all(&sql, |r| Ok(LaunchRole { name: r.get("role_name")?, env_sealed: r.get("env_sealed")?, created_at: r.get("created_at")? })).await
+        self.fetch_all(&sql, |r| {
+            Ok(LaunchRole { name: r.get("role_name")?, env_sealed: r.get("env_sealed")?, created_at: r.get("created_at")? })
+        })
+        .await
     }
 
     /// Whether the launch role `name` exists.

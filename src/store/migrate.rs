@@ -99,11 +99,13 @@ mod tests {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect("sqlite::memory:").await.unwrap();
         apply_pending(&mut conn, Dialect::Sqlite).await.unwrap();
-        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
         assert_eq!(versions, MIGRATIONS.iter().map(|(v, _, _)| *v).collect::<Vec<_>>());
         // 0013 is SQLite's and ran; 0014 is PostgreSQL's (in SQL SQLite cannot run) and did not.
         for (trigger, made) in [("principals_insert_auth_generation", 1), ("principals_auth_generation", 0)] {
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(trigger).fetch_one(&mut conn).await.unwrap();
+            let count: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(trigger).fetch_one(&mut conn).await.unwrap();
             assert_eq!(count, made, "{trigger}");
         }
     }

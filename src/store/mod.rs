@@ -4,25 +4,25 @@
 //! contend inside the process, and reads run on the calling thread on connections of their own
 //! (WAL lets them run alongside; see [`read`]).
 
-pub mod console_session;
 pub mod audit;
 mod auth_cache;
 mod catalog_cache;
-mod finished_tasks;
+pub mod console_session;
 pub mod constraint;
+mod finished_tasks;
 pub mod grant;
 pub mod launch_role;
 mod migrate;
 mod nonce;
 mod ops;
-pub mod rekey;
 pub mod plan;
-mod read;
 pub mod portfolio;
 pub mod principal;
 pub mod product;
-pub mod role;
 pub mod provisioning;
+mod read;
+pub mod rekey;
+pub mod role;
 mod sql;
 pub mod tag_option;
 pub mod template;
@@ -209,7 +209,16 @@ impl Store {
                 (shared.clone(), shared, None)
             }
         };
-        let store = Store { read, write, sqlite, dialect, url: url.into(), auth_cache: Default::default(), finished_tasks: Default::default(), catalog_cache: Default::default() };
+        let store = Store {
+            read,
+            write,
+            sqlite,
+            dialect,
+            url: url.into(),
+            auth_cache: Default::default(),
+            finished_tasks: Default::default(),
+            catalog_cache: Default::default(),
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -266,10 +275,12 @@ impl Store {
     pub async fn health(&self) -> Health {
         let reachable = self.ping().await.is_ok();
         if reachable && write_health::failing() {
-            let probe = sqlx::query("INSERT INTO settings (name, value) VALUES ('write_probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
-                .bind(now_ms().to_string())
-                .execute(&self.write)
-                .await;
+            let probe = sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ('write_probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(now_ms().to_string())
+            .execute(&self.write)
+            .await;
             if probe.is_ok() {
                 write_health::recovered();
             }
@@ -305,11 +316,7 @@ impl Store {
 
 /// A new resource id: the service's prefix and 14 random lower-case letters and digits.
 pub fn new_id(prefix: &str) -> String {
-    let suffix: String = rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(14)
-        .map(|c| (c as char).to_ascii_lowercase())
-        .collect();
+    let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();
     format!("{prefix}-{suffix}")
 }
 

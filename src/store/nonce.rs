@@ -53,9 +53,14 @@ impl Store {
     /// Forgets expired nonces (rows, and on SQLite batches); the rows deleted.
     pub async fn prune_nonces(&self) -> StoreResult<u64> {
         let now = now_ms();
-        let mut pruned = sqlx::query("DELETE FROM signature_nonces WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
+        let mut pruned =
+            sqlx::query("DELETE FROM signature_nonces WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
         if self.dialect() == Dialect::Sqlite {
-            pruned += sqlx::query("DELETE FROM signature_nonce_batches WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
+            pruned += sqlx::query("DELETE FROM signature_nonce_batches WHERE expires_at <= $1")
+                .bind(now)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
         }
         Ok(pruned)
     }
@@ -71,7 +76,11 @@ mod tests {
         let later = now_ms() + 60_000;
         store.record_nonce_batch(later, &[7; 16 * 120]).await.unwrap();
         store.record_nonce_batch(now_ms() - 1, &[8; 16]).await.unwrap();
-        assert_eq!(store.live_nonce_batches().await.unwrap(), vec![(later, vec![7; 16 * 120])], "the live batch, whole; not the expired one");
+        assert_eq!(
+            store.live_nonce_batches().await.unwrap(),
+            vec![(later, vec![7; 16 * 120])],
+            "the live batch, whole; not the expired one"
+        );
         assert_eq!(store.prune_nonces().await.unwrap(), 1);
         assert_eq!(store.live_nonce_batches().await.unwrap().len(), 1);
     }

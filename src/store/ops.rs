@@ -7,7 +7,8 @@ use super::{now_ms, Dialect, Store, StoreResult};
 impl Store {
     /// Tasks queued and not yet claimed, and the creation time (ms) of the oldest of them.
     pub async fn queue_stats(&self) -> StoreResult<(i64, Option<i64>)> {
-        let sql = Sql::new("SELECT COUNT(*) AS queued, MIN(created_at) AS oldest FROM tasks WHERE status = 'InProgress' AND lease_owner IS NULL");
+        let sql =
+            Sql::new("SELECT COUNT(*) AS queued, MIN(created_at) AS oldest FROM tasks WHERE status = 'InProgress' AND lease_owner IS NULL");
         let row = self.fetch_optional(&sql, |row| Ok((row.get("queued")?, row.get("oldest")?))).await?;
         Ok(row.unwrap_or((0, None)))
     }

@@ -7,10 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::provisioning::Fence;
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::read::Row;
 use super::sql::{contains_pattern, Sql};
-use super::provisioning::Fence;
 use super::{now_ms, SortOrder, Store, StoreError, StoreResult};
 
 /// The ten statuses of a plan (`PlanDetail.Status`).
@@ -320,10 +320,8 @@ impl Store {
 
     /// One plan.
     pub async fn plan(&self, id: &str) -> StoreResult<Option<Plan>> {
-        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.plan_id = $1"))
-            .bind(id)
-            .fetch_optional(self.writer())
-            .await?;
+        let row =
+            sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.plan_id = $1")).bind(id).fetch_optional(self.writer()).await?;
         row.map(|row| plan_from_row(&Row::Any(&row))).transpose()
     }
 
@@ -448,7 +446,8 @@ impl Store {
     /// Deletes a plan and its records if it is still in `from`.
     pub async fn delete_plan(&self, plan_id: &str, from: PlanStatus) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM plans WHERE plan_id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM plans WHERE plan_id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
         if status.as_deref() != Some(from.name()) {
             return Ok(false);
         }
@@ -476,7 +475,8 @@ impl Store {
             let mut tx = self.begin().await?;
             let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| Row::Any(&r).first()).transpose()?;
             let Some(plan_id) = candidate else { return Ok(None) };
-            let epoch: Option<i64> = sqlx::query_scalar(&claim).bind(owner).bind(lease_ms).bind(&plan_id).bind(queued).fetch_optional(&mut *tx).await?;
+            let epoch: Option<i64> =
+                sqlx::query_scalar(&claim).bind(owner).bind(lease_ms).bind(&plan_id).bind(queued).fetch_optional(&mut *tx).await?;
             tx.commit().await?;
             if let Some(epoch) = epoch {
                 let fence = Fence { job_id: plan_id.clone(), owner: owner.to_string(), epoch };
@@ -537,7 +537,9 @@ impl Store {
     /// Previews whose lease expired (on the database's clock: their worker died).
     pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
         let mut sql = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = "));
-        sql.text(PlanStatus::PreviewInProgress.name()).push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ").push(self.clock_sql());
+        sql.text(PlanStatus::PreviewInProgress.name())
+            .push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ")
+            .push(self.clock_sql());
         self.fetch_all(&sql, plan_from_row).await
     }
 
@@ -549,8 +551,12 @@ impl Store {
              RETURNING lease_epoch",
             self.clock_sql()
         );
-        let epoch: Option<i64> =
-            sqlx::query_scalar(&sql).bind(owner).bind(&plan.plan_id).bind(PlanStatus::PreviewInProgress.name()).fetch_optional(self.writer()).await?;
+        let epoch: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(owner)
+            .bind(&plan.plan_id)
+            .bind(PlanStatus::PreviewInProgress.name())
+            .fetch_optional(self.writer())
+            .await?;
         let Some(epoch) = epoch else { return Ok(false) };
         let fence = Fence { job_id: plan.plan_id.clone(), owner: owner.to_string(), epoch };
         self.finish_preview(plan, &fence, &PreviewOutcome::Failed { message: message.to_string() }).await

@@ -98,10 +98,8 @@ impl Store {
     pub async fn delete_portfolio(&self, id: &str) -> StoreResult<PortfolioDeletion> {
         let mut tx = self.begin().await?;
         for (table, what) in [("portfolio_products", "products"), ("portfolio_principals", "principals"), ("constraints", "constraints")] {
-            let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE portfolio_id = $1"))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let count: i64 =
+                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE portfolio_id = $1")).bind(id).fetch_one(&mut *tx).await?;
             if count > 0 {
                 return Ok(PortfolioDeletion::InUse(what));
             }

@@ -182,19 +182,21 @@ fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
 }
 
 async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> StoreResult<()> {
-    sqlx::query(&format!("INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"))
-        .bind(&v.product_version_id)
-        .bind(&v.product_id)
-        .bind(&v.product_version_name)
-        .bind(&v.description)
-        .bind(i64::from(v.active))
-        .bind(&v.guidance)
-        .bind(&v.template_type)
-        .bind(&v.template_url)
-        .bind(&v.template_id)
-        .bind(v.created_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(&format!(
+        "INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+    ))
+    .bind(&v.product_version_id)
+    .bind(&v.product_id)
+    .bind(&v.product_version_name)
+    .bind(&v.description)
+    .bind(i64::from(v.active))
+    .bind(&v.guidance)
+    .bind(&v.template_type)
+    .bind(&v.template_url)
+    .bind(&v.template_id)
+    .bind(v.created_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -250,11 +252,7 @@ impl Store {
         let checks: [(&str, &str, UseOf); 3] = [
             ("SELECT portfolio_id FROM portfolio_products WHERE product_id = ", "", ProductUse::Portfolio),
             ("SELECT portfolio_id FROM constraints WHERE product_id = ", "", ProductUse::Constraint),
-            (
-                "SELECT provisioned_product_id FROM provisioned_products WHERE product_id = ",
-                " AND terminated = 0",
-                ProductUse::Provisioned,
-            ),
+            ("SELECT provisioned_product_id FROM provisioned_products WHERE product_id = ", " AND terminated = 0", ProductUse::Provisioned),
         ];
         for (head, tail, make) in checks {
             let mut sql = Sql::new(head);
@@ -570,10 +568,7 @@ mod tests {
         assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Portfolio("port-1".into())));
         assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::InUse("products"));
         assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::Deleted);
-        assert_eq!(
-            store.delete_product_version("pv-2").await.unwrap(),
-            Deletion::LastVersion(ProductUse::Portfolio("port-1".into()))
-        );
+        assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::LastVersion(ProductUse::Portfolio("port-1".into())));
         assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::NotFound);
 
         sqlx::query(
@@ -614,7 +609,10 @@ mod tests {
         let update = VersionUpdate { name: "2.0".into(), active: Some(false), ..Default::default() };
         assert!(store.update_product_version("pv-1", &update).await.unwrap());
         let v = store.product_version("pv-1").await.unwrap().unwrap();
-        assert_eq!((v.product_version_name.as_str(), v.description.as_str(), v.active, v.guidance.as_str()), ("2.0", "d", false, "Default"));
+        assert_eq!(
+            (v.product_version_name.as_str(), v.description.as_str(), v.active, v.guidance.as_str()),
+            ("2.0", "d", false, "Default")
+        );
         assert!(store.product_versions("prod-a", true).await.unwrap().is_empty());
         assert_eq!(store.product_versions("prod-a", false).await.unwrap().len(), 1);
         assert!(!store.update_product_version("pv-x", &update).await.unwrap());

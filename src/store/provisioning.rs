@@ -107,15 +107,33 @@ impl TaskRecord {
     pub(super) fn approximate_bytes(&self) -> usize {
         let t = &self.task;
         let text = [
-            &t.task_id, &t.task_type, &t.provisioned_product_id, &t.provisioned_product_name, &t.product_id, &t.product_name,
-            &t.product_version_id, &t.product_version_name, &t.portfolio_id, &t.stack_region_id, &t.parameters_sealed,
-            &t.sensitive_parameters, &t.task_tags, &t.outputs, &t.status, &t.status_message,
+            &t.task_id,
+            &t.task_type,
+            &t.provisioned_product_id,
+            &t.provisioned_product_name,
+            &t.product_id,
+            &t.product_name,
+            &t.product_version_id,
+            &t.product_version_name,
+            &t.portfolio_id,
+            &t.stack_region_id,
+            &t.parameters_sealed,
+            &t.sensitive_parameters,
+            &t.task_tags,
+            &t.outputs,
+            &t.status,
+            &t.status_message,
         ]
         .iter()
         .map(|s| s.len())
         .sum::<usize>();
-        let log: usize = self.log.iter().map(|c| std::mem::size_of::<LogChunk>() + c.command.len() + c.stream.len() + c.content.len()).sum();
-        std::mem::size_of::<Self>() + text + t.launch_role.as_ref().map_or(0, String::len) + self.owner.as_ref().map_or(0, String::len) + log
+        let log: usize =
+            self.log.iter().map(|c| std::mem::size_of::<LogChunk>() + c.command.len() + c.stream.len() + c.content.len()).sum();
+        std::mem::size_of::<Self>()
+            + text
+            + t.launch_role.as_ref().map_or(0, String::len)
+            + self.owner.as_ref().map_or(0, String::len)
+            + log
     }
 }
 
@@ -162,13 +180,15 @@ pub fn state_serial(state: &str) -> Option<i64> {
 /// held by that owner and epoch); false otherwise. On PostgreSQL the row stays locked until
 /// `tx` ends, which orders the caller's writes with any take-over.
 async fn hold_fence(tx: &mut sqlx::Transaction<'static, sqlx::Any>, fence: &Fence) -> StoreResult<bool> {
-    let held = sqlx::query("UPDATE tasks SET lease_epoch = lease_epoch WHERE task_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = $4")
-        .bind(&fence.job_id)
-        .bind(&fence.owner)
-        .bind(fence.epoch)
-        .bind(IN_PROGRESS)
-        .execute(&mut **tx)
-        .await?;
+    let held = sqlx::query(
+        "UPDATE tasks SET lease_epoch = lease_epoch WHERE task_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = $4",
+    )
+    .bind(&fence.job_id)
+    .bind(&fence.owner)
+    .bind(fence.epoch)
+    .bind(IN_PROGRESS)
+    .execute(&mut **tx)
+    .await?;
     Ok(held.rows_affected() == 1)
 }
 
@@ -306,7 +326,11 @@ fn placeholders(rows: usize, cols: usize) -> String {
 }
 
 /// Inserts a launched provisioned product, `UnderChange` with `task` as its last task.
-pub(super) async fn insert_provisioned_product(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
+pub(super) async fn insert_provisioned_product(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    pp: &ProvisionedProduct,
+    task: &Task,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
          owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
@@ -447,8 +471,13 @@ impl Store {
             filter.push(" AND LOWER(pp.provisioned_product_name) = ").text(name.to_lowercase());
         }
         if let Some(phrase) = phrase {
-            filter.push(" AND pp.provisioned_product_id IN (SELECT provisioned_product_id FROM provisioned_product_names \
-                WHERE provisioned_product_names MATCH ").text(phrase).push(")");
+            filter
+                .push(
+                    " AND pp.provisioned_product_id IN (SELECT provisioned_product_id FROM provisioned_product_names \
+                WHERE provisioned_product_names MATCH ",
+                )
+                .text(phrase)
+                .push(")");
         } else if let Some(text) = &query.full_text {
             filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
@@ -488,8 +517,10 @@ impl Store {
 
     /// Owner of the provisioned product a task belongs to (terminated ones included).
     pub async fn task_owner(&self, provisioned_product_id: &str) -> StoreResult<Option<String>> {
-        self.fetch_value(Sql::new("SELECT owner_principal_id FROM provisioned_products WHERE provisioned_product_id = ").text(provisioned_product_id))
-            .await
+        self.fetch_value(
+            Sql::new("SELECT owner_principal_id FROM provisioned_products WHERE provisioned_product_id = ").text(provisioned_product_id),
+        )
+        .await
     }
 
     /// One page of a provisioned product's tasks and the total count.
@@ -538,8 +569,10 @@ impl Store {
     pub async fn task_logs(&self, task_id: &str, after_seq: i64, limit: i64) -> StoreResult<Vec<LogChunk>> {
         let mut sql = Sql::new("SELECT seq, command, stream, content FROM task_logs WHERE task_id = ");
         sql.text(task_id).push(" AND seq > ").int(after_seq).push(" ORDER BY seq LIMIT ").int(limit);
-        self.fetch_all(&sql, |r| Ok(LogChunk { seq: r.get("seq")?, command: r.get("command")?, stream: r.get("stream")?, content: r.get("content")? }))
-            .await
+        self.fetch_all(&sql, |r| {
+            Ok(LogChunk { seq: r.get("seq")?, command: r.get("command")?, stream: r.get("stream")?, content: r.get("content")? })
+        })
+        .await
     }
 
     /// Claims the oldest queued task for `owner` with a lease of `lease_ms` (on the database's
@@ -570,7 +603,14 @@ impl Store {
             let candidate: Option<String> = self.fetch_value(&sql).await?;
             let Some(task_id) = candidate else { return Ok(None) };
             let sql = format!("{set}$4 AND lease_owner IS NULL AND status = $5{returning}");
-            let row = sqlx::query(&sql).bind(owner).bind(lease_ms).bind(now_ms()).bind(&task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+            let row = sqlx::query(&sql)
+                .bind(owner)
+                .bind(lease_ms)
+                .bind(now_ms())
+                .bind(&task_id)
+                .bind(IN_PROGRESS)
+                .fetch_optional(self.writer())
+                .await?;
             if row.is_some() {
                 return claimed(row);
             }
@@ -593,7 +633,14 @@ impl Store {
             "UPDATE tasks SET lease_expires_at = {} + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
             self.clock_sql()
         );
-        let done = sqlx::query(&sql).bind(lease_ms).bind(&fence.job_id).bind(&fence.owner).bind(fence.epoch).bind(IN_PROGRESS).execute(self.writer()).await?;
+        let done = sqlx::query(&sql)
+            .bind(lease_ms)
+            .bind(&fence.job_id)
+            .bind(&fence.owner)
+            .bind(fence.epoch)
+            .bind(IN_PROGRESS)
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -606,14 +653,16 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         // First, so that on PostgreSQL the row lock orders this with finish_task's update.
-        let held = sqlx::query("UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5")
-            .bind(log_bytes(chunks))
-            .bind(&fence.job_id)
-            .bind(&fence.owner)
-            .bind(fence.epoch)
-            .bind(IN_PROGRESS)
-            .execute(&mut *tx)
-            .await?;
+        let held = sqlx::query(
+            "UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
+        )
+        .bind(log_bytes(chunks))
+        .bind(&fence.job_id)
+        .bind(&fence.owner)
+        .bind(fence.epoch)
+        .bind(IN_PROGRESS)
+        .execute(&mut *tx)
+        .await?;
         if held.rows_affected() != 1 {
             return Ok(false);
         }
@@ -624,10 +673,12 @@ impl Store {
 
     /// The newest sealed state of a provisioned product.
     pub async fn latest_state(&self, provisioned_product_id: &str) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query("SELECT version, state_sealed FROM terraform_states WHERE provisioned_product_id = $1 ORDER BY version DESC LIMIT 1")
-            .bind(provisioned_product_id)
-            .fetch_optional(self.writer())
-            .await?;
+        let row = sqlx::query(
+            "SELECT version, state_sealed FROM terraform_states WHERE provisioned_product_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(provisioned_product_id)
+        .fetch_optional(self.writer())
+        .await?;
         Ok(match row {
             Some(r) => Some((r.try_get("version")?, r.try_get("state_sealed")?)),
             None => None,
@@ -638,7 +689,13 @@ impl Store {
     /// Nothing is stored when the fence is no longer current ([`StateSaved::Fenced`]), or when a
     /// stored state has a higher Terraform serial than `state`'s `serial` ([`StateSaved::Older`]):
     /// a state never goes backwards.
-    pub async fn save_state(&self, provisioned_product_id: &str, fence: &Fence, state_sealed: &str, serial: Option<i64>) -> StoreResult<StateSaved> {
+    pub async fn save_state(
+        &self,
+        provisioned_product_id: &str,
+        fence: &Fence,
+        state_sealed: &str,
+        serial: Option<i64>,
+    ) -> StoreResult<StateSaved> {
         let mut tx = self.begin().await?;
         if !hold_fence(&mut tx, fence).await? {
             return Ok(StateSaved::Fenced);
@@ -750,7 +807,8 @@ impl Store {
              RETURNING lease_epoch",
             self.clock_sql()
         );
-        let epoch: Option<i64> = sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+        let epoch: Option<i64> =
+            sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
         Ok(epoch.map(|epoch| Fence { job_id: task.task_id.clone(), owner: owner.to_string(), epoch }))
     }
 }
@@ -817,7 +875,11 @@ pub(crate) mod tests {
             .map(|i| {
                 let pp = ProvisionedProduct { provisioned_product_id: format!("pp-{i}"), ..pp.clone() };
                 let tasks = (0..2)
-                    .map(|j| Task { task_id: format!("t-{i}-{j}"), provisioned_product_id: pp.provisioned_product_id.clone(), ..template.clone() })
+                    .map(|j| Task {
+                        task_id: format!("t-{i}-{j}"),
+                        provisioned_product_id: pp.provisioned_product_id.clone(),
+                        ..template.clone()
+                    })
                     .collect();
                 (pp, tasks)
             })
@@ -838,7 +900,16 @@ pub(crate) mod tests {
         let items: Vec<_> = names
             .iter()
             .enumerate()
-            .map(|(i, name)| (ProvisionedProduct { provisioned_product_id: format!("pp-{i}"), provisioned_product_name: name.to_string(), ..pp.clone() }, Vec::new()))
+            .map(|(i, name)| {
+                (
+                    ProvisionedProduct {
+                        provisioned_product_id: format!("pp-{i}"),
+                        provisioned_product_name: name.to_string(),
+                        ..pp.clone()
+                    },
+                    Vec::new(),
+                )
+            })
             .collect();
         store.seed_provisioned_products(&items).await.unwrap();
     }
@@ -856,13 +927,42 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn full_text_search_through_the_index_finds_what_like_finds() {
         let (store, _dir) = testing::sqlite().await;
-        let mut names = vec!["App-001234", "app-012345", "Web 50% off", "web_50_off", "say \"hi\"", "it's", "MiXeD CaSe", "ÉCOLE", "école", "a\\b%c"];
+        let mut names =
+            vec!["App-001234", "app-012345", "Web 50% off", "web_50_off", "say \"hi\"", "it's", "MiXeD CaSe", "ÉCOLE", "école", "a\\b%c"];
         let bulk: Vec<String> = (0..INDEXED_MATCHES).map(|i| format!("bulk-{i}")).collect();
         names.extend(bulk.iter().map(String::as_str));
         seed_names(&store, &names).await;
         let texts = [
-            "a", "pp", "APP", "0123", "01234", "-0", "50%", "50_", "0%", "_50", "\"hi\"", "\"", "y \"h", "'s", "t's", "mixed case",
-            "XED C", "éco", "ÉCO", "cole", "\\b%", "b%c", "AND", "NOT app", "app*", "^app", "nothing", "", "BULK", "ulk-99",
+            "a",
+            "pp",
+            "APP",
+            "0123",
+            "01234",
+            "-0",
+            "50%",
+            "50_",
+            "0%",
+            "_50",
+            "\"hi\"",
+            "\"",
+            "y \"h",
+            "'s",
+            "t's",
+            "mixed case",
+            "XED C",
+            "éco",
+            "ÉCO",
+            "cole",
+            "\\b%",
+            "b%c",
+            "AND",
+            "NOT app",
+            "app*",
+            "^app",
+            "nothing",
+            "",
+            "BULK",
+            "ulk-99",
         ];
         for text in texts {
             let mut like = Sql::new("SELECT provisioned_product_id FROM provisioned_products WHERE LOWER(provisioned_product_name) LIKE ");
@@ -898,7 +998,11 @@ pub(crate) mod tests {
         let (store, dir) = testing::sqlite().await;
         seed_names(&store, &["alpha-1", "beta-1"]).await;
         // Back to the schema before migration 11, rows and all; opening again applies it.
-        for statement in ["DROP TRIGGER provisioned_product_names_insert", "DROP TABLE provisioned_product_names", "DELETE FROM schema_migrations WHERE version = 11"] {
+        for statement in [
+            "DROP TRIGGER provisioned_product_names_insert",
+            "DROP TABLE provisioned_product_names",
+            "DELETE FROM schema_migrations WHERE version = 11",
+        ] {
             sqlx::query(statement).execute(store.writer()).await.unwrap();
         }
         let store = Store::open(&Store::sqlite_url(dir.path())).await.unwrap();
@@ -913,7 +1017,8 @@ pub(crate) mod tests {
         let task = seed_task(&store, "task-l").await;
         let read = store.task_with_logs("task-l").await.unwrap().unwrap();
         assert_eq!((read.task.task_id.as_str(), read.owner.as_deref(), read.log.len()), (task.task_id.as_str(), Some("1"), 0));
-        let chunk = |seq: i64, command: &str| LogChunk { seq, command: command.into(), stream: "stdout".into(), content: format!("{command}\n") };
+        let chunk =
+            |seq: i64, command: &str| LogChunk { seq, command: command.into(), stream: "stdout".into(), content: format!("{command}\n") };
         let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
         assert!(store.append_logs(&fence, &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap());
         assert!(store.append_logs(&fence, &[chunk(3, "apply")]).await.unwrap());
@@ -939,7 +1044,8 @@ pub(crate) mod tests {
         assert_eq!((first.task.status.as_str(), first.log.len()), (SUCCEEDED, 2));
         let again = store.task_with_logs("task-f").await.unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again), "kept once finished");
-        let log_bytes: i64 = sqlx::query_scalar("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").fetch_one(store.writer()).await.unwrap();
+        let log_bytes: i64 =
+            sqlx::query_scalar("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").fetch_one(store.writer()).await.unwrap();
         assert_eq!(log_bytes, (chunk(1).content.len() + chunk(2).content.len()) as i64, "the refused chunk is not counted");
     }
 
@@ -959,7 +1065,10 @@ pub(crate) mod tests {
         for wrong in [&other, &stale] {
             assert!(!store.append_logs(wrong, std::slice::from_ref(&line)).await.unwrap());
             assert_eq!(store.save_state("pp-task-a", wrong, "s", None).await.unwrap(), StateSaved::Fenced);
-            assert!(!store.finish_task(&task, Some(wrong), &TaskOutcome::Failed { message: "x".into() }, std::slice::from_ref(&line)).await.unwrap());
+            assert!(!store
+                .finish_task(&task, Some(wrong), &TaskOutcome::Failed { message: "x".into() }, std::slice::from_ref(&line))
+                .await
+                .unwrap());
         }
         assert!(store.task_logs("task-a", 0, i64::MAX).await.unwrap().is_empty(), "nothing of a worker without the lease");
         assert!(store.latest_state("pp-task-a").await.unwrap().is_none());
@@ -1003,7 +1112,11 @@ pub(crate) mod tests {
         let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
         assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));
         assert_eq!(store.save_state("pp-task-c", &fence, "s2", Some(5)).await.unwrap(), StateSaved::Version(2));
-        assert_eq!(store.save_state("pp-task-c", &fence, "older", Some(4)).await.unwrap(), StateSaved::Older, "a state never goes backwards");
+        assert_eq!(
+            store.save_state("pp-task-c", &fence, "older", Some(4)).await.unwrap(),
+            StateSaved::Older,
+            "a state never goes backwards"
+        );
         assert_eq!(store.save_state("pp-task-c", &fence, "s3", Some(5)).await.unwrap(), StateSaved::Version(3));
         assert_eq!(store.latest_state("pp-task-c").await.unwrap(), Some((3, "s3".into())));
         assert_eq!(state_serial(r#"{"version": 4, "serial": 7}"#), Some(7));

@@ -215,7 +215,8 @@ impl Store {
     ) -> StoreResult<(Vec<T>, i64)> {
         let rows = self.fetch_all(select, decode).await?;
         let shown = rows.len() as i64;
-        let total = if shown < page.size && (shown > 0 || page.offset() == 0) { page.offset() + shown } else { self.fetch_count(count).await? };
+        let total =
+            if shown < page.size && (shown > 0 || page.offset() == 0) { page.offset() + shown } else { self.fetch_count(count).await? };
         Ok((rows, total))
     }
 

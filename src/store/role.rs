@@ -131,10 +131,10 @@ mod tests {
         let alice = store.create_user("alice", false, "AK1", "s").await.unwrap().unwrap();
         store.add_user_to_roles(&alice.principal_id, &["ops".into(), "dev".into(), "ops".into()]).await.unwrap();
         let roles = store.list_roles().await.unwrap();
-        assert_eq!(roles.iter().map(|r| (r.name.as_str(), r.members.clone())).collect::<Vec<_>>(), [
-            ("ops", vec!["alice".to_string()]),
-            ("dev", vec!["alice".to_string()])
-        ]);
+        assert_eq!(
+            roles.iter().map(|r| (r.name.as_str(), r.members.clone())).collect::<Vec<_>>(),
+            [("ops", vec!["alice".to_string()]), ("dev", vec!["alice".to_string()])]
+        );
         let ops = &roles[0];
         let found = store.principal_by_id("RamRole", &ops.role_id).await.unwrap().unwrap();
         assert_eq!(found.name, "ops");

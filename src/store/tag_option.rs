@@ -138,18 +138,17 @@ impl Store {
     /// Changes the value and/or the active flag.
     pub async fn update_tag_option(&self, id: &str, value: Option<&str>, active: Option<bool>) -> StoreResult<TagOptionWrite> {
         let mut tx = self.begin().await?;
-        let key: Option<String> = sqlx::query_scalar("SELECT tag_key FROM tag_options WHERE tag_option_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let key: Option<String> =
+            sqlx::query_scalar("SELECT tag_key FROM tag_options WHERE tag_option_id = $1").bind(id).fetch_optional(&mut *tx).await?;
         let Some(key) = key else { return Ok(TagOptionWrite::NotFound) };
         if let Some(value) = value {
-            let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tag_options WHERE tag_key = $1 AND tag_value = $2 AND tag_option_id <> $3")
-                .bind(&key)
-                .bind(value)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let taken: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM tag_options WHERE tag_key = $1 AND tag_value = $2 AND tag_option_id <> $3")
+                    .bind(&key)
+                    .bind(value)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if taken > 0 {
                 return Ok(TagOptionWrite::Conflict(format!("A tag option with key {key:?} and value {value:?} exists already.")));
             }
@@ -167,10 +166,8 @@ impl Store {
     /// Deletes a tag option unless it is associated with a resource.
     pub async fn delete_tag_option(&self, id: &str) -> StoreResult<TagOptionWrite> {
         let mut tx = self.begin().await?;
-        let uses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tag_option_resources WHERE tag_option_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let uses: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tag_option_resources WHERE tag_option_id = $1").bind(id).fetch_one(&mut *tx).await?;
         if uses > 0 {
             return Ok(TagOptionWrite::Conflict(format!(
                 "The tag option {id:?} is associated with {uses} resource(s); disassociate it first."
@@ -261,7 +258,8 @@ impl Store {
         page: Page,
     ) -> StoreResult<(Vec<TaggedResourceDetail>, i64)> {
         let (table, id, name) = kind.table();
-        let mut filter = Sql::new(&format!(" FROM tag_option_resources r JOIN {table} x ON x.{id} = r.resource_id WHERE r.tag_option_id = "));
+        let mut filter =
+            Sql::new(&format!(" FROM tag_option_resources r JOIN {table} x ON x.{id} = r.resource_id WHERE r.tag_option_id = "));
         filter.text(tag_option_id);
         let mut select = filter.behind(&format!("SELECT x.{id} AS resource_id, x.{name} AS name, x.description, x.created_at"));
         select.push(" ORDER BY r.created_at, r.resource_id LIMIT ").int(page.size).push(" OFFSET ").int(page.offset());
@@ -304,9 +302,10 @@ mod tests {
         assert_eq!((found[0].tag_option_id.as_str(), total), ("tag-1", 2));
         assert_eq!(list(TagOptionQuery { full_text: Some("COR".into()), ..Default::default() }).await.1, 1);
 
-        assert_eq!(store.update_tag_option("tag-2", Some("dev"), None).await.unwrap(), TagOptionWrite::Conflict(
-            "A tag option with key \"env\" and value \"dev\" exists already.".into()
-        ));
+        assert_eq!(
+            store.update_tag_option("tag-2", Some("dev"), None).await.unwrap(),
+            TagOptionWrite::Conflict("A tag option with key \"env\" and value \"dev\" exists already.".into())
+        );
         assert_eq!(store.update_tag_option("tag-2", Some("stage"), Some(false)).await.unwrap(), TagOptionWrite::Done);
         let t = store.tag_option("tag-2").await.unwrap().unwrap();
         assert_eq!((t.value.as_str(), t.active), ("stage", false));

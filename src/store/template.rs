@@ -61,15 +61,13 @@ impl Store {
         .bind(now_ms())
         .execute(self.writer())
         .await?;
-        Ok(sqlx::query_scalar("SELECT template_id FROM templates WHERE content_sha256 = $1")
-            .bind(&sha)
-            .fetch_one(self.writer())
-            .await?)
+        Ok(sqlx::query_scalar("SELECT template_id FROM templates WHERE content_sha256 = $1").bind(&sha).fetch_one(self.writer()).await?)
     }
 
     /// One template.
     pub async fn template(&self, template_id: &str) -> StoreResult<Option<StoredTemplate>> {
-        let mut sql = Sql::new("SELECT template_id, template_type, body, terraform_variables, created_at FROM templates WHERE template_id = ");
+        let mut sql =
+            Sql::new("SELECT template_id, template_type, body, terraform_variables, created_at FROM templates WHERE template_id = ");
         sql.text(template_id);
         self.fetch_optional(&sql, |row| {
             let variables: String = row.get("terraform_variables")?;

@@ -27,7 +27,8 @@ pub struct Credentials {
 impl Credentials {
     /// Reads `{AccessKeyId, AccessKeySecret}` (the server's `root-credentials.json`).
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<Self> {
-        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)?;
         let field = |name: &str| json[name].as_str().map(str::to_string).with_context(|| format!("{} lacks {name}", path.display()));
         Ok(Credentials { id: field("AccessKeyId")?, secret: field("AccessKeySecret")? })
     }
@@ -112,7 +113,13 @@ impl Connection {
         let mac = signature::v3_sign(&self.credentials.secret, &signature::v3_string_to_sign(&canonical));
         headers.push((
             "authorization".into(),
-            format!("{} Credential={},SignedHeaders={},Signature={}", signature::V3_ALGORITHM, self.credentials.id, signed.join(";"), mac.to_hex()),
+            format!(
+                "{} Credential={},SignedHeaders={},Signature={}",
+                signature::V3_ALGORITHM,
+                self.credentials.id,
+                signed.join(";"),
+                mac.to_hex()
+            ),
         ));
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
         let mut request = Request::post(format!("{path}?{}", query.join("&")));

@@ -39,7 +39,8 @@ pub async fn run(case: &Case, concurrency: usize, budget: &Budget) -> anyhow::Re
         let mut connection = Connection::open(&budget.host, &budget.credentials).await?;
         // One warm-up call per connection, outside the measurement.
         connection.send(&calls[0]).await?.json()?;
-        let (calls, sent, start, max, duration) = (Arc::clone(&calls), Arc::clone(&sent), Arc::clone(&start), budget.max_requests, budget.duration);
+        let (calls, sent, start, max, duration) =
+            (Arc::clone(&calls), Arc::clone(&sent), Arc::clone(&start), budget.max_requests, budget.duration);
         workers.push(tokio::spawn(async move {
             let mut latencies_us: Vec<u32> = Vec::new();
             let mut errors: Vec<String> = Vec::new();
@@ -115,7 +116,8 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) start at field 3.
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| anyhow::anyhow!("unreadable /proc/{pid}/stat"));
+    let field =
+        |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| anyhow::anyhow!("unreadable /proc/{pid}/stat"));
     Ok(field(14)? + field(15)?)
 }
 

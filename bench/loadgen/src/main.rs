@@ -119,7 +119,10 @@ async fn run_cases(cases: &[Case], args: &LoadArgs) -> anyhow::Result<Vec<Value>
     for case in cases.iter().filter(|c| args.only.as_ref().is_none_or(|only| c.name.starts_with(only.as_str()))) {
         for &concurrency in &args.concurrency {
             let result = load::run(case, concurrency, &budget).await?;
-            eprintln!("  {:<40} c={concurrency:<3} {:>9} req/s  p50 {} ms  p99 {} ms", case.name, result["rps"], result["p50_ms"], result["p99_ms"]);
+            eprintln!(
+                "  {:<40} c={concurrency:<3} {:>9} req/s  p50 {} ms  p99 {} ms",
+                case.name, result["rps"], result["p50_ms"], result["p99_ms"]
+            );
             results.push(result);
         }
     }
@@ -154,7 +157,12 @@ async fn launch_sample(args: &LoadArgs) -> anyhow::Result<String> {
     let versions = c.send(&rpc("ListProductVersions", &[("ProductId", &product_id)])).await?.json()?;
     let version_id = versions["ProductVersionDetails"][0]["ProductVersionId"].as_str().unwrap_or_default().to_string();
     let name = format!("loadgen-{}", chrono::Utc::now().timestamp_millis());
-    let launch = [("ProductId", product_id.as_str()), ("ProductVersionId", &version_id), ("ProvisionedProductName", &name), ("StackRegionId", "cn-hangzhou")];
+    let launch = [
+        ("ProductId", product_id.as_str()),
+        ("ProductVersionId", &version_id),
+        ("ProvisionedProductName", &name),
+        ("StackRegionId", "cn-hangzhou"),
+    ];
     let launched = c.send(&rpc("LaunchProduct", &launch)).await?.json()?;
     let task_id = launched["TaskId"].as_str().ok_or_else(|| anyhow::anyhow!("LaunchProduct returned no TaskId: {launched}"))?.to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -171,7 +179,9 @@ async fn launch_sample(args: &LoadArgs) -> anyhow::Result<String> {
 
 async fn scale(args: &LoadArgs, sample: &std::path::Path) -> anyhow::Result<Value> {
     let sample: Value = serde_json::from_slice(&std::fs::read(sample)?)?;
-    let list = |key: &str| -> Vec<String> { sample[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect() };
+    let list = |key: &str| -> Vec<String> {
+        sample[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
+    };
     let (tasks, pps, names) = (list("task_ids"), list("provisioned_product_ids"), list("names"));
     anyhow::ensure!(!tasks.is_empty() && !pps.is_empty() && !names.is_empty(), "the sample file holds no ids");
     let account = |filter: &[(&str, &str)], page: &str| {
@@ -186,7 +196,9 @@ async fn scale(args: &LoadArgs, sample: &std::path::Path) -> anyhow::Result<Valu
             calls: pps
                 .iter()
                 .enumerate()
-                .map(|(i, pp)| rpc("ListTasks", &[("ProvisionedProductId", pp), ("PageSize", "5"), ("PageNumber", if i % 2 == 0 { "1" } else { "2" })]))
+                .map(|(i, pp)| {
+                    rpc("ListTasks", &[("ProvisionedProductId", pp), ("PageSize", "5"), ("PageNumber", if i % 2 == 0 { "1" } else { "2" })])
+                })
                 .collect(),
         },
         Case {

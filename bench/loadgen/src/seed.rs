@@ -53,7 +53,9 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
             let pp_id = new_id("pp");
             let created = start + i as i64 * 1000;
             let parameters = secrets.seal(&json!([{"ParameterKey": "name", "ParameterValue": name}]).to_string());
-            let outputs = json!([{"OutputKey": "greeting", "OutputValue": format!("Hello, {name}!"), "Description": "The greeting, repeated."}]).to_string();
+            let outputs =
+                json!([{"OutputKey": "greeting", "OutputValue": format!("Hello, {name}!"), "Description": "The greeting, repeated."}])
+                    .to_string();
             let tasks: Vec<Task> = (0..options.tasks_per_product)
                 .map(|j| Task {
                     task_id: new_id("task"),

@@ -65,11 +65,7 @@ impl Resource for FailureResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        Some((
-            proposed_state,
-            prior_private_state,
-            vec![AttributePath::new("message")],
-        ))
+        Some((proposed_state, prior_private_state, vec![AttributePath::new("message")]))
     }
 
     async fn plan_destroy<'a>(
@@ -94,11 +90,7 @@ impl Resource for FailureResource {
             Value::Value(message) => message.into_owned(),
             _ => "sandbox_failure failed".to_owned(),
         };
-        diags.error(
-            message,
-            "sandbox_failure always fails on create.",
-            AttributePath::new("message"),
-        );
+        diags.error(message, "sandbox_failure always fails on create.", AttributePath::new("message"));
         None
     }
 

@@ -31,10 +31,7 @@ impl FileState<'_> {
     /// Fills the computed attributes from `path` and `content` (unknown while they are).
     fn compute(&mut self) {
         self.id = self.path.clone();
-        self.checksum = self
-            .content
-            .as_ref()
-            .map(|content| Cow::Owned(checksum(content.as_bytes())));
+        self.checksum = self.content.as_ref().map(|content| Cow::Owned(checksum(content.as_bytes())));
     }
 }
 
@@ -68,11 +65,7 @@ impl FileResource {
         match self.sandbox.get(diags)?.resolve(path) {
             Ok(target) => Some(target),
             Err(error) => {
-                diags.error(
-                    "Invalid sandbox path",
-                    error.to_string(),
-                    AttributePath::new("path"),
-                );
+                diags.error("Invalid sandbox path", error.to_string(), AttributePath::new("path"));
                 None
             }
         }
@@ -80,15 +73,8 @@ impl FileResource {
 }
 
 /// Turns an I/O outcome into a diagnostic naming the file.
-fn report<T>(
-    diags: &mut Diagnostics,
-    summary: &'static str,
-    target: &Path,
-    outcome: io::Result<T>,
-) -> Option<T> {
-    outcome
-        .map_err(|error| diags.root_error(summary, format!("{}: {error}", target.display())))
-        .ok()
+fn report<T>(diags: &mut Diagnostics, summary: &'static str, target: &Path, outcome: io::Result<T>) -> Option<T> {
+    outcome.map_err(|error| diags.root_error(summary, format!("{}: {error}", target.display()))).ok()
 }
 
 #[async_trait]
@@ -116,11 +102,7 @@ impl Resource for FileResource {
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
         if let Value::Value(path) = &config.path {
             if let Err(error) = parse_relative(path) {
-                diags.error(
-                    "Invalid sandbox path",
-                    error.to_string(),
-                    AttributePath::new("path"),
-                );
+                diags.error("Invalid sandbox path", error.to_string(), AttributePath::new("path"));
             }
         }
         Some(())
@@ -142,8 +124,7 @@ impl Resource for FileResource {
         };
         match std::fs::read(&target) {
             Ok(bytes) => {
-                state.content =
-                    Value::Value(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()));
+                state.content = Value::Value(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()));
                 state.checksum = Value::Value(Cow::Owned(checksum(&bytes)));
                 Some((state, private_state))
             }

@@ -54,10 +54,7 @@ impl Resource for SleepResource {
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
         if matches!(config.duration_ms, Value::Value(ms) if ms < 0) {
-            diags.error_short(
-                "`duration_ms` must be 0 or more",
-                AttributePath::new("duration_ms"),
-            );
+            diags.error_short("`duration_ms` must be 0 or more", AttributePath::new("duration_ms"));
         }
         Some(())
     }
@@ -92,11 +89,7 @@ impl Resource for SleepResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        Some((
-            proposed_state,
-            prior_private_state,
-            vec![AttributePath::new("duration_ms")],
-        ))
+        Some((proposed_state, prior_private_state, vec![AttributePath::new("duration_ms")]))
     }
 
     async fn plan_destroy<'a>(
@@ -118,10 +111,7 @@ impl Resource for SleepResource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let Value::Value(ms) = planned_state.duration_ms else {
-            diags.error_short(
-                "`duration_ms` must be known",
-                AttributePath::new("duration_ms"),
-            );
+            diags.error_short("`duration_ms` must be known", AttributePath::new("duration_ms"));
             return None;
         };
         let started = Instant::now();
