@@ -370,8 +370,12 @@ impl Page {
 
 #[cfg(test)]
 pub(crate) mod testing {
-    //! A fresh store per test: SQLite in a temporary directory, or PostgreSQL in a fresh schema
-    //! when `SERVICECATALOG_TEST_POSTGRES` is set.
+    //! A fresh store per test: SQLite in a temporary directory, and PostgreSQL in a fresh schema
+    //! too when `SERVICECATALOG_TEST_POSTGRES` is set (to the database's URL).
+    use std::future::Future;
+
+    use sqlx::{Connection, Executor};
+
     use super::Store;
 
     /// Opens a fresh SQLite store; the directory lives as long as the returned guard.
@@ -379,6 +383,35 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&Store::sqlite_url(dir.path())).await.expect("open store");
         (store, dir)
+    }
+
+    /// Runs `test` on a fresh SQLite store, then, when `SERVICECATALOG_TEST_POSTGRES` is set, on
+    /// a fresh PostgreSQL store: in a schema of its own (its connections' search path, so the
+    /// migrations run into it), dropped afterwards whether the test passed or not.
+    pub async fn each_store<T, F>(test: T)
+    where
+        T: Fn(Store) -> F + Send + 'static,
+        F: Future<Output = ()> + Send,
+    {
+        let (store, _dir) = sqlite().await;
+        test(store).await;
+        let Ok(url) = std::env::var("SERVICECATALOG_TEST_POSTGRES") else { return };
+        let schema = super::new_id("t").replace('-', "_");
+        let mut admin = sqlx::AnyConnection::connect(&url).await.expect("connect to SERVICECATALOG_TEST_POSTGRES");
+        admin.execute(&*format!("CREATE SCHEMA {schema}")).await.expect("create the test's schema");
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{schema}");
+        // Spawned, so that a panic comes back here as an error and the schema is dropped all the same.
+        let outcome = tokio::spawn(async move {
+            let store = Store::open(&url).await.expect("open the store");
+            test(store).await
+        })
+        .await;
+        admin.execute(&*format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop the test's schema");
+        if let Err(failed) = outcome {
+            eprintln!("(the test failed on PostgreSQL)");
+            std::panic::resume_unwind(failed.into_panic());
+        }
     }
 }
 
@@ -414,10 +447,12 @@ mod tests {
 
     #[tokio::test]
     async fn settings_keep_the_first_value() {
-        let (store, _dir) = testing::sqlite().await;
-        assert_eq!(store.setting("x").await.unwrap(), None);
-        assert_eq!(store.setting_or_insert("x", || "1".into()).await.unwrap(), "1");
-        assert_eq!(store.setting_or_insert("x", || "2".into()).await.unwrap(), "1");
+        testing::each_store(|store| async move {
+            assert_eq!(store.setting("x").await.unwrap(), None);
+            assert_eq!(store.setting_or_insert("x", || "1".into()).await.unwrap(), "1");
+            assert_eq!(store.setting_or_insert("x", || "2".into()).await.unwrap(), "1");
+        })
+        .await;
     }
 
     #[tokio::test]
