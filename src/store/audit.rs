@@ -109,6 +109,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
 
     fn event(action: &str, principal: &str, resource: &str) -> AuditEvent {
         AuditEvent {
@@ -127,20 +128,23 @@ mod tests {
 
     #[tokio::test]
     async fn events_are_filtered_paged_and_pruned() {
-        let (store, _dir) = super::super::testing::sqlite().await;
-        store.record_audit_event(&event("CreatePortfolio", "alice", "port-1")).await.unwrap();
-        store.record_audit_event(&event("LaunchProduct", "bob", "pp-1")).await.unwrap();
-        store.record_audit_event(&event("LaunchProduct", "alice", "pp-2")).await.unwrap();
-        let page = Page { number: 1, size: 10 };
-        let q = AuditQuery { action: Some("LaunchProduct".into()), ..AuditQuery::default() };
-        let (events, total) = store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap();
-        assert_eq!((events.len(), total), (2, 2));
-        let q = AuditQuery { principal_name: Some("alice".into()), resource_id: Some("pp-2".into()), ..AuditQuery::default() };
-        assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().0[0].action, "LaunchProduct");
-        let (first, total) = store.list_audit_events(&AuditQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
-        assert_eq!((first.len(), total), (1, 3));
-        let q = AuditQuery { until: Some(0), ..AuditQuery::default() };
-        assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().1, 0);
-        assert_eq!(store.prune_audit_events(now_ms() + 1).await.unwrap(), 3);
+        testing::each_store(|store| async move {
+            store.record_audit_event(&event("CreatePortfolio", "alice", "port-1")).await.unwrap();
+            store.record_audit_event(&event("LaunchProduct", "bob", "pp-1")).await.unwrap();
+            store.record_audit_event(&event("LaunchProduct", "alice", "pp-2")).await.unwrap();
+            let page = Page { number: 1, size: 10 };
+            let q = AuditQuery { action: Some("LaunchProduct".into()), ..AuditQuery::default() };
+            let (events, total) = store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap();
+            assert_eq!((events.len(), total), (2, 2));
+            let q = AuditQuery { principal_name: Some("alice".into()), resource_id: Some("pp-2".into()), ..AuditQuery::default() };
+            assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().0[0].action, "LaunchProduct");
+            let (first, total) =
+                store.list_audit_events(&AuditQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
+            assert_eq!((first.len(), total), (1, 3));
+            let q = AuditQuery { until: Some(0), ..AuditQuery::default() };
+            assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().1, 0);
+            assert_eq!(store.prune_audit_events(now_ms() + 1).await.unwrap(), 3);
+        })
+        .await;
     }
 }

@@ -184,30 +184,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_by_this_process_is_seen_at_once_and_by_another_within_the_recheck() {
-        let (store, _dir) = testing::sqlite().await;
-        // Another process: its own connections to the same file, and its own cache.
-        let other = Store::open(store.url()).await.unwrap();
-        store.create_user("alice", false, "AK-alice", "sealed-1").await.unwrap().unwrap();
-        let (alice, sealed) = other.access_key("AK-alice").await.unwrap().unwrap();
-        assert_eq!((alice.name.as_str(), sealed.as_str()), ("alice", "sealed-1"));
-        assert!(other.portfolios_granted_to(&alice).await.unwrap().is_empty());
+        testing::each_store(|store| async move {
+            // Another process: its own connections to the same file, and its own cache.
+            let other = Store::open(store.url()).await.unwrap();
+            store.create_user("alice", false, "AK-alice", "sealed-1").await.unwrap().unwrap();
+            let (alice, sealed) = other.access_key("AK-alice").await.unwrap().unwrap();
+            assert_eq!((alice.name.as_str(), sealed.as_str()), ("alice", "sealed-1"));
+            assert!(other.portfolios_granted_to(&alice).await.unwrap().is_empty());
 
-        let portfolio = "port-shared".to_string();
-        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ($1, $1, 'p', '', 1, 1)")
-            .bind(&portfolio)
-            .execute(store.writer())
-            .await
-            .unwrap();
-        let grant = crate::store::grant::Grant { principal_type: "RamUser".into(), principal_key: "ali*".into(), is_pattern: true };
-        assert!(store.insert_grant(&portfolio, &grant).await.unwrap());
-        assert_eq!(&*store.portfolios_granted_to(&alice).await.unwrap(), [portfolio.as_str()], "this process sees its change at once");
-        store.settle_auth_changes().await;
-        assert_eq!(&*other.portfolios_granted_to(&alice).await.unwrap(), [portfolio.as_str()], "another sees it after the recheck");
+            let portfolio = "port-shared".to_string();
+            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ($1, $1, 'p', '', 1, 1)")
+                .bind(&portfolio)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let grant = crate::store::grant::Grant { principal_type: "RamUser".into(), principal_key: "ali*".into(), is_pattern: true };
+            assert!(store.insert_grant(&portfolio, &grant).await.unwrap());
+            assert_eq!(&*store.portfolios_granted_to(&alice).await.unwrap(), [portfolio.as_str()], "this process sees its change at once");
+            store.settle_auth_changes().await;
+            assert_eq!(&*other.portfolios_granted_to(&alice).await.unwrap(), [portfolio.as_str()], "another sees it after the recheck");
 
-        assert!(store.delete_user("alice").await.unwrap());
-        assert!(store.access_key("AK-alice").await.unwrap().is_none(), "a deleted user's key is refused at once");
-        store.settle_auth_changes().await;
-        assert!(other.access_key("AK-alice").await.unwrap().is_none(), "and by another process after the recheck");
+            assert!(store.delete_user("alice").await.unwrap());
+            assert!(store.access_key("AK-alice").await.unwrap().is_none(), "a deleted user's key is refused at once");
+            store.settle_auth_changes().await;
+            assert!(other.access_key("AK-alice").await.unwrap().is_none(), "and by another process after the recheck");
+        })
+        .await;
     }
 
     #[test]

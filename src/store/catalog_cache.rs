@@ -99,23 +99,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_by_any_process_is_in_the_next_listing() {
-        let (store, _dir) = testing::sqlite().await;
-        let other = Store::open(store.url()).await.unwrap();
-        let all = Page { number: 1, size: 100 };
-        let names = |store: Store| async move {
-            let page = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
-            page.0.iter().map(|p| p.portfolio_name.clone()).collect::<Vec<_>>()
-        };
-        assert!(names(store.clone()).await.is_empty());
-        let first = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
-        let again = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
-        assert!(Arc::ptr_eq(&first, &again), "unchanged: from memory");
-        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-x', 'x', 'p', '', 1, 1)")
-            .execute(other.writer())
-            .await
-            .unwrap();
-        assert_eq!(names(store.clone()).await, ["x"], "written by another process");
-        sqlx::query("UPDATE portfolios SET portfolio_name = 'y'").execute(other.writer()).await.unwrap();
-        assert_eq!(names(store).await, ["y"]);
+        testing::each_store(|store| async move {
+            let other = Store::open(store.url()).await.unwrap();
+            let all = Page { number: 1, size: 100 };
+            let names = |store: Store| async move {
+                let page = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
+                page.0.iter().map(|p| p.portfolio_name.clone()).collect::<Vec<_>>()
+            };
+            assert!(names(store.clone()).await.is_empty());
+            let first = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
+            let again = store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap();
+            assert!(Arc::ptr_eq(&first, &again), "unchanged: from memory");
+            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-x', 'x', 'p', '', 1, 1)")
+                .execute(other.writer())
+                .await
+                .unwrap();
+            assert_eq!(names(store.clone()).await, ["x"], "written by another process");
+            sqlx::query("UPDATE portfolios SET portfolio_name = 'y'").execute(other.writer()).await.unwrap();
+            assert_eq!(names(store).await, ["y"]);
+        })
+        .await;
     }
 }

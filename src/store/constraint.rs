@@ -160,25 +160,34 @@ mod tests {
 
     #[tokio::test]
     async fn constraints_need_an_association_and_are_unique_per_type() {
-        let (store, _dir) = testing::sqlite().await;
-        seed(&store).await;
-        assert_eq!(store.insert_constraint(&launch("cons-1", "prod-1", "r")).await.unwrap(), ConstraintInsert::Created);
-        assert_eq!(store.insert_constraint(&launch("cons-2", "prod-1", "r")).await.unwrap(), ConstraintInsert::Duplicate("cons-1".into()));
-        assert_eq!(store.insert_constraint(&launch("cons-3", "prod-2", "r")).await.unwrap(), ConstraintInsert::NotAssociated);
-        let mut region = launch("cons-4", "prod-1", "r");
-        region.constraint_type = "StackRegion".into();
-        region.config = r#"{"StackRegions":["cn-hangzhou"]}"#.into();
-        assert_eq!(store.insert_constraint(&region).await.unwrap(), ConstraintInsert::Created);
-        let types: Vec<String> = store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
-        assert_eq!(types, ["Launch", "StackRegion"]);
-        assert_eq!(store.constraints_of_type("Launch").await.unwrap(), [("cons-1".to_string(), r#"{"LocalRoleName":"r"}"#.to_string())]);
+        testing::each_store(|store| async move {
+            seed(&store).await;
+            assert_eq!(store.insert_constraint(&launch("cons-1", "prod-1", "r")).await.unwrap(), ConstraintInsert::Created);
+            assert_eq!(
+                store.insert_constraint(&launch("cons-2", "prod-1", "r")).await.unwrap(),
+                ConstraintInsert::Duplicate("cons-1".into())
+            );
+            assert_eq!(store.insert_constraint(&launch("cons-3", "prod-2", "r")).await.unwrap(), ConstraintInsert::NotAssociated);
+            let mut region = launch("cons-4", "prod-1", "r");
+            region.constraint_type = "StackRegion".into();
+            region.config = r#"{"StackRegions":["cn-hangzhou"]}"#.into();
+            assert_eq!(store.insert_constraint(&region).await.unwrap(), ConstraintInsert::Created);
+            let types: Vec<String> =
+                store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
+            assert_eq!(types, ["Launch", "StackRegion"]);
+            assert_eq!(
+                store.constraints_of_type("Launch").await.unwrap(),
+                [("cons-1".to_string(), r#"{"LocalRoleName":"r"}"#.to_string())]
+            );
 
-        assert!(store.update_constraint("cons-1", r#"{"LocalRoleName":"s"}"#, Some("d")).await.unwrap());
-        let c = store.constraint("cons-1").await.unwrap().unwrap();
-        assert_eq!((c.config.as_str(), c.description.as_str()), (r#"{"LocalRoleName":"s"}"#, "d"));
-        assert!(!store.update_constraint("cons-x", "{}", None).await.unwrap());
-        assert!(store.delete_constraint("cons-1").await.unwrap());
-        assert!(!store.delete_constraint("cons-1").await.unwrap());
-        assert!(store.constraint("cons-1").await.unwrap().is_none());
+            assert!(store.update_constraint("cons-1", r#"{"LocalRoleName":"s"}"#, Some("d")).await.unwrap());
+            let c = store.constraint("cons-1").await.unwrap().unwrap();
+            assert_eq!((c.config.as_str(), c.description.as_str()), (r#"{"LocalRoleName":"s"}"#, "d"));
+            assert!(!store.update_constraint("cons-x", "{}", None).await.unwrap());
+            assert!(store.delete_constraint("cons-1").await.unwrap());
+            assert!(!store.delete_constraint("cons-1").await.unwrap());
+            assert!(store.constraint("cons-1").await.unwrap().is_none());
+        })
+        .await;
     }
 }

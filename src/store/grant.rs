@@ -194,44 +194,46 @@ mod tests {
 
     #[tokio::test]
     async fn grants_resolve_directly_through_roles_and_by_pattern() {
-        let (store, _dir) = testing::sqlite().await;
-        let alice = principal(&store, RAM_USER, "alice").await;
-        let bob = principal(&store, RAM_USER, "bob").await;
-        let dev_carol = principal(&store, RAM_USER, "dev-carol").await;
-        let nobody = principal(&store, RAM_USER, "nobody").await;
-        let ops = principal(&store, RAM_ROLE, "ops").await;
-        let team_x = principal(&store, RAM_ROLE, "team-x").await;
-        for (role, user) in [(&ops, &bob), (&team_x, &alice)] {
-            sqlx::query("INSERT INTO role_members (role_id, user_id) VALUES ($1, $2)")
-                .bind(&role.principal_id)
-                .bind(&user.principal_id)
-                .execute(store.writer())
-                .await
-                .unwrap();
-        }
-        grant(&store, "port-direct", RAM_USER, &alice.principal_id, false).await;
-        grant(&store, "port-role", RAM_ROLE, &ops.principal_id, false).await;
-        grant(&store, "port-userpat", RAM_USER, "dev-*", true).await;
-        grant(&store, "port-rolepat", RAM_ROLE, "team-*", true).await;
-        // A user pattern never matches role names, nor an id pattern a name.
-        grant(&store, "port-none", RAM_USER, "ops", true).await;
-        grant(&store, "port-none", RAM_ROLE, "alice", true).await;
+        testing::each_store(|store| async move {
+            let alice = principal(&store, RAM_USER, "alice").await;
+            let bob = principal(&store, RAM_USER, "bob").await;
+            let dev_carol = principal(&store, RAM_USER, "dev-carol").await;
+            let nobody = principal(&store, RAM_USER, "nobody").await;
+            let ops = principal(&store, RAM_ROLE, "ops").await;
+            let team_x = principal(&store, RAM_ROLE, "team-x").await;
+            for (role, user) in [(&ops, &bob), (&team_x, &alice)] {
+                sqlx::query("INSERT INTO role_members (role_id, user_id) VALUES ($1, $2)")
+                    .bind(&role.principal_id)
+                    .bind(&user.principal_id)
+                    .execute(store.writer())
+                    .await
+                    .unwrap();
+            }
+            grant(&store, "port-direct", RAM_USER, &alice.principal_id, false).await;
+            grant(&store, "port-role", RAM_ROLE, &ops.principal_id, false).await;
+            grant(&store, "port-userpat", RAM_USER, "dev-*", true).await;
+            grant(&store, "port-rolepat", RAM_ROLE, "team-*", true).await;
+            // A user pattern never matches role names, nor an id pattern a name.
+            grant(&store, "port-none", RAM_USER, "ops", true).await;
+            grant(&store, "port-none", RAM_ROLE, "alice", true).await;
 
-        let granted = |p: Principal| {
-            let store = store.clone();
-            async move { store.portfolios_granted_to(&p).await.unwrap().to_vec() }
-        };
-        assert_eq!(granted(alice).await, ["port-direct", "port-rolepat"]);
-        assert_eq!(granted(bob).await, ["port-role"]);
-        assert_eq!(granted(dev_carol).await, ["port-userpat"]);
-        assert!(granted(nobody).await.is_empty());
-        assert_eq!(granted(ops).await, ["port-role"]);
-        assert_eq!(granted(team_x).await, ["port-rolepat"]);
+            let granted = |p: Principal| {
+                let store = store.clone();
+                async move { store.portfolios_granted_to(&p).await.unwrap().to_vec() }
+            };
+            assert_eq!(granted(alice).await, ["port-direct", "port-rolepat"]);
+            assert_eq!(granted(bob).await, ["port-role"]);
+            assert_eq!(granted(dev_carol).await, ["port-userpat"]);
+            assert!(granted(nobody).await.is_empty());
+            assert_eq!(granted(ops).await, ["port-role"]);
+            assert_eq!(granted(team_x).await, ["port-rolepat"]);
 
-        assert_eq!(store.grants_of("port-none").await.unwrap().len(), 2);
-        let gone = Grant { principal_type: RAM_USER.into(), principal_key: "ops".into(), is_pattern: true };
-        assert!(store.delete_grant("port-none", &gone).await.unwrap());
-        assert!(!store.delete_grant("port-none", &gone).await.unwrap());
-        assert_eq!(store.grants_of("port-none").await.unwrap()[0].principal_key, "alice");
+            assert_eq!(store.grants_of("port-none").await.unwrap().len(), 2);
+            let gone = Grant { principal_type: RAM_USER.into(), principal_key: "ops".into(), is_pattern: true };
+            assert!(store.delete_grant("port-none", &gone).await.unwrap());
+            assert!(!store.delete_grant("port-none", &gone).await.unwrap());
+            assert_eq!(store.grants_of("port-none").await.unwrap()[0].principal_key, "alice");
+        })
+        .await;
     }
 }

@@ -664,75 +664,81 @@ mod tests {
 
     #[tokio::test]
     async fn a_preview_is_claimed_once_and_its_result_needs_the_lease() {
-        let (store, _dir) = testing::sqlite().await;
-        let plan = sample_plan("plan-a");
-        store.insert_plan(&plan).await.unwrap();
-        let (claimed, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
-        assert_eq!((claimed.plan_id.as_str(), fence.epoch), ("plan-a", 1));
-        assert!(store.claim_preview("w2", 60_000).await.unwrap().is_none());
-        assert!(store.renew_preview_lease(&fence, 60_000).await.unwrap());
-        let other = Fence { owner: "w2".into(), ..fence.clone() };
-        assert!(!store.finish_preview(&plan, &other, &success(PlanStatus::PreviewSuccess)).await.unwrap());
-        let stale = Fence { epoch: 0, ..fence.clone() };
-        assert!(!store.finish_preview(&plan, &stale, &success(PlanStatus::PreviewSuccess)).await.unwrap());
-        assert!(store.finish_preview(&plan, &fence, &success(PlanStatus::ApplicationInProgress)).await.unwrap());
-        let done = store.plan("plan-a").await.unwrap().unwrap();
-        assert_eq!(done.status, PlanStatus::ApplicationInProgress);
-        assert_eq!(done.plan_file_sealed.as_deref(), Some("file"));
-        let records = store.plan_records("plan-a").await.unwrap();
-        assert_eq!(records.iter().map(|r| r.approval_action.as_str()).collect::<Vec<_>>(), ["Submit"]);
-        assert_eq!(records[0].operator_principal_name, "alice");
+        testing::each_store(|store| async move {
+            let plan = sample_plan("plan-a");
+            store.insert_plan(&plan).await.unwrap();
+            let (claimed, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+            assert_eq!((claimed.plan_id.as_str(), fence.epoch), ("plan-a", 1));
+            assert!(store.claim_preview("w2", 60_000).await.unwrap().is_none());
+            assert!(store.renew_preview_lease(&fence, 60_000).await.unwrap());
+            let other = Fence { owner: "w2".into(), ..fence.clone() };
+            assert!(!store.finish_preview(&plan, &other, &success(PlanStatus::PreviewSuccess)).await.unwrap());
+            let stale = Fence { epoch: 0, ..fence.clone() };
+            assert!(!store.finish_preview(&plan, &stale, &success(PlanStatus::PreviewSuccess)).await.unwrap());
+            assert!(store.finish_preview(&plan, &fence, &success(PlanStatus::ApplicationInProgress)).await.unwrap());
+            let done = store.plan("plan-a").await.unwrap().unwrap();
+            assert_eq!(done.status, PlanStatus::ApplicationInProgress);
+            assert_eq!(done.plan_file_sealed.as_deref(), Some("file"));
+            let records = store.plan_records("plan-a").await.unwrap();
+            assert_eq!(records.iter().map(|r| r.approval_action.as_str()).collect::<Vec<_>>(), ["Submit"]);
+            assert_eq!(records[0].operator_principal_name, "alice");
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_cancelled_preview_keeps_its_status_and_an_expired_one_fails() {
-        let (store, _dir) = testing::sqlite().await;
-        let plan = sample_plan("plan-b");
-        store.insert_plan(&plan).await.unwrap();
-        let (_, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
-        let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
-        assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
-        assert!(!store.renew_preview_lease(&fence, 60_000).await.unwrap());
-        assert!(!store.finish_preview(&plan, &fence, &success(PlanStatus::PreviewSuccess)).await.unwrap());
-        assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
+        testing::each_store(|store| async move {
+            let plan = sample_plan("plan-b");
+            store.insert_plan(&plan).await.unwrap();
+            let (_, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+            let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
+            assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
+            assert!(!store.renew_preview_lease(&fence, 60_000).await.unwrap());
+            assert!(!store.finish_preview(&plan, &fence, &success(PlanStatus::PreviewSuccess)).await.unwrap());
+            assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
 
-        let plan = sample_plan("plan-c");
-        store.insert_plan(&plan).await.unwrap();
-        let (_, dead) = store.claim_preview("dead", -1).await.unwrap().unwrap();
-        assert_eq!(store.expired_previews().await.unwrap().len(), 1);
-        assert!(store.fail_expired_preview(&plan, "reaper", "interrupted").await.unwrap());
-        assert!(!store.finish_preview(&plan, &dead, &success(PlanStatus::PreviewSuccess)).await.unwrap(), "taken over");
-        let failed = store.plan("plan-c").await.unwrap().unwrap();
-        assert_eq!((failed.status, failed.status_message.as_str()), (PlanStatus::PreviewFailed, "interrupted"));
+            let plan = sample_plan("plan-c");
+            store.insert_plan(&plan).await.unwrap();
+            let (_, dead) = store.claim_preview("dead", -1).await.unwrap().unwrap();
+            assert_eq!(store.expired_previews().await.unwrap().len(), 1);
+            assert!(store.fail_expired_preview(&plan, "reaper", "interrupted").await.unwrap());
+            assert!(!store.finish_preview(&plan, &dead, &success(PlanStatus::PreviewSuccess)).await.unwrap(), "taken over");
+            let failed = store.plan("plan-c").await.unwrap().unwrap();
+            assert_eq!((failed.status, failed.status_message.as_str()), (PlanStatus::PreviewFailed, "interrupted"));
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn execution_is_refused_when_the_state_moved_and_its_task_ends_the_plan() {
-        let (store, _dir) = testing::sqlite().await;
-        let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-        let (_, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
-        store.save_state(&task.provisioned_product_id, &fence, "s1", None).await.unwrap();
-        let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
-        assert!(store.finish_task(&task, Some(&fence), &outcome, &[]).await.unwrap());
-        let mut plan = sample_plan("plan-d");
-        plan.operation_type = "UpdateProvisionedProduct".into();
-        plan.provisioned_product_id = task.provisioned_product_id.clone();
-        plan.status = PlanStatus::PreviewSuccess;
-        store.insert_plan(&plan).await.unwrap();
-        let mut update = task.clone();
-        update.task_id = "task-2".into();
-        update.task_type = "UpdateProvisionedProduct".into();
-        let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap();
-        assert_eq!(refused, Err(ExecutionRefusal::Stale));
-        assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);
-        assert!(store.task("task-2").await.unwrap().is_none());
+        testing::each_store(|store| async move {
+            let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+            let (_, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+            store.save_state(&task.provisioned_product_id, &fence, "s1", None).await.unwrap();
+            let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
+            assert!(store.finish_task(&task, Some(&fence), &outcome, &[]).await.unwrap());
+            let mut plan = sample_plan("plan-d");
+            plan.operation_type = "UpdateProvisionedProduct".into();
+            plan.provisioned_product_id = task.provisioned_product_id.clone();
+            plan.status = PlanStatus::PreviewSuccess;
+            store.insert_plan(&plan).await.unwrap();
+            let mut update = task.clone();
+            update.task_id = "task-2".into();
+            update.task_type = "UpdateProvisionedProduct".into();
+            let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap();
+            assert_eq!(refused, Err(ExecutionRefusal::Stale));
+            assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);
+            assert!(store.task("task-2").await.unwrap().is_none());
 
-        plan.state_version = 1;
-        assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap(), Ok(()));
-        assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
-        let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
-        assert!(store.finish_task(&update, None, &failed, &[]).await.unwrap());
-        let ended = store.plan("plan-d").await.unwrap().unwrap();
-        assert_eq!((ended.status, ended.status_message.as_str()), (PlanStatus::ExecuteFailed, "boom"));
+            plan.state_version = 1;
+            assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap(), Ok(()));
+            assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
+            let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
+            assert!(store.finish_task(&update, None, &failed, &[]).await.unwrap());
+            let ended = store.plan("plan-d").await.unwrap().unwrap();
+            assert_eq!((ended.status, ended.status_message.as_str()), (PlanStatus::ExecuteFailed, "boom"));
+        })
+        .await;
     }
 }

@@ -210,34 +210,40 @@ mod tests {
 
     #[tokio::test]
     async fn users_are_created_listed_found_and_deleted() {
-        let (store, _dir) = testing::sqlite().await;
-        let alice = store.create_user("alice", false, "AK1", "sealed1").await.unwrap().unwrap();
-        assert!(store.create_user("alice", true, "AK2", "sealed2").await.unwrap().is_none());
-        let (found, sealed) = store.access_key("AK1").await.unwrap().unwrap();
-        assert_eq!(found, alice);
-        assert_eq!(sealed, "sealed1");
-        assert!(store.access_key("AK2").await.unwrap().is_none());
-        assert_eq!(store.list_users().await.unwrap()[0].1, ["AK1"]);
-        assert!(store.delete_user("alice").await.unwrap());
-        assert!(!store.delete_user("alice").await.unwrap());
-        assert!(store.access_key("AK1").await.unwrap().is_none());
+        testing::each_store(|store| async move {
+            let alice = store.create_user("alice", false, "AK1", "sealed1").await.unwrap().unwrap();
+            assert!(store.create_user("alice", true, "AK2", "sealed2").await.unwrap().is_none());
+            let (found, sealed) = store.access_key("AK1").await.unwrap().unwrap();
+            assert_eq!(found, alice);
+            assert_eq!(sealed, "sealed1");
+            assert!(store.access_key("AK2").await.unwrap().is_none());
+            assert_eq!(store.list_users().await.unwrap()[0].1, ["AK1"]);
+            assert!(store.delete_user("alice").await.unwrap());
+            assert!(!store.delete_user("alice").await.unwrap());
+            assert!(store.access_key("AK1").await.unwrap().is_none());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn the_root_key_is_replaced_not_added() {
-        let (store, _dir) = testing::sqlite().await;
-        store.replace_root_key("R1", "s1").await.unwrap();
-        store.replace_root_key("R2", "s2").await.unwrap();
-        assert_eq!(store.root_access_keys().await.unwrap(), ["R2"]);
-        let (root, _) = store.access_key("R2").await.unwrap().unwrap();
-        assert!(root.is_admin);
+        testing::each_store(|store| async move {
+            store.replace_root_key("R1", "s1").await.unwrap();
+            store.replace_root_key("R2", "s2").await.unwrap();
+            assert_eq!(store.root_access_keys().await.unwrap(), ["R2"]);
+            let (root, _) = store.access_key("R2").await.unwrap().unwrap();
+            assert!(root.is_admin);
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn only_the_first_generated_root_key_is_kept() {
-        let (store, _dir) = testing::sqlite().await;
-        assert!(store.claim_generated_root_key("G1", "s1").await.unwrap());
-        assert!(!store.claim_generated_root_key("G2", "s2").await.unwrap());
-        assert_eq!(store.root_access_keys().await.unwrap(), ["G1"]);
+        testing::each_store(|store| async move {
+            assert!(store.claim_generated_root_key("G1", "s1").await.unwrap());
+            assert!(!store.claim_generated_root_key("G2", "s2").await.unwrap());
+            assert_eq!(store.root_access_keys().await.unwrap(), ["G1"]);
+        })
+        .await;
     }
 }

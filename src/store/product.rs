@@ -512,111 +512,120 @@ mod tests {
 
     #[tokio::test]
     async fn products_are_listed_filtered_and_scoped() {
-        let (store, _dir) = testing::sqlite().await;
-        store.insert_product(&product("prod-a", "Web Server", 1), &[version("pv-a", "prod-a", 1)]).await.unwrap();
-        store.insert_product(&product("prod-b", "Database", 2), &[]).await.unwrap();
-        store.insert_product(&product("prod-c", "50%_off", 3), &[]).await.unwrap();
-        portfolio(&store, "port-1").await;
-        portfolio(&store, "port-2").await;
-        store.associate_product("port-1", "prod-a").await.unwrap();
-        store.associate_product("port-1", "prod-a").await.unwrap();
-        store.associate_product("port-2", "prod-b").await.unwrap();
+        testing::each_store(|store| async move {
+            store.insert_product(&product("prod-a", "Web Server", 1), &[version("pv-a", "prod-a", 1)]).await.unwrap();
+            store.insert_product(&product("prod-b", "Database", 2), &[]).await.unwrap();
+            store.insert_product(&product("prod-c", "50%_off", 3), &[]).await.unwrap();
+            portfolio(&store, "port-1").await;
+            portfolio(&store, "port-2").await;
+            store.associate_product("port-1", "prod-a").await.unwrap();
+            store.associate_product("port-1", "prod-a").await.unwrap();
+            store.associate_product("port-2", "prod-b").await.unwrap();
 
-        let list = |q: ProductQuery, order| {
-            let store = store.clone();
-            async move { store.list_products(&q, order, ALL).await.unwrap() }
-        };
-        let (all, total) = list(ProductQuery::default(), SortOrder::Desc).await;
-        assert_eq!((ids(&all), total), (vec!["prod-c", "prod-b", "prod-a"], 3));
-        let (by_name, _) = list(ProductQuery { name: Some("web SERVER".into()), ..Default::default() }, SortOrder::Asc).await;
-        assert_eq!(ids(&by_name), ["prod-a"]);
-        let (by_text, _) = list(ProductQuery { full_text: Some("%_".into()), ..Default::default() }, SortOrder::Asc).await;
-        assert_eq!(ids(&by_text), ["prod-c"]);
-        let (in_one, _) = list(ProductQuery { portfolio_id: Some("port-1".into()), ..Default::default() }, SortOrder::Asc).await;
-        assert_eq!(ids(&in_one), ["prod-a"]);
-        store.associate_product("port-2", "prod-a").await.unwrap();
-        let in_both = |portfolios: &[&str], query: ProductQuery| {
-            let (store, portfolios) = (store.clone(), portfolios.iter().map(|p| p.to_string()).collect::<Vec<_>>());
-            async move {
-                let listing = store.list_products_in(&portfolios, &query, SortOrder::Asc, ALL).await.unwrap();
-                (listing.0.iter().map(|(p, holders)| (p.product_id.clone(), *holders)).collect::<Vec<_>>(), listing.1)
-            }
-        };
-        assert_eq!(in_both(&["port-1", "port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 2), ("prod-b".into(), 1)], 2));
-        assert_eq!(in_both(&["port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 1), ("prod-b".into(), 1)], 2));
-        let by_name = ProductQuery { name: Some("database".into()), ..Default::default() };
-        assert_eq!(in_both(&["port-1", "port-2"], by_name).await, (vec![("prod-b".into(), 1)], 1));
-        assert_eq!(in_both(&[], ProductQuery::default()).await, (vec![], 0));
-        store.disassociate_product("port-2", "prod-a").await.unwrap();
-        let (page, total) = store.list_products(&ProductQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
-        assert_eq!((ids(&page), total), (vec!["prod-c"], 3));
+            let list = |q: ProductQuery, order| {
+                let store = store.clone();
+                async move { store.list_products(&q, order, ALL).await.unwrap() }
+            };
+            let (all, total) = list(ProductQuery::default(), SortOrder::Desc).await;
+            assert_eq!((ids(&all), total), (vec!["prod-c", "prod-b", "prod-a"], 3));
+            let (by_name, _) = list(ProductQuery { name: Some("web SERVER".into()), ..Default::default() }, SortOrder::Asc).await;
+            assert_eq!(ids(&by_name), ["prod-a"]);
+            let (by_text, _) = list(ProductQuery { full_text: Some("%_".into()), ..Default::default() }, SortOrder::Asc).await;
+            assert_eq!(ids(&by_text), ["prod-c"]);
+            let (in_one, _) = list(ProductQuery { portfolio_id: Some("port-1".into()), ..Default::default() }, SortOrder::Asc).await;
+            assert_eq!(ids(&in_one), ["prod-a"]);
+            store.associate_product("port-2", "prod-a").await.unwrap();
+            let in_both = |portfolios: &[&str], query: ProductQuery| {
+                let (store, portfolios) = (store.clone(), portfolios.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+                async move {
+                    let listing = store.list_products_in(&portfolios, &query, SortOrder::Asc, ALL).await.unwrap();
+                    (listing.0.iter().map(|(p, holders)| (p.product_id.clone(), *holders)).collect::<Vec<_>>(), listing.1)
+                }
+            };
+            assert_eq!(
+                in_both(&["port-1", "port-2"], ProductQuery::default()).await,
+                (vec![("prod-a".into(), 2), ("prod-b".into(), 1)], 2)
+            );
+            assert_eq!(in_both(&["port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 1), ("prod-b".into(), 1)], 2));
+            let by_name = ProductQuery { name: Some("database".into()), ..Default::default() };
+            assert_eq!(in_both(&["port-1", "port-2"], by_name).await, (vec![("prod-b".into(), 1)], 1));
+            assert_eq!(in_both(&[], ProductQuery::default()).await, (vec![], 0));
+            store.disassociate_product("port-2", "prod-a").await.unwrap();
+            let (page, total) = store.list_products(&ProductQuery::default(), SortOrder::Asc, Page { number: 2, size: 2 }).await.unwrap();
+            assert_eq!((ids(&page), total), (vec!["prod-c"], 3));
 
-        let links = store.product_portfolios(&["prod-a".into(), "prod-b".into()], &["port-1".into()]).await.unwrap();
-        assert_eq!(links, [("prod-a".to_string(), "port-1".to_string())]);
-        let q = PortfolioQuery { product_id: Some("prod-b".into()), ..Default::default() };
-        let listing = store.list_portfolios(&q, SortOrder::Asc, ALL).await.unwrap();
-        assert_eq!(listing.0.iter().map(|p| p.portfolio_id.as_str()).collect::<Vec<_>>(), ["port-2"]);
+            let links = store.product_portfolios(&["prod-a".into(), "prod-b".into()], &["port-1".into()]).await.unwrap();
+            assert_eq!(links, [("prod-a".to_string(), "port-1".to_string())]);
+            let q = PortfolioQuery { product_id: Some("prod-b".into()), ..Default::default() };
+            let listing = store.list_portfolios(&q, SortOrder::Asc, ALL).await.unwrap();
+            assert_eq!(listing.0.iter().map(|p| p.portfolio_id.as_str()).collect::<Vec<_>>(), ["port-2"]);
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn products_in_use_are_kept() {
-        let (store, _dir) = testing::sqlite().await;
-        store.insert_product(&product("prod-a", "a", 1), &[version("pv-1", "prod-a", 1), version("pv-2", "prod-a", 2)]).await.unwrap();
-        portfolio(&store, "port-1").await;
-        store.associate_product("port-1", "prod-a").await.unwrap();
+        testing::each_store(|store| async move {
+            store.insert_product(&product("prod-a", "a", 1), &[version("pv-1", "prod-a", 1), version("pv-2", "prod-a", 2)]).await.unwrap();
+            portfolio(&store, "port-1").await;
+            store.associate_product("port-1", "prod-a").await.unwrap();
 
-        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Portfolio("port-1".into())));
-        assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::InUse("products"));
-        assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::Deleted);
-        assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::LastVersion(ProductUse::Portfolio("port-1".into())));
-        assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::NotFound);
+            assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Portfolio("port-1".into())));
+            assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::InUse("products"));
+            assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::Deleted);
+            assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::LastVersion(ProductUse::Portfolio("port-1".into())));
+            assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::NotFound);
 
-        sqlx::query(
-            "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, created_at, updated_at) \
-             VALUES ('cons-1', 'Launch', 'port-1', 'prod-a', '{}', 1, 1)",
-        )
-        .execute(store.writer())
-        .await
-        .unwrap();
-        assert!(!store.disassociate_product("port-1", "prod-a").await.unwrap());
-        sqlx::query("DELETE FROM constraints").execute(store.writer()).await.unwrap();
-        assert!(store.disassociate_product("port-1", "prod-a").await.unwrap());
-        assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::Deleted);
+            sqlx::query(
+                "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, created_at, updated_at) \
+                 VALUES ('cons-1', 'Launch', 'port-1', 'prod-a', '{}', 1, 1)",
+            )
+            .execute(store.writer())
+            .await
+            .unwrap();
+            assert!(!store.disassociate_product("port-1", "prod-a").await.unwrap());
+            sqlx::query("DELETE FROM constraints").execute(store.writer()).await.unwrap();
+            assert!(store.disassociate_product("port-1", "prod-a").await.unwrap());
+            assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::Deleted);
 
-        sqlx::query(
-            "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
-             owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
-             parameters_sealed, created_at, updated_at) \
-             VALUES ('pp-1', 'n', '1', 'RamUser', 'prod-a', 'pv-2', 'port-1', 'r', 's', 'Available', '', 1, 1)",
-        )
-        .execute(store.writer())
-        .await
-        .unwrap();
-        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
-        assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
-        sqlx::query("UPDATE provisioned_products SET terminated = 1").execute(store.writer()).await.unwrap();
-        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::Deleted);
-        assert!(store.product("prod-a").await.unwrap().is_none());
-        assert!(store.product_version("pv-2").await.unwrap().is_none());
-        assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::NotFound);
+            sqlx::query(
+                "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
+                 owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
+                 parameters_sealed, created_at, updated_at) \
+                 VALUES ('pp-1', 'n', '1', 'RamUser', 'prod-a', 'pv-2', 'port-1', 'r', 's', 'Available', '', 1, 1)",
+            )
+            .execute(store.writer())
+            .await
+            .unwrap();
+            assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
+            assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
+            sqlx::query("UPDATE provisioned_products SET terminated = 1").execute(store.writer()).await.unwrap();
+            assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::Deleted);
+            assert!(store.product("prod-a").await.unwrap().is_none());
+            assert!(store.product_version("pv-2").await.unwrap().is_none());
+            assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::NotFound);
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn versions_update_only_what_is_given() {
-        let (store, _dir) = testing::sqlite().await;
-        store.insert_product(&product("prod-a", "a", 1), &[]).await.unwrap();
-        store.insert_product_version(&ProductVersion { description: "d".into(), ..version("pv-1", "prod-a", 1) }).await.unwrap();
-        let update = VersionUpdate { name: "2.0".into(), active: Some(false), ..Default::default() };
-        assert!(store.update_product_version("pv-1", &update).await.unwrap());
-        let v = store.product_version("pv-1").await.unwrap().unwrap();
-        assert_eq!(
-            (v.product_version_name.as_str(), v.description.as_str(), v.active, v.guidance.as_str()),
-            ("2.0", "d", false, "Default")
-        );
-        assert!(store.product_versions("prod-a", true).await.unwrap().is_empty());
-        assert_eq!(store.product_versions("prod-a", false).await.unwrap().len(), 1);
-        assert!(!store.update_product_version("pv-x", &update).await.unwrap());
-        assert!(store.update_product("prod-a", "b", "p", None).await.unwrap());
-        assert_eq!(store.product("prod-a").await.unwrap().unwrap().description, "about a");
+        testing::each_store(|store| async move {
+            store.insert_product(&product("prod-a", "a", 1), &[]).await.unwrap();
+            store.insert_product_version(&ProductVersion { description: "d".into(), ..version("pv-1", "prod-a", 1) }).await.unwrap();
+            let update = VersionUpdate { name: "2.0".into(), active: Some(false), ..Default::default() };
+            assert!(store.update_product_version("pv-1", &update).await.unwrap());
+            let v = store.product_version("pv-1").await.unwrap().unwrap();
+            assert_eq!(
+                (v.product_version_name.as_str(), v.description.as_str(), v.active, v.guidance.as_str()),
+                ("2.0", "d", false, "Default")
+            );
+            assert!(store.product_versions("prod-a", true).await.unwrap().is_empty());
+            assert_eq!(store.product_versions("prod-a", false).await.unwrap().len(), 1);
+            assert!(!store.update_product_version("pv-x", &update).await.unwrap());
+            assert!(store.update_product("prod-a", "b", "p", None).await.unwrap());
+            assert_eq!(store.product("prod-a").await.unwrap().unwrap().description, "about a");
+        })
+        .await;
     }
 }

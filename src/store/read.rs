@@ -249,30 +249,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_counts_only_when_it_cannot_tell_the_total() {
-        let (store, _dir) = testing::sqlite().await;
-        for name in ["a", "b", "c"] {
-            store.setting_or_insert(name, || "v".into()).await.unwrap();
-        }
-        let store = &store;
-        let page = |number: i64, size: i64| async move {
-            let mut select = Sql::new("SELECT name FROM settings WHERE value = 'v' ORDER BY name LIMIT ");
-            select.int(size).push(" OFFSET ").int((number - 1) * size);
-            // A count that disagrees with the rows shows when it was run.
-            let count = Sql::new("SELECT 99");
-            store.fetch_page(&select, &count, Page { number, size }, |row| row.get::<String>("name")).await.unwrap()
-        };
-        assert_eq!(page(1, 10).await, (vec!["a".into(), "b".into(), "c".into()], 3), "short first page: its rows are the total");
-        assert_eq!(page(2, 2).await, (vec!["c".into()], 3), "short last page: offset plus rows");
-        assert_eq!(page(1, 3).await.1, 99, "a full page cannot tell what follows");
-        assert_eq!(page(3, 2).await, (vec![], 99), "an empty page past the end cannot tell where the end was");
+        testing::each_store(|store| async move {
+            for name in ["a", "b", "c"] {
+                store.setting_or_insert(name, || "v".into()).await.unwrap();
+            }
+            let store = &store;
+            let page = |number: i64, size: i64| async move {
+                let mut select = Sql::new("SELECT name FROM settings WHERE value = 'v' ORDER BY name LIMIT ");
+                select.int(size).push(" OFFSET ").int((number - 1) * size);
+                // A count that disagrees with the rows shows when it was run.
+                let count = Sql::new("SELECT 99");
+                store.fetch_page(&select, &count, Page { number, size }, |row| row.get::<String>("name")).await.unwrap()
+            };
+            assert_eq!(page(1, 10).await, (vec!["a".into(), "b".into(), "c".into()], 3), "short first page: its rows are the total");
+            assert_eq!(page(2, 2).await, (vec!["c".into()], 3), "short last page: offset plus rows");
+            assert_eq!(page(1, 3).await.1, 99, "a full page cannot tell what follows");
+            assert_eq!(page(3, 2).await, (vec![], 99), "an empty page past the end cannot tell where the end was");
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_wrong_column_is_a_database_error_not_a_panic() {
-        let (store, _dir) = testing::sqlite().await;
-        store.setting_or_insert("x", || "1".into()).await.unwrap();
-        let err = store.fetch_all(&Sql::new("SELECT value FROM settings"), |row| row.get::<String>("nope")).await.unwrap_err();
-        assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        testing::each_store(|store| async move {
+            store.setting_or_insert("x", || "1".into()).await.unwrap();
+            let err = store.fetch_all(&Sql::new("SELECT value FROM settings"), |row| row.get::<String>("nope")).await.unwrap_err();
+            assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -125,34 +125,36 @@ mod tests {
 
     #[tokio::test]
     async fn roles_are_created_joined_listed_and_deleted() {
-        let (store, _dir) = testing::sqlite().await;
-        assert!(store.create_role("ops").await.unwrap());
-        assert!(!store.create_role("ops").await.unwrap());
-        let alice = store.create_user("alice", false, "AK1", "s").await.unwrap().unwrap();
-        store.add_user_to_roles(&alice.principal_id, &["ops".into(), "dev".into(), "ops".into()]).await.unwrap();
-        let roles = store.list_roles().await.unwrap();
-        assert_eq!(
-            roles.iter().map(|r| (r.name.as_str(), r.members.clone())).collect::<Vec<_>>(),
-            [("ops", vec!["alice".to_string()]), ("dev", vec!["alice".to_string()])]
-        );
-        let ops = &roles[0];
-        let found = store.principal_by_id("RamRole", &ops.role_id).await.unwrap().unwrap();
-        assert_eq!(found.name, "ops");
-        assert!(store.principal_by_id("RamUser", &ops.role_id).await.unwrap().is_none());
-        assert_eq!(store.roles_of(&alice.principal_id).await.unwrap().len(), 2);
-        assert!(store.delete_role("ops").await.unwrap());
-        assert!(!store.delete_role("ops").await.unwrap());
-        assert_eq!(store.roles_of(&alice.principal_id).await.unwrap()[0].name, "dev");
+        testing::each_store(|store| async move {
+            assert!(store.create_role("ops").await.unwrap());
+            assert!(!store.create_role("ops").await.unwrap());
+            let alice = store.create_user("alice", false, "AK1", "s").await.unwrap().unwrap();
+            store.add_user_to_roles(&alice.principal_id, &["ops".into(), "dev".into(), "ops".into()]).await.unwrap();
+            let roles = store.list_roles().await.unwrap();
+            assert_eq!(
+                roles.iter().map(|r| (r.name.as_str(), r.members.clone())).collect::<Vec<_>>(),
+                [("ops", vec!["alice".to_string()]), ("dev", vec!["alice".to_string()])]
+            );
+            let ops = &roles[0];
+            let found = store.principal_by_id("RamRole", &ops.role_id).await.unwrap().unwrap();
+            assert_eq!(found.name, "ops");
+            assert!(store.principal_by_id("RamUser", &ops.role_id).await.unwrap().is_none());
+            assert_eq!(store.roles_of(&alice.principal_id).await.unwrap().len(), 2);
+            assert!(store.delete_role("ops").await.unwrap());
+            assert!(!store.delete_role("ops").await.unwrap());
+            assert_eq!(store.roles_of(&alice.principal_id).await.unwrap()[0].name, "dev");
 
-        // Deleting a user drops its memberships and the grants naming it.
-        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'p', 'p', '', 1, 1)")
-            .execute(store.writer())
-            .await
-            .unwrap();
-        let grant = Grant { principal_type: "RamUser".into(), principal_key: alice.principal_id.clone(), is_pattern: false };
-        store.insert_grant("port-1", &grant).await.unwrap();
-        assert!(store.delete_user("alice").await.unwrap());
-        assert!(store.grants_of("port-1").await.unwrap().is_empty());
-        assert!(store.list_roles().await.unwrap()[0].members.is_empty());
+            // Deleting a user drops its memberships and the grants naming it.
+            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'p', 'p', '', 1, 1)")
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let grant = Grant { principal_type: "RamUser".into(), principal_key: alice.principal_id.clone(), is_pattern: false };
+            store.insert_grant("port-1", &grant).await.unwrap();
+            assert!(store.delete_user("alice").await.unwrap());
+            assert!(store.grants_of("port-1").await.unwrap().is_empty());
+            assert!(store.list_roles().await.unwrap()[0].members.is_empty());
+        })
+        .await;
     }
 }

@@ -286,50 +286,52 @@ mod tests {
 
     #[tokio::test]
     async fn tag_options_are_unique_filtered_associated_and_guarded() {
-        let (store, _dir) = testing::sqlite().await;
-        assert!(store.insert_tag_option(&option("tag-1", "env", "dev", 1)).await.unwrap());
-        assert!(!store.insert_tag_option(&option("tag-x", "env", "dev", 2)).await.unwrap());
-        assert!(store.insert_tag_option(&option("tag-2", "env", "prod", 2)).await.unwrap());
-        assert!(store.insert_tag_option(&option("tag-3", "team", "Core", 3)).await.unwrap());
+        testing::each_store(|store| async move {
+            assert!(store.insert_tag_option(&option("tag-1", "env", "dev", 1)).await.unwrap());
+            assert!(!store.insert_tag_option(&option("tag-x", "env", "dev", 2)).await.unwrap());
+            assert!(store.insert_tag_option(&option("tag-2", "env", "prod", 2)).await.unwrap());
+            assert!(store.insert_tag_option(&option("tag-3", "team", "Core", 3)).await.unwrap());
 
-        let page = Page { number: 1, size: 10 };
-        let list = |q: TagOptionQuery| {
-            let store = store.clone();
-            async move { store.list_tag_options(&q, SortOrder::Asc, page).await.unwrap() }
-        };
-        assert_eq!(list(TagOptionQuery::default()).await.1, 3);
-        let (found, total) = list(TagOptionQuery { key: Some("env".into()), ..Default::default() }).await;
-        assert_eq!((found[0].tag_option_id.as_str(), total), ("tag-1", 2));
-        assert_eq!(list(TagOptionQuery { full_text: Some("COR".into()), ..Default::default() }).await.1, 1);
+            let page = Page { number: 1, size: 10 };
+            let list = |q: TagOptionQuery| {
+                let store = store.clone();
+                async move { store.list_tag_options(&q, SortOrder::Asc, page).await.unwrap() }
+            };
+            assert_eq!(list(TagOptionQuery::default()).await.1, 3);
+            let (found, total) = list(TagOptionQuery { key: Some("env".into()), ..Default::default() }).await;
+            assert_eq!((found[0].tag_option_id.as_str(), total), ("tag-1", 2));
+            assert_eq!(list(TagOptionQuery { full_text: Some("COR".into()), ..Default::default() }).await.1, 1);
 
-        assert_eq!(
-            store.update_tag_option("tag-2", Some("dev"), None).await.unwrap(),
-            TagOptionWrite::Conflict("A tag option with key \"env\" and value \"dev\" exists already.".into())
-        );
-        assert_eq!(store.update_tag_option("tag-2", Some("stage"), Some(false)).await.unwrap(), TagOptionWrite::Done);
-        let t = store.tag_option("tag-2").await.unwrap().unwrap();
-        assert_eq!((t.value.as_str(), t.active), ("stage", false));
-        assert_eq!(list(TagOptionQuery { active: Some(false), ..Default::default() }).await.1, 1);
-        assert_eq!(store.update_tag_option("tag-9", None, Some(true)).await.unwrap(), TagOptionWrite::NotFound);
+            assert_eq!(
+                store.update_tag_option("tag-2", Some("dev"), None).await.unwrap(),
+                TagOptionWrite::Conflict("A tag option with key \"env\" and value \"dev\" exists already.".into())
+            );
+            assert_eq!(store.update_tag_option("tag-2", Some("stage"), Some(false)).await.unwrap(), TagOptionWrite::Done);
+            let t = store.tag_option("tag-2").await.unwrap().unwrap();
+            assert_eq!((t.value.as_str(), t.active), ("stage", false));
+            assert_eq!(list(TagOptionQuery { active: Some(false), ..Default::default() }).await.1, 1);
+            assert_eq!(store.update_tag_option("tag-9", None, Some(true)).await.unwrap(), TagOptionWrite::NotFound);
 
-        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'P', 'p', 'd', 7, 7)")
-            .execute(store.writer())
-            .await
-            .unwrap();
-        let port = TaggedResource::Portfolio;
-        assert_eq!(store.associate_tag_option("tag-1", port, "port-1").await.unwrap(), TagOptionWrite::Done);
-        assert_eq!(store.associate_tag_option("tag-1", port, "port-1").await.unwrap(), TagOptionWrite::Done);
-        assert!(matches!(store.associate_tag_option("tag-2", port, "port-1").await.unwrap(), TagOptionWrite::Conflict(_)));
-        assert_eq!(store.associate_tag_option("tag-9", port, "port-1").await.unwrap(), TagOptionWrite::NotFound);
-        let (resources, total) = store.tag_option_resources("tag-1", port, page).await.unwrap();
-        assert_eq!((resources[0].name.as_str(), resources[0].created_at, total), ("P", 7, 1));
-        assert_eq!(store.tag_option_resources("tag-1", TaggedResource::Product, page).await.unwrap().1, 0);
-        assert!(matches!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::Conflict(_)));
-        assert!(store.disassociate_tag_option("tag-1", "port-1").await.unwrap());
-        assert!(!store.disassociate_tag_option("tag-1", "port-1").await.unwrap());
-        assert_eq!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::Done);
-        assert_eq!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::NotFound);
-        assert_eq!(TaggedResource::of_id("prod-x"), Some(TaggedResource::Product));
-        assert_eq!(TaggedResource::of_id("x-1"), None);
+            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'P', 'p', 'd', 7, 7)")
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let port = TaggedResource::Portfolio;
+            assert_eq!(store.associate_tag_option("tag-1", port, "port-1").await.unwrap(), TagOptionWrite::Done);
+            assert_eq!(store.associate_tag_option("tag-1", port, "port-1").await.unwrap(), TagOptionWrite::Done);
+            assert!(matches!(store.associate_tag_option("tag-2", port, "port-1").await.unwrap(), TagOptionWrite::Conflict(_)));
+            assert_eq!(store.associate_tag_option("tag-9", port, "port-1").await.unwrap(), TagOptionWrite::NotFound);
+            let (resources, total) = store.tag_option_resources("tag-1", port, page).await.unwrap();
+            assert_eq!((resources[0].name.as_str(), resources[0].created_at, total), ("P", 7, 1));
+            assert_eq!(store.tag_option_resources("tag-1", TaggedResource::Product, page).await.unwrap().1, 0);
+            assert!(matches!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::Conflict(_)));
+            assert!(store.disassociate_tag_option("tag-1", "port-1").await.unwrap());
+            assert!(!store.disassociate_tag_option("tag-1", "port-1").await.unwrap());
+            assert_eq!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::Done);
+            assert_eq!(store.delete_tag_option("tag-1").await.unwrap(), TagOptionWrite::NotFound);
+            assert_eq!(TaggedResource::of_id("prod-x"), Some(TaggedResource::Product));
+            assert_eq!(TaggedResource::of_id("x-1"), None);
+        })
+        .await;
     }
 }

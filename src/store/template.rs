@@ -91,15 +91,17 @@ mod tests {
 
     #[tokio::test]
     async fn templates_are_content_addressed() {
-        let (store, _dir) = testing::sqlite().await;
-        let vars = [TerraformVariable { variable_name: "a".into(), description: "d".into() }];
-        let first = store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap();
-        assert_eq!(store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap(), first);
-        assert_ne!(store.put_template("RosTerraformTemplate", "{}", &[]).await.unwrap(), first);
-        assert_ne!(store.put_template("RosStandardTemplate", "{}", &vars).await.unwrap(), first);
-        let stored = store.template(&first).await.unwrap().unwrap();
-        assert_eq!((stored.body.as_str(), stored.terraform_variables.as_slice()), ("{}", &vars[..]));
-        assert!(first.starts_with("tpl-"));
-        assert!(store.template("tpl-none").await.unwrap().is_none());
+        testing::each_store(|store| async move {
+            let vars = [TerraformVariable { variable_name: "a".into(), description: "d".into() }];
+            let first = store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap();
+            assert_eq!(store.put_template("RosTerraformTemplate", "{}", &vars).await.unwrap(), first);
+            assert_ne!(store.put_template("RosTerraformTemplate", "{}", &[]).await.unwrap(), first);
+            assert_ne!(store.put_template("RosStandardTemplate", "{}", &vars).await.unwrap(), first);
+            let stored = store.template(&first).await.unwrap().unwrap();
+            assert_eq!((stored.body.as_str(), stored.terraform_variables.as_slice()), ("{}", &vars[..]));
+            assert!(first.starts_with("tpl-"));
+            assert!(store.template("tpl-none").await.unwrap().is_none());
+        })
+        .await;
     }
 }
