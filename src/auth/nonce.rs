@@ -98,7 +98,7 @@ impl NonceGuard {
     pub async fn first_use(&self, access_key_id: &str, nonce: &str, now_ms: i64, keep_ms: i64) -> StoreResult<bool> {
         let expires = now_ms + keep_ms;
         if self.store.dialect() == Dialect::Postgres {
-            return self.store.record_nonce(access_key_id, nonce, expires).await;
+            return self.store.record_nonce(access_key_id, nonce, now_ms, expires).await;
         }
         let mut memory = self.memory.lock().expect("nonce memory lock");
         memory.forget_expired(now_ms);
@@ -157,31 +157,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_nonce_is_accepted_once_per_key_and_remembered_across_restarts() {
-        let (store, _dir) = testing::sqlite().await;
-        let now = now_ms();
-        let guard = NonceGuard::new(store.clone()).await.unwrap();
-        assert!(guard.first_use("AK", "n1", now, 100_000).await.unwrap());
-        assert!(!guard.first_use("AK", "n1", now + 50, 100_000).await.unwrap());
-        assert!(guard.first_use("AK2", "n1", now + 50, 100_000).await.unwrap());
-        assert!(guard.first_use("AK", "short", now, 10).await.unwrap());
-        assert!(guard.first_use("AK", "short", now + 11, 10).await.unwrap(), "expired nonces may be reused");
-        guard.flush().await.unwrap();
-        let restarted = NonceGuard::new(store).await.unwrap();
-        assert!(!restarted.first_use("AK", "n1", now_ms(), 100_000).await.unwrap());
-        assert!(!restarted.first_use("AK2", "n1", now_ms(), 100_000).await.unwrap(), "every key of the batch");
-        assert!(restarted.first_use("AK", "n2", now_ms(), 100_000).await.unwrap());
+        testing::each_store(|store| async move {
+            let now = now_ms();
+            let guard = NonceGuard::new(store.clone()).await.unwrap();
+            assert!(guard.first_use("AK", "n1", now, 100_000).await.unwrap());
+            assert!(!guard.first_use("AK", "n1", now + 50, 100_000).await.unwrap());
+            assert!(guard.first_use("AK2", "n1", now + 50, 100_000).await.unwrap());
+            assert!(guard.first_use("AK", "short", now, 10).await.unwrap());
+            assert!(guard.first_use("AK", "short", now + 11, 10).await.unwrap(), "expired nonces may be reused");
+            assert!(guard.first_use("AK", "edge", now, 10).await.unwrap());
+            assert!(!guard.first_use("AK", "edge", now + 9, 10).await.unwrap());
+            assert!(guard.first_use("AK", "edge", now + 10, 10).await.unwrap(), "a nonce expires at its expiry");
+            guard.flush().await.unwrap();
+            let restarted = NonceGuard::new(store).await.unwrap();
+            assert!(!restarted.first_use("AK", "n1", now_ms(), 100_000).await.unwrap());
+            assert!(!restarted.first_use("AK2", "n1", now_ms(), 100_000).await.unwrap(), "every key of the batch");
+            assert!(restarted.first_use("AK", "n2", now_ms(), 100_000).await.unwrap());
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn nonces_copied_a_row_each_before_the_batches_are_still_remembered() {
-        let (store, _dir) = testing::sqlite().await;
-        sqlx::query("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ('AK', 'row', $1)")
-            .bind(now_ms() + 100_000)
-            .execute(store.writer())
-            .await
-            .unwrap();
-        let guard = NonceGuard::new(store).await.unwrap();
-        assert!(!guard.first_use("AK", "row", now_ms(), 100_000).await.unwrap());
+        testing::each_store(|store| async move {
+            sqlx::query("INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ('AK', 'row', $1)")
+                .bind(now_ms() + 100_000)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let guard = NonceGuard::new(store).await.unwrap();
+            assert!(!guard.first_use("AK", "row", now_ms(), 100_000).await.unwrap());
+        })
+        .await;
     }
 
     #[test]

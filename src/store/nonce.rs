@@ -7,17 +7,18 @@ use super::sql::Sql;
 use super::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
-    /// Records a nonce; false when it was recorded already and has not expired (PostgreSQL).
-    pub async fn record_nonce(&self, access_key_id: &str, nonce: &str, expires_at: i64) -> StoreResult<bool> {
+    /// Records a nonce at `now` (the caller's clock, ms); false when it was recorded already and
+    /// has not expired by then (a nonce expires at its `expires_at`) (PostgreSQL).
+    pub async fn record_nonce(&self, access_key_id: &str, nonce: &str, now: i64, expires_at: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-             WHERE signature_nonces.expires_at < $4",
+             WHERE signature_nonces.expires_at <= $4",
         )
         .bind(access_key_id)
         .bind(nonce)
         .bind(expires_at)
-        .bind(now_ms())
+        .bind(now)
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
