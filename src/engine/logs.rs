@@ -159,36 +159,40 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_merged_per_stream_capped_and_readable_after_a_flush() {
-        let (store, _dir) = testing::sqlite().await;
-        crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
-        let log = TaskLog::new(store.clone(), fence, 20);
-        log.push("init", "stdout", "a\n");
-        log.push("init", "stdout", "b\n");
-        log.push("init", "stderr", "c\n");
-        log.flush().await;
-        let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
-        assert_eq!(chunks.len(), 2);
-        assert_eq!(chunks[0].content, "a\nb\n");
-        log.push("apply", "stdout", "0123456789abcdefghij");
-        log.push("apply", "stdout", "more");
-        log.flush().await;
-        let chunks = store.task_logs("task-1", 2, 100).await.unwrap();
-        assert!(chunks[0].content.starts_with("0123456789abcd"));
-        assert!(chunks[0].content.contains("log truncated"));
-        assert!(!chunks[0].content.contains("more"));
+        testing::each_store(|store| async move {
+            crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let log = TaskLog::new(store.clone(), fence, 20);
+            log.push("init", "stdout", "a\n");
+            log.push("init", "stdout", "b\n");
+            log.push("init", "stderr", "c\n");
+            log.flush().await;
+            let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
+            assert_eq!(chunks.len(), 2);
+            assert_eq!(chunks[0].content, "a\nb\n");
+            log.push("apply", "stdout", "0123456789abcdefghij");
+            log.push("apply", "stdout", "more");
+            log.flush().await;
+            let chunks = store.task_logs("task-1", 2, 100).await.unwrap();
+            assert!(chunks[0].content.starts_with("0123456789abcd"));
+            assert!(chunks[0].content.contains("log truncated"));
+            assert!(!chunks[0].content.contains("more"));
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn secrets_learnt_late_are_masked_in_what_is_not_written_yet() {
-        let (store, _dir) = testing::sqlite().await;
-        crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-        let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
-        let log = TaskLog::new(store.clone(), fence, 1000);
-        log.push("apply", "stdout", "made late-secret\n");
-        log.redact_pending(&Redactor::new(["late-secret"])).await;
-        log.flush().await;
-        let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
-        assert_eq!(chunks[0].content, "made ******\n");
+        testing::each_store(|store| async move {
+            crate::store::provisioning::tests::seed_task(&store, "task-1").await;
+            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let log = TaskLog::new(store.clone(), fence, 1000);
+            log.push("apply", "stdout", "made late-secret\n");
+            log.redact_pending(&Redactor::new(["late-secret"])).await;
+            log.flush().await;
+            let chunks = store.task_logs("task-1", 0, 100).await.unwrap();
+            assert_eq!(chunks[0].content, "made ******\n");
+        })
+        .await;
     }
 }
