@@ -11,6 +11,7 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod memory;
+pub mod model;
 pub mod ops;
 pub mod protocol;
 pub mod provisioning;

@@ -14,15 +14,10 @@ use crate::store::audit::AuditQuery;
 pub(super) struct ListRequest {
     #[serde(flatten)]
     paging: Paging,
-    #[serde(default)]
     audit_action: Option<String>,
-    #[serde(default)]
     principal_name: Option<String>,
-    #[serde(default)]
     resource_id: Option<String>,
-    #[serde(default)]
     start_time: Option<String>,
-    #[serde(default)]
     end_time: Option<String>,
 }
 

@@ -16,7 +16,6 @@ use crate::store::{new_id, now_ms};
 pub(super) struct CreateRequest {
     config: String,
     constraint_type: String,
-    #[serde(default)]
     description: Option<String>,
     portfolio_id: String,
     product_id: String,
@@ -27,7 +26,6 @@ pub(super) struct CreateRequest {
 pub(super) struct UpdateRequest {
     config: String,
     constraint_id: String,
-    #[serde(default)]
     description: Option<String>,
 }
 
@@ -73,13 +71,13 @@ async fn parse_config(ctx: &Ctx<'_>, kind: ConstraintType, text: &str) -> Result
 }
 
 pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, ApiError> {
-    let kind: ConstraintType = req.constraint_type.parse().map_err(|e| ApiError::invalid_parameter("ConstraintType", format!("{e}.")))?;
+    let kind: ConstraintType = req.constraint_type.parse().map_err(|e| ApiError::invalid_parameter("ConstraintType", e))?;
     let config = parse_config(ctx, kind, &req.config).await?;
     ctx.store().portfolio(&req.portfolio_id).await?.ok_or_else(|| ApiError::not_found("Portfolio", &req.portfolio_id))?;
     ctx.store().product(&req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", &req.product_id))?;
     let constraint = Constraint {
         constraint_id: new_id("cons"),
-        constraint_type: kind.name().to_string(),
+        constraint_type: kind.as_str().to_string(),
         portfolio_id: req.portfolio_id,
         product_id: req.product_id,
         config: config.to_json(),
@@ -97,7 +95,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
         )),
         ConstraintInsert::Duplicate(existing) => Err(ApiError::invalid_status(
             "Constraint",
-            format!("The product and portfolio already have a {} constraint ({existing}); update or delete it.", kind.name()),
+            format!("The product and portfolio already have a {} constraint ({existing}); update or delete it.", kind.as_str()),
         )),
     }
 }

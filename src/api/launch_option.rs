@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::Ctx;
-use crate::catalog::constraint::{ConstraintConfig, ConstraintType};
+use crate::catalog::constraint::{ConfigError, ConstraintConfig, ConstraintType};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -30,6 +30,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
             let config = c
                 .constraint_type
                 .parse::<ConstraintType>()
+                .map_err(ConfigError)
                 .and_then(|kind| ConstraintConfig::parse(kind, &c.config))
                 .map_err(|e| ApiError::internal(format!("stored constraint {} does not parse: {e}", c.constraint_id)))?;
             let mut summary = config.summary_fields();

@@ -79,6 +79,18 @@ pub struct AppState {
     pub sign_in: sign_in::SignInThrottle,
 }
 
+impl AppState {
+    /// The provisioning operations, over this node's store, secrets, regions and engine.
+    pub fn provisioner(&self) -> crate::provisioning::queue::Provisioner<'_> {
+        crate::provisioning::queue::Provisioner {
+            store: &self.store,
+            secrets: &self.secrets,
+            regions: self.config.regions.iter().map(|r| r.region_id.clone()).collect(),
+            engine: &self.engine,
+        }
+    }
+}
+
 /// One authenticated call.
 pub struct Ctx<'a> {
     /// Shared state.
@@ -252,7 +264,6 @@ pub struct Paging {
     page_number: i64,
     #[serde(default = "default_page_size")]
     page_size: i64,
-    #[serde(default)]
     sort_order: Option<String>,
 }
 
@@ -293,10 +304,8 @@ impl Paging {
 #[serde(rename_all = "PascalCase")]
 pub struct Filter {
     /// Filter name.
-    #[serde(default)]
     pub key: Option<String>,
     /// Filter value.
-    #[serde(default)]
     pub value: Option<String>,
 }
 

@@ -15,7 +15,6 @@ use crate::store::{new_id, now_ms};
 pub(super) struct CreateRequest {
     portfolio_name: String,
     provider_name: String,
-    #[serde(default)]
     description: Option<String>,
 }
 
@@ -31,7 +30,6 @@ pub(super) struct UpdateRequest {
     portfolio_id: String,
     portfolio_name: String,
     provider_name: String,
-    #[serde(default)]
     description: Option<String>,
 }
 
@@ -42,9 +40,7 @@ pub(super) struct ListRequest {
     paging: Paging,
     #[serde(default)]
     filters: Vec<Filter>,
-    #[serde(default)]
     scope: Option<String>,
-    #[serde(default)]
     product_id: Option<String>,
 }
 

@@ -16,9 +16,7 @@ use crate::store::grant::Grant;
 pub(super) struct GrantRequest {
     portfolio_id: String,
     principal_type: String,
-    #[serde(default)]
     principal_id: Option<String>,
-    #[serde(default)]
     principal_pattern: Option<String>,
 }
 

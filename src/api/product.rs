@@ -21,11 +21,8 @@ const PRODUCT_TYPE: &str = "Ros";
 pub(super) struct CreateRequest {
     product_name: String,
     provider_name: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     template_type: Option<String>,
-    #[serde(default)]
     product_version_parameters: Option<VersionParameters>,
 }
 
@@ -33,13 +30,9 @@ pub(super) struct CreateRequest {
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct VersionParameters {
-    #[serde(default)]
     product_version_name: Option<String>,
-    #[serde(default)]
     template_url: Option<String>,
-    #[serde(default)]
     template_type: Option<String>,
-    #[serde(default)]
     description: Option<String>,
     guidance: String,
     active: bool,
@@ -57,7 +50,6 @@ pub(super) struct UpdateRequest {
     product_id: String,
     product_name: String,
     provider_name: String,
-    #[serde(default)]
     description: Option<String>,
 }
 
@@ -68,9 +60,7 @@ pub(super) struct ListRequest {
     paging: Paging,
     #[serde(default)]
     filters: Vec<Filter>,
-    #[serde(default)]
     scope: Option<String>,
-    #[serde(default)]
     portfolio_id: Option<String>,
 }
 
@@ -78,7 +68,6 @@ pub(super) struct ListRequest {
 #[serde(rename_all = "PascalCase")]
 pub(super) struct CopyRequest {
     source_product_arn: String,
-    #[serde(default)]
     target_product_name: Option<String>,
 }
 
@@ -89,7 +78,6 @@ pub(super) struct CreateVersionRequest {
     product_version_name: String,
     template_type: String,
     template_url: String,
-    #[serde(default)]
     description: Option<String>,
     guidance: String,
     active: bool,
@@ -100,11 +88,8 @@ pub(super) struct CreateVersionRequest {
 pub(super) struct UpdateVersionRequest {
     product_version_id: String,
     product_version_name: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     guidance: Option<String>,
-    #[serde(default)]
     active: Option<bool>,
 }
 

@@ -9,10 +9,10 @@ use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paging};
-use crate::catalog::constraint::OperationType;
-use crate::provisioning::{self, parameters_from_json, parameters_json, Change, ChangeRequest};
-use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task, IN_PROGRESS, UNDER_CHANGE};
-use crate::store::{new_id, now_ms};
+use crate::model::{ProvisionedProductStatus, TaskStatus};
+use crate::provisioning::parameters_from_json;
+use crate::provisioning::queue::{Launch, Update};
+use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
 
 /// Masked value of sensitive parameters and outputs.
 pub const MASK: &str = "******";
@@ -20,18 +20,14 @@ pub const MASK: &str = "******";
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct KeyValue {
-    #[serde(default)]
     parameter_key: Option<String>,
-    #[serde(default)]
     parameter_value: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct Tag {
-    #[serde(default)]
     key: Option<String>,
-    #[serde(default)]
     value: Option<String>,
 }
 
@@ -50,7 +46,6 @@ pub(super) struct LaunchRequest {
     product_version_id: String,
     provisioned_product_name: String,
     stack_region_id: String,
-    #[serde(default)]
     portfolio_id: Option<String>,
     #[serde(default)]
     parameters: Vec<KeyValue>,
@@ -64,7 +59,6 @@ pub(super) struct UpdateRequest {
     provisioned_product_id: String,
     product_id: String,
     product_version_id: String,
-    #[serde(default)]
     portfolio_id: Option<String>,
     #[serde(default)]
     parameters: Vec<KeyValue>,
@@ -83,7 +77,6 @@ pub(super) struct ProvisionedProductIdRequest {
 pub(super) struct ListRequest {
     #[serde(flatten)]
     paging: Paging,
-    #[serde(default)]
     access_level_filter: Option<String>,
     #[serde(default)]
     filters: Vec<Filter>,
@@ -107,36 +100,8 @@ pub(super) struct ListTasksRequest {
 #[serde(rename_all = "PascalCase")]
 pub(super) struct TaskLogRequest {
     task_id: String,
-    #[serde(default)]
     after_seq: Option<i64>,
-    #[serde(default)]
     wait_seconds: Option<i64>,
-}
-
-/// A new task row for `pp` running `change`.
-fn new_task(ctx: &Ctx<'_>, task_type: &str, pp_id: &str, pp_name: &str, region: &str, change: &Change, product_name: &str) -> Task {
-    let now = now_ms();
-    Task {
-        task_id: new_id("task"),
-        task_type: task_type.to_string(),
-        provisioned_product_id: pp_id.to_string(),
-        provisioned_product_name: pp_name.to_string(),
-        product_id: change.version.version.product_id.clone(),
-        product_name: product_name.to_string(),
-        product_version_id: change.version.version.product_version_id.clone(),
-        product_version_name: change.version.version.product_version_name.clone(),
-        portfolio_id: change.portfolio_id.clone(),
-        stack_region_id: region.to_string(),
-        parameters_sealed: ctx.state.secrets.seal(&parameters_json(&change.parameters)),
-        sensitive_parameters: json!(change.sensitive).to_string(),
-        task_tags: Value::Array(change.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()).to_string(),
-        launch_role: change.launch_role.clone(),
-        outputs: "[]".into(),
-        status: IN_PROGRESS.into(),
-        status_message: String::new(),
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 pub(super) fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
@@ -144,175 +109,40 @@ pub(super) fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
 }
 
 pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, ApiError> {
-    if req.provisioned_product_name.chars().count() > 128 {
-        return Err(ApiError::invalid_parameter(
-            "ProvisionedProductName",
-            "The parameter ProvisionedProductName must be at most 128 characters long.",
-        ));
-    }
-    let change = provisioning::resolve(
-        ctx.store(),
-        &region_ids(ctx),
-        ChangeRequest {
-            principal: ctx.principal,
-            operation: OperationType::LaunchProduct,
-            product_id: &req.product_id,
-            version_id: &req.product_version_id,
-            portfolio_id: req.portfolio_id.as_deref(),
-            region: &req.stack_region_id,
-            parameters: pairs(req.parameters),
-            tags: tag_pairs(req.tags),
-        },
-    )
-    .await?;
-    let product = ctx.store().product(&req.product_id).await?.ok_or_else(|| ApiError::not_found("Product", &req.product_id))?;
-    let pp_id = new_id("pp");
-    let task = new_task(ctx, "LaunchProduct", &pp_id, &req.provisioned_product_name, &req.stack_region_id, &change, &product.product_name);
-    let pp = ProvisionedProduct {
-        provisioned_product_id: pp_id.clone(),
-        provisioned_product_name: req.provisioned_product_name,
-        owner_principal_id: ctx.principal.principal_id.clone(),
-        owner_principal_type: ctx.principal.principal_type.clone(),
+    let launch = Launch {
         product_id: req.product_id,
-        product_version_id: req.product_version_id,
-        portfolio_id: change.portfolio_id.clone(),
-        stack_region_id: req.stack_region_id,
-        stack_id: uuid::Uuid::new_v4().to_string(),
-        status: UNDER_CHANGE.into(),
-        status_message: String::new(),
-        parameters_sealed: task.parameters_sealed.clone(),
-        last_task_id: Some(task.task_id.clone()),
-        last_provisioning_task_id: Some(task.task_id.clone()),
-        last_successful_provisioning_task_id: None,
-        created_at: task.created_at,
-        product_name: product.product_name,
-        product_version_name: task.product_version_name.clone(),
+        version_id: req.product_version_id,
+        name: req.provisioned_product_name,
+        region: req.stack_region_id,
+        portfolio_id: req.portfolio_id,
+        parameters: pairs(req.parameters),
+        tags: tag_pairs(req.tags),
     };
-    ctx.store().create_launch(&pp, &task).await?;
-    ctx.state.engine.task_queued().await;
-    Ok(json!({ "ProvisionedProductId": pp_id, "TaskId": task.task_id }))
+    let queued = ctx.state.provisioner().launch(ctx.principal, launch).await?;
+    Ok(json!({ "ProvisionedProductId": queued.provisioned_product_id, "TaskId": queued.task_id }))
 }
 
 /// The live provisioned product `id`, if the caller may see it.
 pub(super) async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedProduct, ApiError> {
-    let pp = ctx.store().provisioned_product(id).await?.ok_or_else(|| ApiError::not_found("ProvisionedProduct", id))?;
-    provisioning::check_owner(ctx.principal, &pp)?;
-    Ok(pp)
-}
-
-pub(super) fn refuse_under_change(pp: &ProvisionedProduct) -> ApiError {
-    ApiError::invalid_status(
-        "ProvisionedProduct",
-        format!(
-            "The provisioned product {} is UnderChange: wait for its task {} to finish.",
-            pp.provisioned_product_id,
-            pp.last_task_id.as_deref().unwrap_or("-")
-        ),
-    )
+    Ok(ctx.state.provisioner().visible(ctx.principal, id).await?)
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
-    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
-    if pp.status == UNDER_CHANGE {
-        return Err(refuse_under_change(&pp));
-    }
-    if req.product_id != pp.product_id {
-        return Err(ApiError::invalid_parameter(
-            "ProductId",
-            format!(
-                "The provisioned product {} was launched from product {}, not {}.",
-                pp.provisioned_product_id, pp.product_id, req.product_id
-            ),
-        ));
-    }
-    let version = crate::catalog::version::launchable_version(ctx.store(), &req.product_id, &req.product_version_id).await?;
-    let previous = ctx.state.secrets.open(&pp.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default();
-    let parameters = provisioning::merge_parameters(&previous, &pairs(req.parameters), &version.parameters);
-    let same = |a: &[(String, String)], b: &[(String, String)]| {
-        let (mut a, mut b) = (a.to_vec(), b.to_vec());
-        a.sort();
-        b.sort();
-        a == b
+    let update = Update {
+        provisioned_product_id: req.provisioned_product_id,
+        product_id: req.product_id,
+        version_id: req.product_version_id,
+        portfolio_id: req.portfolio_id,
+        parameters: pairs(req.parameters),
+        tags: tag_pairs(req.tags),
     };
-    // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
-    if pp.status != crate::store::provisioning::ERROR && req.product_version_id == pp.product_version_id && same(&parameters, &previous) {
-        return Err(ApiError::invalid_parameter(
-            "Parameters",
-            "The update changes neither the product version nor any parameter; there is nothing to do.",
-        ));
-    }
-    let portfolio = req.portfolio_id.or(Some(pp.portfolio_id.clone()));
-    let change = provisioning::resolve(
-        ctx.store(),
-        &region_ids(ctx),
-        ChangeRequest {
-            principal: ctx.principal,
-            operation: OperationType::UpdateProvisionedProduct,
-            product_id: &req.product_id,
-            version_id: &req.product_version_id,
-            portfolio_id: portfolio.as_deref(),
-            region: &pp.stack_region_id,
-            parameters,
-            tags: tag_pairs(req.tags),
-        },
-    )
-    .await?;
-    let task = new_task(
-        ctx,
-        "UpdateProvisionedProduct",
-        &pp.provisioned_product_id,
-        &pp.provisioned_product_name,
-        &pp.stack_region_id,
-        &change,
-        &pp.product_name,
-    );
-    if !ctx.store().start_change(&task).await? {
-        return Err(refuse_under_change(&pp));
-    }
-    ctx.state.engine.task_queued().await;
-    Ok(json!({ "ProvisionedProductId": pp.provisioned_product_id, "TaskId": task.task_id }))
+    let queued = ctx.state.provisioner().update(ctx.principal, update).await?;
+    Ok(json!({ "ProvisionedProductId": queued.provisioned_product_id, "TaskId": queued.task_id }))
 }
 
 pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
-    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
-    if pp.status == UNDER_CHANGE {
-        return Err(refuse_under_change(&pp));
-    }
-    if provisioning::approval_for(ctx.store(), &pp.portfolio_id, &pp.product_id, OperationType::TerminateProvisionedProduct)
-        .await?
-        .is_some()
-    {
-        return Err(provisioning::approval_required(OperationType::TerminateProvisionedProduct).into());
-    }
-    let now = now_ms();
-    // Terminating needs no launch option: the owner can always remove what they launched.
-    let launch_role = crate::catalog::constraint::launch_role_for(ctx.store(), &pp.portfolio_id, &pp.product_id).await?;
-    let task = Task {
-        task_id: new_id("task"),
-        task_type: "TerminateProvisionedProduct".into(),
-        provisioned_product_id: pp.provisioned_product_id.clone(),
-        provisioned_product_name: pp.provisioned_product_name.clone(),
-        product_id: pp.product_id.clone(),
-        product_name: pp.product_name.clone(),
-        product_version_id: pp.product_version_id.clone(),
-        product_version_name: pp.product_version_name.clone(),
-        portfolio_id: pp.portfolio_id.clone(),
-        stack_region_id: pp.stack_region_id.clone(),
-        parameters_sealed: pp.parameters_sealed.clone(),
-        sensitive_parameters: json!(provisioning::sensitive_parameters(ctx.store(), &pp.product_version_id).await?).to_string(),
-        task_tags: "[]".into(),
-        launch_role,
-        outputs: "[]".into(),
-        status: IN_PROGRESS.into(),
-        status_message: String::new(),
-        created_at: now,
-        updated_at: now,
-    };
-    if !ctx.store().start_change(&task).await? {
-        return Err(refuse_under_change(&pp));
-    }
-    ctx.state.engine.task_queued().await;
-    Ok(json!({ "TaskId": task.task_id }))
+    let queued = ctx.state.provisioner().terminate(ctx.principal, &req.provisioned_product_id).await?;
+    Ok(json!({ "TaskId": queued.task_id }))
 }
 
 /// The `ProvisionedProductDetail` object.
@@ -337,7 +167,7 @@ fn pp_detail(ctx: &Ctx<'_>, pp: &ProvisionedProduct) -> Value {
         "LastProvisioningTaskId": pp.last_provisioning_task_id,
         "LastSuccessfulProvisioningTaskId": pp.last_successful_provisioning_task_id,
     });
-    if pp.status == crate::store::provisioning::ERROR {
+    if pp.status == ProvisionedProductStatus::Error {
         d["StatusMessage"] = Value::String(pp.status_message.clone());
     }
     d
@@ -467,9 +297,9 @@ struct TerraformLog<'a> {
 fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<'a>>>) -> TaskDetail<'a> {
     TaskDetail {
         task_id: &task.task_id,
-        task_type: &task.task_type,
-        status: &task.status,
-        status_message: (task.status == crate::store::provisioning::FAILED).then_some(task.status_message.as_str()),
+        task_type: task.task_type.as_str(),
+        status: task.status.as_str(),
+        status_message: (task.status == TaskStatus::Failed).then_some(task.status_message.as_str()),
         provisioned_product_id: &task.provisioned_product_id,
         provisioned_product_name: &task.provisioned_product_name,
         product_id: &task.product_id,
@@ -531,16 +361,13 @@ pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<V
     let task = visible_task(ctx, &req.task_id).await?;
     let after = req.after_seq.unwrap_or(0).max(0);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(req.wait_seconds.unwrap_or(0).clamp(0, 20) as u64);
-    let mut finished = task.status != IN_PROGRESS;
+    let mut finished = task.status != TaskStatus::InProgress;
     loop {
         let chunks = ctx.store().task_logs(&task.task_id, after, 1000).await?;
         if !chunks.is_empty() || finished || tokio::time::Instant::now() >= deadline {
             let next = chunks.last().map_or(after, |c| c.seq);
-            let status = if finished {
-                ctx.store().task(&task.task_id).await?.map_or(task.status.clone(), |t| t.status)
-            } else {
-                IN_PROGRESS.to_string()
-            };
+            let status =
+                if finished { ctx.store().task(&task.task_id).await?.map_or(task.status, |t| t.status) } else { TaskStatus::InProgress };
             return Ok(json!({
                 "TaskId": task.task_id,
                 "Status": status,
@@ -550,6 +377,6 @@ pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<V
             }));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        finished = ctx.store().task(&task.task_id).await?.is_some_and(|t| t.status != IN_PROGRESS);
+        finished = ctx.store().task(&task.task_id).await?.is_some_and(|t| t.status != TaskStatus::InProgress);
     }
 }

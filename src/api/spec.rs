@@ -32,7 +32,6 @@ pub struct ParamSpec {
     #[serde(default)]
     pub required: bool,
     /// `scalar`, `flat` (arrays as `Name.N.Field`) or `json` (one JSON string).
-    #[serde(default)]
     pub encoding: Option<String>,
     /// Allowed values.
     #[serde(rename = "enum", default)]
@@ -46,13 +45,11 @@ pub struct ParamSpec {
     #[serde(rename = "maxItems")]
     max_items: Option<usize>,
     /// Value used when the caller sends none.
-    #[serde(default)]
     pub default: Option<Value>,
     /// Fields of a JSON-encoded object.
     #[serde(default)]
     pub fields: Vec<ParamSpec>,
     /// Item description of an array.
-    #[serde(default)]
     items: Option<ItemSpec>,
 }
 

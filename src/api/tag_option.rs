@@ -22,9 +22,7 @@ pub(super) struct CreateRequest {
 #[serde(rename_all = "PascalCase")]
 pub(super) struct UpdateRequest {
     tag_option_id: String,
-    #[serde(default)]
     value: Option<String>,
-    #[serde(default)]
     active: Option<bool>,
 }
 
@@ -38,13 +36,9 @@ pub(super) struct IdRequest {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct ListFilters {
-    #[serde(default)]
     key: Option<String>,
-    #[serde(default)]
     value: Option<String>,
-    #[serde(default)]
     active: Option<bool>,
-    #[serde(default)]
     full_text_search: Option<String>,
 }
 
@@ -53,7 +47,6 @@ pub(super) struct ListFilters {
 pub(super) struct ListRequest {
     #[serde(flatten)]
     paging: Paging,
-    #[serde(default)]
     filters: Option<ListFilters>,
 }
 

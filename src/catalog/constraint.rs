@@ -12,60 +12,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+pub use crate::model::{ConstraintType, OperationType};
 use crate::store::grant::{pattern_matches, RoleRef, RAM_ROLE};
 use crate::store::principal::{Principal, RAM_USER};
 use crate::store::{Store, StoreError};
 
 /// Most items a Config list (values, regions, approvers, parameters) may hold.
 const MAX_ITEMS: usize = 100;
-
-/// The four kinds of constraint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConstraintType {
-    /// Terraform runs with a launch role's environment variables.
-    Launch,
-    /// Template variables restricted to allowed values.
-    Template,
-    /// Operations need an approver's approval (through plans).
-    Approval,
-    /// Products may be provisioned only in these regions.
-    StackRegion,
-    /// How Terraform's sandbox treats the product's jobs.
-    Sandbox,
-}
-
-impl ConstraintType {
-    /// Every type, in the order `ListLaunchOptions` reports them.
-    pub const ALL: [ConstraintType; 5] =
-        [ConstraintType::Launch, ConstraintType::Template, ConstraintType::Approval, ConstraintType::StackRegion, ConstraintType::Sandbox];
-
-    /// The wire name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ConstraintType::Launch => "Launch",
-            ConstraintType::Template => "Template",
-            ConstraintType::Approval => "Approval",
-            ConstraintType::StackRegion => "StackRegion",
-            ConstraintType::Sandbox => "Sandbox",
-        }
-    }
-}
-
-impl FromStr for ConstraintType {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        ConstraintType::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| ConfigError(format!("unknown constraint type {s:?}; use Launch, Template, Approval, StackRegion or Sandbox")))
-    }
-}
 
 /// Why a Config was refused, phrased for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +35,12 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
 
 /// `Launch`: the launch role whose variables Terraform receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,17 +64,6 @@ pub struct TemplateConfig {
 pub struct ParameterRule {
     /// The values a caller may pass (compared as the text of `ParameterValue`).
     pub allowed_values: Vec<String>,
-}
-
-/// An operation an `Approval` constraint can cover (the plan's `OperationType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum OperationType {
-    /// `LaunchProduct`.
-    LaunchProduct,
-    /// `UpdateProvisionedProduct`.
-    UpdateProvisionedProduct,
-    /// `TerminateProvisionedProduct`.
-    TerminateProvisionedProduct,
 }
 
 /// `Approval`: which operations need approval and who may give it.
@@ -191,7 +143,7 @@ impl ConstraintConfig {
     pub fn parse(kind: ConstraintType, text: &str) -> Result<Self, ConfigError> {
         let value: Value = serde_json::from_str(text).map_err(|e| ConfigError(format!("Config is not valid JSON: {e}")))?;
         if !value.is_object() {
-            return Err(ConfigError(format!("Config of a {} constraint must be a JSON object", kind.name())));
+            return Err(ConfigError(format!("Config of a {} constraint must be a JSON object", kind.as_str())));
         }
         let config = match kind {
             ConstraintType::Launch => ConstraintConfig::Launch(from_value(kind, value)?),
@@ -376,7 +328,7 @@ pub async fn launch_role_for(store: &Store, portfolio_id: &str, product_id: &str
 /// Ids of the `Launch` constraints naming the launch role `name`.
 pub async fn constraints_using_launch_role(store: &Store, name: &str) -> Result<Vec<String>, StoreError> {
     Ok(store
-        .constraints_of_type(ConstraintType::Launch.name())
+        .constraints_of_type(ConstraintType::Launch.as_str())
         .await?
         .into_iter()
         .filter(|(_, config)| {
@@ -387,7 +339,7 @@ pub async fn constraints_using_launch_role(store: &Store, name: &str) -> Result<
 }
 
 fn from_value<T: serde::de::DeserializeOwned>(kind: ConstraintType, value: Value) -> Result<T, ConfigError> {
-    serde_json::from_value(value).map_err(|e| ConfigError(format!("Config of a {} constraint is invalid: {e}", kind.name())))
+    serde_json::from_value(value).map_err(|e| ConfigError(format!("Config of a {} constraint is invalid: {e}", kind.as_str())))
 }
 
 fn check_count(field: &str, count: usize) -> Result<(), ConfigError> {
@@ -446,7 +398,7 @@ mod tests {
         assert!(parse("Launch", r#"{}"#).unwrap_err().0.contains("LocalRoleName"));
         assert!(parse("Launch", r#"["x"]"#).unwrap_err().0.contains("JSON object"));
         assert!(parse("Launch", "{").unwrap_err().0.contains("not valid JSON"));
-        assert!(parse("Other", "{}").unwrap_err().0.contains("unknown constraint type"));
+        assert!(parse("Other", "{}").unwrap_err().0.contains("is not one of"));
     }
 
     #[test]

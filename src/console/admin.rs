@@ -186,7 +186,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
             label for="c-product" { "Product" }
             select id="c-product" name="product" { @for p in in_portfolio { option value=(s(p, "/ProductId")) { (s(p, "/ProductName")) } } }
             label for="c-type" { "Type" }
-            select id="c-type" name="type" { @for t in ConstraintType::ALL { option value=(t.name()) { (t.name()) } } }
+            select id="c-type" name="type" { @for t in ConstraintType::ALL { option value=(t.as_str()) { (t.as_str()) } } }
             label for="c-config" { "Config (JSON)" }
             textarea id="c-config" name="config" rows="4" required placeholder=r#"{"AllowedRegions": ["cn-hangzhou"]}"# {}
             label for="c-description" { "Description" }

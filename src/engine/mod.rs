@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
+use crate::model::OperationType;
 use crate::store::plan::Plan;
 use crate::store::provisioning::{state_serial, Fence, StateSaved, Task, TaskOutcome};
 use crate::store::{Store, StoreError};
@@ -275,7 +276,7 @@ impl Engine {
             return;
         };
         let last_log = log.take_pending();
-        self.config.metrics.observe_task(&task.task_type, outcome_name(&outcome), started.elapsed());
+        self.config.metrics.observe_task(task.task_type.as_str(), outcome_name(&outcome), started.elapsed());
         // The lease is renewed until the outcome is recorded.
         let recorded = tokio::select! {
             recorded = patiently(&task.task_id, "record the task outcome", || self.store.finish_task(&task, Some(&fence), &outcome, &last_log)) => recorded,
@@ -373,7 +374,7 @@ impl Engine {
         log: &TaskLog,
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<String, String> {
-        let terminate = task.task_type == "TerminateProvisionedProduct";
+        let terminate = task.task_type == OperationType::TerminateProvisionedProduct;
         let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id))
             .await
             .map_err(internal)?;

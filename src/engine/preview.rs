@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::plan_summary::{planned_outputs, resource_changes};
 use super::terraform::{self, error_summary};
 use super::{internal, load_inputs, patiently, sandbox, step, workspace, Engine, Lease, Site};
+use crate::model::OperationType;
 use crate::store::plan::{Plan, PlanStatus, PreviewOutcome};
 use crate::store::provisioning::Fence;
 
@@ -75,7 +76,7 @@ impl Engine {
         let tf = self.terraform(&binary, &prepared, cancel, None, &redactor);
         let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
         let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
-        if plan.operation_type == "TerminateProvisionedProduct" {
+        if plan.operation_type == OperationType::TerminateProvisionedProduct {
             args.push("-destroy");
         }
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;

@@ -7,13 +7,15 @@
 
 pub mod job;
 pub mod plan;
+pub mod queue;
 
 use serde_json::{json, Value};
 
 use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType};
 use crate::catalog::error::DomainError;
 use crate::catalog::parameters::{self, ParameterConstraint};
-use crate::catalog::version::{launchable_version, LaunchableVersion};
+use crate::catalog::version::launchable_version;
+use crate::model::ProvisionedProductStatus;
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::Store;
@@ -21,20 +23,42 @@ use crate::store::Store;
 /// Most tags a task may carry (caller's plus tag options).
 pub const MAX_TAGS: usize = 20;
 
-/// A request to launch or update, validated: what the task will run with.
+/// A launch, update or terminate, validated: what its task (or plan) will run with.
+#[derive(Debug, Clone)]
 pub struct Change {
+    /// What the change does.
+    pub operation: OperationType,
     /// The portfolio the caller goes through.
     pub portfolio_id: String,
-    /// The version to provision.
-    pub version: LaunchableVersion,
+    /// The product, its name, and the version to provision.
+    pub product_id: String,
+    pub product_name: String,
+    pub version_id: String,
+    pub version_name: String,
     /// Parameters, complete (for updates: merged over the previous ones).
     pub parameters: Vec<(String, String)>,
     /// Names of sensitive parameters (masked in responses).
     pub sensitive: Vec<String>,
-    /// Tag options merged with the caller's tags.
+    /// The caller's tags (a plan keeps them to be re-validated when it is updated).
     pub tags: Vec<(String, String)>,
+    /// Tag options merged with the caller's tags: the task's tags.
+    pub task_tags: Vec<(String, String)>,
     /// Launch role from a `Launch` constraint.
     pub launch_role: Option<String>,
+    /// The `Approval` constraint covering the operation, if any: a direct operation is refused,
+    /// a plan waits for an approver.
+    pub approval: Option<ApprovalConfig>,
+}
+
+impl Change {
+    /// The change as a direct operation may run it: refused when an `Approval` constraint
+    /// covers it (it needs a plan).
+    pub fn direct(self) -> Result<Change, DomainError> {
+        match self.approval {
+            Some(_) => Err(approval_required(self.operation)),
+            None => Ok(self),
+        }
+    }
 }
 
 /// What the caller asked for.
@@ -49,25 +73,10 @@ pub struct ChangeRequest<'a> {
     pub tags: Vec<(String, String)>,
 }
 
-/// Validates a launch or update completely and returns what its task will run with; refused
-/// when an `Approval` constraint covers the operation (it needs a plan).
+/// Validates a launch or update completely: launch option, version, region, constraints,
+/// parameters and tags. Nothing is written.
 pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeRequest<'_>) -> Result<Change, DomainError> {
-    let operation = req.operation;
-    let (change, approval) = resolve_for_plan(store, allowed_regions, req).await?;
-    match approval {
-        Some(_) => Err(approval_required(operation)),
-        None => Ok(change),
-    }
-}
-
-/// Validates a launch or update as [`resolve`] does, and returns with it the `Approval`
-/// constraint covering the operation, if any.
-pub async fn resolve_for_plan(
-    store: &Store,
-    allowed_regions: &[String],
-    req: ChangeRequest<'_>,
-) -> Result<(Change, Option<ApprovalConfig>), DomainError> {
-    store.product(req.product_id).await?.ok_or_else(|| DomainError::not_found("Product", req.product_id))?;
+    let product = store.product(req.product_id).await?.ok_or_else(|| DomainError::not_found("Product", req.product_id))?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
     let version = launchable_version(store, req.product_id, req.version_id).await?;
     if !allowed_regions.iter().any(|r| r == req.region) {
@@ -95,9 +104,97 @@ pub async fn resolve_for_plan(
     }
     parameters::check_launch_parameters(&constraints, &req.parameters).map_err(|e| DomainError::invalid_parameter("Parameters", e.0))?;
     check_tags(&req.tags)?;
-    let tags = merge_tags(store, req.product_id, &portfolio_id, req.tags).await?;
-    let sensitive = constraints.iter().filter(|c| c.sensitive).map(|c| c.name.clone()).collect();
-    Ok((Change { portfolio_id, version, parameters: req.parameters, sensitive, tags, launch_role }, approval))
+    let task_tags = merge_tags(store, req.product_id, &portfolio_id, req.tags.clone()).await?;
+    Ok(Change {
+        operation: req.operation,
+        portfolio_id,
+        product_id: product.product_id,
+        product_name: product.product_name,
+        version_id: version.version.product_version_id,
+        version_name: version.version.product_version_name,
+        parameters: req.parameters,
+        sensitive: constraints.iter().filter(|c| c.sensitive).map(|c| c.name.clone()).collect(),
+        tags: req.tags,
+        task_tags,
+        launch_role,
+        approval,
+    })
+}
+
+/// An update or terminate of a provisioned product, as asked.
+pub struct ProductChange<'a> {
+    pub operation: OperationType,
+    pub version_id: &'a str,
+    /// The portfolio to go through (the provisioned product's when absent).
+    pub portfolio_id: Option<String>,
+    /// The parameters the given ones are merged over (the provisioned product's, or a plan's).
+    pub previous: &'a [(String, String)],
+    pub given: &'a [(String, String)],
+    pub tags: Vec<(String, String)>,
+}
+
+/// Validates an update or terminate of `pp` (which must not be `UnderChange`). A terminate needs
+/// no launch option: it runs the product's own version and parameters.
+pub async fn resolve_on_product(
+    store: &Store,
+    allowed_regions: &[String],
+    principal: &Principal,
+    pp: &ProvisionedProduct,
+    req: ProductChange<'_>,
+) -> Result<Change, DomainError> {
+    if pp.status == ProvisionedProductStatus::UnderChange {
+        return Err(refuse_under_change(pp));
+    }
+    if req.operation == OperationType::TerminateProvisionedProduct {
+        return Ok(Change {
+            operation: req.operation,
+            portfolio_id: pp.portfolio_id.clone(),
+            product_id: pp.product_id.clone(),
+            product_name: pp.product_name.clone(),
+            version_id: pp.product_version_id.clone(),
+            version_name: pp.product_version_name.clone(),
+            parameters: req.previous.to_vec(),
+            sensitive: sensitive_parameters(store, &pp.product_version_id).await?,
+            tags: Vec::new(),
+            task_tags: Vec::new(),
+            launch_role: crate::catalog::constraint::launch_role_for(store, &pp.portfolio_id, &pp.product_id).await?,
+            approval: approval_for(store, &pp.portfolio_id, &pp.product_id, req.operation).await?,
+        });
+    }
+    let version = launchable_version(store, &pp.product_id, req.version_id).await?;
+    let parameters = merge_parameters(req.previous, req.given, &version.parameters);
+    let portfolio = req.portfolio_id.unwrap_or_else(|| pp.portfolio_id.clone());
+    let request = ChangeRequest {
+        principal,
+        operation: req.operation,
+        product_id: &pp.product_id,
+        version_id: req.version_id,
+        portfolio_id: Some(&portfolio),
+        region: &pp.stack_region_id,
+        parameters,
+        tags: req.tags,
+    };
+    resolve(store, allowed_regions, request).await
+}
+
+/// `InvalidStatus.ProvisionedProduct`: `pp` is `UnderChange`.
+pub fn refuse_under_change(pp: &ProvisionedProduct) -> DomainError {
+    DomainError::invalid_status(
+        "ProvisionedProduct",
+        format!(
+            "The provisioned product {} is UnderChange: wait for its task {} to finish.",
+            pp.provisioned_product_id,
+            pp.last_task_id.as_deref().unwrap_or("-")
+        ),
+    )
+}
+
+/// Whether two parameter lists hold the same pairs, in any order.
+pub fn same_parameters(a: &[(String, String)], b: &[(String, String)]) -> bool {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort();
+    b.sort();
+    a == b
 }
 
 /// The `Approval` constraint of a (portfolio, product) covering `operation`, if any.
@@ -131,18 +228,9 @@ pub fn approval_required(operation: OperationType) -> DomainError {
             "{} needs an approval under the portfolio's Approval constraint: create a plan with \
              CreateProvisionedProductPlan (OperationType {0}), have an approver approve it, then run it with \
              ExecuteProvisionedProductPlan.",
-            operation_name(operation)
+            operation
         ),
-        detail: json!({"AuthAction": format!("servicecatalog:{}", operation_name(operation)), "NoPermissionType": "ApprovalRequired"}),
-    }
-}
-
-/// The wire name of an operation.
-pub fn operation_name(op: OperationType) -> &'static str {
-    match op {
-        OperationType::LaunchProduct => "LaunchProduct",
-        OperationType::UpdateProvisionedProduct => "UpdateProvisionedProduct",
-        OperationType::TerminateProvisionedProduct => "TerminateProvisionedProduct",
+        detail: json!({"AuthAction": format!("servicecatalog:{}", operation), "NoPermissionType": "ApprovalRequired"}),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The audit trail: changes requested through the API, recorded once per request, listed by
 //! administrators with filters, pruned after the retention period.
 
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 /// One recorded change.
@@ -50,19 +50,21 @@ const COLUMNS: &str =
 impl Store {
     /// Records one event (its id and time are set here).
     pub async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        sqlx::query(&format!("INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-            .bind(super::new_id("audit"))
-            .bind(now_ms())
-            .bind(&event.request_id)
-            .bind(&event.action)
-            .bind(&event.principal_id)
-            .bind(&event.principal_name)
-            .bind(&event.resource_id)
-            .bind(&event.parameters)
-            .bind(event.http_status)
-            .bind(&event.result_code)
-            .execute(self.writer())
-            .await?;
+        sql!(
+            &format!("INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            super::new_id("audit"),
+            now_ms(),
+            &event.request_id,
+            &event.action,
+            &event.principal_id,
+            &event.principal_name,
+            &event.resource_id,
+            &event.parameters,
+            event.http_status,
+            &event.result_code
+        )
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 
@@ -102,7 +104,7 @@ impl Store {
 
     /// Deletes the events older than `before` (ms); returns how many.
     pub async fn prune_audit_events(&self, before: i64) -> StoreResult<u64> {
-        Ok(sqlx::query("DELETE FROM audit_events WHERE occurred_at < $1").bind(before).execute(self.writer()).await?.rows_affected())
+        Ok(sql!("DELETE FROM audit_events WHERE occurred_at < $1", before).execute(self.writer()).await?)
     }
 }
 

@@ -2,19 +2,21 @@
 //! expiry. The console decides what a token is and when it expires; the store only keeps rows.
 
 use super::principal::{principal_from_row, Principal};
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{Store, StoreResult};
 
 impl Store {
     /// Records a session opened with `access_key_id`.
     pub async fn create_console_session(&self, token_hash: &str, access_key_id: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO console_sessions (token_hash, access_key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(token_hash)
-            .bind(access_key_id)
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(self.writer())
-            .await?;
+        sql!(
+            "INSERT INTO console_sessions (token_hash, access_key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash,
+            access_key_id,
+            created_at,
+            expires_at
+        )
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 
@@ -32,13 +34,13 @@ impl Store {
 
     /// Ends the session `token_hash`.
     pub async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1").bind(token_hash).execute(self.writer()).await?;
+        sql!("DELETE FROM console_sessions WHERE token_hash = $1", token_hash).execute(self.writer()).await?;
         Ok(())
     }
 
     /// Drops the sessions expired at `now`.
     pub async fn purge_console_sessions(&self, now: i64) -> StoreResult<()> {
-        sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1").bind(now).execute(self.writer()).await?;
+        sql!("DELETE FROM console_sessions WHERE expires_at <= $1", now).execute(self.writer()).await?;
         Ok(())
     }
 }

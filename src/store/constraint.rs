@@ -2,7 +2,7 @@
 //! canonical JSON text of a constraint's Config (parsed by `catalog::constraint`).
 
 use super::read::Row;
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
 /// A stored constraint.
@@ -73,17 +73,8 @@ impl Store {
         if let Some(id) = existing {
             return Ok(ConstraintInsert::Duplicate(id));
         }
-        sqlx::query(
-            "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        )
-        .bind(&c.constraint_id)
-        .bind(&c.constraint_type)
-        .bind(&c.portfolio_id)
-        .bind(&c.product_id)
-        .bind(&c.config)
-        .bind(&c.description)
-        .bind(c.created_at)
+        sql!("INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)", &c.constraint_id, &c.constraint_type, &c.portfolio_id, &c.product_id, &c.config, &c.description, c.created_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -97,22 +88,22 @@ impl Store {
 
     /// Replaces the Config, and the description when given; false when not found.
     pub async fn update_constraint(&self, id: &str, config: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE constraints SET config = $1, description = COALESCE($2, description), updated_at = $3 WHERE constraint_id = $4",
+            config,
+            description,
+            now_ms(),
+            id
         )
-        .bind(config)
-        .bind(description)
-        .bind(now_ms())
-        .bind(id)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Deletes a constraint; false when not found.
     pub async fn delete_constraint(&self, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM constraints WHERE constraint_id = $1").bind(id).execute(self.writer()).await?;
-        Ok(done.rows_affected() == 1)
+        let done = sql!("DELETE FROM constraints WHERE constraint_id = $1", id).execute(self.writer()).await?;
+        Ok(done == 1)
     }
 
     /// The constraints of the launch option (portfolio, product), by type.

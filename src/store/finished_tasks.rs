@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::provisioning::TaskRecord;
+use crate::model::TaskId;
 
 /// Bytes of task rows and logs kept at most.
 const BUDGET_BYTES: usize = 8 << 20;
@@ -26,8 +27,8 @@ pub(super) struct FinishedTasks {
 
 #[derive(Default)]
 struct State {
-    records: HashMap<String, Arc<TaskRecord>>,
-    order: VecDeque<(String, usize)>,
+    records: HashMap<TaskId, Arc<TaskRecord>>,
+    order: VecDeque<(TaskId, usize)>,
     bytes: usize,
 }
 
@@ -65,10 +66,12 @@ impl FinishedTasks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TaskStatus;
+    use crate::store::provisioning::tests::sample_task;
     use crate::store::provisioning::{LogChunk, Task};
 
     fn record(id: &str, log_bytes: usize) -> Arc<TaskRecord> {
-        let task = Task { task_id: id.into(), status: "Succeeded".into(), ..Task::default() };
+        let task = Task { status: TaskStatus::Succeeded, ..sample_task(id) };
         let log = vec![LogChunk { seq: 1, command: "apply".into(), stream: "stdout".into(), content: "x".repeat(log_bytes) }];
         Arc::new(TaskRecord { task, owner: Some("1".into()), log })
     }

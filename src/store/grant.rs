@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::principal::{Principal, RAM_USER};
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
 /// Principal type of roles as the API names it.
@@ -60,34 +60,34 @@ pub struct Grant {
 impl Store {
     /// Grants `portfolio_id`; false when that grant exists already.
     pub async fn insert_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "INSERT INTO portfolio_principals (portfolio_id, principal_type, principal_key, is_pattern, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (portfolio_id, principal_type, principal_key, is_pattern) DO NOTHING",
+            portfolio_id,
+            &grant.principal_type,
+            &grant.principal_key,
+            i64::from(grant.is_pattern),
+            now_ms()
         )
-        .bind(portfolio_id)
-        .bind(&grant.principal_type)
-        .bind(&grant.principal_key)
-        .bind(i64::from(grant.is_pattern))
-        .bind(now_ms())
         .execute(self.writer())
         .await?;
         self.auth_cache.forget();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Revokes a grant of `portfolio_id`; false when there was no such grant.
     pub async fn delete_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "DELETE FROM portfolio_principals WHERE portfolio_id = $1 AND principal_type = $2 AND principal_key = $3 AND is_pattern = $4",
+            portfolio_id,
+            &grant.principal_type,
+            &grant.principal_key,
+            i64::from(grant.is_pattern)
         )
-        .bind(portfolio_id)
-        .bind(&grant.principal_type)
-        .bind(&grant.principal_key)
-        .bind(i64::from(grant.is_pattern))
         .execute(self.writer())
         .await?;
         self.auth_cache.forget();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// The grants of `portfolio_id`, oldest first.
@@ -171,19 +171,21 @@ mod tests {
             is_admin: false,
             created_at: 1,
         };
-        sqlx::query("INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 0, 1)")
-            .bind(&p.principal_id)
-            .bind(kind)
-            .bind(name)
-            .execute(store.writer())
-            .await
-            .unwrap();
+        sql!(
+            "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 0, 1)",
+            &p.principal_id,
+            kind,
+            name
+        )
+        .query()
+        .execute(store.writer())
+        .await
+        .unwrap();
         p
     }
 
     async fn grant(store: &Store, portfolio: &str, kind: &str, key: &str, is_pattern: bool) {
-        sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ($1, $1, 'p', '', 1, 1) ON CONFLICT (portfolio_id) DO NOTHING")
-            .bind(portfolio)
+        sql!("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ($1, $1, 'p', '', 1, 1) ON CONFLICT (portfolio_id) DO NOTHING", portfolio).query()
             .execute(store.writer())
             .await
             .unwrap();

@@ -3,7 +3,7 @@
 //! the master key); only their names ever leave the store in clear. The engine reads them with
 //! `Store::launch_role_env_sealed` (beside the task queue).
 
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
 /// A stored launch role.
@@ -20,13 +20,13 @@ pub struct LaunchRole {
 impl Store {
     /// Creates or replaces the launch role `name` with its sealed variables.
     pub async fn put_launch_role(&self, name: &str, env_sealed: &str) -> StoreResult<()> {
-        sqlx::query(
+        sql!(
             "INSERT INTO launch_roles (role_name, env_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (role_name) DO UPDATE SET env_sealed = excluded.env_sealed, updated_at = excluded.updated_at",
+            name,
+            env_sealed,
+            now_ms()
         )
-        .bind(name)
-        .bind(env_sealed)
-        .bind(now_ms())
         .execute(self.writer())
         .await?;
         Ok(())
@@ -48,7 +48,7 @@ impl Store {
 
     /// Deletes the launch role `name`; false when not found.
     pub async fn delete_launch_role(&self, name: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM launch_roles WHERE role_name = $1").bind(name).execute(self.writer()).await?;
-        Ok(done.rows_affected() == 1)
+        let done = sql!("DELETE FROM launch_roles WHERE role_name = $1", name).execute(self.writer()).await?;
+        Ok(done == 1)
     }
 }

@@ -7,6 +7,7 @@
 
 use sqlx::Connection;
 
+use super::sql::sql;
 use super::{now_ms, Dialect, Store};
 
 /// (version, the only database it runs on or `None` for both, SQL) in order.
@@ -35,11 +36,11 @@ const ADVISORY_LOCK_KEY: i64 = 0x5343_4d49_4752; // "SCMIGR"
 pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
     let mut conn = store.writer().acquire().await?;
     if store.dialect() == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
+        sql!("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
     }
     let result = apply_pending(&mut conn, store.dialect()).await;
     if store.dialect() == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
+        sql!("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
     }
     result
 }
@@ -59,11 +60,7 @@ async fn apply_pending(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> anyh
                 .await
                 .map_err(|e| anyhow::anyhow!("migration {version} failed at {statement:?}: {e}"))?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(version)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        sql!("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", version, now_ms()).execute(&mut *tx).await?;
         tx.commit().await?;
         tracing::info!(version, skipped = !runs_here, "applied schema migration");
     }

@@ -27,15 +27,15 @@ mod sql;
 pub mod tag_option;
 pub mod template;
 
+pub use crate::model::new_id;
+
 use std::str::FromStr;
 use std::time::Duration;
 
-use rand::distributions::Alphanumeric;
-use rand::Rng;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
-use sql::Sql;
+use sql::{sql, Sql};
 
 /// Which database the store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,10 +275,11 @@ impl Store {
     pub async fn health(&self) -> Health {
         let reachable = self.ping().await.is_ok();
         if reachable && write_health::failing() {
-            let probe = sqlx::query(
+            let probe = sql!(
                 "INSERT INTO settings (name, value) VALUES ('write_probe', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                now_ms().to_string()
             )
-            .bind(now_ms().to_string())
+            .query()
             .execute(&self.write)
             .await;
             if probe.is_ok() {
@@ -305,19 +306,9 @@ impl Store {
 
     /// Returns the setting `name`, storing `make()` first if it has none (first writer wins).
     pub async fn setting_or_insert(&self, name: &str, make: impl FnOnce() -> String) -> StoreResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(make())
-            .execute(&self.write)
-            .await?;
+        sql!("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, make()).execute(&self.write).await?;
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.write).await?)
     }
-}
-
-/// A new resource id: the service's prefix and 14 random lower-case letters and digits.
-pub fn new_id(prefix: &str) -> String {
-    let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();
-    format!("{prefix}-{suffix}")
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit. Strictly increasing within the
@@ -423,14 +414,6 @@ mod tests {
     fn times_never_repeat() {
         let times: Vec<i64> = (0..1000).map(|_| now_ms()).collect();
         assert!(times.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn ids_have_the_prefix_and_a_random_suffix() {
-        let a = new_id("port");
-        assert!(a.starts_with("port-") && a.len() == 19);
-        assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
-        assert_ne!(a, new_id("port"));
     }
 
     #[test]

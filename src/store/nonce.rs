@@ -2,7 +2,7 @@
 //! key); on SQLite the database holds a copy of what memory decided, one row per write-behind
 //! batch (migration 15).
 
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 
 use super::{now_ms, Dialect, Store, StoreResult};
 
@@ -10,18 +10,18 @@ impl Store {
     /// Records a nonce at `now` (the caller's clock, ms); false when it was recorded already and
     /// has not expired by then (a nonce expires at its `expires_at`) (PostgreSQL).
     pub async fn record_nonce(&self, access_key_id: &str, nonce: &str, now: i64, expires_at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
              WHERE signature_nonces.expires_at <= $4",
+            access_key_id,
+            nonce,
+            expires_at,
+            now
         )
-        .bind(access_key_id)
-        .bind(nonce)
-        .bind(expires_at)
-        .bind(now)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Appends one write-behind batch of nonces (SQLite's copy of what memory decided): their
@@ -54,14 +54,9 @@ impl Store {
     /// Forgets expired nonces (rows, and on SQLite batches); the rows deleted.
     pub async fn prune_nonces(&self) -> StoreResult<u64> {
         let now = now_ms();
-        let mut pruned =
-            sqlx::query("DELETE FROM signature_nonces WHERE expires_at <= $1").bind(now).execute(self.writer()).await?.rows_affected();
+        let mut pruned = sql!("DELETE FROM signature_nonces WHERE expires_at <= $1", now).execute(self.writer()).await?;
         if self.dialect() == Dialect::Sqlite {
-            pruned += sqlx::query("DELETE FROM signature_nonce_batches WHERE expires_at <= $1")
-                .bind(now)
-                .execute(self.writer())
-                .await?
-                .rows_affected();
+            pruned += sql!("DELETE FROM signature_nonce_batches WHERE expires_at <= $1", now).execute(self.writer()).await?;
         }
         Ok(pruned)
     }

@@ -4,130 +4,63 @@
 //! back only while the previewing worker still holds the lease. Executing a plan queues an
 //! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use super::provisioning::Fence;
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::read::Row;
-use super::sql::{contains_pattern, Sql};
-use super::{now_ms, SortOrder, Store, StoreError, StoreResult};
+use super::sql::{contains_pattern, insert, record, sql, Sql};
+pub use crate::model::PlanStatus;
+use crate::model::{OperationType, PlanId, ProvisionedProductId, TaskId};
 
-/// The ten statuses of a plan (`PlanDetail.Status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PlanStatus {
-    PreviewInProgress,
-    PreviewSuccess,
-    PreviewFailed,
-    ApplicationInProgress,
-    ApplicationApproved,
-    ApplicationRejected,
-    ExecuteInProgress,
-    ExecuteSuccess,
-    ExecuteFailed,
-    Canceled,
-}
+use super::{now_ms, SortOrder, Store, StoreResult};
 
-impl PlanStatus {
-    /// Every status, in the order of the API's documentation.
-    pub const ALL: [PlanStatus; 10] = [
-        PlanStatus::PreviewInProgress,
-        PlanStatus::PreviewSuccess,
-        PlanStatus::PreviewFailed,
-        PlanStatus::ApplicationInProgress,
-        PlanStatus::ApplicationApproved,
-        PlanStatus::ApplicationRejected,
-        PlanStatus::ExecuteInProgress,
-        PlanStatus::ExecuteSuccess,
-        PlanStatus::ExecuteFailed,
-        PlanStatus::Canceled,
-    ];
-
-    /// The wire name.
-    pub fn name(self) -> &'static str {
-        match self {
-            PlanStatus::PreviewInProgress => "PreviewInProgress",
-            PlanStatus::PreviewSuccess => "PreviewSuccess",
-            PlanStatus::PreviewFailed => "PreviewFailed",
-            PlanStatus::ApplicationInProgress => "ApplicationInProgress",
-            PlanStatus::ApplicationApproved => "ApplicationApproved",
-            PlanStatus::ApplicationRejected => "ApplicationRejected",
-            PlanStatus::ExecuteInProgress => "ExecuteInProgress",
-            PlanStatus::ExecuteSuccess => "ExecuteSuccess",
-            PlanStatus::ExecuteFailed => "ExecuteFailed",
-            PlanStatus::Canceled => "Canceled",
-        }
+record! {
+    /// A plan: the change it previews, its status and the preview's results.
+    #[derive(Debug, Clone)]
+    pub struct Plan {
+        pub plan_id: PlanId,
+        pub plan_name: String,
+        pub description: String,
+        pub operation_type: OperationType,
+        pub owner_principal_id: String,
+        pub owner_principal_type: String,
+        pub owner_principal_name: String,
+        pub product_id: String,
+        pub product_version_id: String,
+        pub portfolio_id: String,
+        /// Pre-allocated for a launch plan; the provisioned product is created at execution.
+        pub provisioned_product_id: ProvisionedProductId,
+        pub provisioned_product_name: String,
+        pub stack_id: String,
+        pub stack_region_id: String,
+        /// Sealed JSON array of `{ParameterKey, ParameterValue}` (complete, as the task will get them).
+        pub parameters_sealed: String,
+        /// JSON array of the names of sensitive parameters.
+        pub sensitive_parameters: String,
+        /// JSON array of the caller's `{Key, Value}` tags.
+        pub tags: String,
+        /// JSON array of `{Key, Value}`: tag options merged with the caller's tags.
+        pub task_tags: String,
+        pub launch_role: Option<String>,
+        /// The `Approval` constraint's Config covering the operation, when one does (canonical JSON).
+        pub approval_config: Option<String>,
+        pub status: PlanStatus,
+        pub status_message: String,
+        /// JSON array of `ResourceChanges` entries derived from the plan.
+        pub resource_changes: String,
+        /// JSON array of `{OutputKey, OutputValue?, Description}` the plan promises.
+        pub planned_outputs: String,
+        /// The Terraform plan file, base64 then sealed.
+        pub plan_file_sealed: Option<String>,
+        /// Version of the provisioned product's state the preview was computed from (0: none).
+        pub state_version: i64,
+        pub execute_task_id: Option<TaskId>,
+        pub created_at: i64,
+        pub updated_at: i64,
     }
-
-    /// The status a successful preview leads to: approval first when the plan needs it.
-    pub fn after_preview(needs_approval: bool) -> PlanStatus {
-        if needs_approval {
-            PlanStatus::ApplicationInProgress
-        } else {
-            PlanStatus::PreviewSuccess
-        }
+    joined {
+        /// Product name (joined in on reads).
+        pub product_name: String,
     }
-}
-
-impl fmt::Display for PlanStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for PlanStatus {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        PlanStatus::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("unknown plan status {s:?}"))
-    }
-}
-
-/// A plan: the change it previews, its status and the preview's results.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub plan_id: String,
-    pub plan_name: String,
-    pub description: String,
-    /// `LaunchProduct`, `UpdateProvisionedProduct` or `TerminateProvisionedProduct`.
-    pub operation_type: String,
-    pub owner_principal_id: String,
-    pub owner_principal_type: String,
-    pub owner_principal_name: String,
-    pub product_id: String,
-    pub product_version_id: String,
-    pub portfolio_id: String,
-    /// Pre-allocated for a launch plan; the provisioned product is created at execution.
-    pub provisioned_product_id: String,
-    pub provisioned_product_name: String,
-    pub stack_id: String,
-    pub stack_region_id: String,
-    /// Sealed JSON array of `{ParameterKey, ParameterValue}` (complete, as the task will get them).
-    pub parameters_sealed: String,
-    /// JSON array of the names of sensitive parameters.
-    pub sensitive_parameters: String,
-    /// JSON array of the caller's `{Key, Value}` tags.
-    pub tags: String,
-    /// JSON array of `{Key, Value}`: tag options merged with the caller's tags.
-    pub task_tags: String,
-    pub launch_role: Option<String>,
-    /// The `Approval` constraint's Config covering the operation, when one does (canonical JSON).
-    pub approval_config: Option<String>,
-    pub status: PlanStatus,
-    pub status_message: String,
-    /// JSON array of `ResourceChanges` entries derived from the plan.
-    pub resource_changes: String,
-    /// JSON array of `{OutputKey, OutputValue?, Description}` the plan promises.
-    pub planned_outputs: String,
-    /// The Terraform plan file, base64 then sealed.
-    pub plan_file_sealed: Option<String>,
-    /// Version of the provisioned product's state the preview was computed from (0: none).
-    pub state_version: i64,
-    pub execute_task_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Product name (joined in on reads).
-    pub product_name: String,
 }
 
 /// One entry of `ApprovalDetail.OperationRecords`.
@@ -180,49 +113,12 @@ pub struct PlanQuery {
     pub full_text: Option<String>,
 }
 
-const PLAN_COLUMNS: &str = "pl.plan_id, pl.plan_name, pl.description, pl.operation_type, pl.owner_principal_id, \
-    pl.owner_principal_type, pl.owner_principal_name, pl.product_id, pl.product_version_id, pl.portfolio_id, \
-    pl.provisioned_product_id, pl.provisioned_product_name, pl.stack_id, pl.stack_region_id, pl.parameters_sealed, \
-    pl.sensitive_parameters, pl.tags, pl.task_tags, pl.launch_role, pl.approval_config, pl.status, pl.status_message, \
-    pl.resource_changes, pl.planned_outputs, pl.plan_file_sealed, pl.state_version, pl.execute_task_id, pl.created_at, \
-    pl.updated_at, COALESCE(p.product_name, '') AS product_name";
-const PLAN_FROM: &str = " FROM plans pl LEFT JOIN products p ON p.product_id = pl.product_id";
-
-fn plan_from_row(row: &Row<'_>) -> StoreResult<Plan> {
-    let status: String = row.get("status")?;
-    Ok(Plan {
-        plan_id: row.get("plan_id")?,
-        plan_name: row.get("plan_name")?,
-        description: row.get("description")?,
-        operation_type: row.get("operation_type")?,
-        owner_principal_id: row.get("owner_principal_id")?,
-        owner_principal_type: row.get("owner_principal_type")?,
-        owner_principal_name: row.get("owner_principal_name")?,
-        product_id: row.get("product_id")?,
-        product_version_id: row.get("product_version_id")?,
-        portfolio_id: row.get("portfolio_id")?,
-        provisioned_product_id: row.get("provisioned_product_id")?,
-        provisioned_product_name: row.get("provisioned_product_name")?,
-        stack_id: row.get("stack_id")?,
-        stack_region_id: row.get("stack_region_id")?,
-        parameters_sealed: row.get("parameters_sealed")?,
-        sensitive_parameters: row.get("sensitive_parameters")?,
-        tags: row.get("tags")?,
-        task_tags: row.get("task_tags")?,
-        launch_role: row.get("launch_role")?,
-        approval_config: row.get("approval_config")?,
-        status: status.parse().map_err(|message: String| StoreError::Database(message.into()))?,
-        status_message: row.get("status_message")?,
-        resource_changes: row.get("resource_changes")?,
-        planned_outputs: row.get("planned_outputs")?,
-        plan_file_sealed: row.get("plan_file_sealed")?,
-        state_version: row.get("state_version")?,
-        execute_task_id: row.get("execute_task_id")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-        product_name: row.get("product_name")?,
-    })
+/// A plan's columns and its product's name.
+fn plan_columns() -> String {
+    format!("{}, COALESCE(p.product_name, '') AS product_name", Plan::columns("pl."))
 }
+
+const PLAN_FROM: &str = " FROM plans pl LEFT JOIN products p ON p.product_id = pl.product_id";
 
 /// Appends a record to a plan's `OperationRecords` inside `tx`.
 async fn insert_record(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan_id: &str, record: &PlanRecord) -> StoreResult<()> {
@@ -230,18 +126,18 @@ async fn insert_record(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan_id: 
         .bind(plan_id)
         .fetch_one(&mut **tx)
         .await?;
-    sqlx::query(
+    sql!(
         "INSERT INTO plan_records (plan_id, seq, approval_action, operator_principal_id, operator_principal_type, \
          operator_principal_name, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        plan_id,
+        seq,
+        &record.approval_action,
+        &record.operator_principal_id,
+        &record.operator_principal_type,
+        &record.operator_principal_name,
+        &record.comment,
+        record.created_at
     )
-    .bind(plan_id)
-    .bind(seq)
-    .bind(&record.approval_action)
-    .bind(&record.operator_principal_id)
-    .bind(&record.operator_principal_type)
-    .bind(&record.operator_principal_name)
-    .bind(&record.comment)
-    .bind(record.created_at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -270,74 +166,46 @@ pub(super) async fn finish_execution(
         None => (PlanStatus::ExecuteSuccess, ""),
         Some(message) => (PlanStatus::ExecuteFailed, message),
     };
-    sqlx::query("UPDATE plans SET status = $1, status_message = $2, updated_at = $3 WHERE execute_task_id = $4 AND status = $5")
-        .bind(status.name())
-        .bind(message)
-        .bind(now_ms())
-        .bind(task_id)
-        .bind(PlanStatus::ExecuteInProgress.name())
-        .execute(&mut **tx)
-        .await?;
+    sql!(
+        "UPDATE plans SET status = $1, status_message = $2, updated_at = $3 WHERE execute_task_id = $4 AND status = $5",
+        status.as_str(),
+        message,
+        now_ms(),
+        task_id,
+        PlanStatus::ExecuteInProgress.as_str()
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 impl Store {
     /// Records a new plan (its preview queued).
     pub async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO plans (plan_id, plan_name, description, operation_type, owner_principal_id, owner_principal_type, \
-             owner_principal_name, product_id, product_version_id, portfolio_id, provisioned_product_id, provisioned_product_name, \
-             stack_id, stack_region_id, parameters_sealed, sensitive_parameters, tags, task_tags, launch_role, approval_config, \
-             status, status_message, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, '', $22, $22)",
-        )
-        .bind(&p.plan_id)
-        .bind(&p.plan_name)
-        .bind(&p.description)
-        .bind(&p.operation_type)
-        .bind(&p.owner_principal_id)
-        .bind(&p.owner_principal_type)
-        .bind(&p.owner_principal_name)
-        .bind(&p.product_id)
-        .bind(&p.product_version_id)
-        .bind(&p.portfolio_id)
-        .bind(&p.provisioned_product_id)
-        .bind(&p.provisioned_product_name)
-        .bind(&p.stack_id)
-        .bind(&p.stack_region_id)
-        .bind(&p.parameters_sealed)
-        .bind(&p.sensitive_parameters)
-        .bind(&p.tags)
-        .bind(&p.task_tags)
-        .bind(&p.launch_role)
-        .bind(&p.approval_config)
-        .bind(p.status.name())
-        .bind(p.created_at)
-        .execute(self.writer())
-        .await?;
+        insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql)).execute(self.writer()).await?;
         Ok(())
     }
 
     /// One plan.
     pub async fn plan(&self, id: &str) -> StoreResult<Option<Plan>> {
         let row =
-            sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.plan_id = $1")).bind(id).fetch_optional(self.writer()).await?;
-        row.map(|row| plan_from_row(&Row::Any(&row))).transpose()
+            sql!(&format!("SELECT {}{PLAN_FROM} WHERE pl.plan_id = $1", plan_columns()), id).query().fetch_optional(self.writer()).await?;
+        row.map(|row| Plan::from_row(&Row::Any(&row))).transpose()
     }
 
     /// The plan whose execution is the task `task_id`, if any.
     pub async fn plan_of_task(&self, task_id: &str) -> StoreResult<Option<Plan>> {
-        let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.execute_task_id = $1"))
-            .bind(task_id)
+        let row = sql!(&format!("SELECT {}{PLAN_FROM} WHERE pl.execute_task_id = $1", plan_columns()), task_id)
+            .query()
             .fetch_optional(self.writer())
             .await?;
-        row.map(|row| plan_from_row(&Row::Any(&row))).transpose()
+        row.map(|row| Plan::from_row(&Row::Any(&row))).transpose()
     }
 
     /// Every plan matching `query`, ordered by creation time. Lists page in the caller, after
     /// the approver filters that SQL cannot express.
     pub async fn list_plans(&self, query: &PlanQuery, order: SortOrder) -> StoreResult<Vec<Plan>> {
-        let mut select = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE 1 = 1"));
+        let mut select = Sql::new(&format!("SELECT {}{PLAN_FROM} WHERE 1 = 1", plan_columns()));
         if let Some(owner) = &query.owner_principal_id {
             select.push(" AND pl.owner_principal_id = ").text(owner.clone());
         }
@@ -350,7 +218,7 @@ impl Store {
                 if i > 0 {
                     select.push(", ");
                 }
-                select.text(status.name());
+                select.text(status.as_str());
             }
             select.push(")");
         }
@@ -365,7 +233,7 @@ impl Store {
         }
         let dir = order.sql();
         select.push(&format!(" ORDER BY pl.created_at {dir}, pl.plan_id {dir}"));
-        self.fetch_all(&select, plan_from_row).await
+        self.fetch_all(&select, Plan::from_row).await
     }
 
     /// Ids of the plans on which `principal_id` recorded an `Approve` or `Reject`.
@@ -398,44 +266,44 @@ impl Store {
     /// Replaces the change a plan previews and queues a new preview, if the plan is still in
     /// `from`; the previous results are dropped. False when the status moved meanwhile.
     pub async fn replan(&self, p: &Plan, from: PlanStatus) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE plans SET description = $1, product_version_id = $2, portfolio_id = $3, parameters_sealed = $4, \
              sensitive_parameters = $5, tags = $6, task_tags = $7, launch_role = $8, approval_config = $9, status = $10, \
              status_message = '', resource_changes = '[]', planned_outputs = '[]', plan_file_sealed = NULL, state_version = 0, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 WHERE plan_id = $12 AND status = $13",
+            &p.description,
+            &p.product_version_id,
+            &p.portfolio_id,
+            &p.parameters_sealed,
+            &p.sensitive_parameters,
+            &p.tags,
+            &p.task_tags,
+            &p.launch_role,
+            &p.approval_config,
+            PlanStatus::PreviewInProgress.as_str(),
+            now_ms(),
+            &p.plan_id,
+            from.as_str()
         )
-        .bind(&p.description)
-        .bind(&p.product_version_id)
-        .bind(&p.portfolio_id)
-        .bind(&p.parameters_sealed)
-        .bind(&p.sensitive_parameters)
-        .bind(&p.tags)
-        .bind(&p.task_tags)
-        .bind(&p.launch_role)
-        .bind(&p.approval_config)
-        .bind(PlanStatus::PreviewInProgress.name())
-        .bind(now_ms())
-        .bind(&p.plan_id)
-        .bind(from.name())
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Moves a plan from `from` to `to`, appending `record`, atomically. False when the plan was
     /// no longer in `from`.
     pub async fn transition_plan(&self, plan_id: &str, from: PlanStatus, to: PlanStatus, record: &PlanRecord) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let moved = sqlx::query(
+        let moved = sql!(
             "UPDATE plans SET status = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 WHERE plan_id = $3 AND status = $4",
+            to.as_str(),
+            now_ms(),
+            plan_id,
+            from.as_str()
         )
-        .bind(to.name())
-        .bind(now_ms())
-        .bind(plan_id)
-        .bind(from.name())
         .execute(&mut *tx)
         .await?;
-        if moved.rows_affected() != 1 {
+        if moved != 1 {
             return Ok(false);
         }
         insert_record(&mut tx, plan_id, record).await?;
@@ -448,11 +316,11 @@ impl Store {
         let mut tx = self.begin().await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM plans WHERE plan_id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
-        if status.as_deref() != Some(from.name()) {
+        if status.as_deref() != Some(from.as_str()) {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM plan_records WHERE plan_id = $1").bind(plan_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM plans WHERE plan_id = $1").bind(plan_id).execute(&mut *tx).await?;
+        sql!("DELETE FROM plan_records WHERE plan_id = $1", plan_id).execute(&mut *tx).await?;
+        sql!("DELETE FROM plans WHERE plan_id = $1", plan_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -460,7 +328,7 @@ impl Store {
     /// Claims the oldest queued preview for `owner` with a lease of `lease_ms` (on the database's
     /// clock), returning it with the claim's [`Fence`].
     pub async fn claim_preview(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Plan, Fence)>> {
-        let queued = PlanStatus::PreviewInProgress.name();
+        let queued = PlanStatus::PreviewInProgress.as_str();
         let claim = format!(
             "UPDATE plans SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {} + $2 \
              WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4 RETURNING lease_epoch",
@@ -491,15 +359,10 @@ impl Store {
             "UPDATE plans SET lease_expires_at = {} + $1 WHERE plan_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
             self.clock_sql()
         );
-        let done = sqlx::query(&sql)
-            .bind(lease_ms)
-            .bind(&fence.job_id)
-            .bind(&fence.owner)
-            .bind(fence.epoch)
-            .bind(PlanStatus::PreviewInProgress.name())
+        let done = sql!(&sql, lease_ms, &fence.job_id, &fence.owner, fence.epoch, PlanStatus::PreviewInProgress.as_str())
             .execute(self.writer())
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Records a preview's outcome (with its plan file) if `fence` is still current. False when
@@ -510,7 +373,7 @@ impl Store {
         update.int(now_ms());
         let submit = match outcome {
             PreviewOutcome::Succeeded { resource_changes, planned_outputs, plan_file_sealed, state_version, next } => {
-                update.push(", status = ").text(next.name()).push(", status_message = ''");
+                update.push(", status = ").text(next.as_str()).push(", status_message = ''");
                 update.push(", resource_changes = ").text(resource_changes.as_str());
                 update.push(", planned_outputs = ").text(planned_outputs.as_str());
                 update.push(", plan_file_sealed = ").text(plan_file_sealed.as_str());
@@ -518,13 +381,13 @@ impl Store {
                 *next == PlanStatus::ApplicationInProgress
             }
             PreviewOutcome::Failed { message } => {
-                update.push(", status = ").text(PlanStatus::PreviewFailed.name()).push(", status_message = ").text(message.as_str());
+                update.push(", status = ").text(PlanStatus::PreviewFailed.as_str()).push(", status_message = ").text(message.as_str());
                 false
             }
         };
         update.push(" WHERE plan_id = ").text(plan.plan_id.as_str()).push(" AND lease_owner = ").text(fence.owner.as_str());
-        update.push(" AND lease_epoch = ").int(fence.epoch).push(" AND status = ").text(PlanStatus::PreviewInProgress.name());
-        if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
+        update.push(" AND lease_epoch = ").int(fence.epoch).push(" AND status = ").text(PlanStatus::PreviewInProgress.as_str());
+        if update.execute(&mut *tx).await? != 1 {
             return Ok(false);
         }
         if submit {
@@ -536,11 +399,11 @@ impl Store {
 
     /// Previews whose lease expired (on the database's clock: their worker died).
     pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
-        let mut sql = Sql::new(&format!("SELECT {PLAN_COLUMNS}{PLAN_FROM} WHERE pl.status = "));
-        sql.text(PlanStatus::PreviewInProgress.name())
+        let mut sql = Sql::new(&format!("SELECT {}{PLAN_FROM} WHERE pl.status = ", plan_columns()));
+        sql.text(PlanStatus::PreviewInProgress.as_str())
             .push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ")
             .push(self.clock_sql());
-        self.fetch_all(&sql, plan_from_row).await
+        self.fetch_all(&sql, Plan::from_row).await
     }
 
     /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile: `owner`
@@ -554,11 +417,11 @@ impl Store {
         let epoch: Option<i64> = sqlx::query_scalar(&sql)
             .bind(owner)
             .bind(&plan.plan_id)
-            .bind(PlanStatus::PreviewInProgress.name())
+            .bind(PlanStatus::PreviewInProgress.as_str())
             .fetch_optional(self.writer())
             .await?;
         let Some(epoch) = epoch else { return Ok(false) };
-        let fence = Fence { job_id: plan.plan_id.clone(), owner: owner.to_string(), epoch };
+        let fence = Fence { job_id: plan.plan_id.to_string(), owner: owner.to_string(), epoch };
         self.finish_preview(plan, &fence, &PreviewOutcome::Failed { message: message.to_string() }).await
     }
 
@@ -573,19 +436,21 @@ impl Store {
         task: &Task,
     ) -> StoreResult<Result<(), ExecutionRefusal>> {
         let mut tx = self.begin().await?;
-        let moved = sqlx::query("UPDATE plans SET status = $1, execute_task_id = $2, updated_at = $3 WHERE plan_id = $4 AND status = $5")
-            .bind(PlanStatus::ExecuteInProgress.name())
-            .bind(&task.task_id)
-            .bind(now_ms())
-            .bind(&plan.plan_id)
-            .bind(from.name())
-            .execute(&mut *tx)
-            .await?;
-        if moved.rows_affected() != 1 {
+        let moved = sql!(
+            "UPDATE plans SET status = $1, execute_task_id = $2, updated_at = $3 WHERE plan_id = $4 AND status = $5",
+            PlanStatus::ExecuteInProgress.as_str(),
+            &task.task_id,
+            now_ms(),
+            &plan.plan_id,
+            from.as_str()
+        )
+        .execute(&mut *tx)
+        .await?;
+        if moved != 1 {
             return Ok(Err(ExecutionRefusal::Status));
         }
         match launch {
-            Some(pp) => insert_provisioned_product(&mut tx, pp, task).await?,
+            Some(pp) => insert_provisioned_product(&mut tx, pp).await?,
             None if !mark_under_change(&mut tx, task).await? => return Ok(Err(ExecutionRefusal::UnderChange)),
             None => {}
         }
@@ -622,14 +487,14 @@ mod tests {
             plan_id: id.into(),
             plan_name: format!("name-{id}"),
             description: String::new(),
-            operation_type: "LaunchProduct".into(),
+            operation_type: OperationType::LaunchProduct,
             owner_principal_id: "1".into(),
             owner_principal_type: "RamUser".into(),
             owner_principal_name: "alice".into(),
             product_id: "prod-1".into(),
             product_version_id: "pv-1".into(),
             portfolio_id: "port-1".into(),
-            provisioned_product_id: format!("pp-{id}"),
+            provisioned_product_id: format!("pp-{id}").into(),
             provisioned_product_name: "demo".into(),
             stack_id: "stack".into(),
             stack_region_id: "cn-hangzhou".into(),
@@ -719,13 +584,13 @@ mod tests {
             let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
             assert!(store.finish_task(&task, Some(&fence), &outcome, &[]).await.unwrap());
             let mut plan = sample_plan("plan-d");
-            plan.operation_type = "UpdateProvisionedProduct".into();
+            plan.operation_type = OperationType::UpdateProvisionedProduct;
             plan.provisioned_product_id = task.provisioned_product_id.clone();
             plan.status = PlanStatus::PreviewSuccess;
             store.insert_plan(&plan).await.unwrap();
             let mut update = task.clone();
             update.task_id = "task-2".into();
-            update.task_type = "UpdateProvisionedProduct".into();
+            update.task_type = OperationType::UpdateProvisionedProduct;
             let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap();
             assert_eq!(refused, Err(ExecutionRefusal::Stale));
             assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);

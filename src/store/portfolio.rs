@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::read::Row;
-use super::sql::{contains_pattern, Sql};
+use super::sql::{contains_pattern, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 /// A stored portfolio.
@@ -58,15 +58,15 @@ fn from_row(row: &Row<'_>) -> StoreResult<Portfolio> {
 impl Store {
     /// Stores a new portfolio.
     pub async fn insert_portfolio(&self, p: &Portfolio) -> StoreResult<()> {
-        sqlx::query(
+        sql!(
             "INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5)",
+            &p.portfolio_id,
+            &p.portfolio_name,
+            &p.provider_name,
+            &p.description,
+            p.created_at
         )
-        .bind(&p.portfolio_id)
-        .bind(&p.portfolio_name)
-        .bind(&p.provider_name)
-        .bind(&p.description)
-        .bind(p.created_at)
         .execute(self.writer())
         .await?;
         Ok(())
@@ -79,18 +79,18 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_portfolio(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE portfolios SET portfolio_name = $1, provider_name = $2, description = COALESCE($3, description), \
              updated_at = $4 WHERE portfolio_id = $5",
+            name,
+            provider,
+            description,
+            now_ms(),
+            id
         )
-        .bind(name)
-        .bind(provider)
-        .bind(description)
-        .bind(now_ms())
-        .bind(id)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Deletes a portfolio, with its tag option associations, unless it still holds products,
@@ -104,10 +104,10 @@ impl Store {
                 return Ok(PortfolioDeletion::InUse(what));
             }
         }
-        sqlx::query("DELETE FROM tag_option_resources WHERE resource_id = $1").bind(id).execute(&mut *tx).await?;
-        let done = sqlx::query("DELETE FROM portfolios WHERE portfolio_id = $1").bind(id).execute(&mut *tx).await?;
+        sql!("DELETE FROM tag_option_resources WHERE resource_id = $1", id).execute(&mut *tx).await?;
+        let done = sql!("DELETE FROM portfolios WHERE portfolio_id = $1", id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(if done.rows_affected() == 1 { PortfolioDeletion::Deleted } else { PortfolioDeletion::NotFound })
+        Ok(if done == 1 { PortfolioDeletion::Deleted } else { PortfolioDeletion::NotFound })
     }
 
     /// One page of portfolios by creation time, and the total count.

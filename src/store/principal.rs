@@ -1,7 +1,7 @@
 //! Principals (RAM users and roles of this installation) and the AccessKeys of users.
 
 use super::read::Row;
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
 /// Principal type as the API names it.
@@ -68,18 +68,18 @@ impl Store {
             created_at: now_ms(),
         };
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
+        let inserted = sql!(
             "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (principal_type, name) DO NOTHING",
+            &principal.principal_id,
+            &principal.principal_type,
+            &principal.name,
+            i64::from(is_admin),
+            principal.created_at
         )
-        .bind(&principal.principal_id)
-        .bind(&principal.principal_type)
-        .bind(&principal.name)
-        .bind(i64::from(is_admin))
-        .bind(principal.created_at)
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
+        if inserted == 0 {
             return Ok(None);
         }
         insert_key(&mut tx, access_key_id, &principal.principal_id, secret_sealed).await?;
@@ -115,14 +115,12 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(id) = id else { return Ok(false) };
-        sqlx::query("DELETE FROM access_keys WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM role_members WHERE user_id = $1").bind(&id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0")
-            .bind(RAM_USER)
-            .bind(&id)
+        sql!("DELETE FROM access_keys WHERE principal_id = $1", &id).execute(&mut *tx).await?;
+        sql!("DELETE FROM role_members WHERE user_id = $1", &id).execute(&mut *tx).await?;
+        sql!("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0", RAM_USER, &id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        sql!("DELETE FROM principals WHERE principal_id = $1", &id).execute(&mut *tx).await?;
         self.commit_auth_change(tx).await?;
         Ok(true)
     }
@@ -149,12 +147,11 @@ impl Store {
     /// that start together on one database exactly one wins. False (nothing written) when lost.
     pub async fn claim_generated_root_key(&self, access_key_id: &str, secret_sealed: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let claimed = sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind("root_key_generated")
-            .bind(access_key_id)
-            .execute(&mut *tx)
-            .await?;
-        if claimed.rows_affected() != 1 {
+        let claimed =
+            sql!("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", "root_key_generated", access_key_id)
+                .execute(&mut *tx)
+                .await?;
+        if claimed != 1 {
             return Ok(false);
         }
         set_root_key(&mut tx, access_key_id, secret_sealed).await?;
@@ -164,14 +161,14 @@ impl Store {
 }
 
 async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
-    sqlx::query(
+    sql!(
         "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 1, $4) \
          ON CONFLICT (principal_type, name) DO UPDATE SET is_admin = 1",
+        new_principal_id(),
+        RAM_USER,
+        ROOT_USER_NAME,
+        now_ms()
     )
-    .bind(new_principal_id())
-    .bind(RAM_USER)
-    .bind(ROOT_USER_NAME)
-    .bind(now_ms())
     .execute(&mut **tx)
     .await?;
     let root_id: String = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
@@ -179,11 +176,7 @@ async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key
         .bind(ROOT_USER_NAME)
         .fetch_one(&mut **tx)
         .await?;
-    sqlx::query("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2")
-        .bind(&root_id)
-        .bind(access_key_id)
-        .execute(&mut **tx)
-        .await?;
+    sql!("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2", &root_id, access_key_id).execute(&mut **tx).await?;
     insert_key(tx, access_key_id, &root_id, secret_sealed).await?;
     Ok(())
 }
@@ -194,13 +187,15 @@ async fn insert_key(
     principal_id: &str,
     secret_sealed: &str,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO access_keys (access_key_id, principal_id, secret_sealed, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(access_key_id)
-        .bind(principal_id)
-        .bind(secret_sealed)
-        .bind(now_ms())
-        .execute(&mut **tx)
-        .await?;
+    sql!(
+        "INSERT INTO access_keys (access_key_id, principal_id, secret_sealed, created_at) VALUES ($1, $2, $3, $4)",
+        access_key_id,
+        principal_id,
+        secret_sealed,
+        now_ms()
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::read::Row;
-use super::sql::{contains_pattern, Sql};
+use super::sql::{contains_pattern, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 /// A stored product.
@@ -182,19 +182,19 @@ fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
 }
 
 async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> StoreResult<()> {
-    sqlx::query(&format!(
-        "INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
-    ))
-    .bind(&v.product_version_id)
-    .bind(&v.product_id)
-    .bind(&v.product_version_name)
-    .bind(&v.description)
-    .bind(i64::from(v.active))
-    .bind(&v.guidance)
-    .bind(&v.template_type)
-    .bind(&v.template_url)
-    .bind(&v.template_id)
-    .bind(v.created_at)
+    sql!(
+        &format!("INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"),
+        &v.product_version_id,
+        &v.product_id,
+        &v.product_version_name,
+        &v.description,
+        i64::from(v.active),
+        &v.guidance,
+        &v.template_type,
+        &v.template_url,
+        &v.template_id,
+        v.created_at
+    )
     .execute(conn)
     .await?;
     Ok(())
@@ -204,16 +204,18 @@ impl Store {
     /// Stores a new product with its versions, in one transaction.
     pub async fn insert_product(&self, p: &Product, versions: &[ProductVersion]) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(&format!("INSERT INTO products ({PRODUCT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"))
-            .bind(&p.product_id)
-            .bind(&p.product_name)
-            .bind(&p.provider_name)
-            .bind(&p.description)
-            .bind(&p.product_type)
-            .bind(&p.template_type)
-            .bind(p.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sql!(
+            &format!("INSERT INTO products ({PRODUCT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"),
+            &p.product_id,
+            &p.product_name,
+            &p.provider_name,
+            &p.description,
+            &p.product_type,
+            &p.template_type,
+            p.created_at
+        )
+        .execute(&mut *tx)
+        .await?;
         for v in versions {
             insert_version(&mut tx, v).await?;
         }
@@ -230,18 +232,18 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_product(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE products SET product_name = $1, provider_name = $2, description = COALESCE($3, description), \
              updated_at = $4 WHERE product_id = $5",
+            name,
+            provider,
+            description,
+            now_ms(),
+            id
         )
-        .bind(name)
-        .bind(provider)
-        .bind(description)
-        .bind(now_ms())
-        .bind(id)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Why the product cannot go away, if anything keeps it: a portfolio association, a
@@ -279,7 +281,7 @@ impl Store {
             "DELETE FROM tag_option_resources WHERE resource_id = $1",
             "DELETE FROM products WHERE product_id = $1",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            sql!(sql, id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Deletion::Deleted)
@@ -347,19 +349,19 @@ impl Store {
 
     /// Applies an update; false when not found.
     pub async fn update_product_version(&self, id: &str, update: &VersionUpdate) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
              guidance = COALESCE($3, guidance), active = COALESCE($4, active), updated_at = $5 WHERE product_version_id = $6",
+            &update.name,
+            &update.description,
+            &update.guidance,
+            update.active.map(i64::from),
+            now_ms(),
+            id
         )
-        .bind(&update.name)
-        .bind(&update.description)
-        .bind(&update.guidance)
-        .bind(update.active.map(i64::from))
-        .bind(now_ms())
-        .bind(id)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Deletes a version unless a live provisioned product runs it, or it is the last version of
@@ -382,20 +384,20 @@ impl Store {
                 return Ok(Deletion::LastVersion(used));
             }
         }
-        sqlx::query("DELETE FROM product_versions WHERE product_version_id = $1").bind(id).execute(&mut *tx).await?;
+        sql!("DELETE FROM product_versions WHERE product_version_id = $1", id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Deletion::Deleted)
     }
 
     /// Puts a product in a portfolio (again: no change).
     pub async fn associate_product(&self, portfolio_id: &str, product_id: &str) -> StoreResult<()> {
-        sqlx::query(
+        sql!(
             "INSERT INTO portfolio_products (portfolio_id, product_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (portfolio_id, product_id) DO NOTHING",
+            portfolio_id,
+            product_id,
+            now_ms()
         )
-        .bind(portfolio_id)
-        .bind(product_id)
-        .bind(now_ms())
         .execute(self.writer())
         .await?;
         Ok(())
@@ -413,9 +415,7 @@ impl Store {
         if constraints > 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2")
-            .bind(portfolio_id)
-            .bind(product_id)
+        sql!("DELETE FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2", portfolio_id, product_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -3,83 +3,74 @@
 
 use std::sync::Arc;
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
 use sqlx::Row as _;
 
 use super::read::Row;
-use super::sql::{contains_pattern, Sql};
+use super::sql::{contains_pattern, insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 
 /// PostgreSQL channel on which queued tasks are announced.
 pub const TASK_CHANNEL: &str = "servicecatalog_tasks";
 
-/// Provisioned product status: ready.
-pub const AVAILABLE: &str = "Available";
-/// Provisioned product status: a task is running.
-pub const UNDER_CHANGE: &str = "UnderChange";
-/// Provisioned product status: the last task failed.
-pub const ERROR: &str = "Error";
-/// Task status: queued or running.
-pub const IN_PROGRESS: &str = "InProgress";
-/// Task status: done.
-pub const SUCCEEDED: &str = "Succeeded";
-/// Task status: failed.
-pub const FAILED: &str = "Failed";
-
-/// A provisioned product (an instance of a product version).
-#[derive(Debug, Clone)]
-pub struct ProvisionedProduct {
-    pub provisioned_product_id: String,
-    pub provisioned_product_name: String,
-    pub owner_principal_id: String,
-    pub owner_principal_type: String,
-    pub product_id: String,
-    pub product_version_id: String,
-    pub portfolio_id: String,
-    pub stack_region_id: String,
-    pub stack_id: String,
-    pub status: String,
-    pub status_message: String,
-    /// Sealed JSON array of `{ParameterKey, ParameterValue}` last applied successfully.
-    pub parameters_sealed: String,
-    pub last_task_id: Option<String>,
-    pub last_provisioning_task_id: Option<String>,
-    pub last_successful_provisioning_task_id: Option<String>,
-    pub created_at: i64,
-    /// Product and version names (joined in on reads).
-    pub product_name: String,
-    pub product_version_name: String,
+record! {
+    /// A provisioned product (an instance of a product version).
+    #[derive(Debug, Clone)]
+    pub struct ProvisionedProduct {
+        pub provisioned_product_id: ProvisionedProductId,
+        pub provisioned_product_name: String,
+        pub owner_principal_id: String,
+        pub owner_principal_type: String,
+        pub product_id: String,
+        pub product_version_id: String,
+        pub portfolio_id: String,
+        pub stack_region_id: String,
+        pub stack_id: String,
+        pub status: ProvisionedProductStatus,
+        pub status_message: String,
+        /// Sealed JSON array of `{ParameterKey, ParameterValue}` last applied successfully.
+        pub parameters_sealed: String,
+        pub last_task_id: Option<TaskId>,
+        pub last_provisioning_task_id: Option<TaskId>,
+        pub last_successful_provisioning_task_id: Option<TaskId>,
+        pub created_at: i64,
+    }
+    joined {
+        /// Product and version names (joined in on reads).
+        pub product_name: String,
+        pub product_version_name: String,
+    }
 }
 
-/// A task: one launch, update or terminate.
-#[derive(Debug, Clone, Default)]
-pub struct Task {
-    pub task_id: String,
-    /// `LaunchProduct`, `UpdateProvisionedProduct` or `TerminateProvisionedProduct`.
-    pub task_type: String,
-    pub provisioned_product_id: String,
-    pub provisioned_product_name: String,
-    pub product_id: String,
-    pub product_name: String,
-    pub product_version_id: String,
-    pub product_version_name: String,
-    pub portfolio_id: String,
-    pub stack_region_id: String,
-    /// Sealed JSON array of `{ParameterKey, ParameterValue}`.
-    pub parameters_sealed: String,
-    /// JSON array of the names of sensitive parameters (masked in responses).
-    pub sensitive_parameters: String,
-    /// JSON array of `{Key, Value}`.
-    pub task_tags: String,
-    /// Launch role whose variables Terraform gets.
-    pub launch_role: Option<String>,
-    /// JSON array of `{OutputKey, OutputValue, Description}` (sensitive values masked).
-    pub outputs: String,
-    pub status: String,
-    pub status_message: String,
-    pub created_at: i64,
-    pub updated_at: i64,
+record! {
+    /// A task: one launch, update or terminate.
+    #[derive(Debug, Clone)]
+    pub struct Task {
+        pub task_id: TaskId,
+        pub task_type: OperationType,
+        pub provisioned_product_id: ProvisionedProductId,
+        pub provisioned_product_name: String,
+        pub product_id: String,
+        pub product_name: String,
+        pub product_version_id: String,
+        pub product_version_name: String,
+        pub portfolio_id: String,
+        pub stack_region_id: String,
+        /// Sealed JSON array of `{ParameterKey, ParameterValue}`.
+        pub parameters_sealed: String,
+        /// JSON array of the names of sensitive parameters (masked in responses).
+        pub sensitive_parameters: String,
+        /// JSON array of `{Key, Value}`.
+        pub task_tags: String,
+        /// Launch role whose variables Terraform gets.
+        pub launch_role: Option<String>,
+        /// JSON array of `{OutputKey, OutputValue, Description}` (sensitive values masked).
+        pub outputs: String,
+        pub status: TaskStatus,
+        pub status_message: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
 }
 
 /// One chunk of a task's Terraform output.
@@ -107,9 +98,8 @@ impl TaskRecord {
     pub(super) fn approximate_bytes(&self) -> usize {
         let t = &self.task;
         let text = [
-            &t.task_id,
-            &t.task_type,
-            &t.provisioned_product_id,
+            t.task_id.as_str(),
+            t.provisioned_product_id.as_str(),
             &t.provisioned_product_name,
             &t.product_id,
             &t.product_name,
@@ -121,7 +111,6 @@ impl TaskRecord {
             &t.sensitive_parameters,
             &t.task_tags,
             &t.outputs,
-            &t.status,
             &t.status_message,
         ]
         .iter()
@@ -180,16 +169,16 @@ pub fn state_serial(state: &str) -> Option<i64> {
 /// held by that owner and epoch); false otherwise. On PostgreSQL the row stays locked until
 /// `tx` ends, which orders the caller's writes with any take-over.
 async fn hold_fence(tx: &mut sqlx::Transaction<'static, sqlx::Any>, fence: &Fence) -> StoreResult<bool> {
-    let held = sqlx::query(
+    let held = sql!(
         "UPDATE tasks SET lease_epoch = lease_epoch WHERE task_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = $4",
+        &fence.job_id,
+        &fence.owner,
+        fence.epoch,
+        TaskStatus::InProgress
     )
-    .bind(&fence.job_id)
-    .bind(&fence.owner)
-    .bind(fence.epoch)
-    .bind(IN_PROGRESS)
     .execute(&mut **tx)
     .await?;
-    Ok(held.rows_affected() == 1)
+    Ok(held == 1)
 }
 
 /// Matches of a FullTextSearch text from which the trigram index no longer pays: each match is a
@@ -207,40 +196,16 @@ pub struct ProvisionedProductQuery {
     pub full_text: Option<String>,
 }
 
-const PP_COLUMNS: &str = "pp.provisioned_product_id, pp.provisioned_product_name, pp.owner_principal_id, \
-    pp.owner_principal_type, pp.product_id, pp.product_version_id, pp.portfolio_id, pp.stack_region_id, pp.stack_id, \
-    pp.status, pp.status_message, pp.parameters_sealed, pp.last_task_id, pp.last_provisioning_task_id, \
-    pp.last_successful_provisioning_task_id, pp.created_at, \
-    COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name";
-const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
-    LEFT JOIN product_versions v ON v.product_version_id = pp.product_version_id";
-
-fn pp_from_row(row: &Row<'_>) -> StoreResult<ProvisionedProduct> {
-    Ok(ProvisionedProduct {
-        provisioned_product_id: row.get("provisioned_product_id")?,
-        provisioned_product_name: row.get("provisioned_product_name")?,
-        owner_principal_id: row.get("owner_principal_id")?,
-        owner_principal_type: row.get("owner_principal_type")?,
-        product_id: row.get("product_id")?,
-        product_version_id: row.get("product_version_id")?,
-        portfolio_id: row.get("portfolio_id")?,
-        stack_region_id: row.get("stack_region_id")?,
-        stack_id: row.get("stack_id")?,
-        status: row.get("status")?,
-        status_message: row.get("status_message")?,
-        parameters_sealed: row.get("parameters_sealed")?,
-        last_task_id: row.get("last_task_id")?,
-        last_provisioning_task_id: row.get("last_provisioning_task_id")?,
-        last_successful_provisioning_task_id: row.get("last_successful_provisioning_task_id")?,
-        created_at: row.get("created_at")?,
-        product_name: row.get("product_name")?,
-        product_version_name: row.get("product_version_name")?,
-    })
+/// A provisioned product's columns and its product's and version's names.
+fn pp_columns() -> String {
+    format!(
+        "{}, COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name",
+        ProvisionedProduct::columns("pp.")
+    )
 }
 
-const TASK_COLUMNS: &str = "task_id, task_type, provisioned_product_id, provisioned_product_name, product_id, \
-    product_name, product_version_id, product_version_name, portfolio_id, stack_region_id, parameters_sealed, \
-    sensitive_parameters, task_tags, launch_role, outputs, status, status_message, created_at, updated_at";
+const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
+    LEFT JOIN product_versions v ON v.product_version_id = pp.product_version_id";
 
 /// The bytes of log text in `chunks` (what a task's `log_bytes` counts).
 fn log_bytes(chunks: &[LogChunk]) -> i64 {
@@ -250,132 +215,63 @@ fn log_bytes(chunks: &[LogChunk]) -> i64 {
 /// Inserts log chunks of a task (its byte count, [`log_bytes`], is the caller's).
 async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
     for chunk in chunks {
-        sqlx::query("INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)")
-            .bind(task_id)
-            .bind(chunk.seq)
-            .bind(&chunk.command)
-            .bind(&chunk.stream)
-            .bind(&chunk.content)
-            .execute(&mut **tx)
-            .await?;
+        sql!(
+            "INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)",
+            task_id,
+            chunk.seq,
+            &chunk.command,
+            &chunk.stream,
+            &chunk.content
+        )
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
 
-fn task_from_row(row: &Row<'_>) -> StoreResult<Task> {
-    Ok(Task {
-        task_id: row.get("task_id")?,
-        task_type: row.get("task_type")?,
-        provisioned_product_id: row.get("provisioned_product_id")?,
-        provisioned_product_name: row.get("provisioned_product_name")?,
-        product_id: row.get("product_id")?,
-        product_name: row.get("product_name")?,
-        product_version_id: row.get("product_version_id")?,
-        product_version_name: row.get("product_version_name")?,
-        portfolio_id: row.get("portfolio_id")?,
-        stack_region_id: row.get("stack_region_id")?,
-        parameters_sealed: row.get("parameters_sealed")?,
-        sensitive_parameters: row.get("sensitive_parameters")?,
-        task_tags: row.get("task_tags")?,
-        launch_role: row.get("launch_role")?,
-        outputs: row.get("outputs")?,
-        status: row.get("status")?,
-        status_message: row.get("status_message")?,
-        created_at: row.get("created_at")?,
-        updated_at: row.get("updated_at")?,
-    })
-}
-
-/// Binds a task's columns, in `TASK_COLUMNS` order, to the next 19 placeholders.
-fn bind_task<'q>(query: Query<'q, sqlx::Any, AnyArguments<'q>>, t: &'q Task) -> Query<'q, sqlx::Any, AnyArguments<'q>> {
-    query
-        .bind(&t.task_id)
-        .bind(&t.task_type)
-        .bind(&t.provisioned_product_id)
-        .bind(&t.provisioned_product_name)
-        .bind(&t.product_id)
-        .bind(&t.product_name)
-        .bind(&t.product_version_id)
-        .bind(&t.product_version_name)
-        .bind(&t.portfolio_id)
-        .bind(&t.stack_region_id)
-        .bind(&t.parameters_sealed)
-        .bind(&t.sensitive_parameters)
-        .bind(&t.task_tags)
-        .bind(&t.launch_role)
-        .bind(&t.outputs)
-        .bind(&t.status)
-        .bind(&t.status_message)
-        .bind(t.created_at)
-        .bind(t.updated_at)
-}
-
 /// Inserts a queued task inside `tx`.
 pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
-    let sql = format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES {}", placeholders(1, 19));
-    bind_task(sqlx::query(&sql), t).execute(&mut **tx).await?;
+    insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
     Ok(())
 }
 
-/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows.
-fn placeholders(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", (1..=cols).map(|c| format!("${}", r * cols + c)).collect::<Vec<_>>().join(", ")))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Inserts a provisioned product as it is (a launch's is `UnderChange` with its task as its last).
+pub(super) async fn insert_provisioned_product(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pp: &ProvisionedProduct) -> StoreResult<()> {
+    insert_provisioned_products(tx, &[pp]).await
 }
 
-/// Inserts a launched provisioned product, `UnderChange` with `task` as its last task.
-pub(super) async fn insert_provisioned_product(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    pp: &ProvisionedProduct,
-    task: &Task,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
-         owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
-         status_message, parameters_sealed, last_task_id, last_provisioning_task_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', $11, $12, $12, $13, $13)",
-    )
-    .bind(&pp.provisioned_product_id)
-    .bind(&pp.provisioned_product_name)
-    .bind(&pp.owner_principal_id)
-    .bind(&pp.owner_principal_type)
-    .bind(&pp.product_id)
-    .bind(&pp.product_version_id)
-    .bind(&pp.portfolio_id)
-    .bind(&pp.stack_region_id)
-    .bind(&pp.stack_id)
-    .bind(UNDER_CHANGE)
-    .bind(&pp.parameters_sealed)
-    .bind(&task.task_id)
-    .bind(pp.created_at)
-    .execute(&mut **tx)
-    .await?;
+/// Inserts provisioned products as they are, in one statement (`updated_at`: their creation).
+async fn insert_provisioned_products(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pps: &[&ProvisionedProduct]) -> StoreResult<()> {
+    let columns = [ProvisionedProduct::COLUMNS, &["updated_at"]].concat();
+    let insert = insert("provisioned_products", &columns, pps, |pp, sql| {
+        pp.bind_values(sql);
+        sql.push(", ").int(pp.created_at);
+    });
+    insert.execute(&mut **tx).await?;
     Ok(())
 }
 
 /// Moves the task's live provisioned product to `UnderChange` with `task` as its last task;
 /// false when it is `UnderChange` already, or gone.
 pub(super) async fn mark_under_change(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task) -> StoreResult<bool> {
-    let moved = sqlx::query(
+    let moved = sql!(
         "UPDATE provisioned_products SET status = $1, last_task_id = $2, last_provisioning_task_id = $2, updated_at = $3 \
          WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",
+        ProvisionedProductStatus::UnderChange,
+        &task.task_id,
+        now_ms(),
+        &task.provisioned_product_id
     )
-    .bind(UNDER_CHANGE)
-    .bind(&task.task_id)
-    .bind(now_ms())
-    .bind(&task.provisioned_product_id)
     .execute(&mut **tx)
     .await?;
-    Ok(moved.rows_affected() == 1)
+    Ok(moved == 1)
 }
 
 impl Store {
     /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically.
     pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        insert_provisioned_product(&mut tx, pp, task).await?;
+        insert_provisioned_product(&mut tx, pp).await?;
         insert_task(&mut tx, task).await?;
         tx.commit().await?;
         Ok(())
@@ -388,42 +284,13 @@ impl Store {
         /// of the statement's parameters, quadratic in their number.
         const ROWS: usize = 50;
         let mut tx = self.begin().await?;
-        for chunk in items.chunks(ROWS) {
-            let sql = format!(
-                "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
-                 owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
-                 status_message, parameters_sealed, last_task_id, last_provisioning_task_id, \
-                 last_successful_provisioning_task_id, created_at, updated_at) VALUES {}",
-                placeholders(chunk.len(), 17)
-            );
-            let mut insert = sqlx::query(&sql);
-            for (pp, _) in chunk {
-                insert = insert
-                    .bind(&pp.provisioned_product_id)
-                    .bind(&pp.provisioned_product_name)
-                    .bind(&pp.owner_principal_id)
-                    .bind(&pp.owner_principal_type)
-                    .bind(&pp.product_id)
-                    .bind(&pp.product_version_id)
-                    .bind(&pp.portfolio_id)
-                    .bind(&pp.stack_region_id)
-                    .bind(&pp.stack_id)
-                    .bind(&pp.status)
-                    .bind(&pp.status_message)
-                    .bind(&pp.parameters_sealed)
-                    .bind(&pp.last_task_id)
-                    .bind(&pp.last_provisioning_task_id)
-                    .bind(&pp.last_successful_provisioning_task_id)
-                    .bind(pp.created_at)
-                    .bind(pp.created_at);
-            }
-            insert.execute(&mut *tx).await?;
+        let pps: Vec<&ProvisionedProduct> = items.iter().map(|(pp, _)| pp).collect();
+        for chunk in pps.chunks(ROWS) {
+            insert_provisioned_products(&mut tx, chunk).await?;
         }
         let tasks: Vec<&Task> = items.iter().flat_map(|(_, tasks)| tasks).collect();
         for chunk in tasks.chunks(ROWS) {
-            let sql = format!("INSERT INTO tasks ({TASK_COLUMNS}) VALUES {}", placeholders(chunk.len(), 19));
-            let insert = chunk.iter().fold(sqlx::query(&sql), |q, t| bind_task(q, t));
-            insert.execute(&mut *tx).await?;
+            insert("tasks", Task::COLUMNS, chunk, |t, sql| t.bind_values(sql)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -443,9 +310,9 @@ impl Store {
 
     /// A live (not terminated) provisioned product.
     pub async fn provisioned_product(&self, id: &str) -> StoreResult<Option<ProvisionedProduct>> {
-        let mut sql = Sql::new(&format!("SELECT {PP_COLUMNS}{PP_FROM} WHERE pp.provisioned_product_id = "));
+        let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.provisioned_product_id = ", pp_columns()));
         sql.text(id).push(" AND pp.terminated = 0");
-        self.fetch_optional(&sql, pp_from_row).await
+        self.fetch_optional(&sql, ProvisionedProduct::from_row).await
     }
 
     /// One page of live provisioned products and the total count.
@@ -481,11 +348,11 @@ impl Store {
         } else if let Some(text) = &query.full_text {
             filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
-        let mut select = filter.behind(&format!("SELECT {PP_COLUMNS}{PP_FROM}"));
+        let mut select = filter.behind(&format!("SELECT {}{PP_FROM}", pp_columns()));
         let dir = order.sql();
         select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*) FROM provisioned_products pp"), page, pp_from_row).await
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*) FROM provisioned_products pp"), page, ProvisionedProduct::from_row).await
     }
 
     /// The FTS5 phrase for a FullTextSearch `text` when the trigram index of lower-cased names
@@ -512,7 +379,7 @@ impl Store {
 
     /// One task.
     pub async fn task(&self, id: &str) -> StoreResult<Option<Task>> {
-        self.fetch_optional(Sql::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ")).text(id), task_from_row).await
+        self.fetch_optional(Sql::new(&format!("SELECT {} FROM tasks WHERE task_id = ", Task::columns(""))).text(id), Task::from_row).await
     }
 
     /// Owner of the provisioned product a task belongs to (terminated ones included).
@@ -528,9 +395,9 @@ impl Store {
         let mut filter = Sql::new(" FROM tasks WHERE provisioned_product_id = ");
         filter.text(provisioned_product_id);
         let dir = order.sql();
-        let mut select = filter.behind(&format!("SELECT {TASK_COLUMNS}"));
+        let mut select = filter.behind(&format!("SELECT {}", Task::columns("")));
         select.push(&format!(" ORDER BY created_at {dir}, task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, task_from_row).await
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
     }
 
     /// A task with the owner of its provisioned product and its whole log, in one statement (the
@@ -540,7 +407,10 @@ impl Store {
         if let Some(record) = self.finished_tasks.get(id) {
             return Ok(Some(record));
         }
-        let mut sql = Sql::new(&format!("SELECT t.*, p.owner_principal_id, l.seq, l.command, l.stream, l.content FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT t.*, p.owner_principal_id, l.seq, l.command, l.stream, l.content FROM (SELECT {} FROM tasks WHERE task_id = ",
+            Task::columns("")
+        ));
         sql.text(id).push(
             ") t LEFT JOIN provisioned_products p ON p.provisioned_product_id = t.provisioned_product_id \
              LEFT JOIN task_logs l ON l.task_id = t.task_id ORDER BY l.seq",
@@ -549,7 +419,7 @@ impl Store {
         let mut log = Vec::new();
         self.fetch_all(&sql, |row| {
             if found.is_none() {
-                found = Some((task_from_row(row)?, row.get("owner_principal_id")?));
+                found = Some((Task::from_row(row)?, row.get("owner_principal_id")?));
             }
             if let Some(seq) = row.get::<Option<i64>>("seq")? {
                 log.push(LogChunk { seq, command: row.get("command")?, stream: row.get("stream")?, content: row.get("content")? });
@@ -559,7 +429,7 @@ impl Store {
         .await?;
         let Some((task, owner)) = found else { return Ok(None) };
         let record = Arc::new(TaskRecord { task, owner, log });
-        if record.task.status != IN_PROGRESS {
+        if record.task.status != TaskStatus::InProgress {
             self.finished_tasks.keep(Arc::clone(&record));
         }
         Ok(Some(record))
@@ -583,34 +453,27 @@ impl Store {
     pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Task, Fence)>> {
         let clock = self.clock_sql();
         let set = format!("UPDATE tasks SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {clock} + $2, updated_at = $3 WHERE task_id = ");
-        let returning = format!(" RETURNING {TASK_COLUMNS}, lease_epoch");
+        let returning = format!(" RETURNING {}, lease_epoch", Task::columns(""));
         let claimed = |row: Option<sqlx::any::AnyRow>| -> StoreResult<Option<(Task, Fence)>> {
             let Some(row) = row else { return Ok(None) };
-            let task = task_from_row(&Row::Any(&row))?;
-            let fence = Fence { job_id: task.task_id.clone(), owner: owner.to_string(), epoch: row.try_get("lease_epoch")? };
+            let task = Task::from_row(&Row::Any(&row))?;
+            let fence = Fence { job_id: task.task_id.to_string(), owner: owner.to_string(), epoch: row.try_get("lease_epoch")? };
             Ok(Some((task, fence)))
         };
         if self.dialect() == super::Dialect::Postgres {
             let sql = format!(
                 "{set}(SELECT task_id FROM tasks WHERE status = $4 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED){returning}"
             );
-            let row = sqlx::query(&sql).bind(owner).bind(lease_ms).bind(now_ms()).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
+            let row = sql!(&sql, owner, lease_ms, now_ms(), TaskStatus::InProgress).query().fetch_optional(self.writer()).await?;
             return claimed(row);
         }
         loop {
             let mut sql = Sql::new("SELECT task_id FROM tasks WHERE status = ");
-            sql.text(IN_PROGRESS).push(" AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1");
+            sql.text(TaskStatus::InProgress).push(" AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1");
             let candidate: Option<String> = self.fetch_value(&sql).await?;
             let Some(task_id) = candidate else { return Ok(None) };
             let sql = format!("{set}$4 AND lease_owner IS NULL AND status = $5{returning}");
-            let row = sqlx::query(&sql)
-                .bind(owner)
-                .bind(lease_ms)
-                .bind(now_ms())
-                .bind(&task_id)
-                .bind(IN_PROGRESS)
-                .fetch_optional(self.writer())
-                .await?;
+            let row = sql!(&sql, owner, lease_ms, now_ms(), &task_id, TaskStatus::InProgress).query().fetch_optional(self.writer()).await?;
             if row.is_some() {
                 return claimed(row);
             }
@@ -621,7 +484,7 @@ impl Store {
     /// only node wakes its workers in memory).
     pub async fn notify_task_queued(&self) -> StoreResult<()> {
         if self.dialect() == super::Dialect::Postgres {
-            sqlx::query("SELECT pg_notify($1, '')").bind(TASK_CHANNEL).execute(self.writer()).await?;
+            sql!("SELECT pg_notify($1, '')", TASK_CHANNEL).execute(self.writer()).await?;
         }
         Ok(())
     }
@@ -633,15 +496,8 @@ impl Store {
             "UPDATE tasks SET lease_expires_at = {} + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
             self.clock_sql()
         );
-        let done = sqlx::query(&sql)
-            .bind(lease_ms)
-            .bind(&fence.job_id)
-            .bind(&fence.owner)
-            .bind(fence.epoch)
-            .bind(IN_PROGRESS)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = sql!(&sql, lease_ms, &fence.job_id, &fence.owner, fence.epoch, TaskStatus::InProgress).execute(self.writer()).await?;
+        Ok(done == 1)
     }
 
     /// Appends log chunks to a task in progress, keeping its byte count, if `fence` is still
@@ -653,17 +509,17 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         // First, so that on PostgreSQL the row lock orders this with finish_task's update.
-        let held = sqlx::query(
+        let held = sql!(
             "UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
+            log_bytes(chunks),
+            &fence.job_id,
+            &fence.owner,
+            fence.epoch,
+            TaskStatus::InProgress
         )
-        .bind(log_bytes(chunks))
-        .bind(&fence.job_id)
-        .bind(&fence.owner)
-        .bind(fence.epoch)
-        .bind(IN_PROGRESS)
         .execute(&mut *tx)
         .await?;
-        if held.rows_affected() != 1 {
+        if held != 1 {
             return Ok(false);
         }
         insert_log_chunks(&mut tx, &fence.job_id, chunks).await?;
@@ -673,10 +529,11 @@ impl Store {
 
     /// The newest sealed state of a provisioned product.
     pub async fn latest_state(&self, provisioned_product_id: &str) -> StoreResult<Option<(i64, String)>> {
-        let row = sqlx::query(
+        let row = sql!(
             "SELECT version, state_sealed FROM terraform_states WHERE provisioned_product_id = $1 ORDER BY version DESC LIMIT 1",
+            provisioned_product_id
         )
-        .bind(provisioned_product_id)
+        .query()
         .fetch_optional(self.writer())
         .await?;
         Ok(match row {
@@ -708,13 +565,7 @@ impl Store {
         if serial.zip(newest_serial).is_some_and(|(serial, newest)| serial < newest) {
             return Ok(StateSaved::Older);
         }
-        sqlx::query("INSERT INTO terraform_states (provisioned_product_id, version, task_id, state_sealed, created_at, serial) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(provisioned_product_id)
-            .bind(version)
-            .bind(&fence.job_id)
-            .bind(state_sealed)
-            .bind(now_ms())
-            .bind(serial)
+        sql!("INSERT INTO terraform_states (provisioned_product_id, version, task_id, state_sealed, created_at, serial) VALUES ($1, $2, $3, $4, $5, $6)", provisioned_product_id, version, &fence.job_id, state_sealed, now_ms(), serial)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -728,18 +579,18 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin().await?;
         let (status, message, outputs) = match outcome {
-            TaskOutcome::Succeeded { outputs } => (SUCCEEDED, "", outputs.as_str()),
-            TaskOutcome::Failed { message } => (FAILED, message.as_str(), "[]"),
+            TaskOutcome::Succeeded { outputs } => (TaskStatus::Succeeded, "", outputs.as_str()),
+            TaskOutcome::Failed { message } => (TaskStatus::Failed, message.as_str(), "[]"),
         };
         let mut update = Sql::new("UPDATE tasks SET status = ");
         update.text(status).push(", status_message = ").text(message).push(", outputs = ").text(outputs);
         update.push(", log_bytes = log_bytes + ").int(log_bytes(last_log));
         update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
-        update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(IN_PROGRESS);
+        update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(TaskStatus::InProgress);
         if let Some(fence) = fence {
             update.push(" AND lease_owner = ").text(fence.owner.clone()).push(" AND lease_epoch = ").int(fence.epoch);
         }
-        if update.query().execute(&mut *tx).await?.rows_affected() != 1 {
+        if update.execute(&mut *tx).await? != 1 {
             return Ok(false);
         }
         insert_log_chunks(&mut tx, &task.task_id, last_log).await?;
@@ -748,45 +599,48 @@ impl Store {
             TaskOutcome::Failed { message } => Some(message.as_str()),
         };
         super::plan::finish_execution(&mut tx, &task.task_id, failure).await?;
-        let pp = match (outcome, task.task_type.as_str()) {
-            (TaskOutcome::Succeeded { .. }, "TerminateProvisionedProduct") => {
-                sqlx::query("UPDATE provisioned_products SET terminated = 1, status = $1, status_message = '', last_successful_provisioning_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4")
-                    .bind(AVAILABLE)
-            }
-            (TaskOutcome::Succeeded { .. }, _) => sqlx::query(
-                "UPDATE provisioned_products SET status = $1, status_message = '', last_successful_provisioning_task_id = $2, updated_at = $3, \
-                 product_version_id = $5, portfolio_id = $6, parameters_sealed = $7 WHERE provisioned_product_id = $4",
-            )
-            .bind(AVAILABLE),
-            (TaskOutcome::Failed { message }, _) => {
-                sqlx::query("UPDATE provisioned_products SET status = $1, status_message = $5, last_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4")
-                    .bind(ERROR)
-                    .bind(&task.task_id)
-                    .bind(now)
-                    .bind(&task.provisioned_product_id)
-                    .bind(message.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(true);
-            }
-        };
-        let pp = pp.bind(&task.task_id).bind(now).bind(&task.provisioned_product_id);
-        let pp = if task.task_type == "TerminateProvisionedProduct" {
-            pp
-        } else {
-            pp.bind(&task.product_version_id).bind(&task.portfolio_id).bind(&task.parameters_sealed)
-        };
-        pp.execute(&mut *tx).await?;
+        let (id, done) = (&task.provisioned_product_id, ProvisionedProductStatus::Available);
+        match outcome {
+            TaskOutcome::Failed { message } => sql!(
+                "UPDATE provisioned_products SET status = $1, status_message = $2, last_task_id = $3, updated_at = $4 \
+                 WHERE provisioned_product_id = $5",
+                ProvisionedProductStatus::Error,
+                message,
+                &task.task_id,
+                now,
+                id
+            ),
+            TaskOutcome::Succeeded { .. } if task.task_type == OperationType::TerminateProvisionedProduct => sql!(
+                "UPDATE provisioned_products SET terminated = 1, status = $1, status_message = '', \
+                 last_successful_provisioning_task_id = $2, updated_at = $3 WHERE provisioned_product_id = $4",
+                done,
+                &task.task_id,
+                now,
+                id
+            ),
+            TaskOutcome::Succeeded { .. } => sql!(
+                "UPDATE provisioned_products SET status = $1, status_message = '', last_successful_provisioning_task_id = $2, \
+                 updated_at = $3, product_version_id = $4, portfolio_id = $5, parameters_sealed = $6 WHERE provisioned_product_id = $7",
+                done,
+                &task.task_id,
+                now,
+                &task.product_version_id,
+                &task.portfolio_id,
+                &task.parameters_sealed,
+                id
+            ),
+        }
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Tasks whose lease expired (their worker died), for recovery.
     pub async fn expired_tasks(&self) -> StoreResult<Vec<Task>> {
-        let mut sql = Sql::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE status = "));
-        sql.text(IN_PROGRESS).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").push(self.clock_sql());
-        self.fetch_all(&sql, task_from_row).await
+        let mut sql = Sql::new(&format!("SELECT {} FROM tasks WHERE status = ", Task::columns("")));
+        sql.text(TaskStatus::InProgress).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").push(self.clock_sql());
+        self.fetch_all(&sql, Task::from_row).await
     }
 }
 
@@ -808,8 +662,8 @@ impl Store {
             self.clock_sql()
         );
         let epoch: Option<i64> =
-            sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(IN_PROGRESS).fetch_optional(self.writer()).await?;
-        Ok(epoch.map(|epoch| Fence { job_id: task.task_id.clone(), owner: owner.to_string(), epoch }))
+            sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(TaskStatus::InProgress).fetch_optional(self.writer()).await?;
+        Ok(epoch.map(|epoch| Fence { job_id: task.task_id.to_string(), owner: owner.to_string(), epoch }))
     }
 }
 
@@ -818,33 +672,13 @@ pub(crate) mod tests {
     use super::*;
     use crate::store::testing;
 
-    /// Inserts a provisioned product with one queued launch task `task_id`.
-    pub(crate) async fn seed_task(store: &Store, task_id: &str) -> Task {
+    /// A queued launch task `task_id` of the provisioned product `pp-{task_id}`.
+    pub(crate) fn sample_task(task_id: &str) -> Task {
         let now = now_ms();
-        let pp = ProvisionedProduct {
-            provisioned_product_id: format!("pp-{task_id}"),
-            provisioned_product_name: "demo".into(),
-            owner_principal_id: "1".into(),
-            owner_principal_type: "RamUser".into(),
-            product_id: "prod-1".into(),
-            product_version_id: "pv-1".into(),
-            portfolio_id: "port-1".into(),
-            stack_region_id: "cn-hangzhou".into(),
-            stack_id: "stack".into(),
-            status: UNDER_CHANGE.into(),
-            status_message: String::new(),
-            parameters_sealed: "sealed".into(),
-            last_task_id: None,
-            last_provisioning_task_id: None,
-            last_successful_provisioning_task_id: None,
-            created_at: now,
-            product_name: String::new(),
-            product_version_name: String::new(),
-        };
-        let task = Task {
+        Task {
             task_id: task_id.into(),
-            task_type: "LaunchProduct".into(),
-            provisioned_product_id: pp.provisioned_product_id.clone(),
+            task_type: OperationType::LaunchProduct,
+            provisioned_product_id: format!("pp-{task_id}").into(),
             provisioned_product_name: "demo".into(),
             product_id: "prod-1".into(),
             product_name: "p".into(),
@@ -857,10 +691,35 @@ pub(crate) mod tests {
             task_tags: "[]".into(),
             launch_role: None,
             outputs: "[]".into(),
-            status: IN_PROGRESS.into(),
+            status: TaskStatus::InProgress,
             status_message: String::new(),
             created_at: now,
             updated_at: now,
+        }
+    }
+
+    /// Inserts a provisioned product with one queued launch task `task_id`.
+    pub(crate) async fn seed_task(store: &Store, task_id: &str) -> Task {
+        let task = sample_task(task_id);
+        let pp = ProvisionedProduct {
+            provisioned_product_id: task.provisioned_product_id.clone(),
+            provisioned_product_name: "demo".into(),
+            owner_principal_id: "1".into(),
+            owner_principal_type: "RamUser".into(),
+            product_id: "prod-1".into(),
+            product_version_id: "pv-1".into(),
+            portfolio_id: "port-1".into(),
+            stack_region_id: "cn-hangzhou".into(),
+            stack_id: "stack".into(),
+            status: ProvisionedProductStatus::UnderChange,
+            status_message: String::new(),
+            parameters_sealed: "sealed".into(),
+            last_task_id: None,
+            last_provisioning_task_id: None,
+            last_successful_provisioning_task_id: None,
+            created_at: task.created_at,
+            product_name: String::new(),
+            product_version_name: String::new(),
         };
         store.create_launch(&pp, &task).await.unwrap();
         task
@@ -873,10 +732,10 @@ pub(crate) mod tests {
             let pp = store.provisioned_product("pp-task-t").await.unwrap().unwrap();
             let items: Vec<(ProvisionedProduct, Vec<Task>)> = (0..600)
                 .map(|i| {
-                    let pp = ProvisionedProduct { provisioned_product_id: format!("pp-{i}"), ..pp.clone() };
+                    let pp = ProvisionedProduct { provisioned_product_id: format!("pp-{i}").into(), ..pp.clone() };
                     let tasks = (0..2)
                         .map(|j| Task {
-                            task_id: format!("t-{i}-{j}"),
+                            task_id: format!("t-{i}-{j}").into(),
                             provisioned_product_id: pp.provisioned_product_id.clone(),
                             ..template.clone()
                         })
@@ -905,7 +764,7 @@ pub(crate) mod tests {
             .map(|(i, name)| {
                 (
                     ProvisionedProduct {
-                        provisioned_product_id: format!("pp-{i}"),
+                        provisioned_product_id: format!("pp-{i}").into(),
                         provisioned_product_name: name.to_string(),
                         ..pp.clone()
                     },
@@ -921,7 +780,7 @@ pub(crate) mod tests {
         let query = ProvisionedProductQuery { full_text: Some(text.into()), ..Default::default() };
         let (found, total) = store.list_provisioned_products(&query, SortOrder::Asc, Page { number: 1, size: 2000 }).await.unwrap();
         assert_eq!(found.len() as i64, total, "{text:?}: the count and the page disagree");
-        let mut ids: Vec<String> = found.into_iter().map(|pp| pp.provisioned_product_id).collect();
+        let mut ids: Vec<String> = found.into_iter().map(|pp| pp.provisioned_product_id.into()).collect();
         ids.sort();
         ids
     }
@@ -1068,7 +927,7 @@ pub(crate) mod tests {
             );
             let first = store.task_with_logs("task-f").await.unwrap().unwrap();
             assert!(!Arc::ptr_eq(&before, &first), "read again: it was in progress");
-            assert_eq!((first.task.status.as_str(), first.log.len()), (SUCCEEDED, 2));
+            assert_eq!((first.task.status, first.log.len()), (TaskStatus::Succeeded, 2));
             let again = store.task_with_logs("task-f").await.unwrap().unwrap();
             assert!(Arc::ptr_eq(&first, &again), "kept once finished");
             let log_bytes: i64 =
@@ -1104,9 +963,9 @@ pub(crate) mod tests {
             let outputs = r#"[{"OutputKey":"a","OutputValue":"1","Description":""}]"#.to_string();
             assert!(store.finish_task(&task, Some(&fence), &TaskOutcome::Succeeded { outputs }, &[]).await.unwrap());
             let pp = store.provisioned_product("pp-task-a").await.unwrap().unwrap();
-            assert_eq!(pp.status, AVAILABLE);
+            assert_eq!(pp.status, ProvisionedProductStatus::Available);
             assert_eq!(pp.last_successful_provisioning_task_id.as_deref(), Some("task-a"));
-            assert_eq!(store.task("task-a").await.unwrap().unwrap().status, SUCCEEDED);
+            assert_eq!(store.task("task-a").await.unwrap().unwrap().status, TaskStatus::Succeeded);
         })
         .await;
     }
@@ -1127,9 +986,9 @@ pub(crate) mod tests {
             assert!(store.finish_task(&task, Some(&reaper), &outcome, &[]).await.unwrap());
             assert!(store.take_over_expired_task(&task, "reaper-2").await.unwrap().is_none());
             let pp = store.provisioned_product("pp-task-b").await.unwrap().unwrap();
-            assert_eq!(pp.status, ERROR);
+            assert_eq!(pp.status, ProvisionedProductStatus::Error);
             assert_eq!(pp.status_message, "interrupted");
-            assert_eq!(store.task("task-b").await.unwrap().unwrap().status, FAILED);
+            assert_eq!(store.task("task-b").await.unwrap().unwrap().status, TaskStatus::Failed);
         })
         .await;
     }
@@ -1140,7 +999,7 @@ pub(crate) mod tests {
             let task = seed_task(&store, "task-c").await;
             let mut update = task.clone();
             update.task_id = "task-d".into();
-            update.task_type = "UpdateProvisionedProduct".into();
+            update.task_type = OperationType::UpdateProvisionedProduct;
             assert!(!store.start_change(&update).await.unwrap());
             let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
             assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));

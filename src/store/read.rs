@@ -140,7 +140,7 @@ impl SqliteFile {
             let mut statement = conn.prepare_cached(sql.as_str())?;
             for (i, bind) in sql.binds().iter().enumerate() {
                 match bind {
-                    Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_str())?,
+                    Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_deref())?,
                     Bind::Int(int) => statement.raw_bind_parameter(i + 1, int)?,
                 }
             }

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::sql::sql;
 use super::{Store, StoreError};
 
 /// How a row of a table with sealed values is named: its key columns and their kinds.
@@ -79,10 +80,9 @@ impl Store {
                     column,
                     row: number.map_or_else(|| id.clone(), |n| format!("{id}/{n}")),
                 })?;
-                let query = sqlx::query(&update).bind(resealed).bind(id);
                 let query = match number {
-                    Some(n) => query.bind(n),
-                    None => query,
+                    Some(n) => sql!(&update, resealed, id, n),
+                    None => sql!(&update, resealed, id),
                 };
                 query.execute(&mut *tx).await.map_err(StoreError::from)?;
                 changed += 1;

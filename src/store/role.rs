@@ -3,7 +3,7 @@
 
 use super::grant::RAM_ROLE;
 use super::principal::{new_principal_id, principal_from_row, Principal};
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
 /// A role and the names of its members.
@@ -21,17 +21,17 @@ pub struct Role {
 
 /// Inserts the role `name` unless it exists; returns whether it was created.
 async fn insert_role(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query(
+    let done = sql!(
         "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 0, $4) \
          ON CONFLICT (principal_type, name) DO NOTHING",
+        new_principal_id(),
+        RAM_ROLE,
+        name,
+        now_ms()
     )
-    .bind(new_principal_id())
-    .bind(RAM_ROLE)
-    .bind(name)
-    .bind(now_ms())
     .execute(&mut **tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 impl Store {
@@ -48,14 +48,14 @@ impl Store {
         let mut tx = self.begin().await?;
         for name in roles {
             insert_role(&mut tx, name).await?;
-            sqlx::query(
+            sql!(
                 "INSERT INTO role_members (role_id, user_id) \
                  SELECT principal_id, $1 FROM principals WHERE principal_type = $2 AND name = $3 \
                  ON CONFLICT (role_id, user_id) DO NOTHING",
+                user_id,
+                RAM_ROLE,
+                name
             )
-            .bind(user_id)
-            .bind(RAM_ROLE)
-            .bind(name)
             .execute(&mut *tx)
             .await?;
         }
@@ -99,13 +99,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(id) = id else { return Ok(false) };
-        sqlx::query("DELETE FROM role_members WHERE role_id = $1").bind(&id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0")
-            .bind(RAM_ROLE)
-            .bind(&id)
+        sql!("DELETE FROM role_members WHERE role_id = $1", &id).execute(&mut *tx).await?;
+        sql!("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0", RAM_ROLE, &id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM principals WHERE principal_id = $1").bind(&id).execute(&mut *tx).await?;
+        sql!("DELETE FROM principals WHERE principal_id = $1", &id).execute(&mut *tx).await?;
         self.commit_auth_change(tx).await?;
         Ok(true)
     }

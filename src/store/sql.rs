@@ -6,12 +6,178 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-/// A value to bind.
+use crate::model::{ConstraintType, OperationType, PlanId, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+
+/// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
+/// databases, rusqlite decodes them for SQLite reads (store::read).
+macro_rules! text_column {
+    ($($name:ty),*) => {$(
+        impl sqlx::Type<Any> for $name {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<Any>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<Any>>::compatible(ty)
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, Any> for $name {
+            fn encode_by_ref(&self, buf: &mut <Any as sqlx::Database>::ArgumentBuffer<'q>) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, Any>>::encode(self.to_string(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, Any> for $name {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, Any>>::decode(value)?.parse()?)
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                value.as_str()?.parse().map_err(|e: <$name as std::str::FromStr>::Err| rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+
+        impl ToBind for $name {
+            fn to_bind(&self) -> Bind {
+                Bind::Text(Some(self.to_string()))
+            }
+
+            fn null() -> Bind {
+                Bind::Text(None)
+            }
+        }
+    )*};
+}
+
+text_column!(ProvisionedProductId, TaskId, PlanId, OperationType, TaskStatus, ProvisionedProductStatus, PlanStatus, ConstraintType);
+
+/// A value to bind (`None`: NULL).
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
-    Text(String),
-    Int(i64),
+    Text(Option<String>),
+    Int(Option<i64>),
 }
+
+/// A value a statement can bind.
+pub(crate) trait ToBind {
+    /// The value to bind.
+    fn to_bind(&self) -> Bind;
+
+    /// NULL of this value's type.
+    fn null() -> Bind;
+}
+
+impl ToBind for &str {
+    fn to_bind(&self) -> Bind {
+        Bind::Text(Some(self.to_string()))
+    }
+
+    fn null() -> Bind {
+        Bind::Text(None)
+    }
+}
+
+impl ToBind for String {
+    fn to_bind(&self) -> Bind {
+        Bind::Text(Some(self.clone()))
+    }
+
+    fn null() -> Bind {
+        Bind::Text(None)
+    }
+}
+
+impl ToBind for i64 {
+    fn to_bind(&self) -> Bind {
+        Bind::Int(Some(*self))
+    }
+
+    fn null() -> Bind {
+        Bind::Int(None)
+    }
+}
+
+impl ToBind for bool {
+    fn to_bind(&self) -> Bind {
+        Bind::Int(Some((*self).into()))
+    }
+
+    fn null() -> Bind {
+        Bind::Int(None)
+    }
+}
+
+impl<T: ToBind> ToBind for Option<T> {
+    fn to_bind(&self) -> Bind {
+        self.as_ref().map_or_else(T::null, ToBind::to_bind)
+    }
+
+    fn null() -> Bind {
+        T::null()
+    }
+}
+
+impl<T: ToBind> ToBind for &T {
+    fn to_bind(&self) -> Bind {
+        (**self).to_bind()
+    }
+
+    fn null() -> Bind {
+        T::null()
+    }
+}
+
+/// A statement whose text numbers its placeholders (`$1`, `$2`, …), bound to the values in order.
+macro_rules! sql {
+    ($text:expr $(, $value:expr)* $(,)?) => {
+        $crate::store::sql::Sql::bound($text, vec![$($crate::store::sql::ToBind::to_bind(&$value)),*])
+    };
+}
+
+pub(crate) use sql;
+
+/// Declares a stored record: the struct, its columns in order, its decoding from a row (by
+/// column name, whichever database answered), and its values bound in column order. Each column
+/// is stated once, as a field. Fields after `joined` are read (from a join, say) but not stored.
+macro_rules! record {
+    (
+        $(#[$meta:meta])* pub struct $name:ident {
+            $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)*
+        }
+        $(joined { $($(#[$jmeta:meta])* pub $jfield:ident: $jty:ty,)* })?
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            $($($(#[$jmeta])* pub $jfield: $jty,)*)?
+        }
+
+        impl $name {
+            /// The stored columns, in order.
+            pub(crate) const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// The stored columns as a select or insert list, each behind `alias` (`""` or `"t."`).
+            pub(crate) fn columns(alias: &str) -> String {
+                Self::COLUMNS.iter().map(|c| format!("{alias}{c}")).collect::<Vec<_>>().join(", ")
+            }
+
+            /// Decodes a row holding every column (and the joined ones).
+            pub(crate) fn from_row(row: &$crate::store::read::Row<'_>) -> $crate::store::StoreResult<Self> {
+                Ok($name { $($field: row.get(stringify!($field))?,)* $($($jfield: row.get(stringify!($jfield))?,)*)? })
+            }
+
+            /// Appends placeholders for the stored columns, in order, bound to their values.
+            pub(crate) fn bind_values(&self, sql: &mut $crate::store::sql::Sql) {
+                sql.list([$($crate::store::sql::ToBind::to_bind(&self.$field)),*]);
+            }
+        }
+    };
+}
+
+pub(crate) use record;
 
 /// SQL text plus its bound values.
 #[derive(Debug, Default)]
@@ -23,6 +189,11 @@ pub(crate) struct Sql {
 impl Sql {
     pub(crate) fn new(text: &str) -> Self {
         Sql { text: text.to_string(), binds: Vec::new() }
+    }
+
+    /// A statement whose text already holds its placeholders `$1…$n`, bound to `binds`.
+    pub(crate) fn bound(text: &str, binds: Vec<Bind>) -> Self {
+        Sql { text: text.to_string(), binds }
     }
 
     /// Appends raw SQL.
@@ -40,18 +211,29 @@ impl Sql {
 
     /// Appends a text placeholder.
     pub(crate) fn text(&mut self, value: impl Into<String>) -> &mut Self {
-        self.bind(Bind::Text(value.into()))
+        self.bind(Bind::Text(Some(value.into())))
     }
 
     /// Appends an integer placeholder.
     pub(crate) fn int(&mut self, value: i64) -> &mut Self {
-        self.bind(Bind::Int(value))
+        self.bind(Bind::Int(Some(value)))
+    }
+
+    /// Appends `$i, $i+1, …`, one placeholder per value.
+    pub(crate) fn list(&mut self, values: impl IntoIterator<Item = Bind>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self
     }
 
     /// The statement ready to run.
     pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         self.binds.iter().fold(sqlx::query(&self.text), |q, b| match b {
-            Bind::Text(t) => q.bind(t.as_str()),
+            Bind::Text(t) => q.bind(t.as_deref()),
             Bind::Int(i) => q.bind(*i),
         })
     }
@@ -60,6 +242,11 @@ impl Sql {
     /// one `FROM … WHERE …` serves both the page and its count.
     pub(crate) fn behind(&self, prefix: &str) -> Sql {
         Sql { text: format!("{prefix}{}", self.text), binds: self.binds.clone() }
+    }
+
+    /// Runs the statement on `executor`; the rows it changed.
+    pub(crate) async fn execute<'c, E: sqlx::Executor<'c, Database = Any>>(&self, executor: E) -> Result<u64, sqlx::Error> {
+        Ok(self.query().execute(executor).await?.rows_affected())
     }
 
     /// The SQL text.
@@ -71,6 +258,17 @@ impl Sql {
     pub(crate) fn binds(&self) -> &[Bind] {
         &self.binds
     }
+}
+
+/// `INSERT INTO table (columns) VALUES (…), (…)`: a row per item of `rows`, `bind` appending its values.
+pub(crate) fn insert<T>(table: &str, columns: &[&str], rows: impl IntoIterator<Item = T>, bind: impl Fn(T, &mut Sql)) -> Sql {
+    let mut sql = Sql::new(&format!("INSERT INTO {table} ({}) VALUES ", columns.join(", ")));
+    for (i, row) in rows.into_iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        bind(row, &mut sql);
+        sql.push(")");
+    }
+    sql
 }
 
 /// `%value%` for a case-insensitive `LIKE … ESCAPE '\'`, with the caller's wildcards escaped.

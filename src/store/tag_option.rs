@@ -2,7 +2,7 @@
 //! and applied as tags when products are launched. A key/value pair exists once.
 
 use super::read::Row;
-use super::sql::{contains_pattern, Sql};
+use super::sql::{contains_pattern, sql, Sql};
 use super::{Page, SortOrder, Store, StoreResult};
 
 /// A stored tag option.
@@ -113,19 +113,19 @@ fn from_row(row: &Row<'_>) -> StoreResult<TagOption> {
 impl Store {
     /// Stores a new tag option; false when its key/value pair exists already.
     pub async fn insert_tag_option(&self, t: &TagOption) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = sql!(
             "INSERT INTO tag_options (tag_option_id, tag_key, tag_value, active, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (tag_key, tag_value) DO NOTHING",
+            &t.tag_option_id,
+            &t.key,
+            &t.value,
+            i64::from(t.active),
+            &t.owner,
+            t.created_at
         )
-        .bind(&t.tag_option_id)
-        .bind(&t.key)
-        .bind(&t.value)
-        .bind(i64::from(t.active))
-        .bind(&t.owner)
-        .bind(t.created_at)
         .execute(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// One tag option.
@@ -153,12 +153,14 @@ impl Store {
                 return Ok(TagOptionWrite::Conflict(format!("A tag option with key {key:?} and value {value:?} exists already.")));
             }
         }
-        sqlx::query("UPDATE tag_options SET tag_value = COALESCE($1, tag_value), active = COALESCE($2, active) WHERE tag_option_id = $3")
-            .bind(value)
-            .bind(active.map(i64::from))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sql!(
+            "UPDATE tag_options SET tag_value = COALESCE($1, tag_value), active = COALESCE($2, active) WHERE tag_option_id = $3",
+            value,
+            active.map(i64::from),
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(TagOptionWrite::Done)
     }
@@ -173,9 +175,9 @@ impl Store {
                 "The tag option {id:?} is associated with {uses} resource(s); disassociate it first."
             )));
         }
-        let done = sqlx::query("DELETE FROM tag_options WHERE tag_option_id = $1").bind(id).execute(&mut *tx).await?;
+        let done = sql!("DELETE FROM tag_options WHERE tag_option_id = $1", id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(if done.rows_affected() == 1 { TagOptionWrite::Done } else { TagOptionWrite::NotFound })
+        Ok(if done == 1 { TagOptionWrite::Done } else { TagOptionWrite::NotFound })
     }
 
     /// One page of tag options by creation time, and the total count.
@@ -225,14 +227,14 @@ impl Store {
                 "The resource {resource_id:?} already has the tag option {other:?} with key {key:?}."
             )));
         }
-        sqlx::query(
+        sql!(
             "INSERT INTO tag_option_resources (tag_option_id, resource_type, resource_id, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tag_option_id, resource_id) DO NOTHING",
+            tag_option_id,
+            kind.name(),
+            resource_id,
+            super::now_ms()
         )
-        .bind(tag_option_id)
-        .bind(kind.name())
-        .bind(resource_id)
-        .bind(super::now_ms())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -241,12 +243,10 @@ impl Store {
 
     /// Removes an association; false when there was none.
     pub async fn disassociate_tag_option(&self, tag_option_id: &str, resource_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM tag_option_resources WHERE tag_option_id = $1 AND resource_id = $2")
-            .bind(tag_option_id)
-            .bind(resource_id)
+        let done = sql!("DELETE FROM tag_option_resources WHERE tag_option_id = $1 AND resource_id = $2", tag_option_id, resource_id)
             .execute(self.writer())
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// One page of the resources of one kind a tag option is associated with, oldest association

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::sql::Sql;
+use super::sql::{sql, Sql};
 use super::{new_id, now_ms, Store, StoreError, StoreResult};
 
 /// A `TerraformVariables` entry: a description the administrator gives a declared variable.
@@ -49,16 +49,16 @@ impl Store {
     pub async fn put_template(&self, template_type: &str, body: &str, variables: &[TerraformVariable]) -> StoreResult<String> {
         let variables_json = serde_json::to_string(variables).expect("variables serialise");
         let sha = content_sha256(template_type, body, &variables_json);
-        sqlx::query(
+        sql!(
             "INSERT INTO templates (template_id, content_sha256, template_type, body, terraform_variables, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (content_sha256) DO NOTHING",
+            new_id("tpl"),
+            &sha,
+            template_type,
+            body,
+            &variables_json,
+            now_ms()
         )
-        .bind(new_id("tpl"))
-        .bind(&sha)
-        .bind(template_type)
-        .bind(body)
-        .bind(&variables_json)
-        .bind(now_ms())
         .execute(self.writer())
         .await?;
         Ok(sqlx::query_scalar("SELECT template_id FROM templates WHERE content_sha256 = $1").bind(&sha).fetch_one(self.writer()).await?)

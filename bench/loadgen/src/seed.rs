@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
+use servicecatalog::model::{new_id, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use servicecatalog::ops::data::DataOptions;
-use servicecatalog::store::provisioning::{ProvisionedProduct, Task, AVAILABLE, SUCCEEDED};
-use servicecatalog::store::{new_id, now_ms};
+use servicecatalog::store::now_ms;
+use servicecatalog::store::provisioning::{ProvisionedProduct, Task};
 
 /// Provisioned products inserted per transaction.
 const BATCH: usize = 1000;
@@ -50,7 +51,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
         for i in first..(first + BATCH).min(options.products) {
             let (product_id, version_id) = &products[i % PRODUCTS];
             let name = name(i);
-            let pp_id = new_id("pp");
+            let pp_id = ProvisionedProductId::new();
             let created = start + i as i64 * 1000;
             let parameters = secrets.seal(&json!([{"ParameterKey": "name", "ParameterValue": name}]).to_string());
             let outputs =
@@ -58,8 +59,8 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                     .to_string();
             let tasks: Vec<Task> = (0..options.tasks_per_product)
                 .map(|j| Task {
-                    task_id: new_id("task"),
-                    task_type: if j == 0 { "LaunchProduct" } else { "UpdateProvisionedProduct" }.into(),
+                    task_id: TaskId::new(),
+                    task_type: if j == 0 { OperationType::LaunchProduct } else { OperationType::UpdateProvisionedProduct },
                     provisioned_product_id: pp_id.clone(),
                     provisioned_product_name: name.clone(),
                     product_id: product_id.clone(),
@@ -73,7 +74,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                     task_tags: "[]".into(),
                     launch_role: None,
                     outputs: outputs.clone(),
-                    status: SUCCEEDED.into(),
+                    status: TaskStatus::Succeeded,
                     status_message: String::new(),
                     created_at: created + j as i64 * 60_000,
                     updated_at: created + j as i64 * 60_000 + 900,
@@ -98,7 +99,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                 portfolio_id: portfolio_id.clone(),
                 stack_region_id: "cn-hangzhou".into(),
                 stack_id: new_id("stack"),
-                status: AVAILABLE.into(),
+                status: ProvisionedProductStatus::Available,
                 status_message: String::new(),
                 parameters_sealed: parameters,
                 last_task_id: last.clone(),

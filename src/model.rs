@@ -1,0 +1,221 @@
+//! The typed vocabulary every layer shares: resource ids that cannot be mixed up, and the enums
+//! the API spells as strings (task types and statuses, provisioned product and plan statuses).
+//! Each type reads and writes its wire spelling (serde, `Display`, `FromStr`); the store maps
+//! them to text columns.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+/// A new resource id: the service's prefix and 14 random lower-case letters and digits.
+pub fn new_id(prefix: &str) -> String {
+    let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();
+    format!("{prefix}-{suffix}")
+}
+
+/// Declares resource id newtypes over `String`, each with the prefix of the ids it mints.
+macro_rules! id {
+    ($($(#[$meta:meta])* $name:ident = $prefix:literal;)*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id.
+            pub fn new() -> Self {
+                $name(new_id($prefix))
+            }
+
+            /// The id's text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::convert::Infallible;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok($name(s.to_string()))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    )*};
+}
+
+id! {
+    /// A provisioned product's id (`pp-…`).
+    ProvisionedProductId = "pp";
+    /// A task's id (`task-…`).
+    TaskId = "task";
+    /// A plan's id (`plan-…`).
+    PlanId = "plan";
+}
+
+/// Declares enums whose variants are spelt on the wire as their names.
+macro_rules! wire_enum {
+    ($($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),* $(,)? })*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $($(#[$vmeta])* $variant),* }
+
+        impl $name {
+            /// Every value, in the order of the API's documentation.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.as_str().to_string()
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            /// The value spelt `s`; the error names the values there are.
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let all: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
+                    format!("The {} {s:?} is not one of {}.", stringify!($name), all.join(", "))
+                })
+            }
+        }
+    )*};
+}
+
+wire_enum! {
+    /// The kinds of constraint, in the order `ListLaunchOptions` reports them.
+    ConstraintType {
+        /// Terraform runs with a launch role's environment variables.
+        Launch,
+        /// Template variables restricted to allowed values.
+        Template,
+        /// Operations need an approver's approval (through plans).
+        Approval,
+        /// Products may be provisioned only in these regions.
+        StackRegion,
+        /// How Terraform's sandbox treats the product's jobs.
+        Sandbox,
+    }
+
+    /// What a task or plan does to a provisioned product.
+    OperationType { LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct }
+
+    /// A task's status: queued or running, then done or failed.
+    TaskStatus { InProgress, Succeeded, Failed }
+
+    /// A provisioned product's status: ready, a task running, or the last task failed.
+    ProvisionedProductStatus { Available, UnderChange, Error }
+
+    /// A plan's status, from its preview through approval to execution.
+    PlanStatus {
+        PreviewInProgress,
+        PreviewSuccess,
+        PreviewFailed,
+        ApplicationInProgress,
+        ApplicationApproved,
+        ApplicationRejected,
+        ExecuteInProgress,
+        ExecuteSuccess,
+        ExecuteFailed,
+        Canceled,
+    }
+}
+
+impl PlanStatus {
+    /// The status a successful preview leads to: approval first when the plan needs it.
+    pub fn after_preview(needs_approval: bool) -> PlanStatus {
+        if needs_approval {
+            PlanStatus::ApplicationInProgress
+        } else {
+            PlanStatus::PreviewSuccess
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_prefix_and_a_random_suffix() {
+        let a = TaskId::new();
+        assert!(a.starts_with("task-") && a.len() == 19);
+        assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_ne!(a, TaskId::new());
+        assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::json!(a.as_str()));
+    }
+
+    #[test]
+    fn enums_read_and_write_their_wire_names() {
+        for status in PlanStatus::ALL {
+            assert_eq!(status.as_str().parse::<PlanStatus>().unwrap(), *status);
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::json!(status.to_string()));
+        }
+        assert_eq!(
+            "Launch".parse::<OperationType>().unwrap_err(),
+            "The OperationType \"Launch\" is not one of LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct."
+        );
+    }
+}

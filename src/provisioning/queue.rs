@@ -1,0 +1,277 @@
+//! The one place that queues tasks: launch, update and terminate, and the execution of a plan,
+//! each validated ([`super::resolve`]), written with its task in one transaction, and announced
+//! to the engine. Front ends (the API, the console) and, next, schedulers call these.
+
+use serde_json::{json, Value};
+
+use super::{parameters_from_json, parameters_json, resolve, resolve_on_product, same_parameters, Change, ChangeRequest, ProductChange};
+use crate::auth::secrets::SecretBox;
+use crate::catalog::error::DomainError;
+use crate::engine::Engine;
+use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::store::plan::{ExecutionRefusal, Plan};
+use crate::store::principal::Principal;
+use crate::store::provisioning::{ProvisionedProduct, Task};
+use crate::store::{now_ms, Store};
+
+/// What a provisioning operation needs from the node.
+pub struct Provisioner<'a> {
+    /// Persistence.
+    pub store: &'a Store,
+    /// Seals the parameters tasks keep.
+    pub secrets: &'a SecretBox,
+    /// The regions this service offers.
+    pub regions: Vec<String>,
+    /// Woken when a task is queued.
+    pub engine: &'a Engine,
+}
+
+/// A queued task and the provisioned product it changes.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub provisioned_product_id: ProvisionedProductId,
+    pub task_id: TaskId,
+}
+
+/// `LaunchProduct`, as asked.
+pub struct Launch {
+    pub product_id: String,
+    pub version_id: String,
+    pub name: String,
+    pub region: String,
+    pub portfolio_id: Option<String>,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// `UpdateProvisionedProduct`, as asked.
+pub struct Update {
+    pub provisioned_product_id: String,
+    pub product_id: String,
+    pub version_id: String,
+    pub portfolio_id: Option<String>,
+    pub parameters: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Where a task runs: its provisioned product, by id, name and region.
+struct Target<'a> {
+    id: &'a ProvisionedProductId,
+    name: &'a str,
+    region: &'a str,
+}
+
+/// The task row of `change` on `target`, queued; its parameters as sealed.
+fn task(target: &Target<'_>, change: &Change, parameters_sealed: String) -> Task {
+    let now = now_ms();
+    Task {
+        task_id: TaskId::new(),
+        task_type: change.operation,
+        provisioned_product_id: target.id.clone(),
+        provisioned_product_name: target.name.to_string(),
+        product_id: change.product_id.clone(),
+        product_name: change.product_name.clone(),
+        product_version_id: change.version_id.clone(),
+        product_version_name: change.version_name.clone(),
+        portfolio_id: change.portfolio_id.clone(),
+        stack_region_id: target.region.to_string(),
+        parameters_sealed,
+        sensitive_parameters: json!(change.sensitive).to_string(),
+        task_tags: tags_json(&change.task_tags),
+        launch_role: change.launch_role.clone(),
+        outputs: "[]".into(),
+        status: TaskStatus::InProgress,
+        status_message: String::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The provisioned product a launch `task` creates, `UnderChange` with it as its last task.
+fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> ProvisionedProduct {
+    ProvisionedProduct {
+        provisioned_product_id: task.provisioned_product_id.clone(),
+        provisioned_product_name: task.provisioned_product_name.clone(),
+        owner_principal_id: owner_id.to_string(),
+        owner_principal_type: owner_type.to_string(),
+        product_id: task.product_id.clone(),
+        product_version_id: task.product_version_id.clone(),
+        portfolio_id: task.portfolio_id.clone(),
+        stack_region_id: task.stack_region_id.clone(),
+        stack_id,
+        status: ProvisionedProductStatus::UnderChange,
+        status_message: String::new(),
+        parameters_sealed: task.parameters_sealed.clone(),
+        last_task_id: Some(task.task_id.clone()),
+        last_provisioning_task_id: Some(task.task_id.clone()),
+        last_successful_provisioning_task_id: None,
+        created_at: task.created_at,
+        product_name: task.product_name.clone(),
+        product_version_name: task.product_version_name.clone(),
+    }
+}
+
+/// `[{Key, Value}]`, as tasks and plans keep tags.
+pub fn tags_json(tags: &[(String, String)]) -> String {
+    Value::Array(tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()).to_string()
+}
+
+/// Tags from their stored form.
+pub fn tags_from_json(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<Vec<Value>>(text)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| (t["Key"].as_str().unwrap_or_default().to_string(), t["Value"].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// Longest `ProvisionedProductName`.
+const MAX_NAME_CHARS: usize = 128;
+
+impl Provisioner<'_> {
+    /// The live provisioned product `id`, if `principal` may see it.
+    pub async fn visible(&self, principal: &Principal, id: &str) -> Result<ProvisionedProduct, DomainError> {
+        let pp = self.store.provisioned_product(id).await?.ok_or_else(|| DomainError::not_found("ProvisionedProduct", id))?;
+        super::check_owner(principal, &pp)?;
+        Ok(pp)
+    }
+
+    /// The parameters `pp` last applied.
+    pub fn parameters_of(&self, pp: &ProvisionedProduct) -> Vec<(String, String)> {
+        self.secrets.open(&pp.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default()
+    }
+
+    /// Launches a product: a new provisioned product and its task.
+    pub async fn launch(&self, principal: &Principal, req: Launch) -> Result<Queued, DomainError> {
+        if req.name.chars().count() > MAX_NAME_CHARS {
+            return Err(DomainError::invalid_parameter(
+                "ProvisionedProductName",
+                format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."),
+            ));
+        }
+        let request = ChangeRequest {
+            principal,
+            operation: OperationType::LaunchProduct,
+            product_id: &req.product_id,
+            version_id: &req.version_id,
+            portfolio_id: req.portfolio_id.as_deref(),
+            region: &req.region,
+            parameters: req.parameters,
+            tags: req.tags,
+        };
+        let change = resolve(self.store, &self.regions, request).await?.direct()?;
+        let id = ProvisionedProductId::new();
+        let task = task(&Target { id: &id, name: &req.name, region: &req.region }, &change, self.seal(&change));
+        let pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
+        self.store.create_launch(&pp, &task).await?;
+        self.engine.task_queued().await;
+        Ok(Queued { provisioned_product_id: id, task_id: task.task_id })
+    }
+
+    /// Updates a provisioned product to a version and parameters (merged over its own).
+    pub async fn update(&self, principal: &Principal, req: Update) -> Result<Queued, DomainError> {
+        let pp = self.visible(principal, &req.provisioned_product_id).await?;
+        if pp.status == ProvisionedProductStatus::UnderChange {
+            return Err(super::refuse_under_change(&pp));
+        }
+        if req.product_id != pp.product_id {
+            return Err(DomainError::invalid_parameter(
+                "ProductId",
+                format!(
+                    "The provisioned product {} was launched from product {}, not {}.",
+                    pp.provisioned_product_id, pp.product_id, req.product_id
+                ),
+            ));
+        }
+        let previous = self.parameters_of(&pp);
+        let asked = ProductChange {
+            operation: OperationType::UpdateProvisionedProduct,
+            version_id: &req.version_id,
+            portfolio_id: req.portfolio_id,
+            previous: &previous,
+            given: &req.parameters,
+            tags: req.tags,
+        };
+        let change = resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?;
+        // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
+        if pp.status != ProvisionedProductStatus::Error
+            && change.version_id == pp.product_version_id
+            && same_parameters(&change.parameters, &previous)
+        {
+            return Err(DomainError::invalid_parameter(
+                "Parameters",
+                "The update changes neither the product version nor any parameter; there is nothing to do.",
+            ));
+        }
+        self.change(&pp, change.direct()?).await
+    }
+
+    /// Terminates a provisioned product (its owner can always remove what they launched).
+    pub async fn terminate(&self, principal: &Principal, id: &str) -> Result<Queued, DomainError> {
+        let pp = self.visible(principal, id).await?;
+        let asked = ProductChange {
+            operation: OperationType::TerminateProvisionedProduct,
+            version_id: &pp.product_version_id,
+            portfolio_id: None,
+            previous: &[],
+            given: &[],
+            tags: Vec::new(),
+        };
+        let change = resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?.direct()?;
+        let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
+        self.queue_change(&pp, task(&target, &change, pp.parameters_sealed.clone())).await
+    }
+
+    /// Queues `change` of `pp`, its parameters sealed afresh.
+    async fn change(&self, pp: &ProvisionedProduct, change: Change) -> Result<Queued, DomainError> {
+        let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
+        self.queue_change(pp, task(&target, &change, self.seal(&change))).await
+    }
+
+    /// Queues `task` on `pp` unless `pp` went `UnderChange` meanwhile.
+    async fn queue_change(&self, pp: &ProvisionedProduct, task: Task) -> Result<Queued, DomainError> {
+        if !self.store.start_change(&task).await? {
+            return Err(super::refuse_under_change(pp));
+        }
+        self.engine.task_queued().await;
+        Ok(Queued { provisioned_product_id: task.provisioned_product_id, task_id: task.task_id })
+    }
+
+    /// Queues the task of a plan ready to execute (its status and approval checked by the
+    /// caller), moving the plan to `ExecuteInProgress` in the same transaction.
+    pub async fn execute_plan(&self, plan: &Plan) -> Result<Result<Queued, ExecutionRefusal>, DomainError> {
+        let version = self
+            .store
+            .product_version(&plan.product_version_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("ProductVersion", &plan.product_version_id))?;
+        let change = Change {
+            operation: plan.operation_type,
+            portfolio_id: plan.portfolio_id.clone(),
+            product_id: plan.product_id.clone(),
+            product_name: plan.product_name.clone(),
+            version_id: plan.product_version_id.clone(),
+            version_name: version.product_version_name,
+            parameters: Vec::new(),
+            sensitive: serde_json::from_str(&plan.sensitive_parameters).unwrap_or_default(),
+            tags: Vec::new(),
+            task_tags: tags_from_json(&plan.task_tags),
+            launch_role: plan.launch_role.clone(),
+            approval: None,
+        };
+        let target = Target { id: &plan.provisioned_product_id, name: &plan.provisioned_product_name, region: &plan.stack_region_id };
+        let task = task(&target, &change, plan.parameters_sealed.clone());
+        let launch = (plan.operation_type == OperationType::LaunchProduct)
+            .then(|| launched(&task, &plan.owner_principal_id, &plan.owner_principal_type, plan.stack_id.clone()));
+        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task).await? {
+            return Ok(Err(refusal));
+        }
+        self.engine.task_queued().await;
+        Ok(Ok(Queued { provisioned_product_id: task.provisioned_product_id, task_id: task.task_id }))
+    }
+
+    /// The change's parameters, sealed as tasks and plans keep them.
+    pub fn seal(&self, change: &Change) -> String {
+        self.secrets.seal(&parameters_json(&change.parameters))
+    }
+}
