@@ -1,32 +1,34 @@
 //! The audit trail: changes requested through the API, recorded once per request, listed by
 //! administrators with filters, pruned after the retention period.
 
-use super::sql::{sql, Sql};
+use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
-/// One recorded change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// `audit-…`.
-    pub event_id: String,
-    /// When it was answered, ms since the epoch.
-    pub occurred_at: i64,
-    /// The request's `RequestId`.
-    pub request_id: String,
-    /// Wire action name.
-    pub action: String,
-    /// The caller.
-    pub principal_id: String,
-    /// The caller's name.
-    pub principal_name: String,
-    /// The resource changed (empty when none is known).
-    pub resource_id: String,
-    /// The request's parameters as a JSON object, sensitive values masked.
-    pub parameters: String,
-    /// HTTP status of the answer.
-    pub http_status: i64,
-    /// `Success` or the error `Code`.
-    pub result_code: String,
+record! {
+    /// One recorded change.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AuditEvent {
+        /// `audit-…`.
+        pub event_id: String,
+        /// When it was answered, ms since the epoch.
+        pub occurred_at: i64,
+        /// The request's `RequestId`.
+        pub request_id: String,
+        /// Wire action name.
+        pub action: String,
+        /// The caller.
+        pub principal_id: String,
+        /// The caller's name.
+        pub principal_name: String,
+        /// The resource changed (empty when none is known).
+        pub resource_id: String,
+        /// The request's parameters as a JSON object, sensitive values masked.
+        pub parameters: String,
+        /// HTTP status of the answer.
+        pub http_status: i64,
+        /// `Success` or the error `Code`.
+        pub result_code: String,
+    }
 }
 
 /// Filters of [`Store::list_audit_events`]; `None` matches everything.
@@ -44,27 +46,11 @@ pub struct AuditQuery {
     pub until: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "event_id, occurred_at, request_id, action, principal_id, principal_name, resource_id, parameters, http_status, result_code";
-
 impl Store {
     /// Records one event (its id and time are set here).
     pub async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        sql!(
-            &format!("INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-            super::new_id("audit"),
-            now_ms(),
-            &event.request_id,
-            &event.action,
-            &event.principal_id,
-            &event.principal_name,
-            &event.resource_id,
-            &event.parameters,
-            event.http_status,
-            &event.result_code
-        )
-        .execute(self.writer())
-        .await?;
+        let event = AuditEvent { event_id: super::new_id("audit"), occurred_at: now_ms(), ..event.clone() };
+        insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql)).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -83,23 +69,9 @@ impl Store {
             filter.push(" AND occurred_at < ").int(until);
         }
         let dir = order.sql();
-        let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
+        let mut select = filter.behind(&format!("SELECT {}", AuditEvent::columns("")));
         select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| {
-            Ok(AuditEvent {
-                event_id: row.get("event_id")?,
-                occurred_at: row.get("occurred_at")?,
-                request_id: row.get("request_id")?,
-                action: row.get("action")?,
-                principal_id: row.get("principal_id")?,
-                principal_name: row.get("principal_name")?,
-                resource_id: row.get("resource_id")?,
-                parameters: row.get("parameters")?,
-                http_status: row.get("http_status")?,
-                result_code: row.get("result_code")?,
-            })
-        })
-        .await
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, AuditEvent::from_row).await
     }
 
     /// Deletes the events older than `before` (ms); returns how many.

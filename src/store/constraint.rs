@@ -1,27 +1,28 @@
 //! Constraints: at most one per (portfolio, product, type), with their Config stored as the
 //! canonical JSON text of a constraint's Config (parsed by `catalog::constraint`).
 
-use super::read::Row;
-use super::sql::{sql, Sql};
+use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Store, StoreResult};
 
-/// A stored constraint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Constraint {
-    /// `cons-…`.
-    pub constraint_id: String,
-    /// `Launch`, `Template`, `Approval` or `StackRegion`.
-    pub constraint_type: String,
-    /// `port-…`.
-    pub portfolio_id: String,
-    /// `prod-…`.
-    pub product_id: String,
-    /// Canonical Config JSON.
-    pub config: String,
-    /// Free text; empty when none.
-    pub description: String,
-    /// ms since the epoch.
-    pub created_at: i64,
+record! {
+    /// A stored constraint.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Constraint {
+        /// `cons-…`.
+        pub constraint_id: String,
+        /// `Launch`, `Template`, `Approval` or `StackRegion`.
+        pub constraint_type: String,
+        /// `port-…`.
+        pub portfolio_id: String,
+        /// `prod-…`.
+        pub product_id: String,
+        /// Canonical Config JSON.
+        pub config: String,
+        /// Free text; empty when none.
+        pub description: String,
+        /// ms since the epoch.
+        pub created_at: i64,
+    }
 }
 
 /// Why a constraint could not be created.
@@ -33,20 +34,6 @@ pub enum ConstraintInsert {
     NotAssociated,
     /// The (portfolio, product) pair has a constraint of this type already (its id).
     Duplicate(String),
-}
-
-const COLUMNS: &str = "constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at";
-
-fn from_row(row: &Row<'_>) -> StoreResult<Constraint> {
-    Ok(Constraint {
-        constraint_id: row.get("constraint_id")?,
-        constraint_type: row.get("constraint_type")?,
-        portfolio_id: row.get("portfolio_id")?,
-        product_id: row.get("product_id")?,
-        config: row.get("config")?,
-        description: row.get("description")?,
-        created_at: row.get("created_at")?,
-    })
 }
 
 impl Store {
@@ -73,8 +60,10 @@ impl Store {
         if let Some(id) = existing {
             return Ok(ConstraintInsert::Duplicate(id));
         }
-        sql!("INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)", &c.constraint_id, &c.constraint_type, &c.portfolio_id, &c.product_id, &c.config, &c.description, c.created_at)
+        insert("constraints", &[Constraint::COLUMNS, &["updated_at"]].concat(), [c], |c, sql| {
+            c.bind_values(sql);
+            sql.push(", ").int(c.created_at);
+        })
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -83,7 +72,11 @@ impl Store {
 
     /// One constraint.
     pub async fn constraint(&self, id: &str) -> StoreResult<Option<Constraint>> {
-        self.fetch_optional(Sql::new(&format!("SELECT {COLUMNS} FROM constraints WHERE constraint_id = ")).text(id), from_row).await
+        self.fetch_optional(
+            Sql::new(&format!("SELECT {} FROM constraints WHERE constraint_id = ", Constraint::columns(""))).text(id),
+            Constraint::from_row,
+        )
+        .await
     }
 
     /// Replaces the Config, and the description when given; false when not found.
@@ -108,9 +101,9 @@ impl Store {
 
     /// The constraints of the launch option (portfolio, product), by type.
     pub async fn constraints_for(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<Constraint>> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM constraints WHERE portfolio_id = "));
+        let mut sql = Sql::new(&format!("SELECT {} FROM constraints WHERE portfolio_id = ", Constraint::columns("")));
         sql.text(portfolio_id).push(" AND product_id = ").text(product_id).push(" ORDER BY constraint_type");
-        self.fetch_all(&sql, from_row).await
+        self.fetch_all(&sql, Constraint::from_row).await
     }
 
     /// `(constraint id, Config)` of every constraint of type `kind`, by id.

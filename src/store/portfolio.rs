@@ -2,23 +2,24 @@
 
 use std::sync::Arc;
 
-use super::read::Row;
-use super::sql::{contains_pattern, sql, Sql};
+use super::sql::{contains_pattern, insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
-/// A stored portfolio.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Portfolio {
-    /// `port-…`.
-    pub portfolio_id: String,
-    /// Display name.
-    pub portfolio_name: String,
-    /// Who provides it.
-    pub provider_name: String,
-    /// Free text; empty when none.
-    pub description: String,
-    /// ms since the epoch.
-    pub created_at: i64,
+record! {
+    /// A stored portfolio.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Portfolio {
+        /// `port-…`.
+        pub portfolio_id: String,
+        /// Display name.
+        pub portfolio_name: String,
+        /// Who provides it.
+        pub provider_name: String,
+        /// Free text; empty when none.
+        pub description: String,
+        /// ms since the epoch.
+        pub created_at: i64,
+    }
 }
 
 /// Which portfolios a list returns.
@@ -43,30 +44,13 @@ pub enum PortfolioDeletion {
     InUse(&'static str),
 }
 
-const COLUMNS: &str = "portfolio_id, portfolio_name, provider_name, description, created_at";
-
-fn from_row(row: &Row<'_>) -> StoreResult<Portfolio> {
-    Ok(Portfolio {
-        portfolio_id: row.get("portfolio_id")?,
-        portfolio_name: row.get("portfolio_name")?,
-        provider_name: row.get("provider_name")?,
-        description: row.get("description")?,
-        created_at: row.get("created_at")?,
-    })
-}
-
 impl Store {
     /// Stores a new portfolio.
     pub async fn insert_portfolio(&self, p: &Portfolio) -> StoreResult<()> {
-        sql!(
-            "INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-            &p.portfolio_id,
-            &p.portfolio_name,
-            &p.provider_name,
-            &p.description,
-            p.created_at
-        )
+        insert("portfolios", &[Portfolio::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
+            p.bind_values(sql);
+            sql.push(", ").int(p.created_at);
+        })
         .execute(self.writer())
         .await?;
         Ok(())
@@ -74,7 +58,11 @@ impl Store {
 
     /// One portfolio.
     pub async fn portfolio(&self, id: &str) -> StoreResult<Option<Portfolio>> {
-        self.fetch_optional(Sql::new(&format!("SELECT {COLUMNS} FROM portfolios WHERE portfolio_id = ")).text(id), from_row).await
+        self.fetch_optional(
+            Sql::new(&format!("SELECT {} FROM portfolios WHERE portfolio_id = ", Portfolio::columns(""))).text(id),
+            Portfolio::from_row,
+        )
+        .await
     }
 
     /// Changes name and provider, and the description when given; false when not found.
@@ -126,10 +114,10 @@ impl Store {
             filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
             filter.push(")");
         }
-        let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
+        let mut select = filter.behind(&format!("SELECT {}", Portfolio::columns("")));
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        self.catalog_page(&select, self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row)).await
+        self.catalog_page(&select, self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Portfolio::from_row)).await
     }
 }

@@ -4,26 +4,28 @@
 use std::sync::Arc;
 
 use super::read::Row;
-use super::sql::{contains_pattern, sql, Sql};
+use super::sql::{contains_pattern, insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
-/// A stored product.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Product {
-    /// `prod-…`.
-    pub product_id: String,
-    /// Display name.
-    pub product_name: String,
-    /// Who provides it.
-    pub provider_name: String,
-    /// Free text; empty when none.
-    pub description: String,
-    /// Always `Ros`.
-    pub product_type: String,
-    /// Template type of its versions.
-    pub template_type: String,
-    /// ms since the epoch.
-    pub created_at: i64,
+record! {
+    /// A stored product.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Product {
+        /// `prod-…`.
+        pub product_id: String,
+        /// Display name.
+        pub product_name: String,
+        /// Who provides it.
+        pub provider_name: String,
+        /// Free text; empty when none.
+        pub description: String,
+        /// Always `Ros`.
+        pub product_type: String,
+        /// Template type of its versions.
+        pub template_type: String,
+        /// ms since the epoch.
+        pub created_at: i64,
+    }
 }
 
 /// A stored product version.
@@ -150,21 +152,8 @@ fn page_by_creation(select: &mut Sql, order: SortOrder, page: Page) {
     select.push(" OFFSET ").int(page.offset());
 }
 
-const PRODUCT_COLUMNS: &str = "product_id, product_name, provider_name, description, product_type, template_type, created_at";
 const VERSION_COLUMNS: &str = "product_version_id, product_id, product_version_name, description, active, guidance, \
                                template_type, template_url, template_id, created_at";
-
-fn product_from_row(row: &Row<'_>) -> StoreResult<Product> {
-    Ok(Product {
-        product_id: row.get("product_id")?,
-        product_name: row.get("product_name")?,
-        provider_name: row.get("provider_name")?,
-        description: row.get("description")?,
-        product_type: row.get("product_type")?,
-        template_type: row.get("template_type")?,
-        created_at: row.get("created_at")?,
-    })
-}
 
 fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
     Ok(ProductVersion {
@@ -204,16 +193,10 @@ impl Store {
     /// Stores a new product with its versions, in one transaction.
     pub async fn insert_product(&self, p: &Product, versions: &[ProductVersion]) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        sql!(
-            &format!("INSERT INTO products ({PRODUCT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"),
-            &p.product_id,
-            &p.product_name,
-            &p.provider_name,
-            &p.description,
-            &p.product_type,
-            &p.template_type,
-            p.created_at
-        )
+        insert("products", &[Product::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
+            p.bind_values(sql);
+            sql.push(", ").int(p.created_at);
+        })
         .execute(&mut *tx)
         .await?;
         for v in versions {
@@ -225,9 +208,9 @@ impl Store {
 
     /// One product.
     pub async fn product(&self, id: &str) -> StoreResult<Option<Product>> {
-        let mut sql = Sql::new(&format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = "));
+        let mut sql = Sql::new(&format!("SELECT {} FROM products WHERE product_id = ", Product::columns("")));
         sql.text(id);
-        self.fetch_optional(&sql, product_from_row).await
+        self.fetch_optional(&sql, Product::from_row).await
     }
 
     /// Changes name and provider, and the description when given; false when not found.
@@ -290,9 +273,9 @@ impl Store {
     /// One page of products by creation time, and the total count.
     pub async fn list_products(&self, query: &ProductQuery, order: SortOrder, page: Page) -> StoreResult<(Vec<Product>, i64)> {
         let filter = product_filter(Sql::new(" FROM products"), query);
-        let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}"));
+        let mut select = filter.behind(&format!("SELECT {}", Product::columns("")));
         page_by_creation(&mut select, order, page);
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, product_from_row).await
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Product::from_row).await
     }
 
     /// One page of the products held by any of `portfolios` (an end user's grants), each with how
@@ -316,10 +299,10 @@ impl Store {
         }
         from.push(") GROUP BY product_id) held ON held.held_product_id = products.product_id");
         let filter = product_filter(from, query);
-        let mut select = filter.behind(&format!("SELECT {PRODUCT_COLUMNS}, holders"));
+        let mut select = filter.behind(&format!("SELECT {}, holders", Product::columns("")));
         page_by_creation(&mut select, order, page);
         let count = filter.behind("SELECT COUNT(*)");
-        let read = self.fetch_page(&select, &count, page, |row| Ok((product_from_row(row)?, row.get("holders")?)));
+        let read = self.fetch_page(&select, &count, page, |row| Ok((Product::from_row(row)?, row.get("holders")?)));
         self.catalog_page(&select, read).await
     }
 
