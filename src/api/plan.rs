@@ -130,15 +130,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, A
         _ => {
             let pp = target_by_name(ctx, &req.provisioned_product_name).await?;
             provisioning::check_owner(ctx.principal, &pp)?;
-            if req.product_id != pp.product_id {
-                return Err(ApiError::invalid_parameter(
-                    "ProductId",
-                    format!(
-                        "The provisioned product {} was launched from product {}, not {}.",
-                        pp.provisioned_product_id, pp.product_id, req.product_id
-                    ),
-                ));
-            }
+            provisioning::check_product(&pp, &req.product_id)?;
             if req.stack_region_id != pp.stack_region_id {
                 return Err(ApiError::invalid_parameter(
                     "StackRegionId",

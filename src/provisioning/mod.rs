@@ -189,6 +189,17 @@ pub fn refuse_under_change(pp: &ProvisionedProduct) -> DomainError {
     )
 }
 
+/// Refuses a change of `pp` that names another product than the one it was launched from.
+pub fn check_product(pp: &ProvisionedProduct, product_id: &str) -> Result<(), DomainError> {
+    if product_id == pp.product_id {
+        return Ok(());
+    }
+    Err(DomainError::invalid_parameter(
+        "ProductId",
+        format!("The provisioned product {} was launched from product {}, not {product_id}.", pp.provisioned_product_id, pp.product_id),
+    ))
+}
+
 /// Whether two parameter lists hold the same pairs, in any order.
 pub fn same_parameters(a: &[(String, String)], b: &[(String, String)]) -> bool {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());

@@ -174,15 +174,7 @@ impl Provisioner<'_> {
         if pp.status == ProvisionedProductStatus::UnderChange {
             return Err(super::refuse_under_change(&pp));
         }
-        if req.product_id != pp.product_id {
-            return Err(DomainError::invalid_parameter(
-                "ProductId",
-                format!(
-                    "The provisioned product {} was launched from product {}, not {}.",
-                    pp.provisioned_product_id, pp.product_id, req.product_id
-                ),
-            ));
-        }
+        super::check_product(&pp, &req.product_id)?;
         let previous = self.parameters_of(&pp);
         let asked = ProductChange {
             operation: OperationType::UpdateProvisionedProduct,
