@@ -1,5 +1,6 @@
-//! The API's actions: one variant per wire action, with who may call it. The table is the single
-//! source for dispatch, authorisation and the command line's list of actions.
+//! The API's actions: one variant per wire action, with who may call it and what it does to
+//! state. The table is the single source for dispatch, authorisation, the audit trail, the task
+//! quota and the command line's list of actions.
 
 /// Who may call an action (resource-level checks happen in the handlers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,8 +11,19 @@ pub enum Audience {
     EndUser,
 }
 
+/// What an action does to the service's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only.
+    Read,
+    /// Changes state (and is recorded in the audit trail).
+    Change,
+    /// Changes state and queues a task (counted against the caller's task quota).
+    QueuesTask,
+}
+
 macro_rules! actions {
-    ($($name:ident => $audience:ident,)*) => {
+    ($($name:ident => $audience:ident $effect:ident,)*) => {
         /// A wire action of Service Catalog 2021-09-01.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Action { $($name,)* }
@@ -34,69 +46,74 @@ macro_rules! actions {
             pub fn audience(self) -> Audience {
                 match self { $(Action::$name => Audience::$audience,)* }
             }
+
+            /// What it does to state.
+            pub fn effect(self) -> Effect {
+                match self { $(Action::$name => Effect::$effect,)* }
+            }
         }
     };
 }
 
 actions! {
-    ApproveProvisionedProductPlan => EndUser,
-    AssociatePrincipalWithPortfolio => Admin,
-    AssociateProductWithPortfolio => Admin,
-    AssociateTagOptionWithResource => Admin,
-    CancelProvisionedProductPlan => EndUser,
-    CopyProduct => Admin,
-    CreateConstraint => Admin,
-    CreatePortfolio => Admin,
-    CreateProduct => Admin,
-    CreateProductVersion => Admin,
-    CreateProvisionedProductPlan => EndUser,
-    CreateTagOption => Admin,
-    CreateTemplate => Admin,
-    DeleteConstraint => Admin,
-    DeletePortfolio => Admin,
-    DeleteProduct => Admin,
-    DeleteProductVersion => Admin,
-    DeleteProvisionedProductPlan => EndUser,
-    DeleteTagOption => Admin,
-    DisAssociateTagOptionFromResource => Admin,
-    DisassociatePrincipalFromPortfolio => Admin,
-    DisassociateProductFromPortfolio => Admin,
-    ExecuteProvisionedProductPlan => EndUser,
-    GetConstraint => Admin,
-    GetPortfolio => Admin,
-    GetProductAsAdmin => Admin,
-    GetProductAsEndUser => EndUser,
-    GetProductVersion => EndUser,
-    GetProvisionedProduct => EndUser,
-    GetProvisionedProductPlan => EndUser,
-    GetTagOption => Admin,
-    GetTask => EndUser,
-    GetTemplate => EndUser,
-    LaunchProduct => EndUser,
-    ListLaunchOptions => EndUser,
-    ListPortfolios => Admin,
-    ListPrincipals => Admin,
-    ListProductVersions => EndUser,
-    ListProductsAsAdmin => Admin,
-    ListProductsAsEndUser => EndUser,
-    ListProvisionedProductPlanApprovers => EndUser,
-    ListProvisionedProductPlans => EndUser,
-    ListProvisionedProducts => EndUser,
-    ListRegions => EndUser,
-    ListResourcesForTagOption => Admin,
-    ListTagOptions => Admin,
-    ListTasks => EndUser,
-    TerminateProvisionedProduct => EndUser,
-    UpdateConstraint => Admin,
-    UpdatePortfolio => Admin,
-    UpdateProduct => Admin,
-    UpdateProductVersion => Admin,
-    UpdateProvisionedProduct => EndUser,
-    UpdateProvisionedProductPlan => EndUser,
-    UpdateTagOption => Admin,
+    ApproveProvisionedProductPlan => EndUser Change,
+    AssociatePrincipalWithPortfolio => Admin Change,
+    AssociateProductWithPortfolio => Admin Change,
+    AssociateTagOptionWithResource => Admin Change,
+    CancelProvisionedProductPlan => EndUser Change,
+    CopyProduct => Admin Change,
+    CreateConstraint => Admin Change,
+    CreatePortfolio => Admin Change,
+    CreateProduct => Admin Change,
+    CreateProductVersion => Admin Change,
+    CreateProvisionedProductPlan => EndUser Change,
+    CreateTagOption => Admin Change,
+    CreateTemplate => Admin Change,
+    DeleteConstraint => Admin Change,
+    DeletePortfolio => Admin Change,
+    DeleteProduct => Admin Change,
+    DeleteProductVersion => Admin Change,
+    DeleteProvisionedProductPlan => EndUser Change,
+    DeleteTagOption => Admin Change,
+    DisAssociateTagOptionFromResource => Admin Change,
+    DisassociatePrincipalFromPortfolio => Admin Change,
+    DisassociateProductFromPortfolio => Admin Change,
+    ExecuteProvisionedProductPlan => EndUser QueuesTask,
+    GetConstraint => Admin Read,
+    GetPortfolio => Admin Read,
+    GetProductAsAdmin => Admin Read,
+    GetProductAsEndUser => EndUser Read,
+    GetProductVersion => EndUser Read,
+    GetProvisionedProduct => EndUser Read,
+    GetProvisionedProductPlan => EndUser Read,
+    GetTagOption => Admin Read,
+    GetTask => EndUser Read,
+    GetTemplate => EndUser Read,
+    LaunchProduct => EndUser QueuesTask,
+    ListLaunchOptions => EndUser Read,
+    ListPortfolios => Admin Read,
+    ListPrincipals => Admin Read,
+    ListProductVersions => EndUser Read,
+    ListProductsAsAdmin => Admin Read,
+    ListProductsAsEndUser => EndUser Read,
+    ListProvisionedProductPlanApprovers => EndUser Read,
+    ListProvisionedProductPlans => EndUser Read,
+    ListProvisionedProducts => EndUser Read,
+    ListRegions => EndUser Read,
+    ListResourcesForTagOption => Admin Read,
+    ListTagOptions => Admin Read,
+    ListTasks => EndUser Read,
+    TerminateProvisionedProduct => EndUser QueuesTask,
+    UpdateConstraint => Admin Change,
+    UpdatePortfolio => Admin Change,
+    UpdateProduct => Admin Change,
+    UpdateProductVersion => Admin Change,
+    UpdateProvisionedProduct => EndUser QueuesTask,
+    UpdateProvisionedProductPlan => EndUser Change,
+    UpdateTagOption => Admin Change,
     // Extensions (README, "Extensions"):
-    GetTaskLog => EndUser,
-    ListAuditEvents => Admin,
+    GetTaskLog => EndUser Read,
+    ListAuditEvents => Admin Read,
 }
 
 #[cfg(test)]
@@ -112,5 +129,7 @@ mod tests {
             assert_eq!(Action::from_name(action.name()), Some(*action));
         }
         assert_eq!(Action::from_name("getTask"), None);
+        assert_eq!((Action::GetTask.effect(), Action::ListTasks.effect()), (Effect::Read, Effect::Read));
+        assert_eq!((Action::CreatePortfolio.effect(), Action::LaunchProduct.effect()), (Effect::Change, Effect::QueuesTask));
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 
-use super::action::Action;
+use super::action::{Action, Effect};
 use super::error::ApiError;
 use crate::protocol::params::RequestParams;
 use crate::store::Store;
@@ -74,10 +74,7 @@ impl Limits {
     /// Refuses a change that would queue a task while its caller already has the most tasks in
     /// progress. Counted before the task is queued: concurrent requests may overshoot by their number.
     pub async fn check_tasks(&self, store: &Store, action: Action, principal_id: &str) -> Result<(), ApiError> {
-        use Action::*;
-        let queues_task =
-            matches!(action, LaunchProduct | UpdateProvisionedProduct | TerminateProvisionedProduct | ExecuteProvisionedProductPlan);
-        if self.max_tasks_per_principal == 0 || !queues_task {
+        if self.max_tasks_per_principal == 0 || action.effect() != Effect::QueuesTask {
             return Ok(());
         }
         let running = store.tasks_in_progress_of(principal_id).await?;

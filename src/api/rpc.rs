@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::action::Action;
+use super::action::{Action, Effect};
 use super::error::ApiError;
 use super::trail as audit;
 use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
@@ -257,7 +257,7 @@ async fn call(
     state.rate.check(&principal.principal_id)?;
     let params = params.merged();
     let result = authorized_call(state, action, &principal, &params).await;
-    if audit::is_change(action) {
+    if action.effect() != Effect::Read {
         audit::record(&state.store, request_id, action, &principal, &params, &result).await;
     }
     result
