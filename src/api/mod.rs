@@ -23,6 +23,8 @@ mod tag_option;
 mod template;
 pub mod trail;
 
+pub use provisioning::task_not_found;
+
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -86,6 +88,7 @@ impl AppState {
             store: &self.store,
             secrets: &self.secrets,
             regions: self.config.regions.iter().map(|r| r.region_id.clone()).collect(),
+            account_id: &self.config.account_id,
             engine: &self.engine,
         }
     }
@@ -214,21 +217,21 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         LaunchProduct => provisioning::launch(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await?.into(),
         TerminateProvisionedProduct => provisioning::terminate(ctx, decode(params)?).await?.into(),
-        GetProvisionedProduct => provisioning::get(ctx, decode(params)?).await?.into(),
+        GetProvisionedProduct => provisioning::get(ctx, decode(params)?).await?,
         ListProvisionedProducts => provisioning::list(ctx, decode(params)?).await?.into(),
         GetTask => provisioning::get_task(ctx, decode(params)?).await?,
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await?.into(),
-        GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await?.into(),
+        GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await?,
         ListAuditEvents => audit::list(ctx, decode(params)?).await?.into(),
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),
-        GetProvisionedProductPlan => plan::get(ctx, decode(params)?).await?.into(),
+        GetProvisionedProductPlan => plan::get(ctx, decode(params)?).await?,
         ListProvisionedProductPlans => plan::list(ctx, decode(params)?).await?.into(),
         ExecuteProvisionedProductPlan => plan::execute(ctx, decode(params)?).await?.into(),
         CancelProvisionedProductPlan => plan::cancel(ctx, decode(params)?).await?.into(),
         ApproveProvisionedProductPlan => plan::approve(ctx, decode(params)?).await?.into(),
-        ListProvisionedProductPlanApprovers => plan::list_approvers(ctx, decode(params)?).await?.into(),
+        ListProvisionedProductPlanApprovers => plan::list_approvers(ctx, decode(params)?).await?,
         AssociatePrincipalWithPortfolio => principal::associate(ctx, decode(params)?).await?.into(),
         DisassociatePrincipalFromPortfolio => principal::disassociate(ctx, decode(params)?).await?.into(),
         ListPrincipals => principal::list(ctx, decode(params)?).await?.into(),

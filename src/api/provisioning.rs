@@ -1,21 +1,17 @@
-//! Provisioned products and tasks: launch, update, terminate, their reads and lists, and the
-//! task-log extension (`GetTaskLog`, documented in the README) that the CLI and console follow.
-
-use std::borrow::Cow;
+//! Provisioned products and tasks on the wire: launch, update, terminate, their reads and lists,
+//! and the task-log extension (`GetTaskLog`, documented in the README) that the CLI and console
+//! follow. The rules live in [`crate::provisioning`]; here requests are decoded and answers named.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paging};
-use crate::model::{ProvisionedProductStatus, TaskStatus};
-use crate::provisioning::parameters_from_json;
+use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use crate::provisioning::queue::{Launch, Update};
-use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
-
-/// Masked value of sensitive parameters and outputs.
-pub const MASK: &str = "******";
+use crate::provisioning::task::{terraform_logs, TerraformLog};
+use crate::provisioning::{stored, Output, Parameter, Tag};
+use crate::store::provisioning::{ProvisionedProduct, Task};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -26,7 +22,7 @@ pub(super) struct KeyValue {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(super) struct Tag {
+pub(super) struct TagRequest {
     key: Option<String>,
     value: Option<String>,
 }
@@ -35,7 +31,7 @@ pub(super) fn pairs(parameters: Vec<KeyValue>) -> Vec<(String, String)> {
     parameters.into_iter().filter_map(|p| Some((p.parameter_key?, p.parameter_value.unwrap_or_default()))).collect()
 }
 
-pub(super) fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+pub(super) fn tag_pairs(tags: Vec<TagRequest>) -> Vec<(String, String)> {
     tags.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
 }
 
@@ -50,7 +46,7 @@ pub(super) struct LaunchRequest {
     #[serde(default)]
     parameters: Vec<KeyValue>,
     #[serde(default)]
-    tags: Vec<Tag>,
+    tags: Vec<TagRequest>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +59,7 @@ pub(super) struct UpdateRequest {
     #[serde(default)]
     parameters: Vec<KeyValue>,
     #[serde(default)]
-    tags: Vec<Tag>,
+    tags: Vec<TagRequest>,
 }
 
 #[derive(Deserialize)]
@@ -104,8 +100,30 @@ pub(super) struct TaskLogRequest {
     wait_seconds: Option<i64>,
 }
 
-pub(super) fn region_ids(ctx: &Ctx<'_>) -> Vec<String> {
-    ctx.state.config.regions.iter().map(|r| r.region_id.clone()).collect()
+/// The ids a change answers (each action those it has), as a `Value`: the audit trail reads
+/// the created resource's id from it.
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Ids {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<crate::model::PlanId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_product_id: Option<ProvisionedProductId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<TaskId>,
+}
+
+impl Ids {
+    pub(super) fn answer(self) -> Result<Value, ApiError> {
+        serde_json::to_value(self).map_err(ApiError::internal)
+    }
+}
+
+/// A list answer: the paging fields and the page's items under `key`.
+pub(super) fn page_of(paging: &Paging, total: i64, key: &str, items: impl Serialize) -> Result<Value, ApiError> {
+    let mut out = paging.response(total);
+    out.insert(key.into(), serde_json::to_value(items).map_err(ApiError::internal)?);
+    Ok(Value::Object(out))
 }
 
 pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, ApiError> {
@@ -119,12 +137,7 @@ pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, A
         tags: tag_pairs(req.tags),
     };
     let queued = ctx.state.provisioner().launch(ctx.principal, launch).await?;
-    Ok(json!({ "ProvisionedProductId": queued.provisioned_product_id, "TaskId": queued.task_id }))
-}
-
-/// The live provisioned product `id`, if the caller may see it.
-pub(super) async fn visible_pp(ctx: &Ctx<'_>, id: &str) -> Result<ProvisionedProduct, ApiError> {
-    Ok(ctx.state.provisioner().visible(ctx.principal, id).await?)
+    Ids { provisioned_product_id: Some(queued.provisioned_product_id), task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
@@ -137,141 +150,106 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, A
         tags: tag_pairs(req.tags),
     };
     let queued = ctx.state.provisioner().update(ctx.principal, update).await?;
-    Ok(json!({ "ProvisionedProductId": queued.provisioned_product_id, "TaskId": queued.task_id }))
+    Ids { provisioned_product_id: Some(queued.provisioned_product_id), task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
 pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
     let queued = ctx.state.provisioner().terminate(ctx.principal, &req.provisioned_product_id).await?;
-    Ok(json!({ "TaskId": queued.task_id }))
+    Ids { task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
 /// The `ProvisionedProductDetail` object.
-fn pp_detail(ctx: &Ctx<'_>, pp: &ProvisionedProduct) -> Value {
-    let mut d = json!({
-        "ProvisionedProductId": pp.provisioned_product_id,
-        "ProvisionedProductName": pp.provisioned_product_name,
-        "ProvisionedProductArn": ctx.arn("provisionedproduct", &pp.provisioned_product_id),
-        "ProvisionedProductType": "RosStack",
-        "OwnerPrincipalId": pp.owner_principal_id,
-        "OwnerPrincipalType": pp.owner_principal_type,
-        "ProductId": pp.product_id,
-        "ProductName": pp.product_name,
-        "ProductVersionId": pp.product_version_id,
-        "ProductVersionName": pp.product_version_name,
-        "PortfolioId": pp.portfolio_id,
-        "StackId": pp.stack_id,
-        "StackRegionId": pp.stack_region_id,
-        "Status": pp.status,
-        "CreateTime": format_time(pp.created_at),
-        "LastTaskId": pp.last_task_id,
-        "LastProvisioningTaskId": pp.last_provisioning_task_id,
-        "LastSuccessfulProvisioningTaskId": pp.last_successful_provisioning_task_id,
-    });
-    if pp.status == ProvisionedProductStatus::Error {
-        d["StatusMessage"] = Value::String(pp.status_message.clone());
-    }
-    d
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProvisionedProductDetail<'a> {
+    provisioned_product_id: &'a ProvisionedProductId,
+    provisioned_product_name: &'a str,
+    provisioned_product_arn: String,
+    provisioned_product_type: &'static str,
+    owner_principal_id: &'a str,
+    owner_principal_type: &'a str,
+    product_id: &'a str,
+    product_name: &'a str,
+    product_version_id: &'a str,
+    product_version_name: &'a str,
+    portfolio_id: &'a str,
+    stack_id: &'a str,
+    stack_region_id: &'a str,
+    status: ProvisionedProductStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<&'a str>,
+    create_time: String,
+    last_task_id: &'a Option<TaskId>,
+    last_provisioning_task_id: &'a Option<TaskId>,
+    last_successful_provisioning_task_id: &'a Option<TaskId>,
 }
 
-pub(super) async fn get(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
-    let pp = visible_pp(ctx, &req.provisioned_product_id).await?;
-    Ok(json!({ "ProvisionedProductDetail": pp_detail(ctx, &pp) }))
+fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProductDetail<'a> {
+    ProvisionedProductDetail {
+        provisioned_product_id: &pp.provisioned_product_id,
+        provisioned_product_name: &pp.provisioned_product_name,
+        provisioned_product_arn: ctx.arn("provisionedproduct", &pp.provisioned_product_id),
+        provisioned_product_type: "RosStack",
+        owner_principal_id: &pp.owner_principal_id,
+        owner_principal_type: &pp.owner_principal_type,
+        product_id: &pp.product_id,
+        product_name: &pp.product_name,
+        product_version_id: &pp.product_version_id,
+        product_version_name: &pp.product_version_name,
+        portfolio_id: &pp.portfolio_id,
+        stack_id: &pp.stack_id,
+        stack_region_id: &pp.stack_region_id,
+        status: pp.status,
+        status_message: (pp.status == ProvisionedProductStatus::Error).then_some(pp.status_message.as_str()),
+        create_time: format_time(pp.created_at),
+        last_task_id: &pp.last_task_id,
+        last_provisioning_task_id: &pp.last_provisioning_task_id,
+        last_successful_provisioning_task_id: &pp.last_successful_provisioning_task_id,
+    }
+}
+
+pub(super) async fn get(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Answer, ApiError> {
+    let pp = ctx.state.provisioner().visible(ctx.principal, &req.provisioned_product_id).await?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct GetAnswer<'a> {
+        provisioned_product_detail: ProvisionedProductDetail<'a>,
+    }
+    Answer::serialize(&GetAnswer { provisioned_product_detail: pp_detail(ctx, &pp) })
 }
 
 pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
     let account = req.access_level_filter.as_deref() == Some("Account");
-    if account && !ctx.principal.is_admin {
-        return Err(ApiError::forbidden(
-            "AdministratorOnly",
-            "AccessLevelFilter=Account lists every user's provisioned products and is allowed to administrators only.",
-            json!({"AuthAction": "servicecatalog:ListProvisionedProducts", "AuthPrincipalDisplayName": ctx.principal.name, "NoPermissionType": "ImplicitDeny"}),
-        ));
-    }
-    let query = ProvisionedProductQuery {
-        owner_principal_id: (!account).then(|| ctx.principal.principal_id.clone()),
-        name: filter_value(&req.filters, "ProvisionedProductName"),
-        full_text: filter_value(&req.filters, "FullTextSearch"),
-    };
-    let (pps, total) = ctx.store().list_provisioned_products(&query, req.paging.order(), req.paging.page()).await?;
-    let mut out = req.paging.response(total);
-    out.insert("ProvisionedProductDetails".into(), pps.iter().map(|pp| pp_detail(ctx, pp)).collect());
-    Ok(Value::Object(out))
+    let name = filter_value(&req.filters, "ProvisionedProductName");
+    let full_text = filter_value(&req.filters, "FullTextSearch");
+    let (pps, total) = ctx.state.provisioner().list(ctx.principal, account, name, full_text, req.paging.order(), req.paging.page()).await?;
+    page_of(&req.paging, total, "ProvisionedProductDetails", pps.iter().map(|pp| pp_detail(ctx, pp)).collect::<Vec<_>>())
 }
 
-/// The task `id`, if the caller owns its provisioned product (or is an administrator).
-/// A task the caller may see: an administrator sees every task, an end user those of the
-/// provisioned products it owns; any other is as missing as one that does not exist.
-async fn visible_task(ctx: &Ctx<'_>, id: &str) -> Result<Task, ApiError> {
-    let task = ctx.store().task(id).await?.ok_or_else(task_not_found)?;
-    if !ctx.principal.is_admin {
-        let owner = ctx.store().task_owner(&task.provisioned_product_id).await?;
-        may_see_task(ctx, owner.as_deref())?;
-    }
-    Ok(task)
-}
-
-fn may_see_task(ctx: &Ctx<'_>, owner: Option<&str>) -> Result<(), ApiError> {
-    if ctx.principal.is_admin || owner == Some(ctx.principal.principal_id.as_str()) {
-        Ok(())
-    } else {
-        Err(task_not_found())
-    }
-}
-
-fn task_not_found() -> ApiError {
+/// `InvalidTask.NotFound`: the task does not exist, or the caller may not read it.
+pub fn task_not_found() -> ApiError {
     ApiError::new(axum::http::StatusCode::NOT_FOUND, "InvalidTask.NotFound", "The specified task does not exist.")
 }
 
-/// `[{ParameterKey, ParameterValue}]` from sealed parameters, the values of the parameters named
-/// in `sensitive_json` (a JSON array of names) masked.
-/// A `ParameterKey`/`ParameterValue` pair of an answer.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct ParameterView {
-    parameter_key: String,
-    parameter_value: String,
-}
-
-/// The parameters sealed in a task or plan, with the template's sensitive ones masked.
-pub(super) fn masked_parameters(ctx: &Ctx<'_>, parameters_sealed: &str, sensitive_json: &str) -> Vec<ParameterView> {
-    let sensitive: Vec<String> = serde_json::from_str(sensitive_json).unwrap_or_default();
-    ctx.state
-        .secrets
-        .open(parameters_sealed)
-        .map(|p| parameters_from_json(&p))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            let parameter_value = if sensitive.contains(&k) { MASK.to_string() } else { v };
-            ParameterView { parameter_key: k, parameter_value }
-        })
-        .collect()
-}
-
-/// JSON text stored by the engine (outputs, tags), or `[]` if it is not JSON.
-fn stored_json(text: &str) -> &RawValue {
-    serde_json::from_str(text).unwrap_or_else(|_| serde_json::from_str("[]").expect("[] is JSON"))
-}
-
-/// The `TaskDetail` object, serialized as it is (GetTask answers it without building a `Value`).
+/// The `TaskDetail` object.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct TaskDetail<'a> {
-    task_id: &'a str,
-    task_type: &'a str,
-    status: &'a str,
+    task_id: &'a TaskId,
+    task_type: OperationType,
+    status: TaskStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_message: Option<&'a str>,
-    provisioned_product_id: &'a str,
+    provisioned_product_id: &'a ProvisionedProductId,
     provisioned_product_name: &'a str,
     product_id: &'a str,
     product_name: &'a str,
     product_version_id: &'a str,
     product_version_name: &'a str,
     portfolio_id: &'a str,
-    parameters: Vec<ParameterView>,
-    outputs: &'a RawValue,
-    task_tags: &'a RawValue,
+    parameters: Vec<Parameter>,
+    outputs: Vec<Output>,
+    task_tags: Vec<Tag>,
     create_time: String,
     update_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,20 +263,12 @@ struct TaskLog<'a> {
     terraform_logs: Vec<TerraformLog<'a>>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct TerraformLog<'a> {
-    command: &'a str,
-    stream: &'a str,
-    content: Cow<'a, str>,
-}
-
 /// The `TaskDetail` of `task`; `logs` fills `Log.TerraformLogs`.
 fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<'a>>>) -> TaskDetail<'a> {
     TaskDetail {
         task_id: &task.task_id,
-        task_type: task.task_type.as_str(),
-        status: task.status.as_str(),
+        task_type: task.task_type,
+        status: task.status,
         status_message: (task.status == TaskStatus::Failed).then_some(task.status_message.as_str()),
         provisioned_product_id: &task.provisioned_product_id,
         provisioned_product_name: &task.provisioned_product_name,
@@ -307,30 +277,17 @@ fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<
         product_version_id: &task.product_version_id,
         product_version_name: &task.product_version_name,
         portfolio_id: &task.portfolio_id,
-        parameters: masked_parameters(ctx, &task.parameters_sealed, &task.sensitive_parameters),
-        outputs: stored_json(&task.outputs),
-        task_tags: stored_json(&task.task_tags),
+        parameters: ctx.state.provisioner().masked(&task.parameters_sealed, &task.sensitive_parameters),
+        outputs: stored(&task.outputs),
+        task_tags: stored(&task.task_tags),
         create_time: format_time(task.created_at),
         update_time: format_time(task.updated_at),
         log: logs.map(|terraform_logs| TaskLog { terraform_logs }),
     }
 }
 
-/// Log chunks grouped per (command, stream) in order of first appearance.
-fn terraform_logs(chunks: &[crate::store::provisioning::LogChunk]) -> Vec<TerraformLog<'_>> {
-    let mut groups: Vec<TerraformLog> = Vec::new();
-    for c in chunks {
-        match groups.iter_mut().find(|g| g.command == c.command && g.stream == c.stream) {
-            Some(g) => g.content.to_mut().push_str(&c.content),
-            None => groups.push(TerraformLog { command: &c.command, stream: &c.stream, content: Cow::Borrowed(&c.content) }),
-        }
-    }
-    groups
-}
-
 pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer, ApiError> {
-    let record = ctx.store().task_with_logs(&req.task_id).await?.ok_or_else(task_not_found)?;
-    may_see_task(ctx, record.owner.as_deref())?;
+    let record = ctx.state.provisioner().task(ctx.principal, &req.task_id).await?.ok_or_else(task_not_found)?;
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct GetTaskAnswer<'a> {
@@ -340,43 +297,16 @@ pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer
 }
 
 pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Value, ApiError> {
-    if !ctx.principal.is_admin {
-        let owner = ctx.store().task_owner(&req.provisioned_product_id).await?;
-        if owner.as_deref() != Some(ctx.principal.principal_id.as_str()) {
-            return Err(ApiError::not_found("ProvisionedProduct", &req.provisioned_product_id));
-        }
-    }
-    let (tasks, total) = ctx.store().list_tasks(&req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
-    let mut out: Map<String, Value> = req.paging.response(total);
-    out.insert(
-        "TaskDetails".into(),
-        serde_json::to_value(tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>()).map_err(ApiError::internal)?,
-    );
-    Ok(Value::Object(out))
+    let (tasks, total) =
+        ctx.state.provisioner().tasks(ctx.principal, &req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
+    page_of(&req.paging, total, "TaskDetails", tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>())
 }
 
 /// Extension: the chunks of a task's log after `AfterSeq`, waiting up to `WaitSeconds` (≤ 20)
 /// for new output while the task runs. `Finished` says the log is complete.
-pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<Value, ApiError> {
-    let task = visible_task(ctx, &req.task_id).await?;
-    let after = req.after_seq.unwrap_or(0).max(0);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(req.wait_seconds.unwrap_or(0).clamp(0, 20) as u64);
-    let mut finished = task.status != TaskStatus::InProgress;
-    loop {
-        let chunks = ctx.store().task_logs(&task.task_id, after, 1000).await?;
-        if !chunks.is_empty() || finished || tokio::time::Instant::now() >= deadline {
-            let next = chunks.last().map_or(after, |c| c.seq);
-            let status =
-                if finished { ctx.store().task(&task.task_id).await?.map_or(task.status, |t| t.status) } else { TaskStatus::InProgress };
-            return Ok(json!({
-                "TaskId": task.task_id,
-                "Status": status,
-                "Finished": finished && chunks.len() < 1000,
-                "NextSeq": next,
-                "Chunks": chunks.iter().map(|c| json!({"Seq": c.seq, "Command": c.command, "Stream": c.stream, "Content": c.content})).collect::<Vec<_>>(),
-            }));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        finished = ctx.store().task(&task.task_id).await?.is_some_and(|t| t.status != TaskStatus::InProgress);
-    }
+pub(super) async fn get_task_log(ctx: &Ctx<'_>, req: TaskLogRequest) -> Result<Answer, ApiError> {
+    let provisioner = ctx.state.provisioner();
+    let after = req.after_seq.unwrap_or(0);
+    let page = provisioner.task_log(ctx.principal, &req.task_id, after, req.wait_seconds.unwrap_or(0)).await?;
+    Answer::serialize(&page.ok_or_else(task_not_found)?)
 }

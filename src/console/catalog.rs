@@ -216,7 +216,7 @@ fn text_field(name: &str, label: &str, value: &str, required: bool, hint: Option
 }
 
 /// Prefix of the form fields holding template parameters.
-const PARAM: &str = "param.";
+pub(super) const PARAM: &str = "param.";
 
 /// The inputs of a version's parameters: `current` holds the values in force (an update), the
 /// form the values just submitted. Sensitive values are never written back into the page.

@@ -105,6 +105,12 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<crate::catalog::error::DomainError> for PageError {
+    fn from(error: crate::catalog::error::DomainError) -> Self {
+        PageError::Api(error.into())
+    }
+}
+
 impl From<crate::store::StoreError> for PageError {
     fn from(error: crate::store::StoreError) -> Self {
         PageError::Api(error.into())

@@ -8,13 +8,17 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::html;
-use serde_json::Value;
 
 use super::html::{action_button, csrf_input, page, pager, seg, status};
+use super::provisioned::{outputs, page_of};
 use super::session::Session;
-use super::{call, list, respond, s, see_other, total, Form, PageError, PAGE_SIZE};
-use crate::api::action::Action;
-use crate::api::SharedState;
+use super::{respond, see_other, Form, PageError, PAGE_SIZE};
+use crate::api::error::ApiError;
+use crate::api::{format_time, SharedState};
+use crate::model::PlanStatus::{self, *};
+use crate::provisioning::plan::{PlanFilter, PlanScope, ResourceChange};
+use crate::provisioning::stored;
+use crate::store::SortOrder;
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -27,91 +31,88 @@ async fn index(State(state): State<SharedState>, session: Session, RawQuery(quer
     let query = Form::query(query.as_deref());
     let inbox = query.get("view") == Some("inbox");
     let page_number = query.page();
-    let mut params = vec![("PageNumber".to_string(), page_number.to_string()), ("PageSize".into(), PAGE_SIZE.to_string())];
-    if inbox {
-        params.push(("ApprovalFilter".into(), "ReceivedRequests".into()));
-    }
-    let answer = call(&state, &session, Action::ListProvisionedProductPlans, params).await?;
+    let filter = PlanFilter { scope: if inbox { PlanScope::ReceivedRequests } else { PlanScope::Own }, ..PlanFilter::default() };
+    let (plans, total) = state.provisioner().plans(&session.principal, filter, SortOrder::Desc, page_of(page_number)).await?;
     let view = if inbox { "inbox" } else { "" };
     let body = html! {
         nav.tabs aria-label="Plan views" {
             a href="/console/plans" aria-current=[(!inbox).then_some("page")] { "My plans" }
             a href="/console/plans?view=inbox" aria-current=[inbox.then_some("page")] { "Waiting for my approval" }
         }
-        @let plans = list(&answer, "/PlanDetails");
         @if plans.is_empty() { p { "No plans here." } }
         @else {
             table {
                 thead { tr { th { "Plan" } th { "Operation" } th { "Product" } th { "Status" } th { "Owner" } th { "Created" } } }
                 tbody {
-                    @for p in plans {
+                    @for (p, _) in &plans {
                         tr {
-                            td { a href={ "/console/plans/" (seg(s(p, "/PlanId"))) } { (s(p, "/PlanName")) } }
-                            td { (s(p, "/OperationType")) }
-                            td { (s(p, "/ProductName")) }
-                            td { (status(s(p, "/Status"))) }
-                            td { (s(p, "/OwnerPrincipalName")) }
-                            td { (s(p, "/CreateTime")) }
+                            td { a href={ "/console/plans/" (seg(&p.plan_id)) } { (p.plan_name) } }
+                            td { (p.operation_type.as_str()) }
+                            td { (p.product_name) }
+                            td { (status(p.status.as_str())) }
+                            td { (p.owner_principal_name) }
+                            td { (format_time(p.created_at)) }
                         }
                     }
                 }
             }
         }
-        (pager("/console/plans", &[("view", view)], page_number, PAGE_SIZE, total(&answer)))
+        (pager("/console/plans", &[("view", view)], page_number, PAGE_SIZE, total))
     };
     Ok(respond(StatusCode::OK, page(if inbox { "Approval inbox" } else { "Plans" }, Some(&session), body)))
 }
 
 async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let answer = call(&state, &session, Action::GetProvisionedProductPlan, [("PlanId", id.as_str())]).await?;
-    let plan = &answer["PlanDetail"];
-    let plan_status = s(plan, "/Status");
-    let mine = s(plan, "/OwnerPrincipalId") == session.principal.principal_id;
+    let provisioner = state.provisioner();
+    let plan = provisioner.plan(&session.principal, &id).await?;
+    let (records, plan) = (plan.records, plan.plan);
+    let version = state.store.product_version(&plan.product_version_id).await?.map(|v| v.product_version_name).unwrap_or_default();
+    let changes: Vec<ResourceChange> = stored(&plan.resource_changes);
+    let mine = plan.owner_principal_id == session.principal.principal_id;
     let path = format!("/console/plans/{}", seg(&id));
+    let can = |statuses: &[PlanStatus]| mine && statuses.contains(&plan.status);
     let body = html! {
-        @if plan_status == "PreviewInProgress" || plan_status == "ExecuteInProgress" {
+        @if matches!(plan.status, PreviewInProgress | ExecuteInProgress) {
             meta http-equiv="refresh" content="3";
             p.muted { "Working… this page refreshes by itself." }
         }
         dl.facts {
-            dt { "Status" } dd { (status(plan_status)) }
-            @if !s(plan, "/StatusMessage").is_empty() { dt { "Message" } dd { pre.message { (s(plan, "/StatusMessage")) } } }
-            dt { "Operation" } dd { (s(plan, "/OperationType")) }
-            dt { "Product" } dd { (s(plan, "/ProductName")) " " (s(&answer, "/ProductVersionDetail/ProductVersionName")) }
-            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(s(plan, "/ProvisionedProductId"))) } { (s(plan, "/ProvisionedProductName")) } }
-            dt { "Owner" } dd { (s(plan, "/OwnerPrincipalName")) }
-            @if !s(plan, "/TaskId").is_empty() { dt { "Task" } dd { a href={ "/console/tasks/" (seg(s(plan, "/TaskId"))) } { (s(plan, "/TaskId")) } } }
+            dt { "Status" } dd { (status(plan.status.as_str())) }
+            @if matches!(plan.status, PreviewFailed | ExecuteFailed) && !plan.status_message.is_empty() { dt { "Message" } dd { pre.message { (plan.status_message) } } }
+            dt { "Operation" } dd { (plan.operation_type.as_str()) }
+            dt { "Product" } dd { (plan.product_name) " " (version) }
+            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(&plan.provisioned_product_id)) } { (plan.provisioned_product_name) } }
+            dt { "Owner" } dd { (plan.owner_principal_name) }
+            @if let Some(task) = &plan.execute_task_id { dt { "Task" } dd { a href={ "/console/tasks/" (seg(task)) } { (task) } } }
         }
         h2 { "Resource changes" }
-        @let changes = list(&answer, "/ResourceChanges");
         @if changes.is_empty() { p.muted { "No resource changes (yet)." } }
         @else {
             table {
                 thead { tr { th { "Action" } th { "Resource" } th { "Type" } th { "Replacement" } } }
-                tbody { @for c in changes { tr { td { (s(c, "/Action")) } td { code { (s(c, "/LogicalResourceId")) } } td { (s(c, "/ResourceType")) } td { (s(c, "/Replacement")) } } } }
+                tbody { @for c in &changes { tr { td { (c.action) } td { code { (c.logical_resource_id) } } td { (c.resource_type) } td { (c.replacement) } } } }
             }
         }
         h2 { "Planned outputs" }
-        (super::provisioned::outputs(plan))
+        (outputs(&stored(&plan.planned_outputs)))
         h2 { "Parameters" }
-        dl.pairs { @for p in list(plan, "/Parameters") { dt { (s(p, "/ParameterKey")) } dd { code { (s(p, "/ParameterValue")) } } } }
-        @let records = list(plan, "/ApprovalDetail/OperationRecords");
+        dl.pairs { @for p in provisioner.masked(&plan.parameters_sealed, &plan.sensitive_parameters) { dt { (p.parameter_key) } dd { code { (p.parameter_value) } } } }
         @if !records.is_empty() {
             h2 { "Approval history" }
-            ul { @for r in records { li { (s(r, "/CreateTime")) ": " (s(r, "/Operator/PrincipalName")) " — " (s(r, "/ApprovalAction")) @if !s(r, "/Comment").is_empty() { ": " (s(r, "/Comment")) } } } }
+            ul { @for r in &records { li { (format_time(r.created_at)) ": " (r.operator_principal_name) " — " (r.approval_action) @if !r.comment.is_empty() { ": " (r.comment) } } } }
         }
         div.buttons {
-            @if mine && matches!(plan_status, "PreviewSuccess" | "ApplicationApproved") {
+            @if can(&[PreviewSuccess, ApplicationApproved]) {
                 (action_button(&session, &format!("{path}/execute"), "Execute", None))
             }
-            @if mine && matches!(plan_status, "PreviewSuccess" | "PreviewFailed" | "ApplicationInProgress" | "ApplicationApproved" | "ApplicationRejected") {
+            @if can(&[PreviewSuccess, PreviewFailed, ApplicationInProgress, ApplicationApproved, ApplicationRejected]) {
                 (action_button(&session, &format!("{path}/cancel"), "Cancel", Some("Cancel this plan?")))
             }
-            @if mine && !matches!(plan_status, "PreviewInProgress" | "ExecuteInProgress") {
+            @if mine && !matches!(plan.status, PreviewInProgress | ExecuteInProgress) {
                 (action_button(&session, &format!("{path}/delete"), "Delete", Some("Delete this plan?")))
             }
         }
-        @if plan_status == "ApplicationInProgress" && !mine {
+        @if plan.status == ApplicationInProgress && !mine {
             h2 { "Decide" }
             form.stack method="post" action={ (path) "/decide" } {
                 (csrf_input(&session))
@@ -124,7 +125,7 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
             }
         }
     };
-    Ok(respond(StatusCode::OK, page(&format!("Plan {}", s(plan, "/PlanName")), Some(&session), body)))
+    Ok(respond(StatusCode::OK, page(&format!("Plan {}", plan.plan_name), Some(&session), body)))
 }
 
 async fn operate(
@@ -135,23 +136,19 @@ async fn operate(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
-    let plan = [("PlanId", id.as_str())];
-    let location = format!("/console/plans/{}", seg(&id));
-    let answer: Value = match operation.as_str() {
-        "execute" => call(&state, &session, Action::ExecuteProvisionedProductPlan, plan).await?,
-        "cancel" => call(&state, &session, Action::CancelProvisionedProductPlan, plan).await?,
+    let (provisioner, principal) = (state.provisioner(), &session.principal);
+    match operation.as_str() {
+        "execute" => {
+            let queued = provisioner.execute(principal, &id).await?;
+            return Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))));
+        }
+        "cancel" => provisioner.cancel_plan(principal, &id).await?,
         "delete" => {
-            call(&state, &session, Action::DeleteProvisionedProductPlan, plan).await?;
+            provisioner.delete_plan(principal, &id).await?;
             return Ok(see_other("/console/plans"));
         }
-        "decide" => {
-            let params = [("PlanId", id.as_str()), ("ApprovalAction", form.text("decision")), ("Comment", form.text("comment"))];
-            call(&state, &session, Action::ApproveProvisionedProductPlan, params.into_iter().filter(|(_, v)| !v.is_empty())).await?
-        }
-        _ => return Err(PageError::Api(crate::api::error::ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))),
-    };
-    Ok(match s(&answer, "/TaskId") {
-        "" => see_other(&location),
-        task => see_other(&format!("/console/tasks/{}", seg(task))),
-    })
+        "decide" => provisioner.decide_plan(principal, &id, form.text("decision").parse()?, form.text("comment").to_string()).await?,
+        _ => return Err(PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))),
+    }
+    Ok(see_other(&format!("/console/plans/{}", seg(&id))))
 }

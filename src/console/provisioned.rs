@@ -10,13 +10,18 @@ use axum::Router;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::catalog::{parameter_fields, parameters_from_form, tags_from_form};
+use super::catalog::parameter_fields;
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::session::Session;
-use super::{call, list, respond, s, see_other, total, Form, PageError, PAGE_SIZE};
+use super::{call, list, respond, s, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::SharedState;
+use crate::api::{format_time, SharedState};
+use crate::model::ProvisionedProductStatus;
+use crate::provisioning::queue::Update;
+use crate::provisioning::{stored, Output};
+use crate::store::provisioning::ProvisionedProduct;
+use crate::store::{Page, SortOrder};
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -26,29 +31,29 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned/{id}/terminate", post(terminate))
 }
 
+/// The first page of a console list, or the one asked for.
+pub(super) fn page_of(number: i64) -> Page {
+    Page { number, size: PAGE_SIZE }
+}
+
 async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let (q, page_number) = (query.text("q"), query.page());
     let account = query.get("scope") == Some("account");
-    let mut params = vec![("PageNumber".to_string(), page_number.to_string()), ("PageSize".into(), PAGE_SIZE.to_string())];
-    if account {
-        params.push(("AccessLevelFilter".into(), "Account".into()));
-    }
-    if !q.is_empty() {
-        params.extend([("Filters.1.Key".into(), "FullTextSearch".into()), ("Filters.1.Value".into(), q.to_string())]);
-    }
-    let answer = call(&state, &session, Action::ListProvisionedProducts, params).await?;
+    let full_text = (!q.is_empty()).then(|| q.to_string());
+    let (products, total) =
+        state.provisioner().list(&session.principal, account, None, full_text, SortOrder::Desc, page_of(page_number)).await?;
     let scope = if account { "account" } else { "" };
     let body = html! {
         (filter_form("/console/provisioned", "Search", q, &[("scope", scope)]))
-        (table(list(&answer, "/ProvisionedProductDetails"), account))
-        (pager("/console/provisioned", &[("q", q), ("scope", scope)], page_number, PAGE_SIZE, total(&answer)))
+        (table(&products, account))
+        (pager("/console/provisioned", &[("q", q), ("scope", scope)], page_number, PAGE_SIZE, total))
     };
     let title = if account { "All provisioned products" } else { "My provisioned products" };
     Ok(respond(StatusCode::OK, page(title, Some(&session), body)))
 }
 
-fn table(products: &[Value], with_owner: bool) -> Markup {
+fn table(products: &[ProvisionedProduct], with_owner: bool) -> Markup {
     html! {
         @if products.is_empty() { p { "Nothing is provisioned yet. " a href="/console/catalog" { "Launch a product from the catalog." } } }
         @else {
@@ -57,12 +62,12 @@ fn table(products: &[Value], with_owner: bool) -> Markup {
                 tbody {
                     @for p in products {
                         tr {
-                            td { a href={ "/console/provisioned/" (seg(s(p, "/ProvisionedProductId"))) } { (s(p, "/ProvisionedProductName")) } }
-                            td { (s(p, "/ProductName")) }
-                            td { (s(p, "/ProductVersionName")) }
-                            td { (status(s(p, "/Status"))) }
-                            @if with_owner { td { (s(p, "/OwnerPrincipalId")) } }
-                            td { (s(p, "/CreateTime")) }
+                            td { a href={ "/console/provisioned/" (seg(&p.provisioned_product_id)) } { (p.provisioned_product_name) } }
+                            td { (p.product_name) }
+                            td { (p.product_version_name) }
+                            td { (status(p.status.as_str())) }
+                            @if with_owner { td { (p.owner_principal_id) } }
+                            td { (format_time(p.created_at)) }
                         }
                     }
                 }
@@ -71,16 +76,15 @@ fn table(products: &[Value], with_owner: bool) -> Markup {
     }
 }
 
-/// A definition list of a task's outputs.
-pub(super) fn outputs(task: &Value) -> Markup {
+/// A definition list of a task's outputs, or a plan's planned ones.
+pub(super) fn outputs(outputs: &[Output]) -> Markup {
     html! {
-        @let outputs = list(task, "/Outputs");
         @if outputs.is_empty() { p.muted { "No outputs." } }
         @else {
             dl.outputs {
                 @for o in outputs {
-                    dt { (s(o, "/OutputKey")) }
-                    dd { code { (s(o, "/OutputValue")) } @if !s(o, "/Description").is_empty() { br; small { (s(o, "/Description")) } } }
+                    dt { (o.output_key) }
+                    dd { code { (o.output_value.as_deref().unwrap_or_default()) } @if !o.description.is_empty() { br; small { (o.description) } } }
                 }
             }
         }
@@ -88,25 +92,24 @@ pub(super) fn outputs(task: &Value) -> Markup {
 }
 
 async fn detail(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let pp = call(&state, &session, Action::GetProvisionedProduct, [("ProvisionedProductId", id.as_str())]).await?;
-    let pp = &pp["ProvisionedProductDetail"];
-    let tasks = call(&state, &session, Action::ListTasks, [("ProvisionedProductId", id.as_str()), ("PageSize", "20")]).await?;
-    let last_good = s(pp, "/LastSuccessfulProvisioningTaskId");
-    let outputs_task = match last_good {
-        "" => None,
-        task_id => Some(call(&state, &session, Action::GetTask, [("TaskId", task_id)]).await?),
+    let provisioner = state.provisioner();
+    let pp = provisioner.visible(&session.principal, &id).await?;
+    let (tasks, _) = provisioner.tasks(&session.principal, &id, SortOrder::Desc, page_of(1)).await?;
+    let outputs_task = match &pp.last_successful_provisioning_task_id {
+        Some(task_id) => provisioner.task(&session.principal, task_id).await?,
+        None => None,
     };
-    let changing = s(pp, "/Status") == "UnderChange";
+    let changing = pp.status == ProvisionedProductStatus::UnderChange;
     let path = format!("/console/provisioned/{}", seg(&id));
     let body = html! {
         dl.facts {
-            dt { "Status" } dd { (status(s(pp, "/Status"))) }
-            @if !s(pp, "/StatusMessage").is_empty() { dt { "Message" } dd { (s(pp, "/StatusMessage")) } }
-            dt { "Product" } dd { (s(pp, "/ProductName")) " " (s(pp, "/ProductVersionName")) }
-            dt { "Region" } dd { (s(pp, "/StackRegionId")) }
+            dt { "Status" } dd { (status(pp.status.as_str())) }
+            @if pp.status == ProvisionedProductStatus::Error && !pp.status_message.is_empty() { dt { "Message" } dd { (pp.status_message) } }
+            dt { "Product" } dd { (pp.product_name) " " (pp.product_version_name) }
+            dt { "Region" } dd { (pp.stack_region_id) }
             dt { "Id" } dd { code { (id) } }
-            dt { "Created" } dd { (s(pp, "/CreateTime")) }
-            @if !s(pp, "/LastTaskId").is_empty() { dt { "Last task" } dd { a href={ "/console/tasks/" (seg(s(pp, "/LastTaskId"))) } { (s(pp, "/LastTaskId")) } } }
+            dt { "Created" } dd { (format_time(pp.created_at)) }
+            @if let Some(task) = &pp.last_task_id { dt { "Last task" } dd { a href={ "/console/tasks/" (seg(task)) } { (task) } } }
         }
         @if !changing {
             div.buttons {
@@ -115,48 +118,47 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
             }
         } @else { p.muted { "A change is under way; update and terminate are possible once it ends." } }
         h2 { "Outputs" }
-        @if let Some(task) = &outputs_task { (outputs(&task["TaskDetail"])) } @else { p.muted { "No successful launch yet." } }
+        @if let Some(record) = &outputs_task { (outputs(&stored(&record.task.outputs))) } @else { p.muted { "No successful launch yet." } }
         h2 { "Tasks" }
         table {
             thead { tr { th { "Task" } th { "Type" } th { "Status" } th { "Created" } } }
             tbody {
-                @for t in list(&tasks, "/TaskDetails") {
+                @for t in &tasks {
                     tr {
-                        td { a href={ "/console/tasks/" (seg(s(t, "/TaskId"))) } { (s(t, "/TaskId")) } }
-                        td { (s(t, "/TaskType")) }
-                        td { (status(s(t, "/Status"))) }
-                        td { (s(t, "/CreateTime")) }
+                        td { a href={ "/console/tasks/" (seg(&t.task_id)) } { (t.task_id) } }
+                        td { (t.task_type.as_str()) }
+                        td { (status(t.status.as_str())) }
+                        td { (format_time(t.created_at)) }
                     }
                 }
             }
         }
     };
-    Ok(respond(StatusCode::OK, page(s(pp, "/ProvisionedProductName"), Some(&session), body)))
+    Ok(respond(StatusCode::OK, page(&pp.provisioned_product_name, Some(&session), body)))
 }
 
 /// The provisioned product, its product's versions, the chosen version and the parameters in force.
 struct UpdateContext {
-    pp: Value,
+    pp: ProvisionedProduct,
     versions: Value,
     version: Value,
     current: Vec<(String, String)>,
 }
 
-async fn update_context(state: &SharedState, session: &Session, id: &str, version_id: &str) -> Result<UpdateContext, ApiError> {
-    let pp = call(state, session, Action::GetProvisionedProduct, [("ProvisionedProductId", id)]).await?["ProvisionedProductDetail"].take();
-    let versions = call(state, session, Action::ListProductVersions, [("ProductId", s(&pp, "/ProductId"))]).await?;
-    let version_id = if version_id.is_empty() { s(&pp, "/ProductVersionId") } else { version_id };
+async fn update_context(state: &SharedState, session: &Session, id: &str, version_id: &str) -> Result<UpdateContext, PageError> {
+    let provisioner = state.provisioner();
+    let pp = provisioner.visible(&session.principal, id).await?;
+    let versions = call(state, session, Action::ListProductVersions, [("ProductId", pp.product_id.as_str())]).await?;
+    let version_id = if version_id.is_empty() { &pp.product_version_id } else { version_id };
     let version = call(state, session, Action::GetProductVersion, [("ProductVersionId", version_id)]).await?;
-    let task_id = s(&pp, "/LastProvisioningTaskId");
-    let current = if task_id.is_empty() {
-        Vec::new()
-    } else {
-        let task = call(state, session, Action::GetTask, [("TaskId", task_id)]).await?;
-        list(&task, "/TaskDetail/Parameters")
-            .iter()
-            .map(|p| (s(p, "/ParameterKey").to_string(), s(p, "/ParameterValue").to_string()))
-            .collect()
+    let current = match &pp.last_provisioning_task_id {
+        Some(task_id) => match provisioner.task(&session.principal, task_id).await? {
+            Some(record) => provisioner.masked(&record.task.parameters_sealed, &record.task.sensitive_parameters),
+            None => return Err(crate::api::task_not_found().into()),
+        },
+        None => Vec::new(),
     };
+    let current = current.into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect();
     Ok(UpdateContext { pp, versions, version, current })
 }
 
@@ -175,20 +177,31 @@ async fn update(State(state): State<SharedState>, session: Session, Path(id): Pa
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let context = update_context(&state, &session, &id, form.text("version")).await?;
-    let mut params = vec![
-        ("ProvisionedProductId".to_string(), id.clone()),
-        ("ProductId".into(), s(&context.pp, "/ProductId").to_string()),
-        ("ProductVersionId".into(), s(&context.version, "/ProductVersionDetail/ProductVersionId").to_string()),
-    ];
-    params.extend(parameters_from_form(&form));
-    params.extend(tags_from_form(&form));
-    match call(&state, &session, Action::UpdateProvisionedProduct, params).await {
-        Ok(answer) => Ok(see_other(&format!("/console/tasks/{}", seg(s(&answer, "/TaskId"))))),
+    let update = Update {
+        provisioned_product_id: id.clone(),
+        product_id: context.pp.product_id.clone(),
+        version_id: s(&context.version, "/ProductVersionDetail/ProductVersionId").to_string(),
+        portfolio_id: None,
+        parameters: parameters_from_form(&form),
+        tags: tags_from_form(&form),
+    };
+    match state.provisioner().update(&session.principal, update).await.map_err(ApiError::from) {
+        Ok(queued) => Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id)))),
         Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => {
             Ok(render_update(&session, &id, &context, &form, Some(&e), e.status()))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The non-empty parameter fields of a form.
+pub(super) fn parameters_from_form(form: &Form) -> Vec<(String, String)> {
+    form.prefixed(super::catalog::PARAM).filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The `key=value` lines of a form's tags field.
+pub(super) fn tags_from_form(form: &Form) -> Vec<(String, String)> {
+    form.text("tags").lines().filter_map(|line| line.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
 fn render_update(
@@ -223,11 +236,11 @@ fn render_update(
             button type="submit" { "Update" }
         }
     };
-    respond(status, page(&format!("Update {}", s(&context.pp, "/ProvisionedProductName")), Some(session), body))
+    respond(status, page(&format!("Update {}", context.pp.provisioned_product_name), Some(session), body))
 }
 
 async fn terminate(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
     session.check_csrf(&Form::parse(&body))?;
-    let answer = call(&state, &session, Action::TerminateProvisionedProduct, [("ProvisionedProductId", id.as_str())]).await?;
-    Ok(see_other(&format!("/console/tasks/{}", seg(s(&answer, "/TaskId")))))
+    let queued = state.provisioner().terminate(&session.principal, &id).await?;
+    Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }

@@ -8,49 +8,56 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use maud::html;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::html::{page, seg, status};
 use super::provisioned::outputs;
 use super::session::Session;
-use super::{call, list, respond, s, Form, PageError};
-use crate::api::action::Action;
-use crate::api::SharedState;
+use super::{respond, Form, PageError};
+use crate::api::error::ApiError;
+use crate::api::{format_time, task_not_found, SharedState};
+use crate::model::TaskStatus;
+use crate::provisioning::task::terraform_logs;
+use crate::provisioning::{stored, Parameter, Tag};
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new().route("/console/tasks/{id}", get(task)).route("/console/tasks/{id}/log", get(log))
 }
 
 async fn task(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let answer = call(&state, &session, Action::GetTask, [("TaskId", id.as_str())]).await?;
-    let task = &answer["TaskDetail"];
-    let running = s(task, "/Status") == "InProgress";
+    let provisioner = state.provisioner();
+    let record = provisioner.task(&session.principal, &id).await?.ok_or_else(task_not_found)?;
+    let task = &record.task;
+    let running = task.status == TaskStatus::InProgress;
+    let (created, updated) = (format_time(task.created_at), format_time(task.updated_at));
+    let parameters = provisioner.masked(&task.parameters_sealed, &task.sensitive_parameters);
+    let tags: Vec<Tag> = stored(&task.task_tags);
     let body = html! {
         dl.facts {
-            dt { "Status" } dd #task-status { (status(s(task, "/Status"))) }
-            @if !s(task, "/StatusMessage").is_empty() { dt { "Message" } dd { pre.message { (s(task, "/StatusMessage")) } } }
-            dt { "Type" } dd { (s(task, "/TaskType")) }
-            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(s(task, "/ProvisionedProductId"))) } { (s(task, "/ProvisionedProductName")) } }
-            dt { "Product" } dd { (s(task, "/ProductName")) " " (s(task, "/ProductVersionName")) }
-            dt { "Started" } dd { time datetime=(s(task, "/CreateTime")) { (s(task, "/CreateTime")) } }
-            dt { "Elapsed" } dd #task-elapsed data-start=(s(task, "/CreateTime")) data-end=[(!running).then(|| s(task, "/UpdateTime"))] { (elapsed(s(task, "/CreateTime"), s(task, "/UpdateTime"))) }
+            dt { "Status" } dd #task-status { (status(task.status.as_str())) }
+            @if task.status == TaskStatus::Failed && !task.status_message.is_empty() { dt { "Message" } dd { pre.message { (task.status_message) } } }
+            dt { "Type" } dd { (task.task_type.as_str()) }
+            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(&task.provisioned_product_id)) } { (task.provisioned_product_name) } }
+            dt { "Product" } dd { (task.product_name) " " (task.product_version_name) }
+            dt { "Started" } dd { time datetime=(created) { (created) } }
+            dt { "Elapsed" } dd #task-elapsed data-start=(created) data-end=[(!running).then_some(&updated)] { (elapsed(&created, &updated)) }
         }
         h2 { "Parameters" }
-        (pairs(list(task, "/Parameters"), "/ParameterKey", "/ParameterValue"))
+        (pairs(parameters.iter().map(|p: &Parameter| (p.parameter_key.as_str(), p.parameter_value.as_str()))))
         h2 { "Tags" }
-        (pairs(list(task, "/TaskTags"), "/Key", "/Value"))
+        (pairs(tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))))
         h2 { "Outputs" }
-        @if running { p.muted { "Outputs appear when the task has finished." } } @else { (outputs(task)) }
+        @if running { p.muted { "Outputs appear when the task has finished." } } @else { (outputs(&stored(&task.outputs))) }
         h2 { "Terraform" }
         @if running {
             noscript { p { "The task is running: " a href="" { "reload" } " to see its progress." } }
             div #task-log.log aria-live="polite" data-log=(format!("/console/tasks/{}/log", seg(&id))) {}
         } @else {
             div.log {
-                @for l in list(task, "/Log/TerraformLogs") {
+                @for l in terraform_logs(&record.log) {
                     details open {
-                        summary { "terraform " (s(l, "/Command")) " · " (s(l, "/Stream")) }
-                        pre { (s(l, "/Content")) }
+                        summary { "terraform " (l.command) " · " (l.stream) }
+                        pre { (l.content) }
                     }
                 }
             }
@@ -75,10 +82,10 @@ fn elapsed(start: &str, end: &str) -> String {
     }
 }
 
-fn pairs(items: &[Value], key: &str, value: &str) -> maud::Markup {
+fn pairs<'a>(items: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> maud::Markup {
     html! {
-        @if items.is_empty() { p.muted { "None." } }
-        @else { dl.pairs { @for i in items { dt { (s(i, key)) } dd { code { (s(i, value)) } } } } }
+        @if items.len() == 0 { p.muted { "None." } }
+        @else { dl.pairs { @for (key, value) in items { dt { (key) } dd { code { (value) } } } } }
     }
 }
 
@@ -92,9 +99,10 @@ async fn log(
     let Ok(session) = session else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"Message": "Your session has ended: sign in again."}))).into_response();
     };
-    let after = Form::query(query.as_deref()).get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0).to_string();
-    match call(&state, &session, Action::GetTaskLog, [("TaskId", id.as_str()), ("AfterSeq", after.as_str()), ("WaitSeconds", "15")]).await {
-        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+    let after = Form::query(query.as_deref()).get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+    match state.provisioner().task_log(&session.principal, &id, after, 15).await.map_err(ApiError::from) {
+        Ok(Some(page)) => (StatusCode::OK, Json(page)).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"Message": task_not_found().message()}))).into_response(),
         Err(e) => (e.status(), Json(json!({"Message": e.message()}))).into_response(),
     }
 }

@@ -8,8 +8,11 @@
 pub mod job;
 pub mod plan;
 pub mod queue;
+pub mod task;
 
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType};
 use crate::catalog::error::DomainError;
@@ -333,18 +336,73 @@ pub fn check_owner(principal: &Principal, pp: &ProvisionedProduct) -> Result<(),
     Err(DomainError::not_found("ProvisionedProduct", &pp.provisioned_product_id))
 }
 
-/// `[{ParameterKey, ParameterValue}]` as stored (sealed) with tasks.
-pub fn parameters_json(parameters: &[(String, String)]) -> String {
-    Value::Array(parameters.iter().map(|(k, v)| json!({"ParameterKey": k, "ParameterValue": v})).collect()).to_string()
+/// A parameter as tasks and plans keep it (a sealed JSON array) and callers read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Parameter {
+    pub parameter_key: String,
+    #[serde(default)]
+    pub parameter_value: String,
 }
 
-/// Parameters from their stored JSON form.
+/// A tag as tasks and plans keep it (a JSON array) and callers read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// An output of a task, or one a plan promises (without a value while it is unknown until apply).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    pub output_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_value: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A JSON array the store keeps in a text column, decoded (empty if it is not one).
+pub fn stored<T: DeserializeOwned>(text: &str) -> Vec<T> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Parameters in their stored form.
+pub fn parameters_json(parameters: &[(String, String)]) -> String {
+    let list: Vec<Parameter> = parameters.iter().map(|(k, v)| Parameter { parameter_key: k.clone(), parameter_value: v.clone() }).collect();
+    serde_json::to_string(&list).expect("parameters serialise")
+}
+
+/// Parameters from their stored form.
 pub fn parameters_from_json(text: &str) -> Vec<(String, String)> {
-    serde_json::from_str::<Vec<Value>>(text)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| Some((p["ParameterKey"].as_str()?.to_string(), p["ParameterValue"].as_str().unwrap_or_default().to_string())))
-        .collect()
+    stored::<Parameter>(text).into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect()
+}
+
+/// Tags in their stored form.
+pub fn tags_json(tags: &[(String, String)]) -> String {
+    let list: Vec<Tag> = tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect();
+    serde_json::to_string(&list).expect("tags serialise")
+}
+
+/// Tags from their stored form.
+pub fn tags_from_json(text: &str) -> Vec<(String, String)> {
+    stored::<Tag>(text).into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+/// `403 Forbidden.AdministratorOnly` for an end user asking what only administrators may.
+pub fn administrators_only(principal: &Principal, action: &str, message: String) -> Result<(), DomainError> {
+    if principal.is_admin {
+        return Ok(());
+    }
+    Err(DomainError::Forbidden {
+        reason: "AdministratorOnly",
+        message,
+        detail: json!({"AuthAction": format!("servicecatalog:{action}"), "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
+    })
 }
 
 /// Update parameters: the previous values the new version still declares, overlaid with the
@@ -387,6 +445,7 @@ mod tests {
     fn parameters_round_trip_and_merge() {
         let params = vec![p("a", "1"), p("b", "x y")];
         assert_eq!(parameters_from_json(&parameters_json(&params)), params);
+        assert_eq!(tags_from_json(&tags_json(&params)), params);
         let declared: Vec<ParameterConstraint> = ["a", "c"]
             .iter()
             .map(|n| ParameterConstraint {

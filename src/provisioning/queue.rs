@@ -2,17 +2,21 @@
 //! each validated ([`super::resolve`]), written with its task in one transaction, and announced
 //! to the engine. Front ends (the API, the console) and, next, schedulers call these.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{parameters_from_json, parameters_json, resolve, resolve_on_product, same_parameters, Change, ChangeRequest, ProductChange};
+use super::{
+    parameters_from_json, parameters_json, resolve, resolve_on_product, same_parameters, stored, tags_from_json, tags_json, Change,
+    ChangeRequest, Parameter, ProductChange,
+};
 use crate::auth::secrets::SecretBox;
 use crate::catalog::error::DomainError;
+use crate::catalog::parameters::MASK;
 use crate::engine::Engine;
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use crate::store::plan::{ExecutionRefusal, Plan};
 use crate::store::principal::Principal;
-use crate::store::provisioning::{ProvisionedProduct, Task};
-use crate::store::{now_ms, Store};
+use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
+use crate::store::{now_ms, Page, SortOrder, Store};
 
 /// What a provisioning operation needs from the node.
 pub struct Provisioner<'a> {
@@ -22,6 +26,8 @@ pub struct Provisioner<'a> {
     pub secrets: &'a SecretBox,
     /// The regions this service offers.
     pub regions: Vec<String>,
+    /// The account this service serves.
+    pub account_id: &'a str,
     /// Woken when a task is queued.
     pub engine: &'a Engine,
 }
@@ -111,20 +117,6 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
     }
 }
 
-/// `[{Key, Value}]`, as tasks and plans keep tags.
-pub fn tags_json(tags: &[(String, String)]) -> String {
-    Value::Array(tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect()).to_string()
-}
-
-/// Tags from their stored form.
-pub fn tags_from_json(text: &str) -> Vec<(String, String)> {
-    serde_json::from_str::<Vec<Value>>(text)
-        .unwrap_or_default()
-        .iter()
-        .map(|t| (t["Key"].as_str().unwrap_or_default().to_string(), t["Value"].as_str().unwrap_or_default().to_string()))
-        .collect()
-}
-
 /// Longest `ProvisionedProductName`.
 const MAX_NAME_CHARS: usize = 128;
 
@@ -134,6 +126,42 @@ impl Provisioner<'_> {
         let pp = self.store.provisioned_product(id).await?.ok_or_else(|| DomainError::not_found("ProvisionedProduct", id))?;
         super::check_owner(principal, &pp)?;
         Ok(pp)
+    }
+
+    /// Live provisioned products: the caller's own, or (`account`, administrators only) every
+    /// user's; by exact name or a substring of it.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        account: bool,
+        name: Option<String>,
+        full_text: Option<String>,
+        order: SortOrder,
+        page: Page,
+    ) -> Result<(Vec<ProvisionedProduct>, i64), DomainError> {
+        if account {
+            super::administrators_only(
+                principal,
+                "ListProvisionedProducts",
+                "AccessLevelFilter=Account lists every user's provisioned products and is allowed to administrators only.".into(),
+            )?;
+        }
+        let query = ProvisionedProductQuery { owner_principal_id: (!account).then(|| principal.principal_id.clone()), name, full_text };
+        Ok(self.store.list_provisioned_products(&query, order, page).await?)
+    }
+
+    /// The parameters sealed in a task or plan, the sensitive ones (`sensitive_json`, a JSON
+    /// array of names) masked.
+    pub fn masked(&self, parameters_sealed: &str, sensitive_json: &str) -> Vec<Parameter> {
+        let sensitive: Vec<String> = stored(sensitive_json);
+        let parameters: Vec<Parameter> = self.secrets.open(parameters_sealed).map(|p| stored(&p)).unwrap_or_default();
+        parameters
+            .into_iter()
+            .map(|p| match sensitive.contains(&p.parameter_key) {
+                true => Parameter { parameter_value: MASK.to_string(), ..p },
+                false => p,
+            })
+            .collect()
     }
 
     /// The parameters `pp` last applied.
@@ -231,7 +259,7 @@ impl Provisioner<'_> {
 
     /// Queues the task of a plan ready to execute (its status and approval checked by the
     /// caller), moving the plan to `ExecuteInProgress` in the same transaction.
-    pub async fn execute_plan(&self, plan: &Plan) -> Result<Result<Queued, ExecutionRefusal>, DomainError> {
+    pub(super) async fn queue_plan(&self, plan: &Plan) -> Result<Result<Queued, ExecutionRefusal>, DomainError> {
         let version = self
             .store
             .product_version(&plan.product_version_id)

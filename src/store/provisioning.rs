@@ -74,7 +74,8 @@ record! {
 }
 
 /// One chunk of a task's Terraform output.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct LogChunk {
     /// Position in the task's log, from 1.
     pub seq: i64,
