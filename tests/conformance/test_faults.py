@@ -149,7 +149,10 @@ def test_a_node_paused_past_its_lease_writes_nothing_when_it_resumes(cluster, pa
     assert outputs(get_task(on_b, update_task))["dir"]["OutputValue"] == "b"
     assert sandbox_files(b, pp_id) == {"b/page.txt": "made by b"}
 
-    # a terminate through B removes what B's state holds: nothing is left behind
+    # a terminate through B removes what B's state holds: nothing is left behind. A stops first:
+    # the sandbox provider's files are local to the node that ran the task, and A's idle worker
+    # could otherwise claim the terminate and destroy in its own sandbox.
+    a.stop()
     done = wait_task(on_b, terminate(on_b, pp_id), deadline=DEADLINE)
     assert done["Status"] == "Succeeded", done
     wait_pp_gone(on_b, pp_id)
