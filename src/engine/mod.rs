@@ -3,15 +3,17 @@
 //! wake at once when a task is queued on this node; a slow poll covers tasks queued elsewhere. A
 //! reaper fails the tasks whose lease expired (their worker died) so that no task stays
 //! `InProgress` and no product stays `UnderChange`, salvaging the state a killed Terraform left.
-//! Plans' previews ([`preview`]) are jobs of the same workers under the same lease machinery; a
-//! task executing a plan applies the plan's saved file instead of planning afresh.
+//! Tasks ([`task`]) and plans' previews ([`preview`]) are the two kinds of [`job`], under the same
+//! lease machinery; a job's failure is an [`EngineError`], whose text is its `StatusMessage`.
 
+mod job;
 mod logs;
 mod plan_summary;
 mod preview;
 pub mod redact;
 pub mod runner;
 pub mod sandbox;
+mod task;
 pub mod terraform;
 mod workspace;
 
@@ -26,13 +28,13 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use crate::auth::secrets::SecretBox;
-use crate::model::OperationType;
-use crate::store::plan::Plan;
-use crate::store::provisioning::{state_serial, Fence, StateSaved, Task, TaskOutcome};
+use crate::store::provisioning::{state_serial, Fence, StateSaved, Task};
 use crate::store::{Store, StoreError};
+use job::Job;
+pub use job::Site;
 pub use logs::TaskLog;
-use terraform::{error_summary, RunError, Terraform};
-pub use workspace::{typed_variable, InputError, TaskInputs};
+use terraform::Terraform;
+pub use workspace::{typed_variable, TaskInputs};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -63,16 +65,8 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a
 /// What the engine asks the domain for a job (implemented over the catalog by the provisioning
 /// services): the engine knows Terraform, working directories and leases, not products.
 pub trait JobSource: Send + Sync {
-    /// The inputs of a change of `version_id` with these (sealed) parameters and launch role.
-    fn inputs<'a>(
-        &'a self,
-        version_id: &'a str,
-        parameters_sealed: &'a str,
-        launch_role: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<TaskInputs, InputError>>;
-
-    /// Whether the jobs of the (portfolio, product) launch option may reach the network.
-    fn network_allowed<'a>(&'a self, portfolio_id: &'a str, product_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// The inputs of a job at `site`, or why it cannot run.
+    fn inputs<'a>(&'a self, site: &'a Site<'a>) -> BoxFuture<'a, Result<TaskInputs, EngineError>>;
 }
 
 /// The worker pool of one node.
@@ -219,318 +213,47 @@ impl Engine {
         }
     }
 
-    /// Worker `slot`'s loop: claims and runs jobs until the engine drains.
-    async fn work(self: Arc<Self>, slot: usize) {
-        let worker = format!("{}/{slot}", self.node_id);
-        let lease_ms = self.config.lease.as_millis() as i64;
-        let mut phase = self.phase.subscribe();
-        while *phase.borrow_and_update() == Phase::Running {
-            match self.store.claim_task(&worker, lease_ms).await {
-                Ok(Some((task, fence))) => {
-                    self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.run(task, fence, slot).await;
-                    self.busy.fetch_sub(1, Ordering::Relaxed);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot claim tasks"),
-            }
-            match self.store.claim_preview(&worker, lease_ms).await {
-                Ok(Some((plan, fence))) => {
-                    self.busy.fetch_add(1, Ordering::Relaxed);
-                    self.preview(plan, fence, slot).await;
-                    self.busy.fetch_sub(1, Ordering::Relaxed);
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot claim plan previews"),
-            }
-            // Woken at once for tasks queued here and at shutdown; the timeout covers other nodes and errors.
-            tokio::select! {
-                _ = tokio::time::timeout(Duration::from_secs(2), self.wake.notified()) => {}
-                _ = phase.changed() => {}
-            }
-        }
-    }
-
-    /// Runs one claimed task to its end, then records the outcome if `fence` is still current
-    /// (waiting out a database outage, bounded, as for its state). Once the task is taken over,
-    /// its Terraform is killed and nothing more is written.
-    async fn run(&self, task: Task, fence: Fence, slot: usize) {
-        tracing::info!(task_id = %task.task_id, task_type = %task.task_type, "task started");
-        let started = std::time::Instant::now();
-        let (cancel_tx, cancel_rx) = watch::channel(None);
-        let heartbeat = self.heartbeat(Lease::Task(&fence), cancel_tx);
-        tokio::pin!(heartbeat);
-        let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
-        let flusher = log.flush_in_background();
-        let outcome = tokio::select! {
-            outcome = self.execute(&task, &fence, slot, &log, cancel_rx) => Some(outcome),
-            () = &mut heartbeat => None,
-        };
-        flusher.stop().await;
-        let dir = self.work_dir(&task.task_id);
-        let Some(outcome) = outcome else {
-            let _ = std::fs::remove_dir_all(&dir);
-            tracing::warn!(task_id = %task.task_id, "the task was taken over by another worker: its Terraform was stopped and nothing more is written");
-            return;
-        };
-        let last_log = log.take_pending();
-        self.config.metrics.observe_task(task.task_type.as_str(), outcome_name(&outcome), started.elapsed());
-        // The lease is renewed until the outcome is recorded.
-        let recorded = tokio::select! {
-            recorded = patiently(&task.task_id, "record the task outcome", || self.store.finish_task(&task, Some(&fence), &outcome, &last_log)) => recorded,
-            () = &mut heartbeat => Ok(false),
-        };
-        match recorded {
-            Ok(true) => tracing::info!(task_id = %task.task_id, outcome = ?outcome_name(&outcome), "task finished"),
-            Ok(false) => {
-                tracing::warn!(task_id = %task.task_id, chunks = last_log.len(), "task outcome and last log lines not recorded: the lease was lost")
-            }
-            Err(e) => {
-                // The working directory stays: when the lease expires, the reaper salvages its state.
-                tracing::error!(task_id = %task.task_id, error = %e, "cannot record the task outcome; its lease will expire");
-                return;
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// Renews the lease of a job (on the database's clock) until it is taken over: then kills the
-    /// job's Terraform process group at once, signals cancellation and returns. When no renewal
-    /// has succeeded for a whole lease (the database is unreachable, or this process was paused),
-    /// another node may be taking the job over: Terraform is killed at once and the job stops,
-    /// while renewals go on. Signals cancellation (a graceful interrupt) when the engine aborts at
-    /// shutdown, and goes on renewing while the job stops.
-    async fn heartbeat(&self, lease: Lease<'_>, cancel: watch::Sender<Option<String>>) {
-        let lease_ms = self.config.lease.as_millis() as i64;
-        let fence = lease.fence();
-        let mut tick = tokio::time::interval(self.config.lease / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut phase = self.phase.subscribe();
-        let mut aborted = false;
-        let mut stopped = false;
-        // The lease was set by the claim, before this instant.
-        let mut renewed = tokio::time::Instant::now();
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = phase.wait_for(|p| *p == Phase::Aborting), if !aborted => {
-                    aborted = true;
-                    let _ = cancel.send(Some(SHUTDOWN_MESSAGE.into()));
-                    continue;
-                }
-            }
-            if !stopped && renewed.elapsed() >= self.config.lease {
-                stopped = true;
-                terraform::kill_leftover_group(&self.work_dir(&fence.job_id));
-                let _ = cancel.send(Some(LOST_CONTACT_MESSAGE.into()));
-                tracing::warn!(?lease, "no lease renewal for a whole lease: Terraform was killed");
-            }
-            let sent = tokio::time::Instant::now();
-            let result = match lease {
-                Lease::Task(fence) => self.store.renew_lease(fence, lease_ms).await,
-                Lease::Preview(fence) => self.store.renew_preview_lease(fence, lease_ms).await,
-            };
-            match result {
-                Ok(true) => renewed = sent,
-                Ok(false) => {
-                    terraform::kill_leftover_group(&self.work_dir(&fence.job_id));
-                    let _ = cancel.send(Some("The worker lost its lease on the job.".into()));
-                    return;
-                }
-                Err(e) => tracing::warn!(?lease, error = %e, "cannot renew a lease"),
-            }
-        }
-    }
-
     fn work_dir(&self, task_id: &str) -> PathBuf {
         self.config.data_dir.join("work").join(task_id)
     }
 
-    async fn execute(
+    /// Lays out the working directory of a job (template, variables, `state`) and returns the
+    /// job's inputs and its Terraform session there (sandbox, environment, redactor, the node's
+    /// time limit, logging to `log`): what a task and a plan preview both start from. Worker
+    /// `slot` runs the job.
+    async fn prepare<'a>(
         &self,
-        task: &Task,
-        fence: &Fence,
+        job: &Job,
         slot: usize,
-        log: &TaskLog,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> TaskOutcome {
-        match self.try_execute(task, fence, slot, log, cancel).await {
-            Ok(outputs) => TaskOutcome::Succeeded { outputs },
-            Err(message) => {
-                log.push("servicecatalog", "stderr", &format!("{message}\n"));
-                TaskOutcome::Failed { message }
-            }
-        }
-    }
-
-    async fn try_execute(
-        &self,
-        task: &Task,
-        fence: &Fence,
-        slot: usize,
-        log: &TaskLog,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> Result<String, String> {
-        let terminate = task.task_type == OperationType::TerminateProvisionedProduct;
-        let state = patiently(&task.task_id, "read the Terraform state", || self.current_state(&task.provisioned_product_id))
-            .await
-            .map_err(internal)?;
-        if terminate && state.is_none() {
-            // No apply ever wrote state (e.g. the launch failed validation): nothing exists.
-            log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
-            return Ok("[]".into());
-        }
-        let binary = terraform::find_binary(self.config.terraform.as_deref())
-            .ok_or("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.")?;
-        let inputs = load_inputs(&task.task_id, || {
-            self.source.inputs(&task.product_version_id, &task.parameters_sealed, task.launch_role.as_deref())
-        })
-        .await?;
-        let redactor = inputs.redactor(state.as_deref());
-        let site = Site {
-            work_id: &task.task_id,
-            provisioned_product_id: &task.provisioned_product_id,
-            portfolio_id: &task.portfolio_id,
-            product_id: &task.product_id,
-            region: &task.stack_region_id,
-        };
-        let prepared = self.prepare(&site, slot, &binary, &inputs, state.as_deref()).await?;
-        let dir = &prepared.dir;
-        let tf = self.terraform(&binary, &prepared, cancel, Some(log), &redactor);
-        self.version_step(&tf, log).await?;
-        step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
-        match patiently(&task.task_id, "read the task's plan", || self.store.plan_of_task(&task.task_id)).await.map_err(internal)? {
-            Some(plan) => self.restore_plan_file(&plan, dir).await?,
-            None => {
-                let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
-                let mut plan = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
-                if terminate {
-                    plan.push("-destroy");
-                }
-                step(&tf, "plan", &plan).await?;
-            }
-        }
-        let apply =
-            step(&tf, if terminate { "destroy" } else { "apply" }, &["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"]);
-        // Terraform writes its state after every resource: the database's copy follows it while
-        // the apply runs, so that when this node dies mid-apply, the node that fails the task (any
-        // node of a cluster) still knows every resource made so far.
-        let mut saved = state.clone();
-        let applied = tokio::select! {
-            applied = apply => applied,
-            never = self.follow_state(task, fence, dir, &mut saved) => match never {},
-        };
-        let final_state = self.collect_state(task, fence, dir, saved.as_deref()).await.map_err(internal)?;
-        // The sensitive outputs the apply made are known only now: masked in what is not stored yet.
-        let learned = final_state.as_deref().and_then(|state| redactor.extended(redact::sensitive_outputs(state)));
-        if let Some(learned) = &learned {
-            log.redact_pending(learned).await;
-        }
-        let redactor = learned.as_ref().unwrap_or(&redactor);
-        applied.map_err(|message| redactor.redact(&message).into_owned())?;
-        if terminate {
-            return Ok("[]".into());
-        }
-        // What `terraform output -json` would print: the root module's outputs in the state.
-        let mut outputs = inputs.outputs(final_state.as_deref().unwrap_or_default());
-        redactor.redact_json(&mut outputs);
-        Ok(outputs.to_string())
-    }
-
-    /// The `version` step: `terraform version` in the task's directory, logged. Before `init` its
-    /// text depends only on the binary (it would also list the providers of a dependency lock
-    /// file, but a template holds only `.tf` files): so it runs once per binary (path, size,
-    /// modification time) and later tasks log the same text without starting Terraform again.
-    async fn version_step(&self, tf: &Terraform<'_>, log: &TaskLog) -> Result<(), String> {
-        let stamp = BinaryStamp::of(tf.binary);
-        if let Some(stamp) = &stamp {
-            let cached = self.version_text.lock().expect("version cache lock");
-            if let Some((_, text)) = cached.as_ref().filter(|(known, _)| known == stamp) {
-                log.push("version", "stdout", text);
-                return Ok(());
-            }
-        }
-        let (finished, stdout) = tf.run(None, &["version", "-no-color"]).await.map_err(|e: RunError| e.to_string())?;
-        log.push("version", "stdout", &stdout);
-        log.push("version", "stderr", &finished.stderr);
-        succeeded("version", &finished)?;
-        if let Some(stamp) = stamp.filter(|_| finished.stderr.is_empty()) {
-            *self.version_text.lock().expect("version cache lock") = Some((stamp, stdout));
-        }
-        Ok(())
-    }
-
-    /// Writes the saved plan file of `plan` into `dir`, refusing it when the provisioned
-    /// product's state is no longer the version the plan was computed from.
-    async fn restore_plan_file(&self, plan: &Plan, dir: &Path) -> Result<(), String> {
-        if self.store.state_version(&plan.provisioned_product_id).await.map_err(internal)? != plan.state_version {
-            return Err(format!(
-                "The plan {} is stale: the provisioned product's state changed since its preview. Refresh it with \
-                 UpdateProvisionedProductPlan.",
-                plan.plan_id
-            ));
-        }
-        let file = plan
-            .plan_file_sealed
-            .as_deref()
-            .and_then(|sealed| self.secrets.open(sealed))
-            .and_then(|encoded| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).ok())
-            .ok_or_else(|| internal_message(&format!("the plan file of {} cannot be opened", plan.plan_id)))?;
-        std::fs::write(dir.join("tfplan"), file).map_err(|e| format!("Cannot write the plan file: {e}"))
-    }
-
-    /// Lays out the working directory of a job (template, variables, state) and returns it with
-    /// the environment and the sandbox Terraform runs in there: what a task and a plan preview
-    /// both start from. Worker `slot` runs the job.
-    async fn prepare(
-        &self,
-        site: &Site<'_>,
-        slot: usize,
-        binary: &Path,
-        inputs: &TaskInputs,
         state: Option<&str>,
-    ) -> Result<Prepared, String> {
-        let network = patiently(site.work_id, "read the product's sandbox settings", || {
-            self.source.network_allowed(site.portfolio_id, site.product_id)
-        })
-        .await
-        .map_err(internal)?;
-        let dir = self.work_dir(site.work_id);
-        inputs.write(&dir, state).map_err(|e| format!("Cannot prepare the working directory: {e}"))?;
-        let product_dir = self.sandbox_dir(site.provisioned_product_id);
-        std::fs::create_dir_all(&product_dir).map_err(|e| format!("Cannot create the sandbox directory: {e}"))?;
-        let jail = self.config.sandbox.jail(slot, &dir, &product_dir, binary, self.provider_mirror.as_deref(), network);
-        for owned in [&dir, &product_dir] {
-            jail.adopt(owned).map_err(|e| format!("Cannot hand the job's directories to its sandbox user: {e}"))?;
-        }
-        let env = self.environment(site.region, &dir, &product_dir, &inputs.launch_env);
-        Ok(Prepared { dir, env, jail })
-    }
-
-    /// The Terraform session of a prepared job, with the node's time limit.
-    fn terraform<'a>(
-        &self,
-        binary: &'a Path,
-        prepared: &'a Prepared,
         cancel: watch::Receiver<Option<String>>,
         log: Option<&'a TaskLog>,
-        redactor: &'a redact::Redactor,
-    ) -> Terraform<'a> {
-        Terraform {
-            binary,
-            dir: &prepared.dir,
-            jail: &prepared.jail,
-            env: &prepared.env,
-            deadline: tokio::time::Instant::now() + self.config.task_timeout,
-            timeout: self.config.task_timeout,
-            cancel,
-            log,
-            redactor,
-            runner: Default::default(),
+    ) -> Result<(TaskInputs, Terraform<'a>), EngineError> {
+        let site = job.site();
+        let binary = terraform::find_binary(self.config.terraform.as_deref()).ok_or_else(|| {
+            EngineError::Failed("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.".into())
+        })?;
+        // A transient database error is waited out; a refusal becomes the job's `StatusMessage`.
+        let inputs = patiently(site.work_id, "read the job's inputs", || async {
+            match self.source.inputs(&site).await {
+                Err(EngineError::Store(e)) => Err(e),
+                other => Ok(other),
+            }
+        })
+        .await??;
+        let redactor = inputs.redactor(state);
+        let dir = self.work_dir(site.work_id);
+        inputs.write(&dir, state).map_err(|e| EngineError::Failed(format!("Cannot prepare the working directory: {e}")))?;
+        let product_dir = self.sandbox_dir(site.provisioned_product_id);
+        std::fs::create_dir_all(&product_dir).map_err(|e| EngineError::Failed(format!("Cannot create the sandbox directory: {e}")))?;
+        let jail = self.config.sandbox.jail(slot, &dir, &product_dir, &binary, self.provider_mirror.as_deref(), inputs.network);
+        for owned in [&dir, &product_dir] {
+            jail.adopt(owned).map_err(|e| EngineError::Failed(format!("Cannot hand the job's directories to its sandbox user: {e}")))?;
         }
+        let env = self.environment(site.region, &dir, &product_dir, &inputs.launch_env);
+        let (deadline, timeout) = (tokio::time::Instant::now() + self.config.task_timeout, self.config.task_timeout);
+        let tf = Terraform { binary, dir, jail, env, deadline, timeout, cancel, log, redactor, runner: Default::default() };
+        Ok((inputs, tf))
     }
 
     /// The sandbox directory of a provisioned product.
@@ -557,10 +280,6 @@ impl Engine {
         }
         env.extend(launch_env.iter().cloned());
         env
-    }
-
-    async fn current_state(&self, provisioned_product_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.versioned_state(provisioned_product_id).await?.map(|(_, state)| state))
     }
 
     /// The newest state of a provisioned product, opened, with its version.
@@ -629,82 +348,6 @@ impl Engine {
         }
         Ok(state)
     }
-
-    /// Fails the tasks whose worker died: takes each over (so that its worker, should it come
-    /// back, writes nothing), salvages what it left on this node, then records the failure. A
-    /// task whose salvaged state cannot be saved yet stays expired, its directory kept, and is
-    /// taken over again at the next round.
-    async fn reap(self: Arc<Self>) {
-        let reaper = format!("{}/reaper", self.node_id);
-        let mut tick = tokio::time::interval(self.config.lease / 2);
-        loop {
-            tick.tick().await;
-            self.reap_previews(&reaper).await;
-            let expired = match self.store.expired_tasks().await {
-                Ok(expired) => expired,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot look for expired tasks");
-                    continue;
-                }
-            };
-            for task in expired {
-                let fence = match self.store.take_over_expired_task(&task, &reaper).await {
-                    Ok(Some(fence)) => fence,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot take over an expired task");
-                        continue;
-                    }
-                };
-                let dir = self.work_dir(&task.task_id);
-                if dir.exists() {
-                    terraform::kill_leftover_group(&dir);
-                    let salvaged = match self.current_state(&task.provisioned_product_id).await {
-                        Ok(before) => self.collect_state(&task, &fence, &dir, before.as_deref()).await.map(drop),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = salvaged {
-                        tracing::warn!(task_id = %task.task_id, error = %e, "cannot salvage the state of an interrupted task yet; retrying later");
-                        continue;
-                    }
-                }
-                let outcome = TaskOutcome::Failed {
-                    message: "The task was interrupted: the server running it stopped before it finished (its lease expired). \
-                              The Terraform state saved by its last command is kept; retry with UpdateProvisionedProduct \
-                              or clean up with TerminateProvisionedProduct."
-                        .into(),
-                };
-                match self.store.finish_task(&task, Some(&fence), &outcome, &[]).await {
-                    Ok(true) => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        tracing::warn!(task_id = %task.task_id, "failed a task whose worker died");
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(task_id = %task.task_id, error = %e, "cannot fail an expired task"),
-                }
-            }
-        }
-    }
-}
-
-/// Loads a job's inputs, waiting out a transient database error; a failure becomes the job's
-/// `StatusMessage`.
-async fn load_inputs<F, Fut>(job_id: &str, load: F) -> Result<TaskInputs, String>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<TaskInputs, workspace::InputError>>,
-{
-    let loaded = patiently(job_id, "read the job's inputs", || async {
-        match load().await {
-            Err(workspace::InputError::Store(e)) => Err(e),
-            other => Ok(other),
-        }
-    })
-    .await;
-    match loaded {
-        Ok(inputs) => inputs.map_err(workspace::InputError::into_message),
-        Err(e) => Err(internal(e)),
-    }
 }
 
 /// Runs a store operation, retrying it (once a second, for at most [`STORE_PATIENCE`]) while the
@@ -737,69 +380,69 @@ impl BinaryStamp {
     }
 }
 
-/// Runs one Terraform command, turning a failure into the task's `StatusMessage`.
-async fn step(tf: &Terraform<'_>, label: &str, args: &[&str]) -> Result<(), String> {
-    let (finished, _) = tf.run(Some(label), args).await.map_err(|e: RunError| e.to_string())?;
-    succeeded(label, &finished)
+/// Runs one Terraform command; a failure is the job's.
+async fn step(tf: &Terraform<'_>, label: &'static str, args: &[&str]) -> Result<(), EngineError> {
+    tf.run(Some(label), args).await?.0.check(label)
 }
 
-/// A finished command's failure as the task's `StatusMessage`.
-fn succeeded(label: &str, finished: &terraform::Finished) -> Result<(), String> {
-    if finished.status.success() {
-        Ok(())
-    } else {
-        Err(format!("terraform {label} failed ({}): {}", finished.status, error_summary(&finished.stderr)))
+/// The `plan` step, saving `tfplan` (with `-destroy` for a terminate).
+async fn plan(tf: &Terraform<'_>, destroy: bool) -> Result<(), EngineError> {
+    let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);
+    let mut args = vec!["plan", "-input=false", "-no-color", "-out=tfplan", var_file.as_str()];
+    if destroy {
+        args.push("-destroy");
     }
+    step(tf, "plan", &args).await
 }
 
-fn internal(e: StoreError) -> String {
-    internal_message(&e)
+/// Why a job failed. Its text is the job's `StatusMessage` (and a task's last log line): Terraform's
+/// words in it are redacted, and an internal error's detail goes to the server's log only.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A Terraform command exited with an error: the summary of its stderr.
+    #[error("terraform {label} failed ({status}): {summary}")]
+    Step { label: &'static str, status: std::process::ExitStatus, summary: String },
+    /// Terraform (or the job's runner) could not be started, or the runner stopped.
+    #[error("cannot start {binary}: {source}")]
+    Spawn { binary: String, source: std::io::Error },
+    /// The job's deadline passed; Terraform was interrupted.
+    #[error("the task exceeded its time limit of {0} seconds and Terraform was stopped")]
+    TimedOut(u64),
+    /// The worker lost its lease or is shutting down (the reason); Terraform was interrupted.
+    #[error("{0}")]
+    Cancelled(String),
+    /// The job's inputs are refused: its template is gone or refused, its plan is stale.
+    #[error("{0}")]
+    Refused(String),
+    /// The job could not be carried out: no Terraform binary, a file that cannot be written or
+    /// read, a plan Terraform cannot show.
+    #[error("{0}")]
+    Failed(String),
+    /// The database failed.
+    #[error("An internal error stopped the task.")]
+    Store(#[from] StoreError),
+    /// Stored data cannot be opened, or another internal failure (its detail).
+    #[error("An internal error stopped the task.")]
+    Internal(String),
 }
 
-/// Logs the cause and returns the message a job's caller sees.
-fn internal_message(cause: &dyn std::fmt::Display) -> String {
-    tracing::error!(error = %cause, "job failed on an internal error");
-    "An internal error stopped the task.".into()
-}
-
-/// Where a job runs: its working directory's name, its provisioned product and launch option,
-/// its region.
-struct Site<'a> {
-    work_id: &'a str,
-    provisioned_product_id: &'a str,
-    portfolio_id: &'a str,
-    product_id: &'a str,
-    region: &'a str,
-}
-
-/// A job's working directory laid out, with the environment and the sandbox Terraform runs in.
-struct Prepared {
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-    jail: sandbox::Jail,
-}
-
-/// The job whose lease a worker holds, with its claim.
-#[derive(Debug, Clone, Copy)]
-enum Lease<'a> {
-    /// A task.
-    Task(&'a Fence),
-    /// A plan's preview.
-    Preview(&'a Fence),
-}
-
-impl Lease<'_> {
-    fn fence(&self) -> &Fence {
-        match self {
-            Lease::Task(fence) | Lease::Preview(fence) => fence,
+impl EngineError {
+    /// The job's `StatusMessage`; an internal error's cause is logged.
+    fn message(&self) -> String {
+        if let EngineError::Store(_) | EngineError::Internal(_) = self {
+            tracing::error!(error = ?self, "job failed on an internal error");
         }
+        self.to_string()
     }
-}
 
-fn outcome_name(outcome: &TaskOutcome) -> &'static str {
-    match outcome {
-        TaskOutcome::Succeeded { .. } => "Succeeded",
-        TaskOutcome::Failed { .. } => "Failed",
+    /// The error with the secrets `redactor` knows masked in Terraform's words.
+    fn redacted(self, redactor: &redact::Redactor) -> Self {
+        match self {
+            EngineError::Step { label, status, summary } => {
+                EngineError::Step { label, status, summary: redactor.redact(&summary).into_owned() }
+            }
+            other => other,
+        }
     }
 }
 
@@ -836,27 +479,4 @@ fn prepare_provider_mirror(data_dir: &Path) -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// The JSON `Outputs` list of a task from its Terraform state (the root module's `outputs`, as
-/// `terraform output -json` prints them); sensitive values masked.
-fn outputs_of_state(state: &str, describe: impl Fn(&str) -> String) -> Value {
-    let parsed: Value = serde_json::from_str(state).unwrap_or_default();
-    let list: Vec<Value> = parsed["outputs"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, o)| {
-            let value = if o["sensitive"].as_bool().unwrap_or(false) {
-                "******".to_string()
-            } else {
-                match &o["value"] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }
-            };
-            json!({"OutputKey": name, "OutputValue": value, "Description": describe(name)})
-        })
-        .collect();
-    Value::Array(list)
 }

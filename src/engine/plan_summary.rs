@@ -1,7 +1,7 @@
 //! What a plan's preview tells the caller, derived from `terraform show -json` of the plan file:
 //! `ResourceChanges` and the planned outputs. That document holds the state and every variable
 //! in clear (sensitive ones too), so it is parsed in memory and dropped: only these derived,
-//! masked summaries are kept.
+//! masked summaries are kept. A task's outputs, read from its final state, have the same shape.
 
 use serde_json::{json, Value};
 
@@ -80,21 +80,31 @@ pub fn planned_outputs(plan: &Value, describe: impl Fn(&str) -> String) -> Vec<V
         .iter()
         .filter(|(_, change)| change["actions"].as_array().is_none_or(|a| a.iter().all(|x| x != "delete")))
         .map(|(name, change)| {
-            let mut entry = json!({"OutputKey": name, "Description": describe(name)});
-            if change["after_unknown"] != Value::Bool(true) {
-                let value = if change["after_sensitive"] != Value::Bool(false) && !change["after_sensitive"].is_null() {
-                    MASK.to_string()
-                } else {
-                    match &change["after"] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }
-                };
-                entry["OutputValue"] = json!(value);
-            }
-            entry
+            let sensitive = change["after_sensitive"] != Value::Bool(false) && !change["after_sensitive"].is_null();
+            output(name, (change["after_unknown"] != Value::Bool(true)).then_some(&change["after"]), sensitive, describe(name))
         })
         .collect()
+}
+
+/// The JSON `Outputs` list of a task from its Terraform state (the root module's `outputs`, as
+/// `terraform output -json` prints them); sensitive values masked.
+pub fn state_outputs(state: &str, describe: impl Fn(&str) -> String) -> Value {
+    let parsed: Value = serde_json::from_str(state).unwrap_or_default();
+    let outputs = parsed["outputs"].as_object().into_iter().flatten();
+    outputs.map(|(name, o)| output(name, Some(&o["value"]), o["sensitive"].as_bool().unwrap_or(false), describe(name))).collect()
+}
+
+/// One `{OutputKey, OutputValue, Description}` entry; no `OutputValue` when `value` is unknown.
+fn output(name: &str, value: Option<&Value>, sensitive: bool, description: String) -> Value {
+    let mut entry = json!({"OutputKey": name, "Description": description});
+    if let Some(value) = value {
+        entry["OutputValue"] = json!(match value {
+            _ if sensitive => MASK.to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    }
+    entry
 }
 
 #[cfg(test)]

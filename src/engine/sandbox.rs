@@ -326,7 +326,8 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+/// `name` on PATH (or the usual system directories when PATH is unset).
+pub(super) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }

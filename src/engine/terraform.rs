@@ -20,7 +20,8 @@ use tokio::time::Instant;
 use super::logs::TaskLog;
 use super::redact::Redactor;
 use super::runner::{self, Frame};
-use super::sandbox::Jail;
+use super::sandbox::{find_program, Jail};
+use super::EngineError;
 
 /// Time Terraform gets to stop after SIGINT before it is killed.
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
@@ -35,28 +36,7 @@ fn pgid_file(dir: &Path) -> PathBuf {
 
 /// Finds the Terraform binary: the configured path, else `terraform`, else `tofu` on PATH.
 pub fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = configured {
-        return Some(path.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    ["terraform", "tofu"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Why a command did not complete normally.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The binary could not be started.
-    #[error("cannot start {binary}: {source}")]
-    Spawn { binary: String, source: std::io::Error },
-    /// The task's deadline passed; Terraform was interrupted.
-    #[error("the task exceeded its time limit of {0} seconds and Terraform was stopped")]
-    TimedOut(u64),
-    /// The worker lost its lease or is shutting down; Terraform was interrupted.
-    #[error("{0}")]
-    Cancelled(String),
+    configured.map(Path::to_path_buf).or_else(|| find_program("terraform")).or_else(|| find_program("tofu"))
 }
 
 /// What a finished command left.
@@ -68,27 +48,37 @@ pub struct Finished {
     pub stderr: String,
 }
 
-/// One task's Terraform session in its working directory: the job's runner (started in its
+impl Finished {
+    /// The command's failure, unless it succeeded.
+    pub fn check(&self, label: &'static str) -> Result<(), EngineError> {
+        if self.status.success() {
+            return Ok(());
+        }
+        Err(EngineError::Step { label, status: self.status, summary: error_summary(&self.stderr) })
+    }
+}
+
+/// One job's Terraform session in its working directory: the job's runner (started in its
 /// sandbox by the first command, ended with the session) runs each command.
 pub struct Terraform<'a> {
     /// The binary.
-    pub binary: &'a Path,
-    /// Working directory (the task's).
-    pub dir: &'a Path,
+    pub binary: PathBuf,
+    /// Working directory (the job's).
+    pub dir: PathBuf,
     /// The sandbox the runner starts in.
-    pub jail: &'a Jail,
+    pub jail: Jail,
     /// The complete environment of the commands.
-    pub env: &'a [(String, String)],
-    /// When the task must be done.
+    pub env: Vec<(String, String)>,
+    /// When the job must be done.
     pub deadline: Instant,
     /// Total time limit, for messages.
     pub timeout: Duration,
-    /// Becomes `Some(reason)` when the task must stop.
+    /// Becomes `Some(reason)` when the job must stop.
     pub cancel: watch::Receiver<Option<String>>,
     /// Where output goes (`None`: nowhere, as for a plan's preview).
     pub log: Option<&'a TaskLog>,
     /// Masks the job's secrets in what is logged and in the stderr kept for `StatusMessage`.
-    pub redactor: &'a Redactor,
+    pub redactor: Redactor,
     /// The job's runner, once started.
     pub runner: Mutex<Option<Runner>>,
 }
@@ -121,7 +111,7 @@ impl Terraform<'_> {
     /// commands only, up to `MAX_STDOUT`). At the deadline or on cancellation, Terraform gets
     /// SIGINT (a graceful stop that saves its state), then SIGKILL after [`INTERRUPT_GRACE`]; the
     /// runner ends with the command.
-    pub async fn run(&self, label: Option<&str>, args: &[&str]) -> Result<(Finished, String), RunError> {
+    pub async fn run(&self, label: Option<&str>, args: &[&str]) -> Result<(Finished, String), EngineError> {
         let mut slot = self.runner.lock().await;
         if slot.is_none() {
             *slot = Some(self.start_runner()?);
@@ -129,10 +119,10 @@ impl Terraform<'_> {
         let runner = slot.as_mut().expect("started");
         let log = |stream| label.zip(self.log).map(|(label, log)| (log, label, stream));
         // An unlogged command's stdout is parsed (JSON), never shown: it is kept as printed.
-        let mut stdout = Lines::new(log("stdout"), label.is_none().then_some(MAX_STDOUT), label.is_some().then_some(self.redactor));
-        let mut stderr = Lines::new(log("stderr"), Some(STDERR_TAIL), Some(self.redactor));
+        let mut stdout = Lines::new(log("stdout"), label.is_none().then_some(MAX_STDOUT), label.is_some().then_some(&self.redactor));
+        let mut stderr = Lines::new(log("stderr"), Some(STDERR_TAIL), Some(&self.redactor));
         let mut cancel = self.cancel.clone();
-        let mut stop: Option<RunError> = None;
+        let mut stop: Option<EngineError> = None;
         let mut kill_at = Instant::now() + Duration::from_secs(365 * 86_400);
         let sent = runner.stdin.write_all(runner::command_line(args).as_bytes()).await;
         let ended = loop {
@@ -142,12 +132,12 @@ impl Terraform<'_> {
             let frame = tokio::select! {
                 frame = runner::read_frame(&mut runner.stdout) => frame,
                 _ = tokio::time::sleep_until(self.deadline), if stop.is_none() => {
-                    stop = Some(RunError::TimedOut(self.timeout.as_secs()));
+                    stop = Some(EngineError::TimedOut(self.timeout.as_secs()));
                     kill_at = runner.interrupt();
                     continue;
                 }
                 reason = wait_cancel(&mut cancel), if stop.is_none() => {
-                    stop = Some(RunError::Cancelled(reason));
+                    stop = Some(EngineError::Cancelled(reason));
                     kill_at = runner.interrupt();
                     continue;
                 }
@@ -173,26 +163,26 @@ impl Terraform<'_> {
             (None, None) => {
                 let said = slot.take().map(|runner| runner.stderr.lock().map(|s| s.trim().to_string()).unwrap_or_default());
                 let said = said.filter(|s| !s.is_empty()).unwrap_or_else(|| "the job's runner stopped".into());
-                Err(RunError::Spawn { binary: self.binary.display().to_string(), source: std::io::Error::other(said) })
+                Err(EngineError::Spawn { binary: self.binary.display().to_string(), source: std::io::Error::other(said) })
             }
         }
     }
 
     /// Starts the job's runner in its sandbox and records its process group beside the job's
     /// directory.
-    fn start_runner(&self) -> Result<Runner, RunError> {
+    fn start_runner(&self) -> Result<Runner, EngineError> {
         let mut child = self
             .jail
             .runner()
-            .current_dir(self.dir)
+            .current_dir(&self.dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| RunError::Spawn { binary: self.binary.display().to_string(), source })?;
+            .map_err(|source| EngineError::Spawn { binary: self.binary.display().to_string(), source })?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-        let pgid_file = pgid_file(self.dir);
+        let pgid_file = pgid_file(&self.dir);
         if let Some(pgid) = pgid {
             let _ = std::fs::write(&pgid_file, pgid.as_raw().to_string());
         }

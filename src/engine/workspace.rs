@@ -16,55 +16,24 @@ pub const VARIABLES_FILE: &str = "servicecatalog.tfvars.json";
 /// Forces the local backend whatever the template declares: state is ours.
 const BACKEND_OVERRIDE: &str = "terraform {\n  backend \"local\" {\n    path = \"terraform.tfstate\"\n  }\n}\n";
 
-/// Everything a task needs besides the state.
+/// Everything a job needs besides the state (assembled by the domain, [`super::JobSource`]).
 pub struct TaskInputs {
-    workspace: BTreeMap<String, String>,
-    variables: BTreeMap<String, Value>,
-    output_descriptions: BTreeMap<String, String>,
+    /// The Workspace files.
+    pub workspace: BTreeMap<String, String>,
+    /// The variables, typed with [`typed_variable`].
+    pub variables: BTreeMap<String, Value>,
+    /// The template's description of each output.
+    pub output_descriptions: BTreeMap<String, String>,
     /// Environment variables of the launch role.
     pub launch_env: Vec<(String, String)>,
     /// What Terraform must not be let to show: values of the template's sensitive variables
     /// (given, else their defaults) and of the launch role's variables.
     pub secrets: Vec<String>,
-}
-
-/// Why inputs could not be assembled.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    /// The version's template is gone, refused or not a Terraform template (the caller's message).
-    #[error("{0}")]
-    Template(String),
-    /// Stored data could not be opened (the detail, for the log).
-    #[error("stored data cannot be opened: {0}")]
-    Internal(String),
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-impl InputError {
-    /// The job's `StatusMessage`: an internal error's detail goes to the log only.
-    pub fn into_message(self) -> String {
-        match self {
-            InputError::Template(message) => message,
-            other => super::internal_message(&other),
-        }
-    }
+    /// Whether the job's sandbox may reach the network (the product's `Sandbox` constraint).
+    pub network: bool,
 }
 
 impl TaskInputs {
-    /// Inputs of a job: the Workspace files, the variables (typed with [`typed_variable`]), the
-    /// templates' output descriptions, the launch role's environment and the secrets to mask.
-    pub fn new(
-        workspace: BTreeMap<String, String>,
-        variables: BTreeMap<String, Value>,
-        output_descriptions: BTreeMap<String, String>,
-        launch_env: Vec<(String, String)>,
-        secrets: Vec<String>,
-    ) -> TaskInputs {
-        TaskInputs { workspace, variables, output_descriptions, launch_env, secrets }
-    }
-
     /// The redactor of a job on these inputs, given the state it starts from (whose sensitive
     /// outputs are secrets too).
     pub fn redactor(&self, state: Option<&str>) -> redact::Redactor {
@@ -101,7 +70,7 @@ impl TaskInputs {
 
     /// The task's `Outputs` from its final Terraform state, with descriptions from the template.
     pub fn outputs(&self, state: &str) -> Value {
-        super::outputs_of_state(state, |name| self.output_description(name))
+        super::plan_summary::state_outputs(state, |name| self.output_description(name))
     }
 }
 
@@ -142,6 +111,7 @@ mod tests {
             output_descriptions: BTreeMap::new(),
             launch_env: Vec::new(),
             secrets: Vec::new(),
+            network: false,
         };
         let dir = tempfile::tempdir().unwrap();
         assert!(inputs.write(&dir.path().join("w"), None).is_err());

@@ -12,8 +12,8 @@ use crate::auth::secrets::SecretBox;
 use crate::catalog::constraint::{self, ConstraintConfig};
 use crate::catalog::error::DomainError;
 use crate::catalog::template::Variable;
-use crate::engine::{self, BoxFuture, InputError, JobSource, TaskInputs};
-use crate::store::{Store, StoreError};
+use crate::engine::{self, BoxFuture, EngineError, JobSource, Site, TaskInputs};
+use crate::store::Store;
 
 /// The catalog as the engine's source of jobs.
 pub struct CatalogJobs {
@@ -29,45 +29,30 @@ impl CatalogJobs {
 }
 
 impl JobSource for CatalogJobs {
-    fn inputs<'a>(
-        &'a self,
-        version_id: &'a str,
-        parameters_sealed: &'a str,
-        launch_role: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<TaskInputs, InputError>> {
-        Box::pin(inputs(&self.store, &self.secrets, version_id, parameters_sealed, launch_role))
-    }
-
-    fn network_allowed<'a>(&'a self, portfolio_id: &'a str, product_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let configs = constraint::configs(&self.store, portfolio_id, product_id).await?;
-            Ok(configs.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on())))
-        })
+    fn inputs<'a>(&'a self, site: &'a Site<'a>) -> BoxFuture<'a, Result<TaskInputs, EngineError>> {
+        Box::pin(inputs(&self.store, &self.secrets, site))
     }
 }
 
-/// The inputs of a change of `version_id` with these (sealed) parameters and launch role.
-async fn inputs(
-    store: &Store,
-    secrets: &SecretBox,
-    version_id: &str,
-    parameters_sealed: &str,
-    launch_role: Option<&str>,
-) -> Result<TaskInputs, InputError> {
+/// The inputs of a job at `site`: of a change of its version with its (sealed) parameters and
+/// launch role, in a sandbox that reaches the network unless the product's `Sandbox` constraint
+/// says no.
+async fn inputs(store: &Store, secrets: &SecretBox, site: &Site<'_>) -> Result<TaskInputs, EngineError> {
+    let version_id = site.version_id;
     let version = store
         .product_version(version_id)
         .await?
-        .ok_or_else(|| InputError::Template(format!("The product version {version_id} no longer exists.")))?;
+        .ok_or_else(|| EngineError::Refused(format!("The product version {version_id} no longer exists.")))?;
     let (template, _) = crate::catalog::version::version_template(store, &version)
         .await
         .map_err(|e| match e {
             // A template stored before a check that now refuses it: never run it.
-            DomainError::InvalidStatus { kind: crate::catalog::version::REFUSED_KIND, message } => InputError::Template(message),
-            DomainError::Store(e) => InputError::Store(e),
-            other => InputError::Internal(other.to_string()),
+            DomainError::InvalidStatus { kind: crate::catalog::version::REFUSED_KIND, message } => EngineError::Refused(message),
+            DomainError::Store(e) => EngineError::Store(e),
+            other => EngineError::Internal(other.to_string()),
         })?
         .ok_or_else(|| {
-            InputError::Template(format!(
+            EngineError::Refused(format!(
                 "Product version {version_id} has a {}, which this service cannot provision; only RosTerraformTemplate is supported.",
                 version.template_type
             ))
@@ -75,12 +60,12 @@ async fn inputs(
     // The same rule as at upload, for versions stored before it: never run a template that
     // would move the state out of the service.
     if let Some(why) = &template.displaces_settings {
-        return Err(InputError::Template(format!("The template of product version {version_id} cannot be run: {why}")));
+        return Err(EngineError::Refused(format!("The template of product version {version_id} cannot be run: {why}")));
     }
     let parameters: Vec<Value> = secrets
-        .open(parameters_sealed)
+        .open(site.parameters_sealed)
         .and_then(|p| serde_json::from_str(&p).ok())
-        .ok_or_else(|| InputError::Internal("the task's parameters cannot be opened".into()))?;
+        .ok_or_else(|| EngineError::Internal("the task's parameters cannot be opened".into()))?;
     let variables = parameters
         .iter()
         .filter_map(|p| {
@@ -90,23 +75,25 @@ async fn inputs(
             Some((key.to_string(), engine::typed_variable(declared, raw)))
         })
         .collect();
-    let launch_env = match launch_role {
+    let launch_env = match site.launch_role {
         None => Vec::new(),
         Some(role) => {
             let sealed = store
                 .launch_role_env_sealed(role)
                 .await?
-                .ok_or_else(|| InputError::Template(format!("The launch role {role:?} of the Launch constraint no longer exists.")))?;
+                .ok_or_else(|| EngineError::Refused(format!("The launch role {role:?} of the Launch constraint no longer exists.")))?;
             let env: BTreeMap<String, String> = secrets
                 .open(&sealed)
                 .and_then(|e| serde_json::from_str(&e).ok())
-                .ok_or_else(|| InputError::Internal("the launch role's variables cannot be opened".into()))?;
+                .ok_or_else(|| EngineError::Internal("the launch role's variables cannot be opened".into()))?;
             env.into_iter().collect()
         }
     };
     let output_descriptions = template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
     let secrets = secrets_of(&template.variables, &variables, &launch_env);
-    Ok(TaskInputs::new(template.workspace, variables, output_descriptions, launch_env, secrets))
+    let configs = constraint::configs(store, site.portfolio_id, site.product_id).await?;
+    let network = configs.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on()));
+    Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env, secrets, network })
 }
 
 /// The secret values of a change: each sensitive variable's value (its default when no parameter
