@@ -130,16 +130,14 @@ impl Engine {
         let (cancel_tx, cancel_rx) = watch::channel(None);
         let heartbeat = self.heartbeat(&job, &fence, cancel_tx);
         tokio::pin!(heartbeat);
-        // Nothing of a preview is logged.
+        // Nothing of a preview is logged: its log stays empty.
         let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
-        let flusher = matches!(job, Job::Task(_)).then(|| log.flush_in_background());
+        let flusher = log.flush_in_background();
         let finished = tokio::select! {
             finished = self.execute(&job, &fence, slot, &log, cancel_rx) => Some(finished),
             () = &mut heartbeat => None,
         };
-        if let Some(flusher) = flusher {
-            flusher.stop().await;
-        }
+        flusher.stop().await;
         let dir = self.work_dir(id);
         let Some(finished) = finished else {
             let _ = std::fs::remove_dir_all(&dir);
@@ -157,7 +155,7 @@ impl Engine {
             () = &mut heartbeat => Ok(false),
         };
         match recorded {
-            Ok(true) => tracing::info!(job_id = %id, failed = finished.failed(), "{noun} finished"),
+            Ok(true) => tracing::info!(job_id = %id, "{noun} finished"),
             Ok(false) => {
                 tracing::warn!(job_id = %id, chunks = last_log.len(), "{noun} outcome not recorded: the lease was lost, or the plan was cancelled")
             }
@@ -315,11 +313,5 @@ impl Engine {
                 self.store.finish_task(task, Some(&fence), &TaskOutcome::Failed { message: message.into() }, &[]).await
             }
         }
-    }
-}
-
-impl Finished<'_> {
-    fn failed(&self) -> bool {
-        matches!(self, Finished::Task(_, TaskOutcome::Failed { .. }) | Finished::Preview(_, PreviewOutcome::Failed { .. }))
     }
 }

@@ -284,16 +284,12 @@ impl Engine {
 
     /// The newest state of a provisioned product, opened, with its version.
     async fn versioned_state(&self, provisioned_product_id: &str) -> Result<Option<(i64, String)>, StoreError> {
-        match self.store.latest_state(provisioned_product_id).await? {
-            Some((version, sealed)) => {
-                let state = self
-                    .secrets
-                    .open(&sealed)
-                    .ok_or_else(|| StoreError::Database("a Terraform state cannot be opened with the master key".into()))?;
-                Ok(Some((version, state)))
-            }
-            None => Ok(None),
-        }
+        let Some((version, sealed)) = self.store.latest_state(provisioned_product_id).await? else { return Ok(None) };
+        let state = self
+            .secrets
+            .open(&sealed)
+            .ok_or_else(|| StoreError::Database("a Terraform state cannot be opened with the master key".into()))?;
+        Ok(Some((version, state)))
     }
 
     /// Saves `terraform.tfstate` of `dir` every second while it changes (a complete JSON document

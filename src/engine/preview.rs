@@ -33,11 +33,11 @@ impl Engine {
             };
         let (inputs, tf) = self.prepare(job, slot, state.as_deref(), cancel, None).await?;
         step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
-        let planned = super::plan(&tf, plan.operation_type == OperationType::TerminateProvisionedProduct).await;
-        let shown = match planned {
-            Ok(()) => tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await,
-            Err(e) => Err(e),
-        };
+        let shown = async {
+            super::plan(&tf, plan.operation_type == OperationType::TerminateProvisionedProduct).await?;
+            tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await
+        }
+        .await;
         // A launch plan's sandbox exists only once it is executed.
         let _ = std::fs::remove_dir(self.sandbox_dir(&plan.provisioned_product_id));
         let (finished, shown) = shown?;
