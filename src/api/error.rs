@@ -154,6 +154,7 @@ impl From<DomainError> for ApiError {
             DomainError::InvalidParameter { parameter, message } => ApiError::invalid_parameter(&parameter, message),
             DomainError::MissingParameter { parameter, message } => ApiError::missing_parameter_because(&parameter, message),
             DomainError::NotFound { kind, id } => ApiError::not_found(kind, &id),
+            DomainError::Absent { kind, message } => ApiError::new(StatusCode::NOT_FOUND, format!("EntityNotExists.{kind}"), message),
             DomainError::InvalidStatus { kind, message } => ApiError::invalid_status(kind, message),
             DomainError::Forbidden { reason, message, detail } => ApiError::forbidden(reason, message, detail),
             DomainError::Internal(cause) => ApiError::internal(cause),

@@ -4,23 +4,15 @@
 
 pub mod action;
 mod audit;
-mod constraint;
-mod enduser;
 pub mod error;
-mod launch_option;
 pub mod limits;
 mod metrics;
 mod plan;
-mod portfolio;
-mod principal;
-mod product;
 mod provisioning;
 mod region;
 pub mod rpc;
 pub mod sign_in;
 pub mod spec;
-mod tag_option;
-mod template;
 pub mod trail;
 
 pub use provisioning::task_not_found;
@@ -28,12 +20,15 @@ pub use provisioning::task_not_found;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Authenticator;
+pub use crate::catalog::wire::{filter_value, format_time, Filter, Paging};
+use crate::catalog::Catalog;
 use crate::store::principal::Principal;
-use crate::store::{Page, SortOrder, Store};
-use action::{Action, Audience};
+use crate::store::Store;
+use action::{Action, Audience, Effect};
 use error::ApiError;
 
 /// A region this installation offers.
@@ -92,6 +87,13 @@ impl AppState {
             engine: &self.engine,
         }
     }
+
+    /// The catalog as `caller` sees it.
+    pub fn catalog<'a>(&'a self, caller: &'a Principal) -> Catalog<'a> {
+        let config = &self.config;
+        let regions = config.regions.iter().map(|r| r.region_id.as_str()).collect();
+        Catalog { store: &self.store, caller, region: &config.region, account_id: &config.account_id, regions }
+    }
 }
 
 /// One authenticated call.
@@ -111,6 +113,11 @@ impl Ctx<'_> {
     /// `acs:servicecatalog:{region}:{account}:{kind}/{id}`.
     pub fn arn(&self, kind: &str, id: &str) -> String {
         format!("acs:servicecatalog:{}:{}:{kind}/{id}", self.state.config.region, self.state.config.account_id)
+    }
+
+    /// The catalog as the caller sees it.
+    pub fn catalog(&self) -> Catalog<'_> {
+        self.state.catalog(self.principal)
     }
 }
 
@@ -190,30 +197,31 @@ impl From<Value> for Answer {
 /// Runs the handler of `action` on its decoded parameters.
 pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>) -> Result<Answer, ApiError> {
     use Action::*;
+    let catalog = ctx.catalog();
     let answer: Answer = match action {
         ListRegions => region::list_regions(ctx)?.into(),
-        CreatePortfolio => portfolio::create(ctx, decode(params)?).await?.into(),
-        GetPortfolio => portfolio::get(ctx, decode(params)?).await?.into(),
-        UpdatePortfolio => portfolio::update(ctx, decode(params)?).await?.into(),
-        DeletePortfolio => portfolio::delete(ctx, decode(params)?).await?.into(),
-        ListPortfolios => portfolio::list(ctx, decode(params)?).await?.into(),
-        CreateTemplate => template::create(ctx, decode(params)?).await?.into(),
-        GetTemplate => template::get(ctx, decode(params)?).await?.into(),
-        CreateProduct => product::create(ctx, decode(params)?).await?.into(),
-        GetProductAsAdmin => product::get_as_admin(ctx, decode(params)?).await?.into(),
-        UpdateProduct => product::update(ctx, decode(params)?).await?.into(),
-        DeleteProduct => product::delete(ctx, decode(params)?).await?.into(),
-        ListProductsAsAdmin => product::list_as_admin(ctx, decode(params)?).await?.into(),
-        CopyProduct => product::copy(ctx, decode(params)?).await?.into(),
-        CreateProductVersion => product::create_version(ctx, decode(params)?).await?.into(),
-        GetProductVersion => product::get_version(ctx, decode(params)?).await?.into(),
-        UpdateProductVersion => product::update_version(ctx, decode(params)?).await?.into(),
-        DeleteProductVersion => product::delete_version(ctx, decode(params)?).await?.into(),
-        ListProductVersions => product::list_versions(ctx, decode(params)?).await?.into(),
-        AssociateProductWithPortfolio => product::associate(ctx, decode(params)?).await?.into(),
-        DisassociateProductFromPortfolio => product::disassociate(ctx, decode(params)?).await?.into(),
-        ListProductsAsEndUser => enduser::list(ctx, decode(params)?).await?,
-        GetProductAsEndUser => enduser::get(ctx, decode(params)?).await?.into(),
+        CreatePortfolio => typed(action, catalog.create_portfolio(decode(params)?).await?)?,
+        GetPortfolio => typed(action, catalog.get_portfolio(decode(params)?).await?)?,
+        UpdatePortfolio => typed(action, catalog.update_portfolio(decode(params)?).await?)?,
+        DeletePortfolio => typed(action, catalog.delete_portfolio(decode(params)?).await?)?,
+        ListPortfolios => typed(action, catalog.list_portfolios(decode(params)?).await?)?,
+        CreateTemplate => typed(action, catalog.create_template(decode(params)?).await?)?,
+        GetTemplate => typed(action, catalog.get_template(decode(params)?).await?)?,
+        CreateProduct => typed(action, catalog.create_product(decode(params)?).await?)?,
+        GetProductAsAdmin => typed(action, catalog.get_product(decode(params)?).await?)?,
+        UpdateProduct => typed(action, catalog.update_product(decode(params)?).await?)?,
+        DeleteProduct => typed(action, catalog.delete_product(decode(params)?).await?)?,
+        ListProductsAsAdmin => typed(action, catalog.list_products(decode(params)?).await?)?,
+        CopyProduct => typed(action, catalog.copy_product(decode(params)?).await?)?,
+        CreateProductVersion => typed(action, catalog.create_version(decode(params)?).await?)?,
+        GetProductVersion => typed(action, catalog.get_version(decode(params)?).await?)?,
+        UpdateProductVersion => typed(action, catalog.update_version(decode(params)?).await?)?,
+        DeleteProductVersion => typed(action, catalog.delete_version(decode(params)?).await?)?,
+        ListProductVersions => typed(action, catalog.versions(decode(params)?).await?)?,
+        AssociateProductWithPortfolio => typed(action, catalog.associate_product(decode(params)?).await?)?,
+        DisassociateProductFromPortfolio => typed(action, catalog.disassociate_product(decode(params)?).await?)?,
+        ListProductsAsEndUser => typed(action, catalog.end_user_products(decode(params)?).await?)?,
+        GetProductAsEndUser => typed(action, catalog.end_user_product(decode(params)?).await?)?,
         LaunchProduct => provisioning::launch(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await?.into(),
         TerminateProvisionedProduct => provisioning::terminate(ctx, decode(params)?).await?.into(),
@@ -232,95 +240,40 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         CancelProvisionedProductPlan => plan::cancel(ctx, decode(params)?).await?.into(),
         ApproveProvisionedProductPlan => plan::approve(ctx, decode(params)?).await?.into(),
         ListProvisionedProductPlanApprovers => plan::list_approvers(ctx, decode(params)?).await?,
-        AssociatePrincipalWithPortfolio => principal::associate(ctx, decode(params)?).await?.into(),
-        DisassociatePrincipalFromPortfolio => principal::disassociate(ctx, decode(params)?).await?.into(),
-        ListPrincipals => principal::list(ctx, decode(params)?).await?.into(),
-        CreateConstraint => constraint::create(ctx, decode(params)?).await?.into(),
-        GetConstraint => constraint::get(ctx, decode(params)?).await?.into(),
-        UpdateConstraint => constraint::update(ctx, decode(params)?).await?.into(),
-        DeleteConstraint => constraint::delete(ctx, decode(params)?).await?.into(),
-        ListLaunchOptions => launch_option::list(ctx, decode(params)?).await?.into(),
-        CreateTagOption => tag_option::create(ctx, decode(params)?).await?.into(),
-        GetTagOption => tag_option::get(ctx, decode(params)?).await?.into(),
-        UpdateTagOption => tag_option::update(ctx, decode(params)?).await?.into(),
-        DeleteTagOption => tag_option::delete(ctx, decode(params)?).await?.into(),
-        ListTagOptions => tag_option::list(ctx, decode(params)?).await?.into(),
-        AssociateTagOptionWithResource => tag_option::associate(ctx, decode(params)?).await?.into(),
-        DisAssociateTagOptionFromResource => tag_option::disassociate(ctx, decode(params)?).await?.into(),
-        ListResourcesForTagOption => tag_option::list_resources(ctx, decode(params)?).await?.into(),
+        AssociatePrincipalWithPortfolio => typed(action, catalog.grant(decode(params)?).await?)?,
+        DisassociatePrincipalFromPortfolio => typed(action, catalog.revoke(decode(params)?).await?)?,
+        ListPrincipals => typed(action, catalog.principals(decode(params)?).await?)?,
+        CreateConstraint => typed(action, catalog.create_constraint(decode(params)?).await?)?,
+        GetConstraint => typed(action, catalog.get_constraint(decode(params)?).await?)?,
+        UpdateConstraint => typed(action, catalog.update_constraint(decode(params)?).await?)?,
+        DeleteConstraint => typed(action, catalog.delete_constraint(decode(params)?).await?)?,
+        ListLaunchOptions => typed(action, catalog.launch_options(decode(params)?).await?)?,
+        CreateTagOption => typed(action, catalog.create_tag_option(decode(params)?).await?)?,
+        GetTagOption => typed(action, catalog.get_tag_option(decode(params)?).await?)?,
+        UpdateTagOption => typed(action, catalog.update_tag_option(decode(params)?).await?)?,
+        DeleteTagOption => typed(action, catalog.delete_tag_option(decode(params)?).await?)?,
+        ListTagOptions => typed(action, catalog.list_tag_options(decode(params)?).await?)?,
+        AssociateTagOptionWithResource => typed(action, catalog.associate_tag_option(decode(params)?).await?)?,
+        DisAssociateTagOptionFromResource => typed(action, catalog.disassociate_tag_option(decode(params)?).await?)?,
+        ListResourcesForTagOption => typed(action, catalog.tag_option_resources(decode(params)?).await?)?,
     };
     Ok(answer)
 }
 
+/// A typed answer: serialized straight to text for reads, kept as a `Value` for changes (the
+/// audit trail reads the id a change created from it); `()` answers `{}`.
+fn typed(action: Action, answer: impl Serialize) -> Result<Answer, ApiError> {
+    match action.effect() {
+        Effect::Read => Answer::serialize(&answer),
+        Effect::Change | Effect::QueuesTask => serde_json::to_value(&answer).map(Answer::Value).map_err(ApiError::internal),
+    }
+}
+
 /// Turns the validated parameter object into an action's typed request.
-fn decode<T: DeserializeOwned>(params: Map<String, Value>) -> Result<T, ApiError> {
+pub fn decode<T: DeserializeOwned>(params: Map<String, Value>) -> Result<T, ApiError> {
     serde_json::from_value(Value::Object(params)).map_err(|e| {
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidParameter", format!("The request parameters are invalid: {e}."))
     })
-}
-
-/// Paging and sorting parameters shared by list actions (defaults come from the spec).
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Paging {
-    #[serde(default = "first_page")]
-    page_number: i64,
-    #[serde(default = "default_page_size")]
-    page_size: i64,
-    sort_order: Option<String>,
-}
-
-fn first_page() -> i64 {
-    1
-}
-
-fn default_page_size() -> i64 {
-    10
-}
-
-impl Paging {
-    /// The page asked for.
-    pub fn page(&self) -> Page {
-        Page { number: self.page_number, size: self.page_size }
-    }
-
-    /// The order asked for (newest first unless `Asc`).
-    pub fn order(&self) -> SortOrder {
-        match self.sort_order.as_deref() {
-            Some("Asc") => SortOrder::Asc,
-            _ => SortOrder::Desc,
-        }
-    }
-
-    /// The paging fields of a list response.
-    pub fn response(&self, total: i64) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("PageNumber".into(), self.page_number.into());
-        out.insert("PageSize".into(), self.page_size.into());
-        out.insert("TotalCount".into(), total.into());
-        out
-    }
-}
-
-/// A `Filters` entry of list actions.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Filter {
-    /// Filter name.
-    pub key: Option<String>,
-    /// Filter value.
-    pub value: Option<String>,
-}
-
-/// The value of the last filter named `key`.
-pub fn filter_value(filters: &[Filter], key: &str) -> Option<String> {
-    filters.iter().rev().find(|f| f.key.as_deref() == Some(key)).and_then(|f| f.value.clone())
-}
-
-/// `yyyy-MM-ddTHH:mm:ssZ` from ms since the epoch.
-pub fn format_time(ms: i64) -> String {
-    // RFC 3339 in whole seconds with `Z` is exactly `yyyy-MM-ddTHH:mm:ssZ`, without parsing a format.
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Shared state behind an `Arc`, as the router holds it.
@@ -341,11 +294,5 @@ mod tests {
         assert_eq!(body(Answer::serialize(&json!({"B": [1]})).unwrap()), json!({"RequestId": "R-1", "B": [1]}));
         assert_eq!(body(Answer::Serialized("{ }".into())), json!({"RequestId": "R-1"}));
         assert!(Answer::into_body(json!({"A": 1}).into(), "R-1").starts_with(r#"{"RequestId":"R-1","#));
-    }
-
-    #[test]
-    fn times_are_whole_utc_seconds_with_z() {
-        assert_eq!(super::format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::format_time(1_764_432_812_999), "2025-11-29T16:13:32Z");
     }
 }

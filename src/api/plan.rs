@@ -239,14 +239,14 @@ pub(super) async fn get(ctx: &Ctx<'_>, req: PlanIdRequest) -> Result<Answer, Api
     #[serde(rename_all = "PascalCase")]
     struct GetAnswer<'a> {
         plan_detail: PlanDetail<'a>,
-        product_detail: Option<super::product::ProductView<'a>>,
-        product_version_detail: Option<Value>,
+        product_detail: Option<crate::catalog::product::ProductDetail>,
+        product_version_detail: Option<crate::catalog::version::VersionDetail>,
         resource_changes: Value,
     }
     Answer::serialize(&GetAnswer {
         plan_detail: detail,
-        product_detail: product.as_ref().map(|p| super::product::detail(ctx, p)),
-        product_version_detail: version.as_ref().map(super::product::version_detail),
+        product_detail: product.as_ref().map(|p| ctx.catalog().product_detail(p)),
+        product_version_detail: version.as_ref().map(Into::into),
         resource_changes: serde_json::from_str(&plan.resource_changes).unwrap_or(Value::Array(vec![])),
     })
 }

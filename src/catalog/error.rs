@@ -32,6 +32,14 @@ pub enum DomainError {
         /// Its id.
         id: String,
     },
+    /// `EntityNotExists.<kind>` with a message of its own (a missing link between two objects).
+    #[error("{message}")]
+    Absent {
+        /// The kind of object.
+        kind: &'static str,
+        /// What is missing, for the caller.
+        message: String,
+    },
     /// `InvalidStatus.<kind>`: the object's state forbids the operation.
     #[error("{message}")]
     InvalidStatus {
@@ -62,6 +70,12 @@ impl DomainError {
     /// `InvalidParameter.<parameter>` with `message`.
     pub fn invalid_parameter(parameter: &str, message: impl Into<String>) -> Self {
         DomainError::InvalidParameter { parameter: parameter.to_string(), message: message.into() }
+    }
+
+    /// `MissingParameter.<parameter>`, saying only that it is required.
+    pub fn missing_parameter(parameter: &str) -> Self {
+        let message = format!("The required parameter {parameter} is missing.");
+        DomainError::MissingParameter { parameter: parameter.to_string(), message }
     }
 
     /// `EntityNotExists.<kind>` for `id`.

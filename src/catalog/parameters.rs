@@ -32,6 +32,12 @@ pub struct ParameterConstraint {
     pub has_validation: bool,
 }
 
+impl serde::Serialize for ParameterConstraint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
 impl ParameterConstraint {
     /// A parameter without default must be given at launch.
     pub fn required(&self) -> bool {

@@ -1,7 +1,7 @@
 //! Administrators' pages: portfolios (with their products, grants and constraints), products and
 //! their versions (created from a pasted or uploaded template, whose errors are shown at their
-//! line), and tag options. Each page calls administrators' actions, so an end user gets the
-//! API's 403 here too.
+//! line), and tag options. Each page passes administrators' actions through [`checked`], so an
+//! end user gets the API's 403 here too.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -10,15 +10,23 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
 use super::session::Session;
-use super::{call, list, respond, s, see_other, total, Form, PageError, PAGE_SIZE};
+use super::{checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::SharedState;
 use crate::catalog::constraint::ConstraintType;
+use crate::catalog::launch_option::NewConstraint;
+use crate::catalog::portfolio::{GrantRequest, PortfolioFields, PortfolioListing, PortfolioRef, PortfolioUpdate, Portfolios};
+use crate::catalog::product::{NewProduct, ProductInPortfolio, ProductListing, ProductRef, Products};
+use crate::catalog::tag_option::{NewTagOption, TagOptionFilters, TagOptionLink, TagOptionListing, TagOptionRef};
+use crate::catalog::template::TERRAFORM;
+use crate::catalog::version::{NewTemplate, NewVersion, VersionFields, VersionRef};
+use crate::catalog::wire::{Filter, Paging};
+use crate::catalog::Catalog;
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -32,45 +40,62 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/admin/tag-options/{operation}", post(change_tag_options))
 }
 
-/// Paging and a full-text filter as list parameters.
-fn list_params(query: &Form) -> Vec<(String, String)> {
-    let mut params = vec![("PageNumber".to_string(), query.page().to_string()), ("PageSize".into(), PAGE_SIZE.to_string())];
-    if !query.text("q").is_empty() {
-        params.extend([("Filters.1.Key".into(), "FullTextSearch".into()), ("Filters.1.Value".into(), query.text("q").to_string())]);
-    }
-    params
+/// The page of a list page's query, with its full-text filter.
+fn paging(query: &Form) -> (Paging, Vec<Filter>) {
+    (Paging::new(query.page(), PAGE_SIZE), Filter::full_text(query.text("q")))
 }
 
-/// Form fields as action parameters, leaving out empty ones.
-fn fields<'a>(form: &'a Form, names: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    names.iter().map(|(wire, field)| (*wire, form.text(field))).filter(|(_, v)| !v.is_empty()).collect()
+/// The first 100 products, of one portfolio or all.
+fn first_products(portfolio_id: Option<String>) -> ProductListing {
+    ProductListing { paging: Paging::new(1, 100), filters: Vec::new(), scope: None, portfolio_id }
+}
+
+async fn list_portfolios(catalog: &Catalog<'_>, session: &Session, query: &Form) -> Result<Portfolios, ApiError> {
+    let (paging, filters) = paging(query);
+    let listing = PortfolioListing { paging, filters, scope: None, product_id: None };
+    Ok(catalog.list_portfolios(checked(session, Action::ListPortfolios, listing)?).await?)
+}
+
+async fn list_products(catalog: &Catalog<'_>, session: &Session, query: &Form) -> Result<Products, ApiError> {
+    let (paging, filters) = paging(query);
+    let listing = ProductListing { paging, filters, scope: None, portfolio_id: None };
+    Ok(catalog.list_products(checked(session, Action::ListProductsAsAdmin, listing)?).await?)
+}
+
+/// The portfolio fields of a form.
+fn portfolio_input(form: &Form) -> PortfolioFields {
+    PortfolioFields {
+        portfolio_name: form.text("name").to_string(),
+        provider_name: form.text("provider").to_string(),
+        description: form.optional("description"),
+    }
 }
 
 // ---- Portfolios ----
 
 async fn portfolios(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
-    let answer = call(&state, &session, Action::ListPortfolios, list_params(&query)).await?;
+    let answer = list_portfolios(&state.catalog(&session.principal), &session, &query).await?;
     Ok(render_portfolios(&session, &query, &answer, &Form::default(), None))
 }
 
-fn render_portfolios(session: &Session, query: &Form, answer: &Value, form: &Form, error: Option<&ApiError>) -> Response {
+fn render_portfolios(session: &Session, query: &Form, answer: &Portfolios, form: &Form, error: Option<&ApiError>) -> Response {
     let body = html! {
         (filter_form("/console/admin/portfolios", "Search portfolios", query.text("q"), &[]))
         table {
             thead { tr { th { "Portfolio" } th { "Provider" } th { "Description" } th { "Created" } } }
             tbody {
-                @for p in list(answer, "/PortfolioDetails") {
+                @for p in &answer.portfolio_details {
                     tr {
-                        td { a href={ "/console/admin/portfolios/" (seg(s(p, "/PortfolioId"))) } { (s(p, "/PortfolioName")) } }
-                        td { (s(p, "/ProviderName")) }
-                        td { (s(p, "/Description")) }
-                        td { (s(p, "/CreateTime")) }
+                        td { a href={ "/console/admin/portfolios/" (seg(&p.portfolio_id)) } { (p.portfolio_name) } }
+                        td { (p.provider_name) }
+                        td { (p.description) }
+                        td { (p.create_time) }
                     }
                 }
             }
         }
-        (pager("/console/admin/portfolios", &[("q", query.text("q"))], query.page(), PAGE_SIZE, total(answer)))
+        (pager("/console/admin/portfolios", &[("q", query.text("q"))], query.page(), PAGE_SIZE, answer.page.total_count))
         h2 #create { "Create a portfolio" }
         (error_box(error.map(ApiError::message)))
         form.stack method="post" action="/console/admin/portfolios" {
@@ -93,11 +118,13 @@ fn portfolio_fields(name: &str, provider: &str, description: &str) -> Markup {
 async fn create_portfolio(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
-    let params = fields(&form, &[("PortfolioName", "name"), ("ProviderName", "provider"), ("Description", "description")]);
-    match call(&state, &session, Action::CreatePortfolio, params).await {
-        Ok(answer) => Ok(see_other(&format!("/console/admin/portfolios/{}", seg(s(&answer, "/PortfolioId"))))),
+    let catalog = state.catalog(&session.principal);
+    let created =
+        async { Ok::<_, ApiError>(catalog.create_portfolio(checked(&session, Action::CreatePortfolio, portfolio_input(&form))?).await?) };
+    match created.await {
+        Ok(created) => Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&created.portfolio_id)))),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            let answer = call(&state, &session, Action::ListPortfolios, list_params(&Form::default())).await?;
+            let answer = list_portfolios(&catalog, &session, &Form::default()).await?;
             Ok(render_portfolios(&session, &Form::default(), &answer, &form, Some(&e)))
         }
         Err(e) => Err(e.into()),
@@ -105,19 +132,19 @@ async fn create_portfolio(State(state): State<SharedState>, session: Session, bo
 }
 
 async fn portfolio(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let id = id.as_str();
-    let portfolio = call(&state, &session, Action::GetPortfolio, [("PortfolioId", id)]).await?;
-    let detail = &portfolio["PortfolioDetail"];
-    let products = call(&state, &session, Action::ListProductsAsAdmin, [("PortfolioId", id), ("PageSize", "100")]).await?;
-    let all_products = call(&state, &session, Action::ListProductsAsAdmin, [("PageSize", "100")]).await?;
-    let principals = call(&state, &session, Action::ListPrincipals, [("PortfolioId", id)]).await?;
-    let path = format!("/console/admin/portfolios/{}", seg(id));
-    let in_portfolio = list(&products, "/ProductDetails");
+    let catalog = state.catalog(&session.principal);
+    let this = || PortfolioRef { portfolio_id: id.clone() };
+    let detail = catalog.get_portfolio(checked(&session, Action::GetPortfolio, this())?).await?.portfolio_detail;
+    let products = catalog.list_products(checked(&session, Action::ListProductsAsAdmin, first_products(Some(id.clone())))?).await?;
+    let all_products = catalog.list_products(checked(&session, Action::ListProductsAsAdmin, first_products(None))?).await?;
+    let principals = catalog.principals(checked(&session, Action::ListPrincipals, this())?).await?;
+    let path = format!("/console/admin/portfolios/{}", seg(&id));
+    let in_portfolio = &products.product_details;
     let body = html! {
         h2 { "Details" }
         form.stack method="post" action={ (path) "/edit" } {
             (csrf_input(&session))
-            (portfolio_fields(s(detail, "/PortfolioName"), s(detail, "/ProviderName"), s(detail, "/Description")))
+            (portfolio_fields(&detail.portfolio_name, &detail.provider_name, &detail.description))
             button type="submit" { "Save" }
         }
         h2 { "Products" }
@@ -126,12 +153,12 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
             tbody {
                 @for p in in_portfolio {
                     tr {
-                        td { a href={ "/console/admin/products/" (seg(s(p, "/ProductId"))) } { (s(p, "/ProductName")) } }
-                        td { (s(p, "/ProviderName")) }
+                        td { a href={ "/console/admin/products/" (seg(&p.product_id)) } { (p.product_name) } }
+                        td { (p.provider_name) }
                         td {
                             form.inline method="post" action={ (path) "/remove-product" } {
-                                (csrf_input(&session)) input type="hidden" name="product" value=(s(p, "/ProductId"));
-                                button type="submit" { "Remove " (s(p, "/ProductName")) }
+                                (csrf_input(&session)) input type="hidden" name="product" value=(p.product_id);
+                                button type="submit" { "Remove " (p.product_name) }
                             }
                         }
                     }
@@ -142,7 +169,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
             (csrf_input(&session))
             label for="product" { "Add a product" }
             select id="product" name="product" {
-                @for p in list(&all_products, "/ProductDetails") { option value=(s(p, "/ProductId")) { (s(p, "/ProductName")) } }
+                @for p in &all_products.product_details { option value=(p.product_id) { (p.product_name) } }
             }
             button type="submit" { "Add" }
         }
@@ -151,15 +178,15 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
         table {
             thead { tr { th { "Type" } th { "Principal or pattern" } th { span.visually-hidden { "Action" } } } }
             tbody {
-                @for g in list(&principals, "/Principals") {
-                    @let (field, key) = if g.get("PrincipalPattern").is_some() { ("pattern", s(g, "/PrincipalPattern")) } else { ("principal", s(g, "/PrincipalId")) };
+                @for g in &principals.principals {
+                    @let (field, key) = match &g.principal_pattern { Some(pattern) => ("pattern", pattern), None => ("principal", g.principal_id.as_ref().unwrap_or(&g.principal_type)) };
                     tr {
-                        td { (s(g, "/PrincipalType")) }
+                        td { (g.principal_type) }
                         td { code { (key) } }
                         td {
                             form.inline method="post" action={ (path) "/revoke" } {
                                 (csrf_input(&session))
-                                input type="hidden" name="type" value=(s(g, "/PrincipalType"));
+                                input type="hidden" name="type" value=(g.principal_type);
                                 input type="hidden" name=(field) value=(key);
                                 button type="submit" { "Revoke " (key) }
                             }
@@ -184,7 +211,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
         form.stack method="post" action={ (path) "/constraint" } {
             (csrf_input(&session))
             label for="c-product" { "Product" }
-            select id="c-product" name="product" { @for p in in_portfolio { option value=(s(p, "/ProductId")) { (s(p, "/ProductName")) } } }
+            select id="c-product" name="product" { @for p in in_portfolio { option value=(p.product_id) { (p.product_name) } } }
             label for="c-type" { "Type" }
             select id="c-type" name="type" { @for t in ConstraintType::ALL { option value=(t.as_str()) { (t.as_str()) } } }
             label for="c-config" { "Config (JSON)" }
@@ -196,7 +223,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
         h2 { "Delete" }
         (action_button(&session, &format!("{path}/delete"), "Delete portfolio", Some("Delete this portfolio?")))
     };
-    Ok(respond(StatusCode::OK, page(s(detail, "/PortfolioName"), Some(&session), body)))
+    Ok(respond(StatusCode::OK, page(&detail.portfolio_name, Some(&session), body)))
 }
 
 async fn change_portfolio(
@@ -207,40 +234,41 @@ async fn change_portfolio(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
-    let id = id.as_str();
-    let portfolio = [("PortfolioId", id)];
-    let (action, mut params) = match operation.as_str() {
-        "edit" => (
-            Action::UpdatePortfolio,
-            fields(&form, &[("PortfolioName", "name"), ("ProviderName", "provider"), ("Description", "description")]),
-        ),
-        "delete" => (Action::DeletePortfolio, vec![]),
-        "add-product" => (Action::AssociateProductWithPortfolio, fields(&form, &[("ProductId", "product")])),
-        "remove-product" => (Action::DisassociateProductFromPortfolio, fields(&form, &[("ProductId", "product")])),
-        "grant" => (
-            Action::AssociatePrincipalWithPortfolio,
-            fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")]),
-        ),
-        "revoke" => (
-            Action::DisassociatePrincipalFromPortfolio,
-            fields(&form, &[("PrincipalType", "type"), ("PrincipalId", "principal"), ("PrincipalPattern", "pattern")]),
-        ),
-        "constraint" => (
-            Action::CreateConstraint,
-            fields(&form, &[("ProductId", "product"), ("ConstraintType", "type"), ("Config", "config"), ("Description", "description")]),
-        ),
-        _ => return Err(not_found()),
+    let catalog = state.catalog(&session.principal);
+    let portfolio_id = id.clone();
+    let product = || ProductInPortfolio { portfolio_id: id.clone(), product_id: form.text("product").to_string() };
+    let grant = || GrantRequest {
+        portfolio_id: id.clone(),
+        principal_type: form.text("type").to_string(),
+        principal_id: form.optional("principal"),
+        principal_pattern: form.optional("pattern"),
     };
-    params.extend(portfolio);
-    call(&state, &session, action, params).await?;
-    Ok(see_other(
-        if action == Action::DeletePortfolio {
-            "/console/admin/portfolios".into()
-        } else {
-            format!("/console/admin/portfolios/{}", seg(id))
+    match operation.as_str() {
+        "edit" => {
+            let update = PortfolioUpdate { portfolio_id, fields: portfolio_input(&form) };
+            catalog.update_portfolio(checked(&session, Action::UpdatePortfolio, update)?).await.map(drop)
         }
-        .as_str(),
-    ))
+        "delete" => {
+            catalog.delete_portfolio(checked(&session, Action::DeletePortfolio, PortfolioRef { portfolio_id })?).await?;
+            return Ok(see_other("/console/admin/portfolios"));
+        }
+        "add-product" => catalog.associate_product(checked(&session, Action::AssociateProductWithPortfolio, product())?).await,
+        "remove-product" => catalog.disassociate_product(checked(&session, Action::DisassociateProductFromPortfolio, product())?).await,
+        "grant" => catalog.grant(checked(&session, Action::AssociatePrincipalWithPortfolio, grant())?).await,
+        "revoke" => catalog.revoke(checked(&session, Action::DisassociatePrincipalFromPortfolio, grant())?).await,
+        "constraint" => {
+            let constraint = NewConstraint {
+                config: form.text("config").to_string(),
+                constraint_type: form.text("type").to_string(),
+                description: form.optional("description"),
+                portfolio_id,
+                product_id: form.text("product").to_string(),
+            };
+            catalog.create_constraint(checked(&session, Action::CreateConstraint, constraint)?).await.map(drop)
+        }
+        _ => return Err(not_found()),
+    }?;
+    Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&id))))
 }
 
 fn not_found() -> PageError {
@@ -251,27 +279,27 @@ fn not_found() -> PageError {
 
 async fn products(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
-    let answer = call(&state, &session, Action::ListProductsAsAdmin, list_params(&query)).await?;
+    let answer = list_products(&state.catalog(&session.principal), &session, &query).await?;
     Ok(render_products(&session, &query, &answer, &Form::default(), None))
 }
 
-fn render_products(session: &Session, query: &Form, answer: &Value, form: &Form, error: Option<&ApiError>) -> Response {
+fn render_products(session: &Session, query: &Form, answer: &Products, form: &Form, error: Option<&ApiError>) -> Response {
     let body = html! {
         (filter_form("/console/admin/products", "Search products", query.text("q"), &[]))
         table {
             thead { tr { th { "Product" } th { "Provider" } th { "Description" } th { "Created" } } }
             tbody {
-                @for p in list(answer, "/ProductDetails") {
+                @for p in &answer.product_details {
                     tr {
-                        td { a href={ "/console/admin/products/" (seg(s(p, "/ProductId"))) } { (s(p, "/ProductName")) } }
-                        td { (s(p, "/ProviderName")) }
-                        td { (s(p, "/Description")) }
-                        td { (s(p, "/CreateTime")) }
+                        td { a href={ "/console/admin/products/" (seg(&p.product_id)) } { (p.product_name) } }
+                        td { (p.provider_name) }
+                        td { (p.description) }
+                        td { (p.create_time) }
                     }
                 }
             }
         }
-        (pager("/console/admin/products", &[("q", query.text("q"))], query.page(), PAGE_SIZE, total(answer)))
+        (pager("/console/admin/products", &[("q", query.text("q"))], query.page(), PAGE_SIZE, answer.page.total_count))
         h2 #create { "Publish a product" }
         form.stack method="post" action="/console/admin/products" {
             (csrf_input(session))
@@ -323,51 +351,43 @@ fn template_body(text: &str) -> String {
     json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.0", "Workspace": {"main.tf": text}}).to_string()
 }
 
-/// Uploads the form's template; the `TemplateUrl` of the new template.
-async fn upload_template(state: &SharedState, session: &Session, form: &Form) -> Result<String, ApiError> {
+/// Uploads the form's template; the new version's fields, naming it.
+async fn upload_template(catalog: &Catalog<'_>, session: &Session, form: &Form) -> Result<VersionFields, ApiError> {
     let template = form.text("template");
     if template.trim().is_empty() {
         return Err(ApiError::missing_parameter("TemplateBody"));
     }
-    let answer = call(
-        state,
-        session,
-        Action::CreateTemplate,
-        [("TemplateType", "RosTerraformTemplate".to_string()), ("TemplateBody", template_body(template))],
-    )
-    .await?;
-    Ok(s(&answer, "/TemplateUrl").to_string())
+    let upload = NewTemplate { template_type: TERRAFORM.into(), template_body: template_body(template), terraform_variables: Vec::new() };
+    let uploaded = catalog.create_template(checked(session, Action::CreateTemplate, upload)?).await?;
+    Ok(VersionFields {
+        product_version_name: Some(form.text("version").to_string()),
+        template_type: Some(TERRAFORM.into()),
+        template_url: Some(uploaded.template_url),
+        guidance: form.text("guidance").to_string(),
+        active: true,
+        ..VersionFields::default()
+    })
 }
 
 async fn create_product(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
+    let catalog = state.catalog(&session.principal);
     let created = async {
-        let template_url = upload_template(&state, &session, &form).await?;
-        let version = json!({
-            "ProductVersionName": form.text("version"),
-            "TemplateType": "RosTerraformTemplate",
-            "TemplateUrl": template_url,
-            "Guidance": form.text("guidance"),
-            "Active": true,
-        })
-        .to_string();
-        let mut params: Vec<(String, String)> =
-            fields(&form, &[("ProductName", "name"), ("ProviderName", "provider"), ("Description", "description")])
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        params.extend([
-            ("ProductType".into(), "Ros".into()),
-            ("TemplateType".into(), "RosTerraformTemplate".into()),
-            ("ProductVersionParameters".into(), version),
-        ]);
-        call(&state, &session, Action::CreateProduct, params).await
+        let product = NewProduct {
+            product_name: form.text("name").to_string(),
+            provider_name: form.text("provider").to_string(),
+            description: form.optional("description"),
+            product_type: Some("Ros".into()),
+            template_type: Some(TERRAFORM.into()),
+            product_version_parameters: Some(upload_template(&catalog, &session, &form).await?),
+        };
+        Ok::<_, ApiError>(catalog.create_product(checked(&session, Action::CreateProduct, product)?).await?)
     };
     match created.await {
-        Ok(answer) => Ok(see_other(&format!("/console/admin/products/{}", seg(s(&answer, "/ProductId"))))),
+        Ok(created) => Ok(see_other(&format!("/console/admin/products/{}", seg(&created.product_id)))),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            let answer = call(&state, &session, Action::ListProductsAsAdmin, list_params(&Form::default())).await?;
+            let answer = list_products(&catalog, &session, &Form::default()).await?;
             Ok(render_products(&session, &Form::default(), &answer, &form, Some(&e)))
         }
         Err(e) => Err(e.into()),
@@ -375,43 +395,44 @@ async fn create_product(State(state): State<SharedState>, session: Session, body
 }
 
 async fn product(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    render_product(&state, &session, &id, &Form::default(), None).await
+    render_product(&state.catalog(&session.principal), &session, &id, &Form::default(), None).await
 }
 
 async fn render_product(
-    state: &SharedState,
+    catalog: &Catalog<'_>,
     session: &Session,
     id: &str,
     form: &Form,
     error: Option<&ApiError>,
 ) -> Result<Response, PageError> {
-    let product = call(state, session, Action::GetProductAsAdmin, [("ProductId", id)]).await?;
-    let detail = &product["ProductDetail"];
-    let versions = call(state, session, Action::ListProductVersions, [("ProductId", id)]).await?;
-    let portfolios = call(state, session, Action::ListPortfolios, [("ProductId", id), ("PageSize", "100")]).await?;
+    let this = || ProductRef { product_id: id.to_string() };
+    let detail = catalog.get_product(checked(session, Action::GetProductAsAdmin, this())?).await?.product_detail;
+    let versions = catalog.versions(checked(session, Action::ListProductVersions, this())?).await?.product_version_details;
+    let listing = PortfolioListing { paging: Paging::new(1, 100), filters: Vec::new(), scope: None, product_id: Some(id.to_string()) };
+    let in_portfolios = catalog.list_portfolios(checked(session, Action::ListPortfolios, listing)?).await?.portfolio_details;
     // Launch options exist only through portfolios (the action refuses a product in none).
-    let options = match list(&portfolios, "/PortfolioDetails").is_empty() {
-        true => Value::Null,
-        false => call(state, session, Action::ListLaunchOptions, [("ProductId", id)]).await?,
+    let options = match in_portfolios.is_empty() {
+        true => Vec::new(),
+        false => catalog.launch_options(checked(session, Action::ListLaunchOptions, this())?).await?.launch_option_summaries,
     };
     let path = format!("/console/admin/products/{}", seg(id));
     let body = html! {
-        p { (s(detail, "/Description")) }
-        p.muted { "Provided by " (s(detail, "/ProviderName")) " · " code { (id) } }
+        p { (detail.description) }
+        p.muted { "Provided by " (detail.provider_name) " · " code { (id) } }
         h2 { "Versions" }
         table {
             thead { tr { th { "Version" } th { "Guidance" } th { "Active" } th { "Created" } th { span.visually-hidden { "Action" } } } }
             tbody {
-                @for v in list(&versions, "/ProductVersionDetails") {
+                @for v in &versions {
                     tr {
-                        td { (s(v, "/ProductVersionName")) }
-                        td { (s(v, "/Guidance")) }
-                        td { (if v["Active"].as_bool().unwrap_or(false) { "yes" } else { "no" }) }
-                        td { (s(v, "/CreateTime")) }
+                        td { (v.product_version_name) }
+                        td { (v.guidance) }
+                        td { (if v.active { "yes" } else { "no" }) }
+                        td { (v.create_time) }
                         td {
                             form.inline method="post" action={ (path) "/delete-version" } data-confirm="Delete this version?" {
-                                (csrf_input(session)) input type="hidden" name="version_id" value=(s(v, "/ProductVersionId"));
-                                button type="submit" { "Delete " (s(v, "/ProductVersionName")) }
+                                (csrf_input(session)) input type="hidden" name="version_id" value=(v.product_version_id);
+                                button type="submit" { "Delete " (v.product_version_name) }
                             }
                         }
                     }
@@ -419,15 +440,13 @@ async fn render_product(
             }
         }
         h2 { "Portfolios" }
-        @let in_portfolios = list(&portfolios, "/PortfolioDetails");
         @if in_portfolios.is_empty() { p { "In no portfolio yet: add it to one from the " a href="/console/admin/portfolios" { "portfolio's page" } " so that it can be granted." } }
-        ul { @for p in in_portfolios { li { a href={ "/console/admin/portfolios/" (seg(s(p, "/PortfolioId"))) } { (s(p, "/PortfolioName")) } } } }
+        ul { @for p in &in_portfolios { li { a href={ "/console/admin/portfolios/" (seg(&p.portfolio_id)) } { (p.portfolio_name) } } } }
         h2 { "Constraints" }
-        @for o in list(&options, "/LaunchOptionSummaries") {
-            h3 { (s(o, "/PortfolioName")) }
-            @let summaries = list(o, "/ConstraintSummaries");
-            @if summaries.is_empty() { p.muted { "None." } }
-            ul { @for c in summaries { li { strong { (s(c, "/ConstraintType")) } " " (s(c, "/Description")) " " code { (c.to_string()) } } } }
+        @for o in &options {
+            h3 { (o.portfolio_name) }
+            @if o.constraint_summaries.is_empty() { p.muted { "None." } }
+            ul { @for c in &o.constraint_summaries { li { strong { (c.constraint_type) } " " (c.description) " " code { (json!(c)) } } } }
         }
         h2 #new-version { "Add a version" }
         form.stack method="post" action={ (path) "/add-version" } {
@@ -438,7 +457,7 @@ async fn render_product(
         h2 { "Delete" }
         (action_button(session, &format!("{path}/delete"), "Delete product", Some("Delete this product?")))
     };
-    Ok(respond(error.map_or(StatusCode::OK, ApiError::status), page(s(detail, "/ProductName"), Some(session), body)))
+    Ok(respond(error.map_or(StatusCode::OK, ApiError::status), page(&detail.product_name, Some(session), body)))
 }
 
 async fn change_product(
@@ -449,32 +468,26 @@ async fn change_product(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
+    let catalog = state.catalog(&session.principal);
     let location = format!("/console/admin/products/{}", seg(&id));
     match operation.as_str() {
         "delete" => {
-            call(&state, &session, Action::DeleteProduct, [("ProductId", id.as_str())]).await?;
+            catalog.delete_product(checked(&session, Action::DeleteProduct, ProductRef { product_id: id })?).await?;
             Ok(see_other("/console/admin/products"))
         }
         "delete-version" => {
-            call(&state, &session, Action::DeleteProductVersion, [("ProductVersionId", form.text("version_id"))]).await?;
+            let version = VersionRef { product_version_id: form.text("version_id").to_string() };
+            catalog.delete_version(checked(&session, Action::DeleteProductVersion, version)?).await?;
             Ok(see_other(&location))
         }
         "add-version" => {
             let added = async {
-                let url = upload_template(&state, &session, &form).await?;
-                let params = [
-                    ("ProductId", id.as_str()),
-                    ("ProductVersionName", form.text("version")),
-                    ("Guidance", form.text("guidance")),
-                    ("TemplateType", "RosTerraformTemplate"),
-                    ("TemplateUrl", url.as_str()),
-                    ("Active", "true"),
-                ];
-                call(&state, &session, Action::CreateProductVersion, params).await
+                let version = NewVersion { product_id: id.clone(), fields: upload_template(&catalog, &session, &form).await? };
+                Ok::<_, ApiError>(catalog.create_version(checked(&session, Action::CreateProductVersion, version)?).await?)
             };
             match added.await {
                 Ok(_) => Ok(see_other(&location)),
-                Err(e) if e.status() == StatusCode::BAD_REQUEST => render_product(&state, &session, &id, &form, Some(&e)).await,
+                Err(e) if e.status() == StatusCode::BAD_REQUEST => render_product(&catalog, &session, &id, &form, Some(&e)).await,
                 Err(e) => Err(e.into()),
             }
         }
@@ -487,32 +500,30 @@ async fn change_product(
 async fn tag_options(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let q = query.text("q");
-    let mut params = vec![("PageNumber".to_string(), query.page().to_string()), ("PageSize".into(), PAGE_SIZE.to_string())];
-    if !q.is_empty() {
-        params.push(("Filters".into(), json!({"FullTextSearch": q}).to_string()));
-    }
-    let answer = call(&state, &session, Action::ListTagOptions, params).await?;
+    let filters = (!q.is_empty()).then(|| TagOptionFilters { full_text_search: Some(q.to_string()), ..TagOptionFilters::default() });
+    let listing = TagOptionListing { paging: Paging::new(query.page(), PAGE_SIZE), filters };
+    let answer = state.catalog(&session.principal).list_tag_options(checked(&session, Action::ListTagOptions, listing)?).await?;
     let body = html! {
         (filter_form("/console/admin/tag-options", "Search tag options", q, &[]))
         table {
             thead { tr { th { "Key" } th { "Value" } th { "Id" } th { span.visually-hidden { "Action" } } } }
             tbody {
-                @for t in list(&answer, "/TagOptionDetails") {
+                @for t in &answer.tag_option_details {
                     tr {
-                        td { (s(t, "/Key")) }
-                        td { (s(t, "/Value")) }
-                        td { code { (s(t, "/TagOptionId")) } }
+                        td { (t.key) }
+                        td { (t.value) }
+                        td { code { (t.tag_option_id) } }
                         td {
                             form.inline method="post" action="/console/admin/tag-options/delete" data-confirm="Delete this tag option?" {
-                                (csrf_input(&session)) input type="hidden" name="id" value=(s(t, "/TagOptionId"));
-                                button type="submit" { "Delete " (s(t, "/Key")) "=" (s(t, "/Value")) }
+                                (csrf_input(&session)) input type="hidden" name="id" value=(t.tag_option_id);
+                                button type="submit" { "Delete " (t.key) "=" (t.value) }
                             }
                         }
                     }
                 }
             }
         }
-        (pager("/console/admin/tag-options", &[("q", q)], query.page(), PAGE_SIZE, total(&answer)))
+        (pager("/console/admin/tag-options", &[("q", q)], query.page(), PAGE_SIZE, answer.page.total_count))
         h2 { "Create a tag option" }
         form.stack method="post" action="/console/admin/tag-options/create" {
             (csrf_input(&session))
@@ -539,13 +550,20 @@ async fn change_tag_options(
 ) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
-    let (action, params) = match operation.as_str() {
-        "create" => (Action::CreateTagOption, fields(&form, &[("Key", "key"), ("Value", "value")])),
-        "delete" => (Action::DeleteTagOption, fields(&form, &[("TagOptionId", "id")])),
-        "associate" => (Action::AssociateTagOptionWithResource, fields(&form, &[("TagOptionId", "id"), ("ResourceId", "resource")])),
+    let catalog = state.catalog(&session.principal);
+    let id = form.text("id").to_string();
+    match operation.as_str() {
+        "create" => {
+            let option = NewTagOption { key: form.text("key").to_string(), value: form.text("value").to_string() };
+            catalog.create_tag_option(checked(&session, Action::CreateTagOption, option)?).await.map(drop)
+        }
+        "delete" => catalog.delete_tag_option(checked(&session, Action::DeleteTagOption, TagOptionRef { tag_option_id: id })?).await,
+        "associate" => {
+            let link = TagOptionLink { resource_id: form.text("resource").to_string(), tag_option_id: id };
+            catalog.associate_tag_option(checked(&session, Action::AssociateTagOptionWithResource, link)?).await
+        }
         _ => return Err(not_found()),
-    };
-    call(&state, &session, action, params).await?;
+    }?;
     Ok(see_other("/console/admin/tag-options"))
 }
 
@@ -561,7 +579,7 @@ mod tests {
 
     #[test]
     fn pasted_hcl_becomes_the_workspace_main_file() {
-        let body: Value = serde_json::from_str(&template_body("variable \"a\" {}\n")).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&template_body("variable \"a\" {}\n")).unwrap();
         assert_eq!(body["Workspace"]["main.tf"], "variable \"a\" {}\n");
         assert_eq!(template_body(" {\"Workspace\": {}}"), " {\"Workspace\": {}}");
     }

@@ -13,10 +13,14 @@ use serde_json::Value;
 
 use super::html::{csrf_input, error_box, filter_form, page, pager, seg, url};
 use super::session::Session;
-use super::{call, list, respond, s, see_other, total, Form, PageError, PAGE_SIZE};
+use super::{call, checked, respond, s, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::SharedState;
+use crate::api::{Region, SharedState};
+use crate::catalog::launch_option::LaunchOption;
+use crate::catalog::product::{ProductDetail, ProductListing, ProductRef};
+use crate::catalog::version::{VersionDetail, VersionRef};
+use crate::catalog::wire::{Filter, Paging};
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -28,49 +32,48 @@ pub(super) fn routes() -> Router<SharedState> {
 async fn catalog(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let (q, page_number) = (query.text("q"), query.page());
-    let mut params = vec![("PageNumber".to_string(), page_number.to_string()), ("PageSize".into(), PAGE_SIZE.to_string())];
-    if !q.is_empty() {
-        params.extend([("Filters.1.Key".into(), "FullTextSearch".into()), ("Filters.1.Value".into(), q.to_string())]);
-    }
-    let answer = call(&state, &session, Action::ListProductsAsEndUser, params).await?;
+    let listing =
+        ProductListing { paging: Paging::new(page_number, PAGE_SIZE), filters: Filter::full_text(q), scope: None, portfolio_id: None };
+    let answer = state.catalog(&session.principal).end_user_products(checked(&session, Action::ListProductsAsEndUser, listing)?).await?;
     let body = html! {
         (filter_form("/console/catalog", "Search products", q, &[]))
-        @let products = list(&answer, "/ProductSummaries");
+        @let products = &answer.product_summaries;
         @if products.is_empty() { p { "No product is available to you" @if !q.is_empty() { " with these words" } "." } }
         ul.cards {
             @for p in products {
                 li.card {
-                    h2 { a href={ "/console/products/" (seg(s(p, "/ProductId"))) } { (s(p, "/ProductName")) } }
-                    p { (s(p, "/Description")) }
-                    p.muted { "Provided by " (s(p, "/ProviderName")) }
+                    h2 { a href={ "/console/products/" (seg(&p.product_id)) } { (p.product_name) } }
+                    p { (p.description) }
+                    p.muted { "Provided by " (p.provider_name) }
                 }
             }
         }
-        (pager("/console/catalog", &[("q", q)], page_number, PAGE_SIZE, total(&answer)))
+        (pager("/console/catalog", &[("q", q)], page_number, PAGE_SIZE, answer.page.total_count))
     };
     Ok(respond(StatusCode::OK, page("Catalog", Some(&session), body)))
 }
 
 async fn product(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let product = call(&state, &session, Action::GetProductAsEndUser, [("ProductId", id.as_str())]).await?;
-    let versions = call(&state, &session, Action::ListProductVersions, [("ProductId", id.as_str())]).await?;
-    let summary = &product["ProductSummary"];
+    let catalog = state.catalog(&session.principal);
+    let this = || ProductRef { product_id: id.clone() };
+    let summary = catalog.end_user_product(checked(&session, Action::GetProductAsEndUser, this())?).await?.product_summary;
+    let versions = catalog.versions(checked(&session, Action::ListProductVersions, this())?).await?.product_version_details;
     let body = html! {
-        p { (s(summary, "/Description")) }
-        p.muted { "Provided by " (s(summary, "/ProviderName")) }
+        p { (summary.description) }
+        p.muted { "Provided by " (summary.provider_name) }
         h2 { "Versions" }
         table {
             thead { tr { th { "Version" } th { "Guidance" } th { "Description" } th { "Created" } th { span.visually-hidden { "Action" } } } }
             tbody {
-                @for v in list(&versions, "/ProductVersionDetails") {
+                @for v in &versions {
                     tr {
-                        td { (s(v, "/ProductVersionName")) }
-                        td { (s(v, "/Guidance")) }
-                        td { (s(v, "/Description")) }
-                        td { (s(v, "/CreateTime")) }
+                        td { (v.product_version_name) }
+                        td { (v.guidance) }
+                        td { (v.description) }
+                        td { (v.create_time) }
                         td {
-                            @if v["Launchable"].as_bool().unwrap_or(false) {
-                                a.button href=(url(&format!("/console/products/{}/launch", seg(&id)), &[("version", s(v, "/ProductVersionId"))])) { "Launch " (s(v, "/ProductVersionName")) }
+                            @if v.launchable {
+                                a.button href=(url(&format!("/console/products/{}/launch", seg(&id)), &[("version", &v.product_version_id)])) { "Launch " (v.product_version_name) }
                             }
                         }
                     }
@@ -78,34 +81,35 @@ async fn product(State(state): State<SharedState>, session: Session, Path(id): P
             }
         }
     };
-    Ok(respond(StatusCode::OK, page(s(summary, "/ProductName"), Some(&session), body)))
+    Ok(respond(StatusCode::OK, page(&summary.product_name, Some(&session), body)))
 }
 
 /// What a launch needs besides the form's values.
 struct LaunchContext {
-    product: Value,
-    version: Value,
-    regions: Value,
-    options: Value,
+    product: ProductDetail,
+    version: VersionDetail,
+    regions: Vec<Region>,
+    options: Vec<LaunchOption>,
 }
 
 async fn launch_context(state: &SharedState, session: &Session, product_id: &str, version_id: &str) -> Result<LaunchContext, ApiError> {
-    let product = call(state, session, Action::GetProductAsEndUser, [("ProductId", product_id)]).await?;
-    let version_id = match version_id {
-        "" => default_version(&call(state, session, Action::ListProductVersions, [("ProductId", product_id)]).await?),
+    let catalog = state.catalog(&session.principal);
+    let this = || ProductRef { product_id: product_id.to_string() };
+    let product = catalog.end_user_product(checked(session, Action::GetProductAsEndUser, this())?).await?.product_summary;
+    let product_version_id = match version_id {
+        "" => default_version(&catalog.versions(checked(session, Action::ListProductVersions, this())?).await?.product_version_details),
         id => id.to_string(),
     };
-    let version = call(state, session, Action::GetProductVersion, [("ProductVersionId", version_id.as_str())]).await?;
-    let regions = call(state, session, Action::ListRegions, Vec::<(String, String)>::new()).await?;
-    let options = call(state, session, Action::ListLaunchOptions, [("ProductId", product_id)]).await?;
-    Ok(LaunchContext { product, version, regions, options })
+    let version = catalog.get_version(checked(session, Action::GetProductVersion, VersionRef { product_version_id })?).await?;
+    crate::api::authorize(Action::ListRegions, &session.principal)?;
+    let options = catalog.launch_options(checked(session, Action::ListLaunchOptions, this())?).await?.launch_option_summaries;
+    Ok(LaunchContext { product, version: version.product_version_detail, regions: state.config.regions.clone(), options })
 }
 
 /// The recommended version, else the first.
-fn default_version(versions: &Value) -> String {
-    let all = list(versions, "/ProductVersionDetails");
-    let pick = all.iter().find(|v| s(v, "/Guidance") == "Recommended").or(all.first());
-    pick.map(|v| s(v, "/ProductVersionId").to_string()).unwrap_or_default()
+fn default_version(versions: &[VersionDetail]) -> String {
+    let pick = versions.iter().find(|v| v.guidance == "Recommended").or(versions.first());
+    pick.map(|v| v.product_version_id.clone()).unwrap_or_default()
 }
 
 async fn launch_form(
@@ -123,7 +127,7 @@ async fn launch(State(state): State<SharedState>, session: Session, Path(id): Pa
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let context = launch_context(&state, &session, &id, form.text("version")).await?;
-    let version_id = s(&context.version, "/ProductVersionDetail/ProductVersionId");
+    let version_id = context.version.product_version_id.as_str();
     let mut params: Vec<(String, String)> = [
         ("ProductId", id.as_str()),
         ("ProductVersionId", version_id),
@@ -166,22 +170,22 @@ fn render_launch(
     error: Option<&ApiError>,
     status: StatusCode,
 ) -> Response {
-    let version = &context.version["ProductVersionDetail"];
-    let product_name = s(&context.product, "/ProductSummary/ProductName");
-    let options = list(&context.options, "/LaunchOptionSummaries");
+    let version = &context.version;
+    let options = &context.options;
+    let constraints: Vec<Value> = version.parameter_constraints.iter().flatten().map(|c| c.to_json()).collect();
     let message = error.map(ApiError::message);
     let field_error = |code: &str| error.filter(|e| e.code() == code).map(ApiError::message);
     let body = html! {
-        p { "Version " strong { (s(version, "/ProductVersionName")) } " (" (s(version, "/Guidance")) "). " (s(version, "/Description")) }
+        p { "Version " strong { (version.product_version_name) } " (" (version.guidance) "). " (version.description) }
         (error_box(message))
         form.stack method="post" action={ "/console/products/" (seg(product_id)) "/launch" } {
             (csrf_input(session))
-            input type="hidden" name="version" value=(s(version, "/ProductVersionId"));
+            input type="hidden" name="version" value=(version.product_version_id);
             (text_field("name", "Name of the provisioned product", form.text("name"), true, Some("Unique among your provisioned products."), field_error("InvalidParameter.ProvisionedProductName").or(field_error("MissingParameter.ProvisionedProductName"))))
             label for="region" { "Region" }
             select id="region" name="region" {
-                @for r in list(&context.regions, "/Regions") {
-                    option value=(s(r, "/RegionId")) selected[form.text("region") == s(r, "/RegionId")] { (s(r, "/LocalName")) " (" (s(r, "/RegionId")) ")" }
+                @for r in &context.regions {
+                    option value=(r.region_id) selected[form.text("region") == r.region_id] { (r.local_name) " (" (r.region_id) ")" }
                 }
             }
             @if options.len() > 1 {
@@ -189,11 +193,11 @@ fn render_launch(
                 select id="portfolio" name="portfolio" required {
                     option value="" { "Choose…" }
                     @for o in options {
-                        option value=(s(o, "/PortfolioId")) selected[form.text("portfolio") == s(o, "/PortfolioId")] { (s(o, "/PortfolioName")) }
+                        option value=(o.portfolio_id) selected[form.text("portfolio") == o.portfolio_id] { (o.portfolio_name) }
                     }
                 }
             }
-            (parameter_fields(list(version, "/ParameterConstraints"), form, &[], error))
+            (parameter_fields(&constraints, form, &[], error))
             label for="tags" { "Tags (one key=value a line, optional)" }
             textarea id="tags" name="tags" rows="2" { (form.text("tags")) }
             div.buttons {
@@ -202,7 +206,7 @@ fn render_launch(
             }
         }
     };
-    respond(status, page(&format!("Launch {product_name}"), Some(session), body))
+    respond(status, page(&format!("Launch {}", context.product.product_name), Some(session), body))
 }
 
 fn text_field(name: &str, label: &str, value: &str, required: bool, hint: Option<&str>, error: Option<&str>) -> Markup {

@@ -1,8 +1,10 @@
 //! The web console at `/console`: server-rendered pages over the same actions as the API.
 //! A visitor signs in with an AccessKey pair and gets a session (see [`session`]); every page
-//! then calls actions in-process through [`crate::api::authorize`] and [`crate::api::dispatch`]
-//! as that principal, after the same parameter validation as the wire ([`crate::api::spec`]),
-//! so the console can do exactly what the caller's key could do on the API and nothing more.
+//! then acts as that principal after the API's authorisation ([`crate::api::authorize`]) and
+//! parameter validation ([`crate::api::spec`]): catalog pages build an action's typed request,
+//! [`checked`] passes it, and they call the [`crate::catalog::Catalog`] and render its typed
+//! answer; provisioning pages still call actions in-process through [`call`]. So the console
+//! can do exactly what the caller's key could do on the API and nothing more.
 //! Every change is a POST carrying the session's CSRF token. Pages are grouped by area; the
 //! stylesheet and the small script (live task logs, template upload, confirmations) are built in,
 //! served from the console's own origin: every console response carries a Content-Security-Policy
@@ -24,11 +26,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::html;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, dispatch, spec, Answer, Ctx, SharedState};
+use crate::api::{authorize, decode, dispatch, spec, Answer, Ctx, SharedState};
+use crate::catalog::error::DomainError;
 use crate::protocol::params::Params;
 use session::Session;
 
@@ -105,8 +110,8 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<crate::catalog::error::DomainError> for PageError {
-    fn from(error: crate::catalog::error::DomainError) -> Self {
+impl From<DomainError> for PageError {
+    fn from(error: DomainError) -> Self {
         PageError::Api(error.into())
     }
 }
@@ -182,6 +187,43 @@ where
     dispatch(&Ctx { state, principal: &session.principal }, action, decoded).await.map(Answer::into_value)
 }
 
+/// `request` for `action` once it passed what the API checks of the signed-in principal: the
+/// authorisation, then the spec's validation (the request takes the wire's form on the way, so
+/// the messages and the defaults are the API's).
+pub fn checked<T: Serialize + DeserializeOwned>(session: &Session, action: Action, request: T) -> Result<T, ApiError> {
+    authorize(action, &session.principal)?;
+    let spec = &spec::actions()[action.name()];
+    let mut pairs = Vec::new();
+    if let Value::Object(fields) = serde_json::to_value(request).map_err(ApiError::internal)? {
+        for (name, value) in fields {
+            wire_pairs(name, value, &mut pairs);
+        }
+    }
+    decode(spec::decode(spec, &Params::from_pairs(pairs))?)
+}
+
+/// The wire parameters of one request field: arrays flattened (`Name.N.Field`), objects as JSON
+/// text without their empty fields.
+fn wire_pairs(name: String, value: Value, pairs: &mut Vec<(String, String)>) {
+    match value {
+        Value::Null => {}
+        Value::String(text) => pairs.push((name, text)),
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                match item {
+                    Value::Object(fields) => fields.into_iter().for_each(|(k, v)| wire_pairs(format!("{name}.{}.{k}", i + 1), v, pairs)),
+                    item => wire_pairs(format!("{name}.{}", i + 1), item, pairs),
+                }
+            }
+        }
+        Value::Object(mut fields) => {
+            fields.retain(|_, v| !v.is_null());
+            pairs.push((name, Value::Object(fields).to_string()));
+        }
+        scalar => pairs.push((name, scalar.to_string())),
+    }
+}
+
 /// Form fields or query parameters, in order (a name may repeat).
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
@@ -205,6 +247,11 @@ impl Form {
     /// The first value of `name`, or "".
     pub fn text(&self, name: &str) -> &str {
         self.get(name).unwrap_or_default()
+    }
+
+    /// The first value of `name`, unless empty.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).map(str::to_string)
     }
 
     /// Fields whose name starts with `prefix`, with the prefix removed.
