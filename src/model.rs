@@ -9,6 +9,18 @@ use std::str::FromStr;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+/// A region this installation offers (`ListRegions`, and where tasks may run).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Region {
+    /// e.g. `cn-hangzhou`.
+    pub region_id: String,
+    /// Display name.
+    pub local_name: String,
+    /// Endpoint serving the region.
+    pub region_endpoint: String,
+}
+
 /// A new resource id: the service's prefix and 14 random lower-case letters and digits.
 pub fn new_id(prefix: &str) -> String {
     let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();

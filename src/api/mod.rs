@@ -31,17 +31,7 @@ use crate::store::Store;
 use action::{Action, Audience, Effect};
 use error::ApiError;
 
-/// A region this installation offers.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Region {
-    /// e.g. `cn-hangzhou`.
-    pub region_id: String,
-    /// Display name.
-    pub local_name: String,
-    /// Endpoint serving the region.
-    pub region_endpoint: String,
-}
+pub use crate::model::Region;
 
 /// Settings the API needs.
 #[derive(Debug, Clone)]
@@ -82,7 +72,7 @@ impl AppState {
         crate::provisioning::queue::Provisioner {
             store: &self.store,
             secrets: &self.secrets,
-            regions: self.config.regions.iter().map(|r| r.region_id.clone()).collect(),
+            regions: &self.config.regions,
             account_id: &self.config.account_id,
             engine: &self.engine,
         }
@@ -91,8 +81,7 @@ impl AppState {
     /// The catalog as `caller` sees it.
     pub fn catalog<'a>(&'a self, caller: &'a Principal) -> Catalog<'a> {
         let config = &self.config;
-        let regions = config.regions.iter().map(|r| r.region_id.as_str()).collect();
-        Catalog { store: &self.store, caller, region: &config.region, account_id: &config.account_id, regions }
+        Catalog { store: &self.store, caller, region: &config.region, account_id: &config.account_id, regions: &config.regions }
     }
 }
 

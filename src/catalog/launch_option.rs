@@ -115,7 +115,7 @@ impl Catalog<'_> {
                 }
             }
             ConstraintConfig::StackRegion(c) => {
-                if let Some(region) = c.stack_regions.iter().find(|r| !self.regions.contains(&r.as_str())) {
+                if let Some(region) = c.stack_regions.iter().find(|r| !self.regions.iter().any(|offered| offered.region_id == **r)) {
                     return Err(invalid_config(format_args!("the region {region:?} is not offered here (see ListRegions)")));
                 }
             }

@@ -32,7 +32,7 @@ pub struct Catalog<'a> {
     pub caller: &'a Principal,
     pub region: &'a str,
     pub account_id: &'a str,
-    pub regions: Vec<&'a str>,
+    pub regions: &'a [crate::model::Region],
 }
 
 impl Catalog<'_> {

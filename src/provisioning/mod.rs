@@ -18,7 +18,7 @@ use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType
 use crate::catalog::error::DomainError;
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::launchable_version;
-use crate::model::ProvisionedProductStatus;
+use crate::model::{ProvisionedProductStatus, Region};
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::Store;
@@ -78,11 +78,11 @@ pub struct ChangeRequest<'a> {
 
 /// Validates a launch or update completely: launch option, version, region, constraints,
 /// parameters and tags. Nothing is written.
-pub async fn resolve(store: &Store, allowed_regions: &[String], req: ChangeRequest<'_>) -> Result<Change, DomainError> {
+pub async fn resolve(store: &Store, allowed_regions: &[Region], req: ChangeRequest<'_>) -> Result<Change, DomainError> {
     let product = store.product(req.product_id).await?.ok_or_else(|| DomainError::not_found("Product", req.product_id))?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
     let version = launchable_version(store, req.product_id, req.version_id).await?;
-    if !allowed_regions.iter().any(|r| r == req.region) {
+    if !allowed_regions.iter().any(|r| r.region_id == req.region) {
         return Err(DomainError::invalid_parameter(
             "StackRegionId",
             format!("The region {:?} is not offered here; ListRegions lists the regions.", req.region),
@@ -140,7 +140,7 @@ pub struct ProductChange<'a> {
 /// no launch option: it runs the product's own version and parameters.
 pub async fn resolve_on_product(
     store: &Store,
-    allowed_regions: &[String],
+    allowed_regions: &[Region],
     principal: &Principal,
     pp: &ProvisionedProduct,
     req: ProductChange<'_>,

@@ -290,7 +290,7 @@ impl Provisioner<'_> {
                     parameters: req.parameters,
                     tags: req.tags,
                 };
-                (ProvisionedProductId::new(), uuid::Uuid::new_v4().to_string(), resolve(self.store, &self.regions, request).await?)
+                (ProvisionedProductId::new(), uuid::Uuid::new_v4().to_string(), resolve(self.store, self.regions, request).await?)
             }
             operation => {
                 let pp = self.target_by_name(principal, &req.provisioned_product_name).await?;
@@ -311,7 +311,7 @@ impl Provisioner<'_> {
                     given: &req.parameters,
                     tags: req.tags,
                 };
-                let change = resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?;
+                let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?;
                 if operation == OperationType::UpdateProvisionedProduct
                     && change.version_id == pp.product_version_id
                     && same_parameters(&change.parameters, &previous)
@@ -425,7 +425,7 @@ impl Provisioner<'_> {
                     parameters: super::merge_parameters(&previous, &req.parameters, &version.parameters),
                     tags,
                 };
-                resolve(self.store, &self.regions, request).await?
+                resolve(self.store, self.regions, request).await?
             }
             operation => {
                 let pp = self
@@ -441,7 +441,7 @@ impl Provisioner<'_> {
                     given: &req.parameters,
                     tags,
                 };
-                resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?
+                resolve_on_product(self.store, self.regions, principal, &pp, asked).await?
             }
         };
         let description = req.description.unwrap_or_else(|| plan.description.clone());

@@ -12,7 +12,7 @@ use crate::auth::secrets::SecretBox;
 use crate::catalog::error::DomainError;
 use crate::catalog::parameters::MASK;
 use crate::engine::Engine;
-use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, TaskId, TaskStatus};
 use crate::store::plan::{ExecutionRefusal, Plan};
 use crate::store::principal::Principal;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
@@ -25,7 +25,7 @@ pub struct Provisioner<'a> {
     /// Seals the parameters tasks keep.
     pub secrets: &'a SecretBox,
     /// The regions this service offers.
-    pub regions: Vec<String>,
+    pub regions: &'a [Region],
     /// The account this service serves.
     pub account_id: &'a str,
     /// Woken when a task is queued.
@@ -187,7 +187,7 @@ impl Provisioner<'_> {
             parameters: req.parameters,
             tags: req.tags,
         };
-        let change = resolve(self.store, &self.regions, request).await?.direct()?;
+        let change = resolve(self.store, self.regions, request).await?.direct()?;
         let id = ProvisionedProductId::new();
         let task = task(&Target { id: &id, name: &req.name, region: &req.region }, &change, self.seal(&change));
         let pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
@@ -212,7 +212,7 @@ impl Provisioner<'_> {
             given: &req.parameters,
             tags: req.tags,
         };
-        let change = resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?;
+        let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?;
         // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
         if pp.status != ProvisionedProductStatus::Error
             && change.version_id == pp.product_version_id
@@ -237,7 +237,7 @@ impl Provisioner<'_> {
             given: &[],
             tags: Vec::new(),
         };
-        let change = resolve_on_product(self.store, &self.regions, principal, &pp, asked).await?.direct()?;
+        let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?.direct()?;
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         self.queue_change(&pp, task(&target, &change, pp.parameters_sealed.clone())).await
     }
