@@ -1,6 +1,7 @@
 //! The command line against the real server binary: each test starts `servicecatalog serve` on a
 //! free port and a temporary data directory, imports its administrator key with `configure
 //! import-root`, and runs the CLI as a user would. Answers are compared with raw signed calls;
+//! HTTPS goes through a TLS terminator in the test process with a certificate of a CA made here;
 //! the provisioning tests need `terraform` (or `tofu`) on PATH and are skipped, with a notice,
 //! without one.
 
@@ -8,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -269,12 +270,224 @@ fn configure_import_root_writes_a_private_profile_and_never_prints_the_secret() 
     assert!(listed.contains("default") && !listed.contains(&secret), "{listed}");
     server.ok_json(&["ListRegions"]);
 
-    // A second profile pointing nowhere; --profile and the environment pick between them.
-    server.ok(&["configure", "--profile", "other", "--endpoint", "127.0.0.1:1", "--access-key-id", "x", "--access-key-secret", "y"]);
+    // A second profile pointing nowhere does not become current by being written; `configure
+    // switch` makes it current; --profile and the environment pick between them.
+    let other =
+        server.ok(&["configure", "--profile", "other", "--endpoint", "127.0.0.1:1", "--access-key-id", "x", "--access-key-secret", "y"]);
+    assert!(other.contains("The current profile is still default; `servicecatalog configure switch other`"), "{other}");
+    server.ok_json(&["ListRegions"]);
+    assert_eq!(server.ok(&["configure", "switch", "other"]).trim(), "other is now the current profile.");
     assert_eq!(server.run(&["ListRegions"]).status.code(), Some(3));
+    assert!(server.ok(&["configure", "list"]).lines().any(|l| l.starts_with("*  other")));
     server.ok_json(&["ListRegions", "--profile", "default"]);
     let by_env = server.cli(&["ListRegions"]).env("SERVICECATALOG_PROFILE", "default").output().unwrap();
     assert!(by_env.status.success());
+    let unknown = server.run(&["configure", "switch", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("default, other"), "{}", text(&unknown.stderr));
+}
+
+#[test]
+fn tables_say_when_they_are_cut_and_all_and_query_shape_the_answer() {
+    let server = Server::start(false);
+    server.import_root();
+    for name in ["alpha", "beta", "gamma"] {
+        server.ok(&["CreatePortfolio", "--PortfolioName", name, "--ProviderName", "p"]);
+    }
+    let cut = server.run(&["ListPortfolios", "--PageSize", "2", "--output", "table"]);
+    assert!(cut.status.success());
+    assert_eq!(text(&cut.stdout).lines().count(), 3, "{}", text(&cut.stdout));
+    assert!(text(&cut.stderr).contains("showing 2 of 3 rows (page 1): --all fetches every page"), "{}", text(&cut.stderr));
+    let all = server.run(&["ListPortfolios", "--PageSize", "2", "--output", "cols=PortfolioName", "--SortOrder", "Asc", "--all"]);
+    assert_eq!(text(&all.stdout), "PortfolioName\nalpha\nbeta\ngamma\n");
+    assert!(all.stderr.is_empty(), "{}", text(&all.stderr));
+
+    let unknown = server.run(&["ListPortfolios", "--output", "cols=PortfolioName,Foo"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains(r#"no column "Foo"; its columns are "#), "{}", text(&unknown.stderr));
+    assert!(text(&unknown.stderr).contains("PortfolioId") && unknown.stdout.is_empty());
+
+    let names = server.ok_json(&[
+        "ListPortfolios",
+        "--all",
+        "--PageSize",
+        "1",
+        "--SortOrder",
+        "Asc",
+        "--query",
+        "PortfolioDetails[].PortfolioName",
+    ]);
+    assert_eq!(names, json!(["alpha", "beta", "gamma"]));
+    let picked =
+        server.ok(&["ListPortfolios", "--query", "PortfolioDetails[?PortfolioName=='beta'].{Name: PortfolioName}", "--output", "table"]);
+    assert_eq!(picked, "Name\nbeta\n");
+    let invalid = server.run(&["ListPortfolios", "--query", "PortfolioDetails[?"]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(text(&invalid.stderr).contains("--query"), "{}", text(&invalid.stderr));
+}
+
+#[test]
+fn action_help_shows_forms_defaults_and_allowed_values() {
+    let server = Server::start(false);
+    let help = server.ok(&["ListProductsAsEndUser", "--help"]);
+    assert!(help.contains("[--all]") && help.contains("[--query EXPR]") && help.contains("[--ca-bundle PATH]"), "{help}");
+    let sort_order = help.lines().find(|l| l.trim_start().starts_with("--SortOrder")).unwrap();
+    assert!(sort_order.ends_with("string, default Desc (Asc|Desc)"), "{sort_order}");
+}
+
+/// A pipe whose reading end is already closed, as `… | head` leaves it.
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let server = Server::start(false);
+    server.import_root();
+    let quiet = |args: &[&str]| {
+        let pipe = closed_pipe();
+        server.cli(args).stdout(pipe.try_clone().unwrap()).stderr(pipe).status().unwrap().code()
+    };
+    assert_eq!(quiet(&["ListRegions"]), Some(0));
+    assert_eq!(quiet(&["ListRegions", "--output", "table"]), Some(0));
+    assert_eq!(quiet(&["completion", "bash"]), Some(0));
+    // An error whose message cannot be shown keeps its exit code.
+    assert_eq!(quiet(&["GetPortfolio", "--PortfolioId", "port-none"]), Some(1));
+}
+
+/// A self-signed CA and a certificate it signed for 127.0.0.1: (the CA's PEM, the TLS server's
+/// configuration).
+fn private_ca() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use tokio_rustls::rustls;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "servicecatalog test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.der().clone()], rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+        .unwrap();
+    (ca.pem(), config)
+}
+
+/// Terminates TLS on a free port and forwards each connection to `backend`; returns the port.
+fn tls_terminator(config: tokio_rustls::rustls::ServerConfig, backend: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    if let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    }
+                });
+            }
+        })
+    });
+    port
+}
+
+#[test]
+fn https_endpoints_are_verified_with_the_ca_bundle() {
+    let server = Server::start(false);
+    server.import_root();
+    let (ca_pem, config) = private_ca();
+    let ca = server.dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let ca = ca.to_str().unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", tls_terminator(config, server.port));
+
+    let untrusted = server.run(&["ListRegions", "--endpoint", &endpoint]);
+    assert_eq!(untrusted.status.code(), Some(3));
+    let stderr = text(&untrusted.stderr);
+    assert!(stderr.contains("certificate") && stderr.contains("pass that CA with --ca-bundle PATH"), "{stderr}");
+
+    let regions = server.ok_json(&["ListRegions", "--endpoint", &endpoint, "--ca-bundle", ca]);
+    assert!(regions["Regions"].as_array().is_some_and(|r| !r.is_empty()), "{regions}");
+    let by_env = server.cli(&["ListRegions", "--endpoint", &endpoint]).env("SERVICECATALOG_CA_BUNDLE", ca).output().unwrap();
+    assert!(by_env.status.success(), "{}", text(&by_env.stderr));
+
+    // In a profile, for the helpers too.
+    let (id, secret) = server.root_key();
+    let shown = server.ok(&[
+        "configure",
+        "--profile",
+        "tls",
+        "--endpoint",
+        &endpoint,
+        "--access-key-id",
+        &id,
+        "--access-key-secret",
+        &secret,
+        "--ca-bundle",
+        ca,
+    ]);
+    assert!(shown.contains(&format!("CA bundle:       {ca}")), "{shown}");
+    server.ok_json(&["ListPortfolios", "--profile", "tls", "--all"]);
+    let no_product = server.run(&["launch", "nothing", "--name", "n", "--profile", "tls"]);
+    assert_eq!(no_product.status.code(), Some(2), "{}", text(&no_product.stderr));
+    assert!(text(&no_product.stderr).contains("you can launch no product"));
+
+    let missing = server.run(&["ListRegions", "--endpoint", &endpoint, "--ca-bundle", "/nonexistent/ca.pem"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot use the CA bundle /nonexistent/ca.pem"), "{}", text(&missing.stderr));
+}
+
+/// Runs the bash completion function on `words` (the last one being completed) with the binary on
+/// PATH; returns the candidates, one per line.
+fn bash_complete(server: &Server, words: &[&str]) -> String {
+    let script = server.ok(&["completion", "bash"]);
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let program = format!(
+        "{script}\nCOMP_WORDS=(servicecatalog {})\nCOMP_CWORD={}\n_servicecatalog\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        quoted.join(" "),
+        words.len()
+    );
+    let path = format!("{}:{}", Path::new(BIN).parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let mut bash = Command::new("bash");
+    clean_env(&mut bash);
+    let out = bash
+        .arg("-c")
+        .arg(program)
+        .env("PATH", path)
+        .env("HOME", server.dir.path().join("home"))
+        .env("SERVICECATALOG_CONFIG", server.config())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn completion_offers_profiles_allowed_values_and_product_names() {
+    let server = Server::start(true);
+    server.import_root();
+    server.ok(&["configure", "--profile", "second", "--endpoint", "127.0.0.1:1", "--access-key-id", "x", "--access-key-secret", "y"]);
+    assert_eq!(bash_complete(&server, &["ListPortfolios", "--SortOrder", ""]), "Asc\nDesc\n");
+    assert_eq!(bash_complete(&server, &["ListPortfolios", "--output", ""]), "json\ntable\ncols=\n");
+    assert_eq!(bash_complete(&server, &["ListRegions", "--profile", ""]), "default\nsecond\n");
+    assert_eq!(bash_complete(&server, &["configure", "switch", "s"]), "second\n");
+    assert_eq!(bash_complete(&server, &["completion", "f"]), "fish\n");
+    let products = bash_complete(&server, &["launch", "Hello"]);
+    assert!(products.lines().any(|l| l == "Hello\\ outputs"), "{products}");
+    assert_eq!(bash_complete(&server, &["GetPortfolio", "--Portfolio"]), "--PortfolioId\n");
+    assert_eq!(server.ok(&["__complete", "profiles"]), "default\nsecond\n");
+    assert!(server.ok(&["__complete", "products"]).lines().any(|l| l == "Hello outputs"));
 }
 
 #[test]
@@ -287,8 +500,8 @@ fn completion_scripts_name_the_actions() {
 }
 
 #[test]
-fn launch_wait_follows_the_sample_product_to_its_outputs() {
-    if !have_terraform("launch_wait_follows_the_sample_product_to_its_outputs") {
+fn launch_update_and_terminate_wait_for_their_tasks() {
+    if !have_terraform("launch_update_and_terminate_wait_for_their_tasks") {
         return;
     }
     let server = Server::start(true);
@@ -299,6 +512,18 @@ fn launch_wait_follows_the_sample_product_to_its_outputs() {
     assert!(out.contains("==> terraform apply") && out.contains("Succeeded") && out.contains("greeting = Hello, CLI!"), "{out}");
     let pp = server.ok_json(&["GetProvisionedProduct", "--ProvisionedProductId", pp_id]);
     assert_eq!(pp["ProvisionedProductDetail"]["Status"], "Available");
+
+    let updated = server.ok(&["update", "hello-cli", "-p", "name=again", "--wait"]);
+    assert_eq!(updated.lines().next(), Some(pp_id), "{updated}");
+    assert!(updated.contains("Succeeded") && updated.contains("greeting = Hello, again!"), "{updated}");
+    let missing = server.run(&["update", "hello-cl", "-p", "name=x"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = text(&missing.stderr);
+    assert!(stderr.contains(r#"you have no provisioned product with the id or name "hello-cl": did you mean hello-cli?"#), "{stderr}");
+    let terminated = server.ok(&["terminate", "hello-cli", "--wait"]);
+    assert!(terminated.starts_with(pp_id) && terminated.contains("Succeeded"), "{terminated}");
+    let gone = server.run(&["GetProvisionedProduct", "--ProvisionedProductId", pp_id]);
+    assert_eq!(gone.status.code(), Some(1), "{}", text(&gone.stdout));
 
     let failed = server.run(&["launch", "Hello outputs", "--name", "hello-bad", "-p", "repeat=20", "--wait"]);
     assert_eq!(failed.status.code(), Some(4), "{}", text(&failed.stderr));
@@ -358,6 +583,13 @@ resource "sandbox_sleep" "slow" {
     let pp_id = server.ok(&["launch", "Slow", "--name", "slow-1"]).trim().to_string();
     let pp = server.ok_json(&["GetProvisionedProduct", "--ProvisionedProductId", &pp_id]);
     let task_id = pp["ProvisionedProductDetail"]["LastTaskId"].as_str().unwrap().to_string();
+
+    // Into a closed pipe (`tasks watch ID | head`) the watch stops at once, quietly.
+    let pipe = closed_pipe();
+    let closed = server.cli(&["tasks", "watch", &task_id]).stdout(pipe.try_clone().unwrap()).stderr(pipe).status().unwrap();
+    assert_eq!(closed.code(), Some(0));
+    let task = server.ok_json(&["GetTask", "--TaskId", &task_id]);
+    assert_eq!(task["TaskDetail"]["Status"], "InProgress", "the watch followed the task into a closed pipe");
 
     let mut watch = server.cli(&["tasks", "watch", &task_id]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = watch.stdout.take().unwrap();

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::config::Connection;
-use super::output::Output;
+use super::output::{self, Output};
 use super::Failure;
 use crate::api::action::{Action, Audience};
 use crate::api::spec::{self, ActionSpec, ParamSpec};
@@ -20,25 +20,34 @@ pub struct CallArgs {
     pub action: &'static ActionSpec,
     /// Wire parameters in the order given.
     pub params: Vec<(String, String)>,
-    /// `--profile` and `--endpoint`.
+    /// `--profile`, `--endpoint` and `--ca-bundle`.
     pub connection: Connection,
     /// `--output`.
     pub output: Output,
-    /// `--pager`: fetch every page of a paged list.
-    pub pager: bool,
+    /// `--query`: a JMESPath expression applied to the answer.
+    pub query: Option<String>,
+    /// `--all` (formerly `--pager`): fetch every page of a paged list.
+    pub all: bool,
     /// `--help`: describe the action instead of calling it.
     pub help: bool,
 }
 
 /// The client's own options of an action call (completion offers them too).
-pub const CLIENT_OPTIONS: [&str; 5] = ["--profile", "--endpoint", "--output", "--pager", "--help"];
+pub const CLIENT_OPTIONS: [&str; 7] = ["--profile", "--endpoint", "--ca-bundle", "--output", "--query", "--all", "--help"];
 
 /// Parses `Action --Param value …`.
 pub fn parse(words: &[String]) -> Result<CallArgs, Failure> {
     let (name, rest) = words.split_first().ok_or_else(|| Failure::Usage("no action given".into()))?;
     let action = lookup(name)?;
-    let mut call =
-        CallArgs { action, params: Vec::new(), connection: Connection::default(), output: Output::Json, pager: false, help: false };
+    let mut call = CallArgs {
+        action,
+        params: Vec::new(),
+        connection: Connection::default(),
+        output: Output::Json,
+        query: None,
+        all: false,
+        help: false,
+    };
     let mut words = rest.iter();
     while let Some(word) = words.next() {
         let Some(option) = word.strip_prefix("--") else {
@@ -46,7 +55,7 @@ pub fn parse(words: &[String]) -> Result<CallArgs, Failure> {
         };
         let (key, inline) = option.split_once('=').map_or((option, None), |(k, v)| (k, Some(v.to_string())));
         match key {
-            "pager" => call.pager = true,
+            "all" | "pager" => call.all = true,
             "help" => call.help = true,
             _ => {
                 let value = match inline {
@@ -56,7 +65,9 @@ pub fn parse(words: &[String]) -> Result<CallArgs, Failure> {
                 match key {
                     "profile" => call.connection.profile = Some(value),
                     "endpoint" => call.connection.endpoint = Some(value),
+                    "ca-bundle" => call.connection.ca_bundle = Some(value.into()),
                     "output" => call.output = value.parse()?,
+                    "query" => call.query = Some(value),
                     _ => parameter(action, key, &value, &mut call.params)?,
                 }
             }
@@ -66,8 +77,8 @@ pub fn parse(words: &[String]) -> Result<CallArgs, Failure> {
     if let Some((key, _)) = call.params.iter().find(|(key, _)| !seen.insert(key.as_str())) {
         return Err(Failure::Usage(format!("{key} is given twice")));
     }
-    if call.pager && !action.request.iter().any(|p| p.name == "PageNumber") {
-        return Err(Failure::Usage(format!("--pager needs a paged list action; {} takes no PageNumber", action.name)));
+    if call.all && !action.request.iter().any(|p| p.name == "PageNumber") {
+        return Err(Failure::Usage(format!("--all needs a paged list action; {} takes no PageNumber", action.name)));
     }
     if !matches!(call.output, Output::Json) && !action.name.starts_with("List") {
         return Err(Failure::Usage(format!("--output table and cols=… need a List action, not {}", action.name)));
@@ -235,18 +246,19 @@ pub fn action_list() -> String {
             vec![a.name().to_string(), audience.to_string()]
         })
         .collect();
-    let table = super::output::table(&["Action".to_string(), "Callers".to_string()], &rows);
+    let table = output::table(&["Action".to_string(), "Callers".to_string()], &rows);
     format!("{table}\nCall one as `servicecatalog <Action> --Param value …`; `servicecatalog <Action> --help` lists its parameters.")
 }
 
 /// `servicecatalog <Action> --help`: the action's parameters.
 pub fn action_help(action: &ActionSpec) -> String {
-    let mut text = format!("servicecatalog {} [--Param value …] [--profile P] [--endpoint E]", action.name);
+    let mut text =
+        format!("servicecatalog {} [--Param value …] [--profile P] [--endpoint E] [--ca-bundle PATH] [--query EXPR]", action.name);
     if action.name.starts_with("List") {
         text.push_str(" [--output table|json|cols=A,B]");
     }
     if action.request.iter().any(|p| p.name == "PageNumber") {
-        text.push_str(" [--pager]");
+        text.push_str(" [--all]");
     }
     text.push_str(&format!("\n\n{} (HTTP {})\n", action.name, action.http_method));
     if action.request.is_empty() {
@@ -260,7 +272,8 @@ pub fn action_help(action: &ActionSpec) -> String {
             (kind, _) => kind.to_string(),
         };
         let allowed = param.allowed.as_ref().map(|a| format!(" ({})", a.join("|"))).unwrap_or_default();
-        text.push_str(&format!("  --{:<28} {form}{required}{allowed}\n", param.name));
+        let default = param.default.as_ref().map(|d| format!(", default {}", output::cell(Some(d)))).unwrap_or_default();
+        text.push_str(&format!("  --{:<28} {form}{required}{default}{allowed}\n", param.name));
     }
     text
 }
@@ -334,11 +347,15 @@ mod tests {
     #[test]
     fn client_options_are_not_parameters() {
         let call =
-            parse(&words(&["ListPortfolios", "--profile", "p", "--endpoint=h:1", "--output", "cols=PortfolioId", "--pager"])).unwrap();
-        assert!(call.params.is_empty() && call.pager);
+            parse(&words(&["ListPortfolios", "--profile", "p", "--endpoint=h:1", "--output", "cols=PortfolioId", "--all", "--query", "A"]))
+                .unwrap();
+        assert!(call.params.is_empty() && call.all && call.query.as_deref() == Some("A"));
         assert_eq!((call.connection.profile.as_deref(), call.connection.endpoint.as_deref()), (Some("p"), Some("h:1")));
         assert!(matches!(call.output, Output::Columns(ref c) if c == &["PortfolioId"]));
-        assert!(usage(&["GetPortfolio", "--pager"]).contains("paged"));
+        assert!(
+            parse(&words(&["ListPortfolios", "--pager", "--ca-bundle", "ca.pem"])).is_ok_and(|c| c.all && c.connection.ca_bundle.is_some())
+        );
+        assert!(usage(&["GetPortfolio", "--all"]).contains("paged"));
         assert!(usage(&["GetPortfolio", "--output", "table"]).contains("List action"));
     }
 

@@ -1,9 +1,10 @@
 //! A signed HTTP client of the API. Requests are shaped and V3-signed like the official SDK's
 //! (PROTOCOL.md §2, §4.1) with the signature functions the server verifies with: the action in
 //! `x-acs-action`, parameters RFC 3986-encoded in the query for GET and in a form body for POST,
-//! every header the client sets signed. Plain HTTP only (the client is built without TLS): put a TLS-terminating
-//! proxy's plain side, or the server itself, at the endpoint.
+//! every header the client sets signed. HTTPS endpoints are verified with rustls against the
+//! system's trust store plus the certificates of `--ca-bundle`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,7 +24,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client of one endpoint with one AccessKey.
 pub struct Client {
     http: reqwest::Client,
-    host: String,
+    endpoint: Endpoint,
     access_key_id: String,
     access_key_secret: String,
 }
@@ -39,41 +40,63 @@ struct SignedRequest {
     body: Option<Vec<u8>>,
 }
 
-/// The `host:port` of an endpoint given as `host:port` or `http://host:port`.
-pub fn base_url(endpoint: &str) -> Result<String, Failure> {
-    let trimmed = endpoint.trim().trim_end_matches('/');
-    let host = match trimmed.split_once("://") {
-        None => trimmed,
-        Some(("http", host)) => host,
-        Some(("https", _)) => {
+/// An endpoint as `host:port` and whether it speaks HTTPS.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Whether the endpoint is `https://`.
+    pub https: bool,
+    /// `host:port` (or `host`).
+    pub host: String,
+}
+
+impl Endpoint {
+    /// Parses `host:port`, `http://host:port` or `https://host:port`.
+    pub fn parse(endpoint: &str) -> Result<Endpoint, Failure> {
+        let trimmed = endpoint.trim().trim_end_matches('/');
+        let (https, host) = match trimmed.split_once("://") {
+            None => (false, trimmed),
+            Some(("http", host)) => (false, host),
+            Some(("https", host)) => (true, host),
+            Some((scheme, _)) => {
+                return Err(Failure::Usage(format!(
+                    "the endpoint {endpoint:?} has an unknown scheme {scheme:?}; use host:port or https://host:port"
+                )))
+            }
+        };
+        if host.is_empty() || host.contains(['/', '?', '#', ' ', '@']) {
             return Err(Failure::Usage(format!(
-                "the endpoint {endpoint:?} uses HTTPS, which this client does not speak: use the server's plain-HTTP address (host:port)"
-            )))
+                "the endpoint {endpoint:?} is not of the form host:port, http://host:port or https://host:port"
+            )));
         }
-        Some((scheme, _)) => {
-            return Err(Failure::Usage(format!("the endpoint {endpoint:?} has an unknown scheme {scheme:?}; use host:port")))
-        }
-    };
-    if host.is_empty() || host.contains(['/', '?', '#', ' ', '@']) {
-        return Err(Failure::Usage(format!("the endpoint {endpoint:?} is not of the form host:port or http://host:port")));
+        Ok(Endpoint { https, host: host.to_string() })
     }
-    Ok(host.to_string())
+
+    fn url(&self) -> String {
+        format!("{}://{}/", if self.https { "https" } else { "http" }, self.host)
+    }
+}
+
+/// The certificates of a PEM bundle, each a root the client trusts.
+fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, Failure> {
+    let unusable = |why: String| Failure::Usage(format!("cannot use the CA bundle {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| unusable(e.to_string()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unusable(error_chain(&e)))?;
+    if certificates.is_empty() {
+        return Err(unusable("it holds no PEM certificate".into()));
+    }
+    Ok(certificates)
 }
 
 impl Client {
     /// A client for the resolved endpoint and AccessKey.
     pub fn new(resolved: &Resolved) -> Result<Self, Failure> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(|e| Failure::Connection(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(Client {
-            http,
-            host: base_url(&resolved.endpoint)?,
-            access_key_id: resolved.access_key_id.clone(),
-            access_key_secret: resolved.access_key_secret.clone(),
-        })
+        let endpoint = Endpoint::parse(&resolved.endpoint)?;
+        let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT);
+        for certificate in resolved.ca_bundle.as_deref().map(ca_certificates).transpose()?.into_iter().flatten() {
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder.build().map_err(|e| Failure::Connection(format!("cannot set up the HTTP client: {}", error_chain(&e))))?;
+        Ok(Client { http, endpoint, access_key_id: resolved.access_key_id.clone(), access_key_secret: resolved.access_key_secret.clone() })
     }
 
     /// Calls `action` with string parameters, for the helpers.
@@ -87,8 +110,9 @@ impl Client {
     pub async fn call(&self, action: &ActionSpec, params: &[(String, String)]) -> Result<Value, Failure> {
         let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let nonce = hex::encode(rand::random::<[u8; 16]>());
-        let signed = sign(action, params, &self.host, &self.access_key_id, &self.access_key_secret, &date, &nonce);
-        let mut url = format!("http://{}/", self.host);
+        let host = &self.endpoint.host;
+        let signed = sign(action, params, host, &self.access_key_id, &self.access_key_secret, &date, &nonce);
+        let mut url = self.endpoint.url();
         if !signed.query.is_empty() {
             url = format!("{url}?{}", signed.query);
         }
@@ -100,7 +124,16 @@ impl Client {
         if let Some(body) = signed.body {
             request = request.body(body);
         }
-        let unreachable = |e: reqwest::Error| Failure::Connection(format!("cannot call {}: {}", self.host, error_chain(&e)));
+        let unreachable = |e: reqwest::Error| {
+            let chain = error_chain(&e);
+            // rustls names the failed check ("invalid peer certificate: UnknownIssuer"), not the way out.
+            let hint = if chain.contains("certificate") {
+                "; if the server's certificate is signed by a private CA, pass that CA with --ca-bundle PATH"
+            } else {
+                ""
+            };
+            Failure::Connection(format!("cannot call {}: {chain}{hint}", self.endpoint.url()))
+        };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(unreachable)?;
@@ -246,11 +279,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_are_host_port_over_http() {
-        assert_eq!(base_url("http://127.0.0.1:8080/").unwrap(), "127.0.0.1:8080");
-        assert_eq!(base_url("localhost:9").unwrap(), "localhost:9");
-        assert!(matches!(base_url("https://x"), Err(Failure::Usage(_))));
-        assert!(matches!(base_url("http://x/path"), Err(Failure::Usage(_))));
+    fn endpoints_are_host_port_over_http_or_https() {
+        let endpoint = |https, host: &str| Endpoint { https, host: host.to_string() };
+        assert_eq!(Endpoint::parse("http://127.0.0.1:8080/").unwrap(), endpoint(false, "127.0.0.1:8080"));
+        assert_eq!(Endpoint::parse("localhost:9").unwrap(), endpoint(false, "localhost:9"));
+        assert_eq!(Endpoint::parse("https://sc.example.com").unwrap().url(), "https://sc.example.com/");
+        assert!(matches!(Endpoint::parse("ftp://x"), Err(Failure::Usage(_))));
+        assert!(matches!(Endpoint::parse("http://x/path"), Err(Failure::Usage(_))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Profiles: endpoints and AccessKeys in `~/.servicecatalog/config.json` (directory 0700, file
 //! 0600; `SERVICECATALOG_CONFIG` relocates the file). A call takes its endpoint and key from the
 //! command line, else the environment, else the profile; secrets are only ever shown masked.
+//! `configure` makes a profile current only when there is none yet; `configure switch` changes it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ struct Profile {
     access_key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_key_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_bundle: Option<PathBuf>,
 }
 
 /// The fields `configure` sets; absent ones are kept.
@@ -44,6 +47,8 @@ pub struct ProfileUpdate {
     pub access_key_id: Option<String>,
     /// New AccessKey secret.
     pub access_key_secret: Option<String>,
+    /// New CA bundle for HTTPS endpoints.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Where and as whom a client command calls: its `--profile` and `--endpoint` options.
@@ -55,17 +60,23 @@ pub struct Connection {
     /// Endpoint, overriding $SERVICECATALOG_ENDPOINT and the profile's.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// PEM file of CA certificates trusted for an HTTPS endpoint besides the system's, overriding
+    /// $SERVICECATALOG_CA_BUNDLE and the profile's.
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Endpoint and AccessKey of a call, once options, environment and profile are combined.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// Endpoint as configured (`host:port` or `http://host:port`).
+    /// Endpoint as configured (`host:port`, `http://host:port` or `https://host:port`).
     pub endpoint: String,
     /// AccessKey id.
     pub access_key_id: String,
     /// AccessKey secret.
     pub access_key_secret: String,
+    /// CA certificates trusted besides the system's.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Connection {
@@ -104,6 +115,7 @@ impl Connection {
             access_key_secret: env("SERVICECATALOG_ACCESS_KEY_SECRET")
                 .or(profile.access_key_secret)
                 .ok_or_else(|| missing("AccessKey secret", "--access-key-secret", "SERVICECATALOG_ACCESS_KEY_SECRET"))?,
+            ca_bundle: self.ca_bundle.clone().or_else(|| env("SERVICECATALOG_CA_BUNDLE").map(PathBuf::from)).or(profile.ca_bundle),
         })
     }
 }
@@ -149,32 +161,61 @@ pub fn mask(secret: &str) -> String {
     format!("****{}", secret.chars().skip(count - 4).collect::<String>())
 }
 
-/// `configure`: applies `update` to the profile (default: the current one) and makes it
-/// current; with nothing to update, shows the profile. Returns the text to print.
+/// `configure`: applies `update` to the profile (default: the current one), which becomes current
+/// only when no profile is; with nothing to update, shows the profile. Returns the text to print.
 pub fn configure(path: &Path, profile: Option<String>, update: ProfileUpdate) -> Result<String, Failure> {
     let mut file = load(path)?;
     let name = profile.or_else(|| file.current.clone()).unwrap_or_else(|| DEFAULT_PROFILE.into());
-    if update.endpoint.is_none() && update.access_key_id.is_none() && update.access_key_secret.is_none() {
+    let ProfileUpdate { endpoint, access_key_id, access_key_secret, ca_bundle } = update;
+    if endpoint.is_none() && access_key_id.is_none() && access_key_secret.is_none() && ca_bundle.is_none() {
         let shown = file.profiles.get(&name).ok_or_else(|| {
             Failure::Usage(format!("there is no profile {name:?} in {}; set one with `servicecatalog configure --endpoint E --access-key-id ID --access-key-secret S`", path.display()))
         })?;
         return Ok(describe(path, &name, shown, file.current.as_deref() == Some(name.as_str())));
     }
-    if let Some(endpoint) = &update.endpoint {
-        super::client::base_url(endpoint)?;
+    if let Some(endpoint) = &endpoint {
+        super::client::Endpoint::parse(endpoint)?;
     }
     let entry = file.profiles.entry(name.clone()).or_default();
-    entry.endpoint = update.endpoint.or(entry.endpoint.take());
-    entry.access_key_id = update.access_key_id.or(entry.access_key_id.take());
-    entry.access_key_secret = update.access_key_secret.or(entry.access_key_secret.take());
+    entry.endpoint = endpoint.or(entry.endpoint.take());
+    entry.access_key_id = access_key_id.or(entry.access_key_id.take());
+    entry.access_key_secret = access_key_secret.or(entry.access_key_secret.take());
+    entry.ca_bundle = ca_bundle.or(entry.ca_bundle.take());
     let shown = entry.clone();
-    file.current = Some(name.clone());
+    let note = match file.current.as_deref() {
+        None => {
+            file.current = Some(name.clone());
+            format!("{name} is now the current profile.")
+        }
+        Some(current) if current == name => String::new(),
+        Some(current) => {
+            format!("The current profile is still {current}; `servicecatalog configure switch {name}` makes {name} current.")
+        }
+    };
     save(path, &file)?;
-    Ok(describe(path, &name, &shown, true))
+    let text = describe(path, &name, &shown, file.current.as_deref() == Some(name.as_str()));
+    Ok(if note.is_empty() { text } else { format!("{text}\n{note}") })
+}
+
+/// `configure switch`: makes an existing profile the current one.
+pub fn switch(path: &Path, name: &str) -> Result<String, Failure> {
+    let mut file = load(path)?;
+    if !file.profiles.contains_key(name) {
+        let names: Vec<&str> = file.profiles.keys().map(String::as_str).collect();
+        return Err(Failure::Usage(format!("there is no profile {name:?} in {}; the profiles are: {}", path.display(), names.join(", "))));
+    }
+    file.current = Some(name.to_string());
+    save(path, &file)?;
+    Ok(format!("{name} is now the current profile."))
+}
+
+/// The names of the profiles, for completion.
+pub fn profile_names(path: &Path) -> Result<Vec<String>, Failure> {
+    Ok(load(path)?.profiles.into_keys().collect())
 }
 
 /// `configure import-root`: stores the administrator key a local server wrote into its data
-/// directory, with that server's endpoint, in a profile that becomes current.
+/// directory, with that server's endpoint, in a profile (current when none is).
 pub fn import_root(path: &Path, data_dir: &Path, endpoint: Option<String>, profile: Option<String>) -> Result<String, Failure> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
@@ -198,6 +239,7 @@ pub fn import_root(path: &Path, data_dir: &Path, endpoint: Option<String>, profi
         endpoint: Some(endpoint),
         access_key_id: Some(root.access_key_id),
         access_key_secret: Some(root.access_key_secret),
+        ca_bundle: None,
     };
     let text = configure(path, Some(name), update)?;
     Ok(format!("Imported the administrator key from {}\n{text}", source.display()))
@@ -229,8 +271,9 @@ pub fn list(path: &Path) -> Result<String, Failure> {
 
 fn describe(path: &Path, name: &str, profile: &Profile, current: bool) -> String {
     let unset = || "(not set)".to_string();
+    let ca_bundle = profile.ca_bundle.as_ref().map(|p| format!("\nCA bundle:       {}", p.display())).unwrap_or_default();
     format!(
-        "Profile:         {name}{}\nEndpoint:        {}\nAccessKeyId:     {}\nAccessKeySecret: {}\nConfiguration:   {}",
+        "Profile:         {name}{}\nEndpoint:        {}\nAccessKeyId:     {}\nAccessKeySecret: {}{ca_bundle}\nConfiguration:   {}",
         if current { " (current)" } else { "" },
         profile.endpoint.clone().unwrap_or_else(unset),
         profile.access_key_id.clone().unwrap_or_else(unset),
@@ -249,6 +292,7 @@ mod tests {
             endpoint: endpoint.map(String::from),
             access_key_id: id.map(String::from),
             access_key_secret: secret.map(String::from),
+            ca_bundle: None,
         }
     }
 
@@ -284,7 +328,7 @@ mod tests {
         configure(&path, Some("b".into()), update(Some("b:2"), Some("b-id"), Some("b-secret"))).unwrap();
         let no_env = |_: &str| None;
         let current = Connection::default().resolve_with(&path, &no_env).unwrap();
-        assert_eq!((current.endpoint.as_str(), current.access_key_id.as_str()), ("b:2", "b-id"));
+        assert_eq!((current.endpoint.as_str(), current.access_key_id.as_str()), ("file:1", "file-id"));
         let env = |name: &str| match name {
             "SERVICECATALOG_PROFILE" => Some("a".to_string()),
             "SERVICECATALOG_ENDPOINT" => Some("env:3".to_string()),
@@ -292,11 +336,26 @@ mod tests {
         };
         let resolved = Connection::default().resolve_with(&path, &env).unwrap();
         assert_eq!((resolved.endpoint.as_str(), resolved.access_key_secret.as_str()), ("env:3", "file-secret"));
-        let flags = Connection { profile: Some("b".into()), endpoint: Some("flag:4".into()) };
+        let flags = Connection { profile: Some("b".into()), endpoint: Some("flag:4".into()), ca_bundle: None };
         let resolved = flags.resolve_with(&path, &env).unwrap();
         assert_eq!((resolved.endpoint.as_str(), resolved.access_key_id.as_str()), ("flag:4", "b-id"));
-        let unknown = Connection { profile: Some("zz".into()), endpoint: None };
+        let unknown = Connection { profile: Some("zz".into()), ..Connection::default() };
         assert!(matches!(unknown.resolve_with(&path, &no_env), Err(Failure::Usage(_))));
+    }
+
+    #[test]
+    fn only_the_first_profile_becomes_current_and_switch_changes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let first = configure(&path, Some("alice".into()), update(Some("a:1"), Some("a"), Some("a-secret"))).unwrap();
+        assert!(first.contains("alice (current)") && first.ends_with("alice is now the current profile."), "{first}");
+        let second = configure(&path, Some("bob".into()), update(Some("b:2"), Some("b"), Some("b-secret"))).unwrap();
+        assert!(!second.contains("(current)") && second.contains("still alice; `servicecatalog configure switch bob`"), "{second}");
+        assert_eq!(load(&path).unwrap().current.as_deref(), Some("alice"));
+        assert_eq!(switch(&path, "bob").unwrap(), "bob is now the current profile.");
+        assert_eq!(load(&path).unwrap().current.as_deref(), Some("bob"));
+        assert!(matches!(switch(&path, "carol"), Err(Failure::Usage(m)) if m.contains("alice, bob")));
+        assert_eq!(profile_names(&path).unwrap(), ["alice", "bob"]);
     }
 
     #[test]

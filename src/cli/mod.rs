@@ -1,16 +1,17 @@
 //! The API client on the command line, in the style of the `aliyun` CLI: any action of the
 //! action table is called as `servicecatalog <Action> --Param value …` with the wire names of
 //! `api::spec`, signed with V3 like the SDK and answered with the server's JSON. Around it sit
-//! profiles (`configure`), helpers (`launch`, `tasks watch`), table output and paging of list
-//! actions, and shell completion generated from the same table. Every failure maps to one exit
-//! code ([`Failure::exit_code`]), documented in `docs/cli.md`.
+//! profiles (`configure`), helpers (`launch`, `update`, `terminate`, `tasks watch`), table output,
+//! JMESPath queries and paging of list actions, and shell completion generated from the same
+//! table. Every failure maps to one exit code ([`Failure::exit_code`]), documented in
+//! `docs/cli.md`; a closed standard output ends a command quietly.
 
 mod args;
 mod client;
 mod completion;
 mod config;
-mod launch;
 mod output;
+mod provision;
 mod watch;
 
 use std::io::Write;
@@ -38,7 +39,11 @@ pub enum Command {
     /// Store an endpoint and AccessKey in a profile (~/.servicecatalog/config.json), or show it.
     Configure(ConfigureArgs),
     /// Launch a product (by id or exact name) and print the ProvisionedProductId.
-    Launch(launch::LaunchArgs),
+    Launch(provision::LaunchArgs),
+    /// Update a provisioned product (by id or exact name): a new version or new parameters.
+    Update(provision::UpdateArgs),
+    /// Terminate a provisioned product (by id or exact name).
+    Terminate(provision::TerminateArgs),
     /// Follow provisioning tasks.
     Tasks {
         #[command(subcommand)]
@@ -51,9 +56,16 @@ pub enum Command {
         /// Shell to complete in.
         shell: completion::Shell,
     },
+    /// Values for the completion scripts, one per line.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list.
+        kind: completion::Dynamic,
+    },
 }
 
-/// `configure`: without a subcommand, updates the given fields of a profile and makes it current.
+/// `configure`: without a subcommand, updates the given fields of a profile (current when no
+/// profile is).
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ConfigureArgs {
@@ -71,6 +83,9 @@ pub struct ConfigureArgs {
     /// AccessKey secret; `-` reads it from standard input.
     #[arg(long)]
     access_key_secret: Option<String>,
+    /// PEM file of CA certificates to trust for an HTTPS endpoint besides the system's.
+    #[arg(long, value_name = "PATH")]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +104,11 @@ enum ConfigureCommand {
     },
     /// List the profiles (secrets masked).
     List,
+    /// Make a profile the current one.
+    Switch {
+        /// Profile name.
+        profile: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +142,8 @@ pub enum Failure {
     Connection(String),
     /// A followed task ended Failed, with its status message.
     TaskFailed(String),
+    /// Standard output was closed (`… | head`): the command stops without a word.
+    OutputClosed,
 }
 
 impl Failure {
@@ -132,6 +154,7 @@ impl Failure {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::Connection(_) => EXIT_CONNECTION,
             Failure::TaskFailed(_) => EXIT_TASK_FAILED,
+            Failure::OutputClosed => 0,
         }
     }
 }
@@ -144,6 +167,7 @@ impl std::fmt::Display for Failure {
             }
             Failure::Usage(message) | Failure::Connection(message) => f.write_str(message),
             Failure::TaskFailed(message) => write!(f, "the task failed: {message}"),
+            Failure::OutputClosed => f.write_str("standard output is closed"),
         }
     }
 }
@@ -153,7 +177,9 @@ impl std::fmt::Display for Failure {
 pub async fn run(command: Command, root: clap::Command) -> i32 {
     let result = match command {
         Command::Configure(configure) => run_configure(configure),
-        Command::Launch(launch) => launch::run(launch).await,
+        Command::Launch(launch) => provision::launch(launch).await,
+        Command::Update(update) => provision::update(update).await,
+        Command::Terminate(terminate) => provision::terminate(terminate).await,
         Command::Tasks { command: TasksCommand::Watch { task_id, connection } } => {
             async {
                 let client = Client::new(&connection.resolve()?)?;
@@ -161,14 +187,9 @@ pub async fn run(command: Command, root: clap::Command) -> i32 {
             }
             .await
         }
-        Command::Actions => {
-            print_out(&args::action_list());
-            Ok(())
-        }
-        Command::Completion { shell } => {
-            print_out(&completion::script(shell, &root));
-            Ok(())
-        }
+        Command::Actions => print_out(&args::action_list()),
+        Command::Completion { shell } => print_out(&completion::script(shell, &root)),
+        Command::Complete { kind } => async { print_out(&completion::values(kind).await?) }.await,
     };
     exit_code(result)
 }
@@ -182,9 +203,9 @@ pub async fn run_action(words: Vec<String>) -> i32 {
 /// Prints a failure to standard error and gives its exit code.
 fn exit_code(result: Result<(), Failure>) -> i32 {
     match result {
-        Ok(()) => 0,
+        Ok(()) | Err(Failure::OutputClosed) => 0,
         Err(failure) => {
-            eprintln!("Error: {failure}");
+            print_err(&format!("Error: {failure}"));
             failure.exit_code()
         }
     }
@@ -194,16 +215,23 @@ fn exit_code(result: Result<(), Failure>) -> i32 {
 async fn call(words: &[String]) -> Result<(), Failure> {
     let call = args::parse(words)?;
     if call.help {
-        print_out(&args::action_help(call.action));
-        return Ok(());
+        return print_out(&args::action_help(call.action));
     }
     let client = Client::new(&call.connection.resolve()?)?;
-    let response = if call.pager {
+    let response = if call.all {
         output::fetch_all_pages(&client, call.action, &call.params).await?
     } else {
         client.call(call.action, &call.params).await?
     };
-    print_out(&output::render(&response, &call.output)?);
+    let warning = if call.output == output::Output::Json { None } else { output::cut_warning(&response) };
+    let shown = match &call.query {
+        Some(expression) => output::query(&response, expression)?,
+        None => response,
+    };
+    print_out(&output::render(&shown, &call.output)?)?;
+    if let Some(warning) = warning {
+        print_err(&warning);
+    }
     Ok(())
 }
 
@@ -212,18 +240,22 @@ fn run_configure(configure: ConfigureArgs) -> Result<(), Failure> {
     let text = match configure.command {
         Some(ConfigureCommand::ImportRoot { data_dir, endpoint, profile }) => config::import_root(&path, &data_dir, endpoint, profile)?,
         Some(ConfigureCommand::List) => config::list(&path)?,
+        Some(ConfigureCommand::Switch { profile }) => config::switch(&path, &profile)?,
         None => {
             let secret = match configure.access_key_secret.as_deref() {
                 Some("-") => Some(read_secret_from_stdin()?),
                 _ => configure.access_key_secret,
             };
-            let update =
-                config::ProfileUpdate { endpoint: configure.endpoint, access_key_id: configure.access_key_id, access_key_secret: secret };
+            let update = config::ProfileUpdate {
+                endpoint: configure.endpoint,
+                access_key_id: configure.access_key_id,
+                access_key_secret: secret,
+                ca_bundle: configure.ca_bundle,
+            };
             config::configure(&path, configure.profile, update)?
         }
     };
-    print_out(&text);
-    Ok(())
+    print_out(&text)
 }
 
 fn read_secret_from_stdin() -> Result<String, Failure> {
@@ -232,10 +264,19 @@ fn read_secret_from_stdin() -> Result<String, Failure> {
     Ok(line.trim().to_string())
 }
 
-/// Prints `text` (plus a newline unless it has one) to standard output; a closed pipe is not an
-/// error (`servicecatalog ListPortfolios | head`).
-fn print_out(text: &str) {
-    let mut stdout = std::io::stdout().lock();
+/// Prints `text` (plus a newline unless it has one) to standard output at once; a closed pipe
+/// (`servicecatalog ListPortfolios | head`) is [`Failure::OutputClosed`].
+fn print_out(text: &str) -> Result<(), Failure> {
     let newline = if text.ends_with('\n') { "" } else { "\n" };
-    let _ = write!(stdout, "{text}{newline}").and_then(|()| stdout.flush());
+    write_flush(&mut std::io::stdout().lock(), &format!("{text}{newline}"))
+}
+
+/// Prints a line to standard error, which may be closed too.
+fn print_err(line: &str) {
+    let _ = write_flush(&mut std::io::stderr().lock(), &format!("{line}\n"));
+}
+
+/// Writes and flushes, so that a reader sees output as it arrives.
+fn write_flush(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|_| Failure::OutputClosed)
 }

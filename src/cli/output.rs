@@ -1,6 +1,7 @@
 //! How answers are printed: pretty JSON as the server sent it, or the list of a `List*` answer as
-//! aligned columns (`--output table`, `--output cols=A,B`); and `--pager`, which fetches every
-//! page of a paged list and merges them into one answer.
+//! aligned columns (`--output table`, `--output cols=A,B`), after an optional JMESPath `--query`;
+//! a warning when a table shows one page of several; and `--all`, which fetches every page of a
+//! paged list and merges them into one answer.
 
 use std::str::FromStr;
 
@@ -44,9 +45,20 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
         Output::Table => None,
         Output::Columns(columns) => Some(columns.clone()),
     };
-    let (_, items) =
-        list_field(answer).ok_or_else(|| Failure::Usage("the answer has no list to show as a table; use --output json".into()))?;
+    let items = match answer {
+        Value::Array(items) => items,
+        _ => list_field(answer).ok_or_else(|| Failure::Usage("the answer has no list to show as a table; use --output json".into()))?.1,
+    };
     let objects: Vec<&Map<String, Value>> = items.iter().filter_map(Value::as_object).collect();
+    if let Some(columns) = &columns {
+        let mut available: Vec<&String> = objects.iter().flat_map(|object| object.keys()).collect();
+        available.sort();
+        available.dedup();
+        if let Some(unknown) = columns.iter().find(|c| !objects.is_empty() && !available.contains(c)) {
+            let names: Vec<&str> = available.iter().map(|c| c.as_str()).collect();
+            return Err(Failure::Usage(format!("the list has no column {unknown:?}; its columns are {}", names.join(", "))));
+        }
+    }
     let columns = columns.unwrap_or_else(|| {
         let mut names: Vec<String> = Vec::new();
         for object in &objects {
@@ -72,12 +84,30 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
     Ok(table(&columns, &rows))
 }
 
+/// `--query`: the JMESPath expression's result on the answer.
+pub fn query(answer: &Value, expression: &str) -> Result<Value, Failure> {
+    let invalid = |e: jmespath::JmespathError| Failure::Usage(format!("--query {expression:?}: {e}"));
+    let result = jmespath::compile(expression).map_err(invalid)?.search(answer).map_err(invalid)?;
+    Ok(serde_json::to_value(&*result).expect("JMESPath results serialise"))
+}
+
+/// A warning for a table that shows one page of a longer list: how many rows there are and how
+/// to get them; `None` when the list is whole.
+pub fn cut_warning(answer: &Value) -> Option<String> {
+    let shown = list_field(answer)?.1.len();
+    let total = answer.get("TotalCount")?.as_u64()?;
+    let page = answer.get("PageNumber").and_then(Value::as_u64).unwrap_or(1);
+    (total > shown as u64)
+        .then(|| format!("Warning: showing {shown} of {total} rows (page {page}): --all fetches every page, --PageNumber N another one"))
+}
+
 /// The first array field of an answer: the list of a `List*` action.
 fn list_field(answer: &Value) -> Option<(&String, &Vec<Value>)> {
     answer.as_object()?.iter().find_map(|(key, value)| value.as_array().map(|items| (key, items)))
 }
 
-fn cell(value: Option<&Value>) -> String {
+/// The text of a table cell: strings bare, other values as JSON, nothing for null.
+pub fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -167,5 +197,24 @@ mod tests {
         assert_eq!(text, "PortfolioName  Tags\nA long name    [1]\nB");
         assert!(matches!(render(&json!({"RequestId": "r"}), &Output::Table), Err(Failure::Usage(_))));
         assert!(render(&answer, &Output::Json).unwrap().contains("\n  \"PageNumber\": 1,"));
+        match render(&answer, &Output::Columns(vec!["Foo".into()])) {
+            Err(Failure::Usage(m)) => {
+                assert_eq!(m, r#"the list has no column "Foo"; its columns are Description, PortfolioId, PortfolioName, Tags"#)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn queries_select_from_the_answer_and_tables_show_a_selected_list() {
+        let answer = json!({"Items": [{"Id": "a", "N": 1}, {"Id": "b", "N": 2}], "TotalCount": 5, "PageNumber": 1});
+        assert_eq!(query(&answer, "Items[?N > `1`].Id").unwrap(), json!(["b"]));
+        assert_eq!(render(&query(&answer, "Items[].{I: Id}").unwrap(), &Output::Table).unwrap(), "I\na\nb");
+        assert!(matches!(query(&answer, "Items[?"), Err(Failure::Usage(m)) if m.starts_with("--query")));
+        assert_eq!(
+            cut_warning(&answer).unwrap(),
+            "Warning: showing 2 of 5 rows (page 1): --all fetches every page, --PageNumber N another one"
+        );
+        assert_eq!(cut_warning(&json!({"Items": [1], "TotalCount": 1})), None);
     }
 }

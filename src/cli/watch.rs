@@ -2,13 +2,12 @@
 //! `GetTaskLog` extension from the last sequence number seen. Each chunk is printed as it
 //! arrives (stdout chunks to stdout, stderr chunks to stderr) under a header line whenever the
 //! Terraform command changes; at the end the task's status, duration and outputs are shown, and
-//! a Failed task becomes [`Failure::TaskFailed`] with its StatusMessage.
-
-use std::io::Write;
+//! a Failed task becomes [`Failure::TaskFailed`] with its StatusMessage. When standard output
+//! is closed (`tasks watch ID | head`) following stops.
 
 use serde_json::Value;
 
-use super::{Client, Failure};
+use super::{write_flush, Client, Failure};
 use crate::api::action::Action;
 
 /// Longest server-side wait of one `GetTaskLog` call.
@@ -23,17 +22,17 @@ pub async fn watch(client: &Client, task_id: &str) -> Result<(), Failure> {
         let log =
             client.invoke(Action::GetTaskLog, &[("TaskId", task_id), ("AfterSeq", &after_text), ("WaitSeconds", WAIT_SECONDS)]).await?;
         for chunk in log["Chunks"].as_array().into_iter().flatten() {
-            printer.chunk(chunk);
+            printer.chunk(chunk)?;
         }
         after = log["NextSeq"].as_i64().unwrap_or(after);
         if log["Finished"].as_bool() == Some(true) {
             break;
         }
     }
-    printer.end_line();
+    printer.end_line()?;
     let task = client.invoke(Action::GetTask, &[("TaskId", task_id)]).await?;
     let detail = &task["TaskDetail"];
-    print_flush(&mut std::io::stdout(), &summary(detail));
+    write_flush(&mut std::io::stdout(), &summary(detail))?;
     let status = detail["Status"].as_str().unwrap_or_default();
     if status == "Failed" {
         return Err(Failure::TaskFailed(detail["StatusMessage"].as_str().unwrap_or("no status message").to_string()));
@@ -49,38 +48,35 @@ struct Printer {
 }
 
 impl Printer {
-    fn chunk(&mut self, chunk: &Value) {
+    fn chunk(&mut self, chunk: &Value) -> Result<(), Failure> {
         let command = chunk["Command"].as_str().unwrap_or_default();
         if self.command.as_deref() != Some(command) {
-            self.end_line();
+            self.end_line()?;
             // The engine writes its own notes under the command `servicecatalog`.
             let label = if command == "servicecatalog" { command.to_string() } else { format!("terraform {command}") };
-            print_flush(&mut std::io::stdout(), &format!("==> {label}\n"));
+            write_flush(&mut std::io::stdout(), &format!("==> {label}\n"))?;
             self.command = Some(command.to_string());
         }
         let content = chunk["Content"].as_str().unwrap_or_default();
         if content.is_empty() {
-            return;
+            return Ok(());
         }
         if chunk["Stream"].as_str() == Some("stderr") {
-            print_flush(&mut std::io::stderr(), content);
+            // Standard error may be closed too: the log goes on to standard output.
+            let _ = write_flush(&mut std::io::stderr(), content);
         } else {
-            print_flush(&mut std::io::stdout(), content);
+            write_flush(&mut std::io::stdout(), content)?;
         }
         self.mid_line = !content.ends_with('\n');
+        Ok(())
     }
 
-    fn end_line(&mut self) {
+    fn end_line(&mut self) -> Result<(), Failure> {
         if std::mem::take(&mut self.mid_line) {
-            print_flush(&mut std::io::stdout(), "\n");
+            write_flush(&mut std::io::stdout(), "\n")?;
         }
+        Ok(())
     }
-}
-
-/// Writes and flushes at once so that a reader sees output as it arrives; a closed pipe is
-/// not an error.
-fn print_flush(out: &mut dyn Write, text: &str) {
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// `Task … Succeeded in 4s` and the outputs, one per line.
