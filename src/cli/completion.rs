@@ -154,22 +154,32 @@ fn nested_keys(words: &Words) -> Vec<&str> {
     words.after.iter().map(|(key, _)| key.as_str()).filter(|key| key.contains(' ')).collect()
 }
 
-/// The `case` patterns of the value rules, as `key|previous word` for options and `key|#N` for
-/// a first positional at word N; `command_word` is the index of the command's first word (1 in
-/// bash, which counts `servicecatalog` as word 0; 2 in zsh).
-fn value_patterns(words: &Words, command_word: usize) -> Vec<(String, &Values)> {
-    words
-        .values
-        .iter()
-        .map(|(key, slot, values)| {
-            let key_pattern = if key == "*" { "*".to_string() } else { format!("\"{key}\"") };
-            let slot = match slot {
-                Slot::Option(option) => format!("\"|{option}\""),
-                Slot::FirstPositional => format!("\"|#{}\"", command_word + key.split(' ').count()),
-            };
-            (format!("{key_pattern}{slot}"), values)
-        })
-        .collect()
+/// The `case` arms of the value rules: (arms matching `key|previous word` for options, arms
+/// matching `key|#N` for a first positional at word N). `command_word` is the index of the
+/// command's first word (1 in bash, which counts `servicecatalog` as word 0; 2 in zsh); `arm`
+/// writes an arm from its pattern and action, `fixed` the action of fixed values.
+fn value_arms(
+    words: &Words,
+    command_word: usize,
+    arm: &dyn Fn(&str, &str) -> String,
+    fixed: &dyn Fn(&[String]) -> String,
+) -> (String, String) {
+    let (mut options, mut positionals) = (String::new(), String::new());
+    for (key, slot, values) in &words.values {
+        let key_pattern = if key == "*" { "*".to_string() } else { format!("\"{key}\"") };
+        let action = match values {
+            Values::Fixed(values) => fixed(values),
+            Values::Dynamic(kind) => format!("dynamic={}", dynamic_name(*kind)),
+        };
+        match slot {
+            Slot::Option(option) => options.push_str(&arm(&format!("{key_pattern}\"|{option}\""), &action)),
+            Slot::FirstPositional => {
+                let pattern = format!("{key_pattern}\"|#{}\"", command_word + key.split(' ').count());
+                positionals.push_str(&arm(&pattern, &action));
+            }
+        }
+    }
+    (options, positionals)
 }
 
 fn bash(words: &Words) -> String {
@@ -180,15 +190,12 @@ fn bash(words: &Words) -> String {
     out.push_str(&format!("            \"{}\") key=\"${{COMP_WORDS[1]}} ${{COMP_WORDS[2]}}\" ;;\n", nested_keys(words).join("\"|\"")));
     out.push_str("        esac\n    fi\n");
     out.push_str("    if (( COMP_CWORD > 1 )); then\n        case \"$key|$prev\" in\n");
-    let rule = |(pattern, values): &(String, &Values)| match values {
-        Values::Fixed(fixed) => format!("            {pattern}) words=\"{}\" ;;\n", fixed.join(" ")),
-        Values::Dynamic(kind) => format!("            {pattern}) dynamic={} ;;\n", dynamic_name(*kind)),
-    };
-    let patterns = value_patterns(words, 1);
-    let (options, positionals): (Vec<_>, Vec<_>) = patterns.iter().partition(|(pattern, _)| !pattern.contains("|#"));
-    options.iter().for_each(|p| out.push_str(&rule(p)));
+    let (options, positionals) = value_arms(words, 1, &|pattern, action| format!("            {pattern}) {action} ;;\n"), &|values| {
+        format!("words=\"{}\"", values.join(" "))
+    });
+    out.push_str(&options);
     out.push_str("        esac\n        [[ -z $words$dynamic && $cur != -* ]] && case \"$key|#$COMP_CWORD\" in\n");
-    positionals.iter().for_each(|p| out.push_str(&rule(p)));
+    out.push_str(&positionals);
     out.push_str("        esac\n    fi\n");
     out.push_str("    if [[ -n $dynamic ]]; then\n        local IFS=$'\\n'\n");
     out.push_str("        COMPREPLY=($(compgen -W \"$(servicecatalog __complete \"$dynamic\" 2>/dev/null)\" -- \"$cur\"))\n");
@@ -218,18 +225,13 @@ fn zsh(words: &Words) -> String {
     out.push_str(&format!("            (\"{}\") key=\"${{words[2]}} ${{words[3]}}\" ;;\n", nested_keys(words).join("\"|\"")));
     out.push_str("        esac\n    fi\n");
     out.push_str("    if (( CURRENT > 2 )); then\n        case \"$key|${words[CURRENT-1]}\" in\n");
-    let rule = |(pattern, values): &(String, &Values)| match values {
-        Values::Fixed(fixed) => format!("            ({pattern}) candidates=({}) ;;\n", fixed.join(" ")),
-        Values::Dynamic(kind) => format!("            ({pattern}) dynamic={} ;;\n", dynamic_name(*kind)),
-    };
-    let patterns = value_patterns(words, 2);
-    let (options, positionals): (Vec<_>, Vec<_>) = patterns.iter().partition(|(pattern, _)| !pattern.contains("|#"));
-    options.iter().for_each(|p| out.push_str(&rule(p)));
-    out.push_str(
-        "        esac\n        if [[ -z $candidates$dynamic && ${words[CURRENT]} != -* ]]; then\n            case \"$key|#$CURRENT\" in\n",
-    );
-    positionals.iter().for_each(|p| out.push_str(&format!("    {}", rule(p))));
-    out.push_str("            esac\n        fi\n    fi\n");
+    let (options, positionals) = value_arms(words, 2, &|pattern, action| format!("            ({pattern}) {action} ;;\n"), &|values| {
+        format!("candidates=({})", values.join(" "))
+    });
+    out.push_str(&options);
+    out.push_str("        esac\n        [[ -z $candidates$dynamic && ${words[CURRENT]} != -* ]] && case \"$key|#$CURRENT\" in\n");
+    out.push_str(&positionals);
+    out.push_str("        esac\n    fi\n");
     out.push_str("    if [[ -n $dynamic ]]; then\n        candidates=(\"${(@f)$(servicecatalog __complete $dynamic 2>/dev/null)}\")\n");
     out.push_str(&format!(
         "    elif (( ${{#candidates}} )); then\n        :\n    elif (( CURRENT == 2 )); then\n        candidates=({})\n    else\n        case \"$key\" in\n",
