@@ -287,25 +287,17 @@ fn label_of(constraint: &Value, key: &str) -> String {
 /// `Parameters.N.*` of the submitted parameter fields; empty ones are left out (the default, or
 /// the value in force, applies).
 pub(super) fn parameters_from_form(form: &Form) -> Vec<(String, String)> {
-    form.prefixed(PARAM)
-        .filter(|(_, v)| !v.is_empty())
-        .enumerate()
-        .flat_map(|(i, (k, v))| {
-            [(format!("Parameters.{}.ParameterKey", i + 1), k.to_string()), (format!("Parameters.{}.ParameterValue", i + 1), v.to_string())]
-        })
-        .collect()
+    numbered("Parameters", "ParameterKey", "ParameterValue", super::provisioned::parameters_from_form(form))
 }
 
 /// `Tags.N.*` of the `key=value` lines of the tags field.
 pub(super) fn tags_from_form(form: &Form) -> Vec<(String, String)> {
-    form.text("tags")
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .enumerate()
-        .flat_map(|(i, (k, v))| {
-            [(format!("Tags.{}.Key", i + 1), k.trim().to_string()), (format!("Tags.{}.Value", i + 1), v.trim().to_string())]
-        })
-        .collect()
+    numbered("Tags", "Key", "Value", super::provisioned::tags_from_form(form))
+}
+
+/// Pairs as the wire's flattened array `{list}.N.{key}` / `{list}.N.{value}`, numbered from 1.
+fn numbered(list: &str, key: &str, value: &str, pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    pairs.into_iter().zip(1..).flat_map(|((k, v), i)| [(format!("{list}.{i}.{key}"), k), (format!("{list}.{i}.{value}"), v)]).collect()
 }
 
 #[cfg(test)]
