@@ -60,9 +60,9 @@ pub fn signatures(data: &[u8]) {
                 &params.query,
                 &request.headers,
                 &auth.signed_headers,
-                &signature::hashed_payload(request.body),
+                &auth.algorithm.hashed_payload(request.body),
             );
-            let _ = signature::v3_sign("secret", &signature::v3_string_to_sign(&canonical)).matches(&auth.signature);
+            let _ = auth.algorithm.sign("secret", &auth.algorithm.string_to_sign(&canonical)).matches(&auth.signature);
         }
     }
     let all: Vec<(String, String)> = params.query.iter().chain(&params.body).cloned().collect();

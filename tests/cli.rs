@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use servicecatalog::protocol::percent_encode;
-use servicecatalog::protocol::signature::{hashed_payload, v3_canonical_request, v3_sign, v3_string_to_sign};
+use servicecatalog::protocol::signature::{v3_canonical_request, V3Algorithm::HmacSha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_servicecatalog");
 
@@ -118,7 +118,7 @@ impl Server {
             ("content-type", "application/x-www-form-urlencoded".to_string()),
             ("host", self.endpoint()),
             ("x-acs-action", action.to_string()),
-            ("x-acs-content-sha256", hashed_payload(body.as_bytes())),
+            ("x-acs-content-sha256", HmacSha256.hashed_payload(body.as_bytes())),
             ("x-acs-date", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             ("x-acs-signature-nonce", format!("{:032x}", rand::random::<u128>())),
             ("x-acs-version", "2021-09-01".to_string()),
@@ -127,8 +127,8 @@ impl Server {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
-        let canonical = v3_canonical_request("POST", &[], &headers, &signed, &hashed_payload(body.as_bytes()));
-        let signature = v3_sign(&secret, &v3_string_to_sign(&canonical)).to_hex();
+        let canonical = v3_canonical_request("POST", &[], &headers, &signed, &HmacSha256.hashed_payload(body.as_bytes()));
+        let signature = HmacSha256.sign(&secret, &HmacSha256.string_to_sign(&canonical)).to_hex();
         headers.push((
             "authorization".into(),
             format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", signed.join(";")),

@@ -103,7 +103,8 @@ struct Claim<'a> {
     nonce: &'a str,
     signature: Signature,
     string_to_sign: String,
-    v1: bool,
+    /// The V3 algorithm; `None` for V1 (HMAC-SHA1).
+    algorithm: Option<signature::V3Algorithm>,
 }
 
 impl Authenticator {
@@ -113,7 +114,7 @@ impl Authenticator {
         Ok(Authenticator { store, secrets, nonces })
     }
 
-    /// Authenticates a request signed with V3 (`Authorization: ACS3-HMAC-SHA256 …`) or V1
+    /// Authenticates a request signed with V3 (`Authorization: ACS3-HMAC-SHA256 …` or `ACS3-HMAC-SM3 …`) or V1
     /// (`Signature` parameter).
     pub async fn authenticate(&self, request: &SignedRequest<'_>, now: DateTime<Utc>) -> Result<Principal, AuthError> {
         let claim = match request.scheme() {
@@ -132,8 +133,10 @@ impl Authenticator {
             return Err(AuthError::UnknownAccessKey(claim.access_key_id));
         };
         let secret = self.secrets.open(&sealed).ok_or(AuthError::SecretUnreadable)?;
-        let expected =
-            if claim.v1 { signature::v1_sign(&secret, &claim.string_to_sign) } else { signature::v3_sign(&secret, &claim.string_to_sign) };
+        let expected = match claim.algorithm {
+            Some(algorithm) => algorithm.sign(&secret, &claim.string_to_sign),
+            None => signature::v1_sign(&secret, &claim.string_to_sign),
+        };
         if !expected.matches(&claim.signature) {
             return Err(AuthError::SignatureMismatch(format!(
                 "The request signature does not match. The server's string to sign was: {}",
@@ -173,10 +176,13 @@ fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a
             return Err(AuthError::Incomplete(format!("The header {name} must be present and listed in SignedHeaders.")));
         }
     }
-    let payload = signature::hashed_payload(request.body);
+    let payload = auth.algorithm.hashed_payload(request.body);
     if let Some(sent) = request.header("x-acs-content-sha256") {
         if !sent.eq_ignore_ascii_case(&payload) {
-            return Err(AuthError::SignatureMismatch("The x-acs-content-sha256 header does not match the SHA-256 of the body.".into()));
+            return Err(AuthError::SignatureMismatch(format!(
+                "The x-acs-content-sha256 header does not match the {} hash of the body.",
+                auth.algorithm.name()
+            )));
         }
     }
     let canonical = signature::v3_canonical_request(request.method, &request.params.query, request.headers, &auth.signed_headers, &payload);
@@ -185,8 +191,8 @@ fn v3_claim<'a>(request: &'a SignedRequest<'_>, header: &str) -> Result<Claim<'a
         timestamp: request.header("x-acs-date").unwrap_or_default(),
         nonce: request.header("x-acs-signature-nonce").unwrap_or_default(),
         signature: auth.signature,
-        string_to_sign: signature::v3_string_to_sign(&canonical),
-        v1: false,
+        string_to_sign: auth.algorithm.string_to_sign(&canonical),
+        algorithm: Some(auth.algorithm),
     })
 }
 
@@ -215,7 +221,7 @@ fn v1_claim<'a>(request: &'a SignedRequest<'_>) -> Result<Claim<'a>, AuthError> 
         nonce: required("SignatureNonce")?,
         signature,
         string_to_sign: signature::v1_string_to_sign(request.method, &all),
-        v1: true,
+        algorithm: None,
     })
 }
 

@@ -15,7 +15,10 @@ use crate::api::action::Action;
 use crate::api::rpc::API_VERSION;
 use crate::api::spec::{self, ActionSpec};
 use crate::protocol::percent_encode;
-use crate::protocol::signature::{hashed_payload, v3_canonical_request, v3_sign, v3_string_to_sign, V3_ALGORITHM};
+use crate::protocol::signature::{v3_canonical_request, V3Algorithm};
+
+/// How the command line signs: the SDKs' default.
+const ALGORITHM: V3Algorithm = V3Algorithm::HmacSha256;
 
 /// Longest wait for an answer: above `GetTaskLog`'s longest long-poll (20 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -158,7 +161,7 @@ fn sign(
         pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&")
     };
     let (query_pairs, body) = if get || params.is_empty() { (params, None) } else { (Vec::new(), Some(encode(&params).into_bytes())) };
-    let payload_hash = hashed_payload(body.as_deref().unwrap_or_default());
+    let payload_hash = ALGORITHM.hashed_payload(body.as_deref().unwrap_or_default());
     let mut headers: Vec<(String, String)> = vec![
         ("accept".into(), "application/json".into()),
         ("host".into(), host.into()),
@@ -175,10 +178,10 @@ fn sign(
     headers.sort();
     let signed_headers: Vec<String> = headers.iter().map(|(name, _)| name.clone()).collect();
     let canonical = v3_canonical_request(if get { "GET" } else { "POST" }, &query_pairs, &headers, &signed_headers, &payload_hash);
-    let signature = v3_sign(secret, &v3_string_to_sign(&canonical)).to_hex();
+    let signature = ALGORITHM.sign(secret, &ALGORITHM.string_to_sign(&canonical)).to_hex();
     headers.push((
         "authorization".into(),
-        format!("{V3_ALGORITHM} Credential={access_key_id},SignedHeaders={},Signature={signature}", signed_headers.join(";")),
+        format!("{} Credential={access_key_id},SignedHeaders={},Signature={signature}", ALGORITHM.name(), signed_headers.join(";")),
     ));
     let query = encode(&query_pairs);
     SignedRequest { method: if get { "GET" } else { "POST" }, query, headers, body }
@@ -231,10 +234,10 @@ mod tests {
         let params =
             RequestParams::decode(Some(&request.query).filter(|q| !q.is_empty()).map(String::as_str), request.body.as_deref()).unwrap();
         let auth = parse_v3_authorization(header("authorization").unwrap()).unwrap();
-        let payload = hashed_payload(request.body.as_deref().unwrap_or_default());
+        let payload = auth.algorithm.hashed_payload(request.body.as_deref().unwrap_or_default());
         assert_eq!(header("x-acs-content-sha256"), Some(payload.as_str()));
         let canonical = v3_canonical_request(request.method, &params.query, &request.headers, &auth.signed_headers, &payload);
-        v3_sign(secret, &v3_string_to_sign(&canonical)).matches(&auth.signature)
+        auth.algorithm.sign(secret, &auth.algorithm.string_to_sign(&canonical)).matches(&auth.signature)
     }
 
     #[test]

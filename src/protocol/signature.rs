@@ -1,7 +1,8 @@
 //! Request signatures of Alibaba Cloud RPC APIs, recomputed from a received request.
 //!
-//! V3 (`ACS3-HMAC-SHA256`, the SDK's default) signs the method, the query, the headers named in
-//! `SignedHeaders` and the SHA-256 of the body. V1 (`HMAC-SHA1`, `signature_algorithm='v2'` in the
+//! V3 (`ACS3-HMAC-SHA256`, the SDK's default, or `ACS3-HMAC-SM3`, the SDK's
+//! `signature_algorithm='ACS3-HMAC-SM3'`) signs the method, the query, the headers named in
+//! `SignedHeaders` and the hash of the body, hashing and keying the MAC with SHA-256 or SM3. V1 (`HMAC-SHA1`, `signature_algorithm='v2'` in the
 //! SDK) signs every query and form-body parameter. A [`Signature`] has no `==`: comparing two only
 //! compiles through [`Signature::matches`], which runs in constant time.
 
@@ -10,12 +11,60 @@ use std::borrow::Cow;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use sm3::Sm3;
 use subtle::ConstantTimeEq;
 
 use super::{percent_encode, push_percent_encoded};
 
-/// The only V3 algorithm this server verifies.
-pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
+/// A V3 signature algorithm: the hash of the body and of the canonical request, and the HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V3Algorithm {
+    /// `ACS3-HMAC-SHA256`, the SDKs' default.
+    HmacSha256,
+    /// `ACS3-HMAC-SM3`, the Chinese national standard hash (GB/T 32905).
+    HmacSm3,
+}
+
+impl V3Algorithm {
+    /// The name in the `Authorization` header and the string to sign.
+    pub fn name(self) -> &'static str {
+        match self {
+            V3Algorithm::HmacSha256 => "ACS3-HMAC-SHA256",
+            V3Algorithm::HmacSm3 => "ACS3-HMAC-SM3",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [V3Algorithm::HmacSha256, V3Algorithm::HmacSm3].into_iter().find(|a| a.name() == name)
+    }
+
+    /// Lower-case hex hash of a request body: V3's `HashedPayload`, sent as `x-acs-content-sha256`
+    /// whatever the algorithm.
+    pub fn hashed_payload(self, body: &[u8]) -> String {
+        match self {
+            V3Algorithm::HmacSha256 => lower_hex(&Sha256::digest(body)),
+            V3Algorithm::HmacSm3 => lower_hex(&Sm3::digest(body)),
+        }
+    }
+
+    /// The string to sign: the algorithm and the hex hash of the canonical request.
+    pub fn string_to_sign(self, canonical_request: &str) -> String {
+        format!("{}\n{}", self.name(), self.hashed_payload(canonical_request.as_bytes()))
+    }
+
+    /// The signature: the HMAC of the string to sign keyed with the AccessKey secret.
+    pub fn sign(self, secret: &str, string_to_sign: &str) -> Signature {
+        fn hmac<M: Mac + hmac::digest::KeyInit>(secret: &str, string_to_sign: &str) -> Signature {
+            let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+            mac.update(string_to_sign.as_bytes());
+            Signature(mac.finalize().into_bytes().to_vec())
+        }
+        match self {
+            V3Algorithm::HmacSha256 => hmac::<Hmac<Sha256>>(secret, string_to_sign),
+            V3Algorithm::HmacSm3 => hmac::<Hmac<Sm3>>(secret, string_to_sign),
+        }
+    }
+}
 
 /// A signature as raw MAC bytes. Deliberately not `PartialEq`.
 pub struct Signature(Vec<u8>);
@@ -65,6 +114,8 @@ fn lower_hex(bytes: &[u8]) -> String {
 /// The parts of a V3 `Authorization` header.
 #[derive(Debug)]
 pub struct V3Authorization<'a> {
+    /// The algorithm named before the parts.
+    pub algorithm: V3Algorithm,
     /// The AccessKey id from `Credential=`.
     pub access_key_id: String,
     /// Lower-case header names from `SignedHeaders=`, in the order given (borrowed from the
@@ -77,20 +128,18 @@ pub struct V3Authorization<'a> {
 /// Why an `Authorization` header could not be read.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedAuthorization {
-    /// The algorithm is not `ACS3-HMAC-SHA256`.
-    #[error("the signature algorithm {0:?} is not supported; use ACS3-HMAC-SHA256")]
+    /// The algorithm is neither `ACS3-HMAC-SHA256` nor `ACS3-HMAC-SM3`.
+    #[error("the signature algorithm {0:?} is not supported; use ACS3-HMAC-SHA256 or ACS3-HMAC-SM3")]
     UnsupportedAlgorithm(String),
     /// A part is missing or cannot be decoded.
     #[error("the Authorization header lacks a valid {0}")]
     Missing(&'static str),
 }
 
-/// Parses `ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…`.
+/// Parses `ACS3-HMAC-SHA256 Credential=…,SignedHeaders=…,Signature=…` (or `ACS3-HMAC-SM3 …`).
 pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization<'_>, MalformedAuthorization> {
     let (algorithm, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    if algorithm != V3_ALGORITHM {
-        return Err(MalformedAuthorization::UnsupportedAlgorithm(algorithm.to_string()));
-    }
+    let algorithm = V3Algorithm::from_name(algorithm).ok_or_else(|| MalformedAuthorization::UnsupportedAlgorithm(algorithm.to_string()))?;
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {
         match part.trim().split_once('=') {
@@ -104,6 +153,7 @@ pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization<'_>, Malfo
     let signed = signed.filter(|s| !s.is_empty()).ok_or(MalformedAuthorization::Missing("SignedHeaders"))?;
     let signature = signature.and_then(Signature::from_hex).ok_or(MalformedAuthorization::Missing("Signature"))?;
     Ok(V3Authorization {
+        algorithm,
         access_key_id: access_key_id.to_string(),
         signed_headers: signed
             .split(';')
@@ -112,11 +162,6 @@ pub fn parse_v3_authorization(header: &str) -> Result<V3Authorization<'_>, Malfo
             .collect(),
         signature,
     })
-}
-
-/// Lower-case hex SHA-256 of a request body: V3's `HashedPayload`.
-pub fn hashed_payload(body: &[u8]) -> String {
-    lower_hex(&Sha256::digest(body))
 }
 
 /// Sorted `enc(name)=enc(value)` pairs joined by `&`: the canonical query of V3 and the
@@ -182,18 +227,6 @@ pub fn v3_canonical_request<N: AsRef<str>, V: AsRef<str>, S: AsRef<str>>(
     out
 }
 
-/// V3 string to sign: the algorithm and the hex SHA-256 of the canonical request.
-pub fn v3_string_to_sign(canonical_request: &str) -> String {
-    format!("{V3_ALGORITHM}\n{}", lower_hex(&Sha256::digest(canonical_request.as_bytes())))
-}
-
-/// V3 signature: HMAC-SHA256 keyed with the AccessKey secret.
-pub fn v3_sign(secret: &str, string_to_sign: &str) -> Signature {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(string_to_sign.as_bytes());
-    Signature(mac.finalize().into_bytes().to_vec())
-}
-
 /// V1 string to sign from every query and body parameter except `Signature`.
 pub fn v1_string_to_sign(method: &str, params: &[(String, String)]) -> String {
     let canonical = canonical_pairs(params.iter().filter(|(k, _)| k != "Signature"));
@@ -249,12 +282,12 @@ mod tests {
         let params = RequestParams::decode(c.query.as_deref(), form.map(|_| c.body.as_slice())).unwrap();
         if let Some(auth) = header(&c, "authorization") {
             let auth = parse_v3_authorization(auth).unwrap();
-            let payload = hashed_payload(&c.body);
+            let payload = auth.algorithm.hashed_payload(&c.body);
             if header(&c, "x-acs-content-sha256") != Some(payload.as_str()) {
                 return false;
             }
             let canonical = v3_canonical_request(&c.method, &params.query, &c.headers, &auth.signed_headers, &payload);
-            v3_sign(secret, &v3_string_to_sign(&canonical)).matches(&auth.signature)
+            auth.algorithm.sign(secret, &auth.algorithm.string_to_sign(&canonical)).matches(&auth.signature)
         } else {
             let all: Vec<_> = params.query.iter().chain(params.body.iter()).cloned().collect();
             let sent = Signature::from_base64(params.get("Signature").unwrap()).unwrap();
@@ -262,7 +295,7 @@ mod tests {
         }
     }
 
-    const CAPTURES: [(&str, &str); 12] = [
+    const CAPTURES: [(&str, &str); 14] = [
         ("GetTask V3", include_str!("testdata/capture-6-1.http")),
         ("LaunchProduct V3", include_str!("testdata/capture-6-2.http")),
         ("ListTasks V3 query", include_str!("testdata/capture-6-3.http")),
@@ -275,6 +308,8 @@ mod tests {
         ("GetTask V3 STS", include_str!("testdata/capture-6-10.http")),
         ("LaunchProduct V1", include_str!("testdata/capture-6-11.http")),
         ("ListTasks V1", include_str!("testdata/capture-6-12.http")),
+        ("GetTask V3 SM3", include_str!("testdata/capture-sm3-1.http")),
+        ("LaunchProduct V3 SM3", include_str!("testdata/capture-sm3-2.http")),
     ];
 
     #[test]
@@ -299,6 +334,16 @@ mod tests {
         assert!(!verify(&tampered, SECRET));
         let tampered = CAPTURES[10].1.replace("ProvisionedProductName=my+instance", "ProvisionedProductName=other");
         assert!(!verify(&tampered, SECRET));
+        let tampered = CAPTURES[13].1.replace("ParameterValue=v+1", "ParameterValue=v+2");
+        assert!(!verify(&tampered, SECRET));
+    }
+
+    #[test]
+    fn an_sm3_signature_is_not_a_sha256_one() {
+        // GB/T 32905's example: SM3("abc").
+        assert_eq!(V3Algorithm::HmacSm3.hashed_payload(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+        let relabelled = CAPTURES[12].1.replace("Authorization: ACS3-HMAC-SM3", "Authorization: ACS3-HMAC-SHA256");
+        assert!(!verify(&relabelled, SECRET));
     }
 
     #[test]
@@ -306,18 +351,22 @@ mod tests {
         let c = capture(CAPTURES[4].1);
         let params = RequestParams::decode(c.query.as_deref(), None).unwrap();
         let auth = parse_v3_authorization(header(&c, "authorization").unwrap()).unwrap();
-        let canonical = v3_canonical_request("GET", &params.query, &c.headers, &auth.signed_headers, &hashed_payload(b""));
+        let canonical =
+            v3_canonical_request("GET", &params.query, &c.headers, &auth.signed_headers, &V3Algorithm::HmacSha256.hashed_payload(b""));
         assert!(canonical.starts_with(
             "GET\n/\nFilters=%7B%22Active%22%3Atrue%2C%22Key%22%3A%22env%22%2C%22Value%22%3A%22dev%22%7D&PageSize=20\naccept:application/json\n"
         ));
-        assert_eq!(v3_string_to_sign(&canonical), "ACS3-HMAC-SHA256\n72f2279142e24bbc94708f966d09d5cd744561f8e804f6299011499d5e6910e2");
+        assert_eq!(
+            V3Algorithm::HmacSha256.string_to_sign(&canonical),
+            "ACS3-HMAC-SHA256\n72f2279142e24bbc94708f966d09d5cd744561f8e804f6299011499d5e6910e2"
+        );
     }
 
     #[test]
     fn malformed_authorization_headers_are_named() {
         assert_eq!(
-            parse_v3_authorization("ACS3-HMAC-SM3 Credential=a,SignedHeaders=host,Signature=00").unwrap_err(),
-            MalformedAuthorization::UnsupportedAlgorithm("ACS3-HMAC-SM3".into())
+            parse_v3_authorization("ACS3-RSA-SHA256 Credential=a,SignedHeaders=host,Signature=00").unwrap_err(),
+            MalformedAuthorization::UnsupportedAlgorithm("ACS3-RSA-SHA256".into())
         );
         assert_eq!(
             parse_v3_authorization("ACS3-HMAC-SHA256 SignedHeaders=host,Signature=00").unwrap_err(),

@@ -4,6 +4,7 @@ Three caller flavours talk to the server through official client libraries:
 
 * ``v3``   - alibabacloud-servicecatalog20210901 (tea-openapi), default ACS3-HMAC-SHA256 signing;
 * ``v1``   - the same SDK with ``signature_algorithm='v2'`` (HMAC-SHA1 RPC signature);
+* ``sm3``  - the same SDK with ``signature_algorithm='ACS3-HMAC-SM3'`` (V3 with SM3);
 * ``core`` - aliyun-python-sdk-core ``AcsClient`` + ``CommonRequest`` (RPC, HMAC-SHA1).
 
 Every caller has ``call(action, params) -> dict`` (the PascalCase response body)
@@ -86,7 +87,7 @@ class ApiError(Exception):
 
 
 class SdkCaller:
-    """alibabacloud-servicecatalog20210901 client; flavor 'v3' (default signer) or 'v1'."""
+    """alibabacloud-servicecatalog20210901 client; flavor 'v3' (default signer), 'v1' or 'sm3'."""
 
     def __init__(self, endpoint: str, access_key_id: str, secret: str, flavor: str = "v3"):
         try:  # tea-openapi >= 0.4
@@ -99,6 +100,8 @@ class SdkCaller:
                         protocol="http", region_id="cn-hangzhou", read_timeout=30000, connect_timeout=5000)
         if flavor == "v1":
             cfg.signature_algorithm = "v2"
+        elif flavor == "sm3":
+            cfg.signature_algorithm = "ACS3-HMAC-SM3"
         self.flavor = flavor
         self.endpoint = endpoint
         self.client = Client(cfg)
@@ -212,7 +215,7 @@ def check_raw(resp, flavor: str = "raw") -> dict:
 
 
 def make_caller(flavor: str, endpoint: str, access_key_id: str, secret: str):
-    if flavor in ("v3", "v1"):
+    if flavor in ("v3", "v1", "sm3"):
         return SdkCaller(endpoint, access_key_id, secret, flavor)
     if flavor == "core":
         return CoreCaller(endpoint, access_key_id, secret)

@@ -11,7 +11,7 @@ import acs_sign
 import sclib
 from sclib import check_raw, expect_error, uniq
 
-ALL_FLAVORS = ("v3", "v1", "core", "raw-v3", "raw-v1")
+ALL_FLAVORS = ("v3", "v1", "sm3", "core", "raw-v3", "raw-v1")
 
 
 def _send(req):
@@ -44,6 +44,20 @@ def test_admin_key_works_with_every_flavor(server, admin_key):
     for flavor in ALL_FLAVORS:
         r = sclib.make_caller(flavor, server.endpoint, *admin_key).call("ListRegions")
         assert r.get("Regions"), flavor
+
+
+def test_sm3_signed_calls_read_and_write(server, admin_key):
+    """The official SDK's ACS3-HMAC-SM3: a form-body write, query-string reads, an update and a delete."""
+    sm3 = sclib.make_caller("sm3", server.endpoint, *admin_key)
+    name = uniq("sm3-")
+    pid = sm3.call("CreatePortfolio", {"PortfolioName": name, "ProviderName": "platform", "Description": "signed with SM3"})["PortfolioId"]
+    assert sm3.call("GetPortfolio", {"PortfolioId": pid})["PortfolioDetail"]["PortfolioName"] == name
+    listed = sm3.call("ListPortfolios", {"Filters": [{"Key": "FullTextSearch", "Value": name}], "PageSize": 10})
+    assert [p["PortfolioId"] for p in listed["PortfolioDetails"]] == [pid]
+    sm3.call("UpdatePortfolio", {"PortfolioId": pid, "PortfolioName": name, "ProviderName": "platform", "Description": "still SM3"})
+    assert sm3.call("GetPortfolio", {"PortfolioId": pid})["PortfolioDetail"]["Description"] == "still SM3"
+    sm3.call("DeletePortfolio", {"PortfolioId": pid})
+    expect_error(404, "EntityNotExists.Portfolio", sm3.call, "GetPortfolio", {"PortfolioId": pid})
 
 
 # ----------------------------------------------------------------------------- replay and clock

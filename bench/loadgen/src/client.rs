@@ -14,6 +14,8 @@ use servicecatalog::protocol::signature;
 
 /// The API version every call names.
 const VERSION: &str = "2021-09-01";
+/// How the load generator signs: the SDKs' default.
+const ALGORITHM: signature::V3Algorithm = signature::V3Algorithm::HmacSha256;
 /// What the Python SDK sends (PROTOCOL.md §6).
 const USER_AGENT: &str = "AlibabaCloud (Linux; x86_64) servicecatalog-loadgen/0.1 TeaDSL/2";
 
@@ -93,7 +95,7 @@ impl Connection {
     fn signed(&self, path: &str, action: &str, params: &[(String, String)]) -> anyhow::Result<Request<Empty<Bytes>>> {
         let nonce: String = hex_nonce();
         let date = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let payload = signature::hashed_payload(b"");
+        let payload = ALGORITHM.hashed_payload(b"");
         let mut headers: Vec<(String, String)> = [
             ("accept", "application/json"),
             ("host", self.host.as_str()),
@@ -110,12 +112,12 @@ impl Connection {
         .collect();
         let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
         let canonical = signature::v3_canonical_request("POST", params, &headers, &signed, &payload);
-        let mac = signature::v3_sign(&self.credentials.secret, &signature::v3_string_to_sign(&canonical));
+        let mac = ALGORITHM.sign(&self.credentials.secret, &ALGORITHM.string_to_sign(&canonical));
         headers.push((
             "authorization".into(),
             format!(
                 "{} Credential={},SignedHeaders={},Signature={}",
-                signature::V3_ALGORITHM,
+                ALGORITHM.name(),
                 self.credentials.id,
                 signed.join(";"),
                 mac.to_hex()
