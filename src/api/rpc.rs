@@ -146,17 +146,13 @@ async fn ping() -> axum::Json<Value> {
 /// `Reachable` (it answers) and `WritesFailing` (writes fail for lack of space).
 async fn healthz(State(state): State<SharedState>) -> Response {
     let health = state.store.health().await;
-    let dialect = match state.store.dialect() {
-        crate::store::Dialect::Sqlite => "sqlite",
-        crate::store::Dialect::Postgres => "postgres",
-    };
     let ok = health.reachable && !health.writes_failing;
     if !ok {
         tracing::warn!(reachable = health.reachable, writes_failing = health.writes_failing, "health check failed");
     }
     let body = json!({
         "Status": if ok { "ok" } else { "unavailable" },
-        "Database": {"Dialect": dialect, "Reachable": health.reachable, "WritesFailing": health.writes_failing},
+        "Database": {"Dialect": state.store.dialect().name(), "Reachable": health.reachable, "WritesFailing": health.writes_failing},
     });
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, axum::Json(body)).into_response()
 }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::{patiently, terraform, Engine, Phase, TaskLog, LOST_CONTACT_MESSAGE, SHUTDOWN_MESSAGE};
 use crate::store::plan::{Plan, PreviewOutcome};
 use crate::store::provisioning::{Fence, LogChunk, Task, TaskOutcome};
-use crate::store::StoreError;
+use crate::store::{JobTable, Leased, StoreError};
 
 /// A job a worker runs under a lease.
 pub(super) enum Job {
@@ -72,6 +72,14 @@ impl Job {
         }
     }
 
+    /// The job's table, for its lease.
+    fn table(&self) -> &'static JobTable {
+        match self {
+            Job::Task(_) => Task::TABLE,
+            Job::Preview(_) => Plan::TABLE,
+        }
+    }
+
     fn noun(&self) -> &'static str {
         match self {
             Job::Task(_) => "task",
@@ -103,12 +111,12 @@ impl Engine {
     /// Claims a queued task, else a queued preview, for `worker`.
     async fn claim(&self, worker: &str) -> Option<(Job, Fence)> {
         let lease_ms = self.config.lease.as_millis() as i64;
-        match self.store.claim_task(worker, lease_ms).await {
+        match self.store.claim::<Task>(worker, lease_ms).await {
             Ok(Some((task, fence))) => return Some((Job::Task(Box::new(task)), fence)),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot claim tasks"),
         }
-        match self.store.claim_preview(worker, lease_ms).await {
+        match self.store.claim::<Plan>(worker, lease_ms).await {
             Ok(claimed) => claimed.map(|(plan, fence)| (Job::Preview(Box::new(plan)), fence)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim plan previews");
@@ -128,7 +136,7 @@ impl Engine {
         let (id, noun) = (job.site().work_id, job.noun());
         let started = std::time::Instant::now();
         let (cancel_tx, cancel_rx) = watch::channel(None);
-        let heartbeat = self.heartbeat(&job, &fence, cancel_tx);
+        let heartbeat = self.heartbeat(&fence, cancel_tx);
         tokio::pin!(heartbeat);
         // Nothing of a preview is logged: its log stays empty.
         let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
@@ -210,7 +218,7 @@ impl Engine {
     /// another node may be taking the job over: Terraform is killed at once and the job stops,
     /// while renewals go on. Signals cancellation (a graceful interrupt) when the engine aborts at
     /// shutdown, and goes on renewing while the job stops.
-    async fn heartbeat(&self, job: &Job, fence: &Fence, cancel: watch::Sender<Option<String>>) {
+    async fn heartbeat(&self, fence: &Fence, cancel: watch::Sender<Option<String>>) {
         let lease_ms = self.config.lease.as_millis() as i64;
         let mut tick = tokio::time::interval(self.config.lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -236,11 +244,7 @@ impl Engine {
                 tracing::warn!(job_id = %fence.job_id, "no lease renewal for a whole lease: Terraform was killed");
             }
             let sent = tokio::time::Instant::now();
-            let renewal = match job {
-                Job::Task(_) => self.store.renew_lease(fence, lease_ms).await,
-                Job::Preview(_) => self.store.renew_preview_lease(fence, lease_ms).await,
-            };
-            match renewal {
+            match self.store.renew_lease(fence, lease_ms).await {
                 Ok(true) => renewed = sent,
                 Ok(false) => {
                     terraform::kill_leftover_group(&self.work_dir(&fence.job_id));
@@ -261,12 +265,9 @@ impl Engine {
         let mut tick = tokio::time::interval(self.config.lease / 2);
         loop {
             tick.tick().await;
-            let previews = self
-                .store
-                .expired_previews()
-                .await
-                .map(|plans| plans.into_iter().map(|plan| Job::Preview(Box::new(plan))).collect::<Vec<_>>());
-            let tasks = self.store.expired_tasks().await.map(|tasks| tasks.into_iter().map(|task| Job::Task(Box::new(task))).collect());
+            let previews =
+                self.store.expired::<Plan>().await.map(|plans| plans.into_iter().map(|plan| Job::Preview(Box::new(plan))).collect());
+            let tasks = self.store.expired::<Task>().await.map(|tasks| tasks.into_iter().map(|task| Job::Task(Box::new(task))).collect());
             for (expired, noun) in [(previews, "previews"), (tasks, "tasks")] {
                 let expired = expired.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot look for expired {noun}");
@@ -287,31 +288,32 @@ impl Engine {
         }
     }
 
-    /// Fails one expired job left in `dir`: whether this reaper failed it.
+    /// Fails one expired job left in `dir`: whether this reaper failed it. The job is taken over
+    /// first, then what it left running is killed and a task's state salvaged.
     async fn reap_job(&self, job: &Job, reaper: &str, dir: &Path) -> Result<bool, StoreError> {
-        match job {
+        let Some(fence) = self.store.take_over(job.table(), job.site().work_id, reaper).await? else {
+            return Ok(false);
+        };
+        if dir.exists() {
+            terraform::kill_leftover_group(dir);
+            if let Job::Task(task) = job {
+                let before = self.versioned_state(&task.provisioned_product_id).await?.map(|(_, state)| state);
+                self.collect_state(task, &fence, dir, before.as_deref()).await?;
+            }
+        }
+        let finished = match job {
             Job::Preview(plan) => {
-                if dir.exists() {
-                    terraform::kill_leftover_group(dir);
-                }
                 let message = "The preview was interrupted: the server running it stopped before it finished (its lease expired). \
                                Run it again with UpdateProvisionedProductPlan.";
-                self.store.fail_expired_preview(plan, reaper, message).await
+                Finished::Preview(plan, PreviewOutcome::Failed { message: message.into() })
             }
             Job::Task(task) => {
-                let Some(fence) = self.store.take_over_expired_task(task, reaper).await? else {
-                    return Ok(false);
-                };
-                if dir.exists() {
-                    terraform::kill_leftover_group(dir);
-                    let before = self.versioned_state(&task.provisioned_product_id).await?.map(|(_, state)| state);
-                    self.collect_state(task, &fence, dir, before.as_deref()).await?;
-                }
                 let message = "The task was interrupted: the server running it stopped before it finished (its lease expired). \
                                The Terraform state saved by its last command is kept; retry with UpdateProvisionedProduct \
                                or clean up with TerminateProvisionedProduct.";
-                self.store.finish_task(task, Some(&fence), &TaskOutcome::Failed { message: message.into() }, &[]).await
+                Finished::Task(task, TaskOutcome::Failed { message: message.into() })
             }
-        }
+        };
+        self.record(&finished, &fence, &[]).await
     }
 }

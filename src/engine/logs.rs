@@ -161,7 +161,7 @@ mod tests {
     async fn output_is_merged_per_stream_capped_and_readable_after_a_flush() {
         testing::each_store(|store| async move {
             crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<crate::store::provisioning::Task>("w", 60_000).await.unwrap().unwrap();
             let log = TaskLog::new(store.clone(), fence, 20);
             log.push("init", "stdout", "a\n");
             log.push("init", "stdout", "b\n");
@@ -185,7 +185,7 @@ mod tests {
     async fn secrets_learnt_late_are_masked_in_what_is_not_written_yet() {
         testing::each_store(|store| async move {
             crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<crate::store::provisioning::Task>("w", 60_000).await.unwrap().unwrap();
             let log = TaskLog::new(store.clone(), fence, 1000);
             log.push("apply", "stdout", "made late-secret\n");
             log.redact_pending(&Redactor::new(["late-secret"])).await;

@@ -178,26 +178,6 @@ impl Engine {
         }
     }
 
-    /// On PostgreSQL, wakes a worker here for every task queued on any node.
-    async fn listen(self: Arc<Self>) {
-        loop {
-            match sqlx::postgres::PgListener::connect(self.store.url()).await {
-                Ok(mut listener) => {
-                    if let Err(e) = listener.listen(crate::store::provisioning::TASK_CHANNEL).await {
-                        tracing::warn!(error = %e, "cannot LISTEN for queued tasks");
-                    } else {
-                        // `recv` reconnects by itself after a lost connection.
-                        while let Ok(_notification) = listener.recv().await {
-                            self.wake.notify_one();
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for queued tasks"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-
     /// Starts the workers and the lease reaper.
     pub fn start(self: &Arc<Self>) {
         let mut workers = self.workers.try_lock().expect("the engine starts once");
@@ -207,9 +187,10 @@ impl Engine {
         }
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.reap().await });
-        if self.config.workers > 0 && self.store.dialect() == crate::store::Dialect::Postgres {
+        if self.config.workers > 0 {
+            // Wakes a worker here for every task queued on any node (PostgreSQL's; SQLite's only node wakes in memory).
             let engine = Arc::clone(self);
-            tokio::spawn(async move { engine.listen().await });
+            tokio::spawn(async move { engine.store.listen_for_queued_tasks(|| engine.wake.notify_one()).await });
         }
     }
 

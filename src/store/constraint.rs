@@ -41,21 +41,20 @@ impl Store {
     /// constraint of that type; checked and written in one transaction.
     pub async fn insert_constraint(&self, c: &Constraint) -> StoreResult<ConstraintInsert> {
         let mut tx = self.begin().await?;
-        let associated: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2")
-            .bind(&c.portfolio_id)
-            .bind(&c.product_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let associated: i64 =
+            sql!("SELECT COUNT(*) FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2", &c.portfolio_id, &c.product_id)
+                .one(&mut *tx)
+                .await?;
         if associated == 0 {
             return Ok(ConstraintInsert::NotAssociated);
         }
-        let existing: Option<String> = sqlx::query_scalar(
+        let existing: Option<String> = sql!(
             "SELECT constraint_id FROM constraints WHERE portfolio_id = $1 AND product_id = $2 AND constraint_type = $3",
+            &c.portfolio_id,
+            &c.product_id,
+            &c.constraint_type
         )
-        .bind(&c.portfolio_id)
-        .bind(&c.product_id)
-        .bind(&c.constraint_type)
-        .fetch_optional(&mut *tx)
+        .value(&mut *tx)
         .await?;
         if let Some(id) = existing {
             return Ok(ConstraintInsert::Duplicate(id));
@@ -126,7 +125,7 @@ mod tests {
             "INSERT INTO products (product_id, product_name, provider_name, template_type, created_at, updated_at) VALUES ('prod-2', 'b', 'p', 'RosTerraformTemplate', 1, 1)",
             "INSERT INTO portfolio_products (portfolio_id, product_id, created_at) VALUES ('port-1', 'prod-1', 1)",
         ] {
-            sqlx::query(sql).execute(store.writer()).await.unwrap();
+            Sql::new(sql).execute(store.writer()).await.unwrap();
         }
     }
 

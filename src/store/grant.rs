@@ -204,9 +204,7 @@ mod tests {
             let ops = principal(&store, RAM_ROLE, "ops").await;
             let team_x = principal(&store, RAM_ROLE, "team-x").await;
             for (role, user) in [(&ops, &bob), (&team_x, &alice)] {
-                sqlx::query("INSERT INTO role_members (role_id, user_id) VALUES ($1, $2)")
-                    .bind(&role.principal_id)
-                    .bind(&user.principal_id)
+                sql!("INSERT INTO role_members (role_id, user_id) VALUES ($1, $2)", &role.principal_id, &user.principal_id)
                     .execute(store.writer())
                     .await
                     .unwrap();

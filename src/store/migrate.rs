@@ -7,7 +7,7 @@
 
 use sqlx::Connection;
 
-use super::sql::sql;
+use super::sql::{sql, Sql};
 use super::{now_ms, Dialect, Store};
 
 /// (version, the only database it runs on or `None` for both, SQL) in order.
@@ -30,32 +30,30 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (18, None, include_str!("../../migrations/0018_fencing.sql")),
 ];
 
-/// Arbitrary key of the PostgreSQL advisory lock held while migrating.
-const ADVISORY_LOCK_KEY: i64 = 0x5343_4d49_4752; // "SCMIGR"
-
 pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
     let mut conn = store.writer().acquire().await?;
-    if store.dialect() == Dialect::Postgres {
-        sql!("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
+    let lock = store.dialect().migration_lock();
+    if let Some((lock, _)) = &lock {
+        lock.execute(&mut *conn).await?;
     }
     let result = apply_pending(&mut conn, store.dialect()).await;
-    if store.dialect() == Dialect::Postgres {
-        sql!("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY).execute(&mut *conn).await?;
+    if let Some((_, unlock)) = &lock {
+        unlock.execute(&mut *conn).await?;
     }
     result
 }
 
 async fn apply_pending(conn: &mut sqlx::AnyConnection, dialect: Dialect) -> anyhow::Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+    Sql::new("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
         .execute(&mut *conn)
         .await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *conn).await?;
+    let applied: Vec<i64> = sql!("SELECT version FROM schema_migrations").values(&mut *conn).await?;
     for (version, only, sql) in MIGRATIONS.iter().filter(|(v, _, _)| !applied.contains(v)) {
         let mut tx = conn.begin().await?;
         // A migration for the other database is recorded as applied without running.
         let runs_here = only.is_none_or(|d| d == dialect);
         for statement in if runs_here { statements(sql) } else { Vec::new() } {
-            sqlx::query(&statement)
+            Sql::new(&statement)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| anyhow::anyhow!("migration {version} failed at {statement:?}: {e}"))?;
@@ -88,7 +86,7 @@ fn statements(sql: &str) -> Vec<String> {
 mod tests {
     use sqlx::Connection;
 
-    use super::{apply_pending, MIGRATIONS};
+    use super::{apply_pending, sql, MIGRATIONS};
     use crate::store::Dialect;
 
     #[tokio::test]
@@ -96,13 +94,11 @@ mod tests {
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect("sqlite::memory:").await.unwrap();
         apply_pending(&mut conn, Dialect::Sqlite).await.unwrap();
-        let versions: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version").fetch_all(&mut conn).await.unwrap();
+        let versions: Vec<i64> = sql!("SELECT version FROM schema_migrations ORDER BY version").values(&mut conn).await.unwrap();
         assert_eq!(versions, MIGRATIONS.iter().map(|(v, _, _)| *v).collect::<Vec<_>>());
         // 0013 is SQLite's and ran; 0014 is PostgreSQL's (in SQL SQLite cannot run) and did not.
         for (trigger, made) in [("principals_insert_auth_generation", 1), ("principals_auth_generation", 0)] {
-            let count: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = $1").bind(trigger).fetch_one(&mut conn).await.unwrap();
+            let count: i64 = sql!("SELECT COUNT(*) FROM sqlite_master WHERE name = $1", trigger).one(&mut conn).await.unwrap();
             assert_eq!(count, made, "{trigger}");
         }
     }

@@ -1,6 +1,6 @@
 //! All persistence. One set of SQL statements serves SQLite (the default, in the data directory)
-//! and PostgreSQL (for several nodes); the few statements whose SQL differs branch on
-//! [`Dialect`]. On SQLite, writes go through a single-connection pool so that transactions never
+//! and PostgreSQL (for several nodes); what differs between them is in [`dialect`]. On SQLite,
+//! writes go through a single-connection pool so that transactions never
 //! contend inside the process, and reads run on the calling thread on connections of their own
 //! (WAL lets them run alongside; see [`read`]).
 
@@ -9,9 +9,11 @@ mod auth_cache;
 mod catalog_cache;
 pub mod console_session;
 pub mod constraint;
+mod dialect;
 mod finished_tasks;
 pub mod grant;
 pub mod launch_role;
+mod lease;
 mod migrate;
 mod nonce;
 mod ops;
@@ -28,6 +30,9 @@ pub mod tag_option;
 pub mod template;
 
 pub use crate::model::new_id;
+pub use dialect::Dialect;
+pub(crate) use lease::Leased;
+pub use lease::{Fence, JobTable};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,15 +41,6 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use sql::{sql, Sql};
-
-/// Which database the store talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// SQLite (embedded, one node).
-    Sqlite,
-    /// PostgreSQL (shared by several nodes).
-    Postgres,
-}
 
 /// The cause of a [`StoreError`], from whichever driver raised it.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -146,9 +142,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The database handle shared by the API and the workers.
 #[derive(Clone)]
 pub struct Store {
-    /// PostgreSQL reads (SQLite reads go through `sqlite`).
-    read: AnyPool,
-    write: AnyPool,
+    /// Every write, and PostgreSQL's reads (SQLite's go through `sqlite`).
+    pool: AnyPool,
     sqlite: Option<std::sync::Arc<read::SqliteFile>>,
     dialect: Dialect,
     url: std::sync::Arc<str>,
@@ -161,57 +156,36 @@ impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let dialect = if url.starts_with("sqlite:") {
-            Dialect::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Dialect::Postgres
-        } else {
-            anyhow::bail!("unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE");
-        };
+        let dialect = Dialect::of_url(url)?;
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
-        let pool = |max: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(Duration::from_secs(10))
-                .after_connect(move |conn, _| {
-                    Box::pin(async move {
-                        if dialect == Dialect::Sqlite {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                        }
-                        Ok(())
-                    })
+        let pool = AnyPoolOptions::new()
+            .max_connections(dialect.pool().1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if let Some(setup) = dialect.connection_setup() {
+                        conn.execute(setup).await?;
+                    }
+                    Ok(())
                 })
-                // A transaction whose COMMIT failed (SQLite rolls back by itself on SQLITE_FULL, so
-                // the driver's ROLLBACK fails too) leaves the connection counted inside it, and every
-                // later BEGIN on it fails: such a connection is closed instead of reused. The ping
-                // lets a rollback queued by a dropped transaction run before the depth is read.
-                .after_release(|conn, _| {
-                    Box::pin(async move {
-                        if conn.is_in_transaction() {
-                            conn.ping().await?;
-                        }
-                        Ok(!conn.is_in_transaction())
-                    })
+            })
+            // A transaction whose COMMIT failed (SQLite rolls back by itself on SQLITE_FULL, so
+            // the driver's ROLLBACK fails too) leaves the connection counted inside it, and every
+            // later BEGIN on it fails: such a connection is closed instead of reused. The ping
+            // lets a rollback queued by a dropped transaction run before the depth is read.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    if conn.is_in_transaction() {
+                        conn.ping().await?;
+                    }
+                    Ok(!conn.is_in_transaction())
                 })
-        };
-        let (read, write, sqlite) = match dialect {
-            Dialect::Sqlite => {
-                let reader = read::SqliteFile::new(url)?;
-                let write = pool(1).connect_with(options).await?;
-                (write.clone(), write, Some(std::sync::Arc::new(reader)))
-            }
-            Dialect::Postgres => {
-                let shared = pool(16).connect_with(options).await?;
-                (shared.clone(), shared, None)
-            }
-        };
+            })
+            .connect_with(options)
+            .await?;
+        let sqlite = dialect.inline_reader(url)?.map(std::sync::Arc::new);
         let store = Store {
-            read,
-            write,
+            pool,
             sqlite,
             dialect,
             url: url.into(),
@@ -238,29 +212,19 @@ impl Store {
         &self.url
     }
 
-    /// sqlx's pool for reads, used on PostgreSQL only (SQLite reads run inline, [`read`]).
-    pub(crate) fn reader(&self) -> &AnyPool {
-        &self.read
-    }
-
     /// Our own connections to the SQLite file, on SQLite.
     fn sqlite_file(&self) -> Option<&read::SqliteFile> {
         self.sqlite.as_deref()
     }
 
-    /// Pool for writes.
+    /// sqlx's pool: every write, and reads on PostgreSQL (SQLite's run inline, [`read`]).
     pub(crate) fn writer(&self) -> &AnyPool {
-        &self.write
+        &self.pool
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`)
-    /// so that another process (the `users` command) waits instead of failing half-way.
+    /// Starts a write transaction ([`Dialect::begin`]).
     pub(crate) async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        let statement = match self.dialect {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        };
-        Ok(self.write.begin_with(statement).await?)
+        Ok(self.pool.begin_with(self.dialect.begin()).await?)
     }
 
     /// Whether the database answers.
@@ -280,23 +244,13 @@ impl Store {
                 now_ms().to_string()
             )
             .query()
-            .execute(&self.write)
+            .execute(&self.pool)
             .await;
             if probe.is_ok() {
                 write_health::recovered();
             }
         }
         Health { reachable, writes_failing: write_health::failing() }
-    }
-
-    /// SQL for the database's clock, in milliseconds since the Unix epoch. Leases are set and
-    /// compared with it, never with a node's own clock: on PostgreSQL every node uses the
-    /// server's `now()`; on SQLite (one node) it is that machine's clock.
-    pub(crate) fn clock_sql(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
-            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)",
-        }
     }
 
     /// A stored setting.
@@ -306,8 +260,8 @@ impl Store {
 
     /// Returns the setting `name`, storing `make()` first if it has none (first writer wins).
     pub async fn setting_or_insert(&self, name: &str, make: impl FnOnce() -> String) -> StoreResult<String> {
-        sql!("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, make()).execute(&self.write).await?;
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.write).await?)
+        sql!("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, make()).execute(&self.pool).await?;
+        sql!("SELECT value FROM settings WHERE name = $1", name).one(&self.pool).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! database pools.
 
 use super::sql::Sql;
-use super::{now_ms, Dialect, Store, StoreResult};
+use super::{now_ms, Store, StoreResult};
 
 impl Store {
     /// Tasks queued and not yet claimed, and the creation time (ms) of the oldest of them.
@@ -28,13 +28,10 @@ impl Store {
         oldest.map_or(0, |created| (now_ms() - created).max(0) / 1000)
     }
 
-    /// Per sqlx pool: (name, open connections, idle connections, maximum). SQLite reads run
-    /// inline (no pool); PostgreSQL has one shared pool.
+    /// Per sqlx pool: (name, open connections, idle connections, maximum). There is one
+    /// ([`super::Dialect::pool`]): SQLite's reads run inline.
     pub fn pool_stats(&self) -> Vec<(&'static str, u32, u32, u32)> {
-        let stats = |name, pool: &sqlx::AnyPool| (name, pool.size(), pool.num_idle() as u32, pool.options().get_max_connections());
-        match self.dialect() {
-            Dialect::Sqlite => vec![stats("write", self.writer())],
-            Dialect::Postgres => vec![stats("shared", self.reader())],
-        }
+        let pool = self.writer();
+        vec![(self.dialect().pool().0, pool.size(), pool.num_idle() as u32, pool.options().get_max_connections())]
     }
 }

@@ -4,9 +4,8 @@
 //! back only while the previewing worker still holds the lease. Executing a plan queues an
 //! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
 
-use super::provisioning::Fence;
+use super::lease::{Fence, Leased};
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
-use super::read::Row;
 use super::sql::{contains_pattern, insert, record, sql, Sql};
 pub use crate::model::PlanStatus;
 use crate::model::{OperationType, PlanId, ProvisionedProductId, TaskId};
@@ -113,19 +112,17 @@ pub struct PlanQuery {
     pub full_text: Option<String>,
 }
 
-/// A plan's columns and its product's name.
-fn plan_columns() -> String {
-    format!("{}, COALESCE(p.product_name, '') AS product_name", Plan::columns("pl."))
+/// A plan's columns and its product's name, as a select list over `plans`.
+pub(super) fn select_list() -> String {
+    format!(
+        "{}, COALESCE((SELECT product_name FROM products p WHERE p.product_id = plans.product_id), '') AS product_name",
+        Plan::columns("")
+    )
 }
-
-const PLAN_FROM: &str = " FROM plans pl LEFT JOIN products p ON p.product_id = pl.product_id";
 
 /// Appends a record to a plan's `OperationRecords` inside `tx`.
 async fn insert_record(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan_id: &str, record: &PlanRecord) -> StoreResult<()> {
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM plan_records WHERE plan_id = $1")
-        .bind(plan_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let seq: i64 = sql!("SELECT COALESCE(MAX(seq), 0) + 1 FROM plan_records WHERE plan_id = $1", plan_id).one(&mut **tx).await?;
     sql!(
         "INSERT INTO plan_records (plan_id, seq, approval_action, operator_principal_id, operator_principal_type, \
          operator_principal_name, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -188,32 +185,26 @@ impl Store {
 
     /// One plan.
     pub async fn plan(&self, id: &str) -> StoreResult<Option<Plan>> {
-        let row =
-            sql!(&format!("SELECT {}{PLAN_FROM} WHERE pl.plan_id = $1", plan_columns()), id).query().fetch_optional(self.writer()).await?;
-        row.map(|row| Plan::from_row(&Row::Any(&row))).transpose()
+        sql!(&format!("SELECT {} FROM plans WHERE plan_id = $1", select_list()), id).row(self.writer(), Plan::from_row).await
     }
 
     /// The plan whose execution is the task `task_id`, if any.
     pub async fn plan_of_task(&self, task_id: &str) -> StoreResult<Option<Plan>> {
-        let row = sql!(&format!("SELECT {}{PLAN_FROM} WHERE pl.execute_task_id = $1", plan_columns()), task_id)
-            .query()
-            .fetch_optional(self.writer())
-            .await?;
-        row.map(|row| Plan::from_row(&Row::Any(&row))).transpose()
+        sql!(&format!("SELECT {} FROM plans WHERE execute_task_id = $1", select_list()), task_id).row(self.writer(), Plan::from_row).await
     }
 
     /// Every plan matching `query`, ordered by creation time. Lists page in the caller, after
     /// the approver filters that SQL cannot express.
     pub async fn list_plans(&self, query: &PlanQuery, order: SortOrder) -> StoreResult<Vec<Plan>> {
-        let mut select = Sql::new(&format!("SELECT {}{PLAN_FROM} WHERE 1 = 1", plan_columns()));
+        let mut select = Sql::new(&format!("SELECT {} FROM plans WHERE 1 = 1", select_list()));
         if let Some(owner) = &query.owner_principal_id {
-            select.push(" AND pl.owner_principal_id = ").text(owner.clone());
+            select.push(" AND owner_principal_id = ").text(owner.clone());
         }
         if let Some(pp) = &query.provisioned_product_id {
-            select.push(" AND pl.provisioned_product_id = ").text(pp.clone());
+            select.push(" AND provisioned_product_id = ").text(pp.clone());
         }
         if !query.statuses.is_empty() {
-            select.push(" AND pl.status IN (");
+            select.push(" AND status IN (");
             for (i, status) in query.statuses.iter().enumerate() {
                 if i > 0 {
                     select.push(", ");
@@ -223,16 +214,16 @@ impl Store {
             select.push(")");
         }
         if query.needs_approval {
-            select.push(" AND pl.approval_config IS NOT NULL");
+            select.push(" AND approval_config IS NOT NULL");
         }
         if let Some(name) = &query.name {
-            select.push(" AND LOWER(pl.plan_name) = ").text(name.to_lowercase());
+            select.push(" AND LOWER(plan_name) = ").text(name.to_lowercase());
         }
         if let Some(text) = &query.full_text {
-            select.push(" AND LOWER(pl.plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+            select.push(" AND LOWER(plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
         let dir = order.sql();
-        select.push(&format!(" ORDER BY pl.created_at {dir}, pl.plan_id {dir}"));
+        select.push(&format!(" ORDER BY created_at {dir}, plan_id {dir}"));
         self.fetch_all(&select, Plan::from_row).await
     }
 
@@ -314,8 +305,7 @@ impl Store {
     /// Deletes a plan and its records if it is still in `from`.
     pub async fn delete_plan(&self, plan_id: &str, from: PlanStatus) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM plans WHERE plan_id = $1").bind(plan_id).fetch_optional(&mut *tx).await?;
+        let status: Option<String> = sql!("SELECT status FROM plans WHERE plan_id = $1", plan_id).value(&mut *tx).await?;
         if status.as_deref() != Some(from.as_str()) {
             return Ok(false);
         }
@@ -323,46 +313,6 @@ impl Store {
         sql!("DELETE FROM plans WHERE plan_id = $1", plan_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// Claims the oldest queued preview for `owner` with a lease of `lease_ms` (on the database's
-    /// clock), returning it with the claim's [`Fence`].
-    pub async fn claim_preview(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Plan, Fence)>> {
-        let queued = PlanStatus::PreviewInProgress.as_str();
-        let claim = format!(
-            "UPDATE plans SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {} + $2 \
-             WHERE plan_id = $3 AND lease_owner IS NULL AND status = $4 RETURNING lease_epoch",
-            self.clock_sql()
-        );
-        loop {
-            let mut pick = Sql::new("SELECT plan_id FROM plans WHERE status = ");
-            pick.text(queued).push(" AND lease_owner IS NULL ORDER BY created_at, plan_id LIMIT 1");
-            if self.dialect() == super::Dialect::Postgres {
-                pick.push(" FOR UPDATE SKIP LOCKED");
-            }
-            let mut tx = self.begin().await?;
-            let candidate: Option<String> = pick.query().fetch_optional(&mut *tx).await?.map(|r| Row::Any(&r).first()).transpose()?;
-            let Some(plan_id) = candidate else { return Ok(None) };
-            let epoch: Option<i64> =
-                sqlx::query_scalar(&claim).bind(owner).bind(lease_ms).bind(&plan_id).bind(queued).fetch_optional(&mut *tx).await?;
-            tx.commit().await?;
-            if let Some(epoch) = epoch {
-                let fence = Fence { job_id: plan_id.clone(), owner: owner.to_string(), epoch };
-                return Ok(self.plan(&plan_id).await?.map(|plan| (plan, fence)));
-            }
-        }
-    }
-
-    /// Extends a held preview lease; false when it was lost (taken over, or the plan was cancelled).
-    pub async fn renew_preview_lease(&self, fence: &Fence, lease_ms: i64) -> StoreResult<bool> {
-        let sql = format!(
-            "UPDATE plans SET lease_expires_at = {} + $1 WHERE plan_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
-            self.clock_sql()
-        );
-        let done = sql!(&sql, lease_ms, &fence.job_id, &fence.owner, fence.epoch, PlanStatus::PreviewInProgress.as_str())
-            .execute(self.writer())
-            .await?;
-        Ok(done == 1)
     }
 
     /// Records a preview's outcome (with its plan file) if `fence` is still current. False when
@@ -385,8 +335,7 @@ impl Store {
                 false
             }
         };
-        update.push(" WHERE plan_id = ").text(plan.plan_id.as_str()).push(" AND lease_owner = ").text(fence.owner.as_str());
-        update.push(" AND lease_epoch = ").int(fence.epoch).push(" AND status = ").text(PlanStatus::PreviewInProgress.as_str());
+        Plan::TABLE.push_in_progress(&mut update, &plan.plan_id, Some(fence));
         if update.execute(&mut *tx).await? != 1 {
             return Ok(false);
         }
@@ -395,34 +344,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// Previews whose lease expired (on the database's clock: their worker died).
-    pub async fn expired_previews(&self) -> StoreResult<Vec<Plan>> {
-        let mut sql = Sql::new(&format!("SELECT {}{PLAN_FROM} WHERE pl.status = ", plan_columns()));
-        sql.text(PlanStatus::PreviewInProgress.as_str())
-            .push(" AND pl.lease_owner IS NOT NULL AND pl.lease_expires_at < ")
-            .push(self.clock_sql());
-        self.fetch_all(&sql, Plan::from_row).await
-    }
-
-    /// Fails a preview whose lease expired, unless its worker renewed the lease meanwhile: `owner`
-    /// (a node's reaper) takes it over with a new epoch, then records the failure.
-    pub async fn fail_expired_preview(&self, plan: &Plan, owner: &str, message: &str) -> StoreResult<bool> {
-        let sql = format!(
-            "UPDATE plans SET lease_owner = $1, lease_epoch = lease_epoch + 1 WHERE plan_id = $2 AND status = $3 AND lease_expires_at < {} \
-             RETURNING lease_epoch",
-            self.clock_sql()
-        );
-        let epoch: Option<i64> = sqlx::query_scalar(&sql)
-            .bind(owner)
-            .bind(&plan.plan_id)
-            .bind(PlanStatus::PreviewInProgress.as_str())
-            .fetch_optional(self.writer())
-            .await?;
-        let Some(epoch) = epoch else { return Ok(false) };
-        let fence = Fence { job_id: plan.plan_id.to_string(), owner: owner.to_string(), epoch };
-        self.finish_preview(plan, &fence, &PreviewOutcome::Failed { message: message.to_string() }).await
     }
 
     /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
@@ -455,10 +376,10 @@ impl Store {
             None => {}
         }
         // Checked after the product is held: no other task can write its state now.
-        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1")
-            .bind(&plan.provisioned_product_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let version: i64 =
+            sql!("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1", &plan.provisioned_product_id)
+                .one(&mut *tx)
+                .await?;
         if version != plan.state_version {
             return Ok(Err(ExecutionRefusal::Stale));
         }
@@ -469,10 +390,9 @@ impl Store {
 
     /// The newest state version of a provisioned product (0: none).
     pub async fn state_version(&self, provisioned_product_id: &str) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1")
-            .bind(provisioned_product_id)
-            .fetch_one(self.writer())
-            .await?)
+        sql!("SELECT COALESCE(MAX(version), 0) FROM terraform_states WHERE provisioned_product_id = $1", provisioned_product_id)
+            .one(self.writer())
+            .await
     }
 }
 
@@ -532,10 +452,10 @@ mod tests {
         testing::each_store(|store| async move {
             let plan = sample_plan("plan-a");
             store.insert_plan(&plan).await.unwrap();
-            let (claimed, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+            let (claimed, fence) = store.claim::<Plan>("w1", 60_000).await.unwrap().unwrap();
             assert_eq!((claimed.plan_id.as_str(), fence.epoch), ("plan-a", 1));
-            assert!(store.claim_preview("w2", 60_000).await.unwrap().is_none());
-            assert!(store.renew_preview_lease(&fence, 60_000).await.unwrap());
+            assert!(store.claim::<Plan>("w2", 60_000).await.unwrap().is_none());
+            assert!(store.renew_lease(&fence, 60_000).await.unwrap());
             let other = Fence { owner: "w2".into(), ..fence.clone() };
             assert!(!store.finish_preview(&plan, &other, &success(PlanStatus::PreviewSuccess)).await.unwrap());
             let stale = Fence { epoch: 0, ..fence.clone() };
@@ -556,18 +476,19 @@ mod tests {
         testing::each_store(|store| async move {
             let plan = sample_plan("plan-b");
             store.insert_plan(&plan).await.unwrap();
-            let (_, fence) = store.claim_preview("w1", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<Plan>("w1", 60_000).await.unwrap().unwrap();
             let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
             assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
-            assert!(!store.renew_preview_lease(&fence, 60_000).await.unwrap());
+            assert!(!store.renew_lease(&fence, 60_000).await.unwrap());
             assert!(!store.finish_preview(&plan, &fence, &success(PlanStatus::PreviewSuccess)).await.unwrap());
             assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
 
             let plan = sample_plan("plan-c");
             store.insert_plan(&plan).await.unwrap();
-            let (_, dead) = store.claim_preview("dead", -1).await.unwrap().unwrap();
-            assert_eq!(store.expired_previews().await.unwrap().len(), 1);
-            assert!(store.fail_expired_preview(&plan, "reaper", "interrupted").await.unwrap());
+            let (_, dead) = store.claim::<Plan>("dead", -1).await.unwrap().unwrap();
+            assert_eq!(store.expired::<Plan>().await.unwrap().len(), 1);
+            let reaper = store.take_over(Plan::TABLE, "plan-c", "reaper").await.unwrap().unwrap();
+            assert!(store.finish_preview(&plan, &reaper, &PreviewOutcome::Failed { message: "interrupted".into() }).await.unwrap());
             assert!(!store.finish_preview(&plan, &dead, &success(PlanStatus::PreviewSuccess)).await.unwrap(), "taken over");
             let failed = store.plan("plan-c").await.unwrap().unwrap();
             assert_eq!((failed.status, failed.status_message.as_str()), (PlanStatus::PreviewFailed, "interrupted"));
@@ -579,7 +500,7 @@ mod tests {
     async fn execution_is_refused_when_the_state_moved_and_its_task_ends_the_plan() {
         testing::each_store(|store| async move {
             let task = crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-            let (_, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<Task>("w1", 60_000).await.unwrap().unwrap();
             store.save_state(&task.provisioned_product_id, &fence, "s1", None).await.unwrap();
             let outcome = crate::store::provisioning::TaskOutcome::Succeeded { outputs: "[]".into() };
             assert!(store.finish_task(&task, Some(&fence), &outcome, &[]).await.unwrap());

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::sql::{contains_pattern, insert, record, sql, Sql};
+use super::sql::{insert, push_name_filters, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 record! {
@@ -86,8 +86,7 @@ impl Store {
     pub async fn delete_portfolio(&self, id: &str) -> StoreResult<PortfolioDeletion> {
         let mut tx = self.begin().await?;
         for (table, what) in [("portfolio_products", "products"), ("portfolio_principals", "principals"), ("constraints", "constraints")] {
-            let count: i64 =
-                sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE portfolio_id = $1")).bind(id).fetch_one(&mut *tx).await?;
+            let count: i64 = sql!(&format!("SELECT COUNT(*) FROM {table} WHERE portfolio_id = $1"), id).one(&mut *tx).await?;
             if count > 0 {
                 return Ok(PortfolioDeletion::InUse(what));
             }
@@ -101,15 +100,7 @@ impl Store {
     /// One page of portfolios by creation time, and the total count.
     pub async fn list_portfolios(&self, query: &PortfolioQuery, order: SortOrder, page: Page) -> StoreResult<Arc<(Vec<Portfolio>, i64)>> {
         let mut filter = Sql::new(" FROM portfolios WHERE 1 = 1");
-        if let Some(name) = &query.name {
-            filter.push(" AND LOWER(portfolio_name) = ").text(name.to_lowercase());
-        }
-        if let Some(text) = &query.full_text {
-            let pattern = contains_pattern(text);
-            filter.push(" AND (LOWER(portfolio_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            filter.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            filter.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
-        }
+        push_name_filters(&mut filter, "portfolio_name", query.name.as_deref(), query.full_text.as_deref());
         if let Some(product) = &query.product_id {
             filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
             filter.push(")");

@@ -109,11 +109,8 @@ impl Store {
     /// there is no such user.
     pub async fn delete_user(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let id: Option<String> = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
-            .bind(RAM_USER)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<String> =
+            sql!("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2", RAM_USER, name).value(&mut *tx).await?;
         let Some(id) = id else { return Ok(false) };
         sql!("DELETE FROM access_keys WHERE principal_id = $1", &id).execute(&mut *tx).await?;
         sql!("DELETE FROM role_members WHERE user_id = $1", &id).execute(&mut *tx).await?;
@@ -171,10 +168,8 @@ async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key
     )
     .execute(&mut **tx)
     .await?;
-    let root_id: String = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
-        .bind(RAM_USER)
-        .bind(ROOT_USER_NAME)
-        .fetch_one(&mut **tx)
+    let root_id: String = sql!("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2", RAM_USER, ROOT_USER_NAME)
+        .one(&mut **tx)
         .await?;
     sql!("DELETE FROM access_keys WHERE principal_id = $1 OR access_key_id = $2", &root_id, access_key_id).execute(&mut **tx).await?;
     insert_key(tx, access_key_id, &root_id, secret_sealed).await?;

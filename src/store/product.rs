@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::read::Row;
-use super::sql::{contains_pattern, insert, record, sql, Sql};
+use super::sql::{insert, push_name_filters, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
 record! {
@@ -129,15 +129,7 @@ pub enum Deletion {
 /// `from` and the `WHERE` clause of `query`.
 fn product_filter(mut from: Sql, query: &ProductQuery) -> Sql {
     from.push(" WHERE 1 = 1");
-    if let Some(name) = &query.name {
-        from.push(" AND LOWER(product_name) = ").text(name.to_lowercase());
-    }
-    if let Some(text) = &query.full_text {
-        let pattern = contains_pattern(text);
-        from.push(" AND (LOWER(product_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-        from.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-        from.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
-    }
+    push_name_filters(&mut from, "product_name", query.name.as_deref(), query.full_text.as_deref());
     if let Some(portfolio) = &query.portfolio_id {
         from.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id = ").text(portfolio.clone());
         from.push(")");
@@ -358,10 +350,7 @@ impl Store {
             return Ok(Deletion::InUse(ProductUse::Provisioned(running)));
         }
         let mut tx = self.begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM product_versions WHERE product_id = $1")
-            .bind(&version.product_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let count: i64 = sql!("SELECT COUNT(*) FROM product_versions WHERE product_id = $1", &version.product_id).one(&mut *tx).await?;
         if count == 1 {
             if let Some(used) = self.product_use(&version.product_id).await? {
                 return Ok(Deletion::LastVersion(used));
@@ -390,11 +379,10 @@ impl Store {
     /// when constraints are in the way.
     pub async fn disassociate_product(&self, portfolio_id: &str, product_id: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let constraints: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM constraints WHERE portfolio_id = $1 AND product_id = $2")
-            .bind(portfolio_id)
-            .bind(product_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let constraints: i64 =
+            sql!("SELECT COUNT(*) FROM constraints WHERE portfolio_id = $1 AND product_id = $2", portfolio_id, product_id)
+                .one(&mut *tx)
+                .await?;
         if constraints > 0 {
             return Ok(false);
         }
@@ -559,7 +547,7 @@ mod tests {
             assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::LastVersion(ProductUse::Portfolio("port-1".into())));
             assert_eq!(store.delete_product_version("pv-1").await.unwrap(), Deletion::NotFound);
 
-            sqlx::query(
+            Sql::new(
                 "INSERT INTO constraints (constraint_id, constraint_type, portfolio_id, product_id, config, created_at, updated_at) \
                  VALUES ('cons-1', 'Launch', 'port-1', 'prod-a', '{}', 1, 1)",
             )
@@ -567,11 +555,11 @@ mod tests {
             .await
             .unwrap();
             assert!(!store.disassociate_product("port-1", "prod-a").await.unwrap());
-            sqlx::query("DELETE FROM constraints").execute(store.writer()).await.unwrap();
+            sql!("DELETE FROM constraints").execute(store.writer()).await.unwrap();
             assert!(store.disassociate_product("port-1", "prod-a").await.unwrap());
             assert_eq!(store.delete_portfolio("port-1").await.unwrap(), PortfolioDeletion::Deleted);
 
-            sqlx::query(
+            Sql::new(
                 "INSERT INTO provisioned_products (provisioned_product_id, provisioned_product_name, owner_principal_id, \
                  owner_principal_type, product_id, product_version_id, portfolio_id, stack_region_id, stack_id, status, \
                  parameters_sealed, created_at, updated_at) \
@@ -582,7 +570,7 @@ mod tests {
             .unwrap();
             assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
             assert_eq!(store.delete_product_version("pv-2").await.unwrap(), Deletion::InUse(ProductUse::Provisioned("pp-1".into())));
-            sqlx::query("UPDATE provisioned_products SET terminated = 1").execute(store.writer()).await.unwrap();
+            sql!("UPDATE provisioned_products SET terminated = 1").execute(store.writer()).await.unwrap();
             assert_eq!(store.delete_product("prod-a").await.unwrap(), Deletion::Deleted);
             assert!(store.product("prod-a").await.unwrap().is_none());
             assert!(store.product_version("pv-2").await.unwrap().is_none());

@@ -3,15 +3,10 @@
 
 use std::sync::Arc;
 
-use sqlx::Row as _;
-
-use super::read::Row;
+use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
-
-/// PostgreSQL channel on which queued tasks are announced.
-pub const TASK_CHANNEL: &str = "servicecatalog_tasks";
 
 record! {
     /// A provisioned product (an instance of a product version).
@@ -136,19 +131,7 @@ pub enum TaskOutcome {
     Failed { message: String },
 }
 
-/// A worker's claim on a job (a task, or a plan's preview): the lease owner it claimed as and the
-/// job's epoch, which every claim and every take-over by a reaper increments. Every write a worker
-/// makes for the job is conditional on this token still being current: a worker paused past its
-/// lease, whose job another node has since failed, writes nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    /// The task id, or the plan id of a preview.
-    pub job_id: String,
-    /// The lease owner (a worker, or a node's reaper).
-    pub owner: String,
-    /// The job's `lease_epoch` when it was claimed.
-    pub epoch: i64,
-}
+pub use super::lease::Fence;
 
 /// What [`Store::save_state`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,22 +147,6 @@ pub enum StateSaved {
 /// Terraform's `serial` of a state document (`None` when it has none or does not parse).
 pub fn state_serial(state: &str) -> Option<i64> {
     serde_json::from_str::<serde_json::Value>(state).ok()?.get("serial")?.as_i64()
-}
-
-/// Makes the task's row part of `tx` if `fence` is still current on it (the task in progress,
-/// held by that owner and epoch); false otherwise. On PostgreSQL the row stays locked until
-/// `tx` ends, which orders the caller's writes with any take-over.
-async fn hold_fence(tx: &mut sqlx::Transaction<'static, sqlx::Any>, fence: &Fence) -> StoreResult<bool> {
-    let held = sql!(
-        "UPDATE tasks SET lease_epoch = lease_epoch WHERE task_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND status = $4",
-        &fence.job_id,
-        &fence.owner,
-        fence.epoch,
-        TaskStatus::InProgress
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(held == 1)
 }
 
 /// Matches of a FullTextSearch text from which the trigram index no longer pays: each match is a
@@ -361,7 +328,7 @@ impl Store {
     /// fewer than [`INDEXED_MATCHES`] names hold it. Otherwise comparing every name is as fast.
     async fn indexed_name_search(&self, text: &str) -> StoreResult<Option<String>> {
         let lower = text.to_lowercase();
-        if self.dialect() != super::Dialect::Sqlite || lower.chars().count() < 3 {
+        if !self.dialect.has_name_index() || lower.chars().count() < 3 {
             return Ok(None);
         }
         // Quoted with inner quotes doubled: a literal substring, whatever FTS5 syntax it holds.
@@ -446,61 +413,6 @@ impl Store {
         .await
     }
 
-    /// Claims the oldest queued task for `owner` with a lease of `lease_ms` (on the database's
-    /// clock), returning it with the claim's [`Fence`]. PostgreSQL skips rows other nodes are
-    /// claiming; SQLite has one writer, and the conditional update makes a lost race harmless (the
-    /// loop takes the next task). The task is read back by the claiming statement itself: a
-    /// connection lost after it cannot leave a task claimed but unknown to its worker.
-    pub async fn claim_task(&self, owner: &str, lease_ms: i64) -> StoreResult<Option<(Task, Fence)>> {
-        let clock = self.clock_sql();
-        let set = format!("UPDATE tasks SET lease_owner = $1, lease_epoch = lease_epoch + 1, lease_expires_at = {clock} + $2, updated_at = $3 WHERE task_id = ");
-        let returning = format!(" RETURNING {}, lease_epoch", Task::columns(""));
-        let claimed = |row: Option<sqlx::any::AnyRow>| -> StoreResult<Option<(Task, Fence)>> {
-            let Some(row) = row else { return Ok(None) };
-            let task = Task::from_row(&Row::Any(&row))?;
-            let fence = Fence { job_id: task.task_id.to_string(), owner: owner.to_string(), epoch: row.try_get("lease_epoch")? };
-            Ok(Some((task, fence)))
-        };
-        if self.dialect() == super::Dialect::Postgres {
-            let sql = format!(
-                "{set}(SELECT task_id FROM tasks WHERE status = $4 AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1 FOR UPDATE SKIP LOCKED){returning}"
-            );
-            let row = sql!(&sql, owner, lease_ms, now_ms(), TaskStatus::InProgress).query().fetch_optional(self.writer()).await?;
-            return claimed(row);
-        }
-        loop {
-            let mut sql = Sql::new("SELECT task_id FROM tasks WHERE status = ");
-            sql.text(TaskStatus::InProgress).push(" AND lease_owner IS NULL ORDER BY created_at, task_id LIMIT 1");
-            let candidate: Option<String> = self.fetch_value(&sql).await?;
-            let Some(task_id) = candidate else { return Ok(None) };
-            let sql = format!("{set}$4 AND lease_owner IS NULL AND status = $5{returning}");
-            let row = sql!(&sql, owner, lease_ms, now_ms(), &task_id, TaskStatus::InProgress).query().fetch_optional(self.writer()).await?;
-            if row.is_some() {
-                return claimed(row);
-            }
-        }
-    }
-
-    /// Tells every node a task was queued (PostgreSQL `NOTIFY`; nothing to do on SQLite, whose
-    /// only node wakes its workers in memory).
-    pub async fn notify_task_queued(&self) -> StoreResult<()> {
-        if self.dialect() == super::Dialect::Postgres {
-            sql!("SELECT pg_notify($1, '')", TASK_CHANNEL).execute(self.writer()).await?;
-        }
-        Ok(())
-    }
-
-    /// Extends a held lease to `lease_ms` from now on the database's clock; false when the lease
-    /// was lost (taken over, or the task finished).
-    pub async fn renew_lease(&self, fence: &Fence, lease_ms: i64) -> StoreResult<bool> {
-        let sql = format!(
-            "UPDATE tasks SET lease_expires_at = {} + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
-            self.clock_sql()
-        );
-        let done = sql!(&sql, lease_ms, &fence.job_id, &fence.owner, fence.epoch, TaskStatus::InProgress).execute(self.writer()).await?;
-        Ok(done == 1)
-    }
-
     /// Appends log chunks to a task in progress, keeping its byte count, if `fence` is still
     /// current. False, and nothing written, when it is not: the task finished (a finished task's
     /// log is complete, and store::finished_tasks relies on it) or another worker took it over.
@@ -510,17 +422,9 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         // First, so that on PostgreSQL the row lock orders this with finish_task's update.
-        let held = sql!(
-            "UPDATE tasks SET log_bytes = log_bytes + $1 WHERE task_id = $2 AND lease_owner = $3 AND lease_epoch = $4 AND status = $5",
-            log_bytes(chunks),
-            &fence.job_id,
-            &fence.owner,
-            fence.epoch,
-            TaskStatus::InProgress
-        )
-        .execute(&mut *tx)
-        .await?;
-        if held != 1 {
+        let mut held = sql!("UPDATE tasks SET log_bytes = log_bytes + $1", log_bytes(chunks));
+        fence.push_held(&mut held);
+        if held.execute(&mut *tx).await? != 1 {
             return Ok(false);
         }
         insert_log_chunks(&mut tx, &fence.job_id, chunks).await?;
@@ -530,17 +434,12 @@ impl Store {
 
     /// The newest sealed state of a provisioned product.
     pub async fn latest_state(&self, provisioned_product_id: &str) -> StoreResult<Option<(i64, String)>> {
-        let row = sql!(
+        sql!(
             "SELECT version, state_sealed FROM terraform_states WHERE provisioned_product_id = $1 ORDER BY version DESC LIMIT 1",
             provisioned_product_id
         )
-        .query()
-        .fetch_optional(self.writer())
-        .await?;
-        Ok(match row {
-            Some(r) => Some((r.try_get("version")?, r.try_get("state_sealed")?)),
-            None => None,
-        })
+        .row(self.writer(), |row| Ok((row.get("version")?, row.get("state_sealed")?)))
+        .await
     }
 
     /// Stores a new state version written by the task `fence` holds; older versions are kept.
@@ -555,14 +454,15 @@ impl Store {
         serial: Option<i64>,
     ) -> StoreResult<StateSaved> {
         let mut tx = self.begin().await?;
-        if !hold_fence(&mut tx, fence).await? {
+        if !lease::hold(&mut tx, fence).await? {
             return Ok(StateSaved::Fenced);
         }
+        let next = sql!(
+            "SELECT COALESCE(MAX(version), 0) + 1 AS version, MAX(serial) AS serial FROM terraform_states WHERE provisioned_product_id = $1",
+            provisioned_product_id
+        );
         let (version, newest_serial): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1, MAX(serial) FROM terraform_states WHERE provisioned_product_id = $1")
-                .bind(provisioned_product_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            next.row(&mut *tx, |row| Ok((row.get("version")?, row.get("serial")?))).await?.unwrap_or_default();
         if serial.zip(newest_serial).is_some_and(|(serial, newest)| serial < newest) {
             return Ok(StateSaved::Older);
         }
@@ -587,10 +487,7 @@ impl Store {
         update.text(status).push(", status_message = ").text(message).push(", outputs = ").text(outputs);
         update.push(", log_bytes = log_bytes + ").int(log_bytes(last_log));
         update.push(", lease_owner = NULL, lease_expires_at = NULL, updated_at = ").int(now);
-        update.push(" WHERE task_id = ").text(task.task_id.clone()).push(" AND status = ").text(TaskStatus::InProgress);
-        if let Some(fence) = fence {
-            update.push(" AND lease_owner = ").text(fence.owner.clone()).push(" AND lease_epoch = ").int(fence.epoch);
-        }
+        Task::TABLE.push_in_progress(&mut update, &task.task_id, fence);
         if update.execute(&mut *tx).await? != 1 {
             return Ok(false);
         }
@@ -637,34 +534,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Tasks whose lease expired (their worker died), for recovery.
-    pub async fn expired_tasks(&self) -> StoreResult<Vec<Task>> {
-        let mut sql = Sql::new(&format!("SELECT {} FROM tasks WHERE status = ", Task::columns("")));
-        sql.text(TaskStatus::InProgress).push(" AND lease_owner IS NOT NULL AND lease_expires_at < ").push(self.clock_sql());
-        self.fetch_all(&sql, Task::from_row).await
-    }
-}
-
-impl Store {
     /// The sealed environment (a JSON object) of a launch role.
     pub async fn launch_role_env_sealed(&self, role_name: &str) -> StoreResult<Option<String>> {
         self.fetch_value(Sql::new("SELECT env_sealed FROM launch_roles WHERE role_name = ").text(role_name)).await
-    }
-
-    /// Takes over a task whose lease expired (on the database's clock), unless its worker
-    /// renewed the lease meanwhile: `owner` (a node's reaper) holds it from then on with a new
-    /// epoch, so that the worker it was taken from can write nothing more for it. The caller
-    /// salvages what it can and fails the task with the returned fence; until it does, the task
-    /// stays expired and may be taken over again.
-    pub async fn take_over_expired_task(&self, task: &Task, owner: &str) -> StoreResult<Option<Fence>> {
-        let sql = format!(
-            "UPDATE tasks SET lease_owner = $1, lease_epoch = lease_epoch + 1 WHERE task_id = $2 AND status = $3 AND lease_expires_at < {} \
-             RETURNING lease_epoch",
-            self.clock_sql()
-        );
-        let epoch: Option<i64> =
-            sqlx::query_scalar(&sql).bind(owner).bind(&task.task_id).bind(TaskStatus::InProgress).fetch_optional(self.writer()).await?;
-        Ok(epoch.map(|epoch| Fence { job_id: task.task_id.to_string(), owner: owner.to_string(), epoch }))
     }
 }
 
@@ -880,7 +752,7 @@ pub(crate) mod tests {
             "DROP TABLE provisioned_product_names",
             "DELETE FROM schema_migrations WHERE version = 11",
         ] {
-            sqlx::query(statement).execute(store.writer()).await.unwrap();
+            Sql::new(statement).execute(store.writer()).await.unwrap();
         }
         let store = Store::open(&Store::sqlite_url(dir.path())).await.unwrap();
         assert_eq!(full_text(&store, "HA-1").await, ["pp-0"]);
@@ -900,7 +772,7 @@ pub(crate) mod tests {
                 stream: "stdout".into(),
                 content: format!("{command}\n"),
             };
-            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert!(store.append_logs(&fence, &[chunk(2, "plan"), chunk(1, "init")]).await.unwrap());
             assert!(store.append_logs(&fence, &[chunk(3, "apply")]).await.unwrap());
             let read = store.task_with_logs("task-l").await.unwrap().unwrap();
@@ -916,7 +788,7 @@ pub(crate) mod tests {
         testing::each_store(|store| async move {
             let task = seed_task(&store, "task-f").await;
             let chunk = |seq: i64| LogChunk { seq, command: "apply".into(), stream: "stdout".into(), content: format!("line {seq}\n") };
-            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert!(store.append_logs(&fence, &[chunk(1)]).await.unwrap());
             let before = store.task_with_logs("task-f").await.unwrap().unwrap();
             assert!(store.finish_task(&task, Some(&fence), &TaskOutcome::Succeeded { outputs: "[]".into() }, &[chunk(2)]).await.unwrap());
@@ -931,8 +803,7 @@ pub(crate) mod tests {
             assert_eq!((first.task.status, first.log.len()), (TaskStatus::Succeeded, 2));
             let again = store.task_with_logs("task-f").await.unwrap().unwrap();
             assert!(Arc::ptr_eq(&first, &again), "kept once finished");
-            let log_bytes: i64 =
-                sqlx::query_scalar("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").fetch_one(store.writer()).await.unwrap();
+            let log_bytes: i64 = sql!("SELECT log_bytes FROM tasks WHERE task_id = 'task-f'").one(store.writer()).await.unwrap();
             assert_eq!(log_bytes, (chunk(1).content.len() + chunk(2).content.len()) as i64, "the refused chunk is not counted");
         })
         .await;
@@ -942,9 +813,9 @@ pub(crate) mod tests {
     async fn a_task_is_claimed_once_and_its_outcome_frees_the_product() {
         testing::each_store(|store| async move {
             let task = seed_task(&store, "task-a").await;
-            let (claimed, fence) = store.claim_task("w1", 60_000).await.unwrap().unwrap();
+            let (claimed, fence) = store.claim::<Task>("w1", 60_000).await.unwrap().unwrap();
             assert_eq!((claimed.task_id.as_str(), claimed.parameters_sealed.as_str(), fence.epoch), ("task-a", "sealed", 1));
-            assert!(store.claim_task("w2", 60_000).await.unwrap().is_none());
+            assert!(store.claim::<Task>("w2", 60_000).await.unwrap().is_none());
             assert!(store.renew_lease(&fence, 60_000).await.unwrap());
             let other = Fence { owner: "w2".into(), ..fence.clone() };
             let stale = Fence { epoch: 0, ..fence.clone() };
@@ -975,17 +846,17 @@ pub(crate) mod tests {
     async fn an_expired_lease_fails_the_task_and_the_product_leaves_under_change() {
         testing::each_store(|store| async move {
             let task = seed_task(&store, "task-b").await;
-            let (_, dead) = store.claim_task("dead-worker", -1).await.unwrap().unwrap();
-            let expired = store.expired_tasks().await.unwrap();
+            let (_, dead) = store.claim::<Task>("dead-worker", -1).await.unwrap().unwrap();
+            let expired = store.expired::<Task>().await.unwrap();
             assert_eq!(expired.len(), 1);
-            let reaper = store.take_over_expired_task(&task, "reaper-1").await.unwrap().unwrap();
+            let reaper = store.take_over(Task::TABLE, "task-b", "reaper-1").await.unwrap().unwrap();
             assert_eq!(reaper.epoch, dead.epoch + 1);
             assert!(!store.renew_lease(&dead, 60_000).await.unwrap(), "the dead worker lost its lease");
             assert_eq!(store.save_state("pp-task-b", &reaper, "salvaged", None).await.unwrap(), StateSaved::Version(1));
             let outcome = TaskOutcome::Failed { message: "interrupted".into() };
             assert!(!store.finish_task(&task, Some(&dead), &outcome, &[]).await.unwrap());
             assert!(store.finish_task(&task, Some(&reaper), &outcome, &[]).await.unwrap());
-            assert!(store.take_over_expired_task(&task, "reaper-2").await.unwrap().is_none());
+            assert!(store.take_over(Task::TABLE, "task-b", "reaper-2").await.unwrap().is_none());
             let pp = store.provisioned_product("pp-task-b").await.unwrap().unwrap();
             assert_eq!(pp.status, ProvisionedProductStatus::Error);
             assert_eq!(pp.status_message, "interrupted");
@@ -1002,7 +873,7 @@ pub(crate) mod tests {
             update.task_id = "task-d".into();
             update.task_type = OperationType::UpdateProvisionedProduct;
             assert!(!store.start_change(&update).await.unwrap());
-            let (_, fence) = store.claim_task("w", 60_000).await.unwrap().unwrap();
+            let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));
             assert_eq!(store.save_state("pp-task-c", &fence, "s2", Some(5)).await.unwrap(), StateSaved::Version(2));
             assert_eq!(

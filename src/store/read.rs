@@ -177,7 +177,7 @@ impl Store {
                 })?;
                 Ok(out)
             }
-            None => sql.query().fetch_all(self.reader()).await?.iter().map(|row| decode(&Row::Any(row))).collect(),
+            None => sql.query().fetch_all(self.writer()).await?.iter().map(|row| decode(&Row::Any(row))).collect(),
         }
     }
 
@@ -194,7 +194,7 @@ impl Store {
                 })?;
                 Ok(out)
             }
-            None => sql.query().fetch_optional(self.reader()).await?.as_ref().map(|row| decode(&Row::Any(row))).transpose(),
+            None => sql.query().fetch_optional(self.writer()).await?.as_ref().map(|row| decode(&Row::Any(row))).transpose(),
         }
     }
 
@@ -242,7 +242,7 @@ mod tests {
         };
         let inline = store.fetch_optional(&sql, decode).await.unwrap();
         assert_eq!(inline, Some(("answer".into(), "42".into(), 2, None)));
-        let through_sqlx = sql.query().fetch_optional(store.reader()).await.unwrap().map(|row| decode(&Row::Any(&row)).unwrap());
+        let through_sqlx = sql.query().fetch_optional(store.writer()).await.unwrap().map(|row| decode(&Row::Any(&row)).unwrap());
         assert_eq!(inline, through_sqlx);
         assert_eq!(store.fetch_count(&Sql::new("SELECT COUNT(*) FROM settings WHERE name = 'answer'")).await.unwrap(), 1);
     }

@@ -93,11 +93,8 @@ impl Store {
     /// Deletes a role, its memberships and the portfolio grants naming it; false when not found.
     pub async fn delete_role(&self, name: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
-        let id: Option<String> = sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2")
-            .bind(RAM_ROLE)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<String> =
+            sql!("SELECT principal_id FROM principals WHERE principal_type = $1 AND name = $2", RAM_ROLE, name).value(&mut *tx).await?;
         let Some(id) = id else { return Ok(false) };
         sql!("DELETE FROM role_members WHERE role_id = $1", &id).execute(&mut *tx).await?;
         sql!("DELETE FROM portfolio_principals WHERE principal_type = $1 AND principal_key = $2 AND is_pattern = 0", RAM_ROLE, &id)
@@ -119,6 +116,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::store::grant::Grant;
+    use crate::store::sql::Sql;
     use crate::store::testing;
 
     #[tokio::test]
@@ -143,10 +141,9 @@ mod tests {
             assert_eq!(store.roles_of(&alice.principal_id).await.unwrap()[0].name, "dev");
 
             // Deleting a user drops its memberships and the grants naming it.
-            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'p', 'p', '', 1, 1)")
-                .execute(store.writer())
-                .await
-                .unwrap();
+            let portfolio = "INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) \
+                             VALUES ('port-1', 'p', 'p', '', 1, 1)";
+            Sql::new(portfolio).execute(store.writer()).await.unwrap();
             let grant = Grant { principal_type: "RamUser".into(), principal_key: alice.principal_id.clone(), is_pattern: false };
             store.insert_grant("port-1", &grant).await.unwrap();
             assert!(store.delete_user("alice").await.unwrap());

@@ -6,6 +6,9 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
+use super::read::{Column, Row};
+use super::{StoreError, StoreResult};
+
 use crate::model::{ConstraintType, OperationType, PlanId, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
@@ -249,6 +252,31 @@ impl Sql {
         Ok(self.query().execute(executor).await?.rows_affected())
     }
 
+    /// The first row, if there is one, decoded, read on `executor`: a transaction, or the writer
+    /// to read what it just wrote (other reads go through [`super::Store::fetch_optional`]).
+    pub(crate) async fn row<'c, T, E: sqlx::Executor<'c, Database = Any>>(
+        &self,
+        executor: E,
+        decode: impl FnOnce(&Row<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.query().fetch_optional(executor).await?.map(|row| decode(&Row::Any(&row))).transpose()
+    }
+
+    /// The first column of the first row, if there is one, read on `executor`.
+    pub(crate) async fn value<'c, T: Column, E: sqlx::Executor<'c, Database = Any>>(&self, executor: E) -> StoreResult<Option<T>> {
+        self.row(executor, |row| row.first()).await
+    }
+
+    /// The first column of the one row the statement returns (a count, say), read on `executor`.
+    pub(crate) async fn one<'c, T: Column, E: sqlx::Executor<'c, Database = Any>>(&self, executor: E) -> StoreResult<T> {
+        self.value(executor).await?.ok_or_else(|| StoreError::Database("the statement returned no row".into()))
+    }
+
+    /// The first column of every row, read on `executor`.
+    pub(crate) async fn values<'c, T: Column, E: sqlx::Executor<'c, Database = Any>>(&self, executor: E) -> StoreResult<Vec<T>> {
+        self.query().fetch_all(executor).await?.iter().map(|row| Row::Any(row).first()).collect()
+    }
+
     /// The SQL text.
     pub(crate) fn as_str(&self) -> &str {
         &self.text
@@ -269,6 +297,20 @@ pub(crate) fn insert<T>(table: &str, columns: &[&str], rows: impl IntoIterator<I
         sql.push(")");
     }
     sql
+}
+
+/// Appends the conditions a portfolio or product list shares: the exact name (in `name_column`),
+/// and a substring of the name, provider or description, all case-insensitively.
+pub(crate) fn push_name_filters(sql: &mut Sql, name_column: &str, name: Option<&str>, full_text: Option<&str>) {
+    if let Some(name) = name {
+        sql.push(&format!(" AND LOWER({name_column}) = ")).text(name.to_lowercase());
+    }
+    if let Some(text) = full_text {
+        let pattern = contains_pattern(text);
+        sql.push(&format!(" AND (LOWER({name_column}) LIKE ")).text(pattern.clone()).push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+        sql.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+    }
 }
 
 /// `%value%` for a case-insensitive `LIKE … ESCAPE '\'`, with the caller's wildcards escaped.

@@ -138,16 +138,12 @@ impl Store {
     /// Changes the value and/or the active flag.
     pub async fn update_tag_option(&self, id: &str, value: Option<&str>, active: Option<bool>) -> StoreResult<TagOptionWrite> {
         let mut tx = self.begin().await?;
-        let key: Option<String> =
-            sqlx::query_scalar("SELECT tag_key FROM tag_options WHERE tag_option_id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let key: Option<String> = sql!("SELECT tag_key FROM tag_options WHERE tag_option_id = $1", id).value(&mut *tx).await?;
         let Some(key) = key else { return Ok(TagOptionWrite::NotFound) };
         if let Some(value) = value {
             let taken: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM tag_options WHERE tag_key = $1 AND tag_value = $2 AND tag_option_id <> $3")
-                    .bind(&key)
-                    .bind(value)
-                    .bind(id)
-                    .fetch_one(&mut *tx)
+                sql!("SELECT COUNT(*) FROM tag_options WHERE tag_key = $1 AND tag_value = $2 AND tag_option_id <> $3", &key, value, id)
+                    .one(&mut *tx)
                     .await?;
             if taken > 0 {
                 return Ok(TagOptionWrite::Conflict(format!("A tag option with key {key:?} and value {value:?} exists already.")));
@@ -168,8 +164,7 @@ impl Store {
     /// Deletes a tag option unless it is associated with a resource.
     pub async fn delete_tag_option(&self, id: &str) -> StoreResult<TagOptionWrite> {
         let mut tx = self.begin().await?;
-        let uses: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tag_option_resources WHERE tag_option_id = $1").bind(id).fetch_one(&mut *tx).await?;
+        let uses: i64 = sql!("SELECT COUNT(*) FROM tag_option_resources WHERE tag_option_id = $1", id).one(&mut *tx).await?;
         if uses > 0 {
             return Ok(TagOptionWrite::Conflict(format!(
                 "The tag option {id:?} is associated with {uses} resource(s); disassociate it first."
@@ -208,19 +203,16 @@ impl Store {
     /// per key (their tags are merged at launch). Associating twice is a no-op.
     pub async fn associate_tag_option(&self, tag_option_id: &str, kind: TaggedResource, resource_id: &str) -> StoreResult<TagOptionWrite> {
         let mut tx = self.begin().await?;
-        let key: Option<String> = sqlx::query_scalar("SELECT tag_key FROM tag_options WHERE tag_option_id = $1")
-            .bind(tag_option_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let key: Option<String> = sql!("SELECT tag_key FROM tag_options WHERE tag_option_id = $1", tag_option_id).value(&mut *tx).await?;
         let Some(key) = key else { return Ok(TagOptionWrite::NotFound) };
-        let same_key: Option<String> = sqlx::query_scalar(
+        let same_key: Option<String> = sql!(
             "SELECT t.tag_option_id FROM tag_option_resources r JOIN tag_options t ON t.tag_option_id = r.tag_option_id \
              WHERE r.resource_id = $1 AND t.tag_key = $2 AND t.tag_option_id <> $3",
+            resource_id,
+            &key,
+            tag_option_id
         )
-        .bind(resource_id)
-        .bind(&key)
-        .bind(tag_option_id)
-        .fetch_optional(&mut *tx)
+        .value(&mut *tx)
         .await?;
         if let Some(other) = same_key {
             return Ok(TagOptionWrite::Conflict(format!(
@@ -312,8 +304,7 @@ mod tests {
             assert_eq!(list(TagOptionQuery { active: Some(false), ..Default::default() }).await.1, 1);
             assert_eq!(store.update_tag_option("tag-9", None, Some(true)).await.unwrap(), TagOptionWrite::NotFound);
 
-            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'P', 'p', 'd', 7, 7)")
-                .execute(store.writer())
+            sql!("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-1', 'P', 'p', 'd', 7, 7)").execute(store.writer())
                 .await
                 .unwrap();
             let port = TaggedResource::Portfolio;

@@ -61,7 +61,7 @@ impl Store {
         )
         .execute(self.writer())
         .await?;
-        Ok(sqlx::query_scalar("SELECT template_id FROM templates WHERE content_sha256 = $1").bind(&sha).fetch_one(self.writer()).await?)
+        sql!("SELECT template_id FROM templates WHERE content_sha256 = $1", &sha).one(self.writer()).await
     }
 
     /// One template.
