@@ -2,11 +2,11 @@
 //! `SortOrder=Asc`, filtered by action, principal name, resource id and a time range
 //! (`StartTime` inclusive, `EndTime` exclusive, `yyyy-MM-ddTHH:mm:ssZ`).
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::error::ApiError;
-use super::{format_time, Ctx, Paging};
+use super::{format_time, Answer, Ctx, Paged, Paging};
 use crate::store::audit::AuditQuery;
 
 #[derive(Deserialize)]
@@ -31,7 +31,23 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
-pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+/// An entry of `AuditEvents`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AuditEvent {
+    event_id: String,
+    event_time: String,
+    request_id: String,
+    action: String,
+    principal_id: String,
+    principal_name: String,
+    resource_id: String,
+    parameters: Value,
+    http_status: i64,
+    result_code: String,
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiError> {
     let query = AuditQuery {
         action: req.audit_action,
         principal_name: req.principal_name,
@@ -40,24 +56,27 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         until: parse_time("EndTime", req.end_time.as_deref())?,
     };
     let (events, total) = ctx.store().list_audit_events(&query, req.paging.order(), req.paging.page()).await?;
-    let mut out: Map<String, Value> = req.paging.response(total);
-    let events: Vec<Value> = events
+    let audit_events = events
         .into_iter()
-        .map(|e| {
-            json!({
-                "EventId": e.event_id,
-                "EventTime": format_time(e.occurred_at),
-                "RequestId": e.request_id,
-                "Action": e.action,
-                "PrincipalId": e.principal_id,
-                "PrincipalName": e.principal_name,
-                "ResourceId": e.resource_id,
-                "Parameters": serde_json::from_str::<Value>(&e.parameters).unwrap_or(Value::Null),
-                "HttpStatus": e.http_status,
-                "ResultCode": e.result_code,
-            })
+        .map(|e| AuditEvent {
+            event_id: e.event_id,
+            event_time: format_time(e.occurred_at),
+            request_id: e.request_id,
+            action: e.action,
+            principal_id: e.principal_id,
+            principal_name: e.principal_name,
+            resource_id: e.resource_id,
+            parameters: serde_json::from_str(&e.parameters).unwrap_or(Value::Null),
+            http_status: e.http_status,
+            result_code: e.result_code,
         })
         .collect();
-    out.insert("AuditEvents".into(), Value::Array(events));
-    Ok(Value::Object(out))
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ListAnswer {
+        #[serde(flatten)]
+        page: Paged,
+        audit_events: Vec<AuditEvent>,
+    }
+    Answer::serialize(&ListAnswer { page: req.paging.answer(total), audit_events })
 }

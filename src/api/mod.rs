@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Authenticator;
-pub use crate::catalog::wire::{filter_value, format_time, Filter, Paging};
+pub use crate::catalog::wire::{filter_value, format_time, Filter, Paged, Paging};
 use crate::catalog::Catalog;
 use crate::store::principal::Principal;
 use crate::store::Store;
@@ -215,16 +215,16 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await?.into(),
         TerminateProvisionedProduct => provisioning::terminate(ctx, decode(params)?).await?.into(),
         GetProvisionedProduct => provisioning::get(ctx, decode(params)?).await?,
-        ListProvisionedProducts => provisioning::list(ctx, decode(params)?).await?.into(),
+        ListProvisionedProducts => provisioning::list(ctx, decode(params)?).await?,
         GetTask => provisioning::get_task(ctx, decode(params)?).await?,
-        ListTasks => provisioning::list_tasks(ctx, decode(params)?).await?.into(),
+        ListTasks => provisioning::list_tasks(ctx, decode(params)?).await?,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await?,
-        ListAuditEvents => audit::list(ctx, decode(params)?).await?.into(),
+        ListAuditEvents => audit::list(ctx, decode(params)?).await?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),
         GetProvisionedProductPlan => plan::get(ctx, decode(params)?).await?,
-        ListProvisionedProductPlans => plan::list(ctx, decode(params)?).await?.into(),
+        ListProvisionedProductPlans => plan::list(ctx, decode(params)?).await?,
         ExecuteProvisionedProductPlan => plan::execute(ctx, decode(params)?).await?.into(),
         CancelProvisionedProductPlan => plan::cancel(ctx, decode(params)?).await?.into(),
         ApproveProvisionedProductPlan => plan::approve(ctx, decode(params)?).await?.into(),

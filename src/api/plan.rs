@@ -7,41 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::provisioning::{page_of, pairs, tag_pairs, Ids, KeyValue, TagRequest};
-use super::{filter_value, format_time, Answer, Ctx, Filter, Paging};
+use super::provisioning::Ids;
+use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
 use crate::model::{OperationType, PlanId, PlanStatus, ProvisionedProductId, TaskId};
 use crate::provisioning::plan::{Approver, NewPlan, PlanFilter, PlanScope, Replan};
 use crate::provisioning::{stored, Output, Parameter, Tag};
 use crate::store::plan::Plan;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct CreateRequest {
-    plan_name: String,
-    description: Option<String>,
-    operation_type: String,
-    product_id: String,
-    product_version_id: String,
-    portfolio_id: Option<String>,
-    provisioned_product_name: String,
-    stack_region_id: String,
-    #[serde(default)]
-    parameters: Vec<KeyValue>,
-    #[serde(default)]
-    tags: Vec<TagRequest>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct UpdateRequest {
-    plan_id: String,
-    description: Option<String>,
-    product_id: String,
-    product_version_id: String,
-    portfolio_id: Option<String>,
-    parameters: Option<Vec<KeyValue>>,
-    tags: Option<Vec<TagRequest>>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -78,35 +49,13 @@ pub(super) struct ApproversRequest {
     filters: Vec<Filter>,
 }
 
-pub(super) async fn create(ctx: &Ctx<'_>, req: CreateRequest) -> Result<Value, ApiError> {
-    let operation: OperationType = req.operation_type.parse().map_err(|e| ApiError::invalid_parameter("OperationType", e))?;
-    let new = NewPlan {
-        name: req.plan_name,
-        description: req.description,
-        operation,
-        product_id: req.product_id,
-        version_id: req.product_version_id,
-        portfolio_id: req.portfolio_id,
-        provisioned_product_name: req.provisioned_product_name,
-        region: req.stack_region_id,
-        parameters: pairs(req.parameters),
-        tags: tag_pairs(req.tags),
-    };
-    let plan = ctx.state.provisioner().create_plan(ctx.principal, new).await?;
+pub(super) async fn create(ctx: &Ctx<'_>, req: NewPlan) -> Result<Value, ApiError> {
+    let plan = ctx.state.provisioner().create_plan(ctx.principal, req).await?;
     Ids { plan_id: Some(plan.plan_id), provisioned_product_id: Some(plan.provisioned_product_id), task_id: None }.answer()
 }
 
-pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
-    let replan = Replan {
-        plan_id: req.plan_id,
-        description: req.description,
-        product_id: req.product_id,
-        version_id: req.product_version_id,
-        portfolio_id: req.portfolio_id,
-        parameters: req.parameters.map(pairs).unwrap_or_default(),
-        tags: req.tags.map(tag_pairs),
-    };
-    let plan = ctx.state.provisioner().update_plan(ctx.principal, replan).await?;
+pub(super) async fn update(ctx: &Ctx<'_>, req: Replan) -> Result<Value, ApiError> {
+    let plan = ctx.state.provisioner().update_plan(ctx.principal, req).await?;
     Ids { plan_id: Some(plan.plan_id), provisioned_product_id: Some(plan.provisioned_product_id), task_id: None }.answer()
 }
 
@@ -265,7 +214,7 @@ fn unsupported_approval_filter(other: &str) -> ApiError {
     ApiError::invalid_parameter("ApprovalFilter", format!("The ApprovalFilter {other:?} is not supported."))
 }
 
-pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiError> {
     let mut statuses = Vec::new();
     for status in filter_values(&req.filters, "ProvisionedProductPlanStatus") {
         statuses.push(
@@ -300,7 +249,15 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiEr
         approver_names: filter_values(&req.filters, "ProvisionedProductPlanApproverName"),
     };
     let (plans, total) = ctx.state.provisioner().plans(ctx.principal, filter, req.paging.order(), req.paging.page()).await?;
-    page_of(&req.paging, total, "PlanDetails", plans.iter().map(|(plan, approvers)| plan_detail(ctx, plan, approvers)).collect::<Vec<_>>())
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ListAnswer<'a> {
+        #[serde(flatten)]
+        page: Paged,
+        plan_details: Vec<PlanDetail<'a>>,
+    }
+    let plan_details = plans.iter().map(|(plan, approvers)| plan_detail(ctx, plan, approvers)).collect();
+    Answer::serialize(&ListAnswer { page: req.paging.answer(total), plan_details })
 }
 
 pub(super) async fn list_approvers(ctx: &Ctx<'_>, req: ApproversRequest) -> Result<Answer, ApiError> {

@@ -6,61 +6,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::{filter_value, format_time, Answer, Ctx, Filter, Paging};
+use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use crate::provisioning::queue::{Launch, Update};
 use crate::provisioning::task::{terraform_logs, TerraformLog};
 use crate::provisioning::{stored, Output, Parameter, Tag};
 use crate::store::provisioning::{ProvisionedProduct, Task};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct KeyValue {
-    parameter_key: Option<String>,
-    parameter_value: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct TagRequest {
-    key: Option<String>,
-    value: Option<String>,
-}
-
-pub(super) fn pairs(parameters: Vec<KeyValue>) -> Vec<(String, String)> {
-    parameters.into_iter().filter_map(|p| Some((p.parameter_key?, p.parameter_value.unwrap_or_default()))).collect()
-}
-
-pub(super) fn tag_pairs(tags: Vec<TagRequest>) -> Vec<(String, String)> {
-    tags.into_iter().map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default())).collect()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct LaunchRequest {
-    product_id: String,
-    product_version_id: String,
-    provisioned_product_name: String,
-    stack_region_id: String,
-    portfolio_id: Option<String>,
-    #[serde(default)]
-    parameters: Vec<KeyValue>,
-    #[serde(default)]
-    tags: Vec<TagRequest>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct UpdateRequest {
-    provisioned_product_id: String,
-    product_id: String,
-    product_version_id: String,
-    portfolio_id: Option<String>,
-    #[serde(default)]
-    parameters: Vec<KeyValue>,
-    #[serde(default)]
-    tags: Vec<TagRequest>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -119,37 +70,13 @@ impl Ids {
     }
 }
 
-/// A list answer: the paging fields and the page's items under `key`.
-pub(super) fn page_of(paging: &Paging, total: i64, key: &str, items: impl Serialize) -> Result<Value, ApiError> {
-    let mut out = paging.response(total);
-    out.insert(key.into(), serde_json::to_value(items).map_err(ApiError::internal)?);
-    Ok(Value::Object(out))
-}
-
-pub(super) async fn launch(ctx: &Ctx<'_>, req: LaunchRequest) -> Result<Value, ApiError> {
-    let launch = Launch {
-        product_id: req.product_id,
-        version_id: req.product_version_id,
-        name: req.provisioned_product_name,
-        region: req.stack_region_id,
-        portfolio_id: req.portfolio_id,
-        parameters: pairs(req.parameters),
-        tags: tag_pairs(req.tags),
-    };
-    let queued = ctx.state.provisioner().launch(ctx.principal, launch).await?;
+pub(super) async fn launch(ctx: &Ctx<'_>, req: Launch) -> Result<Value, ApiError> {
+    let queued = ctx.state.provisioner().launch(ctx.principal, req).await?;
     Ids { provisioned_product_id: Some(queued.provisioned_product_id), task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
-pub(super) async fn update(ctx: &Ctx<'_>, req: UpdateRequest) -> Result<Value, ApiError> {
-    let update = Update {
-        provisioned_product_id: req.provisioned_product_id,
-        product_id: req.product_id,
-        version_id: req.product_version_id,
-        portfolio_id: req.portfolio_id,
-        parameters: pairs(req.parameters),
-        tags: tag_pairs(req.tags),
-    };
-    let queued = ctx.state.provisioner().update(ctx.principal, update).await?;
+pub(super) async fn update(ctx: &Ctx<'_>, req: Update) -> Result<Value, ApiError> {
+    let queued = ctx.state.provisioner().update(ctx.principal, req).await?;
     Ids { provisioned_product_id: Some(queued.provisioned_product_id), task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
@@ -218,12 +145,20 @@ pub(super) async fn get(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Resu
     Answer::serialize(&GetAnswer { provisioned_product_detail: pp_detail(ctx, &pp) })
 }
 
-pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Value, ApiError> {
+pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiError> {
     let account = req.access_level_filter.as_deref() == Some("Account");
     let name = filter_value(&req.filters, "ProvisionedProductName");
     let full_text = filter_value(&req.filters, "FullTextSearch");
     let (pps, total) = ctx.state.provisioner().list(ctx.principal, account, name, full_text, req.paging.order(), req.paging.page()).await?;
-    page_of(&req.paging, total, "ProvisionedProductDetails", pps.iter().map(|pp| pp_detail(ctx, pp)).collect::<Vec<_>>())
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ListAnswer<'a> {
+        #[serde(flatten)]
+        page: Paged,
+        provisioned_product_details: Vec<ProvisionedProductDetail<'a>>,
+    }
+    let provisioned_product_details = pps.iter().map(|pp| pp_detail(ctx, pp)).collect();
+    Answer::serialize(&ListAnswer { page: req.paging.answer(total), provisioned_product_details })
 }
 
 /// `InvalidTask.NotFound`: the task does not exist, or the caller may not read it.
@@ -296,10 +231,20 @@ pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer
     Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &record.task, Some(terraform_logs(&record.log))) })
 }
 
-pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Value, ApiError> {
+pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Answer, ApiError> {
     let (tasks, total) =
         ctx.state.provisioner().tasks(ctx.principal, &req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
-    page_of(&req.paging, total, "TaskDetails", tasks.iter().map(|t| task_detail(ctx, t, None)).collect::<Vec<_>>())
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ListAnswer<'a> {
+        #[serde(flatten)]
+        page: Paged,
+        task_details: Vec<TaskDetail<'a>>,
+    }
+    Answer::serialize(&ListAnswer {
+        page: req.paging.answer(total),
+        task_details: tasks.iter().map(|t| task_detail(ctx, t, None)).collect(),
+    })
 }
 
 /// Extension: the chunks of a task's log after `AfterSeq`, waiting up to `WaitSeconds` (≤ 20)

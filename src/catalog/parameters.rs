@@ -4,6 +4,7 @@
 //! `TerraformVariables` entry, the body's `Parameters` section and the `variable` block; a
 //! `Template` constraint narrows the allowed values further for one (product, portfolio).
 
+use hcl::expr::{Expression, ObjectKey};
 use serde_json::{json, Map, Value};
 
 use super::constraint::TemplateConfig;
@@ -44,8 +45,13 @@ impl ParameterConstraint {
         self.default.is_none()
     }
 
-    /// The `ParameterConstraints` entry: `DefaultValue` is the text a caller would send
-    /// (strings as they are, other values as JSON); absent when there is no default or it is null.
+    /// The default as the text a caller would send (strings as they are, other values as JSON);
+    /// none when there is no default or it is null.
+    pub fn default_text(&self) -> Option<String> {
+        self.default.as_ref().filter(|d| !d.is_null()).map(value_text)
+    }
+
+    /// The `ParameterConstraints` entry, `DefaultValue` as [`Self::default_text`].
     pub fn to_json(&self) -> Value {
         let mut out = json!({
             "ParameterKey": self.name,
@@ -54,13 +60,8 @@ impl ParameterConstraint {
             "Sensitive": self.sensitive,
             "HasValidation": self.has_validation,
         });
-        let default = match &self.default {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
-        };
         let fields = [
-            ("DefaultValue", default.map(Value::String)),
+            ("DefaultValue", self.default_text().map(Value::String)),
             ("Label", self.label.clone()),
             ("Description", self.description.clone().map(Value::String)),
             ("AllowedValues", self.allowed_values.clone().map(Value::from)),
@@ -162,18 +163,85 @@ pub fn check_launch_parameters(constraints: &[ParameterConstraint], parameters: 
         if parameters[..i].iter().any(|(k, _)| k == key) {
             return Err(ParameterError(format!("The parameter {key:?} is given more than once.")));
         }
+        let shown = if c.sensitive { String::new() } else { format!(" {value:?}") };
         if let Some(allowed) = c.allowed_values.as_ref().filter(|a| !a.contains(value)) {
-            let shown = if c.sensitive { String::new() } else { format!(" {value:?}") };
             return Err(ParameterError(format!(
                 "The value{shown} of parameter {key:?} is not allowed; allowed values: {}.",
                 allowed.join(", ")
             )));
+        }
+        if let Some(problem) = c.type_expr.as_deref().and_then(|t| type_problem(t, value)) {
+            return Err(ParameterError(format!("The value{shown} of parameter {key:?} {problem}.")));
         }
     }
     if let Some(missing) = constraints.iter().find(|c| c.required() && !parameters.iter().any(|(k, _)| k == &c.name)) {
         return Err(ParameterError(format!("The parameter {:?} is required: the template gives it no default.", missing.name)));
     }
     Ok(())
+}
+
+/// Why Terraform would refuse `raw` for a variable of type `type_expr`, if it would: values of
+/// collection and structural types are JSON text (as the engine passes them), primitives plain
+/// text that converts (`3.5` for a number, `true` for a bool). A type this check does not know
+/// is left to Terraform.
+pub fn type_problem(type_expr: &str, raw: &str) -> Option<String> {
+    let body = hcl::parse(&format!("t = {type_expr}")).ok()?;
+    let ty = body.attributes().next()?.expr().clone();
+    let value = match &ty {
+        Expression::FuncCall(_) => match serde_json::from_str(raw) {
+            Ok(value) => value,
+            Err(_) => return Some(format!("must be JSON text of type {type_expr}")),
+        },
+        _ => Value::String(raw.to_string()),
+    };
+    conforms(&ty, &value).err().map(|why| format!("does not fit its type {type_expr}: {why}"))
+}
+
+/// Whether `value` converts to type `ty`, as Terraform converts values (primitives from text,
+/// extra object attributes dropped); `Err` says where it does not.
+fn conforms(ty: &Expression, value: &Value) -> Result<(), String> {
+    match (ty, value) {
+        (_, Value::Null) => Ok(()),
+        (Expression::Variable(v), _) => match (v.as_str(), value) {
+            ("any", _) | ("string", Value::String(_) | Value::Number(_) | Value::Bool(_)) => Ok(()),
+            ("number", Value::Number(_)) | ("bool", Value::Bool(_)) => Ok(()),
+            ("number", Value::String(s)) if s.parse::<f64>().is_ok_and(f64::is_finite) => Ok(()),
+            ("bool", Value::String(s)) if matches!(s.as_str(), "true" | "false") => Ok(()),
+            ("string" | "number" | "bool", _) => Err(format!("{value} is not a {}", v.as_str())),
+            _ => Ok(()),
+        },
+        (Expression::FuncCall(f), _) => match (f.name.name.as_str(), f.args.as_slice(), value) {
+            ("list" | "set", [element], Value::Array(items)) => each(items.iter().enumerate().map(|(i, v)| (format!("[{i}]"), element, v))),
+            ("map", [element], Value::Object(entries)) => each(entries.iter().map(|(k, v)| (format!("{k:?}"), element, v))),
+            ("tuple", [Expression::Array(types)], Value::Array(items)) if types.len() == items.len() => {
+                each(types.iter().zip(items).enumerate().map(|(i, (t, v))| (format!("[{i}]"), t, v)))
+            }
+            ("object", [Expression::Object(attributes)], Value::Object(entries)) => attributes.iter().try_for_each(|(key, t)| {
+                let name = match key {
+                    ObjectKey::Identifier(name) => name.to_string(),
+                    ObjectKey::Expression(e) => e.to_string().trim_matches('"').to_string(),
+                    _ => return Ok(()),
+                };
+                let (t, optional) = match t {
+                    Expression::FuncCall(o) if o.name.name.as_str() == "optional" && !o.args.is_empty() => (&o.args[0], true),
+                    t => (t, false),
+                };
+                match entries.get(&name) {
+                    Some(v) => conforms(t, v).map_err(|why| format!("{name:?}: {why}")),
+                    None if optional => Ok(()),
+                    None => Err(format!("the attribute {name:?} is missing")),
+                }
+            }),
+            ("list" | "set" | "map" | "tuple" | "object", _, _) => Err(format!("{value} is not a {ty}")),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whether each `(where, type, value)` conforms; the first that does not says where.
+fn each<'a>(mut items: impl Iterator<Item = (String, &'a Expression, &'a Value)>) -> Result<(), String> {
+    items.try_for_each(|(at, ty, value)| conforms(ty, value).map_err(|why| format!("{at}: {why}")))
 }
 
 #[cfg(test)]
@@ -265,6 +333,26 @@ variable "count_of" {
         assert!(err.0.contains("\"size\"") && err.0.contains("small, large"), "{err}");
         let err = check_launch_parameters(&all, &pairs(&[("name", "a"), ("name", "b")])).unwrap_err();
         assert!(err.0.contains("more than once"), "{err}");
+    }
+
+    #[test]
+    fn values_must_fit_the_declared_type() {
+        let fits = |ty: &str, raw: &str| type_problem(ty, raw).map_or(Ok(()), Err);
+        assert!(fits("number", "3.5").is_ok() && fits("number", "-2").is_ok());
+        assert!(fits("number", "abc").unwrap_err().contains("\"abc\" is not a number"));
+        assert!(fits("bool", "true").is_ok() && fits("bool", "yes").is_err());
+        assert!(fits("string", "anything").is_ok() && fits("any", "x").is_ok());
+        assert!(fits("list(number)", "[1, \"2\"]").is_ok());
+        assert!(fits("list(number)", "[1, \"x\"]").unwrap_err().contains("[1]"));
+        assert!(fits("list(string)", "a,b").unwrap_err().contains("JSON"));
+        assert!(fits("map(string)", "{\"a\": \"b\"}").is_ok() && fits("map(string)", "[1]").is_err());
+        assert!(fits("set(string)", "[\"a\"]").is_ok());
+        assert!(fits("tuple([string, number])", "[\"a\", 1]").is_ok() && fits("tuple([string, number])", "[\"a\"]").is_err());
+        let object = "object({ name = string, size = optional(number) })";
+        assert!(fits(object, "{\"name\": \"a\", \"extra\": 1}").is_ok());
+        assert!(fits(object, "{\"size\": 1}").unwrap_err().contains("\"name\" is missing"));
+        assert!(fits(object, "{\"name\": \"a\", \"size\": \"big\"}").unwrap_err().contains("\"size\""));
+        assert!(fits("map(list(string))", "{\"a\": [\"x\"]}").is_ok());
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! the API's time format.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::store::{Page, SortOrder};
 
@@ -47,15 +46,6 @@ impl Paging {
     /// The paging fields of a list answer.
     pub fn answer(&self, total: i64) -> Paged {
         Paged { page_number: self.page_number, page_size: self.page_size, total_count: total }
-    }
-
-    /// The paging fields of a list response built as a `Value`.
-    pub fn response(&self, total: i64) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert("PageNumber".into(), self.page_number.into());
-        out.insert("PageSize".into(), self.page_size.into());
-        out.insert("TotalCount".into(), total.into());
-        out
     }
 }
 

@@ -81,21 +81,8 @@ async fn portfolios(State(state): State<SharedState>, session: Session, RawQuery
 
 fn render_portfolios(session: &Session, query: &Form, answer: &Portfolios, form: &Form, error: Option<&ApiError>) -> Response {
     let body = html! {
-        (filter_form("/console/admin/portfolios", "Search portfolios", query.text("q"), &[]))
-        table {
-            thead { tr { th { "Portfolio" } th { "Provider" } th { "Description" } th { "Created" } } }
-            tbody {
-                @for p in &answer.portfolio_details {
-                    tr {
-                        td { a href={ "/console/admin/portfolios/" (seg(&p.portfolio_id)) } { (p.portfolio_name) } }
-                        td { (p.provider_name) }
-                        td { (p.description) }
-                        td { (p.create_time) }
-                    }
-                }
-            }
-        }
-        (pager("/console/admin/portfolios", &[("q", query.text("q"))], query.page(), PAGE_SIZE, answer.page.total_count))
+        @let rows = answer.portfolio_details.iter().map(|p| [&p.portfolio_id, &p.portfolio_name, &p.provider_name, &p.description, &p.create_time]);
+        (listing("/console/admin/portfolios", "Portfolio", query, answer.page.total_count, rows))
         h2 #create { "Create a portfolio" }
         (error_box(error.map(ApiError::message)))
         form.stack method="post" action="/console/admin/portfolios" {
@@ -107,6 +94,24 @@ fn render_portfolios(session: &Session, query: &Form, answer: &Portfolios, form:
     respond(error.map_or(StatusCode::OK, ApiError::status), page("Portfolios", Some(session), body))
 }
 
+/// A searchable, paged table of portfolios or products under `base` (`kind` heads the name
+/// column): each row `[id, name, provider, description, created]`, its name linked to its page.
+fn listing<'a>(base: &str, kind: &str, query: &Form, total: i64, rows: impl Iterator<Item = [&'a String; 5]>) -> Markup {
+    html! {
+        (filter_form(base, &format!("Search {}s", kind.to_lowercase()), query.text("q"), &[]))
+        table {
+            thead { tr { th { (kind) } th { "Provider" } th { "Description" } th { "Created" } } }
+            tbody {
+                @for [id, name, provider, description, created] in rows {
+                    tr { td { a href={ (base) "/" (seg(id)) } { (name) } } td { (provider) } td { (description) } td { (created) } }
+                }
+            }
+        }
+        (pager(base, &[("q", query.text("q"))], query.page(), PAGE_SIZE, total))
+    }
+}
+
+/// The name, provider and description fields of a portfolio or product.
 fn portfolio_fields(name: &str, provider: &str, description: &str) -> Markup {
     html! {
         label for="name" { "Name (required)" } input id="name" name="name" required value=(name);
@@ -285,27 +290,12 @@ async fn products(State(state): State<SharedState>, session: Session, RawQuery(q
 
 fn render_products(session: &Session, query: &Form, answer: &Products, form: &Form, error: Option<&ApiError>) -> Response {
     let body = html! {
-        (filter_form("/console/admin/products", "Search products", query.text("q"), &[]))
-        table {
-            thead { tr { th { "Product" } th { "Provider" } th { "Description" } th { "Created" } } }
-            tbody {
-                @for p in &answer.product_details {
-                    tr {
-                        td { a href={ "/console/admin/products/" (seg(&p.product_id)) } { (p.product_name) } }
-                        td { (p.provider_name) }
-                        td { (p.description) }
-                        td { (p.create_time) }
-                    }
-                }
-            }
-        }
-        (pager("/console/admin/products", &[("q", query.text("q"))], query.page(), PAGE_SIZE, answer.page.total_count))
+        @let rows = answer.product_details.iter().map(|p| [&p.product_id, &p.product_name, &p.provider_name, &p.description, &p.create_time]);
+        (listing("/console/admin/products", "Product", query, answer.page.total_count, rows))
         h2 #create { "Publish a product" }
         form.stack method="post" action="/console/admin/products" {
             (csrf_input(session))
-            label for="name" { "Name (required)" } input id="name" name="name" required value=(form.text("name"));
-            label for="provider" { "Provider (required)" } input id="provider" name="provider" required value=(form.text("provider"));
-            label for="description" { "Description" } textarea id="description" name="description" rows="2" { (form.text("description")) }
+            (portfolio_fields(form.text("name"), form.text("provider"), form.text("description")))
             (version_fields(form, error))
             button type="submit" { "Publish product" }
         }

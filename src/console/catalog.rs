@@ -13,14 +13,20 @@ use serde_json::Value;
 
 use super::html::{csrf_input, error_box, filter_form, page, pager, seg, url};
 use super::session::Session;
-use super::{call, checked, respond, s, see_other, Form, PageError, PAGE_SIZE};
+use super::{changed, checked, respond, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{Region, SharedState};
 use crate::catalog::launch_option::LaunchOption;
+use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::product::{ProductDetail, ProductListing, ProductRef};
 use crate::catalog::version::{VersionDetail, VersionRef};
 use crate::catalog::wire::{Filter, Paging};
+use crate::catalog::Catalog;
+use crate::model::OperationType;
+use crate::provisioning::plan::NewPlan;
+use crate::provisioning::queue::Launch;
+use crate::provisioning::{Parameter, Tag};
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -88,22 +94,43 @@ async fn product(State(state): State<SharedState>, session: Session, Path(id): P
 struct LaunchContext {
     product: ProductDetail,
     version: VersionDetail,
+    /// The version's parameters, narrowed by the Template constraints of the launch option
+    /// chosen (or the only one).
+    parameters: Vec<ParameterConstraint>,
     regions: Vec<Region>,
     options: Vec<LaunchOption>,
 }
 
-async fn launch_context(state: &SharedState, session: &Session, product_id: &str, version_id: &str) -> Result<LaunchContext, ApiError> {
+async fn launch_context(state: &SharedState, session: &Session, product_id: &str, form: &Form) -> Result<LaunchContext, ApiError> {
     let catalog = state.catalog(&session.principal);
     let this = || ProductRef { product_id: product_id.to_string() };
     let product = catalog.end_user_product(checked(session, Action::GetProductAsEndUser, this())?).await?.product_summary;
-    let product_version_id = match version_id {
-        "" => default_version(&catalog.versions(checked(session, Action::ListProductVersions, this())?).await?.product_version_details),
+    let version = match form.text("version") {
+        "" => default_version(&versions(&catalog, session, product_id).await?),
         id => id.to_string(),
     };
-    let version = catalog.get_version(checked(session, Action::GetProductVersion, VersionRef { product_version_id })?).await?;
+    let version = version_detail(&catalog, session, version).await?;
     crate::api::authorize(Action::ListRegions, &session.principal)?;
     let options = catalog.launch_options(checked(session, Action::ListLaunchOptions, this())?).await?.launch_option_summaries;
-    Ok(LaunchContext { product, version: version.product_version_detail, regions: state.config.regions.clone(), options })
+    let parameters = version.parameter_constraints.clone().unwrap_or_default();
+    let parameters =
+        match options.iter().find(|o| o.portfolio_id == form.text("portfolio")).or(options.first().filter(|_| options.len() == 1)) {
+            Some(option) => state.provisioner().constrained(product_id, &option.portfolio_id, parameters).await?,
+            None => parameters,
+        };
+    Ok(LaunchContext { product, version, parameters, regions: state.config.regions.clone(), options })
+}
+
+/// The versions of a product, as `ListProductVersions` answers them to the caller.
+pub(super) async fn versions(catalog: &Catalog<'_>, session: &Session, product_id: &str) -> Result<Vec<VersionDetail>, ApiError> {
+    let product = ProductRef { product_id: product_id.to_string() };
+    Ok(catalog.versions(checked(session, Action::ListProductVersions, product)?).await?.product_version_details)
+}
+
+/// A version with its parameters, as `GetProductVersion` answers it to the caller.
+pub(super) async fn version_detail(catalog: &Catalog<'_>, session: &Session, id: String) -> Result<VersionDetail, ApiError> {
+    let version = VersionRef { product_version_id: id };
+    Ok(catalog.get_version(checked(session, Action::GetProductVersion, version)?).await?.product_version_detail)
 }
 
 /// The recommended version, else the first.
@@ -119,65 +146,59 @@ async fn launch_form(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
-    let context = launch_context(&state, &session, &id, query.text("version")).await?;
-    Ok(render_launch(&session, &id, &context, &Form::default(), None, StatusCode::OK))
+    let context = launch_context(&state, &session, &id, &query).await?;
+    Ok(render_launch(&session, &id, &context, &Form::default(), None))
 }
 
 async fn launch(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
-    let context = launch_context(&state, &session, &id, form.text("version")).await?;
-    let version_id = context.version.product_version_id.as_str();
-    let mut params: Vec<(String, String)> = [
-        ("ProductId", id.as_str()),
-        ("ProductVersionId", version_id),
-        ("ProvisionedProductName", form.text("name")),
-        ("StackRegionId", form.text("region")),
-        ("PortfolioId", form.text("portfolio")),
-    ]
-    .into_iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    params.extend(parameters_from_form(&form));
-    params.extend(tags_from_form(&form));
-    let planning = form.get("intent") == Some("plan");
-    let result = if planning {
-        params.extend([
-            ("PlanName".into(), form.text("name").to_string()),
-            ("PlanType".into(), "Ros".into()),
-            ("OperationType".into(), "LaunchProduct".into()),
-        ]);
-        call(&state, &session, Action::CreateProvisionedProductPlan, params).await
-    } else {
-        call(&state, &session, Action::LaunchProduct, params).await
-    };
-    match result {
-        Ok(answer) if planning => Ok(see_other(&format!("/console/plans/{}", seg(s(&answer, "/PlanId"))))),
-        Ok(answer) => Ok(see_other(&format!("/console/tasks/{}", seg(s(&answer, "/TaskId"))))),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => {
-            Ok(render_launch(&session, &id, &context, &form, Some(&e), e.status()))
+    let context = launch_context(&state, &session, &id, &form).await?;
+    let (provisioner, principal) = (state.provisioner(), &session.principal);
+    let (name, region, portfolio_id) = (form.text("name").to_string(), form.text("region").to_string(), form.optional("portfolio"));
+    let (product_id, product_version_id) = (id.clone(), context.version.product_version_id.clone());
+    let parameters = parameters_from_form(&form);
+    let queued = async {
+        let tags = tags_from_form(&form)?;
+        if form.get("intent") == Some("plan") {
+            let plan = NewPlan {
+                plan_name: name.clone(),
+                plan_type: "Ros".into(),
+                description: None,
+                operation_type: OperationType::LaunchProduct,
+                product_id,
+                product_version_id,
+                portfolio_id,
+                provisioned_product_name: name,
+                stack_region_id: region,
+                parameters,
+                tags,
+            };
+            let plan = provisioner.create_plan(principal, checked(&session, Action::CreateProvisionedProductPlan, plan)?).await?;
+            return Ok(format!("/console/plans/{}", seg(&plan.plan_id)));
         }
-        Err(e) => Err(e.into()),
-    }
+        let launch = Launch {
+            product_id,
+            product_version_id,
+            provisioned_product_name: name,
+            stack_region_id: region,
+            portfolio_id,
+            parameters,
+            tags,
+        };
+        let queued = provisioner.launch(principal, checked(&session, Action::LaunchProduct, launch)?).await?;
+        Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
+    };
+    changed(queued.await, |e| render_launch(&session, &id, &context, &form, Some(e)))
 }
 
-fn render_launch(
-    session: &Session,
-    product_id: &str,
-    context: &LaunchContext,
-    form: &Form,
-    error: Option<&ApiError>,
-    status: StatusCode,
-) -> Response {
+fn render_launch(session: &Session, product_id: &str, context: &LaunchContext, form: &Form, error: Option<&ApiError>) -> Response {
     let version = &context.version;
     let options = &context.options;
-    let constraints: Vec<Value> = version.parameter_constraints.iter().flatten().map(|c| c.to_json()).collect();
-    let message = error.map(ApiError::message);
     let field_error = |code: &str| error.filter(|e| e.code() == code).map(ApiError::message);
     let body = html! {
         p { "Version " strong { (version.product_version_name) } " (" (version.guidance) "). " (version.description) }
-        (error_box(message))
+        (error_box(error.map(ApiError::message)))
         form.stack method="post" action={ "/console/products/" (seg(product_id)) "/launch" } {
             (csrf_input(session))
             input type="hidden" name="version" value=(version.product_version_id);
@@ -197,16 +218,14 @@ fn render_launch(
                     }
                 }
             }
-            (parameter_fields(&constraints, form, &[], error))
-            label for="tags" { "Tags (one key=value a line, optional)" }
-            textarea id="tags" name="tags" rows="2" { (form.text("tags")) }
+            (change_fields(&context.parameters, form, &[], error))
             div.buttons {
                 button type="submit" name="intent" value="launch" { "Launch" }
                 button.secondary type="submit" name="intent" value="plan" { "Preview as a plan" }
             }
         }
     };
-    respond(status, page(&format!("Launch {}", context.product.product_name), Some(session), body))
+    respond(error.map_or(StatusCode::OK, ApiError::status), page(&format!("Launch {}", context.product.product_name), Some(session), body))
 }
 
 fn text_field(name: &str, label: &str, value: &str, required: bool, hint: Option<&str>, error: Option<&str>) -> Markup {
@@ -220,42 +239,46 @@ fn text_field(name: &str, label: &str, value: &str, required: bool, hint: Option
 }
 
 /// Prefix of the form fields holding template parameters.
-pub(super) const PARAM: &str = "param.";
+const PARAM: &str = "param.";
 
-/// The inputs of a version's parameters: `current` holds the values in force (an update), the
-/// form the values just submitted. Sensitive values are never written back into the page.
-pub(super) fn parameter_fields(constraints: &[Value], form: &Form, current: &[(String, String)], error: Option<&ApiError>) -> Markup {
+/// The inputs of a change's parameters and tags: `current` holds the parameter values in force
+/// (an update), the form the values just submitted. Sensitive values are never written back
+/// into the page.
+pub(super) fn change_fields(
+    constraints: &[ParameterConstraint],
+    form: &Form,
+    current: &[(String, String)],
+    error: Option<&ApiError>,
+) -> Markup {
     html! {
         @if !constraints.is_empty() { h2 { "Parameters" } }
         @for c in constraints {
-            @let key = s(c, "/ParameterKey");
+            @let key = c.name.as_str();
             @let id = format!("{PARAM}{key}");
-            @let sensitive = c["Sensitive"].as_bool().unwrap_or(false);
-            @let required = c["Required"].as_bool().unwrap_or(false) && current.is_empty();
-            @let kind = s(c, "/Type");
-            @let default = s(c, "/DefaultValue");
+            @let required = c.required() && current.is_empty();
+            @let kind = c.type_expr.as_deref().unwrap_or("any");
+            @let default = c.default_text().unwrap_or_default();
             @let given = form.get(&id).or_else(|| current.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()));
-            @let value = if sensitive { "" } else { given.unwrap_or(default) };
+            @let value = if c.sensitive { "" } else { given.unwrap_or(&default) };
             @let hint = format!("{id}-hint");
             @let field_error = error.filter(|e| e.code().ends_with(".Parameters") && e.message().contains(&format!("{key:?}"))).map(ApiError::message);
             div.field {
-                label for=(id) { (label_of(c, key)) " " code { (kind) } @if required { " (required)" } }
-                @if let Some(allowed) = c["AllowedValues"].as_array() {
+                label for=(id) { (label_of(c)) " " code { (kind) } @if required { " (required)" } }
+                @if let Some(allowed) = &c.allowed_values {
                     select id=(id) name=(id) aria-describedby=(hint) {
                         @if !required { option value="" { "(default" @if !default.is_empty() { ": " (default) } ")" } }
                         @for a in allowed {
-                            @let a = a.as_str().unwrap_or_default();
-                            option value=(a) selected[given == Some(a)] { (a) }
+                            option value=(a) selected[given == Some(a.as_str())] { (a) }
                         }
                     }
                 } @else if kind == "bool" {
                     select id=(id) name=(id) aria-describedby=(hint) {
                         @for b in ["true", "false"] { option value=(b) selected[value == b] { (b) } }
                     }
-                } @else if sensitive {
+                } @else if c.sensitive {
                     input id=(id) name=(id) type="password" autocomplete="off" required[required] aria-describedby=(hint)
                         placeholder=[(!current.is_empty()).then_some("leave empty to keep the current value")];
-                } @else if kind.starts_with("list") || kind.starts_with("map") || kind.starts_with("object") || kind.starts_with("set") || kind.starts_with("tuple") {
+                } @else if ["list", "map", "object", "set", "tuple"].iter().any(|k| kind.starts_with(k)) {
                     textarea id=(id) name=(id) rows="3" required[required] aria-describedby=(hint) { (value) }
                 } @else {
                     input id=(id) name=(id) value=(value) required[required] aria-describedby=(hint)
@@ -263,41 +286,48 @@ pub(super) fn parameter_fields(constraints: &[Value], form: &Form, current: &[(S
                         aria-invalid=[field_error.map(|_| "true")];
                 }
                 small id=(hint) {
-                    (s(c, "/Description"))
-                    @if sensitive { " Sensitive: never shown again." }
-                    @if c["HasValidation"].as_bool().unwrap_or(false) { " Checked by the template when the change is planned." }
+                    (c.description.as_deref().unwrap_or_default())
+                    @if c.sensitive { " Sensitive: never shown again." }
+                    @if c.has_validation { " Checked by the template when the change is planned." }
                 }
                 @if let Some(message) = field_error { p.field-error { (message) } }
             }
         }
+        @let tags_error = error.filter(|e| e.code().ends_with(".Tags")).map(ApiError::message);
+        label for="tags" { "Tags (one key=value a line, optional)" }
+        textarea id="tags" name="tags" rows="2" aria-invalid=[tags_error.map(|_| "true")] { (form.text("tags")) }
+        @if let Some(message) = tags_error { p.field-error { (message) } }
     }
 }
 
 /// A parameter's label: its `Label` (text, or the English/first text of a `{locale: text}`), else its key.
-fn label_of(constraint: &Value, key: &str) -> String {
-    match &constraint["Label"] {
-        Value::String(text) => text.clone(),
-        Value::Object(by_locale) => {
-            by_locale.get("en").or_else(|| by_locale.values().next()).and_then(Value::as_str).unwrap_or(key).to_string()
+fn label_of(constraint: &ParameterConstraint) -> &str {
+    match &constraint.label {
+        Some(Value::String(text)) => text,
+        Some(Value::Object(by_locale)) => {
+            by_locale.get("en").or_else(|| by_locale.values().next()).and_then(Value::as_str).unwrap_or(&constraint.name)
         }
-        _ => key.to_string(),
+        _ => &constraint.name,
     }
 }
 
-/// `Parameters.N.*` of the submitted parameter fields; empty ones are left out (the default, or
-/// the value in force, applies).
-pub(super) fn parameters_from_form(form: &Form) -> Vec<(String, String)> {
-    numbered("Parameters", "ParameterKey", "ParameterValue", super::provisioned::parameters_from_form(form))
+/// The non-empty parameter fields of a form (empty ones are left out: the default, or the value
+/// in force, applies).
+pub(super) fn parameters_from_form(form: &Form) -> Vec<Parameter> {
+    let given = form.prefixed(PARAM).filter(|(_, v)| !v.is_empty());
+    given.map(|(k, v)| Parameter { parameter_key: k.to_string(), parameter_value: v.to_string() }).collect()
 }
 
-/// `Tags.N.*` of the `key=value` lines of the tags field.
-pub(super) fn tags_from_form(form: &Form) -> Vec<(String, String)> {
-    numbered("Tags", "Key", "Value", super::provisioned::tags_from_form(form))
-}
-
-/// Pairs as the wire's flattened array `{list}.N.{key}` / `{list}.N.{value}`, numbered from 1.
-fn numbered(list: &str, key: &str, value: &str, pairs: Vec<(String, String)>) -> Vec<(String, String)> {
-    pairs.into_iter().zip(1..).flat_map(|((k, v), i)| [(format!("{list}.{i}.{key}"), k), (format!("{list}.{i}.{value}"), v)]).collect()
+/// The `key=value` lines of a form's tags field (blank lines skipped); a line without `=` is
+/// refused as `InvalidParameter.Tags`.
+pub(super) fn tags_from_form(form: &Form) -> Result<Vec<Tag>, ApiError> {
+    let lines = form.text("tags").lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
+    lines
+        .map(|(i, line)| match line.split_once('=') {
+            Some((k, v)) => Ok(Tag { key: k.trim().to_string(), value: v.trim().to_string() }),
+            None => Err(ApiError::invalid_parameter("Tags", format!("Line {} of the tags, {:?}, is not key=value.", i + 1, line.trim()))),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -306,29 +336,38 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn submitted_parameters_and_tags_become_wire_arrays() {
-        let form = Form::parse(b"param.a=1&param.b=&param.c=x&tags=env%3Ddev%0Abad%0Ateam+%3D+ops");
-        assert_eq!(
-            parameters_from_form(&form),
-            [
-                ("Parameters.1.ParameterKey".to_string(), "a".to_string()),
-                ("Parameters.1.ParameterValue".into(), "1".into()),
-                ("Parameters.2.ParameterKey".into(), "c".into()),
-                ("Parameters.2.ParameterValue".into(), "x".into()),
-            ]
-        );
-        assert_eq!(tags_from_form(&form)[2..], [("Tags.2.Key".to_string(), "team".to_string()), ("Tags.2.Value".into(), "ops".into())]);
+    fn submitted_parameters_and_tags_are_read() {
+        let form = Form::parse(b"param.a=1&param.b=&param.c=x&tags=env%3Ddev%0A%0Ateam+%3D+ops");
+        let parameters: Vec<_> = parameters_from_form(&form).into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect();
+        assert_eq!(parameters, [("a".to_string(), "1".to_string()), ("c".into(), "x".into())]);
+        assert_eq!(tags_from_form(&form).unwrap()[1], Tag { key: "team".into(), value: "ops".into() });
+        let bad = tags_from_form(&Form::parse(b"tags=env%3Ddev%0Abad")).unwrap_err();
+        assert_eq!((bad.code(), bad.message()), ("InvalidParameter.Tags", "Line 2 of the tags, \"bad\", is not key=value."));
     }
 
     #[test]
     fn fields_follow_the_constraints_and_hide_sensitive_values() {
+        let constraint = |name: &str, kind: &str, default: Option<Value>| ParameterConstraint {
+            name: name.into(),
+            type_expr: Some(kind.into()),
+            default,
+            label: None,
+            description: None,
+            sensitive: false,
+            allowed_values: None,
+            has_validation: false,
+        };
         let constraints = [
-            json!({"ParameterKey": "size", "Type": "string", "Required": false, "DefaultValue": "s", "AllowedValues": ["s", "m"], "Description": "<b>Size</b>"}),
-            json!({"ParameterKey": "password", "Type": "string", "Required": true, "Sensitive": true}),
-            json!({"ParameterKey": "count", "Type": "number", "Required": false, "DefaultValue": "2"}),
+            ParameterConstraint {
+                allowed_values: Some(vec!["s".into(), "m".into()]),
+                description: Some("<b>Size</b>".into()),
+                ..constraint("size", "string", Some(json!("s")))
+            },
+            ParameterConstraint { sensitive: true, ..constraint("password", "string", None) },
+            constraint("count", "number", Some(json!(2))),
         ];
         let form = Form::parse(b"param.password=hunter2&param.size=m");
-        let html = parameter_fields(&constraints, &form, &[], None).into_string();
+        let html = change_fields(&constraints, &form, &[], None).into_string();
         assert!(html.contains("<option value=\"m\" selected>m</option>"), "{html}");
         assert!(html.contains("&lt;b&gt;Size&lt;/b&gt;"));
         assert!(html.contains("type=\"password\"") && !html.contains("hunter2"), "{html}");

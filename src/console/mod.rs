@@ -2,8 +2,8 @@
 //! A visitor signs in with an AccessKey pair and gets a session (see [`session`]); every page
 //! then acts as that principal after the API's authorisation ([`crate::api::authorize`]) and
 //! parameter validation ([`crate::api::spec`]): catalog pages build an action's typed request,
-//! [`checked`] passes it, and they call the [`crate::catalog::Catalog`] and render its typed
-//! answer; provisioning pages still call actions in-process through [`call`]. So the console
+//! [`checked`] passes it, and they call the domain services ([`crate::catalog::Catalog`],
+//! [`crate::provisioning::queue::Provisioner`]) and render their typed answers. So the console
 //! can do exactly what the caller's key could do on the API and nothing more.
 //! Every change is a POST carrying the session's CSRF token. Pages are grouped by area; the
 //! stylesheet and the small script (live task logs, template upload, confirmations) are built in,
@@ -28,11 +28,11 @@ use axum::Router;
 use maud::html;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, decode, dispatch, spec, Answer, Ctx, SharedState};
+use crate::api::{authorize, decode, spec, SharedState};
 use crate::catalog::error::DomainError;
 use crate::protocol::params::Params;
 use session::Session;
@@ -170,21 +170,14 @@ pub fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-/// Calls `action` as the signed-in principal exactly as the API would: authorisation, then the
-/// spec's parameter validation, then the handler.
-pub async fn call<K, V>(
-    state: &SharedState,
-    session: &Session,
-    action: Action,
-    params: impl IntoIterator<Item = (K, V)>,
-) -> Result<Value, ApiError>
-where
-    K: Into<String>,
-    V: Into<String>,
-{
-    authorize(action, &session.principal)?;
-    let decoded: Map<String, Value> = spec::decode(&spec::actions()[action.name()], &Params::from_pairs(params))?;
-    dispatch(&Ctx { state, principal: &session.principal }, action, decoded).await.map(Answer::into_value)
+/// After a change: the redirect to the page it leads to, or, when the input was refused (400) or
+/// the change is not possible now (409), the form `again` with the error beside its field.
+pub fn changed(result: Result<String, ApiError>, again: impl FnOnce(&ApiError) -> Response) -> Result<Response, PageError> {
+    match result {
+        Ok(location) => Ok(see_other(&location)),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => Ok(again(&e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `request` for `action` once it passed what the API checks of the signed-in principal: the
@@ -267,21 +260,6 @@ impl Form {
 
 /// Rows of a list page.
 pub const PAGE_SIZE: i64 = 20;
-
-/// The string at `pointer` in a response, or "".
-pub fn s<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
-}
-
-/// The array at `pointer` in a response (empty when absent).
-pub fn list<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
-    value.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-/// `TotalCount` of a list response.
-pub fn total(value: &Value) -> i64 {
-    value["TotalCount"].as_i64().unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,15 +8,16 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use serde_json::Value;
 
-use super::catalog::parameter_fields;
+use super::catalog::{change_fields, parameters_from_form, tags_from_form, version_detail, versions};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::session::Session;
-use super::{call, list, respond, s, see_other, Form, PageError, PAGE_SIZE};
+use super::{changed, checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
+use crate::catalog::parameters::ParameterConstraint;
+use crate::catalog::version::VersionDetail;
 use crate::model::ProvisionedProductStatus;
 use crate::provisioning::queue::Update;
 use crate::provisioning::{stored, Output};
@@ -140,17 +141,18 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
 /// The provisioned product, its product's versions, the chosen version and the parameters in force.
 struct UpdateContext {
     pp: ProvisionedProduct,
-    versions: Value,
-    version: Value,
+    versions: Vec<VersionDetail>,
+    version: VersionDetail,
+    /// The version's parameters, narrowed by the Template constraints of the product's portfolio.
+    parameters: Vec<ParameterConstraint>,
     current: Vec<(String, String)>,
 }
 
 async fn update_context(state: &SharedState, session: &Session, id: &str, version_id: &str) -> Result<UpdateContext, PageError> {
-    let provisioner = state.provisioner();
+    let (provisioner, catalog) = (state.provisioner(), state.catalog(&session.principal));
     let pp = provisioner.visible(&session.principal, id).await?;
-    let versions = call(state, session, Action::ListProductVersions, [("ProductId", pp.product_id.as_str())]).await?;
-    let version_id = if version_id.is_empty() { &pp.product_version_id } else { version_id };
-    let version = call(state, session, Action::GetProductVersion, [("ProductVersionId", version_id)]).await?;
+    let versions = versions(&catalog, session, &pp.product_id).await?;
+    let version = version_detail(&catalog, session, if version_id.is_empty() { &pp.product_version_id } else { version_id }.into()).await?;
     let current = match &pp.last_provisioning_task_id {
         Some(task_id) => match provisioner.task(&session.principal, task_id).await? {
             Some(record) => provisioner.masked(&record.task.parameters_sealed, &record.task.sensitive_parameters),
@@ -159,7 +161,9 @@ async fn update_context(state: &SharedState, session: &Session, id: &str, versio
         None => Vec::new(),
     };
     let current = current.into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect();
-    Ok(UpdateContext { pp, versions, version, current })
+    let parameters = version.parameter_constraints.clone().unwrap_or_default();
+    let parameters = provisioner.constrained(&pp.product_id, &pp.portfolio_id, parameters).await?;
+    Ok(UpdateContext { pp, versions, version, parameters, current })
 }
 
 async fn update_form(
@@ -170,58 +174,38 @@ async fn update_form(
 ) -> Result<Response, PageError> {
     let query = Form::query(query.as_deref());
     let context = update_context(&state, &session, &id, query.text("version")).await?;
-    Ok(render_update(&session, &id, &context, &Form::default(), None, StatusCode::OK))
+    Ok(render_update(&session, &id, &context, &Form::default(), None))
 }
 
 async fn update(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
     let form = Form::parse(&body);
     session.check_csrf(&form)?;
     let context = update_context(&state, &session, &id, form.text("version")).await?;
-    let update = Update {
-        provisioned_product_id: id.clone(),
-        product_id: context.pp.product_id.clone(),
-        version_id: s(&context.version, "/ProductVersionDetail/ProductVersionId").to_string(),
-        portfolio_id: None,
-        parameters: parameters_from_form(&form),
-        tags: tags_from_form(&form),
+    let queued = async {
+        let update = Update {
+            provisioned_product_id: id.clone(),
+            product_id: context.pp.product_id.clone(),
+            product_version_id: context.version.product_version_id.clone(),
+            portfolio_id: None,
+            parameters: parameters_from_form(&form),
+            tags: tags_from_form(&form)?,
+        };
+        let queued = state.provisioner().update(&session.principal, checked(&session, Action::UpdateProvisionedProduct, update)?).await?;
+        Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
     };
-    match state.provisioner().update(&session.principal, update).await.map_err(ApiError::from) {
-        Ok(queued) => Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id)))),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => {
-            Ok(render_update(&session, &id, &context, &form, Some(&e), e.status()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    changed(queued.await, |e| render_update(&session, &id, &context, &form, Some(e)))
 }
 
-/// The non-empty parameter fields of a form.
-pub(super) fn parameters_from_form(form: &Form) -> Vec<(String, String)> {
-    form.prefixed(super::catalog::PARAM).filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-/// The `key=value` lines of a form's tags field.
-pub(super) fn tags_from_form(form: &Form) -> Vec<(String, String)> {
-    form.text("tags").lines().filter_map(|line| line.split_once('=')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
-}
-
-fn render_update(
-    session: &Session,
-    id: &str,
-    context: &UpdateContext,
-    form: &Form,
-    error: Option<&ApiError>,
-    status: StatusCode,
-) -> Response {
-    let version = &context.version["ProductVersionDetail"];
-    let chosen = s(version, "/ProductVersionId");
+fn render_update(session: &Session, id: &str, context: &UpdateContext, form: &Form, error: Option<&ApiError>) -> Response {
+    let chosen = &context.version.product_version_id;
     let path = format!("/console/provisioned/{}/update", seg(id));
     let body = html! {
         (error_box(error.map(ApiError::message)))
         form.filter method="get" action=(path) {
             label for="version" { "Product version" }
             select id="version" name="version" {
-                @for v in list(&context.versions, "/ProductVersionDetails") {
-                    option value=(s(v, "/ProductVersionId")) selected[s(v, "/ProductVersionId") == chosen] { (s(v, "/ProductVersionName")) " (" (s(v, "/Guidance")) ")" }
+                @for v in &context.versions {
+                    option value=(v.product_version_id) selected[&v.product_version_id == chosen] { (v.product_version_name) " (" (v.guidance) ")" }
                 }
             }
             button type="submit" { "Choose" }
@@ -230,12 +214,11 @@ fn render_update(
             (csrf_input(session))
             input type="hidden" name="version" value=(chosen);
             p { "Empty fields keep the value in force." }
-            (parameter_fields(list(version, "/ParameterConstraints"), form, &context.current, error))
-            label for="tags" { "Tags (one key=value a line, optional)" }
-            textarea id="tags" name="tags" rows="2" { (form.text("tags")) }
+            (change_fields(&context.parameters, form, &context.current, error))
             button type="submit" { "Update" }
         }
     };
+    let status = error.map_or(StatusCode::OK, ApiError::status);
     respond(status, page(&format!("Update {}", context.pp.provisioned_product_name), Some(session), body))
 }
 

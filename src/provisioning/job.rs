@@ -15,6 +15,8 @@ use crate::catalog::template::Variable;
 use crate::engine::{self, BoxFuture, EngineError, JobSource, Site, TaskInputs};
 use crate::store::Store;
 
+use super::Parameter;
+
 /// The catalog as the engine's source of jobs.
 pub struct CatalogJobs {
     store: Store,
@@ -62,17 +64,16 @@ async fn inputs(store: &Store, secrets: &SecretBox, site: &Site<'_>) -> Result<T
     if let Some(why) = &template.displaces_settings {
         return Err(EngineError::Refused(format!("The template of product version {version_id} cannot be run: {why}")));
     }
-    let parameters: Vec<Value> = secrets
+    let parameters: Vec<Parameter> = secrets
         .open(site.parameters_sealed)
         .and_then(|p| serde_json::from_str(&p).ok())
         .ok_or_else(|| EngineError::Internal("the task's parameters cannot be opened".into()))?;
     let variables = parameters
-        .iter()
-        .filter_map(|p| {
-            let key = p["ParameterKey"].as_str()?;
-            let raw = p["ParameterValue"].as_str().unwrap_or_default();
-            let declared = template.variable(key).and_then(|v| v.type_expr.as_deref());
-            Some((key.to_string(), engine::typed_variable(declared, raw)))
+        .into_iter()
+        .map(|p| {
+            let declared = template.variable(&p.parameter_key).and_then(|v| v.type_expr.as_deref());
+            let value = engine::typed_variable(declared, &p.parameter_value);
+            (p.parameter_key, value)
         })
         .collect();
     let launch_env = match site.launch_role {

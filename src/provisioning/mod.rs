@@ -18,7 +18,7 @@ use crate::catalog::constraint::{ApprovalConfig, ConstraintConfig, OperationType
 use crate::catalog::error::DomainError;
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::launchable_version;
-use crate::model::{ProvisionedProductStatus, Region};
+use crate::model::Region;
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::Store;
@@ -124,62 +124,6 @@ pub async fn resolve(store: &Store, allowed_regions: &[Region], req: ChangeReque
     })
 }
 
-/// An update or terminate of a provisioned product, as asked.
-pub struct ProductChange<'a> {
-    pub operation: OperationType,
-    pub version_id: &'a str,
-    /// The portfolio to go through (the provisioned product's when absent).
-    pub portfolio_id: Option<String>,
-    /// The parameters the given ones are merged over (the provisioned product's, or a plan's).
-    pub previous: &'a [(String, String)],
-    pub given: &'a [(String, String)],
-    pub tags: Vec<(String, String)>,
-}
-
-/// Validates an update or terminate of `pp` (which must not be `UnderChange`). A terminate needs
-/// no launch option: it runs the product's own version and parameters.
-pub async fn resolve_on_product(
-    store: &Store,
-    allowed_regions: &[Region],
-    principal: &Principal,
-    pp: &ProvisionedProduct,
-    req: ProductChange<'_>,
-) -> Result<Change, DomainError> {
-    if pp.status == ProvisionedProductStatus::UnderChange {
-        return Err(refuse_under_change(pp));
-    }
-    if req.operation == OperationType::TerminateProvisionedProduct {
-        return Ok(Change {
-            operation: req.operation,
-            portfolio_id: pp.portfolio_id.clone(),
-            product_id: pp.product_id.clone(),
-            product_name: pp.product_name.clone(),
-            version_id: pp.product_version_id.clone(),
-            version_name: pp.product_version_name.clone(),
-            parameters: req.previous.to_vec(),
-            sensitive: sensitive_parameters(store, &pp.product_version_id).await?,
-            tags: Vec::new(),
-            task_tags: Vec::new(),
-            launch_role: crate::catalog::constraint::launch_role_for(store, &pp.portfolio_id, &pp.product_id).await?,
-            approval: approval_for(store, &pp.portfolio_id, &pp.product_id, req.operation).await?,
-        });
-    }
-    let version = launchable_version(store, &pp.product_id, req.version_id).await?;
-    let parameters = merge_parameters(req.previous, req.given, &version.parameters);
-    let portfolio = req.portfolio_id.unwrap_or_else(|| pp.portfolio_id.clone());
-    let request = ChangeRequest {
-        principal,
-        operation: req.operation,
-        product_id: &pp.product_id,
-        version_id: req.version_id,
-        portfolio_id: Some(&portfolio),
-        region: &pp.stack_region_id,
-        parameters,
-        tags: req.tags,
-    };
-    resolve(store, allowed_regions, request).await
-}
-
 /// `InvalidStatus.ProvisionedProduct`: `pp` is `UnderChange`.
 pub fn refuse_under_change(pp: &ProvisionedProduct) -> DomainError {
     DomainError::invalid_status(
@@ -277,8 +221,8 @@ pub async fn launch_option(store: &Store, principal: &Principal, product_id: &st
     }
 }
 
-/// Tag rules: keys not starting with `acs:`/`aliyun`, values not starting with `acs:`, neither
-/// holding a URL.
+/// Tag rules: at most [`MAX_TAGS`], keys not empty, not starting with `acs:`/`aliyun` and given
+/// once, values not starting with `acs:`, neither holding a URL.
 fn check_tags(tags: &[(String, String)]) -> Result<(), DomainError> {
     if tags.len() > MAX_TAGS {
         return Err(DomainError::invalid_parameter("Tags", format!("At most {MAX_TAGS} tags are allowed.")));
@@ -290,6 +234,9 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), DomainError> {
         }
         if let Some(problem) = crate::catalog::tag::value_problem(value) {
             return Err(DomainError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Value {problem}.")));
+        }
+        if tags[..i].iter().any(|(k, _)| k == key) {
+            return Err(DomainError::invalid_parameter("Tags", format!("The parameter Tags.{n}.Key {key:?} is given more than once.")));
         }
     }
     Ok(())
@@ -340,6 +287,7 @@ pub fn check_owner(principal: &Principal, pp: &ProvisionedProduct) -> Result<(),
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Parameter {
+    #[serde(default)]
     pub parameter_key: String,
     #[serde(default)]
     pub parameter_value: String,
@@ -377,9 +325,19 @@ pub fn parameters_json(parameters: &[(String, String)]) -> String {
     serde_json::to_string(&list).expect("parameters serialise")
 }
 
+/// Parameters as `(key, value)` pairs.
+pub fn pairs(parameters: Vec<Parameter>) -> Vec<(String, String)> {
+    parameters.into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect()
+}
+
+/// Tags as `(key, value)` pairs.
+pub fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+    tags.into_iter().map(|t| (t.key, t.value)).collect()
+}
+
 /// Parameters from their stored form.
 pub fn parameters_from_json(text: &str) -> Vec<(String, String)> {
-    stored::<Parameter>(text).into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect()
+    pairs(stored(text))
 }
 
 /// Tags in their stored form.
@@ -390,7 +348,7 @@ pub fn tags_json(tags: &[(String, String)]) -> String {
 
 /// Tags from their stored form.
 pub fn tags_from_json(text: &str) -> Vec<(String, String)> {
-    stored::<Tag>(text).into_iter().map(|t| (t.key, t.value)).collect()
+    tag_pairs(stored(text))
 }
 
 /// `403 Forbidden.AdministratorOnly` for an end user asking what only administrators may.
@@ -437,6 +395,7 @@ mod tests {
         assert!(check_tags(&[p("aliyunx", "dev")]).is_err());
         assert!(check_tags(&[p("env", "https://x")]).is_err());
         assert!(check_tags(&[p("env", "acs:x")]).is_err());
+        assert!(check_tags(&[p("env", "a"), p("env", "b")]).unwrap_err().to_string().contains("Tags.2.Key"));
         let many: Vec<_> = (0..21).map(|i| p(&format!("k{i}"), "v")).collect();
         assert!(check_tags(&many).is_err());
     }

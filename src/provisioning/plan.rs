@@ -18,9 +18,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::queue::{Provisioner, Queued};
-use super::{check_owner, check_product, resolve, resolve_on_product, same_parameters, tags_from_json, tags_json};
-use super::{Change, ChangeRequest, ProductChange};
+use super::queue::{ProductChange, Provisioner, Queued};
+use super::{check_owner, check_product, pairs, resolve, tag_pairs, tags_from_json, tags_json};
+use super::{Change, ChangeRequest, Parameter, Tag};
 use crate::catalog::constraint::ApprovalConfig;
 use crate::catalog::error::DomainError;
 use crate::model::{OperationType, PlanId, ProvisionedProductId};
@@ -59,31 +59,40 @@ pub fn allows(status: PlanStatus, operation: PlanOperation, needs_approval: bool
     }
 }
 
-/// A plan to create, as asked.
+/// `CreateProvisionedProductPlan`'s request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NewPlan {
-    pub name: String,
+    pub plan_name: String,
+    /// Always `Ros` (the spec checks it).
+    pub plan_type: String,
     pub description: Option<String>,
-    pub operation: OperationType,
+    pub operation_type: OperationType,
     pub product_id: String,
-    pub version_id: String,
+    pub product_version_id: String,
     pub portfolio_id: Option<String>,
     /// The name of the provisioned product to launch, or of the caller's one to change.
     pub provisioned_product_name: String,
-    pub region: String,
-    pub parameters: Vec<(String, String)>,
-    pub tags: Vec<(String, String)>,
+    pub stack_region_id: String,
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
-/// A new preview of a plan, as asked: given parameters merge over the plan's, absent tags keep
-/// the plan's.
+/// `UpdateProvisionedProductPlan`'s request: given parameters merge over the plan's, absent
+/// tags keep the plan's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Replan {
     pub plan_id: String,
     pub description: Option<String>,
     pub product_id: String,
-    pub version_id: String,
+    pub product_version_id: String,
     pub portfolio_id: Option<String>,
-    pub parameters: Vec<(String, String)>,
-    pub tags: Option<Vec<(String, String)>>,
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    pub tags: Option<Vec<Tag>>,
 }
 
 /// An approver's decision.
@@ -278,17 +287,18 @@ impl Provisioner<'_> {
     /// Creates a plan and queues its preview. An `Approval` constraint covering the operation
     /// does not refuse it: the plan waits for an approver after its preview.
     pub async fn create_plan(&self, principal: &Principal, req: NewPlan) -> Result<Plan, DomainError> {
-        let (provisioned_product_id, stack_id, change) = match req.operation {
+        let (provisioned_product_id, stack_id, change) = match req.operation_type {
             OperationType::LaunchProduct => {
+                self.check_new_name(principal, &req.provisioned_product_name).await?;
                 let request = ChangeRequest {
                     principal,
-                    operation: req.operation,
+                    operation: req.operation_type,
                     product_id: &req.product_id,
-                    version_id: &req.version_id,
+                    version_id: &req.product_version_id,
                     portfolio_id: req.portfolio_id.as_deref(),
-                    region: &req.region,
-                    parameters: req.parameters,
-                    tags: req.tags,
+                    region: &req.stack_region_id,
+                    parameters: pairs(req.parameters),
+                    tags: tag_pairs(req.tags),
                 };
                 (ProvisionedProductId::new(), uuid::Uuid::new_v4().to_string(), resolve(self.store, self.regions, request).await?)
             }
@@ -296,40 +306,33 @@ impl Provisioner<'_> {
                 let pp = self.target_by_name(principal, &req.provisioned_product_name).await?;
                 check_owner(principal, &pp)?;
                 check_product(&pp, &req.product_id)?;
-                if req.region != pp.stack_region_id {
+                if req.stack_region_id != pp.stack_region_id {
                     return Err(DomainError::invalid_parameter(
                         "StackRegionId",
-                        format!("The provisioned product {} is in {}, not {}.", pp.provisioned_product_id, pp.stack_region_id, req.region),
+                        format!(
+                            "The provisioned product {} is in {}, not {}.",
+                            pp.provisioned_product_id, pp.stack_region_id, req.stack_region_id
+                        ),
                     ));
                 }
-                let previous = self.parameters_of(&pp);
                 let asked = ProductChange {
                     operation,
-                    version_id: &req.version_id,
+                    version_id: req.product_version_id,
                     portfolio_id: req.portfolio_id,
-                    previous: &previous,
-                    given: &req.parameters,
-                    tags: req.tags,
+                    previous: None,
+                    given: pairs(req.parameters),
+                    tags: tag_pairs(req.tags),
                 };
-                let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?;
-                if operation == OperationType::UpdateProvisionedProduct
-                    && change.version_id == pp.product_version_id
-                    && same_parameters(&change.parameters, &previous)
-                {
-                    return Err(DomainError::invalid_parameter(
-                        "Parameters",
-                        "The update changes neither the product version nor any parameter; there is nothing to plan.",
-                    ));
-                }
+                let change = self.on_product(principal, &pp, asked).await?;
                 (pp.provisioned_product_id, pp.stack_id, change)
             }
         };
         let now = now_ms();
         let plan = Plan {
             plan_id: PlanId::new(),
-            plan_name: req.name,
+            plan_name: req.plan_name,
             description: req.description.unwrap_or_default(),
-            operation_type: req.operation,
+            operation_type: req.operation_type,
             owner_principal_id: principal.principal_id.clone(),
             owner_principal_type: principal.principal_type.clone(),
             owner_principal_name: principal.name.clone(),
@@ -339,7 +342,7 @@ impl Provisioner<'_> {
             provisioned_product_id,
             provisioned_product_name: req.provisioned_product_name,
             stack_id,
-            stack_region_id: req.region,
+            stack_region_id: req.stack_region_id,
             parameters_sealed: String::new(),
             sensitive_parameters: String::new(),
             tags: String::new(),
@@ -410,19 +413,19 @@ impl Provisioner<'_> {
             ));
         }
         let previous = self.secrets.open(&plan.parameters_sealed).map(|p| super::parameters_from_json(&p)).unwrap_or_default();
-        let tags = req.tags.unwrap_or_else(|| tags_from_json(&plan.tags));
+        let tags = req.tags.map_or_else(|| tags_from_json(&plan.tags), tag_pairs);
         let portfolio = req.portfolio_id.or(Some(plan.portfolio_id.clone()));
         let change = match plan.operation_type {
             OperationType::LaunchProduct => {
-                let version = crate::catalog::version::launchable_version(self.store, &plan.product_id, &req.version_id).await?;
+                let version = crate::catalog::version::launchable_version(self.store, &plan.product_id, &req.product_version_id).await?;
                 let request = ChangeRequest {
                     principal,
                     operation: plan.operation_type,
                     product_id: &plan.product_id,
-                    version_id: &req.version_id,
+                    version_id: &req.product_version_id,
                     portfolio_id: portfolio.as_deref(),
                     region: &plan.stack_region_id,
-                    parameters: super::merge_parameters(&previous, &req.parameters, &version.parameters),
+                    parameters: super::merge_parameters(&previous, &pairs(req.parameters), &version.parameters),
                     tags,
                 };
                 resolve(self.store, self.regions, request).await?
@@ -435,13 +438,13 @@ impl Provisioner<'_> {
                     .ok_or_else(|| DomainError::not_found("ProvisionedProduct", &plan.provisioned_product_id))?;
                 let asked = ProductChange {
                     operation,
-                    version_id: &req.version_id,
+                    version_id: req.product_version_id,
                     portfolio_id: portfolio,
-                    previous: &previous,
-                    given: &req.parameters,
+                    previous: Some(previous),
+                    given: pairs(req.parameters),
                     tags,
                 };
-                resolve_on_product(self.store, self.regions, principal, &pp, asked).await?
+                self.on_product(principal, &pp, asked).await?
             }
         };
         let description = req.description.unwrap_or_else(|| plan.description.clone());

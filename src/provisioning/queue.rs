@@ -2,18 +2,21 @@
 //! each validated ([`super::resolve`]), written with its task in one transaction, and announced
 //! to the engine. Front ends (the API, the console) and, next, schedulers call these.
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    parameters_from_json, parameters_json, resolve, resolve_on_product, same_parameters, stored, tags_from_json, tags_json, Change,
-    ChangeRequest, Parameter, ProductChange,
+    pairs, parameters_from_json, parameters_json, resolve, same_parameters, stored, tag_pairs, tags_from_json, tags_json, Change,
+    ChangeRequest, Parameter, Tag,
 };
 use crate::auth::secrets::SecretBox;
+use crate::catalog::constraint::ConstraintConfig;
 use crate::catalog::error::DomainError;
-use crate::catalog::parameters::MASK;
+use crate::catalog::parameters::{ParameterConstraint, MASK};
+use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, TaskId, TaskStatus};
-use crate::store::plan::{ExecutionRefusal, Plan};
+use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
 use crate::store::principal::Principal;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
 use crate::store::{now_ms, Page, SortOrder, Store};
@@ -39,24 +42,45 @@ pub struct Queued {
     pub task_id: TaskId,
 }
 
-/// `LaunchProduct`, as asked.
+/// `LaunchProduct`'s request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Launch {
     pub product_id: String,
-    pub version_id: String,
-    pub name: String,
-    pub region: String,
+    pub product_version_id: String,
+    pub provisioned_product_name: String,
+    pub stack_region_id: String,
     pub portfolio_id: Option<String>,
-    pub parameters: Vec<(String, String)>,
-    pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
 }
 
-/// `UpdateProvisionedProduct`, as asked.
+/// `UpdateProvisionedProduct`'s request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Update {
     pub provisioned_product_id: String,
     pub product_id: String,
-    pub version_id: String,
+    pub product_version_id: String,
     pub portfolio_id: Option<String>,
-    pub parameters: Vec<(String, String)>,
+    #[serde(default)]
+    pub parameters: Vec<Parameter>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+}
+
+/// An update or terminate of a provisioned product, as asked.
+pub(super) struct ProductChange {
+    pub operation: OperationType,
+    pub version_id: String,
+    /// The portfolio to go through (the provisioned product's when absent).
+    pub portfolio_id: Option<String>,
+    /// The parameters the given ones are merged over: a plan's, or the provisioned product's own
+    /// when absent (then an update that changes nothing of them is refused).
+    pub previous: Option<Vec<(String, String)>>,
+    pub given: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -120,6 +144,16 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
 /// Longest `ProvisionedProductName`.
 const MAX_NAME_CHARS: usize = 128;
 
+/// Statuses in which a launch plan reserves its provisioned product's name (from execution on,
+/// the provisioned product holds it).
+const RESERVING: &[PlanStatus] = &[
+    PlanStatus::PreviewInProgress,
+    PlanStatus::PreviewSuccess,
+    PlanStatus::PreviewFailed,
+    PlanStatus::ApplicationInProgress,
+    PlanStatus::ApplicationApproved,
+];
+
 impl Provisioner<'_> {
     /// The live provisioned product `id`, if `principal` may see it.
     pub async fn visible(&self, principal: &Principal, id: &str) -> Result<ProvisionedProduct, DomainError> {
@@ -164,32 +198,69 @@ impl Provisioner<'_> {
             .collect()
     }
 
+    /// The parameters of a version as a change through `portfolio_id` may set them: narrowed by
+    /// the (product, portfolio)'s `Template` constraints.
+    pub async fn constrained(
+        &self,
+        product_id: &str,
+        portfolio_id: &str,
+        mut parameters: Vec<ParameterConstraint>,
+    ) -> Result<Vec<ParameterConstraint>, DomainError> {
+        for config in crate::catalog::constraint::configs(self.store, portfolio_id, product_id).await? {
+            if let ConstraintConfig::Template(c) = config {
+                crate::catalog::parameters::apply_template_constraint(&mut parameters, &c);
+            }
+        }
+        Ok(parameters)
+    }
+
     /// The parameters `pp` last applied.
     pub fn parameters_of(&self, pp: &ProvisionedProduct) -> Vec<(String, String)> {
         self.secrets.open(&pp.parameters_sealed).map(|p| parameters_from_json(&p)).unwrap_or_default()
     }
 
+    /// Refuses the name of a new provisioned product that is too long, or that one of the caller's
+    /// live provisioned products has, or that a launch plan of theirs reserves (names are unique
+    /// per owner, case-insensitively, among what is not terminated).
+    pub(super) async fn check_new_name(&self, principal: &Principal, name: &str) -> Result<(), DomainError> {
+        let refuse = |why: String| Err(DomainError::invalid_parameter("ProvisionedProductName", why));
+        if name.chars().count() > MAX_NAME_CHARS {
+            return refuse(format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."));
+        }
+        let owner = Some(principal.principal_id.clone());
+        let live = ProvisionedProductQuery { owner_principal_id: owner.clone(), name: Some(name.to_string()), full_text: None };
+        if self.store.list_provisioned_products(&live, SortOrder::Desc, Page { number: 1, size: 1 }).await?.1 > 0 {
+            return refuse(format!("You already have a provisioned product named {name:?}; choose another name."));
+        }
+        let plans = PlanQuery {
+            owner_principal_id: owner,
+            provisioned_product_name: Some(name.to_string()),
+            statuses: RESERVING.to_vec(),
+            ..PlanQuery::default()
+        };
+        match self.store.list_plans(&plans, SortOrder::Desc).await?.into_iter().find(|p| p.operation_type == OperationType::LaunchProduct) {
+            Some(plan) => refuse(format!("Your launch plan {} reserves the name {name:?}; choose another name.", plan.plan_id)),
+            None => Ok(()),
+        }
+    }
+
     /// Launches a product: a new provisioned product and its task.
     pub async fn launch(&self, principal: &Principal, req: Launch) -> Result<Queued, DomainError> {
-        if req.name.chars().count() > MAX_NAME_CHARS {
-            return Err(DomainError::invalid_parameter(
-                "ProvisionedProductName",
-                format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."),
-            ));
-        }
+        self.check_new_name(principal, &req.provisioned_product_name).await?;
         let request = ChangeRequest {
             principal,
             operation: OperationType::LaunchProduct,
             product_id: &req.product_id,
-            version_id: &req.version_id,
+            version_id: &req.product_version_id,
             portfolio_id: req.portfolio_id.as_deref(),
-            region: &req.region,
-            parameters: req.parameters,
-            tags: req.tags,
+            region: &req.stack_region_id,
+            parameters: pairs(req.parameters),
+            tags: tag_pairs(req.tags),
         };
         let change = resolve(self.store, self.regions, request).await?.direct()?;
         let id = ProvisionedProductId::new();
-        let task = task(&Target { id: &id, name: &req.name, region: &req.region }, &change, self.seal(&change));
+        let target = Target { id: &id, name: &req.provisioned_product_name, region: &req.stack_region_id };
+        let task = task(&target, &change, self.seal(&change));
         let pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
         self.store.create_launch(&pp, &task).await?;
         self.engine.task_queued().await;
@@ -203,18 +274,80 @@ impl Provisioner<'_> {
             return Err(super::refuse_under_change(&pp));
         }
         super::check_product(&pp, &req.product_id)?;
-        let previous = self.parameters_of(&pp);
         let asked = ProductChange {
             operation: OperationType::UpdateProvisionedProduct,
-            version_id: &req.version_id,
+            version_id: req.product_version_id,
             portfolio_id: req.portfolio_id,
-            previous: &previous,
-            given: &req.parameters,
+            previous: None,
+            given: pairs(req.parameters),
+            tags: tag_pairs(req.tags),
+        };
+        let change = self.on_product(principal, &pp, asked).await?;
+        let sealed = self.seal(&change);
+        self.change(&pp, change.direct()?, sealed).await
+    }
+
+    /// Terminates a provisioned product (its owner can always remove what they launched).
+    pub async fn terminate(&self, principal: &Principal, id: &str) -> Result<Queued, DomainError> {
+        let pp = self.visible(principal, id).await?;
+        let asked = ProductChange {
+            operation: OperationType::TerminateProvisionedProduct,
+            version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            previous: None,
+            given: Vec::new(),
+            tags: Vec::new(),
+        };
+        let change = self.on_product(principal, &pp, asked).await?.direct()?;
+        self.change(&pp, change, pp.parameters_sealed.clone()).await
+    }
+
+    /// Validates an update or terminate of `pp` (which must not be `UnderChange`). A terminate
+    /// needs no launch option: it runs the product's own version and parameters.
+    pub(super) async fn on_product(
+        &self,
+        principal: &Principal,
+        pp: &ProvisionedProduct,
+        req: ProductChange,
+    ) -> Result<Change, DomainError> {
+        if pp.status == ProvisionedProductStatus::UnderChange {
+            return Err(super::refuse_under_change(pp));
+        }
+        let own = req.previous.is_none();
+        let previous = req.previous.unwrap_or_else(|| self.parameters_of(pp));
+        if req.operation == OperationType::TerminateProvisionedProduct {
+            let store = self.store;
+            return Ok(Change {
+                operation: req.operation,
+                portfolio_id: pp.portfolio_id.clone(),
+                product_id: pp.product_id.clone(),
+                product_name: pp.product_name.clone(),
+                version_id: pp.product_version_id.clone(),
+                version_name: pp.product_version_name.clone(),
+                parameters: previous,
+                sensitive: super::sensitive_parameters(store, &pp.product_version_id).await?,
+                tags: Vec::new(),
+                task_tags: Vec::new(),
+                launch_role: crate::catalog::constraint::launch_role_for(store, &pp.portfolio_id, &pp.product_id).await?,
+                approval: super::approval_for(store, &pp.portfolio_id, &pp.product_id, req.operation).await?,
+            });
+        }
+        let version = launchable_version(self.store, &pp.product_id, &req.version_id).await?;
+        let portfolio = req.portfolio_id.unwrap_or_else(|| pp.portfolio_id.clone());
+        let request = ChangeRequest {
+            principal,
+            operation: req.operation,
+            product_id: &pp.product_id,
+            version_id: &req.version_id,
+            portfolio_id: Some(&portfolio),
+            region: &pp.stack_region_id,
+            parameters: super::merge_parameters(&previous, &req.given, &version.parameters),
             tags: req.tags,
         };
-        let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?;
+        let change = resolve(self.store, self.regions, request).await?;
         // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
-        if pp.status != ProvisionedProductStatus::Error
+        if own
+            && pp.status != ProvisionedProductStatus::Error
             && change.version_id == pp.product_version_id
             && same_parameters(&change.parameters, &previous)
         {
@@ -223,33 +356,13 @@ impl Provisioner<'_> {
                 "The update changes neither the product version nor any parameter; there is nothing to do.",
             ));
         }
-        self.change(&pp, change.direct()?).await
+        Ok(change)
     }
 
-    /// Terminates a provisioned product (its owner can always remove what they launched).
-    pub async fn terminate(&self, principal: &Principal, id: &str) -> Result<Queued, DomainError> {
-        let pp = self.visible(principal, id).await?;
-        let asked = ProductChange {
-            operation: OperationType::TerminateProvisionedProduct,
-            version_id: &pp.product_version_id,
-            portfolio_id: None,
-            previous: &[],
-            given: &[],
-            tags: Vec::new(),
-        };
-        let change = resolve_on_product(self.store, self.regions, principal, &pp, asked).await?.direct()?;
+    /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange` meanwhile.
+    async fn change(&self, pp: &ProvisionedProduct, change: Change, sealed: String) -> Result<Queued, DomainError> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
-        self.queue_change(&pp, task(&target, &change, pp.parameters_sealed.clone())).await
-    }
-
-    /// Queues `change` of `pp`, its parameters sealed afresh.
-    async fn change(&self, pp: &ProvisionedProduct, change: Change) -> Result<Queued, DomainError> {
-        let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
-        self.queue_change(pp, task(&target, &change, self.seal(&change))).await
-    }
-
-    /// Queues `task` on `pp` unless `pp` went `UnderChange` meanwhile.
-    async fn queue_change(&self, pp: &ProvisionedProduct, task: Task) -> Result<Queued, DomainError> {
+        let task = task(&target, &change, sealed);
         if !self.store.start_change(&task).await? {
             return Err(super::refuse_under_change(pp));
         }

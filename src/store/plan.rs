@@ -110,6 +110,8 @@ pub struct PlanQuery {
     pub name: Option<String>,
     /// Substring of the plan name, case-insensitively.
     pub full_text: Option<String>,
+    /// Exact name of the provisioned product, case-insensitively.
+    pub provisioned_product_name: Option<String>,
 }
 
 /// A plan's columns and its product's name, as a select list over `plans`.
@@ -221,6 +223,9 @@ impl Store {
         }
         if let Some(text) = &query.full_text {
             select.push(" AND LOWER(plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+        }
+        if let Some(name) = &query.provisioned_product_name {
+            select.push(" AND LOWER(pl.provisioned_product_name) = ").text(name.to_lowercase());
         }
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, plan_id {dir}"));

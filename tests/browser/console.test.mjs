@@ -190,6 +190,27 @@ test("an end user launches the product through the form and watches the log", as
   await shot(user, "10-provisioned-product");
 });
 
+test("the launch form shows a malformed tag line and a name in use beside their fields, keeping the input", async () => {
+  await user.goto(`${BASE}/console/catalog`);
+  await user.getByRole("link", { name: PRODUCT }).click();
+  await user.getByRole("link", { name: /^Launch / }).click();
+  await user.getByLabel("Name of the provisioned product").fill(`HELLO-${RUN}`);
+  await user.getByLabel(/^name/).fill("again");
+  await user.getByLabel(/^Tags/).fill("env=dev\nnot a tag");
+  await user.getByRole("button", { name: "Launch", exact: true }).click();
+  await user.locator(".field-error").getByText("Line 2 of the tags").waitFor();
+  assert.equal(await user.getByLabel(/^Tags/).inputValue(), "env=dev\nnot a tag", "the input is kept");
+  assert.equal(await user.getByLabel(/^name/).inputValue(), "again");
+  await shot(user, "10a-launch-tag-error");
+
+  await user.getByLabel(/^Tags/).fill("env=dev");
+  await user.getByRole("button", { name: "Launch", exact: true }).click();
+  await user.locator(".field-error").getByText("already have a provisioned product").waitFor();
+  assert.equal(await user.getByLabel("Name of the provisioned product").getAttribute("aria-invalid"), "true");
+  assert.equal(await user.getByLabel("Name of the provisioned product").inputValue(), `HELLO-${RUN}`);
+  await shot(user, "10b-launch-name-taken");
+});
+
 test("an end user cannot open an administrator's page", async () => {
   const response = await user.goto(`${BASE}/console/admin/portfolios`);
   assert.equal(response.status(), 403);

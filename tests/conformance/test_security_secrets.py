@@ -27,8 +27,12 @@ pytestmark = [needs_terraform, needs_provider]
 # value) and a sensitive string whose validation message interpolates it.
 INVALID_TF = """
 variable "port" {
-  type      = number
+  type      = string
   sensitive = true
+  validation {
+    condition     = can(tonumber(var.port))
+    error_message = "The port ${var.port} is not a number."
+  }
 }
 
 variable "pw" {
