@@ -9,6 +9,7 @@
 mod job;
 mod logs;
 mod plan_summary;
+mod prepared;
 mod preview;
 pub mod redact;
 pub mod runner;
@@ -33,6 +34,7 @@ use crate::store::{Store, StoreError};
 use job::Job;
 pub use job::Site;
 pub use logs::TaskLog;
+use prepared::Init;
 use terraform::Terraform;
 pub use workspace::{typed_variable, TaskInputs};
 
@@ -45,7 +47,7 @@ pub struct EngineConfig {
     pub terraform: Option<PathBuf>,
     /// GOGC of Terraform's Go runtime (the child's environment).
     pub terraform_gogc: u32,
-    /// Data directory: task working directories, provider mirror, sandboxes live below it.
+    /// Data directory: task working directories, provider mirror, prepared inits, sandboxes live below it.
     pub data_dir: PathBuf,
     /// Time limit of one task.
     pub task_timeout: Duration,
@@ -77,7 +79,9 @@ pub struct Engine {
     config: EngineConfig,
     wake: Notify,
     node_id: String,
-    provider_mirror: Option<PathBuf>,
+    provider_mirror: Option<ProviderMirror>,
+    /// `init`s done once and reused by the jobs with the same inputs.
+    inits: prepared::PreparedInits,
     /// `terraform version`'s text for the binary it was read from.
     version_text: std::sync::Mutex<Option<(BinaryStamp, String)>>,
     phase: watch::Sender<Phase>,
@@ -129,6 +133,7 @@ impl Engine {
             wake: Notify::new(),
             node_id: crate::store::new_id("node"),
             provider_mirror,
+            inits: prepared::PreparedInits::new(&config.data_dir),
             version_text: std::sync::Mutex::new(None),
             config,
             phase: watch::Sender::new(Phase::Running),
@@ -209,7 +214,7 @@ impl Engine {
         state: Option<&str>,
         cancel: watch::Receiver<Option<String>>,
         log: Option<&'a TaskLog>,
-    ) -> Result<(TaskInputs, Terraform<'a>), EngineError> {
+    ) -> Result<(TaskInputs, Terraform<'a>, Option<Init>), EngineError> {
         let site = job.site();
         let binary = terraform::find_binary(self.config.terraform.as_deref()).ok_or_else(|| {
             EngineError::Failed("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.".into())
@@ -225,16 +230,79 @@ impl Engine {
         let redactor = inputs.redactor(state);
         let dir = self.work_dir(site.work_id);
         inputs.write(&dir, state).map_err(|e| EngineError::Failed(format!("Cannot prepare the working directory: {e}")))?;
+        let init = self.claim_init(&binary, &inputs, &dir).await?;
         let product_dir = self.sandbox_dir(site.provisioned_product_id);
         std::fs::create_dir_all(&product_dir).map_err(|e| EngineError::Failed(format!("Cannot create the sandbox directory: {e}")))?;
-        let jail = self.config.sandbox.jail(slot, &dir, &product_dir, &binary, self.provider_mirror.as_deref(), inputs.network);
+        let mut read_only: Vec<&Path> = self.provider_mirror.iter().map(|m| m.dir.as_path()).collect();
+        if let Some(Init::Reuse(reuse)) = &init {
+            read_only.push(reuse.dir());
+        }
+        let jail = self.config.sandbox.jail(slot, &dir, &product_dir, &binary, &read_only, inputs.network);
         for owned in [&dir, &product_dir] {
             jail.adopt(owned).map_err(|e| EngineError::Failed(format!("Cannot hand the job's directories to its sandbox user: {e}")))?;
         }
         let env = self.environment(site.region, &dir, &product_dir, &inputs.launch_env);
         let (deadline, timeout) = (tokio::time::Instant::now() + self.config.task_timeout, self.config.task_timeout);
         let tf = Terraform { binary, dir, jail, env, deadline, timeout, cancel, log, redactor, runner: Default::default() };
-        Ok((inputs, tf))
+        Ok((inputs, tf, init))
+    }
+
+    /// How the job in `dir` does its `init` ([`prepared`]): with a prepared directory, its
+    /// `.terraform/` is laid out from it; else, when the template requires the bundled provider,
+    /// the dependency lock file gets its checksum first. `None`: the binary cannot be identified,
+    /// so nothing is reused or kept.
+    async fn claim_init(&self, binary: &Path, inputs: &TaskInputs, dir: &Path) -> Result<Option<Init>, EngineError> {
+        let Some(stamp) = BinaryStamp::of(binary) else { return Ok(None) };
+        let mirror = self.provider_mirror.as_ref();
+        let key = prepared::InitKey::new(&format!("{stamp:?}"), mirror.map(|m| m.h1.as_str()), &inputs.workspace, &inputs.launch_env);
+        let init = self.inits.claim(key).await;
+        let laid_out = match &init {
+            Init::Reuse(reuse) => reuse.lay_out(dir),
+            Init::Build(_) => {
+                match mirror.and_then(|m| prepared::lock_seed(&inputs.workspace, SANDBOX_PROVIDER, SANDBOX_PROVIDER_VERSION, &m.h1)) {
+                    Some(seed) => std::fs::write(dir.join(".terraform.lock.hcl"), seed),
+                    None => Ok(()),
+                }
+            }
+        };
+        laid_out.map_err(|e| EngineError::Failed(format!("Cannot prepare the working directory: {e}")))?;
+        Ok(Some(init))
+    }
+
+    /// The `init` step of the job `job_id`: reused (the log says from what; the returned hold
+    /// keeps the prepared directory while the job runs), or run, and what it made kept for later
+    /// jobs.
+    async fn init(&self, tf: &Terraform<'_>, init: Option<Init>, job_id: &str) -> Result<Option<prepared::Reuse>, EngineError> {
+        let build = match init {
+            Some(Init::Reuse(reuse)) => {
+                if let Some(log) = tf.log {
+                    log.push("init", "stdout", &reuse.note());
+                }
+                return Ok(Some(reuse));
+            }
+            Some(Init::Build(build)) => Some(build),
+            None => None,
+        };
+        step(tf, "init", &["init", "-input=false", "-no-color"]).await?;
+        if let Some(build) = build {
+            let stamp = BinaryStamp::of(&tf.binary);
+            let version = self
+                .version_text
+                .lock()
+                .expect("version cache lock")
+                .as_ref()
+                .and_then(|(known, text)| (Some(known) == stamp.as_ref()).then(|| text.lines().next().unwrap_or_default().to_string()));
+            match build.publish(&tf.dir, job_id, &tf.binary.display().to_string(), version.as_deref()) {
+                Ok(note) => {
+                    if let Some(log) = tf.log {
+                        log.push("init", "stdout", &note);
+                    }
+                    self.inits.sweep();
+                }
+                Err(e) => tracing::warn!(job_id, error = %e, "cannot keep what terraform init made for later jobs"),
+            }
+        }
+        Ok(None)
     }
 
     /// The sandbox directory of a provisioned product.
@@ -257,7 +325,7 @@ impl Engine {
             ("SANDBOX_ROOT".into(), sandbox.display().to_string()),
         ];
         if let Some(mirror) = &self.provider_mirror {
-            env.push(("TF_CLI_CONFIG_FILE".into(), mirror.join("terraform.rc").display().to_string()));
+            env.push(("TF_CLI_CONFIG_FILE".into(), mirror.dir.join("terraform.rc").display().to_string()));
         }
         env.extend(launch_env.iter().cloned());
         env
@@ -423,9 +491,16 @@ impl EngineError {
     }
 }
 
+/// The filesystem mirror holding the bundled sandbox provider.
+struct ProviderMirror {
+    dir: PathBuf,
+    /// Terraform's checksum of the provider's package there.
+    h1: String,
+}
+
 /// Lays out a read-only filesystem mirror with the bundled sandbox provider (found next to this
 /// executable) and a CLI configuration that installs from it; `None` when the provider is absent.
-fn prepare_provider_mirror(data_dir: &Path) -> Option<PathBuf> {
+fn prepare_provider_mirror(data_dir: &Path) -> Option<ProviderMirror> {
     let exe = std::env::current_exe().ok()?;
     let provider = exe.parent()?.join("terraform-provider-sandbox");
     if !provider.is_file() {
@@ -433,24 +508,23 @@ fn prepare_provider_mirror(data_dir: &Path) -> Option<PathBuf> {
         return None;
     }
     let mirror = data_dir.join("providers");
-    let target = mirror
-        .join(SANDBOX_PROVIDER)
-        .join(SANDBOX_PROVIDER_VERSION)
-        .join("linux_amd64")
-        .join(format!("terraform-provider-sandbox_v{SANDBOX_PROVIDER_VERSION}"));
-    let result = (|| -> std::io::Result<()> {
+    let name = format!("terraform-provider-sandbox_v{SANDBOX_PROVIDER_VERSION}");
+    let target = mirror.join(SANDBOX_PROVIDER).join(SANDBOX_PROVIDER_VERSION).join("linux_amd64").join(&name);
+    let result = (|| -> std::io::Result<String> {
         std::fs::create_dir_all(target.parent().expect("has a parent"))?;
         let tmp = target.with_extension("tmp");
         std::fs::copy(&provider, &tmp)?;
+        let h1 = prepared::package_h1(&name, &std::fs::read(&tmp)?);
         std::fs::rename(&tmp, &target)?;
         let rc = format!(
             "provider_installation {{\n  filesystem_mirror {{\n    path    = {path}\n    include = [\"servicecatalog.local/*/*\"]\n  }}\n  direct {{\n    exclude = [\"servicecatalog.local/*/*\"]\n  }}\n}}\n",
             path = json!(mirror.display().to_string())
         );
-        std::fs::write(mirror.join("terraform.rc"), rc)
+        std::fs::write(mirror.join("terraform.rc"), rc)?;
+        Ok(h1)
     })();
     match result {
-        Ok(()) => Some(mirror),
+        Ok(h1) => Some(ProviderMirror { dir: mirror, h1 }),
         Err(e) => {
             tracing::warn!(error = %e, "cannot prepare the provider mirror");
             None

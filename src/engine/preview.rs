@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::job::Job;
 use super::plan_summary::{planned_outputs, resource_changes};
 use super::terraform::error_summary;
-use super::{patiently, sandbox, step, Engine, EngineError};
+use super::{patiently, sandbox, Engine, EngineError};
 use crate::model::OperationType;
 use crate::store::plan::{Plan, PlanStatus, PreviewOutcome};
 
@@ -31,8 +31,8 @@ impl Engine {
                 Some((version, state)) => (version, Some(state)),
                 None => (0, None),
             };
-        let (inputs, tf) = self.prepare(job, slot, state.as_deref(), cancel, None).await?;
-        step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
+        let (inputs, tf, init) = self.prepare(job, slot, state.as_deref(), cancel, None).await?;
+        let _prepared = self.init(&tf, init, &plan.plan_id).await?;
         let shown = async {
             super::plan(&tf, plan.operation_type == OperationType::TerminateProvisionedProduct).await?;
             tf.run(None, &["show", "-json", "-no-color", "tfplan"]).await

@@ -136,8 +136,9 @@ impl Sandbox {
     }
 
     /// The sandbox of one job run by worker `slot`: its runner and Terraform see `dir` (the
-    /// working directory) and `product_dir` (writable), `binary` and `mirror` (read-only).
-    pub fn jail(&self, slot: usize, dir: &Path, product_dir: &Path, binary: &Path, mirror: Option<&Path>, network: bool) -> Jail {
+    /// working directory) and `product_dir` (writable), `binary` and `read_only` (the provider
+    /// mirror, the job's prepared init) read-only.
+    pub fn jail(&self, slot: usize, dir: &Path, product_dir: &Path, binary: &Path, read_only: &[&Path], network: bool) -> Jail {
         let runner = std::env::current_exe().and_then(|exe| exe.canonicalize()).unwrap_or_else(|_| PathBuf::from("servicecatalog"));
         let binary = binary.canonicalize().unwrap_or_else(|_| binary.to_path_buf());
         let Some((bwrap, setpriv)) = &self.tools else {
@@ -150,8 +151,8 @@ impl Sandbox {
         let mut made = BTreeSet::new();
         bind(&mut prefix, &mut made, "--ro-bind", &runner);
         bind(&mut prefix, &mut made, "--ro-bind", &binary);
-        if let Some(mirror) = mirror {
-            bind(&mut prefix, &mut made, "--ro-bind", mirror);
+        for path in read_only {
+            bind(&mut prefix, &mut made, "--ro-bind", path);
         }
         bind(&mut prefix, &mut made, "--bind", product_dir);
         bind(&mut prefix, &mut made, "--bind", dir);
@@ -186,7 +187,7 @@ impl Sandbox {
         if let Some(uid) = self.tools.as_ref().and_then(|(_, setpriv)| setpriv.as_ref()).map(|_| self.config.uid_base) {
             lchown(&empty, Some(uid), Some(uid)).map_err(|e| Unavailable(format!("cannot hand a directory to user {uid}: {e}")))?;
         }
-        let jail = self.jail(0, &empty, &empty, &truth, None, self.config.network);
+        let jail = self.jail(0, &empty, &empty, &truth, &[], self.config.network);
         // The runner exits at once: its stdin is empty.
         let output = jail.std_command().stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output();
         let _ = std::fs::remove_dir(&empty);
@@ -393,7 +394,7 @@ mod tests {
         let settings =
             SandboxSettings { isolation: Isolation::None, network: true, memory_mib: 64, processes: 16, file_size_mib: 1, uid_base: 70000 };
         let sandbox = Sandbox::new(settings, true).unwrap();
-        let jail = sandbox.jail(3, Path::new("/w"), Path::new("/s"), Path::new("/bin/terraform-missing"), None, true);
+        let jail = sandbox.jail(3, Path::new("/w"), Path::new("/s"), Path::new("/bin/terraform-missing"), &[], true);
         assert_eq!(jail.prefix[0], RUNNER_ARG);
         assert_eq!(jail.uid, None);
         assert_eq!(jail.limits.processes, None);

@@ -34,10 +34,10 @@ impl Engine {
             log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
             return Ok("[]".into());
         }
-        let (inputs, tf) = self.prepare(job, slot, state.as_deref(), cancel, Some(log)).await?;
+        let (inputs, tf, init) = self.prepare(job, slot, state.as_deref(), cancel, Some(log)).await?;
         let dir = &tf.dir;
         self.version_step(&tf, log).await?;
-        step(&tf, "init", &["init", "-input=false", "-no-color"]).await?;
+        let _prepared = self.init(&tf, init, &task.task_id).await?;
         match patiently(&task.task_id, "read the task's plan", || self.store.plan_of_task(&task.task_id)).await? {
             Some(plan) => self.restore_plan_file(&plan, dir).await?,
             None => plan(&tf, terminate).await?,
