@@ -14,7 +14,7 @@ import json
 import sys
 
 # Figures per API/scale case: name -> True when higher is better.
-CASE_FIGURES = {"rps": True, "of_floor": True, "p99_ms": False, "server_cpu_us_per_request": False}
+CASE_FIGURES = {"rps": True, "of_floor": True, "p99_ms": False, "server_cpu_us_per_request": False, "postgres_cpu_us_per_request": False}
 TASK_FIGURES = {
     "task_latency": {"launch_to_succeeded_median_s": False, "ratio": False, "ratio_engine_commands": False},
     "task_throughput": {"wall_seconds": False, "ratio": False, "ratio_engine_commands": False},
@@ -25,17 +25,18 @@ TASK_FIGURES = {
 
 def figures(results):
     """(name, value, higher_is_better) for every compared figure of one results file."""
-    for section in ("api", "scale"):
-        for case in results.get(section, []):
+    for section in ("api", "write", "scale", "pg_api", "pg_write", "pg_scale"):
+        for case in results.get(section) or []:
             label = f"{section} {case['case']} c={case['concurrency']}"
             for key, higher in CASE_FIGURES.items():
                 if case.get(key) is not None:
                     yield f"{label} {key}", case[key], higher
     for section, keys in TASK_FIGURES.items():
-        for key, higher in keys.items():
-            value = results.get(section, {}).get(key)
-            if value is not None:
-                yield f"{section} {key}", value, higher
+        for prefix in ("", "pg_"):
+            for key, higher in keys.items():
+                value = (results.get(prefix + section) or {}).get(key)
+                if value is not None:
+                    yield f"{prefix}{section} {key}", value, higher
 
 
 def main():

@@ -9,7 +9,11 @@ API_ACTIONS = ("GetTask", "ListPortfolios", "ListProductsAsEndUser")
 
 
 def load(parts, name):
-    with open(os.path.join(parts, name + ".json")) as f:
+    """A part bench/run wrote, or None when that part did not run (--pg-only, no PostgreSQL)."""
+    path = os.path.join(parts, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
         return json.load(f)
 
 
@@ -19,71 +23,134 @@ def machine():
     return {"nproc": os.cpu_count(), "cpu": cpu, "free_h": free, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def with_floor(api):
+    """Each API row with its share of the floor (the signed /ping at the same concurrency)."""
+    floor = {r["concurrency"]: r["rps"] for r in api if r["case"] == "ping"}
+    for r in api:
+        r["of_floor"] = round(r["rps"] / floor[r["concurrency"]], 3) if r["concurrency"] in floor else None
+    return api
+
+
+def row(rows, case, c):
+    return next(r for r in rows if r["case"] == case and r["concurrency"] == c)
+
+
+def cpu(r, key):
+    return r.get(key) or 0
+
+
+def database_targets(db, api, write, scale, seed, latency, throughput):
+    """The targets measured on one database (`db`: "SQLite" or "PostgreSQL")."""
+    pg = db == "PostgreSQL"
+    targets = [(f"{db}: API {n} throughput of floor at c=64", row(api, n, 64)["of_floor"], ">=", 0.5) for n in API_ACTIONS]
+    targets += [(f"{db}: GetTask p99 at c=16 (ms)", row(api, "GetTask", 16)["p99_ms"], "<=", 5)]
+    targets += [(f"{db}: {n} p99 at c=64 (ms)", row(api, n, 64)["p99_ms"], "<=", 5) for n in (API_ACTIONS if pg else API_ACTIONS[:1])]
+    if pg:
+        targets += [(f"{db}: server CPU per {n} at c=64 (us)", row(api, n, 64)["server_cpu_us_per_request"], "<=", 60) for n in API_ACTIONS]
+        targets += [(f"{db}: PostgreSQL CPU per {n} at c=64 (us)", row(api, n, 64)["postgres_cpu_us_per_request"], "<=", 60) for n in API_ACTIONS]
+        w = row(write, "CreatePortfolio", 16)
+        targets += [(f"{db}: server + PostgreSQL CPU per CreatePortfolio at c=16 (us)",
+                     round(cpu(w, "server_cpu_us_per_request") + cpu(w, "postgres_cpu_us_per_request"), 1), "<=", 150)]
+    else:
+        targets += [(f"{db}: server CPU per GetTask at c=64 (us)", row(api, "GetTask", 64)["server_cpu_us_per_request"], "<=", 100)]
+        targets += [(f"{db}: server CPU per CreatePortfolio at c=16 (us)", row(write, "CreatePortfolio", 16)["server_cpu_us_per_request"], "<=", 100)]
+    if latency:
+        targets += [
+            (f"{db}: task latency ratio (bare workflow)", latency["ratio"], "<=", 1.3),
+            (f"{db}: task latency ratio (bare engine processes)", latency["ratio_engine_commands"], "<=", 1.3),
+            (f"{db}: sandbox cost per task (ms)", latency["sandbox_cost_ms"], "<=", 10),
+        ]
+    if throughput:
+        targets += [
+            (f"{db}: task throughput ratio (bare workflow x N / workers)", throughput["ratio"], "<=", 1.25),
+            (f"{db}: task throughput ratio (engine processes x N / workers)", throughput["ratio_engine_commands"], "<=", 1.25),
+            (f"{db}: task throughput ratio (engine processes, workers at a time)", throughput["ratio_bare_parallel"], "<=", 1.25),
+        ]
+    if scale:
+        def worst(case):
+            return max(r["p99_ms"] for r in scale if r["case"].startswith(case) and r["concurrency"] == 1)
+        n = f"{db}: {seed['tasks']:,} tasks:"
+        targets += [
+            (f"{n} GetTask p99 at c=1 (ms)", worst("GetTask"), "<=", 2),
+            (f"{n} ListTasks p99 at c=1 (ms)", worst("ListTasks"), "<=", 20),
+            (f"{n} ListProvisionedProducts by name p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, name)"), "<=", 20),
+            (f"{n} ListProvisionedProducts full text p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, full text)"), "<=", 20),
+            (f"{n} ListProvisionedProducts pages p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, pages"), "<=", 20),
+        ]
+    return targets
+
+
+def print_api(title, rows):
+    print(f"\n{title}\n{'case':<28}{'c':>4}{'req/s':>10}{'of floor':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}{'PG us/req':>11}")
+    for r in rows:
+        of_floor = f"{r['of_floor']:>10.2f}" if r.get("of_floor") is not None else f"{'':>10}"
+        print(f"{r['case']:<28}{r['concurrency']:>4}{r['rps']:>10.0f}{of_floor}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+              f"{cpu(r, 'server_cpu_us_per_request'):>12.1f}{cpu(r, 'postgres_cpu_us_per_request'):>11.1f}")
+
+
+def print_scale(db, seed, scale, size):
+    db_size = f", database {size['database_bytes'] / 2**20:.0f} MiB" if size else ""
+    print(f"\n{db} data scale: {seed['provisioned_products']:,} provisioned products, {seed['tasks']:,} tasks, seeded in {seed['seed_seconds']} s{db_size}"
+          f"\n{'case':<46}{'c':>4}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}{'PG us/req':>11}")
+    for r in scale:
+        print(f"{r['case']:<46}{r['concurrency']:>4}{r['rps']:>9.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+              f"{cpu(r, 'server_cpu_us_per_request'):>12.1f}{cpu(r, 'postgres_cpu_us_per_request'):>11.1f}")
+
+
+def print_tasks(db, latency, throughput):
+    print(f"\n{db} tasks: latency {latency['launch_to_succeeded_median_s']} s vs bare workflow {latency['bare_terraform_median_s']} s, "
+          f"bare engine processes {latency['bare_engine_commands_median_s']} s, "
+          f"unsandboxed {latency['unsandboxed_median_s']} s (sandbox {latency['sandbox_cost_ms']} ms per task); "
+          f"{throughput['launches']} launches on {throughput['workers']} workers in {throughput['wall_seconds']} s vs ideal {throughput['ideal_seconds']} s "
+          f"(engine processes {throughput['ideal_engine_commands_seconds']} s), "
+          f"vs engine processes {throughput['workers']} at a time {throughput['bare_parallel_seconds']} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("parts")
     ap.add_argument("--quick", default="0")
     ap.add_argument("--out", default="bench/results.json")
     a = ap.parse_args()
-    api = load(a.parts, "api")["results"]
-    scale = load(a.parts, "scale_c1")["results"] + load(a.parts, "scale_c16")["results"]
-    mem_api, seed, size = load(a.parts, "memory_api"), load(a.parts, "seed"), load(a.parts, "scale_size")
-    latency, throughput, memory = load(a.parts, "task_latency"), load(a.parts, "task_throughput"), load(a.parts, "task_memory")
-    floor = {r["concurrency"]: r["rps"] for r in api if r["case"] == "ping"}
-    for r in api:
-        r["of_floor"] = round(r["rps"] / floor[r["concurrency"]], 3)
-
-    def api_at(case, c):
-        return next(r for r in api if r["case"] == case and r["concurrency"] == c)
-
-    def worst(case, key):
-        return max(r[key] for r in scale if r["case"].startswith(case) and r["concurrency"] == 1)
-
-    targets = [("API " + n + " throughput of floor at c=64", api_at(n, 64)["of_floor"], ">=", 0.5) for n in API_ACTIONS]
-    targets += [
-        ("GetTask p99 at c=16 (ms)", api_at("GetTask", 16)["p99_ms"], "<=", 5),
-        ("GetTask p99 at c=64 (ms)", api_at("GetTask", 64)["p99_ms"], "<=", 5),
-        ("server CPU per GetTask at c=64 (us)", api_at("GetTask", 64)["server_cpu_us_per_request"], "<=", 100),
-        ("task latency ratio (bare workflow)", latency["ratio"], "<=", 1.3),
-        ("task latency ratio (bare engine processes)", latency["ratio_engine_commands"], "<=", 1.3),
-        ("sandbox cost per task (ms)", latency["sandbox_cost_ms"], "<=", 10),
-        ("task throughput ratio (bare workflow x N / workers)", throughput["ratio"], "<=", 1.25),
-        ("task throughput ratio (engine processes x N / workers)", throughput["ratio_engine_commands"], "<=", 1.25),
-        ("task throughput ratio (engine processes, workers at a time)", throughput["ratio_bare_parallel"], "<=", 1.25),
-        (f"{seed['tasks']:,} tasks: GetTask p99 at c=1 (ms)", worst("GetTask", "p99_ms"), "<=", 2),
-        (f"{seed['tasks']:,} tasks: ListTasks p99 at c=1 (ms)", worst("ListTasks", "p99_ms"), "<=", 20),
-        (f"{seed['tasks']:,} tasks: ListProvisionedProducts by name p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, name)", "p99_ms"), "<=", 20),
-        (f"{seed['tasks']:,} tasks: ListProvisionedProducts full text p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, full text)", "p99_ms"), "<=", 20),
-        (f"{seed['tasks']:,} tasks: ListProvisionedProducts pages p99 at c=1 (ms)", worst("ListProvisionedProducts (Account, pages", "p99_ms"), "<=", 20),
-        ("idle RSS (MB)", round(mem_api["idle_hwm_kb"] / 1024, 1), "<=", 40),
-        ("RSS with 64 tasks in flight (MB)", memory["in_flight_hwm_mb"], "<=", 200),
-    ]
+    part = lambda name: load(a.parts, name)  # noqa: E731
+    results = {"machine": machine(), "quick": a.quick == "1"}
+    targets = []
+    for db, prefix in (("SQLite", ""), ("PostgreSQL", "pg_")):
+        api = part(prefix + "api")
+        if api is None:
+            continue
+        api = with_floor(api["results"])
+        write = part(prefix + "write")["results"]
+        seed = part(prefix + "seed")
+        scale = part(prefix + "scale_c1")["results"] + part(prefix + "scale_c16")["results"] if seed else None
+        latency, throughput = part(prefix + "task_latency"), part(prefix + "task_throughput")
+        targets += database_targets(db, api, write, scale, seed, latency, throughput)
+        results[prefix + "api"], results[prefix + "write"] = api, write
+        results[prefix + "seed"], results[prefix + "scale"] = seed, scale
+        results[prefix + "task_latency"], results[prefix + "task_throughput"] = latency, throughput
+        print_api(f"{db} API (loopback, V3-signed, keep-alive; floor = the GetTask request signed, sent to /ping)", api + write)
+        if seed:
+            print_scale(db, seed, scale, part(prefix + "scale_size"))
+        if latency and throughput:
+            print_tasks(db, latency, throughput)
+    mem_api, memory = part("memory_api"), part("task_memory")
+    if mem_api and memory:
+        targets += [
+            ("idle RSS (MB)", round(mem_api["idle_hwm_kb"] / 1024, 1), "<=", 40),
+            ("RSS with 64 tasks in flight (MB)", memory["in_flight_hwm_mb"], "<=", 200),
+        ]
+        results["memory_api"], results["task_memory"] = mem_api, memory
+        results["database_bytes"] = part("scale_size")["database_bytes"]
+        print(f"Memory (server VmHWM): idle {mem_api['idle_hwm_kb'] / 1024:.1f} MB, after API load {mem_api['after_api_load_hwm_kb'] / 1024:.1f} MB, "
+              f"{memory['tasks']} tasks in flight {memory['in_flight_hwm_mb']} MB (at most {memory['most_terraform_children']} Terraform processes)")
     checks = [{"name": n, "value": v, "target": f"{op} {t}", "met": v is not None and (v >= t if op == ">=" else v <= t)}
               for n, v, op, t in targets]
-    results = {"machine": machine(), "quick": a.quick == "1", "api": api, "memory_api": mem_api, "seed": seed,
-               "scale": scale, "database_bytes": size["database_bytes"], "task_latency": latency,
-               "task_throughput": throughput, "task_memory": memory, "targets": checks}
+    results["targets"] = checks
     with open(a.out, "w") as f:
         json.dump(results, f, indent=2)
-
-    print(f"\nAPI (loopback, V3-signed, keep-alive; floor = the GetTask request signed, sent to /ping)\n{'case':<28}{'c':>4}{'req/s':>10}{'of floor':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
-    for r in api:
-        print(f"{r['case']:<28}{r['concurrency']:>4}{r['rps']:>10.0f}{r['of_floor']:>10.2f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['server_cpu_us_per_request'] or 0:>12.1f}")
-    print(f"\nData scale: {seed['provisioned_products']:,} provisioned products, {seed['tasks']:,} tasks, seeded in {seed['seed_seconds']} s, "
-          f"database {size['database_bytes'] / 2**20:.0f} MiB\n{'case':<46}{'c':>4}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
-    for r in scale:
-        print(f"{r['case']:<46}{r['concurrency']:>4}{r['rps']:>9.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['server_cpu_us_per_request'] or 0:>12.1f}")
-    print(f"\nTasks: latency {latency['launch_to_succeeded_median_s']} s vs bare workflow {latency['bare_terraform_median_s']} s, "
-          f"bare engine processes {latency['bare_engine_commands_median_s']} s, "
-          f"unsandboxed {latency['unsandboxed_median_s']} s (sandbox {latency['sandbox_cost_ms']} ms per task); "
-          f"{throughput['launches']} launches on {throughput['workers']} workers in {throughput['wall_seconds']} s vs ideal {throughput['ideal_seconds']} s "
-          f"(engine processes {throughput['ideal_engine_commands_seconds']} s), "
-          f"vs engine processes {throughput['workers']} at a time {throughput['bare_parallel_seconds']} s")
-    print(f"Memory (server VmHWM): idle {mem_api['idle_hwm_kb'] / 1024:.1f} MB, after API load {mem_api['after_api_load_hwm_kb'] / 1024:.1f} MB, "
-          f"{memory['tasks']} tasks in flight {memory['in_flight_hwm_mb']} MB (at most {memory['most_terraform_children']} Terraform processes)")
-    print(f"\n{'target':<66}{'value':>10}  {'goal':<8}")
+    print(f"\n{'target':<80}{'value':>10}  {'goal':<8}")
     for c in checks:
-        print(f"{c['name']:<66}{c['value']:>10}  {c['target']:<8}  {'met' if c['met'] else 'MISSED'}")
+        print(f"{c['name']:<80}{c['value']:>10}  {c['target']:<8}  {'met' if c['met'] else 'MISSED'}")
     print(f"\nwritten to {a.out}")
 
 

@@ -11,7 +11,10 @@ And what the sandbox adds to a task: the same launches, alternating, on a second
 
 Starts its own servers on free loopback ports.
 
-    .venv/bin/python bench/task_latency.py [--runs 9] [--product "Hello outputs"]
+    .venv/bin/python bench/task_latency.py [--runs 9] [--product "Hello outputs"] [--server-arg FLAG …] [--open-server-arg FLAG …]
+
+(`--server-arg`/`--open-server-arg`: more flags for the sandboxed/unsandboxed server, e.g. each its own
+`--database postgres://…`.)
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -116,10 +119,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--product", default="Hello outputs", choices=sorted(SAMPLES))
+    ap.add_argument("--server-arg", action="append", default=[], help="one more flag for the sandboxed server (repeatable)")
+    ap.add_argument("--open-server-arg", action="append", default=[], help="one more flag for the unsandboxed server (repeatable)")
     a = ap.parse_args()
     data, open_data = tempfile.mkdtemp(), tempfile.mkdtemp()
-    proc, port = start_server(data)
-    open_proc, open_port = start_server(open_data, "--task-isolation", "none")
+    proc, port = start_server(data, *a.server_arg)
+    open_proc, open_port = start_server(open_data, "--task-isolation", "none", *a.open_server_arg)
     try:
         c, open_c = client(data, port), client(open_data, open_port)
         product_id, version_id = sample_version(c, a.product)

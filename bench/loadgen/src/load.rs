@@ -1,7 +1,9 @@
 //! Closed-loop load: `concurrency` workers, each on its own keep-alive connection, send calls
 //! back to back until the time or request budget is spent. Reports requests/s, latency
-//! percentiles, and the server's CPU time per request from `/proc/PID/stat`.
+//! percentiles, the server's CPU time per request from `/proc/PID/stat`, and on PostgreSQL the
+//! CPU time of the database backends serving the server ([`PgBackends`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +17,15 @@ use crate::client::{Call, Connection, Credentials};
 pub struct Case {
     pub name: String,
     pub calls: Vec<Call>,
+    /// It changes data (run only when asked for).
+    pub write: bool,
+}
+
+impl Case {
+    /// A case that changes nothing.
+    pub fn read(name: &str, calls: Vec<Call>) -> Self {
+        Case { name: name.into(), calls, write: false }
+    }
 }
 
 /// Where and how long to load.
@@ -27,6 +38,34 @@ pub struct Budget {
     pub duration: Duration,
     /// Upper bound of the requests sent (all workers together).
     pub max_requests: u64,
+    /// The PostgreSQL backends serving the server, when it runs on PostgreSQL.
+    pub postgres: Option<PgBackends>,
+}
+
+/// The PostgreSQL backend processes of the server's connections: those whose `application_name`
+/// (set in the server's database URL) is `application`, found through `pg_stat_activity` on a
+/// connection of the load generator's own (another name, so it is not counted).
+pub struct PgBackends {
+    pub pool: sqlx::PgPool,
+    pub application: String,
+}
+
+impl PgBackends {
+    /// CPU ticks (utime + stime) of each backend serving the server now.
+    async fn ticks(&self) -> anyhow::Result<HashMap<u32, u64>> {
+        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(&self.application)
+            .fetch_all(&self.pool)
+            .await?;
+        // A backend that ended between the query and the read is skipped.
+        Ok(pids.into_iter().filter_map(|pid| Some((pid as u32, cpu_ticks(pid as u32).ok()?))).collect())
+    }
+}
+
+/// Ticks spent between two readings: a backend started in between counts whole (its start is
+/// part of the load); one that ended in between is lost (the pools keep theirs open under load).
+fn ticks_between(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>) -> u64 {
+    after.iter().map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0))).sum()
 }
 
 /// Runs `case` at `concurrency` and returns its figures as a JSON object.
@@ -66,6 +105,10 @@ pub async fn run(case: &Case, concurrency: usize, budget: &Budget) -> anyhow::Re
     }
     start.wait().await;
     let cpu_before = budget.pid.map(cpu_ticks).transpose()?;
+    let pg_before = match &budget.postgres {
+        Some(pg) => Some(pg.ticks().await?),
+        None => None,
+    };
     let began = Instant::now();
     let mut latencies: Vec<u32> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
@@ -76,12 +119,17 @@ pub async fn run(case: &Case, concurrency: usize, budget: &Budget) -> anyhow::Re
     }
     let elapsed = began.elapsed().as_secs_f64();
     let cpu_after = budget.pid.map(cpu_ticks).transpose()?;
+    let pg_ticks = match (&budget.postgres, pg_before) {
+        (Some(pg), Some(before)) => Some(ticks_between(&before, &pg.ticks().await?)),
+        _ => None,
+    };
     latencies.sort_unstable();
     let served = (latencies.len() + errors.len()) as f64;
     let cpu_us = match (cpu_before, cpu_after) {
         (Some(b), Some(a)) if served > 0.0 => Some((a - b) as f64 * 1e6 / USER_HZ / served),
         _ => None,
     };
+    let postgres_cpu_us = pg_ticks.filter(|_| served > 0.0).map(|t| t as f64 * 1e6 / USER_HZ / served);
     Ok(json!({
         "case": case.name,
         "concurrency": concurrency,
@@ -94,6 +142,7 @@ pub async fn run(case: &Case, concurrency: usize, budget: &Budget) -> anyhow::Re
         "p99_ms": percentile_ms(&latencies, 0.99),
         "max_ms": percentile_ms(&latencies, 1.0),
         "server_cpu_us_per_request": cpu_us.map(|c| round(c, 1)),
+        "postgres_cpu_us_per_request": postgres_cpu_us.map(|c| round(c, 1)),
     }))
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - `api`: RPC calls signed like the SDK (V3) against a running server, beside the same signed
 //!   request sent to `/ping` of the same server (the floor: a static answer, no authentication),
-//!   at several concurrencies; the bare unsigned `GET /ping` is measured too.
+//!   at several concurrencies; the bare unsigned `GET /ping` is measured too. Reads, and one
+//!   write (CreatePortfolio) when `--only` names it.
 //! - `seed`: provisioned products and tasks written through the store's bulk insert.
 //! - `scale`: reads against a seeded data directory.
 //!
@@ -20,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use client::{params, Call, Connection, Credentials};
-use load::{Budget, Case};
+use load::{Budget, Case, PgBackends};
 
 #[derive(Parser)]
 #[command(version, about = "Load generator and data seeder of the servicecatalog benchmarks")]
@@ -46,6 +47,9 @@ enum Command {
     Seed {
         #[arg(long)]
         data_dir: PathBuf,
+        /// Database URL (default: SQLite in the data directory).
+        #[arg(long)]
+        database: Option<String>,
         #[arg(long, default_value_t = 100_000)]
         products: usize,
         #[arg(long, default_value_t = 10)]
@@ -73,20 +77,44 @@ struct LoadArgs {
     /// Requests per case and concurrency (upper bound).
     #[arg(long, default_value_t = 200_000)]
     max_requests: u64,
-    /// Only the cases whose name starts with this (for profiling one of them).
+    /// Only the cases whose name starts with one of these (comma-separated); default: every
+    /// read. The write case (CreatePortfolio) runs only when named.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// URL of the server's PostgreSQL database, to find the backends serving the server in
+    /// `pg_stat_activity` and report their CPU time per request.
+    #[arg(long, requires = "postgres_application")]
+    postgres: Option<String>,
+    /// The `application_name` the server's database URL sets (its connections' mark).
     #[arg(long)]
-    only: Option<String>,
+    postgres_application: Option<String>,
 }
 
 impl LoadArgs {
-    fn budget(&self) -> anyhow::Result<Budget> {
+    async fn budget(&self) -> anyhow::Result<Budget> {
+        let postgres = match (&self.postgres, &self.postgres_application) {
+            (Some(url), Some(application)) => Some(PgBackends {
+                pool: sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?,
+                application: application.clone(),
+            }),
+            _ => None,
+        };
         Ok(Budget {
             host: self.host.clone(),
             credentials: Credentials::from_file(&self.credentials)?,
             pid: self.pid,
             duration: Duration::from_secs_f64(self.seconds),
             max_requests: self.max_requests,
+            postgres,
         })
+    }
+
+    /// Whether the case `name` runs (`write`: it changes data, so it runs only when named).
+    fn selects(&self, name: &str, write: bool) -> bool {
+        if self.only.is_empty() {
+            return !write;
+        }
+        self.only.iter().any(|only| name.starts_with(only.as_str()))
     }
 }
 
@@ -99,8 +127,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Api(args) => api(&args).await,
             Command::Scale { load, sample } => scale(&load, &sample).await,
-            Command::Seed { data_dir, products, tasks_per_product } => {
-                seed::seed(&seed::SeedOptions { data_dir, products, tasks_per_product }).await
+            Command::Seed { data_dir, database, products, tasks_per_product } => {
+                seed::seed(&seed::SeedOptions { data_dir, database, products, tasks_per_product }).await
             }
         }
     })?;
@@ -114,14 +142,19 @@ fn rpc(action: &str, pairs: &[(&str, &str)]) -> Call {
 
 /// Runs every case at every concurrency.
 async fn run_cases(cases: &[Case], args: &LoadArgs) -> anyhow::Result<Vec<Value>> {
-    let budget = args.budget()?;
+    let budget = args.budget().await?;
     let mut results = Vec::new();
-    for case in cases.iter().filter(|c| args.only.as_ref().is_none_or(|only| c.name.starts_with(only.as_str()))) {
+    for case in cases.iter().filter(|c| args.selects(&c.name, c.write)) {
         for &concurrency in &args.concurrency {
             let result = load::run(case, concurrency, &budget).await?;
             eprintln!(
-                "  {:<40} c={concurrency:<3} {:>9} req/s  p50 {} ms  p99 {} ms",
-                case.name, result["rps"], result["p50_ms"], result["p99_ms"]
+                "  {:<40} c={concurrency:<3} {:>9} req/s  p50 {} ms  p99 {} ms  server {} us/req  postgres {} us/req",
+                case.name,
+                result["rps"],
+                result["p50_ms"],
+                result["p99_ms"],
+                result["server_cpu_us_per_request"],
+                result["postgres_cpu_us_per_request"]
             );
             results.push(result);
         }
@@ -134,18 +167,27 @@ async fn api(args: &LoadArgs) -> anyhow::Result<Value> {
     let get_task = params(&[("TaskId", &task_id)]);
     let cases = [
         // The floor: GetTask's signed request, answered by /ping without authentication.
-        Case { name: "ping".into(), calls: vec![Call::SignedPing { action: "GetTask".into(), params: get_task.clone() }] },
-        Case { name: "ping (unsigned GET)".into(), calls: vec![Call::Ping] },
-        Case { name: "GetTask".into(), calls: vec![Call::Rpc { action: "GetTask".into(), params: get_task }] },
-        Case { name: "ListPortfolios".into(), calls: vec![rpc("ListPortfolios", &[])] },
-        Case { name: "ListProductsAsEndUser".into(), calls: vec![rpc("ListProductsAsEndUser", &[])] },
+        Case::read("ping", vec![Call::SignedPing { action: "GetTask".into(), params: get_task.clone() }]),
+        Case::read("ping (unsigned GET)", vec![Call::Ping]),
+        Case::read("GetTask", vec![Call::Rpc { action: "GetTask".into(), params: get_task }]),
+        Case::read("ListPortfolios", vec![rpc("ListPortfolios", &[])]),
+        Case::read("ListProductsAsEndUser", vec![rpc("ListProductsAsEndUser", &[])]),
+        // Each request adds a portfolio (and its audit record); run after the reads.
+        Case {
+            name: "CreatePortfolio".into(),
+            calls: vec![rpc(
+                "CreatePortfolio",
+                &[("PortfolioName", "loadgen"), ("ProviderName", "bench"), ("Description", "written by the load generator")],
+            )],
+            write: true,
+        },
     ];
     Ok(json!({ "task_id": task_id, "results": run_cases(&cases, args).await? }))
 }
 
 /// Launches the sample "Hello outputs" and waits (at most a minute) for its task to succeed.
 async fn launch_sample(args: &LoadArgs) -> anyhow::Result<String> {
-    let budget = args.budget()?;
+    let budget = args.budget().await?;
     let mut c = Connection::open(&budget.host, &budget.credentials).await?;
     let products = c.send(&rpc("ListProductsAsEndUser", &[("PageSize", "100")])).await?.json()?;
     let product_id = products["ProductSummaries"]
@@ -190,30 +232,26 @@ async fn scale(args: &LoadArgs, sample: &std::path::Path) -> anyhow::Result<Valu
         rpc("ListProvisionedProducts", &pairs)
     };
     let cases = [
-        Case { name: "GetTask".into(), calls: tasks.iter().map(|t| rpc("GetTask", &[("TaskId", t)])).collect() },
-        Case {
-            name: "ListTasks (PageSize 5, pages 1-2)".into(),
-            calls: pps
-                .iter()
+        Case::read("GetTask", tasks.iter().map(|t| rpc("GetTask", &[("TaskId", t)])).collect()),
+        Case::read(
+            "ListTasks (PageSize 5, pages 1-2)",
+            pps.iter()
                 .enumerate()
                 .map(|(i, pp)| {
                     rpc("ListTasks", &[("ProvisionedProductId", pp), ("PageSize", "5"), ("PageNumber", if i % 2 == 0 { "1" } else { "2" })])
                 })
                 .collect(),
-        },
-        Case {
-            name: "ListProvisionedProducts (Account, name)".into(),
-            calls: names.iter().map(|n| account(&[("Filters.1.Key", "ProvisionedProductName"), ("Filters.1.Value", n)], "1")).collect(),
-        },
-        Case {
-            name: "ListProvisionedProducts (Account, full text)".into(),
+        ),
+        Case::read(
+            "ListProvisionedProducts (Account, name)",
+            names.iter().map(|n| account(&[("Filters.1.Key", "ProvisionedProductName"), ("Filters.1.Value", n)], "1")).collect(),
+        ),
+        Case::read(
+            "ListProvisionedProducts (Account, full text)",
             // "app-001234" → "01234": matches that product and the ten named app-01234x.
-            calls: names.iter().map(|n| account(&[("Filters.1.Key", "FullTextSearch"), ("Filters.1.Value", &n[5..])], "1")).collect(),
-        },
-        Case {
-            name: "ListProvisionedProducts (Account, pages 1-10)".into(),
-            calls: (1..=10).map(|p| account(&[], &p.to_string())).collect(),
-        },
+            names.iter().map(|n| account(&[("Filters.1.Key", "FullTextSearch"), ("Filters.1.Value", &n[5..])], "1")).collect(),
+        ),
+        Case::read("ListProvisionedProducts (Account, pages 1-10)", (1..=10).map(|p| account(&[], &p.to_string())).collect()),
     ];
     Ok(json!({ "results": run_cases(&cases, args).await? }))
 }

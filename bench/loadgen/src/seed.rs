@@ -25,6 +25,8 @@ pub const SAMPLE_FILE: &str = "seed.json";
 /// Options of `seed`.
 pub struct SeedOptions {
     pub data_dir: PathBuf,
+    /// The database URL (default: SQLite in the data directory).
+    pub database: Option<String>,
     pub products: usize,
     pub tasks_per_product: usize,
 }
@@ -37,7 +39,7 @@ fn name(i: usize) -> String {
 /// Seeds and reports what it did.
 pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
     let began = Instant::now();
-    let data = DataOptions { data_dir: options.data_dir.clone(), database: None, master_key: None };
+    let data = DataOptions { data_dir: options.data_dir.clone(), database: options.database.clone(), master_key: None };
     let (store, secrets) = data.open().await?;
     let owners: Vec<String> = (0..OWNERS).map(|_| servicecatalog::store::principal::new_principal_id()).collect();
     let products: Vec<(String, String)> = (0..PRODUCTS).map(|_| (new_id("prod"), new_id("pv"))).collect();
