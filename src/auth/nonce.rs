@@ -2,17 +2,23 @@
 //! window, across restarts and nodes. Nonces expire after twice the window (a request dated at
 //! one edge can arrive until the other edge).
 //!
-//! On PostgreSQL (several nodes) the database decides: one insert per request. On SQLite (one
+//! On PostgreSQL (several nodes) the database decides, by group commit: the nonces of the
+//! requests that arrive while a batch is being written are written together as the next batch,
+//! one statement and one commit, and each request is answered when its batch has committed. So a
+//! nonce used on one node is refused on every other, an acknowledged nonce is durable, and the
+//! cost of a commit (a WAL flush) is shared by every request of its batch. On SQLite (one
 //! node) memory decides and the database keeps a copy, written behind ten times a second and at
 //! shutdown as one row per batch (the batch's memory keys end to end), and loaded at start — so
 //! the hot path neither waits for a disk sync nor allocates, and the copy costs one insert per
 //! batch. A `kill -9` may forget the nonces of the last batch interval.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::{Dialect, Store, StoreResult};
+use tokio::sync::oneshot;
+
+use crate::store::{Dialect, Store, StoreError, StoreResult};
 
 /// How often remembered nonces are written behind on SQLite.
 const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(100);
@@ -68,17 +74,39 @@ impl Unwritten {
     }
 }
 
+/// A request waiting for its nonce's batch (PostgreSQL).
+struct Waiting {
+    access_key_id: String,
+    nonce: String,
+    now_ms: i64,
+    expires: i64,
+    answer: oneshot::Sender<StoreResult<bool>>,
+}
+
+/// Batches written at once at most (PostgreSQL). A commit waits for a WAL flush (a disk sync,
+/// milliseconds here); PostgreSQL flushes the commits under way together, so a second batch
+/// written while the first waits shares its sync instead of queueing behind it.
+const WRITERS: usize = 4;
+
+/// The nonces waiting for the next batch, and how many batch writers run (PostgreSQL).
+#[derive(Default)]
+struct GroupCommit {
+    waiting: Vec<Waiting>,
+    writers: usize,
+}
+
 /// Decides whether a nonce is fresh.
 pub struct NonceGuard {
     store: Store,
     memory: Mutex<Memory>,
     unwritten: Mutex<Unwritten>,
+    group: Arc<Mutex<GroupCommit>>,
 }
 
 impl NonceGuard {
     /// A guard over the store; on SQLite it loads the nonces that have not expired.
     pub async fn new(store: Store) -> StoreResult<Self> {
-        let guard = NonceGuard { store, memory: Mutex::default(), unwritten: Mutex::default() };
+        let guard = NonceGuard { store, memory: Mutex::default(), unwritten: Mutex::default(), group: Arc::default() };
         if guard.store.dialect() == Dialect::Sqlite {
             let mut live: Vec<(i64, MemoryKey)> =
                 guard.store.live_nonces().await?.iter().map(|(key, nonce, expires)| (*expires, memory_key(key, nonce))).collect();
@@ -98,7 +126,7 @@ impl NonceGuard {
     pub async fn first_use(&self, access_key_id: &str, nonce: &str, now_ms: i64, keep_ms: i64) -> StoreResult<bool> {
         let expires = now_ms + keep_ms;
         if self.store.dialect() == Dialect::Postgres {
-            return self.store.record_nonce(access_key_id, nonce, now_ms, expires).await;
+            return self.group_commit(access_key_id, nonce, now_ms, expires).await;
         }
         let mut memory = self.memory.lock().expect("nonce memory lock");
         memory.forget_expired(now_ms);
@@ -109,6 +137,24 @@ impl NonceGuard {
         memory.remember(key, expires);
         self.unwritten.lock().expect("nonce queue lock").add(&key, expires);
         Ok(true)
+    }
+
+    /// Queues the nonce for the next batch, starting a batch writer if fewer than [`WRITERS`] run, and waits
+    /// for the batch's outcome (PostgreSQL). A writer is a task of its own, so that a request
+    /// dropped while it waits (its client gone) does not stop the batch of the others.
+    async fn group_commit(&self, access_key_id: &str, nonce: &str, now_ms: i64, expires: i64) -> StoreResult<bool> {
+        let (answer, outcome) = oneshot::channel();
+        let start = {
+            let mut group = self.group.lock().expect("nonce group lock");
+            group.waiting.push(Waiting { access_key_id: access_key_id.into(), nonce: nonce.into(), now_ms, expires, answer });
+            let start = group.writers < WRITERS;
+            group.writers += usize::from(start);
+            start
+        };
+        if start {
+            tokio::spawn(write_batches(self.store.clone(), Arc::clone(&self.group)));
+        }
+        outcome.await.unwrap_or_else(|_| Err(StoreError::Database("the nonce batch writer stopped".into())))
     }
 
     /// Writes remembered nonces to the database (SQLite).
@@ -144,6 +190,49 @@ impl NonceGuard {
     }
 }
 
+/// Writes the waiting nonces batch after batch until none is left (PostgreSQL): each batch holds
+/// what arrived while the writers were busy.
+async fn write_batches(store: Store, group: Arc<Mutex<GroupCommit>>) {
+    loop {
+        let batch = {
+            let mut group = group.lock().expect("nonce group lock");
+            if group.waiting.is_empty() {
+                group.writers -= 1;
+                return;
+            }
+            std::mem::take(&mut group.waiting)
+        };
+        write_batch(&store, batch).await;
+    }
+}
+
+/// Records one batch and answers its requests. A nonce twice in one batch is written once; the
+/// later requests are refused (unless the write fails, which they share).
+async fn write_batch(store: &Store, batch: Vec<Waiting>) {
+    let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut row_of = Vec::with_capacity(batch.len());
+    for w in &batch {
+        row_of.push(*first.entry((&w.access_key_id, &w.nonce)).or_insert_with(|| {
+            rows.push((w.access_key_id.as_str(), w.nonce.as_str(), w.expires));
+            rows.len() - 1
+        }));
+    }
+    // The earliest clock of the batch: a nonce expiring within the batch's spread of arrival
+    // times (a few ms) is still refused, never one accepted early.
+    let now = batch.iter().map(|w| w.now_ms).min().unwrap_or_default();
+    let outcome = store.record_nonces(&rows, now).await;
+    let mut answered = vec![false; rows.len()];
+    for (w, row) in batch.into_iter().zip(row_of) {
+        let answer = match &outcome {
+            Ok(fresh) => Ok(fresh[row] && !std::mem::replace(&mut answered[row], true)),
+            Err(e) => Err(e.copied()),
+        };
+        // A request that stopped waiting has nobody to answer.
+        let _ = w.answer.send(answer);
+    }
+}
+
 fn memory_key(access_key_id: &str, nonce: &str) -> MemoryKey {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new().chain_update(access_key_id).chain_update(b"\n").chain_update(nonce).finalize();
@@ -173,6 +262,36 @@ mod tests {
             assert!(!restarted.first_use("AK", "n1", now_ms(), 100_000).await.unwrap());
             assert!(!restarted.first_use("AK2", "n1", now_ms(), 100_000).await.unwrap(), "every key of the batch");
             assert!(restarted.first_use("AK", "n2", now_ms(), 100_000).await.unwrap());
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_uses_of_one_nonce_on_two_nodes_are_accepted_once() {
+        testing::each_store(|store| async move {
+            if store.dialect() == Dialect::Sqlite {
+                return; // one node only; memory decides
+            }
+            let other = Store::open(store.url()).await.unwrap();
+            let (a, b) = (Arc::new(NonceGuard::new(store).await.unwrap()), Arc::new(NonceGuard::new(other).await.unwrap()));
+            let now = now_ms();
+            // Batches in flight on both nodes at once: each node gets fresh nonces and the
+            // same shared ones, some twice within one batch.
+            let uses: Vec<_> = (0..200)
+                .map(|i| {
+                    let guard = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                    let nonce = if i % 4 < 2 { format!("shared-{}", i / 8) } else { format!("fresh-{i}") };
+                    tokio::spawn(async move { (nonce.clone(), guard.first_use("AK", &nonce, now, 100_000).await.unwrap()) })
+                })
+                .collect();
+            let mut accepted: HashMap<String, usize> = HashMap::new();
+            for used in uses {
+                let (nonce, fresh) = used.await.unwrap();
+                *accepted.entry(nonce).or_default() += usize::from(fresh);
+            }
+            assert_eq!(accepted.len(), 25 + 100);
+            assert!(accepted.values().all(|n| *n == 1), "every nonce accepted exactly once: {accepted:?}");
+            assert!(!a.first_use("AK", "fresh-3", now + 1, 100_000).await.unwrap(), "b's nonce is refused on a");
         })
         .await;
     }

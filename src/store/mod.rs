@@ -66,6 +66,15 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Full(_))
     }
+
+    /// The same error (its cause as text), for each of the callers that shared one statement.
+    pub fn copied(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(cause) => StoreError::Unavailable(cause.to_string().into()),
+            StoreError::Full(cause) => StoreError::Full(cause.to_string().into()),
+            StoreError::Database(cause) => StoreError::Database(cause.to_string().into()),
+        }
+    }
 }
 
 /// What a database error code says about the database, by PostgreSQL SQLSTATE (five characters,

@@ -2,26 +2,36 @@
 //! key); on SQLite the database holds a copy of what memory decided, one row per write-behind
 //! batch (migration 15).
 
+use sqlx::Row;
+
 use super::sql::{sql, Sql};
 
 use super::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
-    /// Records a nonce at `now` (the caller's clock, ms); false when it was recorded already and
-    /// has not expired by then (a nonce expires at its `expires_at`) (PostgreSQL).
-    pub async fn record_nonce(&self, access_key_id: &str, nonce: &str, now: i64, expires_at: i64) -> StoreResult<bool> {
-        let done = sql!(
-            "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) VALUES ($1, $2, $3) \
+    /// Records a batch of nonces `(access key id, nonce, expires_at)` in one statement and one
+    /// commit (PostgreSQL); for each, false when it was recorded already and has not expired by
+    /// `now` (the caller's clock, ms; a nonce expires at its `expires_at`). The pairs must be
+    /// distinct; sorted, so that batches of two nodes lock shared rows in the same order.
+    pub async fn record_nonces(&self, batch: &[(&str, &str, i64)], now: i64) -> StoreResult<Vec<bool>> {
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_unstable_by_key(|&i| (batch[i].0, batch[i].1));
+        let rows: Vec<_> = order.iter().map(|&i| batch[i]).collect();
+        let recorded: std::collections::HashSet<(String, String)> = sql!(
+            "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) \
+             SELECT n->>0, n->>1, CAST(n->>2 AS BIGINT) FROM json_array_elements(CAST($1 AS JSON)) AS n \
              ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-             WHERE signature_nonces.expires_at <= $4",
-            access_key_id,
-            nonce,
-            expires_at,
+             WHERE signature_nonces.expires_at <= $2 RETURNING access_key_id, nonce",
+            serde_json::to_string(&rows).expect("strings and numbers serialize"),
             now
         )
-        .execute(self.writer())
-        .await?;
-        Ok(done == 1)
+        .query()
+        .fetch_all(self.writer())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("access_key_id")?, row.try_get("nonce")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+        Ok(batch.iter().map(|(key, nonce, _)| recorded.contains(&(key.to_string(), nonce.to_string()))).collect())
     }
 
     /// Appends one write-behind batch of nonces (SQLite's copy of what memory decided): their

@@ -11,6 +11,7 @@ the test cuts and restores; the shared PostgreSQL server itself is never disturb
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import requests
 
 import sclib
 from sclib import PgDatabases, ServerProcess, expect_error, uniq
@@ -307,6 +309,40 @@ def test_a_request_replayed_to_another_node_is_refused(cluster):
             req.endpoint = second.endpoint  # the Host header stays the signed one
             resp = req.send()
             assert (resp.status_code, resp.json().get("Code")) == (400, "SignatureNonceUsed"), resp.text
+
+
+def test_a_request_replayed_to_both_nodes_at_once_is_answered_once(cluster):
+    """Copies of signed requests sent to two nodes at the same moment, alongside fresh requests that
+    fill the nodes' nonce batches: every signed request is answered once, whichever batches its
+    copies joined, and refused everywhere else."""
+    a, b = cluster.node("--workers", "0"), cluster.node("--workers", "0")
+    replayed = [a.caller("raw-v3").build("ListPortfolios", {"PageSize": 10}) for _ in range(10)]
+    fresh = [(node, node.caller("raw-v3").build("ListPortfolios", {"PageSize": 10})) for node in (a, b) for _ in range(10)]
+    sends = []
+    for req in replayed:
+        # the Host header stays the signed one
+        sends += [(req, dataclasses.replace(req, endpoint=node.endpoint)) for node in (a, b, a, b)]
+    sends += [(req, req) for _, req in fresh]
+    answers = {}
+    lock = threading.Lock()
+
+    def send(pair):
+        signed, copy = pair
+        with requests.Session() as session:
+            resp = copy.send(session)
+        with lock:
+            answers.setdefault(id(signed), []).append((resp.status_code, resp.json().get("Code")))
+
+    threads = [threading.Thread(target=send, args=(pair,)) for pair in sends]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for req in replayed:
+        got = sorted(answers[id(req)], key=lambda x: x[0])
+        assert got == [(200, None)] + [(400, "SignatureNonceUsed")] * 3, got
+    for _, req in fresh:
+        assert answers[id(req)] == [(200, None)]
 
 
 @needs_terraform
