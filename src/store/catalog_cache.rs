@@ -6,29 +6,62 @@
 //! read under the same count; otherwise it reads the page and keeps it under that count. A page
 //! is read after its count, so it is never older than the count it is kept under: a change made
 //! on any node, or by another process, is in every listing that starts after it committed.
+//!
+//! On PostgreSQL the count is a round trip, so listings that ask at the same time share one
+//! reading ([`SharedCount`]): each waits for a reading that began after it asked — the one under
+//! way may have begun before, so it waits for the next — which keeps the guarantee above while
+//! a burst of listings (the requests one nonce batch releases at once) costs one statement.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
 use super::sql::Sql;
-use super::{Store, StoreResult};
+use super::{Dialect, Store, StoreError, StoreResult};
 
 /// Pages kept per count before they are all dropped: a bound on memory (a page holds at most 100
 /// portfolios or products; the pages read between two changes of a catalog are few in practice).
 const MAX_PAGES: usize = 256;
 
+/// Reads the count.
+const GENERATION: &str = "SELECT generation FROM catalog_generation WHERE id = 1";
+
 /// Pages read under one count, by statement and binds.
 #[derive(Default)]
 pub(super) struct CatalogCache {
     state: Mutex<State>,
+    count: SharedCount,
+}
+
+/// Readings of the count shared by the listings waiting at the same time (PostgreSQL).
+#[derive(Default)]
+struct SharedCount {
+    readings: Mutex<Readings>,
+    finished: Notify,
+}
+
+/// Readings are numbered from 1 in the order they begin.
+#[derive(Default)]
+struct Readings {
+    begun: u64,
+    under_way: bool,
+    /// The number and outcome of the last reading that finished.
+    last: Option<(u64, StoreResult<i64>)>,
 }
 
 #[derive(Default)]
 struct State {
     generation: i64,
     pages: HashMap<String, Arc<dyn Any + Send + Sync>>,
+}
+
+impl SharedCount {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Readings> {
+        self.readings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl CatalogCache {
@@ -60,6 +93,44 @@ impl CatalogCache {
 }
 
 impl Store {
+    /// The catalog's change count, read after this call began (shared with the calls waiting at
+    /// the same time on PostgreSQL).
+    async fn catalog_generation(&self) -> StoreResult<i64> {
+        if self.dialect() == Dialect::Sqlite {
+            return self.fetch_count(&Sql::new(GENERATION)).await;
+        }
+        let shared = &self.catalog_cache.count;
+        let needed = shared.lock().begun + 1;
+        loop {
+            let finished = shared.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            {
+                let mut readings = shared.lock();
+                match &readings.last {
+                    Some((number, outcome)) if *number >= needed => return outcome.as_ref().copied().map_err(StoreError::copied),
+                    _ => {}
+                }
+                if !readings.under_way {
+                    readings.under_way = true;
+                    readings.begun += 1;
+                    let (number, store) = (readings.begun, self.clone());
+                    // A task of its own, so that a listing dropped while it reads (its client
+                    // gone) does not leave the others waiting.
+                    tokio::spawn(async move {
+                        let outcome = store.fetch_count(&Sql::new(GENERATION)).await;
+                        let shared = &store.catalog_cache.count;
+                        let mut readings = shared.lock();
+                        readings.under_way = false;
+                        readings.last = Some((number, outcome));
+                        shared.finished.notify_waiters();
+                    });
+                }
+            }
+            finished.await;
+        }
+    }
+
     /// The page `select` reads (with `read`), from memory when it was read under the catalog's
     /// current change count.
     pub(super) async fn catalog_page<T, F>(&self, select: &Sql, read: F) -> StoreResult<Arc<T>>
@@ -67,7 +138,7 @@ impl Store {
         T: Send + Sync + 'static,
         F: Future<Output = StoreResult<T>>,
     {
-        let generation = self.fetch_count(&Sql::new("SELECT generation FROM catalog_generation WHERE id = 1")).await?;
+        let generation = self.catalog_generation().await?;
         let key = format!("{select:?}");
         if let Some(page) = self.catalog_cache.get(generation, &key) {
             return Ok(page);
@@ -97,7 +168,7 @@ mod tests {
         assert!(cache.get::<u32>(5, "a").is_none(), "pages of earlier counts are dropped");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_by_any_process_is_in_the_next_listing() {
         testing::each_store(|store| async move {
             let other = Store::open(store.url()).await.unwrap();
@@ -116,7 +187,17 @@ mod tests {
                 .unwrap();
             assert_eq!(names(store.clone()).await, ["x"], "written by another process");
             sqlx::query("UPDATE portfolios SET portfolio_name = 'y'").execute(other.writer()).await.unwrap();
-            assert_eq!(names(store).await, ["y"]);
+            assert_eq!(names(store.clone()).await, ["y"]);
+            // Listings started together share readings of the count (PostgreSQL): every one
+            // started after a change sees it, whichever reading it shared.
+            for round in 0..5 {
+                let name = format!("z{round}");
+                sqlx::query("UPDATE portfolios SET portfolio_name = $1").bind(&name).execute(other.writer()).await.unwrap();
+                let listings: Vec<_> = (0..20).map(|_| tokio::spawn(names(store.clone()))).collect();
+                for listing in listings {
+                    assert_eq!(listing.await.unwrap(), [name.as_str()]);
+                }
+            }
         })
         .await;
     }
