@@ -225,7 +225,7 @@ impl Store {
             select.push(" AND LOWER(plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
         if let Some(name) = &query.provisioned_product_name {
-            select.push(" AND LOWER(pl.provisioned_product_name) = ").text(name.to_lowercase());
+            select.push(" AND LOWER(provisioned_product_name) = ").text(name.to_lowercase());
         }
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, plan_id {dir}"));
