@@ -193,6 +193,7 @@ impl NonceGuard {
 /// Writes the waiting nonces batch after batch until none is left (PostgreSQL): each batch holds
 /// what arrived while the writers were busy.
 async fn write_batches(store: Store, group: Arc<Mutex<GroupCommit>>) {
+    let _slot = WriterSlot(Arc::clone(&group));
     loop {
         let batch = {
             let mut group = group.lock().expect("nonce group lock");
@@ -203,6 +204,21 @@ async fn write_batches(store: Store, group: Arc<Mutex<GroupCommit>>) {
             std::mem::take(&mut group.waiting)
         };
         write_batch(&store, batch).await;
+    }
+}
+
+/// A batch writer's place, given back if the writer panics (its batch's requests are answered with
+/// an error as their senders drop), so that the next request starts another instead of waiting for
+/// a writer that is gone. A writer that ends normally gives it back itself, under the lock.
+struct WriterSlot(Arc<Mutex<GroupCommit>>);
+
+impl Drop for WriterSlot {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut group) = self.0.lock() {
+                group.writers -= 1;
+            }
+        }
     }
 }
 
