@@ -50,7 +50,7 @@ impl Store {
     /// Records one event (its id and time are set here).
     pub async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
         let event = AuditEvent { event_id: super::new_id("audit"), occurred_at: now_ms(), ..event.clone() };
-        insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql)).execute(self.writer()).await?;
+        self.write(insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql))).await?;
         Ok(())
     }
 
@@ -76,7 +76,7 @@ impl Store {
 
     /// Deletes the events older than `before` (ms); returns how many.
     pub async fn prune_audit_events(&self, before: i64) -> StoreResult<u64> {
-        Ok(sql!("DELETE FROM audit_events WHERE occurred_at < $1", before).execute(self.writer()).await?)
+        self.write(sql!("DELETE FROM audit_events WHERE occurred_at < $1", before)).await
     }
 }
 

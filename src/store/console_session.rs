@@ -8,14 +8,13 @@ use super::{Store, StoreResult};
 impl Store {
     /// Records a session opened with `access_key_id`.
     pub async fn create_console_session(&self, token_hash: &str, access_key_id: &str, created_at: i64, expires_at: i64) -> StoreResult<()> {
-        sql!(
+        self.write(sql!(
             "INSERT INTO console_sessions (token_hash, access_key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
             token_hash,
             access_key_id,
             created_at,
             expires_at
-        )
-        .execute(self.writer())
+        ))
         .await?;
         Ok(())
     }
@@ -34,13 +33,13 @@ impl Store {
 
     /// Ends the session `token_hash`.
     pub async fn delete_console_session(&self, token_hash: &str) -> StoreResult<()> {
-        sql!("DELETE FROM console_sessions WHERE token_hash = $1", token_hash).execute(self.writer()).await?;
+        self.write(sql!("DELETE FROM console_sessions WHERE token_hash = $1", token_hash)).await?;
         Ok(())
     }
 
     /// Drops the sessions expired at `now`.
     pub async fn purge_console_sessions(&self, now: i64) -> StoreResult<()> {
-        sql!("DELETE FROM console_sessions WHERE expires_at <= $1", now).execute(self.writer()).await?;
+        self.write(sql!("DELETE FROM console_sessions WHERE expires_at <= $1", now)).await?;
         Ok(())
     }
 }

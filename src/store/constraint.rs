@@ -80,21 +80,21 @@ impl Store {
 
     /// Replaces the Config, and the description when given; false when not found.
     pub async fn update_constraint(&self, id: &str, config: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sql!(
-            "UPDATE constraints SET config = $1, description = COALESCE($2, description), updated_at = $3 WHERE constraint_id = $4",
-            config,
-            description,
-            now_ms(),
-            id
-        )
-        .execute(self.writer())
-        .await?;
+        let done = self
+            .write(sql!(
+                "UPDATE constraints SET config = $1, description = COALESCE($2, description), updated_at = $3 WHERE constraint_id = $4",
+                config,
+                description,
+                now_ms(),
+                id
+            ))
+            .await?;
         Ok(done == 1)
     }
 
     /// Deletes a constraint; false when not found.
     pub async fn delete_constraint(&self, id: &str) -> StoreResult<bool> {
-        let done = sql!("DELETE FROM constraints WHERE constraint_id = $1", id).execute(self.writer()).await?;
+        let done = self.write(sql!("DELETE FROM constraints WHERE constraint_id = $1", id)).await?;
         Ok(done == 1)
     }
 

@@ -65,6 +65,13 @@ impl Dialect {
         }
     }
 
+    /// Whether the pool checks a connection before handing it out: a PostgreSQL connection can be
+    /// cut by the server or the network; a SQLite file opened by the process cannot, and the check
+    /// would cost every write a hop to sqlx's connection thread.
+    pub(super) fn checks_connections(self) -> bool {
+        self == Dialect::Postgres
+    }
+
     /// Connections of our own for reads on the calling thread, on SQLite ([`super::read`]);
     /// PostgreSQL reads through the pool.
     pub(super) fn inline_reader(self, url: &str) -> anyhow::Result<Option<SqliteFile>> {

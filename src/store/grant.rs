@@ -60,32 +60,32 @@ pub struct Grant {
 impl Store {
     /// Grants `portfolio_id`; false when that grant exists already.
     pub async fn insert_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
-        let done = sql!(
-            "INSERT INTO portfolio_principals (portfolio_id, principal_type, principal_key, is_pattern, created_at) \
+        let done = self
+            .write(sql!(
+                "INSERT INTO portfolio_principals (portfolio_id, principal_type, principal_key, is_pattern, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (portfolio_id, principal_type, principal_key, is_pattern) DO NOTHING",
-            portfolio_id,
-            &grant.principal_type,
-            &grant.principal_key,
-            i64::from(grant.is_pattern),
-            now_ms()
-        )
-        .execute(self.writer())
-        .await?;
+                portfolio_id,
+                &grant.principal_type,
+                &grant.principal_key,
+                i64::from(grant.is_pattern),
+                now_ms()
+            ))
+            .await?;
         self.auth_cache.forget();
         Ok(done == 1)
     }
 
     /// Revokes a grant of `portfolio_id`; false when there was no such grant.
     pub async fn delete_grant(&self, portfolio_id: &str, grant: &Grant) -> StoreResult<bool> {
-        let done = sql!(
+        let done = self
+            .write(sql!(
             "DELETE FROM portfolio_principals WHERE portfolio_id = $1 AND principal_type = $2 AND principal_key = $3 AND is_pattern = $4",
             portfolio_id,
             &grant.principal_type,
             &grant.principal_key,
             i64::from(grant.is_pattern)
-        )
-        .execute(self.writer())
-        .await?;
+        ))
+            .await?;
         self.auth_cache.forget();
         Ok(done == 1)
     }

@@ -20,14 +20,13 @@ pub struct LaunchRole {
 impl Store {
     /// Creates or replaces the launch role `name` with its sealed variables.
     pub async fn put_launch_role(&self, name: &str, env_sealed: &str) -> StoreResult<()> {
-        sql!(
+        self.write(sql!(
             "INSERT INTO launch_roles (role_name, env_sealed, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (role_name) DO UPDATE SET env_sealed = excluded.env_sealed, updated_at = excluded.updated_at",
             name,
             env_sealed,
             now_ms()
-        )
-        .execute(self.writer())
+        ))
         .await?;
         Ok(())
     }
@@ -48,7 +47,7 @@ impl Store {
 
     /// Deletes the launch role `name`; false when not found.
     pub async fn delete_launch_role(&self, name: &str) -> StoreResult<bool> {
-        let done = sql!("DELETE FROM launch_roles WHERE role_name = $1", name).execute(self.writer()).await?;
+        let done = self.write(sql!("DELETE FROM launch_roles WHERE role_name = $1", name)).await?;
         Ok(done == 1)
     }
 }

@@ -140,7 +140,7 @@ impl Store {
         let mut sql = Sql::new(&format!("UPDATE {} SET lease_expires_at = {} + ", fence.job.table, self.dialect.clock()));
         sql.int(lease_ms);
         fence.push_held(&mut sql);
-        Ok(sql.execute(self.writer()).await? == 1)
+        Ok(self.write(sql).await? == 1)
     }
 
     /// Jobs of a kind whose lease expired (on the database's clock: their worker died).

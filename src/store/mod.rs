@@ -1,8 +1,9 @@
 //! All persistence. One set of SQL statements serves SQLite (the default, in the data directory)
 //! and PostgreSQL (for several nodes); what differs between them is in [`dialect`]. On SQLite,
-//! writes go through a single-connection pool so that transactions never
-//! contend inside the process, and reads run on the calling thread on connections of their own
-//! (WAL lets them run alongside; see [`read`]).
+//! transactions go through a single-connection pool so that they never contend inside the
+//! process, single-statement writes commit in groups that take their turn on that connection
+//! ([`write`]), and reads run on the calling thread on connections of their own (WAL lets them
+//! run alongside; see [`read`]).
 
 pub mod audit;
 mod auth_cache;
@@ -28,6 +29,7 @@ pub mod role;
 mod sql;
 pub mod tag_option;
 pub mod template;
+mod write;
 
 pub use crate::model::new_id;
 pub use dialect::Dialect;
@@ -159,6 +161,8 @@ pub struct Store {
     auth_cache: std::sync::Arc<auth_cache::AuthCache>,
     finished_tasks: std::sync::Arc<finished_tasks::FinishedTasks>,
     catalog_cache: std::sync::Arc<catalog_cache::CatalogCache>,
+    /// Group commit of single-statement writes ([`write`]).
+    group_commit: std::sync::Arc<write::GroupCommit>,
 }
 
 impl Store {
@@ -169,6 +173,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(dialect.pool().1)
+            .test_before_acquire(dialect.checks_connections())
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -193,6 +198,10 @@ impl Store {
             .connect_with(options)
             .await?;
         let sqlite = dialect.inline_reader(url)?.map(std::sync::Arc::new);
+        let group_commit = std::sync::Arc::new(match &sqlite {
+            Some(file) => write::GroupCommit::sqlite(file.path.clone()),
+            None => write::GroupCommit::postgres(url),
+        });
         let store = Store {
             pool,
             sqlite,
@@ -201,6 +210,7 @@ impl Store {
             auth_cache: Default::default(),
             finished_tasks: Default::default(),
             catalog_cache: Default::default(),
+            group_commit,
         };
         migrate::run(&store).await?;
         Ok(store)

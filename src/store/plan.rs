@@ -181,7 +181,7 @@ pub(super) async fn finish_execution(
 impl Store {
     /// Records a new plan (its preview queued).
     pub async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
-        insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql)).execute(self.writer()).await?;
+        self.write(insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql))).await?;
         Ok(())
     }
 
@@ -262,27 +262,27 @@ impl Store {
     /// Replaces the change a plan previews and queues a new preview, if the plan is still in
     /// `from`; the previous results are dropped. False when the status moved meanwhile.
     pub async fn replan(&self, p: &Plan, from: PlanStatus) -> StoreResult<bool> {
-        let done = sql!(
-            "UPDATE plans SET description = $1, product_version_id = $2, portfolio_id = $3, parameters_sealed = $4, \
+        let done = self
+            .write(sql!(
+                "UPDATE plans SET description = $1, product_version_id = $2, portfolio_id = $3, parameters_sealed = $4, \
              sensitive_parameters = $5, tags = $6, task_tags = $7, launch_role = $8, approval_config = $9, status = $10, \
              status_message = '', resource_changes = '[]', planned_outputs = '[]', plan_file_sealed = NULL, state_version = 0, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 WHERE plan_id = $12 AND status = $13",
-            &p.description,
-            &p.product_version_id,
-            &p.portfolio_id,
-            &p.parameters_sealed,
-            &p.sensitive_parameters,
-            &p.tags,
-            &p.task_tags,
-            &p.launch_role,
-            &p.approval_config,
-            PlanStatus::PreviewInProgress.as_str(),
-            now_ms(),
-            &p.plan_id,
-            from.as_str()
-        )
-        .execute(self.writer())
-        .await?;
+                &p.description,
+                &p.product_version_id,
+                &p.portfolio_id,
+                &p.parameters_sealed,
+                &p.sensitive_parameters,
+                &p.tags,
+                &p.task_tags,
+                &p.launch_role,
+                &p.approval_config,
+                PlanStatus::PreviewInProgress.as_str(),
+                now_ms(),
+                &p.plan_id,
+                from.as_str()
+            ))
+            .await?;
         Ok(done == 1)
     }
 

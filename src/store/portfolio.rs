@@ -47,11 +47,10 @@ pub enum PortfolioDeletion {
 impl Store {
     /// Stores a new portfolio.
     pub async fn insert_portfolio(&self, p: &Portfolio) -> StoreResult<()> {
-        insert("portfolios", &[Portfolio::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
+        self.write(insert("portfolios", &[Portfolio::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
             p.bind_values(sql);
             sql.push(", ").int(p.created_at);
-        })
-        .execute(self.writer())
+        }))
         .await?;
         Ok(())
     }
@@ -67,17 +66,17 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_portfolio(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sql!(
-            "UPDATE portfolios SET portfolio_name = $1, provider_name = $2, description = COALESCE($3, description), \
+        let done = self
+            .write(sql!(
+                "UPDATE portfolios SET portfolio_name = $1, provider_name = $2, description = COALESCE($3, description), \
              updated_at = $4 WHERE portfolio_id = $5",
-            name,
-            provider,
-            description,
-            now_ms(),
-            id
-        )
-        .execute(self.writer())
-        .await?;
+                name,
+                provider,
+                description,
+                now_ms(),
+                id
+            ))
+            .await?;
         Ok(done == 1)
     }
 

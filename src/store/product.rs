@@ -207,17 +207,17 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_product(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = sql!(
-            "UPDATE products SET product_name = $1, provider_name = $2, description = COALESCE($3, description), \
+        let done = self
+            .write(sql!(
+                "UPDATE products SET product_name = $1, provider_name = $2, description = COALESCE($3, description), \
              updated_at = $4 WHERE product_id = $5",
-            name,
-            provider,
-            description,
-            now_ms(),
-            id
-        )
-        .execute(self.writer())
-        .await?;
+                name,
+                provider,
+                description,
+                now_ms(),
+                id
+            ))
+            .await?;
         Ok(done == 1)
     }
 
@@ -324,18 +324,18 @@ impl Store {
 
     /// Applies an update; false when not found.
     pub async fn update_product_version(&self, id: &str, update: &VersionUpdate) -> StoreResult<bool> {
-        let done = sql!(
-            "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
+        let done = self
+            .write(sql!(
+                "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
              guidance = COALESCE($3, guidance), active = COALESCE($4, active), updated_at = $5 WHERE product_version_id = $6",
-            &update.name,
-            &update.description,
-            &update.guidance,
-            update.active.map(i64::from),
-            now_ms(),
-            id
-        )
-        .execute(self.writer())
-        .await?;
+                &update.name,
+                &update.description,
+                &update.guidance,
+                update.active.map(i64::from),
+                now_ms(),
+                id
+            ))
+            .await?;
         Ok(done == 1)
     }
 
@@ -363,14 +363,13 @@ impl Store {
 
     /// Puts a product in a portfolio (again: no change).
     pub async fn associate_product(&self, portfolio_id: &str, product_id: &str) -> StoreResult<()> {
-        sql!(
+        self.write(sql!(
             "INSERT INTO portfolio_products (portfolio_id, product_id, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (portfolio_id, product_id) DO NOTHING",
             portfolio_id,
             product_id,
             now_ms()
-        )
-        .execute(self.writer())
+        ))
         .await?;
         Ok(())
     }

@@ -91,7 +91,7 @@ impl Row<'_> {
 
 /// Read connections of our own to one SQLite file, used on the calling thread.
 pub(crate) struct SqliteFile {
-    path: PathBuf,
+    pub(super) path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
@@ -107,15 +107,8 @@ impl SqliteFile {
     }
 
     fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // The writer pool's settings (store::Store::open), for the checkpoint a closing connection may run.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let conn = open(&self.path)?;
         conn.pragma_update(None, "query_only", true)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
@@ -138,12 +131,7 @@ impl SqliteFile {
     fn rows(&self, sql: &Sql, mut each: impl FnMut(&Row<'_>) -> StoreResult<()>) -> StoreResult<()> {
         self.with(|conn| {
             let mut statement = conn.prepare_cached(sql.as_str())?;
-            for (i, bind) in sql.binds().iter().enumerate() {
-                match bind {
-                    Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_deref())?,
-                    Bind::Int(int) => statement.raw_bind_parameter(i + 1, int)?,
-                }
-            }
+            bind_all(&mut statement, sql)?;
             let names: Vec<String> = statement.column_names().into_iter().map(String::from).collect();
             let mut rows = statement.raw_query();
             while let Some(row) = rows.next()? {
@@ -154,12 +142,39 @@ impl SqliteFile {
     }
 }
 
+/// A connection of our own to the SQLite file at `path`, with the settings of sqlx's writer
+/// ([`super::Dialect`]: lock wait, and full sync for the checkpoint a closing connection may run).
+pub(super) fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Binds the values of `sql` to its prepared `statement`.
+pub(super) fn bind_all(statement: &mut rusqlite::Statement<'_>, sql: &Sql) -> rusqlite::Result<()> {
+    for (i, bind) in sql.binds().iter().enumerate() {
+        match bind {
+            Bind::Text(text) => statement.raw_bind_parameter(i + 1, text.as_deref())?,
+            Bind::Int(int) => statement.raw_bind_parameter(i + 1, int)?,
+        }
+    }
+    Ok(())
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, NotADatabase, SystemIoFailure};
         match error.sqlite_error_code() {
             Some(CannotOpen | DatabaseBusy | DatabaseLocked | NotADatabase | SystemIoFailure) => StoreError::Unavailable(error.into()),
-            Some(DiskFull) => StoreError::Full(error.into()),
+            Some(DiskFull) => {
+                super::write_health::failed();
+                StoreError::Full(error.into())
+            }
             _ => StoreError::Database(error.into()),
         }
     }

@@ -113,18 +113,18 @@ fn from_row(row: &Row<'_>) -> StoreResult<TagOption> {
 impl Store {
     /// Stores a new tag option; false when its key/value pair exists already.
     pub async fn insert_tag_option(&self, t: &TagOption) -> StoreResult<bool> {
-        let done = sql!(
-            "INSERT INTO tag_options (tag_option_id, tag_key, tag_value, active, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+        let done = self
+            .write(sql!(
+                "INSERT INTO tag_options (tag_option_id, tag_key, tag_value, active, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (tag_key, tag_value) DO NOTHING",
-            &t.tag_option_id,
-            &t.key,
-            &t.value,
-            i64::from(t.active),
-            &t.owner,
-            t.created_at
-        )
-        .execute(self.writer())
-        .await?;
+                &t.tag_option_id,
+                &t.key,
+                &t.value,
+                i64::from(t.active),
+                &t.owner,
+                t.created_at
+            ))
+            .await?;
         Ok(done == 1)
     }
 
@@ -235,8 +235,8 @@ impl Store {
 
     /// Removes an association; false when there was none.
     pub async fn disassociate_tag_option(&self, tag_option_id: &str, resource_id: &str) -> StoreResult<bool> {
-        let done = sql!("DELETE FROM tag_option_resources WHERE tag_option_id = $1 AND resource_id = $2", tag_option_id, resource_id)
-            .execute(self.writer())
+        let done = self
+            .write(sql!("DELETE FROM tag_option_resources WHERE tag_option_id = $1 AND resource_id = $2", tag_option_id, resource_id))
             .await?;
         Ok(done == 1)
     }

@@ -49,7 +49,7 @@ impl Store {
     pub async fn put_template(&self, template_type: &str, body: &str, variables: &[TerraformVariable]) -> StoreResult<String> {
         let variables_json = serde_json::to_string(variables).expect("variables serialise");
         let sha = content_sha256(template_type, body, &variables_json);
-        sql!(
+        self.write(sql!(
             "INSERT INTO templates (template_id, content_sha256, template_type, body, terraform_variables, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (content_sha256) DO NOTHING",
             new_id("tpl"),
@@ -58,8 +58,7 @@ impl Store {
             body,
             &variables_json,
             now_ms()
-        )
-        .execute(self.writer())
+        ))
         .await?;
         sql!("SELECT template_id FROM templates WHERE content_sha256 = $1", &sha).one(self.writer()).await
     }
