@@ -1,8 +1,11 @@
 //! Product templates as uploaded by `CreateTemplate`: the checks a body must pass and what a
 //! `RosTerraformTemplate` declares. A Terraform template is a JSON object whose `Workspace` maps
-//! relative `.tf` paths to file contents; every file is parsed with hcl-rs so that syntax errors
-//! are refused at upload, and its `variable` and `output` blocks are extracted for the parameter
-//! metadata and the provisioning engine. Pure: no store, no HTTP.
+//! relative `.tf` and `.tf.json` paths to file contents, laid out as Terraform reads them: the
+//! files of the top directory are the root module, each subdirectory a module the root may call
+//! by a relative `source`. Every file is parsed (hcl-rs for `.tf`, serde_json for `.tf.json`) so
+//! that syntax errors are refused at upload; the `variable` and `output` blocks of the root
+//! module — and of no other — are the parameter metadata and the outputs of the provisioning
+//! engine. Pure: no store, no HTTP.
 //!
 //! Templates are code from outside: before anything parses a file its size and nesting depth are
 //! bounded (see [`MAX_NESTING`]), and the parser runs on a thread of its own with a known stack, so
@@ -25,6 +28,8 @@ pub const ROS_STANDARD: &str = "RosStandardTemplate";
 const FORMAT_VERSION: &str = "2015-09-01";
 /// Prefix of `Transform`, followed by `<major>.<minor>`.
 const TRANSFORM_PREFIX: &str = "Aliyun::Terraform-v";
+/// Suffix of files in Terraform's JSON syntax (the others end `.tf`).
+const JSON_SUFFIX: &str = ".tf.json";
 /// Workspace limits.
 const MAX_FILES: usize = 50;
 const MAX_DEPTH: usize = 5;
@@ -84,10 +89,13 @@ pub struct ParsedTemplate {
     pub workspace: BTreeMap<String, String>,
     /// The body's ROS-style `Parameters` section (name → `{Label, Description, AllowedValues}`).
     pub parameters: Map<String, Value>,
-    /// Declared variables, sorted by name.
+    /// Variables of the root module, sorted by name: the launch parameters.
     pub variables: Vec<Variable>,
-    /// Declared outputs, sorted by name.
+    /// Outputs of the root module, sorted by name.
     pub outputs: Vec<Output>,
+    /// Variables of the other modules (subdirectories), by file: never parameters, read only so
+    /// that the engine keeps the defaults of sensitive ones out of logs.
+    pub module_variables: Vec<Variable>,
     /// Why the template would displace the service's own settings (an override file, a backend
     /// or `cloud` block), if it would: refused at upload by [`validate`], and never run by the
     /// engine when a version stored before that rule has it.
@@ -118,6 +126,18 @@ pub enum TemplateError {
     /// A `.tf` file does not parse.
     #[error("The template file {file} has an HCL syntax error at line {line}, column {column}: {message}.")]
     Syntax {
+        /// Workspace path.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// A `.tf.json` file is not JSON.
+    #[error("The template file {file} has a JSON syntax error at line {line}, column {column}: {message}.")]
+    JsonSyntax {
         /// Workspace path.
         file: String,
         /// 1-based line.
@@ -213,10 +233,18 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
     }
     let parameters = sections.swap_remove(0);
     let workspace = workspace(root.remove("Workspace"))?;
+    if !workspace.keys().any(|path| !path.contains('/')) {
+        return invalid(
+            "The Workspace has no file in its top directory: Terraform reads the root module from the top directory's .tf \
+             and .tf.json files (subdirectories are modules it calls, e.g. module \"net\" { source = \"./modules/net\" }); \
+             add at least one, e.g. main.tf."
+                .into(),
+        );
+    }
 
     // hcl-rs recurses per nesting level: the files were bounded by `workspace`, and are parsed
     // on a stack sized for that bound, whatever the calling thread's.
-    let (mut variables, mut outputs, backend) = std::thread::scope(|scope| {
+    let (root_module, mut module_variables, backend) = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("template-parser".into())
             .stack_size(PARSER_STACK_BYTES)
@@ -225,65 +253,211 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
             .join()
             .map_err(|_| TemplateError::Internal("the parser thread panicked".into()))?
     })?;
+    let Module { mut variables, mut outputs } = root_module;
     variables.sort_by(|a, b| a.name.cmp(&b.name));
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
+    module_variables.sort_by(|a, b| (&a.file, &a.name).cmp(&(&b.file, &b.name)));
     let displaces_settings = workspace.keys().find_map(|path| displacing_path(path)).or(backend);
-    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs, displaces_settings })
+    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs, module_variables, displaces_settings })
 }
 
-/// The variables and outputs of every file of a bounded workspace, and the first backend or
-/// `cloud` block found, which would displace the service's own backend.
-type Files = (Vec<Variable>, Vec<Output>, Option<String>);
+/// What the files of one module directory declare.
+#[derive(Default)]
+struct Module {
+    variables: Vec<Variable>,
+    outputs: Vec<Output>,
+}
 
-/// Parses every file of a bounded workspace.
+/// What a bounded workspace declares: the root module's variables and outputs, the variables of
+/// the other modules, and the first backend or `cloud` block found in any file, which would
+/// displace the service's own backend.
+type Files = (Module, Vec<Variable>, Option<String>);
+
+/// Parses every file of a bounded workspace. Each directory is a module whose declarations must
+/// be unique within it; the top directory is the root module.
 fn read_files(workspace: &BTreeMap<String, String>) -> Result<Files, TemplateError> {
-    let invalid = |m: String| Err(TemplateError::Invalid(m));
-    let mut variables: Vec<Variable> = Vec::new();
-    let mut outputs: Vec<Output> = Vec::new();
+    let mut modules: BTreeMap<&str, Module> = BTreeMap::new();
     let mut backend = None;
     for (path, content) in workspace {
-        let hcl = hcl::edit::parser::parse_body(content).map_err(|e| TemplateError::Syntax {
-            file: path.clone(),
-            line: e.location().line(),
-            column: e.location().column(),
-            message: e.message().to_string(),
-        })?;
-        let hcl: Body = hcl.into();
-        for block in hcl.blocks() {
-            match block.identifier() {
-                "variable" => {
-                    let variable = variable(path, block)?;
-                    if let Some(first) = variables.iter().find(|v| v.name == variable.name) {
-                        return invalid(format!("The variable {:?} is declared twice ({} and {path}).", variable.name, first.file));
-                    }
-                    variables.push(variable);
-                }
-                "output" => {
-                    let name = single_label(path, block)?;
-                    if outputs.iter().any(|o| o.name == name) {
-                        return invalid(format!("The output {name:?} is declared twice."));
-                    }
-                    let attrs = block.body();
-                    outputs.push(Output {
-                        name,
-                        description: string_attr(attrs, "description"),
-                        sensitive: bool_attr(path, attrs, "sensitive")?,
-                    });
-                }
-                "terraform" if backend.is_none() => {
-                    if let Some(inner) = block.body().blocks().find(|b| matches!(b.identifier(), "backend" | "cloud")) {
-                        backend = Some(format!(
-                            "The template file {path} declares a {} block in its terraform block: this service keeps the \
-                             state of every provisioned product itself and sets the backend; remove the block.",
-                            inner.identifier()
-                        ));
-                    }
-                }
-                _ => {}
+        let file = if path.ends_with(JSON_SUFFIX) { json_file(path, content)? } else { hcl_file(path, content)? };
+        let module = modules.entry(path.rsplit_once('/').map_or("", |(dir, _)| dir)).or_default();
+        for variable in file.variables {
+            if let Some(first) = module.variables.iter().find(|v| v.name == variable.name) {
+                return Err(TemplateError::Invalid(format!(
+                    "The variable {:?} is declared twice ({} and {path}).",
+                    variable.name, first.file
+                )));
             }
+            module.variables.push(variable);
+        }
+        for output in file.outputs {
+            if module.outputs.iter().any(|o| o.name == output.name) {
+                return Err(TemplateError::Invalid(format!("The output {:?} is declared twice (in {path}).", output.name)));
+            }
+            module.outputs.push(output);
+        }
+        backend = backend.or(file.backend);
+    }
+    let root = modules.remove("").unwrap_or_default();
+    let module_variables = modules.into_values().flat_map(|m| m.variables).collect();
+    Ok((root, module_variables, backend))
+}
+
+/// What one file declares.
+struct File {
+    variables: Vec<Variable>,
+    outputs: Vec<Output>,
+    /// Why its `backend` or `cloud` block is refused, if it has one.
+    backend: Option<String>,
+}
+
+/// The refusal of a `backend` or `cloud` block (`block`) in the file `path`.
+fn backend_refusal(path: &str, block: &str) -> String {
+    format!(
+        "The template file {path} declares a {block} block in its terraform block: this service keeps the state of every \
+         provisioned product itself and sets the backend; remove the block."
+    )
+}
+
+/// Reads a file of Terraform's native syntax.
+fn hcl_file(path: &str, content: &str) -> Result<File, TemplateError> {
+    let hcl = hcl::edit::parser::parse_body(content).map_err(|e| TemplateError::Syntax {
+        file: path.to_string(),
+        line: e.location().line(),
+        column: e.location().column(),
+        message: e.message().to_string(),
+    })?;
+    let hcl: Body = hcl.into();
+    let mut file = File { variables: Vec::new(), outputs: Vec::new(), backend: None };
+    for block in hcl.blocks() {
+        match block.identifier() {
+            "variable" => file.variables.push(variable(path, block)?),
+            "output" => {
+                let attrs = block.body();
+                file.outputs.push(Output {
+                    name: single_label(path, block)?,
+                    description: string_attr(attrs, "description"),
+                    sensitive: bool_attr(path, attrs, "sensitive")?,
+                });
+            }
+            "terraform" if file.backend.is_none() => {
+                file.backend = block
+                    .body()
+                    .blocks()
+                    .find(|b| matches!(b.identifier(), "backend" | "cloud"))
+                    .map(|inner| backend_refusal(path, inner.identifier()));
+            }
+            _ => {}
         }
     }
-    Ok((variables, outputs, backend))
+    Ok(file)
+}
+
+/// Reads a file of Terraform's JSON syntax: an object whose properties are block types; a
+/// block's labels are nested objects (or arrays of them) down to its body.
+fn json_file(path: &str, content: &str) -> Result<File, TemplateError> {
+    let invalid = |m: String| TemplateError::Invalid(m);
+    let root: Value = serde_json::from_str(content).map_err(|e| TemplateError::JsonSyntax {
+        file: path.to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(root) = root else {
+        return Err(invalid(format!("The template file {path} must hold a JSON object whose properties are block types.")));
+    };
+    let mut file = File { variables: Vec::new(), outputs: Vec::new(), backend: None };
+    for (kind, value) in &root {
+        match kind.as_str() {
+            "variable" | "output" => {
+                for (name, body) in json_labelled(path, kind, value)? {
+                    if kind == "variable" {
+                        file.variables.push(json_variable(path, name, body)?);
+                    } else {
+                        file.outputs.push(Output {
+                            name: name.to_string(),
+                            description: body.get("description").map(json_text),
+                            sensitive: json_bool(path, body, "sensitive")?,
+                        });
+                    }
+                }
+            }
+            "terraform" if file.backend.is_none() => {
+                let bodies = match value {
+                    Value::Array(items) => items.iter().collect(),
+                    one => vec![one],
+                };
+                file.backend = bodies
+                    .into_iter()
+                    .filter_map(Value::as_object)
+                    .find_map(|body| ["backend", "cloud"].into_iter().find(|b| body.contains_key(*b)))
+                    .map(|block| backend_refusal(path, block));
+            }
+            _ => {}
+        }
+    }
+    Ok(file)
+}
+
+/// A one-label block written in JSON: its label and its body.
+type JsonBlock<'a> = (&'a str, &'a Map<String, Value>);
+
+/// The (label, body) pairs of one-label blocks of type `kind` written in JSON: an object keyed
+/// by label, or an array of such objects; each body an object.
+fn json_labelled<'a>(path: &str, kind: &str, value: &'a Value) -> Result<Vec<JsonBlock<'a>>, TemplateError> {
+    let shape = || TemplateError::Invalid(format!("The {kind} blocks in {path} must be a JSON object keyed by {kind} name."));
+    let groups = match value {
+        Value::Array(items) => items.iter().map(|item| item.as_object().ok_or_else(shape)).collect::<Result<Vec<_>, _>>()?,
+        Value::Object(group) => vec![group],
+        _ => return Err(shape()),
+    };
+    let mut blocks = Vec::new();
+    for (name, body) in groups.into_iter().flatten() {
+        let Value::Object(body) = body else {
+            return Err(TemplateError::Invalid(format!("The {kind} {name:?} in {path} must be a JSON object.")));
+        };
+        blocks.push((name.as_str(), body));
+    }
+    Ok(blocks)
+}
+
+/// A `variable` block written in JSON: its `type` is a string holding the type expression, its
+/// `default` a literal JSON value.
+fn json_variable(file: &str, name: &str, body: &Map<String, Value>) -> Result<Variable, TemplateError> {
+    let type_expr = match body.get("type") {
+        None => None,
+        Some(Value::String(t)) => Some(t.trim().to_string()),
+        Some(other) => {
+            return Err(TemplateError::Invalid(format!(
+                "The type of variable {name:?} in {file} must be a string holding a type expression (e.g. \"list(string)\"), not {other}."
+            )))
+        }
+    };
+    Ok(Variable {
+        name: name.to_string(),
+        type_expr,
+        default: body.get("default").cloned(),
+        description: body.get("description").map(json_text),
+        sensitive: json_bool(file, body, "sensitive")?,
+        has_validation: body.contains_key("validation"),
+        file: file.to_string(),
+    })
+}
+
+/// A text property; any other JSON value is kept as written.
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn json_bool(file: &str, body: &Map<String, Value>, key: &str) -> Result<bool, TemplateError> {
+    match body.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(TemplateError::Invalid(format!("The attribute {key} in {file} must be true or false, not {other}."))),
+    }
 }
 
 fn json_object(body: &str) -> Result<Map<String, Value>, TemplateError> {
@@ -309,8 +483,10 @@ fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateE
     let invalid = |m: String| TemplateError::Invalid(m);
     let files = match value {
         Some(Value::Object(files)) => files,
-        None | Some(Value::Null) => return Err(invalid("Workspace is missing: it maps relative .tf paths to file contents.".into())),
-        Some(_) => return Err(invalid("Workspace must be a JSON object mapping relative .tf paths to file contents.".into())),
+        None | Some(Value::Null) => {
+            return Err(invalid("Workspace is missing: it maps relative .tf and .tf.json paths to file contents.".into()))
+        }
+        Some(_) => return Err(invalid("Workspace must be a JSON object mapping relative .tf and .tf.json paths to file contents.".into())),
     };
     if files.is_empty() || files.len() > MAX_FILES {
         return Err(invalid(format!("Workspace must hold 1 to {MAX_FILES} files, not {}.", files.len())));
@@ -346,17 +522,18 @@ fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateE
         .collect()
 }
 
-/// Checks one Workspace path: relative, `/`-separated, ending `.tf`, at most [`MAX_DEPTH`]
-/// segments of at most [`MAX_SEGMENT_CHARS`] characters, none of them empty, `.` or `..`; no
-/// Terraform override file and nothing under `.terraform/` (both would displace the engine's own
-/// files: see [`displacing_path`]). Only `.tf` files are accepted, so `*.tfvars`, `*.auto.tfvars` (which Terraform would
-/// load over the caller's parameters), `.tf.json`, state and CLI configuration files are refused.
+/// Checks one Workspace path: relative, `/`-separated, ending `.tf` or `.tf.json`, at most
+/// [`MAX_DEPTH`] segments of at most [`MAX_SEGMENT_CHARS`] characters, none of them empty, `.` or
+/// `..`; no Terraform override file and nothing under `.terraform/` (both would displace the
+/// engine's own files: see [`displacing_path`]). Only configuration files are accepted, so
+/// `*.tfvars`, `*.auto.tfvars(.json)` (which Terraform would load over the caller's parameters),
+/// state and CLI configuration files are refused.
 fn check_path(path: &str) -> Result<(), String> {
     if path.starts_with('/') || path.contains('\\') || path.contains(':') {
         return Err("must be a relative path with / separators".into());
     }
-    if !path.ends_with(".tf") {
-        return Err("must end with .tf".into());
+    if !path.ends_with(".tf") && !path.ends_with(JSON_SUFFIX) {
+        return Err("must end with .tf or .tf.json".into());
     }
     let segments: Vec<&str> = path.split('/').collect();
     if segments.len() > MAX_DEPTH {
@@ -377,7 +554,8 @@ fn check_path(path: &str) -> Result<(), String> {
 /// files (merged over the engine's backend override whatever their order) and `.terraform/`.
 fn displacing_path(path: &str) -> Option<String> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if name == "override.tf" || name.ends_with("_override.tf") {
+    let stem = name.strip_suffix(JSON_SUFFIX).or_else(|| name.strip_suffix(".tf")).unwrap_or(name);
+    if stem == "override" || stem.ends_with("_override") {
         return Some(format!(
             "The Workspace path {path:?} is a Terraform override file, which would be merged over the settings this service \
              writes (its backend and variables): override files are not accepted; put the settings in an ordinary file."
@@ -479,7 +657,9 @@ output "url" {
         assert!(secret.sensitive && secret.has_validation && secret.default.is_none() && secret.type_expr.is_none());
         let url = parsed.output("url").unwrap();
         assert_eq!((url.description.as_deref(), url.sensitive), (Some("The URL"), true));
-        assert!(parsed.output("id").is_some());
+        // The module's output is the module's: not the template's.
+        assert!(parsed.output("id").is_none());
+        assert_eq!(parsed.outputs.len(), 1);
     }
 
     #[test]
@@ -515,8 +695,8 @@ output "url" {
             ("/etc/main.tf", "relative"),
             ("C:/main.tf", "relative"),
             ("a\\main.tf", "relative"),
-            ("main.tf.json", "end with .tf"),
-            ("README.md", "end with .tf"),
+            ("README.md", "end with .tf or .tf.json"),
+            ("main.json", "end with .tf or .tf.json"),
             ("../main.tf", "\"..\""),
             ("a/../main.tf", "\"..\""),
             ("a//main.tf", "empty"),
@@ -531,7 +711,7 @@ output "url" {
         assert!(parse(&body(json!({ long: "" }))).is_ok());
         let too_long = format!("{}.tf", "a".repeat(253));
         assert!(invalid(&body(json!({ too_long: "" }))).contains("longer than 255"));
-        assert!(parse(&body(json!({"a/b/c/d/main.tf": ""}))).is_ok());
+        assert!(parse(&body(json!({"main.tf": "", "a/b/c/d/main.tf": "", "a/b/c/d/x.tf.json": "{}"}))).is_ok());
     }
 
     #[test]
@@ -605,14 +785,16 @@ output "url" {
             ("terraform.tfvars", "end with .tf"),
             ("x.auto.tfvars", "end with .tf"),
             ("x.auto.tfvars.json", "end with .tf"),
-            ("backend.tf.json", "end with .tf"),
+            ("override.tf.json", "override file"),
+            ("modules/net/main_override.tf.json", "override file"),
             ("terraform.tfstate", "end with .tf"),
             (".terraformrc", "end with .tf"),
             ("terraform.rc", "end with .tf"),
         ];
         let refusal = |b: &str| validate(TERRAFORM, b, &[]).unwrap_err().to_string();
         for (path, why) in refused {
-            let message = refusal(&body(json!({"main.tf": "", path: "x = 1"})));
+            let content = if path.ends_with(JSON_SUFFIX) { "{}" } else { "x = 1" };
+            let message = refusal(&body(json!({"main.tf": "", path: content})));
             assert!(message.contains(why) && message.contains(path), "{path}: {message}");
         }
         let fine = parse(&body(json!({"overrides.tf": "", "my_override_vars.tf": "", "a/terraform.tf": ""}))).unwrap();
@@ -628,6 +810,91 @@ output "url" {
             assert!(message.contains(&format!("modules/state.tf declares a {block} block")), "{message}");
         }
         assert!(parse(&body(json!({"main.tf": "terraform {\n  required_providers {}\n}\n"}))).is_ok());
+        // The same blocks in JSON syntax, in the root or in a module, as an object or in an array.
+        for (path, text, block) in [
+            ("backend.tf.json", json!({"terraform": {"backend": {"s3": {"bucket": "x"}}}}), "backend"),
+            ("modules/net/state.tf.json", json!({"terraform": [{"required_version": ">= 1.0"}, {"cloud": {}}]}), "cloud"),
+        ] {
+            let message = refusal(&body(json!({"main.tf": "", path: text.to_string()})));
+            assert!(message.contains(&format!("{path} declares a {block} block")), "{message}");
+        }
+        let fine = json!({"terraform": {"required_providers": {"s": {"source": "a/b/s"}}}, "locals": {"backend": "x"}});
+        assert!(validate(TERRAFORM, &body(json!({"main.tf.json": fine.to_string()})), &[]).is_ok());
+    }
+
+    #[test]
+    fn modules_are_checked_but_never_parameters() {
+        let module =
+            "variable \"cidr\" {}\nvariable \"key\" {\n  sensitive = true\n  default = \"hidden\"\n}\noutput \"id\" { value = 1 }\n";
+        let root =
+            "variable \"cidr\" {\n  default = \"10.0.0.0/8\"\n}\nmodule \"net\" {\n  source = \"./modules/net\"\n  cidr = var.cidr\n}\n";
+        let parsed = parse(&body(json!({
+            "main.tf": root,
+            "modules/net/main.tf": module,
+            "modules/other/vars.tf": "variable \"cidr\" {}",
+        })))
+        .unwrap();
+        // The root's variable only: the module's, of the same name and required, is no parameter.
+        assert_eq!(parsed.variables.len(), 1);
+        assert_eq!(parsed.variable("cidr").unwrap().file, "main.tf");
+        assert!(parsed.variable("key").is_none() && parsed.outputs.is_empty());
+        let modules: Vec<(&str, &str)> = parsed.module_variables.iter().map(|v| (v.file.as_str(), v.name.as_str())).collect();
+        assert_eq!(modules, [("modules/net/main.tf", "cidr"), ("modules/net/main.tf", "key"), ("modules/other/vars.tf", "cidr")]);
+        // Within one module, a name is still declared once.
+        let twice = invalid(&body(json!({"main.tf": "", "m/a.tf": "variable \"x\" {}", "m/b.tf.json": r#"{"variable": {"x": {}}}"#})));
+        assert!(twice.contains("declared twice (m/a.tf and m/b.tf.json)"), "{twice}");
+    }
+
+    #[test]
+    fn syntax_errors_in_modules_name_the_file() {
+        let err = parse(&body(json!({"main.tf": "", "modules/net/main.tf": "variable \"a\" {\n  default = \n}\n"}))).unwrap_err();
+        assert!(matches!(&err, TemplateError::Syntax { file, line: 2, .. } if file == "modules/net/main.tf"), "{err}");
+        let err = parse(&body(json!({"main.tf": "", "modules/net/vars.tf.json": "{\n  \"variable\": {,}\n}"}))).unwrap_err();
+        assert!(matches!(&err, TemplateError::JsonSyntax { file, line: 2, .. } if file == "modules/net/vars.tf.json"), "{err}");
+        assert!(err.to_string().contains("modules/net/vars.tf.json has a JSON syntax error at line 2"), "{err}");
+        assert_eq!(err.parameter(), "TemplateBody");
+    }
+
+    #[test]
+    fn json_files_declare_variables_and_outputs() {
+        let vars = json!({
+            "//": "variables in JSON",
+            "variable": {
+                "zones": {"type": "list(string)", "default": ["a", "b"], "description": "Where"},
+                "token": {"sensitive": true, "validation": {"condition": "${length(var.token) > 3}", "error_message": "short"}},
+            },
+            "output": [{"zone": {"value": "${var.zones[0]}", "description": "The first"}}, {"secret": {"value": "${var.token}", "sensitive": true}}],
+        });
+        let parsed = parse(&body(json!({"main.tf": "variable \"name\" {}", "vars.tf.json": vars.to_string()}))).unwrap();
+        let names: Vec<&str> = parsed.variables.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["name", "token", "zones"]);
+        let zones = parsed.variable("zones").unwrap();
+        assert_eq!((zones.type_expr.as_deref(), zones.default.as_ref()), (Some("list(string)"), Some(&json!(["a", "b"]))));
+        assert_eq!((zones.description.as_deref(), zones.file.as_str()), (Some("Where"), "vars.tf.json"));
+        let token = parsed.variable("token").unwrap();
+        assert!(token.sensitive && token.has_validation && token.default.is_none() && token.type_expr.is_none());
+        assert_eq!(parsed.output("zone").unwrap().description.as_deref(), Some("The first"));
+        assert!(parsed.output("secret").unwrap().sensitive);
+        // A name declared in both syntaxes is declared twice.
+        let twice = invalid(&body(json!({"a.tf": "variable \"x\" {}", "b.tf.json": r#"{"variable": {"x": {}}}"#})));
+        assert!(twice.contains("declared twice (a.tf and b.tf.json)"), "{twice}");
+        for (text, why) in [
+            ("[]", "must hold a JSON object"),
+            (r#"{"variable": ["x"]}"#, "keyed by variable name"),
+            (r#"{"variable": {"x": 1}}"#, "variable \"x\" in a.tf.json must be a JSON object"),
+            (r#"{"variable": {"x": {"type": 1}}}"#, "must be a string holding a type expression"),
+            (r#"{"output": {"x": {"sensitive": "yes"}}}"#, "true or false"),
+        ] {
+            let message = invalid(&body(json!({"a.tf.json": text})));
+            assert!(message.contains(why), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_workspace_needs_a_root_module() {
+        let message = invalid(&body(json!({"modules/net/main.tf": "", "modules/net/vars.tf.json": "{}"})));
+        assert!(message.contains("no file in its top directory") && message.contains("root module"), "{message}");
+        assert!(parse(&body(json!({"main.tf.json": "{}", "modules/net/main.tf": ""}))).is_ok());
     }
 
     #[test]

@@ -91,7 +91,11 @@ async fn inputs(store: &Store, secrets: &SecretBox, site: &Site<'_>) -> Result<T
         }
     };
     let output_descriptions = template.outputs.iter().map(|o| (o.name.clone(), o.description.clone().unwrap_or_default())).collect();
-    let secrets = secrets_of(&template.variables, &variables, &launch_env);
+    let mut secrets = secrets_of(&template.variables, &variables, &launch_env);
+    // A module's sensitive defaults are hidden too; its variables never take parameters.
+    for default in template.module_variables.iter().filter(|v| v.sensitive).filter_map(|v| v.default.as_ref()) {
+        engine::redact::secret_leaves(default, &mut secrets);
+    }
     let configs = constraint::configs(store, site.portfolio_id, site.product_id).await?;
     let network = configs.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on()));
     Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env, secrets, network })

@@ -1,6 +1,6 @@
 """Hostile templates (issue 18): pathological nesting is refused with a 4xx before it reaches the
 parser and the node stays up; templates that would displace the service's own settings (backend,
-`cloud`, override files, `*.auto.tfvars`) are refused naming the file; a version stored before
+`cloud`, override files, `*.auto.tfvars`, in `.tf` or `.tf.json` form) are refused naming the file; a version stored before
 those rules is never run."""
 from __future__ import annotations
 
@@ -99,7 +99,10 @@ DISPLACING = [
     ("cloud.tf", {"cloud.tf": 'terraform {\n  cloud {\n    organization = "elsewhere"\n  }\n}\n'}, "declares a cloud block"),
     ("x.auto.tfvars", {"x.auto.tfvars": 'name = "from the template"\n'}, "must end with .tf"),
     ("terraform.tfvars", {"terraform.tfvars": 'name = "from the template"\n'}, "must end with .tf"),
-    ("main_override.tf.json", {"main_override.tf.json": "{}"}, "must end with .tf"),
+    ("main_override.tf.json", {"main_override.tf.json": "{}"}, "override file"),
+    ("state.tf.json", {"state.tf.json": '{"terraform": {"backend": {"s3": {"bucket": "elsewhere"}}}}'},
+     "declares a backend block"),
+    ("x.auto.tfvars.json", {"x.auto.tfvars.json": '{"name": "from the template"}'}, "must end with .tf or .tf.json"),
     (".terraform/modules/x.tf", {".terraform/modules/x.tf": ""}, "inside .terraform/"),
 ]
 
