@@ -376,20 +376,43 @@ fn locked_providers(lock: &str) -> Vec<(String, String)> {
 /// `init` then verifies the package against it and, the lock file not being made from local
 /// checksums alone, has no reason to warn that it is incomplete.
 pub fn lock_seed(workspace: &BTreeMap<String, String>, source: &str, version: &str, h1: &str) -> Option<String> {
-    let required = workspace.values().filter_map(|content| hcl::parse(content).ok()).any(|body| {
-        body.blocks().filter(|b| b.identifier() == "terraform").any(|terraform| {
-            terraform.body().blocks().filter(|b| b.identifier() == "required_providers").any(|required| {
-                required.body().attributes().any(|a| match a.expr() {
-                    hcl::Expression::Object(object) => object.iter().any(|(key, value)| {
-                        matches!(key, hcl::ObjectKey::Identifier(i) if i.as_str() == "source")
-                            && matches!(value, hcl::Expression::String(s) if s.eq_ignore_ascii_case(source))
-                    }),
-                    _ => false,
+    let (json, native): (Vec<_>, Vec<_>) = workspace.iter().partition(|(path, _)| path.ends_with(".tf.json"));
+    let required_in_json = json.into_iter().any(|(_, content)| json_requires(content, source));
+    let required = required_in_json
+        || native.into_iter().filter_map(|(_, content)| hcl::parse(content).ok()).any(|body| {
+            body.blocks().filter(|b| b.identifier() == "terraform").any(|terraform| {
+                terraform.body().blocks().filter(|b| b.identifier() == "required_providers").any(|required| {
+                    required.body().attributes().any(|a| match a.expr() {
+                        hcl::Expression::Object(object) => object.iter().any(|(key, value)| {
+                            matches!(key, hcl::ObjectKey::Identifier(i) if i.as_str() == "source")
+                                && matches!(value, hcl::Expression::String(s) if s.eq_ignore_ascii_case(source))
+                        }),
+                        _ => false,
+                    })
                 })
             })
-        })
-    });
+        });
     required.then(|| format!("provider \"{source}\" {{\n  version = \"{version}\"\n  hashes = [\n    \"{h1}\",\n  ]\n}}\n"))
+}
+
+/// Whether a file of Terraform's JSON syntax requires the provider `source`:
+/// `{"terraform": {"required_providers": {"<name>": {"source": "<source>"}}}}`, each block level an
+/// object or an array of objects.
+fn json_requires(content: &str, source: &str) -> bool {
+    use serde_json::Value;
+    fn bodies<'a>(value: Option<&'a Value>, key: &str) -> Vec<&'a Value> {
+        match value.and_then(|v| v.get(key)) {
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(one) => vec![one],
+            None => Vec::new(),
+        }
+    }
+    let Ok(root) = serde_json::from_str::<Value>(content) else { return false };
+    bodies(Some(&root), "terraform").into_iter().flat_map(|t| bodies(Some(t), "required_providers")).any(|required| {
+        required.as_object().is_some_and(|providers| {
+            providers.values().any(|p| p.get("source").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case(source)))
+        })
+    })
 }
 
 /// Terraform's `h1:` checksum of a provider package that is the one file `name` holding `bytes`
@@ -416,6 +439,13 @@ mod tests {
         assert_ne!(base, InitKey::new("tf", None, &w, &[]));
         assert_ne!(base, InitKey::new("tf", Some("h1:x"), &workspace("b"), &[]));
         assert_ne!(base, InitKey::new("tf", Some("h1:x"), &w, &[("A".into(), "1".into())]));
+        // A module's files are part of the Workspace: a changed module is never served a stale init.
+        let with_module = |text: &str| {
+            let mut w = workspace("module \"net\" {\n  source = \"./modules/net\"\n}\n");
+            w.insert("modules/net/main.tf".into(), text.into());
+            w
+        };
+        assert_ne!(InitKey::new("tf", None, &with_module("a"), &[]), InitKey::new("tf", None, &with_module("b"), &[]));
         // Lengths are part of what is hashed: moving bytes between fields changes the key.
         let split = BTreeMap::from([("a".to_string(), "bc".to_string())]);
         let moved = BTreeMap::from([("ab".to_string(), "c".to_string())]);
@@ -435,6 +465,13 @@ mod tests {
         assert!(seed.contains("provider \"example.local/a/s\"") && seed.contains("\"h1:x\""), "{seed}");
         assert_eq!(locked_providers(&seed), [("example.local/a/s".to_string(), "1.0.0".to_string())]);
         assert_eq!(lock_seed(&workspace("output \"x\" { value = \"example.local/a/s\" }"), "example.local/a/s", "1.0.0", "h1:x"), None);
+        // The same requirement in JSON syntax, in a module.
+        let json = r#"{"terraform": [{"required_providers": {"s": {"source": "example.local/a/s", "version": "1.0.0"}}}]}"#;
+        let mut w = workspace("");
+        w.insert("modules/m/versions.tf.json".into(), json.into());
+        assert!(lock_seed(&w, "example.local/a/s", "1.0.0", "h1:x").is_some());
+        w.insert("modules/m/versions.tf.json".into(), r#"{"output": {"source": {"value": "example.local/a/s"}}}"#.into());
+        assert_eq!(lock_seed(&w, "example.local/a/s", "1.0.0", "h1:x"), None);
     }
 
     #[tokio::test]

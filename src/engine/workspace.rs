@@ -103,17 +103,30 @@ mod tests {
         assert_eq!(typed_variable(Some("map(string)"), "not json"), Value::String("not json".into()));
     }
 
-    #[test]
-    fn a_workspace_path_cannot_escape() {
-        let inputs = TaskInputs {
-            workspace: BTreeMap::from([("../evil.tf".to_string(), String::new())]),
+    fn inputs(files: &[(&str, &str)]) -> TaskInputs {
+        TaskInputs {
+            workspace: files.iter().map(|(p, c)| (p.to_string(), c.to_string())).collect(),
             variables: BTreeMap::new(),
             output_descriptions: BTreeMap::new(),
             launch_env: Vec::new(),
             secrets: Vec::new(),
             network: false,
-        };
+        }
+    }
+
+    #[test]
+    fn a_workspace_path_cannot_escape() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(inputs.write(&dir.path().join("w"), None).is_err());
+        assert!(inputs(&[("../evil.tf", "")]).write(&dir.path().join("w"), None).is_err());
+    }
+
+    #[test]
+    fn modules_are_laid_out_beside_the_root_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("w");
+        inputs(&[("main.tf", "root"), ("vars.tf.json", "{}"), ("modules/net/main.tf", "net")]).write(&work, None).unwrap();
+        assert_eq!(std::fs::read_to_string(work.join("modules/net/main.tf")).unwrap(), "net");
+        assert_eq!(std::fs::read_to_string(work.join("vars.tf.json")).unwrap(), "{}");
+        assert!(work.join("zzz_servicecatalog_override.tf").is_file() && !work.join("modules/net/zzz_servicecatalog_override.tf").exists());
     }
 }
