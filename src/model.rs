@@ -21,6 +21,41 @@ pub struct Region {
     pub region_endpoint: String,
 }
 
+impl Region {
+    /// The region's name in English for pages (`LocalName` is the vendor's, in Chinese), or its
+    /// id when the region is not one of the vendor's.
+    pub fn english_name(&self) -> &str {
+        english_region_name(&self.region_id)
+    }
+}
+
+/// The English name of the region `id`, or `id` when it is not one of the vendor's.
+pub fn english_region_name(id: &str) -> &str {
+    match id {
+        "cn-hangzhou" => "China (Hangzhou)",
+        "cn-shanghai" => "China (Shanghai)",
+        "cn-beijing" => "China (Beijing)",
+        "cn-shenzhen" => "China (Shenzhen)",
+        "cn-hongkong" => "China (Hong Kong)",
+        "ap-southeast-1" => "Singapore",
+        "us-west-1" => "US (Silicon Valley)",
+        "eu-central-1" => "Germany (Frankfurt)",
+        other => other,
+    }
+}
+
+/// The words of a resource kind for messages: `ProvisionedProduct` → `provisioned product`.
+pub fn kind_words(kind: &str) -> String {
+    let mut words = String::with_capacity(kind.len() + 4);
+    for (i, c) in kind.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
+}
+
 /// A new resource id: the service's prefix and 14 random lower-case letters and digits.
 pub fn new_id(prefix: &str) -> String {
     let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();
@@ -209,6 +244,16 @@ impl PlanStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_read_as_words_and_regions_in_english() {
+        assert_eq!(kind_words("ProvisionedProduct"), "provisioned product");
+        assert_eq!(kind_words("ProductVersion"), "product version");
+        assert_eq!(kind_words("Product"), "product");
+        let region = |id: &str| Region { region_id: id.into(), local_name: String::new(), region_endpoint: String::new() };
+        assert_eq!(region("cn-hangzhou").english_name(), "China (Hangzhou)");
+        assert_eq!(region("local-1").english_name(), "local-1");
+    }
 
     #[test]
     fn ids_have_the_prefix_and_a_random_suffix() {

@@ -52,7 +52,7 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             format!("EntityNotExists.{kind}"),
-            format!("The specified {} {id:?} does not exist.", kind.to_lowercase()),
+            format!("The specified {} {id:?} does not exist.", crate::model::kind_words(kind)),
         )
     }
 

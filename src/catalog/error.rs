@@ -25,7 +25,7 @@ pub enum DomainError {
         message: String,
     },
     /// `EntityNotExists.<kind>`: missing, or not the caller's to see.
-    #[error("The specified {} {id:?} does not exist.", kind.to_lowercase())]
+    #[error("The specified {} {id:?} does not exist.", crate::model::kind_words(kind))]
     NotFound {
         /// The kind of object (`Product`, `ProvisionedProduct`, …).
         kind: &'static str,

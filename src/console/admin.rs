@@ -161,9 +161,9 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                         td { a href={ "/console/admin/products/" (seg(&p.product_id)) } { (p.product_name) } }
                         td { (p.provider_name) }
                         td {
-                            form.inline method="post" action={ (path) "/remove-product" } {
+                            form.inline method="post" action={ (path) "/remove-product" } data-confirm="Remove this product from the portfolio?" {
                                 (csrf_input(&session)) input type="hidden" name="product" value=(p.product_id);
-                                button type="submit" { "Remove " (p.product_name) }
+                                button.danger type="submit" { "Remove " (p.product_name) }
                             }
                         }
                     }
@@ -189,11 +189,11 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                         td { (g.principal_type) }
                         td { code { (key) } }
                         td {
-                            form.inline method="post" action={ (path) "/revoke" } {
+                            form.inline method="post" action={ (path) "/revoke" } data-confirm="Revoke this grant?" {
                                 (csrf_input(&session))
                                 input type="hidden" name="type" value=(g.principal_type);
                                 input type="hidden" name=(field) value=(key);
-                                button type="submit" { "Revoke " (key) }
+                                button.danger type="submit" { "Revoke " (key) }
                             }
                         }
                     }
@@ -422,7 +422,7 @@ async fn render_product(
                         td {
                             form.inline method="post" action={ (path) "/delete-version" } data-confirm="Delete this version?" {
                                 (csrf_input(session)) input type="hidden" name="version_id" value=(v.product_version_id);
-                                button type="submit" { "Delete " (v.product_version_name) }
+                                button.danger type="submit" { "Delete " (v.product_version_name) }
                             }
                         }
                     }
@@ -506,7 +506,7 @@ async fn tag_options(State(state): State<SharedState>, session: Session, RawQuer
                         td {
                             form.inline method="post" action="/console/admin/tag-options/delete" data-confirm="Delete this tag option?" {
                                 (csrf_input(&session)) input type="hidden" name="id" value=(t.tag_option_id);
-                                button type="submit" { "Delete " (t.key) "=" (t.value) }
+                                button.danger type="submit" { "Delete " (t.key) "=" (t.value) }
                             }
                         }
                     }

@@ -206,7 +206,7 @@ fn render_launch(session: &Session, product_id: &str, context: &LaunchContext, f
             label for="region" { "Region" }
             select id="region" name="region" {
                 @for r in &context.regions {
-                    option value=(r.region_id) selected[form.text("region") == r.region_id] { (r.local_name) " (" (r.region_id) ")" }
+                    option value=(r.region_id) selected[form.text("region") == r.region_id] { (r.english_name()) " (" (r.region_id) ")" }
                 }
             }
             @if options.len() > 1 {

@@ -15,6 +15,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Service Catalog" }
+                link rel="icon" type="image/svg+xml" href="/console/static/favicon.svg";
                 link rel="stylesheet" href="/console/static/console.css";
                 script src="/console/static/console.js" defer {}
             }
@@ -57,12 +58,13 @@ pub fn csrf_input(session: &Session) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(session.csrf()); }
 }
 
-/// A POST form holding only a button (delete, terminate, …); `confirm` asks first when scripts run.
+/// A POST form holding only a button (delete, terminate, …); `confirm` asks first when scripts
+/// run. A button that asks first destroys something: it is styled as danger, unlike Save.
 pub fn action_button(session: &Session, action: &str, label: &str, confirm: Option<&str>) -> Markup {
     html! {
         form.inline method="post" action=(action) data-confirm=[confirm] {
             (csrf_input(session))
-            button type="submit" { (label) }
+            button.danger[confirm.is_some()] type="submit" { (label) }
         }
     }
 }

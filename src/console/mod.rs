@@ -42,6 +42,7 @@ pub const PATH: &str = "/console";
 
 const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
+const FAVICON: &str = include_str!("static/favicon.svg");
 
 /// The console's routes.
 pub fn router(state: SharedState) -> Router {
@@ -50,6 +51,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/console/", get(home))
         .route("/console/static/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS) }))
         .route("/console/static/console.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], JS) }))
+        .route("/console/static/favicon.svg", get(|| async { ([(header::CONTENT_TYPE, "image/svg+xml")], FAVICON) }))
         .route("/console/sign-in", get(signin::form).post(signin::submit))
         .route("/console/sign-out", post(signin::sign_out))
         .merge(catalog::routes())

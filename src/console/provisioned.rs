@@ -18,7 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
 use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::version::VersionDetail;
-use crate::model::ProvisionedProductStatus;
+use crate::model::{english_region_name, ProvisionedProductStatus};
 use crate::provisioning::queue::Update;
 use crate::provisioning::{stored, Output};
 use crate::store::provisioning::ProvisionedProduct;
@@ -107,7 +107,7 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
             dt { "Status" } dd { (status(pp.status.as_str())) }
             @if pp.status == ProvisionedProductStatus::Error && !pp.status_message.is_empty() { dt { "Message" } dd { (pp.status_message) } }
             dt { "Product" } dd { (pp.product_name) " " (pp.product_version_name) }
-            dt { "Region" } dd { (pp.stack_region_id) }
+            dt { "Region" } dd { (english_region_name(&pp.stack_region_id)) " (" (pp.stack_region_id) ")" }
             dt { "Id" } dd { code { (id) } }
             dt { "Created" } dd { (format_time(pp.created_at)) }
             @if let Some(task) = &pp.last_task_id { dt { "Last task" } dd { a href={ "/console/tasks/" (seg(task)) } { (task) } } }

@@ -42,12 +42,9 @@ async fn task(State(state): State<SharedState>, session: Session, Path(id): Path
             dt { "Started" } dd { time datetime=(created) { (created) } }
             dt { "Elapsed" } dd #task-elapsed data-start=(created) data-end=[(!running).then_some(&updated)] { (elapsed(&created, &updated)) }
         }
-        h2 { "Parameters" }
-        (pairs(parameters.iter().map(|p: &Parameter| (p.parameter_key.as_str(), p.parameter_value.as_str()))))
-        h2 { "Tags" }
-        (pairs(tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))))
-        h2 { "Outputs" }
-        @if running { p.muted { "Outputs appear when the task has finished." } } @else { (outputs(&stored(&task.outputs))) }
+        // The log comes first while the task runs (it is what one watches), right after the
+        // outputs once it has finished; parameters and tags, seldom read, come last.
+        @if !running { h2 { "Outputs" } (outputs(&stored(&task.outputs))) }
         h2 { "Terraform" }
         @if running {
             noscript { p { "The task is running: " a href="" { "reload" } " to see its progress." } }
@@ -62,6 +59,10 @@ async fn task(State(state): State<SharedState>, session: Session, Path(id): Path
                 }
             }
         }
+        h2 { "Parameters" }
+        (pairs(parameters.iter().map(|p: &Parameter| (p.parameter_key.as_str(), p.parameter_value.as_str()))))
+        h2 { "Tags" }
+        (pairs(tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))))
     };
     Ok(respond(StatusCode::OK, page(&format!("Task {id}"), Some(&session), body)))
 }

@@ -175,6 +175,8 @@ test("an end user launches the product through the form and watches the log", as
   await user.getByLabel(/^token/).fill("hunter2-sensitive");
   await user.getByRole("button", { name: "Launch", exact: true }).click();
   await user.waitForURL(/\/console\/tasks\/task-/);
+  const logBox = await user.locator(".log").boundingBox();
+  assert.ok(logBox && logBox.y < 600, `the log starts on the first screen (at ${logBox?.y}px)`);
   const log = user.locator(".log");
   await log.getByText("Apply complete!").first().waitFor({ timeout: 120_000 });
   await shot(user, "08-task-log");
@@ -209,6 +211,33 @@ test("the launch form shows a malformed tag line and a name in use beside their 
   assert.equal(await user.getByLabel("Name of the provisioned product").getAttribute("aria-invalid"), "true");
   assert.equal(await user.getByLabel("Name of the provisioned product").inputValue(), `HELLO-${RUN}`);
   await shot(user, "10b-launch-name-taken");
+});
+
+test("details: a favicon, English region names, plain words in messages, destructive buttons apart", async () => {
+  await user.goto(provisionedUrl);
+  const icon = await user.locator("link[rel=icon]").getAttribute("href");
+  const answer = await user.context().request.get(new URL(icon, BASE).href);
+  assert.equal(answer.status(), 200);
+  assert.match(answer.headers()["content-type"], /^image\/svg\+xml/);
+  assert.match(await answer.text(), /^<svg /);
+  // Terminate is a danger button, unlike the ordinary ones.
+  const terminate = user.getByRole("button", { name: "Terminate" });
+  assert.match(await terminate.getAttribute("class"), /\bdanger\b/);
+  const colour = (locator) => locator.evaluate((element) => getComputedStyle(element).backgroundColor);
+  assert.notEqual(await colour(terminate), await colour(user.getByRole("link", { name: "Update", exact: true })));
+  assert.match(await user.locator("dl.facts").innerText(), /China \(Hangzhou\) \(cn-hangzhou\)/);
+
+  await user.goto(`${BASE}/console/catalog`);
+  await user.getByRole("link", { name: PRODUCT }).click();
+  await user.getByRole("link", { name: /^Launch / }).click();
+  const regions = await user.locator("#region option").allInnerTexts();
+  assert.ok(regions.includes("China (Hangzhou) (cn-hangzhou)"), regions.join(", "));
+  assert.ok(regions.every((r) => !/[\u3000-\u9fff\uff00-\uffef]/.test(r)), `no CJK text: ${regions.join(", ")}`);
+
+  const missing = await user.goto(`${BASE}/console/provisioned/pp-nosuchproduct1`);
+  assert.equal(missing.status(), 404);
+  await user.getByRole("alert").getByText('The specified provisioned product "pp-nosuchproduct1" does not exist.').waitFor();
+  await shot(user, "10c-not-found-words");
 });
 
 test("an end user cannot open an administrator's page", async () => {

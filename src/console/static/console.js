@@ -1,8 +1,14 @@
 // The console's only script, an enhancement: pages work without it.
-// - a running task's log streams in by long-polling the console's GetTaskLog endpoint;
+// - a running task's log streams in by long-polling the console's GetTaskLog endpoint, following
+//   new lines while the reader is at the end;
 // - a template file chosen in a form fills the template text area;
 // - forms with data-confirm ask before they are sent.
 "use strict";
+
+// Whether an element is scrolled to its end (give or take a line).
+function atEnd(element) {
+  return element.scrollHeight - element.scrollTop - element.clientHeight < 24;
+}
 
 function streamLog(box) {
   const url = box.dataset.log;
@@ -36,10 +42,17 @@ function streamLog(box) {
       return;
     }
     box.querySelector(".error")?.remove();
+    // Follow new lines while the reader is at the end (of a block, or of the page); someone who
+    // scrolled up to read stays where they are.
+    const pageAtEnd = atEnd(document.scrollingElement);
     for (const chunk of answer.Chunks) {
       const pre = block(chunk.Command, chunk.Stream);
+      const following = pre.textContent === "" || atEnd(pre);
       pre.append(chunk.Content);
-      pre.scrollTop = pre.scrollHeight;
+      if (following) pre.scrollTop = pre.scrollHeight;
+    }
+    if (pageAtEnd && answer.Chunks.length > 0) {
+      document.scrollingElement.scrollTop = document.scrollingElement.scrollHeight;
     }
     after = answer.NextSeq;
     if (answer.Finished) {
