@@ -54,6 +54,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiE
         resource_id: req.resource_id,
         since: parse_time("StartTime", req.start_time.as_deref())?,
         until: parse_time("EndTime", req.end_time.as_deref())?,
+        succeeded: None,
     };
     let (events, total) = ctx.store().list_audit_events(&query, req.paging.order(), req.paging.page()).await?;
     let audit_events = events

@@ -24,6 +24,17 @@ use crate::store::{Store, StoreError};
 /// Most items a Config list (values, regions, approvers, parameters) may hold.
 const MAX_ITEMS: usize = 100;
 
+/// An example Config of a constraint type, as forms offer it.
+pub fn example_config(kind: ConstraintType) -> &'static str {
+    match kind {
+        ConstraintType::Launch => r#"{"LocalRoleName": "deployer"}"#,
+        ConstraintType::Template => r#"{"Parameters": {"size": {"AllowedValues": ["small", "large"]}}}"#,
+        ConstraintType::Approval => r#"{"OperationTypes": ["LaunchProduct"], "Approvers": [{"Type": "RamRole", "Pattern": "ops-*"}]}"#,
+        ConstraintType::StackRegion => r#"{"StackRegions": ["cn-hangzhou"]}"#,
+        ConstraintType::Sandbox => r#"{"Network": "Off"}"#,
+    }
+}
+
 /// Why a Config was refused, phrased for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -386,6 +397,13 @@ mod tests {
 
     fn user(id: &str, name: &str) -> Principal {
         Principal { principal_id: id.into(), principal_type: RAM_USER.into(), name: name.into(), is_admin: false, created_at: 0 }
+    }
+
+    #[test]
+    fn every_example_config_parses_as_its_type() {
+        for kind in ConstraintType::ALL {
+            ConstraintConfig::parse(*kind, example_config(*kind)).unwrap();
+        }
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub struct ConstraintDetail {
     pub create_time: String,
 }
 
+/// A constraint as an administrator's listing shows it: its detail and its portfolio's name.
+#[derive(Debug)]
+pub struct ListedConstraint {
+    pub detail: ConstraintDetail,
+    pub portfolio_name: String,
+}
+
 /// `GetConstraint`'s answer.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -87,6 +94,20 @@ pub struct LaunchOption {
 #[serde(rename_all = "PascalCase")]
 pub struct LaunchOptions {
     pub launch_option_summaries: Vec<LaunchOption>,
+}
+
+/// The `ConstraintDetail` of a stored constraint.
+fn detail(c: Constraint, product_name: String) -> ConstraintDetail {
+    ConstraintDetail {
+        constraint_id: c.constraint_id,
+        constraint_type: c.constraint_type,
+        config: c.config,
+        description: c.description,
+        portfolio_id: c.portfolio_id,
+        product_id: c.product_id,
+        product_name,
+        create_time: format_time(c.created_at),
+    }
 }
 
 fn invalid_config(message: impl std::fmt::Display) -> DomainError {
@@ -163,17 +184,21 @@ impl Catalog<'_> {
     pub async fn get_constraint(&self, req: ConstraintRef) -> Result<ConstraintView, DomainError> {
         let c = self.constraint(&req.constraint_id).await?;
         let product_name = self.store.product(&c.product_id).await?.map(|p| p.product_name).unwrap_or_default();
-        let constraint_detail = ConstraintDetail {
-            constraint_id: c.constraint_id,
-            constraint_type: c.constraint_type,
-            config: c.config,
-            description: c.description,
-            portfolio_id: c.portfolio_id,
-            product_id: c.product_id,
-            product_name,
-            create_time: format_time(c.created_at),
-        };
-        Ok(ConstraintView { constraint_detail })
+        Ok(ConstraintView { constraint_detail: detail(c, product_name) })
+    }
+
+    /// The constraints of a portfolio, of a product, or of one pair, whoever the portfolios are
+    /// granted to (`ListLaunchOptions` shows only the caller's, and no Config): what an
+    /// administrator's pages list. The vendor has no listing action; callers check that the
+    /// caller is an administrator, as for `GetConstraint`.
+    pub async fn constraints(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> Result<Vec<ListedConstraint>, DomainError> {
+        let mut listed = Vec::new();
+        for c in self.store.constraints_where(portfolio_id, product_id).await? {
+            let product_name = self.store.product(&c.product_id).await?.map(|p| p.product_name).unwrap_or_default();
+            let portfolio_name = self.store.portfolio(&c.portfolio_id).await?.map(|p| p.portfolio_name).unwrap_or_default();
+            listed.push(ListedConstraint { detail: detail(c, product_name), portfolio_name });
+        }
+        Ok(listed)
     }
 
     /// `UpdateConstraint`.

@@ -1,5 +1,5 @@
-//! Administrators' pages: portfolios (with their products, grants and constraints), products and
-//! their versions (created from a pasted or uploaded template, whose errors are shown at their
+//! Administrators' pages: portfolios (with their products, grants and constraints), constraints
+//! (listed with their Config laid out, edited, deleted), products and their versions (created from a pasted or uploaded template, whose errors are shown at their
 //! line), and tag options. Each page passes administrators' actions through [`checked`], so an
 //! end user gets the API's 403 here too.
 
@@ -10,16 +10,16 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
 use super::session::Session;
 use super::{checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::SharedState;
-use crate::catalog::constraint::ConstraintType;
-use crate::catalog::launch_option::NewConstraint;
+use crate::api::{authorize, SharedState};
+use crate::catalog::constraint::{example_config, ConstraintType};
+use crate::catalog::launch_option::{ConstraintChange, ConstraintRef, ListedConstraint, NewConstraint};
 use crate::catalog::portfolio::{GrantRequest, PortfolioFields, PortfolioListing, PortfolioRef, PortfolioUpdate, Portfolios};
 use crate::catalog::product::{NewProduct, ProductInPortfolio, ProductListing, ProductRef, Products};
 use crate::catalog::tag_option::{NewTagOption, TagOptionFilters, TagOptionLink, TagOptionListing, TagOptionRef};
@@ -36,6 +36,8 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/admin/products", get(products).post(create_product))
         .route("/console/admin/products/{id}", get(product))
         .route("/console/admin/products/{id}/{operation}", post(change_product))
+        .route("/console/admin/constraints/{id}", get(constraint))
+        .route("/console/admin/constraints/{id}/{operation}", post(change_constraint))
         .route("/console/admin/tag-options", get(tag_options))
         .route("/console/admin/tag-options/{operation}", post(change_tag_options))
 }
@@ -137,19 +139,40 @@ async fn create_portfolio(State(state): State<SharedState>, session: Session, bo
 }
 
 async fn portfolio(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    let catalog = state.catalog(&session.principal);
-    let this = || PortfolioRef { portfolio_id: id.clone() };
-    let detail = catalog.get_portfolio(checked(&session, Action::GetPortfolio, this())?).await?.portfolio_detail;
-    let products = catalog.list_products(checked(&session, Action::ListProductsAsAdmin, first_products(Some(id.clone())))?).await?;
-    let all_products = catalog.list_products(checked(&session, Action::ListProductsAsAdmin, first_products(None))?).await?;
-    let principals = catalog.principals(checked(&session, Action::ListPrincipals, this())?).await?;
-    let path = format!("/console/admin/portfolios/{}", seg(&id));
+    render_portfolio(&state.catalog(&session.principal), &session, &id, &Form::default(), None).await
+}
+
+/// A portfolio's page; after a refused change, `failed` names the change (the form's operation)
+/// and its error, shown beside that form, whose input `form` keeps.
+async fn render_portfolio(
+    catalog: &Catalog<'_>,
+    session: &Session,
+    id: &str,
+    form: &Form,
+    failed: Option<(&str, &ApiError)>,
+) -> Result<Response, PageError> {
+    let this = || PortfolioRef { portfolio_id: id.to_string() };
+    let detail = catalog.get_portfolio(checked(session, Action::GetPortfolio, this())?).await?.portfolio_detail;
+    let products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(Some(id.to_string())))?).await?;
+    let all_products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(None))?).await?;
+    let principals = catalog.principals(checked(session, Action::ListPrincipals, this())?).await?;
+    let constraints = listed_constraints(catalog, session, Some(id), None).await?;
+    let path = format!("/console/admin/portfolios/{}", seg(id));
     let in_portfolio = &products.product_details;
+    let error_of = |operation: &str| failed.filter(|(o, _)| *o == operation).map(|(_, e)| e);
+    let kept = |operation: &str, field: &str| if error_of(operation).is_some() { form.text(field).to_string() } else { String::new() };
+    let chosen_type =
+        error_of("constraint").and_then(|_| form.text("type").parse::<ConstraintType>().ok()).unwrap_or(ConstraintType::Launch);
+    let (name, provider, description) = match error_of("edit") {
+        Some(_) => (form.text("name"), form.text("provider"), form.text("description")),
+        None => (detail.portfolio_name.as_str(), detail.provider_name.as_str(), detail.description.as_str()),
+    };
     let body = html! {
         h2 { "Details" }
+        (error_box(error_of("edit").map(ApiError::message)))
         form.stack method="post" action={ (path) "/edit" } {
-            (csrf_input(&session))
-            (portfolio_fields(&detail.portfolio_name, &detail.provider_name, &detail.description))
+            (csrf_input(session))
+            (portfolio_fields(name, provider, description))
             button type="submit" { "Save" }
         }
         h2 { "Products" }
@@ -162,7 +185,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                         td { (p.provider_name) }
                         td {
                             form.inline method="post" action={ (path) "/remove-product" } data-confirm="Remove this product from the portfolio?" {
-                                (csrf_input(&session)) input type="hidden" name="product" value=(p.product_id);
+                                (csrf_input(session)) input type="hidden" name="product" value=(p.product_id);
                                 button.danger type="submit" { "Remove " (p.product_name) }
                             }
                         }
@@ -170,8 +193,9 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                 }
             }
         }
+        (error_box(error_of("add-product").or(error_of("remove-product")).map(ApiError::message)))
         form.filter method="post" action={ (path) "/add-product" } {
-            (csrf_input(&session))
+            (csrf_input(session))
             label for="product" { "Add a product" }
             select id="product" name="product" {
                 @for p in &all_products.product_details { option value=(p.product_id) { (p.product_name) } }
@@ -190,7 +214,7 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                         td { code { (key) } }
                         td {
                             form.inline method="post" action={ (path) "/revoke" } data-confirm="Revoke this grant?" {
-                                (csrf_input(&session))
+                                (csrf_input(session))
                                 input type="hidden" name="type" value=(g.principal_type);
                                 input type="hidden" name=(field) value=(key);
                                 button.danger type="submit" { "Revoke " (key) }
@@ -200,35 +224,65 @@ async fn portfolio(State(state): State<SharedState>, session: Session, Path(id):
                 }
             }
         }
-        form.stack method="post" action={ (path) "/grant" } {
-            (csrf_input(&session))
+        (error_box(error_of("revoke").map(ApiError::message)))
+        form.stack #grant method="post" action={ (path) "/grant" } {
+            (csrf_input(session))
             label for="type" { "Principal type" }
-            select id="type" name="type" { option value="RamUser" { "User (RamUser)" } option value="RamRole" { "Role (RamRole)" } }
+            select id="type" name="type" {
+                @for (value, label) in [("RamUser", "User (RamUser)"), ("RamRole", "Role (RamRole)")] {
+                    option value=(value) selected[kept("grant", "type") == value] { (label) }
+                }
+            }
             label for="principal" { "Principal id" }
-            input id="principal" name="principal" aria-describedby="principal-hint";
+            input id="principal" name="principal" aria-describedby="principal-hint" value=(kept("grant", "principal"))
+                aria-invalid=[error_of("grant").filter(|_| !form.text("principal").is_empty()).map(|_| "true")];
             small id="principal-hint" { "Or give a pattern instead:" }
             label for="pattern" { "Name pattern" }
-            input id="pattern" name="pattern" placeholder="e.g. dev-*";
+            input id="pattern" name="pattern" placeholder="e.g. dev-*" value=(kept("grant", "pattern"));
+            (field_error(error_of("grant")))
             button type="submit" { "Grant" }
         }
         h2 { "Constraints" }
-        p { "A constraint applies to one product of this portfolio. " a href="/console/admin/products" { "Each product's page" } " lists the constraints in force." }
-        form.stack method="post" action={ (path) "/constraint" } {
-            (csrf_input(&session))
+        (constraints_table(session, &constraints, Column::Product))
+        h3 { "Add a constraint" }
+        p { "A constraint applies to one product of this portfolio, one of each type." }
+        form.stack #constraint method="post" action={ (path) "/constraint" } {
+            (csrf_input(session))
             label for="c-product" { "Product" }
-            select id="c-product" name="product" { @for p in in_portfolio { option value=(p.product_id) { (p.product_name) } } }
+            select id="c-product" name="product" {
+                @for p in in_portfolio { option value=(p.product_id) selected[kept("constraint", "product") == p.product_id] { (p.product_name) } }
+            }
             label for="c-type" { "Type" }
-            select id="c-type" name="type" { @for t in ConstraintType::ALL { option value=(t.as_str()) { (t.as_str()) } } }
+            select id="c-type" name="type" data-examples="c-config" {
+                @for t in ConstraintType::ALL {
+                    option value=(t.as_str()) data-example=(example_config(*t)) selected[*t == chosen_type] { (t.as_str()) }
+                }
+            }
             label for="c-config" { "Config (JSON)" }
-            textarea id="c-config" name="config" rows="4" required placeholder=r#"{"AllowedRegions": ["cn-hangzhou"]}"# {}
+            textarea.code id="c-config" name="config" rows="4" required placeholder=(example_config(chosen_type))
+                aria-invalid=[error_of("constraint").map(|_| "true")] { (kept("constraint", "config")) }
+            (field_error(error_of("constraint")))
             label for="c-description" { "Description" }
-            input id="c-description" name="description";
+            input id="c-description" name="description" value=(kept("constraint", "description"));
             button type="submit" { "Create constraint" }
         }
         h2 { "Delete" }
-        (action_button(&session, &format!("{path}/delete"), "Delete portfolio", Some("Delete this portfolio?")))
+        (error_box(error_of("delete").map(ApiError::message)))
+        (action_button(session, &format!("{path}/delete"), "Delete portfolio", Some("Delete this portfolio?")))
     };
-    Ok(respond(StatusCode::OK, page(&detail.portfolio_name, Some(&session), body)))
+    let status = failed.map_or(StatusCode::OK, |(_, e)| e.status());
+    Ok(respond(status, page(&detail.portfolio_name, Some(session), body)))
+}
+
+/// An error shown under the field it concerns, announced to screen readers.
+fn field_error(error: Option<&ApiError>) -> Markup {
+    html! { @if let Some(e) = error { p.field-error role="alert" { (e.message()) } } }
+}
+
+/// Whether a refused change is shown on the page it came from rather than an error page: bad
+/// input (400), a change not possible now (409), or a principal that does not exist.
+fn shown_inline(error: &ApiError) -> bool {
+    matches!(error.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) || error.code() == "EntityNotExists.Principal"
 }
 
 async fn change_portfolio(
@@ -248,32 +302,208 @@ async fn change_portfolio(
         principal_id: form.optional("principal"),
         principal_pattern: form.optional("pattern"),
     };
+    let changed: Result<(), ApiError> = async {
+        match operation.as_str() {
+            "edit" => {
+                let update = PortfolioUpdate { portfolio_id, fields: portfolio_input(&form) };
+                catalog.update_portfolio(checked(&session, Action::UpdatePortfolio, update)?).await.map(drop)
+            }
+            "delete" => catalog.delete_portfolio(checked(&session, Action::DeletePortfolio, PortfolioRef { portfolio_id })?).await,
+            "add-product" => catalog.associate_product(checked(&session, Action::AssociateProductWithPortfolio, product())?).await,
+            "remove-product" => catalog.disassociate_product(checked(&session, Action::DisassociateProductFromPortfolio, product())?).await,
+            "grant" => catalog.grant(checked(&session, Action::AssociatePrincipalWithPortfolio, grant())?).await,
+            "revoke" => catalog.revoke(checked(&session, Action::DisassociatePrincipalFromPortfolio, grant())?).await,
+            "constraint" => {
+                let constraint = NewConstraint {
+                    config: form.text("config").to_string(),
+                    constraint_type: form.text("type").to_string(),
+                    description: form.optional("description"),
+                    portfolio_id,
+                    product_id: form.text("product").to_string(),
+                };
+                catalog.create_constraint(checked(&session, Action::CreateConstraint, constraint)?).await.map(drop)
+            }
+            _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")),
+        }?;
+        Ok(())
+    }
+    .await;
+    match changed {
+        Ok(()) if operation == "delete" => Ok(see_other("/console/admin/portfolios")),
+        Ok(()) => Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&id)))),
+        Err(e) if shown_inline(&e) => render_portfolio(&catalog, &session, &id, &form, Some((operation.as_str(), &e))).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- Constraints ----
+
+/// The constraints of a portfolio or a product, for an administrator (as `GetConstraint`).
+async fn listed_constraints(
+    catalog: &Catalog<'_>,
+    session: &Session,
+    portfolio_id: Option<&str>,
+    product_id: Option<&str>,
+) -> Result<Vec<ListedConstraint>, ApiError> {
+    authorize(Action::GetConstraint, &session.principal)?;
+    Ok(catalog.constraints(portfolio_id, product_id).await?)
+}
+
+/// Which other side of a constraint a table names: the product (on a portfolio's page) or the
+/// portfolio (on a product's).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Product,
+    Portfolio,
+}
+
+/// A table of constraints with their Config laid out, each with Edit and Delete.
+fn constraints_table(session: &Session, constraints: &[ListedConstraint], column: Column) -> Markup {
+    html! {
+        @if constraints.is_empty() { p.muted { "No constraints." } }
+        @else {
+            table.constraints {
+                thead { tr { th { (if column == Column::Product { "Product" } else { "Portfolio" }) } th { "Type" } th { "Config" } th { "Description" } th { span.visually-hidden { "Action" } } } }
+                tbody {
+                    @for c in constraints {
+                        @let d = &c.detail;
+                        @let path = format!("/console/admin/constraints/{}", seg(&d.constraint_id));
+                        tr {
+                            td {
+                                @if column == Column::Product { a href={ "/console/admin/products/" (seg(&d.product_id)) } { (d.product_name) } }
+                                @else { a href={ "/console/admin/portfolios/" (seg(&d.portfolio_id)) } { (c.portfolio_name) } }
+                            }
+                            td { (d.constraint_type) }
+                            td { (config_view(&d.config)) }
+                            td { (d.description) }
+                            td {
+                                div.buttons {
+                                    a.button href=(path) aria-label={ "Edit the " (d.constraint_type) " constraint" } { "Edit" }
+                                    (action_button(session, &format!("{path}/delete"), &format!("Delete {}", d.constraint_type), Some("Delete this constraint?")))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A Config laid out as `path: value` lines (lists of values joined), not raw JSON.
+fn config_view(config: &str) -> Markup {
+    let mut lines = Vec::new();
+    match serde_json::from_str::<Value>(config) {
+        Ok(value) => config_lines(&value, String::new(), &mut lines),
+        Err(_) => lines.push((String::new(), config.to_string())),
+    }
+    html! { dl.config { @for (path, value) in &lines { dt { (path) } dd { code { (value) } } } } }
+}
+
+/// The leaves of `value` under `path`: `Parameters › size › AllowedValues` = `small, large`.
+fn config_lines(value: &Value, path: String, lines: &mut Vec<(String, String)>) {
+    let under = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path} › {key}") };
+    match value {
+        Value::Object(fields) => fields.iter().for_each(|(k, v)| config_lines(v, under(k), lines)),
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            lines.push((path, items.iter().map(scalar).collect::<Vec<_>>().join(", ")))
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| config_lines(v, under(&(i + 1).to_string()), lines)),
+        other => lines.push((path, scalar(other))),
+    }
+}
+
+/// A JSON scalar as text (strings without their quotes).
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn constraint(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
+    render_constraint(&state.catalog(&session.principal), &session, &id, None, None).await
+}
+
+/// A constraint's page: its Config to edit (`form` keeps what was sent when `error` refused it).
+async fn render_constraint(
+    catalog: &Catalog<'_>,
+    session: &Session,
+    id: &str,
+    form: Option<&Form>,
+    error: Option<&ApiError>,
+) -> Result<Response, PageError> {
+    let reference = ConstraintRef { constraint_id: id.to_string() };
+    let detail = catalog.get_constraint(checked(session, Action::GetConstraint, reference)?).await?.constraint_detail;
+    let pretty = serde_json::from_str::<Value>(&detail.config)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| detail.config.clone());
+    let (config, description) = match form {
+        Some(form) => (form.text("config"), form.text("description")),
+        None => (pretty.as_str(), detail.description.as_str()),
+    };
+    let path = format!("/console/admin/constraints/{}", seg(id));
+    let example = detail.constraint_type.parse().map(example_config).unwrap_or_default();
+    let body = html! {
+        dl.facts {
+            dt { "Type" } dd { (detail.constraint_type) }
+            dt { "Portfolio" } dd { a href={ "/console/admin/portfolios/" (seg(&detail.portfolio_id)) } { code { (detail.portfolio_id) } } }
+            dt { "Product" } dd { a href={ "/console/admin/products/" (seg(&detail.product_id)) } { (detail.product_name) } }
+            dt { "Created" } dd { (detail.create_time) }
+        }
+        h2 { "Config" }
+        (config_view(&detail.config))
+        h2 { "Edit" }
+        form.stack method="post" action={ (path) "/edit" } {
+            (csrf_input(session))
+            label for="config" { "Config (JSON)" }
+            textarea.code id="config" name="config" rows="8" required placeholder=(example) aria-invalid=[error.map(|_| "true")] { (config) }
+            (field_error(error))
+            label for="description" { "Description" }
+            input id="description" name="description" value=(description);
+            button type="submit" { "Save" }
+        }
+        h2 { "Delete" }
+        (action_button(session, &format!("{path}/delete"), "Delete constraint", Some("Delete this constraint?")))
+    };
+    let status = error.map_or(StatusCode::OK, ApiError::status);
+    Ok(respond(status, page(&format!("{} constraint", detail.constraint_type), Some(session), body)))
+}
+
+async fn change_constraint(
+    State(state): State<SharedState>,
+    session: Session,
+    Path((id, operation)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = Form::parse(&body);
+    session.check_csrf(&form)?;
+    let catalog = state.catalog(&session.principal);
+    let reference = || ConstraintRef { constraint_id: id.clone() };
+    let detail = catalog.get_constraint(checked(&session, Action::GetConstraint, reference())?).await?.constraint_detail;
+    let back = format!("/console/admin/portfolios/{}", seg(&detail.portfolio_id));
     match operation.as_str() {
-        "edit" => {
-            let update = PortfolioUpdate { portfolio_id, fields: portfolio_input(&form) };
-            catalog.update_portfolio(checked(&session, Action::UpdatePortfolio, update)?).await.map(drop)
-        }
         "delete" => {
-            catalog.delete_portfolio(checked(&session, Action::DeletePortfolio, PortfolioRef { portfolio_id })?).await?;
-            return Ok(see_other("/console/admin/portfolios"));
+            catalog.delete_constraint(checked(&session, Action::DeleteConstraint, reference())?).await?;
+            Ok(see_other(&back))
         }
-        "add-product" => catalog.associate_product(checked(&session, Action::AssociateProductWithPortfolio, product())?).await,
-        "remove-product" => catalog.disassociate_product(checked(&session, Action::DisassociateProductFromPortfolio, product())?).await,
-        "grant" => catalog.grant(checked(&session, Action::AssociatePrincipalWithPortfolio, grant())?).await,
-        "revoke" => catalog.revoke(checked(&session, Action::DisassociatePrincipalFromPortfolio, grant())?).await,
-        "constraint" => {
-            let constraint = NewConstraint {
+        "edit" => {
+            let change = ConstraintChange {
                 config: form.text("config").to_string(),
-                constraint_type: form.text("type").to_string(),
+                constraint_id: id.clone(),
+                // Empty keeps the description (the action takes none shorter than 1 character).
                 description: form.optional("description"),
-                portfolio_id,
-                product_id: form.text("product").to_string(),
             };
-            catalog.create_constraint(checked(&session, Action::CreateConstraint, constraint)?).await.map(drop)
+            let updated =
+                async { Ok::<_, ApiError>(catalog.update_constraint(checked(&session, Action::UpdateConstraint, change)?).await?) };
+            match updated.await {
+                Ok(_) => Ok(see_other(&back)),
+                Err(e) if shown_inline(&e) => render_constraint(&catalog, &session, &id, Some(&form), Some(&e)).await,
+                Err(e) => Err(e.into()),
+            }
         }
-        _ => return Err(not_found()),
-    }?;
-    Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&id))))
+        _ => Err(not_found()),
+    }
 }
 
 fn not_found() -> PageError {
@@ -400,11 +630,9 @@ async fn render_product(
     let versions = catalog.versions(checked(session, Action::ListProductVersions, this())?).await?.product_version_details;
     let listing = PortfolioListing { paging: Paging::new(1, 100), filters: Vec::new(), scope: None, product_id: Some(id.to_string()) };
     let in_portfolios = catalog.list_portfolios(checked(session, Action::ListPortfolios, listing)?).await?.portfolio_details;
-    // Launch options exist only through portfolios (the action refuses a product in none).
-    let options = match in_portfolios.is_empty() {
-        true => Vec::new(),
-        false => catalog.launch_options(checked(session, Action::ListLaunchOptions, this())?).await?.launch_option_summaries,
-    };
+    // Every portfolio's constraints, granted to the administrator or not (`ListLaunchOptions`
+    // would show only the granted ones, and refuses a product in none).
+    let constraints = listed_constraints(catalog, session, None, Some(id)).await?;
     let path = format!("/console/admin/products/{}", seg(id));
     let body = html! {
         p { (detail.description) }
@@ -433,11 +661,7 @@ async fn render_product(
         @if in_portfolios.is_empty() { p { "In no portfolio yet: add it to one from the " a href="/console/admin/portfolios" { "portfolio's page" } " so that it can be granted." } }
         ul { @for p in &in_portfolios { li { a href={ "/console/admin/portfolios/" (seg(&p.portfolio_id)) } { (p.portfolio_name) } } } }
         h2 { "Constraints" }
-        @for o in &options {
-            h3 { (o.portfolio_name) }
-            @if o.constraint_summaries.is_empty() { p.muted { "None." } }
-            ul { @for c in &o.constraint_summaries { li { strong { (c.constraint_type) } " " (c.description) " " code { (json!(c)) } } } }
-        }
+        (constraints_table(session, &constraints, Column::Portfolio))
         h2 #new-version { "Add a version" }
         form.stack method="post" action={ (path) "/add-version" } {
             (csrf_input(session))

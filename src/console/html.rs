@@ -29,11 +29,13 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                                 li { a href="/console/catalog" { "Catalog" } }
                                 li { a href="/console/provisioned" { "My products" } }
                                 li { a href="/console/plans" { "Plans" } }
+                                li { a href="/console/tasks" { "Tasks" } }
                                 @if session.principal.is_admin {
                                     li { a href="/console/admin/portfolios" { "Portfolios" } }
                                     li { a href="/console/admin/products" { "Products" } }
                                     li { a href="/console/admin/tag-options" { "Tag options" } }
                                     li { a href="/console/provisioned?scope=account" { "All provisioned" } }
+                                    li { a href="/console/admin/audit" { "Audit" } }
                                 }
                             }
                         }

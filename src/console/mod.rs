@@ -12,6 +12,7 @@
 //! `X-Content-Type-Options: nosniff`. Failed sign-ins are throttled (`api::sign_in`, kept with the API's state).
 
 mod admin;
+mod audit;
 mod catalog;
 mod html;
 mod plans;
@@ -59,6 +60,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(tasks::routes())
         .merge(plans::routes())
         .merge(admin::routes())
+        .merge(audit::routes())
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

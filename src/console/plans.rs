@@ -12,9 +12,11 @@ use maud::html;
 use super::html::{action_button, csrf_input, page, pager, seg, status};
 use super::provisioned::{outputs, page_of};
 use super::session::Session;
+use super::tasks::{is_live, product_link};
 use super::{respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
+use crate::model::OperationType;
 use crate::model::PlanStatus::{self, *};
 use crate::provisioning::plan::{PlanFilter, PlanScope, ResourceChange};
 use crate::provisioning::stored;
@@ -69,6 +71,7 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
     let version = state.store.product_version(&plan.product_version_id).await?.map(|v| v.product_version_name).unwrap_or_default();
     let changes: Vec<ResourceChange> = stored(&plan.resource_changes);
     let mine = plan.owner_principal_id == session.principal.principal_id;
+    let live = is_live(&state, &plan.provisioned_product_id).await?;
     let path = format!("/console/plans/{}", seg(&id));
     let can = |statuses: &[PlanStatus]| mine && statuses.contains(&plan.status);
     let body = html! {
@@ -81,7 +84,11 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
             @if matches!(plan.status, PreviewFailed | ExecuteFailed) && !plan.status_message.is_empty() { dt { "Message" } dd { pre.message { (plan.status_message) } } }
             dt { "Operation" } dd { (plan.operation_type.as_str()) }
             dt { "Product" } dd { (plan.product_name) " " (version) }
-            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(&plan.provisioned_product_id)) } { (plan.provisioned_product_name) } }
+            dt { "Provisioned product" } dd {
+                @if live || plan.execute_task_id.is_some() || plan.operation_type != OperationType::LaunchProduct {
+                    (product_link(&plan.provisioned_product_name, &plan.provisioned_product_id, live))
+                } @else { (plan.provisioned_product_name) " " span.muted { "(launched when the plan is executed)" } }
+            }
             dt { "Owner" } dd { (plan.owner_principal_name) }
             @if let Some(task) = &plan.execute_task_id { dt { "Task" } dd { a href={ "/console/tasks/" (seg(task)) } { (task) } } }
         }

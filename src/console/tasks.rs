@@ -1,4 +1,5 @@
-//! The task page: status, parameters, outputs, tags and each Terraform command's output. A
+//! The task history (the caller's tasks, outliving terminated products) and the task page:
+//! status, parameters, outputs, tags and each Terraform command's output. A
 //! finished task renders completely on the server; while one runs, the page's script long-polls
 //! `GetTaskLog` through [`log`] (the session's JSON endpoint) and appends output as it arrives.
 
@@ -7,21 +8,81 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use maud::html;
+use std::collections::HashSet;
+
+use maud::{html, Markup};
 use serde_json::json;
 
-use super::html::{page, seg, status};
-use super::provisioned::outputs;
+use super::html::{page, pager, seg, status};
+use super::provisioned::{outputs, page_of};
 use super::session::Session;
-use super::{respond, Form, PageError};
+use super::{respond, Form, PageError, PAGE_SIZE};
 use crate::api::error::ApiError;
 use crate::api::{format_time, task_not_found, SharedState};
 use crate::model::TaskStatus;
 use crate::provisioning::task::terraform_logs;
 use crate::provisioning::{stored, Parameter, Tag};
+use crate::store::SortOrder;
 
 pub(super) fn routes() -> Router<SharedState> {
-    Router::new().route("/console/tasks/{id}", get(task)).route("/console/tasks/{id}/log", get(log))
+    Router::new().route("/console/tasks", get(index)).route("/console/tasks/{id}", get(task)).route("/console/tasks/{id}/log", get(log))
+}
+
+/// The caller's task history, newest first: the tasks of every provisioned product it owns,
+/// terminated ones included (`?scope=account`: everyone's, administrators only).
+async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    let query = Form::query(query.as_deref());
+    let account = query.get("scope") == Some("account");
+    let page_number = query.page();
+    let (tasks, total) = state.provisioner().task_history(&session.principal, account, SortOrder::Desc, page_of(page_number)).await?;
+    let mut live = HashSet::new();
+    for t in &tasks {
+        if !live.contains(t.provisioned_product_id.as_str()) && is_live(&state, &t.provisioned_product_id).await? {
+            live.insert(t.provisioned_product_id.to_string());
+        }
+    }
+    let scope = if account { "account" } else { "" };
+    let body = html! {
+        @if session.principal.is_admin {
+            nav.tabs aria-label="Task views" {
+                a href="/console/tasks" aria-current=[(!account).then_some("page")] { "My tasks" }
+                a href="/console/tasks?scope=account" aria-current=[account.then_some("page")] { "All tasks" }
+            }
+        }
+        @if tasks.is_empty() { p { "No tasks yet. " a href="/console/catalog" { "Launch a product from the catalog." } } }
+        @else {
+            table {
+                thead { tr { th { "Task" } th { "Type" } th { "Provisioned product" } th { "Product" } th { "Status" } th { "Created" } } }
+                tbody {
+                    @for t in &tasks {
+                        tr {
+                            td { a href={ "/console/tasks/" (seg(&t.task_id)) } { (t.task_id) } }
+                            td { (t.task_type.as_str()) }
+                            td { (product_link(&t.provisioned_product_name, &t.provisioned_product_id, live.contains(t.provisioned_product_id.as_str()))) }
+                            td { (t.product_name) " " (t.product_version_name) }
+                            td { (status(t.status.as_str())) }
+                            td { (format_time(t.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        (pager("/console/tasks", &[("scope", scope)], page_number, PAGE_SIZE, total))
+    };
+    Ok(respond(StatusCode::OK, page(if account { "All tasks" } else { "Task history" }, Some(&session), body)))
+}
+
+/// Whether the provisioned product `id` still exists (it is not terminated).
+pub(super) async fn is_live(state: &SharedState, id: &str) -> Result<bool, PageError> {
+    Ok(state.store.provisioned_product(id).await?.is_some())
+}
+
+/// A provisioned product's name, linked to its page while it exists: a terminated one has none.
+pub(super) fn product_link(name: &str, id: &str, live: bool) -> Markup {
+    html! {
+        @if live { a href={ "/console/provisioned/" (seg(id)) } { (name) } }
+        @else { (name) " " span.muted { "(terminated)" } }
+    }
 }
 
 async fn task(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
@@ -32,12 +93,13 @@ async fn task(State(state): State<SharedState>, session: Session, Path(id): Path
     let (created, updated) = (format_time(task.created_at), format_time(task.updated_at));
     let parameters = provisioner.masked(&task.parameters_sealed, &task.sensitive_parameters);
     let tags: Vec<Tag> = stored(&task.task_tags);
+    let live = is_live(&state, &task.provisioned_product_id).await?;
     let body = html! {
         dl.facts {
             dt { "Status" } dd #task-status { (status(task.status.as_str())) }
             @if task.status == TaskStatus::Failed && !task.status_message.is_empty() { dt { "Message" } dd { pre.message { (task.status_message) } } }
             dt { "Type" } dd { (task.task_type.as_str()) }
-            dt { "Provisioned product" } dd { a href={ "/console/provisioned/" (seg(&task.provisioned_product_id)) } { (task.provisioned_product_name) } }
+            dt { "Provisioned product" } dd { (product_link(&task.provisioned_product_name, &task.provisioned_product_id, live)) }
             dt { "Product" } dd { (task.product_name) " " (task.product_version_name) }
             dt { "Started" } dd { time datetime=(created) { (created) } }
             dt { "Elapsed" } dd #task-elapsed data-start=(created) data-end=[(!running).then_some(&updated)] { (elapsed(&created, &updated)) }

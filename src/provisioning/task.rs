@@ -1,7 +1,8 @@
 //! Tasks as their readers see them. An administrator reads every task, an end user those of the
 //! provisioned products it owns; any other task is as missing as one that does not exist. Here:
 //! a task with its Terraform log grouped per command and stream, a provisioned product's tasks,
-//! and the log followed while a task runs (`GetTaskLog`, an extension documented in the README).
+//! a principal's task history, and the log followed while a task runs (`GetTaskLog`, an
+//! extension documented in the README).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -73,6 +74,22 @@ impl Provisioner<'_> {
             return Err(DomainError::not_found("ProvisionedProduct", id));
         }
         Ok(self.store.list_tasks(id, order, page).await?)
+    }
+
+    /// A page of `principal`'s task history: the tasks of the provisioned products it owns,
+    /// terminated ones included (`account`: every task, administrators only).
+    pub async fn task_history(
+        &self,
+        principal: &Principal,
+        account: bool,
+        order: SortOrder,
+        page: Page,
+    ) -> Result<(Vec<Task>, i64), DomainError> {
+        if account {
+            super::administrators_only(principal, "ListTasks", "Only administrators list the tasks of the whole account.".into())?;
+        }
+        let owner = (!account).then_some(principal.principal_id.as_str());
+        Ok(self.store.list_owned_tasks(owner, order, page).await?)
     }
 
     /// The chunks of the task `id`'s log after `after`, waiting up to `wait_seconds` (at most

@@ -44,6 +44,8 @@ pub struct AuditQuery {
     pub since: Option<i64>,
     /// Until this time (ms, exclusive).
     pub until: Option<i64>,
+    /// Only changes that succeeded (`Some(true)`) or only those refused or failed (`Some(false)`).
+    pub succeeded: Option<bool>,
 }
 
 impl Store {
@@ -68,6 +70,11 @@ impl Store {
         if let Some(until) = query.until {
             filter.push(" AND occurred_at < ").int(until);
         }
+        match query.succeeded {
+            Some(true) => filter.push(" AND result_code = 'Success'"),
+            Some(false) => filter.push(" AND result_code <> 'Success'"),
+            None => &mut filter,
+        };
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {}", AuditEvent::columns("")));
         select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
@@ -117,7 +124,14 @@ mod tests {
             assert_eq!((first.len(), total), (1, 3));
             let q = AuditQuery { until: Some(0), ..AuditQuery::default() };
             assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().1, 0);
-            assert_eq!(store.prune_audit_events(now_ms() + 1).await.unwrap(), 3);
+            let refused =
+                AuditEvent { http_status: 404, result_code: "EntityNotExists.Product".into(), ..event("LaunchProduct", "carol", "") };
+            store.record_audit_event(&refused).await.unwrap();
+            let q = AuditQuery { succeeded: Some(false), ..AuditQuery::default() };
+            assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().0[0].principal_name, "carol");
+            let q = AuditQuery { succeeded: Some(true), action: Some("LaunchProduct".into()), ..AuditQuery::default() };
+            assert_eq!(store.list_audit_events(&q, SortOrder::Asc, page).await.unwrap().1, 2);
+            assert_eq!(store.prune_audit_events(now_ms() + 1).await.unwrap(), 4);
         })
         .await;
     }

@@ -105,6 +105,20 @@ impl Store {
         self.fetch_all(&sql, Constraint::from_row).await
     }
 
+    /// The constraints of a portfolio, of a product, or of one pair (all of them when neither is
+    /// given), by portfolio, product and type.
+    pub async fn constraints_where(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> StoreResult<Vec<Constraint>> {
+        let mut sql = Sql::new(&format!("SELECT {} FROM constraints WHERE 1 = 1", Constraint::columns("")));
+        if let Some(portfolio_id) = portfolio_id {
+            sql.push(" AND portfolio_id = ").text(portfolio_id);
+        }
+        if let Some(product_id) = product_id {
+            sql.push(" AND product_id = ").text(product_id);
+        }
+        sql.push(" ORDER BY portfolio_id, product_id, constraint_type");
+        self.fetch_all(&sql, Constraint::from_row).await
+    }
+
     /// `(constraint id, Config)` of every constraint of type `kind`, by id.
     pub async fn constraints_of_type(&self, kind: &str) -> StoreResult<Vec<(String, String)>> {
         let mut sql = Sql::new("SELECT constraint_id, config FROM constraints WHERE constraint_type = ");
@@ -158,6 +172,10 @@ mod tests {
             let types: Vec<String> =
                 store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
             assert_eq!(types, ["Launch", "StackRegion"]);
+            let ids = |found: Vec<Constraint>| found.into_iter().map(|c| c.constraint_id).collect::<Vec<_>>();
+            assert_eq!(ids(store.constraints_where(Some("port-1"), None).await.unwrap()), ["cons-1", "cons-4"]);
+            assert_eq!(ids(store.constraints_where(None, Some("prod-1")).await.unwrap()), ["cons-1", "cons-4"]);
+            assert!(store.constraints_where(Some("port-1"), Some("prod-2")).await.unwrap().is_empty());
             assert_eq!(
                 store.constraints_of_type("Launch").await.unwrap(),
                 [("cons-1".to_string(), r#"{"LocalRoleName":"r"}"#.to_string())]

@@ -368,6 +368,21 @@ impl Store {
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
     }
 
+    /// One page of the tasks of the provisioned products `owner` owns (every task when `None`),
+    /// terminated products included, newest first unless `order` says otherwise, and the total.
+    pub async fn list_owned_tasks(&self, owner: Option<&str>, order: SortOrder, page: Page) -> StoreResult<(Vec<Task>, i64)> {
+        let mut filter = Sql::new(" FROM tasks t");
+        if let Some(owner) = owner {
+            filter
+                .push(" JOIN provisioned_products p ON p.provisioned_product_id = t.provisioned_product_id WHERE p.owner_principal_id = ")
+                .text(owner);
+        }
+        let dir = order.sql();
+        let mut select = filter.behind(&format!("SELECT {}", Task::columns("t.")));
+        select.push(&format!(" ORDER BY t.created_at {dir}, t.task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
+    }
+
     /// A task with the owner of its provisioned product and its whole log, in one statement (the
     /// task's columns repeat on each log row; they are decoded once). A finished task is read once
     /// and then kept in memory (store::finished_tasks).
@@ -622,6 +637,12 @@ pub(crate) mod tests {
             assert_eq!((tasks.len(), total), (2, 2));
             let all = ProvisionedProductQuery::default();
             assert_eq!(store.list_provisioned_products(&all, SortOrder::Desc, Page { number: 1, size: 1 }).await.unwrap().1, 601);
+            // A task history: an owner's tasks, all when no owner is named, none of a stranger.
+            let first = Page { number: 1, size: 5 };
+            let (owned, total) = store.list_owned_tasks(Some("1"), SortOrder::Desc, first).await.unwrap();
+            assert_eq!((owned.len(), total), (5, 1201));
+            assert_eq!(store.list_owned_tasks(None, SortOrder::Desc, first).await.unwrap().1, 1201);
+            assert_eq!(store.list_owned_tasks(Some("2"), SortOrder::Desc, first).await.unwrap().1, 0);
         })
         .await;
     }

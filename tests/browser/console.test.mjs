@@ -153,6 +153,67 @@ test("the administrator signs in and publishes a product from a pasted template"
   await shot(admin, "05-admin-portfolio");
 });
 
+test("the administrator opens a product of a portfolio not granted to them, and manages its constraints", async () => {
+  // The portfolio holds the product and is granted by pattern to end users only.
+  await admin.goto(`${BASE}/console/admin/products`);
+  await admin.getByRole("link", { name: PRODUCT }).click();
+  await admin.getByRole("heading", { name: PRODUCT }).waitFor();
+  await admin.getByRole("link", { name: `Browser portfolio ${RUN}` }).click();
+  const portfolioUrl = admin.url();
+
+  // A grant to a principal that does not exist: the same page, the error beside the form, the input kept.
+  await admin.getByLabel("Principal id").fill("no-such-principal");
+  await admin.getByRole("button", { name: "Grant" }).click();
+  await admin.locator("#grant .field-error").getByText("no-such-principal").waitFor();
+  assert.equal(await admin.getByLabel("Principal id").inputValue(), "no-such-principal");
+  await admin.getByRole("navigation", { name: "Main" }).waitFor();
+  await shot(admin, "05a-grant-error");
+
+  // The Config placeholder follows the type; a wrong Config is shown beside it, the input kept.
+  await admin.getByLabel("Type", { exact: true }).selectOption("StackRegion");
+  assert.match(await admin.getByLabel("Config (JSON)").getAttribute("placeholder"), /StackRegions/);
+  await admin.getByLabel("Type", { exact: true }).selectOption("Template");
+  assert.match(await admin.getByLabel("Config (JSON)").getAttribute("placeholder"), /AllowedValues/);
+  await admin.getByLabel("Type", { exact: true }).selectOption("StackRegion");
+  await admin.getByLabel("Config (JSON)").fill('{"StackRegions": ["mars-north-1"]}');
+  await admin.getByRole("button", { name: "Create constraint" }).click();
+  await admin.locator("#constraint .field-error").getByText("mars-north-1").waitFor();
+  assert.equal(await admin.getByLabel("Config (JSON)").inputValue(), '{"StackRegions": ["mars-north-1"]}');
+  assert.equal(await admin.getByLabel("Type", { exact: true }).inputValue(), "StackRegion");
+  await shot(admin, "05b-constraint-error");
+
+  await admin.getByLabel("Config (JSON)").fill('{"StackRegions": ["cn-hangzhou"]}');
+  await admin.getByRole("button", { name: "Create constraint" }).click();
+  await admin.waitForURL(portfolioUrl);
+  const row = admin.locator("table.constraints tr", { hasText: "StackRegion" });
+  await row.locator("dl.config dd").getByText("cn-hangzhou", { exact: true }).waitFor();
+
+  // Edit: a Config of the wrong shape is refused on the constraint's page, then a good one saved.
+  await row.getByRole("link", { name: "Edit" }).click();
+  await admin.getByRole("heading", { name: "StackRegion constraint" }).waitFor();
+  await admin.getByLabel("Config (JSON)").fill('{"Regions": ["cn-hangzhou"]}');
+  await admin.getByRole("button", { name: "Save" }).click();
+  await admin.locator(".field-error").getByText(/Regions/).waitFor();
+  assert.equal(await admin.getByLabel("Config (JSON)").inputValue(), '{"Regions": ["cn-hangzhou"]}');
+  await shot(admin, "05c-constraint-edit-error");
+  await admin.getByLabel("Config (JSON)").fill('{"StackRegions": ["cn-hangzhou", "cn-shanghai"]}');
+  await admin.getByRole("button", { name: "Save" }).click();
+  await admin.waitForURL(portfolioUrl);
+  await row.locator("dl.config dd").getByText("cn-hangzhou, cn-shanghai").waitFor();
+  await shot(admin, "05d-portfolio-constraints");
+
+  // The product's page lists it too, by portfolio (the administrator is not granted the portfolio).
+  await admin.getByRole("link", { name: PRODUCT }).click();
+  const response = await admin.reload();
+  assert.equal(response.status(), 200);
+  const listed = admin.locator("table.constraints tr", { hasText: "StackRegion" });
+  await listed.getByRole("link", { name: `Browser portfolio ${RUN}` }).waitFor();
+  await shot(admin, "05e-product-constraints");
+  await listed.getByRole("button", { name: "Delete StackRegion" }).click();
+  await admin.waitForURL(portfolioUrl);
+  await admin.getByText("No constraints.").waitFor();
+});
+
 test("an end user launches the product through the form and watches the log", async () => {
   userKey = JSON.parse(execFileSync(BIN, ["users", "create", USER, "--json", "--data-dir", DATA_DIR], { encoding: "utf8" }));
   user = await openBrowser();
@@ -267,6 +328,72 @@ test("the end user terminates the product", async () => {
   await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
   await user.getByText("TerminateProvisionedProduct").waitFor();
   await shot(user, "13-terminated");
+  // The product is gone: the task names it without a link to a page that no longer exists.
+  const named = user.locator("dl.facts dd", { hasText: `hello-${RUN}` });
+  await named.getByText("(terminated)").waitFor();
+  assert.equal(await named.locator("a").count(), 0);
+
+  // The task history keeps its tasks, reachable from the navigation.
+  await user.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tasks" }).click();
+  await user.getByRole("heading", { name: "Task history" }).waitFor();
+  const rows = user.locator("tbody tr", { hasText: `hello-${RUN}` });
+  assert.equal(await rows.count(), 2, "the launch and the terminate task");
+  await rows.filter({ hasText: "TerminateProvisionedProduct" }).getByText("(terminated)").waitFor();
+  await shot(user, "13a-task-history");
+  await rows.filter({ hasText: "LaunchProduct" }).getByRole("link", { name: /^task-/ }).click();
+  await user.locator("dl.outputs").getByText("Hello, browser!").waitFor();
+});
+
+test("a launch plan names the product it will create without linking to it", async () => {
+  await user.goto(`${BASE}/console/catalog`);
+  await user.getByRole("link", { name: PRODUCT }).click();
+  await user.getByRole("link", { name: /^Launch / }).click();
+  await user.getByLabel("Name of the provisioned product").fill(`planned-${RUN}`);
+  await user.getByLabel(/^name/).fill("plan");
+  await user.getByRole("button", { name: "Preview as a plan" }).click();
+  await user.waitForURL(/\/console\/plans\/plan-/);
+  const named = user.locator("dl.facts dd", { hasText: `planned-${RUN}` });
+  await named.getByText("(launched when the plan is executed)").waitFor();
+  assert.equal(await named.locator("a").count(), 0);
+  await shot(user, "13b-launch-plan");
+});
+
+test("the administrator reads the audit trail, filtered", async () => {
+  // Changes made through the API (the command line signs like the SDK) are recorded.
+  const root = JSON.parse(readFileSync(path.join(DATA_DIR, "root-credentials.json"), "utf8"));
+  const env = { ...process.env, SERVICECATALOG_ENDPOINT: BASE, SERVICECATALOG_ACCESS_KEY_ID: root.AccessKeyId,
+    SERVICECATALOG_ACCESS_KEY_SECRET: root.AccessKeySecret, SERVICECATALOG_CONFIG: path.join(tmpdir(), `sc-cli-${RUN}.json`) };
+  execFileSync(BIN, ["CreateTagOption", "--Key", `audit-${RUN}`, "--Value", "one"], { env, encoding: "utf8" });
+  assert.throws(() => execFileSync(BIN, ["DeleteTagOption", "--TagOptionId", `tag-nosuch${RUN}`], { env, stdio: "pipe" }));
+
+  await admin.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit" }).click();
+  await admin.getByRole("heading", { name: "Audit trail" }).waitFor();
+  await admin.getByLabel("Action").fill("CreateTagOption");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  const created = admin.locator("tbody tr", { hasText: "CreateTagOption" });
+  await created.first().waitFor();
+  await created.first().getByText("Success").waitFor();
+  await created.first().getByText("Show").click();
+  assert.match(await created.first().locator("pre").innerText(), new RegExp(`audit-${RUN}`));
+
+  await admin.getByLabel("Action").fill("DeleteTagOption");
+  await admin.getByLabel("Outcome").selectOption("failure");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  await admin.locator("tbody tr", { hasText: "DeleteTagOption" }).getByText(/^404 /).waitFor();
+  await shot(admin, "15-audit");
+  await admin.getByLabel("Outcome").selectOption("success");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  await admin.getByText("No recorded change matches.").waitFor();
+
+  // A time that does not parse is shown beside the filters, which are kept.
+  const bad = await admin.goto(`${BASE}/console/admin/audit?action=CreateTagOption&end=yesterday`);
+  assert.equal(bad.status(), 400);
+  await admin.getByRole("alert").getByText("The end time must look like").waitFor();
+  assert.equal(await admin.getByLabel("Action").inputValue(), "CreateTagOption");
+
+  const refused = await user.goto(`${BASE}/console/admin/audit`);
+  assert.equal(refused.status(), 403);
+  await user.goto(`${BASE}/console/catalog`);
 });
 
 test("every console page carries the security headers and runs without a CSP violation", async () => {

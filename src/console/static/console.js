@@ -2,6 +2,7 @@
 // - a running task's log streams in by long-polling the console's GetTaskLog endpoint, following
 //   new lines while the reader is at the end;
 // - a template file chosen in a form fills the template text area;
+// - a constraint's Config placeholder follows the chosen type;
 // - forms with data-confirm ask before they are sent.
 "use strict";
 
@@ -84,6 +85,15 @@ document.addEventListener("DOMContentLoaded", () => {
     input.addEventListener("change", async () => {
       const file = input.files[0];
       if (file) document.getElementById(input.dataset.fill).value = await file.text();
+    });
+  }
+  // A select whose options carry examples shows the chosen one's as the placeholder of the
+  // field it names (a constraint's Config follows its type).
+  for (const select of document.querySelectorAll("select[data-examples]")) {
+    select.addEventListener("change", () => {
+      const target = document.getElementById(select.dataset.examples);
+      const example = select.selectedOptions[0]?.dataset.example;
+      if (target && example) target.placeholder = example;
     });
   }
   for (const form of document.querySelectorAll("form[data-confirm]")) {
