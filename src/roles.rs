@@ -12,8 +12,8 @@ use crate::ops::data::DataOptions;
 
 /// Refuses role names that are not 1–64 letters, digits, `-`, `_`, `.` or `@`.
 pub fn check_role_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        bail!("invalid role name {name:?}: 1-64 characters of letters, digits, '-', '_', '.', '@'");
+    if !crate::auth::valid_principal_name(name) {
+        bail!("invalid role name {name:?}: {}", crate::auth::PRINCIPAL_NAME_RULE);
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use crate::ops::data::DataOptions;
 /// `users create NAME [--role ROLE …]`: prints the new user's key pair (the only time the secret
 /// is shown); the user joins each role, which is created if it does not exist.
 pub async fn create(data: &DataOptions, name: &str, admin: bool, roles: &[String], as_json: bool) -> anyhow::Result<()> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
-        bail!("invalid user name {name:?}: 1-64 characters of letters, digits, '-', '_', '.', '@'");
+    if !crate::auth::valid_principal_name(name) {
+        bail!("invalid user name {name:?}: {}", crate::auth::PRINCIPAL_NAME_RULE);
     }
     roles.iter().try_for_each(|r| crate::roles::check_role_name(r))?;
     let (store, secrets) = data.open().await?;

@@ -225,6 +225,14 @@ fn v1_claim<'a>(request: &'a SignedRequest<'_>) -> Result<Claim<'a>, AuthError> 
     })
 }
 
+/// The rule user and role names follow, for messages.
+pub const PRINCIPAL_NAME_RULE: &str = "1-64 characters of letters, digits, '-', '_', '.', '@'";
+
+/// Whether `name` follows [`PRINCIPAL_NAME_RULE`].
+pub fn valid_principal_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+}
+
 /// A new AccessKey pair: `LTAI` + 20 characters, and a 30-character secret.
 pub fn new_access_key() -> (String, String) {
     use rand::distributions::{Alphanumeric, DistString};

@@ -13,6 +13,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
+use super::identity::{principal_names, principal_picker};
 use super::session::Session;
 use super::{checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
@@ -139,24 +140,26 @@ async fn create_portfolio(State(state): State<SharedState>, session: Session, bo
 }
 
 async fn portfolio(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    render_portfolio(&state.catalog(&session.principal), &session, &id, &Form::default(), None).await
+    render_portfolio(&state, &session, &id, &Form::default(), None).await
 }
 
 /// A portfolio's page; after a refused change, `failed` names the change (the form's operation)
 /// and its error, shown beside that form, whose input `form` keeps.
 async fn render_portfolio(
-    catalog: &Catalog<'_>,
+    state: &SharedState,
     session: &Session,
     id: &str,
     form: &Form,
     failed: Option<(&str, &ApiError)>,
 ) -> Result<Response, PageError> {
+    let catalog = &state.catalog(&session.principal);
     let this = || PortfolioRef { portfolio_id: id.to_string() };
     let detail = catalog.get_portfolio(checked(session, Action::GetPortfolio, this())?).await?.portfolio_detail;
     let products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(Some(id.to_string())))?).await?;
     let all_products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(None))?).await?;
     let principals = catalog.principals(checked(session, Action::ListPrincipals, this())?).await?;
     let constraints = listed_constraints(catalog, session, Some(id), None).await?;
+    let (names, picker) = (principal_names(state).await?, principal_picker(state, "principals").await?);
     let path = format!("/console/admin/portfolios/{}", seg(id));
     let in_portfolio = &products.product_details;
     let error_of = |operation: &str| failed.filter(|(o, _)| *o == operation).map(|(_, e)| e);
@@ -211,7 +214,7 @@ async fn render_portfolio(
                     @let (field, key) = match &g.principal_pattern { Some(pattern) => ("pattern", pattern), None => ("principal", g.principal_id.as_ref().unwrap_or(&g.principal_type)) };
                     tr {
                         td { (g.principal_type) }
-                        td { code { (key) } }
+                        td { code { (key) } @if let Some(name) = g.principal_id.as_ref().and_then(|id| names.get(id)) { " " (name) } }
                         td {
                             form.inline method="post" action={ (path) "/revoke" } data-confirm="Revoke this grant?" {
                                 (csrf_input(session))
@@ -234,9 +237,10 @@ async fn render_portfolio(
                 }
             }
             label for="principal" { "Principal id" }
-            input id="principal" name="principal" aria-describedby="principal-hint" value=(kept("grant", "principal"))
+            (picker)
+            input id="principal" name="principal" list="principals" aria-describedby="principal-hint" value=(kept("grant", "principal"))
                 aria-invalid=[error_of("grant").filter(|_| !form.text("principal").is_empty()).map(|_| "true")];
-            small id="principal-hint" { "Or give a pattern instead:" }
+            small id="principal-hint" { "Type a user's or role's name to pick it; or give a pattern instead:" }
             label for="pattern" { "Name pattern" }
             input id="pattern" name="pattern" placeholder="e.g. dev-*" value=(kept("grant", "pattern"));
             (field_error(error_of("grant")))
@@ -331,7 +335,7 @@ async fn change_portfolio(
     match changed {
         Ok(()) if operation == "delete" => Ok(see_other("/console/admin/portfolios")),
         Ok(()) => Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&id)))),
-        Err(e) if shown_inline(&e) => render_portfolio(&catalog, &session, &id, &form, Some((operation.as_str(), &e))).await,
+        Err(e) if shown_inline(&e) => render_portfolio(&state, &session, &id, &form, Some((operation.as_str(), &e))).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -35,6 +35,8 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                                     li { a href="/console/admin/products" { "Products" } }
                                     li { a href="/console/admin/tag-options" { "Tag options" } }
                                     li { a href="/console/provisioned?scope=account" { "All provisioned" } }
+                                    li { a href="/console/admin/users" { "Users" } }
+                                    li { a href="/console/admin/roles" { "Roles" } }
                                     li { a href="/console/admin/audit" { "Audit" } }
                                 }
                             }

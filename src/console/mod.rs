@@ -15,6 +15,7 @@ mod admin;
 mod audit;
 mod catalog;
 mod html;
+mod identity;
 mod plans;
 mod provisioned;
 pub mod session;
@@ -61,6 +62,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(plans::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(identity::routes())
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

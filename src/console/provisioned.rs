@@ -1,6 +1,8 @@
 //! Provisioned products: the caller's own (administrators may list everyone's), one product's
 //! status, outputs and tasks, and the update and terminate changes.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -11,6 +13,7 @@ use maud::{html, Markup};
 
 use super::catalog::{change_fields, parameters_from_form, tags_from_form, version_detail, versions};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
+use super::identity::principal_names;
 use super::session::Session;
 use super::{changed, checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
@@ -45,16 +48,19 @@ async fn index(State(state): State<SharedState>, session: Session, RawQuery(quer
     let (products, total) =
         state.provisioner().list(&session.principal, account, None, full_text, SortOrder::Desc, page_of(page_number)).await?;
     let scope = if account { "account" } else { "" };
+    let owners = if account { principal_names(&state).await? } else { HashMap::new() };
     let body = html! {
         (filter_form("/console/provisioned", "Search", q, &[("scope", scope)]))
-        (table(&products, account))
+        (table(&products, account.then_some(&owners)))
         (pager("/console/provisioned", &[("q", q), ("scope", scope)], page_number, PAGE_SIZE, total))
     };
     let title = if account { "All provisioned products" } else { "My provisioned products" };
     Ok(respond(StatusCode::OK, page(title, Some(&session), body)))
 }
 
-fn table(products: &[ProvisionedProduct], with_owner: bool) -> Markup {
+/// The provisioned products; `owners` (names by principal id) adds an Owner column.
+fn table(products: &[ProvisionedProduct], owners: Option<&HashMap<String, String>>) -> Markup {
+    let with_owner = owners.is_some();
     html! {
         @if products.is_empty() { p { "Nothing is provisioned yet. " a href="/console/catalog" { "Launch a product from the catalog." } } }
         @else {
@@ -67,7 +73,7 @@ fn table(products: &[ProvisionedProduct], with_owner: bool) -> Markup {
                             td { (p.product_name) }
                             td { (p.product_version_name) }
                             td { (status(p.status.as_str())) }
-                            @if with_owner { td { (p.owner_principal_id) } }
+                            @if let Some(owners) = owners { td { (owners.get(&p.owner_principal_id).unwrap_or(&p.owner_principal_id)) } }
                             td { (format_time(p.created_at)) }
                         }
                     }

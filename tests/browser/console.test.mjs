@@ -203,7 +203,7 @@ test("the administrator opens a product of a portfolio not granted to them, and 
   await shot(admin, "05d-portfolio-constraints");
 
   // The product's page lists it too, by portfolio (the administrator is not granted the portfolio).
-  await admin.getByRole("link", { name: PRODUCT }).click();
+  await admin.getByRole("link", { name: PRODUCT }).first().click();
   const response = await admin.reload();
   assert.equal(response.status(), 200);
   const listed = admin.locator("table.constraints tr", { hasText: "StackRegion" });
@@ -356,6 +356,11 @@ test("a launch plan names the product it will create without linking to it", asy
   await named.getByText("(launched when the plan is executed)").waitFor();
   assert.equal(await named.locator("a").count(), 0);
   await shot(user, "13b-launch-plan");
+  // Executed, the plan's product exists and is linked.
+  await user.getByRole("button", { name: "Execute" }).click({ timeout: 60_000 });
+  await user.waitForURL(/\/console\/tasks\/task-/);
+  await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
+  await user.locator("dl.facts").getByRole("link", { name: `planned-${RUN}` }).waitFor();
 });
 
 test("the administrator reads the audit trail, filtered", async () => {
@@ -392,6 +397,72 @@ test("the administrator reads the audit trail, filtered", async () => {
   assert.equal(await admin.getByLabel("Action").inputValue(), "CreateTagOption");
 
   const refused = await user.goto(`${BASE}/console/admin/audit`);
+  assert.equal(refused.status(), 403);
+  await user.goto(`${BASE}/console/catalog`);
+});
+
+test("the administrator manages users and roles: the secret shown once, names for owners, a picker for grants", async () => {
+  await admin.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users" }).click();
+  await admin.getByRole("heading", { name: "Users", exact: true }).waitFor();
+  // A name that breaks the rule is refused beside the form, the input kept.
+  await admin.getByLabel("User name (required)").fill("no spaces allowed");
+  await admin.getByRole("button", { name: "Create user" }).click();
+  await admin.getByRole("alert").getByText("is not valid").waitFor();
+  assert.equal(await admin.getByLabel("User name (required)").inputValue(), "no spaces allowed");
+
+  await admin.getByLabel("User name (required)").fill(`console-${RUN}`);
+  await admin.getByLabel(/^Roles/).fill(`ops-${RUN}`);
+  await admin.getByRole("button", { name: "Create user" }).click();
+  const key = admin.locator("#new-key dd code");
+  const [id, secret] = [await key.nth(0).innerText(), await key.nth(1).innerText()];
+  assert.match(id, /^LTAI/);
+  await shot(admin, "16-user-created");
+  // The secret is shown once: not on the next visit of the page.
+  await admin.goto(`${BASE}/console/admin/users`);
+  assert.ok(!(await admin.content()).includes(secret), "the secret is never shown again");
+  await admin.locator("tbody tr", { hasText: `console-${RUN}` }).getByText(`ops-${RUN}`).waitFor();
+
+  // The new key signs in.
+  const newcomer = await openBrowser();
+  await signIn(newcomer, id, secret);
+
+  await admin.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Roles" }).click();
+  const role = admin.locator("tbody tr", { hasText: `ops-${RUN}` });
+  await role.getByText(`console-${RUN}`).waitFor();
+  await admin.getByLabel("Role name (required)").fill(`qa-${RUN}`);
+  await admin.getByRole("button", { name: "Create role" }).click();
+  const qa = admin.locator("tbody tr", { hasText: `qa-${RUN}` });
+  await qa.getByLabel(`User to add to qa-${RUN}`).selectOption(`console-${RUN}`);
+  await qa.getByRole("button", { name: `Add to qa-${RUN}` }).click();
+  await qa.getByRole("cell", { name: `console-${RUN}`, exact: true }).waitFor();
+  await admin.getByLabel("Role name (required)").fill(`qa-${RUN}`);
+  await admin.getByRole("button", { name: "Create role" }).click();
+  await admin.getByRole("alert").getByText("exists already").waitFor();
+  await shot(admin, "17-roles");
+  await admin.locator("tbody tr", { hasText: `qa-${RUN}` }).getByRole("button", { name: `Delete qa-${RUN}` }).click();
+  await admin.waitForURL(/\/console\/admin\/roles$/);
+  assert.equal(await admin.locator("tbody tr", { hasText: `qa-${RUN}` }).count(), 0);
+
+  // The grant form offers users and roles by name.
+  await admin.goto(`${BASE}/console/admin/portfolios`);
+  await admin.getByRole("link", { name: `Browser portfolio ${RUN}` }).click();
+  const offered = await admin.locator("datalist#principals option").evaluateAll((options) => options.map((o) => o.textContent));
+  assert.ok(offered.includes(`User console-${RUN}`) && offered.includes(`Role ops-${RUN}`), offered.join(", "));
+
+  // Owners are shown by name.
+  await admin.goto(`${BASE}/console/provisioned?scope=account`);
+  await admin.locator("tbody tr", { hasText: `planned-${RUN}` }).getByRole("cell", { name: USER, exact: true }).waitFor();
+  assert.ok(!(await admin.locator("tbody").innerText()).match(/\b\d{16}\b/), "no numeric owner ids");
+
+  // Deleting the user ends its sessions.
+  await admin.goto(`${BASE}/console/admin/users`);
+  await admin.locator("tbody tr", { hasText: `console-${RUN}` }).getByRole("button", { name: `Delete console-${RUN}` }).click();
+  await admin.waitForURL(/\/console\/admin\/users$/);
+  assert.equal(await admin.locator("tbody tr", { hasText: `console-${RUN}` }).count(), 0);
+  await newcomer.goto(`${BASE}/console/provisioned`);
+  assert.match(newcomer.url(), /\/console\/sign-in$/);
+
+  const refused = await user.goto(`${BASE}/console/admin/users`);
   assert.equal(refused.status(), 403);
   await user.goto(`${BASE}/console/catalog`);
 });
