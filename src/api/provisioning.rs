@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use crate::provisioning::queue::{Launch, Update};
-use crate::provisioning::task::{terraform_logs, TerraformLog};
+use crate::provisioning::task::{listed_logs, terraform_logs, TerraformLog, LISTED_LOG_BYTES};
 use crate::provisioning::{stored, Output, Parameter, Tag};
 use crate::store::provisioning::{ProvisionedProduct, Task};
 
@@ -187,8 +187,7 @@ struct TaskDetail<'a> {
     task_tags: Vec<Tag>,
     create_time: String,
     update_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    log: Option<TaskLog<'a>>,
+    log: TaskLog<'a>,
 }
 
 /// `Log.TerraformLogs`: one entry per command and stream.
@@ -198,8 +197,8 @@ struct TaskLog<'a> {
     terraform_logs: Vec<TerraformLog<'a>>,
 }
 
-/// The `TaskDetail` of `task`; `logs` fills `Log.TerraformLogs`.
-fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<'a>>>) -> TaskDetail<'a> {
+/// The `TaskDetail` of `task`; `terraform_logs` fills `Log.TerraformLogs`.
+fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, terraform_logs: Vec<TerraformLog<'a>>) -> TaskDetail<'a> {
     TaskDetail {
         task_id: &task.task_id,
         task_type: task.task_type,
@@ -217,7 +216,7 @@ fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, logs: Option<Vec<TerraformLog<
         task_tags: stored(&task.task_tags),
         create_time: format_time(task.created_at),
         update_time: format_time(task.updated_at),
-        log: logs.map(|terraform_logs| TaskLog { terraform_logs }),
+        log: TaskLog { terraform_logs },
     }
 }
 
@@ -228,12 +227,13 @@ pub(super) async fn get_task(ctx: &Ctx<'_>, req: TaskIdRequest) -> Result<Answer
     struct GetTaskAnswer<'a> {
         task_detail: TaskDetail<'a>,
     }
-    Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &record.task, Some(terraform_logs(&record.log))) })
+    Answer::serialize(&GetTaskAnswer { task_detail: task_detail(ctx, &record.task, terraform_logs(&record.log)) })
 }
 
 pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<Answer, ApiError> {
-    let (tasks, total) =
-        ctx.state.provisioner().tasks(ctx.principal, &req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
+    let provisioner = ctx.state.provisioner();
+    let (tasks, total) = provisioner.tasks(ctx.principal, &req.provisioned_product_id, req.paging.order(), req.paging.page()).await?;
+    let records = provisioner.with_logs(tasks).await?;
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct ListAnswer<'a> {
@@ -243,7 +243,11 @@ pub(super) async fn list_tasks(ctx: &Ctx<'_>, req: ListTasksRequest) -> Result<A
     }
     Answer::serialize(&ListAnswer {
         page: req.paging.answer(total),
-        task_details: tasks.iter().map(|t| task_detail(ctx, t, None)).collect(),
+        task_details: records
+            .iter()
+            .zip(listed_logs(&records, LISTED_LOG_BYTES))
+            .map(|(record, logs)| task_detail(ctx, &record.task, logs))
+            .collect(),
     })
 }
 

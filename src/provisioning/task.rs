@@ -5,6 +5,7 @@
 //! extension documented in the README).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,43 @@ pub fn terraform_logs(chunks: &[LogChunk]) -> Vec<TerraformLog<'_>> {
     groups
 }
 
+/// Most log text one `ListTasks` answer carries over all its tasks: a page of 100 tasks whose logs
+/// each reach the per-task cap would otherwise answer hundreds of MiB.
+pub const LISTED_LOG_BYTES: usize = 1 << 20;
+
+/// The logs of listed tasks (`records`, in order), each grouped as [`terraform_logs`] does, while
+/// their text stays within `budget` bytes in all: past it a log is cut at a character boundary
+/// and its last entry says so (later tasks' entries keep their command and stream, emptied).
+pub fn listed_logs(records: &[TaskRecord], budget: usize) -> Vec<Vec<TerraformLog<'_>>> {
+    let mut left = budget;
+    let mut listed = Vec::with_capacity(records.len());
+    for record in records {
+        let mut logs = terraform_logs(&record.log);
+        let mut cut = false;
+        for log in &mut logs {
+            if log.content.len() <= left {
+                left -= log.content.len();
+                continue;
+            }
+            let mut end = left;
+            while !log.content.is_char_boundary(end) {
+                end -= 1;
+            }
+            log.content.to_mut().truncate(end);
+            left = 0;
+            cut = true;
+        }
+        if let Some(last) = logs.last_mut().filter(|_| cut) {
+            last.content.to_mut().push_str(&format!(
+                "\n[cut: this listing's logs reached {budget} bytes; GetTask or GetTaskLog returns task {}'s whole log]",
+                record.task.task_id
+            ));
+        }
+        listed.push(logs);
+    }
+    listed
+}
+
 /// A page of a task's log.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -74,6 +112,22 @@ impl Provisioner<'_> {
             return Err(DomainError::not_found("ProvisionedProduct", id));
         }
         Ok(self.store.list_tasks(id, order, page).await?)
+    }
+
+    /// The listed `tasks` with their logs (read in one statement; the listing checked who may read them).
+    pub async fn with_logs(&self, tasks: Vec<Task>) -> Result<Vec<TaskRecord>, DomainError> {
+        let ids: Vec<&str> = tasks.iter().map(|task| task.task_id.as_str()).collect();
+        let mut logs: HashMap<String, Vec<LogChunk>> = HashMap::new();
+        for (id, chunk) in self.store.logs_of_tasks(&ids).await? {
+            logs.entry(id).or_default().push(chunk);
+        }
+        Ok(tasks
+            .into_iter()
+            .map(|task| {
+                let log = logs.remove(task.task_id.as_str()).unwrap_or_default();
+                TaskRecord { task, owner: None, log }
+            })
+            .collect())
     }
 
     /// A page of `principal`'s task history: the tasks of the provisioned products it owns,
@@ -116,5 +170,44 @@ impl Provisioner<'_> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             finished = self.store.task(&task.task_id).await?.is_some_and(|t| t.status != TaskStatus::InProgress);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::provisioning::tests::sample_task;
+
+    fn record(id: &str, chunks: &[(&str, &str)]) -> TaskRecord {
+        let log = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, (command, content))| LogChunk {
+                seq: i as i64 + 1,
+                command: command.to_string(),
+                stream: "stdout".into(),
+                content: content.to_string(),
+            })
+            .collect();
+        TaskRecord { task: sample_task(id), owner: None, log }
+    }
+
+    #[test]
+    fn a_listing_carries_whole_logs_until_its_budget_then_cuts_and_says_so() {
+        let records = [
+            record("task-a", &[("init", "ab"), ("apply", "cd")]),
+            record("task-b", &[("init", "éé"), ("apply", "gh")]),
+            record("task-c", &[("plan", "ij")]),
+        ];
+        let listed = listed_logs(&records, 6);
+        let texts: Vec<(String, String)> = listed[0].iter().map(|l| (l.command.to_string(), l.content.to_string())).collect();
+        assert_eq!(texts, [("init".into(), "ab".into()), ("apply".into(), "cd".into())], "within the budget: whole");
+        // Two bytes are left for task-b: the first "é" (two bytes) fits, the second does not.
+        assert_eq!(listed[1][0].content, "é");
+        assert_eq!(listed[1][1].command, "apply");
+        assert!(listed[1][1].content.starts_with("\n[cut: this listing's logs reached 6 bytes; GetTask or GetTaskLog returns task task-b"));
+        assert!(listed[2][0].content.starts_with("\n[cut:"), "past the budget: emptied, and said");
+        let whole = listed_logs(&records, LISTED_LOG_BYTES);
+        assert_eq!(whole.iter().flatten().map(|l| l.content.len()).sum::<usize>(), 12, "nothing cut under the real budget");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::lease::{self, Leased};
-use super::sql::{contains_pattern, insert, record, sql, Sql};
+use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 
@@ -381,6 +381,21 @@ impl Store {
         let mut select = filter.behind(&format!("SELECT {}", Task::columns("t.")));
         select.push(&format!(" ORDER BY t.created_at {dir}, t.task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
+    }
+
+    /// The logs of the tasks `ids`, as (task id, chunk) in order of task id and position, in one statement.
+    pub async fn logs_of_tasks(&self, ids: &[&str]) -> StoreResult<Vec<(String, LogChunk)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new("SELECT task_id, seq, command, stream, content FROM task_logs WHERE task_id IN (");
+        sql.list(ids.iter().map(ToBind::to_bind)).push(") ORDER BY task_id, seq");
+        self.fetch_all(&sql, |row| {
+            let chunk =
+                LogChunk { seq: row.get("seq")?, command: row.get("command")?, stream: row.get("stream")?, content: row.get("content")? };
+            Ok((row.get("task_id")?, chunk))
+        })
+        .await
     }
 
     /// A task with the owner of its provisioned product and its whole log, in one statement (the

@@ -466,6 +466,9 @@ def test_launch_succeeds_with_outputs_parameters_tags_and_logs(server, admin_v3,
     listed = caller.call("ListTasks", {"ProvisionedProductId": pp_id, "PageNumber": 1, "PageSize": 10})
     assert listed["TotalCount"] == 1 and listed["TaskDetails"][0]["TaskId"] == task_id
     assert listed["TaskDetails"][0]["Status"] == "Succeeded"
+    # ListTasks carries each task's log, as GetTask does (the vendor's TaskDetails schema)
+    assert listed["TaskDetails"][0]["Log"] == get_task(caller, task_id)["Log"]
+    assert "init" in [entry["Command"] for entry in listed["TaskDetails"][0]["Log"]["TerraformLogs"]]
     # the administrator sees it too
     assert get_pp(admin_v3, pp_id)["Status"] == "Available"
     assert get_task(admin_v3, task_id)["Status"] == "Succeeded"
