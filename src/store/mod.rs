@@ -44,6 +44,9 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 use sql::{sql, Sql};
 
+/// How long a statement waits for a connection (or for one to open) before failing as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The cause of a [`StoreError`], from whichever driver raised it.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
@@ -174,7 +177,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(dialect.pool().1)
             .test_before_acquire(dialect.checks_connections())
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if let Some(setup) = dialect.connection_setup() {

@@ -184,10 +184,15 @@ async fn write_postgres_group(url: &str, slot: &Mutex<Option<AnyConnection>>, ba
     }
 }
 
-/// The PostgreSQL connection groups are written on: its commits do not wait for the disk.
+/// The PostgreSQL connection groups are written on: its commits do not wait for the disk. An
+/// attempt is given up after the pool's acquire timeout, so that a write fails as `Unavailable`
+/// within the same bound as one through the pool (docs/cluster.md).
 async fn connect(url: &str) -> StoreResult<AnyConnection> {
     let options = AnyConnectOptions::from_str(url).map_err(StoreError::from)?.disable_statement_logging();
-    let mut conn = options.connect().await?;
+    let Ok(connected) = tokio::time::timeout(super::ACQUIRE_TIMEOUT, options.connect()).await else {
+        return Err(StoreError::Unavailable("timed out connecting to the database".into()));
+    };
+    let mut conn = connected?;
     conn.execute("SET synchronous_commit = off").await?;
     Ok(conn)
 }
