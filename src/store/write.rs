@@ -89,7 +89,8 @@ impl Drop for WriterSlot {
 
 impl Store {
     /// Runs one statement that changes rows, outside any transaction, in the next group commit,
-    /// and returns how many rows it changed.
+    /// and returns how many rows it changed. Never call it while holding a transaction of
+    /// [`Store::begin`]: on SQLite the group waits for that transaction's connection.
     pub(crate) async fn write(&self, sql: Sql) -> StoreResult<u64> {
         let group = &self.group_commit;
         let (answer, outcome) = oneshot::channel();
