@@ -3,7 +3,6 @@
 //! line), and tag options. Each page passes administrators' actions through [`checked`], so an
 //! end user gets the API's 403 here too.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
 use super::identity::{principal_names, principal_picker};
-use super::session::Session;
+use super::session::{Posted, Session};
 use super::{checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
@@ -123,9 +122,7 @@ fn portfolio_fields(name: &str, provider: &str, description: &str) -> Markup {
     }
 }
 
-async fn create_portfolio(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn create_portfolio(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let catalog = state.catalog(&session.principal);
     let created =
         async { Ok::<_, ApiError>(catalog.create_portfolio(checked(&session, Action::CreatePortfolio, portfolio_input(&form))?).await?) };
@@ -291,12 +288,9 @@ fn shown_inline(error: &ApiError) -> bool {
 
 async fn change_portfolio(
     State(state): State<SharedState>,
-    session: Session,
     Path((id, operation)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     let catalog = state.catalog(&session.principal);
     let portfolio_id = id.clone();
     let product = || ProductInPortfolio { portfolio_id: id.clone(), product_id: form.text("product").to_string() };
@@ -476,12 +470,9 @@ async fn render_constraint(
 
 async fn change_constraint(
     State(state): State<SharedState>,
-    session: Session,
     Path((id, operation)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     let catalog = state.catalog(&session.principal);
     let reference = || ConstraintRef { constraint_id: id.clone() };
     let detail = catalog.get_constraint(checked(&session, Action::GetConstraint, reference())?).await?.constraint_detail;
@@ -593,9 +584,7 @@ async fn upload_template(catalog: &Catalog<'_>, session: &Session, form: &Form) 
     })
 }
 
-async fn create_product(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn create_product(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let catalog = state.catalog(&session.principal);
     let created = async {
         let product = NewProduct {
@@ -680,12 +669,9 @@ async fn render_product(
 
 async fn change_product(
     State(state): State<SharedState>,
-    session: Session,
     Path((id, operation)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     let catalog = state.catalog(&session.principal);
     let location = format!("/console/admin/products/{}", seg(&id));
     match operation.as_str() {
@@ -762,12 +748,9 @@ async fn tag_options(State(state): State<SharedState>, session: Session, RawQuer
 
 async fn change_tag_options(
     State(state): State<SharedState>,
-    session: Session,
     Path(operation): Path<String>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     let catalog = state.catalog(&session.principal);
     let id = form.text("id").to_string();
     match operation.as_str() {

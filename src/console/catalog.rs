@@ -2,7 +2,6 @@
 //! and the launch form built from the version's `ParameterConstraints` (also used to update a
 //! provisioned product, and to create a plan instead of launching at once).
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -12,7 +11,7 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::html::{csrf_input, error_box, filter_form, page, pager, seg, url};
-use super::session::Session;
+use super::session::{Posted, Session};
 use super::{changed, checked, respond, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
@@ -150,9 +149,7 @@ async fn launch_form(
     Ok(render_launch(&session, &id, &context, &Form::default(), None))
 }
 
-async fn launch(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let context = launch_context(&state, &session, &id, &form).await?;
     let (provisioner, principal) = (state.provisioner(), &session.principal);
     let (name, region, portfolio_id) = (form.text("name").to_string(), form.text("region").to_string(), form.optional("portfolio"));

@@ -4,7 +4,6 @@
 //! service): these pages do what `servicecatalog users …` and `roles …` do on the server's machine,
 //! in the store, for administrators only. Administrators are not created here.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,7 +12,7 @@ use axum::Router;
 use maud::{html, Markup};
 
 use super::html::{action_button, csrf_input, error_box, page, seg};
-use super::session::Session;
+use super::session::{Posted, Session};
 use super::{respond, see_other, Form, PageError};
 use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
@@ -110,9 +109,7 @@ async fn render_users(
     Ok(respond(status, page("Users", Some(session), body)))
 }
 
-async fn create_user(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn create_user(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     administrators(&session, "CreateUser")?;
     let (name, roles) = (form.text("name").trim(), role_names(form.text("roles")));
     let checked = check_name("UserName", name).and_then(|()| roles.iter().try_for_each(|r| check_name("RoleName", r)));
@@ -132,11 +129,9 @@ async fn create_user(State(state): State<SharedState>, session: Session, body: B
 
 async fn delete_user(
     State(state): State<SharedState>,
-    session: Session,
     Path(name): Path<String>,
-    body: Bytes,
+    Posted { session, .. }: Posted,
 ) -> Result<Response, PageError> {
-    session.check_csrf(&Form::parse(&body))?;
     administrators(&session, "DeleteUser")?;
     let admin = state.store.list_users().await?.into_iter().any(|(u, _)| u.name == name && u.is_admin);
     if admin {
@@ -203,9 +198,7 @@ async fn render_roles(
     Ok(respond(status, page("Roles", Some(session), body)))
 }
 
-async fn create_role(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn create_role(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     administrators(&session, "CreateRole")?;
     let name = form.text("name").trim();
     if let Err(e) = check_name("RoleName", name) {
@@ -221,12 +214,9 @@ async fn create_role(State(state): State<SharedState>, session: Session, body: B
 
 async fn change_role(
     State(state): State<SharedState>,
-    session: Session,
     Path((name, operation)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     administrators(&session, "UpdateRole")?;
     match operation.as_str() {
         "delete" => {

@@ -1,7 +1,6 @@
 //! Plans: the caller's plans, an approver's inbox, and one plan's preview (resource changes,
 //! planned outputs) with the moves its status allows: execute, cancel, delete, approve, reject.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,7 +10,7 @@ use maud::html;
 
 use super::html::{action_button, csrf_input, page, pager, seg, status};
 use super::provisioned::{outputs, page_of};
-use super::session::Session;
+use super::session::{Posted, Session};
 use super::tasks::{is_live, product_link};
 use super::{respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::error::ApiError;
@@ -137,12 +136,9 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
 
 async fn operate(
     State(state): State<SharedState>,
-    session: Session,
     Path((id, operation)): Path<(String, String)>,
-    body: Bytes,
+    Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
     let (provisioner, principal) = (state.provisioner(), &session.principal);
     match operation.as_str() {
         "execute" => {

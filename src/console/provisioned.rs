@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -14,7 +13,7 @@ use maud::{html, Markup};
 use super::catalog::{change_fields, parameters_from_form, tags_from_form, version_detail, versions};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
-use super::session::Session;
+use super::session::{Posted, Session};
 use super::{changed, checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
@@ -183,9 +182,7 @@ async fn update_form(
     Ok(render_update(&session, &id, &context, &Form::default(), None))
 }
 
-async fn update(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
-    let form = Form::parse(&body);
-    session.check_csrf(&form)?;
+async fn update(State(state): State<SharedState>, Path(id): Path<String>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let context = update_context(&state, &session, &id, form.text("version")).await?;
     let queued = async {
         let update = Update {
@@ -228,8 +225,11 @@ fn render_update(session: &Session, id: &str, context: &UpdateContext, form: &Fo
     respond(status, page(&format!("Update {}", context.pp.provisioned_product_name), Some(session), body))
 }
 
-async fn terminate(State(state): State<SharedState>, session: Session, Path(id): Path<String>, body: Bytes) -> Result<Response, PageError> {
-    session.check_csrf(&Form::parse(&body))?;
+async fn terminate(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Posted { session, .. }: Posted,
+) -> Result<Response, PageError> {
     let queued = state.provisioner().terminate(&session.principal, &id).await?;
     Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }

@@ -3,14 +3,16 @@
 //! database shares it. The CSRF token of a session is derived from its token, so a page can carry
 //! it without a second secret being stored; it is checked in constant time on every POST.
 
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::PageError;
+use super::{Form, PageError};
+use crate::api::error::ApiError;
 use crate::api::SharedState;
 use crate::store::principal::Principal;
 
@@ -94,7 +96,7 @@ impl Session {
     }
 
     /// Refuses a POST whose form lacks this session's CSRF token.
-    pub fn check_csrf(&self, form: &super::Form) -> Result<(), PageError> {
+    fn check_csrf(&self, form: &Form) -> Result<(), PageError> {
         if csrf_matches(&self.token, form.get(CSRF_FIELD)) {
             Ok(())
         } else {
@@ -119,6 +121,28 @@ impl FromRequestParts<SharedState> for Session {
             return Err(PageError::SignIn);
         }
         Ok(Session { principal, token })
+    }
+}
+
+/// A form posted by a signed-in session, once it carried the session's CSRF token: what every
+/// change of the console starts from.
+pub struct Posted {
+    pub session: Session,
+    pub form: Form,
+}
+
+impl FromRequest<SharedState> for Posted {
+    type Rejection = PageError;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self, PageError> {
+        let (mut parts, body) = request.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|refused| PageError::Api(ApiError::new(refused.status(), "InvalidParameter", refused.body_text())))?;
+        let form = Form::parse(&body);
+        session.check_csrf(&form)?;
+        Ok(Posted { session, form })
     }
 }
 

@@ -12,7 +12,7 @@ use axum::Extension;
 use maud::html;
 
 use super::html::{error_box, page};
-use super::session::{self, Session};
+use super::session::{self, Posted};
 use super::{respond, Form, PageError};
 use crate::api::sign_in::Throttled;
 use crate::api::SharedState;
@@ -78,8 +78,7 @@ pub(super) async fn submit(
     Ok(([(header::SET_COOKIE, session::set_cookie(&token, secure))], super::see_other("/console/catalog")).into_response())
 }
 
-pub(super) async fn sign_out(State(state): State<SharedState>, session: Session, body: Bytes) -> Result<Response, PageError> {
-    session.check_csrf(&Form::parse(&body))?;
+pub(super) async fn sign_out(State(state): State<SharedState>, Posted { session, .. }: Posted) -> Result<Response, PageError> {
     state.store.delete_console_session(&session.hash()).await?;
     Ok(([(header::SET_COOKIE, session::clear_cookie())], super::see_other("/console/sign-in")).into_response())
 }
