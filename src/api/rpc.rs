@@ -109,7 +109,7 @@ fn error_response(error: &ApiError) -> Response {
 }
 
 /// A request id as the vendor writes them: an upper-case UUID.
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()
 }
 
@@ -254,7 +254,7 @@ async fn call(
     let params = params.merged();
     let result = authorized_call(state, action, &principal, &params).await;
     if action.effect() != Effect::Read {
-        audit::record(&state.store, request_id, action, &principal, &params, &result).await;
+        audit::record(&state.store, request_id, action.name(), &principal, &params, result.as_ref().map(Answer::as_value)).await;
     }
     result
 }

@@ -1,6 +1,6 @@
 //! The audit trail's recording: every change requested through the API (actions other than
 //! `Get*`/`List*`), once its caller is known and authorised or refused, is written from the
-//! request pipeline with its outcome. Parameters are kept with secrets masked: values of
+//! request pipeline with its outcome; the console writes its changes through the same function. Parameters are kept with secrets masked: values of
 //! secret-named parameters (password, secret, token, …), values of template-sensitive
 //! `Parameters` entries (all of them when sensitivity cannot be known, e.g. a refused launch),
 //! and long values (template bodies) reduced to their length. Signature parameters are dropped.
@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::action::Action;
 use super::error::ApiError;
-use super::Answer;
 pub use crate::catalog::parameters::MASK;
 use crate::protocol::params::Params;
 use crate::store::audit::AuditEvent;
@@ -39,20 +37,24 @@ const RESOURCE_IDS: &[&str] = &[
     "ProductId",
     "TemplateUrl",
     "TaskId",
+    "RoleName",
+    "UserName",
 ];
 
-/// Records the outcome of a change; a failure to record is logged, never answered.
+/// Records the outcome of the change `action` (an API action's name, or one of the console's
+/// identity changes) with the wire parameters it stands for; `outcome` is the answer (when it
+/// was built as a value) or the refusal. A failure to record is logged, never answered.
 pub async fn record(
     store: &Store,
     request_id: &str,
-    action: Action,
+    action: &str,
     principal: &Principal,
     params: &Params,
-    result: &Result<Answer, ApiError>,
+    outcome: Result<Option<&Value>, &ApiError>,
 ) {
-    let response = result.as_ref().ok().and_then(Answer::as_value);
+    let response = outcome.ok().flatten();
     let sensitive = sensitive_names(store, params, response).await;
-    let (http_status, result_code) = match result {
+    let (http_status, result_code) = match outcome {
         Ok(_) => (200, "Success".to_string()),
         Err(e) => (i64::from(e.status().as_u16()), e.code().to_string()),
     };
@@ -60,7 +62,7 @@ pub async fn record(
         event_id: String::new(),
         occurred_at: 0,
         request_id: request_id.to_string(),
-        action: action.name().to_string(),
+        action: action.to_string(),
         principal_id: principal.principal_id.clone(),
         principal_name: principal.name.clone(),
         resource_id: resource_id(params, response),
@@ -69,7 +71,7 @@ pub async fn record(
         result_code,
     };
     if let Err(e) = store.record_audit_event(&event).await {
-        tracing::error!(request_id, action = action.name(), error = %e, "cannot record the audit event");
+        tracing::error!(request_id, action, error = %e, "cannot record the audit event");
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
 use super::identity::{principal_names, principal_picker};
 use super::session::{Posted, Session};
-use super::{checked, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{audited, checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{authorize, SharedState};
@@ -124,8 +124,7 @@ fn portfolio_fields(name: &str, provider: &str, description: &str) -> Markup {
 
 async fn create_portfolio(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let catalog = state.catalog(&session.principal);
-    let created =
-        async { Ok::<_, ApiError>(catalog.create_portfolio(checked(&session, Action::CreatePortfolio, portfolio_input(&form))?).await?) };
+    let created = audited(&state, &session, Action::CreatePortfolio, portfolio_input(&form), |r| catalog.create_portfolio(r));
     match created.await {
         Ok(created) => Ok(see_other(&format!("/console/admin/portfolios/{}", seg(&created.portfolio_id)))),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
@@ -304,13 +303,19 @@ async fn change_portfolio(
         match operation.as_str() {
             "edit" => {
                 let update = PortfolioUpdate { portfolio_id, fields: portfolio_input(&form) };
-                catalog.update_portfolio(checked(&session, Action::UpdatePortfolio, update)?).await.map(drop)
+                audited(&state, &session, Action::UpdatePortfolio, update, |r| catalog.update_portfolio(r)).await.map(drop)
             }
-            "delete" => catalog.delete_portfolio(checked(&session, Action::DeletePortfolio, PortfolioRef { portfolio_id })?).await,
-            "add-product" => catalog.associate_product(checked(&session, Action::AssociateProductWithPortfolio, product())?).await,
-            "remove-product" => catalog.disassociate_product(checked(&session, Action::DisassociateProductFromPortfolio, product())?).await,
-            "grant" => catalog.grant(checked(&session, Action::AssociatePrincipalWithPortfolio, grant())?).await,
-            "revoke" => catalog.revoke(checked(&session, Action::DisassociatePrincipalFromPortfolio, grant())?).await,
+            "delete" => {
+                audited(&state, &session, Action::DeletePortfolio, PortfolioRef { portfolio_id }, |r| catalog.delete_portfolio(r)).await
+            }
+            "add-product" => {
+                audited(&state, &session, Action::AssociateProductWithPortfolio, product(), |r| catalog.associate_product(r)).await
+            }
+            "remove-product" => {
+                audited(&state, &session, Action::DisassociateProductFromPortfolio, product(), |r| catalog.disassociate_product(r)).await
+            }
+            "grant" => audited(&state, &session, Action::AssociatePrincipalWithPortfolio, grant(), |r| catalog.grant(r)).await,
+            "revoke" => audited(&state, &session, Action::DisassociatePrincipalFromPortfolio, grant(), |r| catalog.revoke(r)).await,
             "constraint" => {
                 let constraint = NewConstraint {
                     config: form.text("config").to_string(),
@@ -319,7 +324,7 @@ async fn change_portfolio(
                     portfolio_id,
                     product_id: form.text("product").to_string(),
                 };
-                catalog.create_constraint(checked(&session, Action::CreateConstraint, constraint)?).await.map(drop)
+                audited(&state, &session, Action::CreateConstraint, constraint, |r| catalog.create_constraint(r)).await.map(drop)
             }
             _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")),
         }?;
@@ -479,7 +484,7 @@ async fn change_constraint(
     let back = format!("/console/admin/portfolios/{}", seg(&detail.portfolio_id));
     match operation.as_str() {
         "delete" => {
-            catalog.delete_constraint(checked(&session, Action::DeleteConstraint, reference())?).await?;
+            audited(&state, &session, Action::DeleteConstraint, reference(), |r| catalog.delete_constraint(r)).await?;
             Ok(see_other(&back))
         }
         "edit" => {
@@ -489,8 +494,7 @@ async fn change_constraint(
                 // Empty keeps the description (the action takes none shorter than 1 character).
                 description: form.optional("description"),
             };
-            let updated =
-                async { Ok::<_, ApiError>(catalog.update_constraint(checked(&session, Action::UpdateConstraint, change)?).await?) };
+            let updated = async { audited(&state, &session, Action::UpdateConstraint, change, |r| catalog.update_constraint(r)).await };
             match updated.await {
                 Ok(_) => Ok(see_other(&back)),
                 Err(e) if shown_inline(&e) => render_constraint(&catalog, &session, &id, Some(&form), Some(&e)).await,
@@ -567,13 +571,13 @@ fn template_body(text: &str) -> String {
 }
 
 /// Uploads the form's template; the new version's fields, naming it.
-async fn upload_template(catalog: &Catalog<'_>, session: &Session, form: &Form) -> Result<VersionFields, ApiError> {
+async fn upload_template(state: &SharedState, catalog: &Catalog<'_>, session: &Session, form: &Form) -> Result<VersionFields, ApiError> {
     let template = form.text("template");
     if template.trim().is_empty() {
         return Err(ApiError::missing_parameter("TemplateBody"));
     }
     let upload = NewTemplate { template_type: TERRAFORM.into(), template_body: template_body(template), terraform_variables: Vec::new() };
-    let uploaded = catalog.create_template(checked(session, Action::CreateTemplate, upload)?).await?;
+    let uploaded = audited(state, session, Action::CreateTemplate, upload, |r| catalog.create_template(r)).await?;
     Ok(VersionFields {
         product_version_name: Some(form.text("version").to_string()),
         template_type: Some(TERRAFORM.into()),
@@ -593,9 +597,9 @@ async fn create_product(State(state): State<SharedState>, Posted { session, form
             description: form.optional("description"),
             product_type: Some("Ros".into()),
             template_type: Some(TERRAFORM.into()),
-            product_version_parameters: Some(upload_template(&catalog, &session, &form).await?),
+            product_version_parameters: Some(upload_template(&state, &catalog, &session, &form).await?),
         };
-        Ok::<_, ApiError>(catalog.create_product(checked(&session, Action::CreateProduct, product)?).await?)
+        audited(&state, &session, Action::CreateProduct, product, |r| catalog.create_product(r)).await
     };
     match created.await {
         Ok(created) => Ok(see_other(&format!("/console/admin/products/{}", seg(&created.product_id)))),
@@ -676,18 +680,18 @@ async fn change_product(
     let location = format!("/console/admin/products/{}", seg(&id));
     match operation.as_str() {
         "delete" => {
-            catalog.delete_product(checked(&session, Action::DeleteProduct, ProductRef { product_id: id })?).await?;
+            audited(&state, &session, Action::DeleteProduct, ProductRef { product_id: id }, |r| catalog.delete_product(r)).await?;
             Ok(see_other("/console/admin/products"))
         }
         "delete-version" => {
             let version = VersionRef { product_version_id: form.text("version_id").to_string() };
-            catalog.delete_version(checked(&session, Action::DeleteProductVersion, version)?).await?;
+            audited(&state, &session, Action::DeleteProductVersion, version, |r| catalog.delete_version(r)).await?;
             Ok(see_other(&location))
         }
         "add-version" => {
             let added = async {
-                let version = NewVersion { product_id: id.clone(), fields: upload_template(&catalog, &session, &form).await? };
-                Ok::<_, ApiError>(catalog.create_version(checked(&session, Action::CreateProductVersion, version)?).await?)
+                let version = NewVersion { product_id: id.clone(), fields: upload_template(&state, &catalog, &session, &form).await? };
+                audited(&state, &session, Action::CreateProductVersion, version, |r| catalog.create_version(r)).await
             };
             match added.await {
                 Ok(_) => Ok(see_other(&location)),
@@ -756,12 +760,14 @@ async fn change_tag_options(
     match operation.as_str() {
         "create" => {
             let option = NewTagOption { key: form.text("key").to_string(), value: form.text("value").to_string() };
-            catalog.create_tag_option(checked(&session, Action::CreateTagOption, option)?).await.map(drop)
+            audited(&state, &session, Action::CreateTagOption, option, |r| catalog.create_tag_option(r)).await.map(drop)
         }
-        "delete" => catalog.delete_tag_option(checked(&session, Action::DeleteTagOption, TagOptionRef { tag_option_id: id })?).await,
+        "delete" => {
+            audited(&state, &session, Action::DeleteTagOption, TagOptionRef { tag_option_id: id }, |r| catalog.delete_tag_option(r)).await
+        }
         "associate" => {
             let link = TagOptionLink { resource_id: form.text("resource").to_string(), tag_option_id: id };
-            catalog.associate_tag_option(checked(&session, Action::AssociateTagOptionWithResource, link)?).await
+            audited(&state, &session, Action::AssociateTagOptionWithResource, link, |r| catalog.associate_tag_option(r)).await
         }
         _ => return Err(not_found()),
     }?;

@@ -1,5 +1,5 @@
 //! The audit page for administrators: the trail of `ListAuditEvents` (every change requested
-//! through the API, with who, what, the masked parameters and the outcome), newest first, paged,
+//! through the API or the console, with who, what, the masked parameters and the outcome), newest first, paged,
 //! filtered by action, principal name, a time range and the outcome. A filter that does not
 //! parse is shown beside its field with the others kept.
 
@@ -11,6 +11,7 @@ use axum::Router;
 use maud::html;
 
 use super::html::{error_box, page, pager};
+use super::identity::IDENTITY_ACTIONS;
 use super::provisioned::page_of;
 use super::session::Session;
 use super::{respond, Form, PageError, PAGE_SIZE};
@@ -73,7 +74,7 @@ async fn audit(State(state): State<SharedState>, session: Session, RawQuery(quer
         form.filter.audit method="get" action="/console/admin/audit" role="search" {
             label for="action" { "Action" }
             input id="action" name="action" list="actions" value=(form.text("action"));
-            datalist id="actions" { @for a in Action::ALL { option value=(a.name()) {} } }
+            datalist id="actions" { @for a in Action::ALL.iter().map(|a| a.name()).chain(IDENTITY_ACTIONS) { option value=(a) {} } }
             label for="principal" { "Principal name" }
             input id="principal" name="principal" value=(form.text("principal"));
             label for="resource" { "Resource id" }

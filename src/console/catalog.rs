@@ -11,11 +11,13 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use super::html::{csrf_input, error_box, filter_form, page, pager, seg, url};
+use super::plans::PlanIds;
 use super::session::{Posted, Session};
-use super::{changed, checked, respond, Form, PageError, PAGE_SIZE};
+use super::{audited, changed, checked, respond, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{Region, SharedState};
+use crate::catalog::error::DomainError;
 use crate::catalog::launch_option::LaunchOption;
 use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::product::{ProductDetail, ProductListing, ProductRef};
@@ -171,7 +173,15 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
                 parameters,
                 tags,
             };
-            let plan = provisioner.create_plan(principal, checked(&session, Action::CreateProvisionedProductPlan, plan)?).await?;
+            let created = |r| async move {
+                let plan = provisioner.create_plan(principal, r).await?;
+                Ok::<_, DomainError>(PlanIds {
+                    plan_id: plan.plan_id.to_string(),
+                    provisioned_product_id: Some(plan.provisioned_product_id),
+                    task_id: None,
+                })
+            };
+            let plan = audited(&state, &session, Action::CreateProvisionedProductPlan, plan, created).await?;
             return Ok(format!("/console/plans/{}", seg(&plan.plan_id)));
         }
         let launch = Launch {
@@ -183,7 +193,7 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
             parameters,
             tags,
         };
-        let queued = provisioner.launch(principal, checked(&session, Action::LaunchProduct, launch)?).await?;
+        let queued = audited(&state, &session, Action::LaunchProduct, launch, |r| provisioner.launch(principal, r)).await?;
         Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
     };
     changed(queued.await, |e| render_launch(&session, &id, &context, &form, Some(e)))

@@ -1,6 +1,8 @@
 //! Identity pages for administrators: users (with their roles; create one, its AccessKey secret
 //! shown once on the answer page and never again; delete one) and roles (with their members;
-//! create, delete, add a member). The vendor's API has no identity actions (RAM is another
+//! create, delete, add and remove a member). Every change is written to the audit trail as the
+//! API's are, under the console's own action names (`CreateUser`, `DeleteUser`, `CreateRole`,
+//! `DeleteRole`, `AddUserToRole`, `RemoveUserFromRole`). The vendor's API has no identity actions (RAM is another
 //! service): these pages do what `servicecatalog users …` and `roles …` do on the server's machine,
 //! in the store, for administrators only. Administrators are not created here.
 
@@ -13,10 +15,11 @@ use maud::{html, Markup};
 
 use super::html::{action_button, csrf_input, error_box, page, seg};
 use super::session::{Posted, Session};
-use super::{respond, see_other, Form, PageError};
+use super::{record, respond, see_other, Form, PageError};
 use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
 use crate::auth::{new_access_key, valid_principal_name, PRINCIPAL_NAME_RULE};
+use crate::protocol::params::Params;
 use crate::provisioning::administrators_only;
 use crate::store::principal::Principal;
 use crate::store::role::Role;
@@ -29,8 +32,12 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/admin/roles/{name}/{operation}", post(change_role))
 }
 
+/// The names under which the audit trail records the changes of these pages.
+pub(super) const IDENTITY_ACTIONS: [&str; 6] =
+    ["CreateUser", "DeleteUser", "CreateRole", "DeleteRole", "AddUserToRole", "RemoveUserFromRole"];
+
 /// Refuses end users, as the API refuses them administrators' actions.
-fn administrators(session: &Session, what: &str) -> Result<(), PageError> {
+fn administrators(session: &Session, what: &str) -> Result<(), ApiError> {
     Ok(administrators_only(&session.principal, what, "Only administrators manage users and roles.".into())?)
 }
 
@@ -110,21 +117,27 @@ async fn render_users(
 }
 
 async fn create_user(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
-    administrators(&session, "CreateUser")?;
     let (name, roles) = (form.text("name").trim(), role_names(form.text("roles")));
-    let checked = check_name("UserName", name).and_then(|()| roles.iter().try_for_each(|r| check_name("RoleName", r)));
-    if let Err(e) = checked {
-        return render_users(&state, &session, &form, None, Some(&e)).await;
+    let created: Result<_, ApiError> = async {
+        administrators(&session, "CreateUser")?;
+        check_name("UserName", name)?;
+        roles.iter().try_for_each(|r| check_name("RoleName", r))?;
+        let (id, secret) = new_access_key();
+        let Some(user) = state.store.create_user(name, false, &id, &state.secrets.seal(&secret)).await? else {
+            return Err(ApiError::new(StatusCode::CONFLICT, "InvalidStatus.UserName", format!("A user named {name:?} exists already.")));
+        };
+        state.store.add_user_to_roles(&user.principal_id, &roles).await?;
+        state.store.settle_auth_changes().await;
+        Ok((user, id, secret))
     }
-    let (id, secret) = new_access_key();
-    let Some(user) = state.store.create_user(name, false, &id, &state.secrets.seal(&secret)).await? else {
-        let taken = ApiError::new(StatusCode::CONFLICT, "InvalidStatus.UserName", format!("A user named {name:?} exists already."));
-        return render_users(&state, &session, &form, None, Some(&taken)).await;
-    };
-    state.store.add_user_to_roles(&user.principal_id, &roles).await?;
-    state.store.settle_auth_changes().await;
-    tracing::info!(user = %user.name, access_key_id = %id, by = %session.principal.name, "the console created a user");
-    render_users(&state, &session, &Form::default(), Some((&user, &id, &secret)), None).await
+    .await;
+    let params = Params::from_pairs([("UserName", name.to_string()), ("RoleNames", roles.join(","))]);
+    record(&state, &session, "CreateUser", &params, created.as_ref().map(|_| &())).await;
+    match created {
+        Ok((user, id, secret)) => render_users(&state, &session, &Form::default(), Some((&user, &id, &secret)), None).await,
+        Err(e) if e.status() == StatusCode::FORBIDDEN => Err(e.into()),
+        Err(e) => render_users(&state, &session, &form, None, Some(&e)).await,
+    }
 }
 
 async fn delete_user(
@@ -132,16 +145,21 @@ async fn delete_user(
     Path(name): Path<String>,
     Posted { session, .. }: Posted,
 ) -> Result<Response, PageError> {
-    administrators(&session, "DeleteUser")?;
-    let admin = state.store.list_users().await?.into_iter().any(|(u, _)| u.name == name && u.is_admin);
-    if admin {
-        return Err(ApiError::invalid_status("User", "Administrators are not deleted from the console.").into());
+    let deleted: Result<(), ApiError> = async {
+        administrators(&session, "DeleteUser")?;
+        let admin = state.store.list_users().await?.into_iter().any(|(u, _)| u.name == name && u.is_admin);
+        if admin {
+            return Err(ApiError::invalid_status("User", "Administrators are not deleted from the console."));
+        }
+        if !state.store.delete_user(&name).await? {
+            return Err(ApiError::not_found("User", &name));
+        }
+        state.store.settle_auth_changes().await;
+        Ok(())
     }
-    if !state.store.delete_user(&name).await? {
-        return Err(ApiError::not_found("User", &name).into());
-    }
-    state.store.settle_auth_changes().await;
-    tracing::info!(user = %name, by = %session.principal.name, "the console deleted a user");
+    .await;
+    record(&state, &session, "DeleteUser", &Params::from_pairs([("UserName", name.as_str())]), deleted.as_ref()).await;
+    deleted?;
     Ok(see_other("/console/admin/users"))
 }
 
@@ -169,7 +187,16 @@ async fn render_roles(
                     tr {
                         td { (r.name) }
                         td { code { (r.role_id) } }
-                        td { (r.members.join(", ")) }
+                        td {
+                            @for member in &r.members {
+                                form.inline method="post" action={ (path) "/remove-member" } data-confirm={ "Remove " (member) " from " (r.name) "?" } {
+                                    (csrf_input(session))
+                                    input type="hidden" name="user" value=(member);
+                                    (member) " "
+                                    button.danger type="submit" aria-label={ "Remove " (member) " from " (r.name) } { "Remove" }
+                                }
+                            }
+                        }
                         td {
                             form.filter method="post" action={ (path) "/add-member" } {
                                 (csrf_input(session))
@@ -184,7 +211,7 @@ async fn render_roles(
                 }
             }
         }
-        (error_box(error_of("add-member").map(ApiError::message)))
+        (error_box(error_of("add-member").or(error_of("remove-member")).map(ApiError::message)))
         h2 { "Create a role" }
         form.stack method="post" action="/console/admin/roles" {
             (csrf_input(session))
@@ -199,50 +226,68 @@ async fn render_roles(
 }
 
 async fn create_role(State(state): State<SharedState>, Posted { session, form }: Posted) -> Result<Response, PageError> {
-    administrators(&session, "CreateRole")?;
     let name = form.text("name").trim();
-    if let Err(e) = check_name("RoleName", name) {
-        return render_roles(&state, &session, &form, Some(("create", &e))).await;
+    let created: Result<(), ApiError> = async {
+        administrators(&session, "CreateRole")?;
+        check_name("RoleName", name)?;
+        if !state.store.create_role(name).await? {
+            return Err(ApiError::new(StatusCode::CONFLICT, "InvalidStatus.RoleName", format!("A role named {name:?} exists already.")));
+        }
+        state.store.settle_auth_changes().await;
+        Ok(())
     }
-    if !state.store.create_role(name).await? {
-        let taken = ApiError::new(StatusCode::CONFLICT, "InvalidStatus.RoleName", format!("A role named {name:?} exists already."));
-        return render_roles(&state, &session, &form, Some(("create", &taken))).await;
+    .await;
+    record(&state, &session, "CreateRole", &Params::from_pairs([("RoleName", name)]), created.as_ref()).await;
+    match created {
+        Ok(()) => Ok(see_other("/console/admin/roles")),
+        Err(e) if e.status() == StatusCode::FORBIDDEN => Err(e.into()),
+        Err(e) => render_roles(&state, &session, &form, Some(("create", &e))).await,
     }
-    state.store.settle_auth_changes().await;
-    Ok(see_other("/console/admin/roles"))
 }
 
+/// A change of the role `name`: `delete`, `add-member` or `remove-member` (the form's `user`).
 async fn change_role(
     State(state): State<SharedState>,
     Path((name, operation)): Path<(String, String)>,
     Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    administrators(&session, "UpdateRole")?;
-    match operation.as_str() {
-        "delete" => {
-            if !state.store.delete_role(&name).await? {
-                return Err(ApiError::not_found("Role", &name).into());
-            }
-        }
-        "add-member" => {
-            let user = state.store.list_users().await?.into_iter().find(|(u, _)| u.name == form.text("user"));
-            let Some((user, _)) = user else {
-                let missing = ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "EntityNotExists.User",
-                    format!("There is no user named {:?}.", form.text("user")),
-                );
-                return render_roles(&state, &session, &form, Some(("add-member", &missing))).await;
-            };
-            if !state.store.list_roles().await?.iter().any(|r| r.name == name) {
-                return Err(ApiError::not_found("Role", &name).into());
-            }
-            state.store.add_user_to_roles(&user.principal_id, std::slice::from_ref(&name)).await?;
-        }
+    let user_name = form.text("user");
+    let (action, params) = match operation.as_str() {
+        "delete" => ("DeleteRole", Params::from_pairs([("RoleName", name.as_str())])),
+        "add-member" => ("AddUserToRole", Params::from_pairs([("RoleName", name.as_str()), ("UserName", user_name)])),
+        "remove-member" => ("RemoveUserFromRole", Params::from_pairs([("RoleName", name.as_str()), ("UserName", user_name)])),
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.").into()),
+    };
+    let changed: Result<(), ApiError> = async {
+        administrators(&session, action)?;
+        if !state.store.list_roles().await?.iter().any(|r| r.name == name) {
+            return Err(ApiError::not_found("Role", &name));
+        }
+        if operation == "delete" {
+            state.store.delete_role(&name).await?;
+        } else {
+            let user = state.store.list_users().await?.into_iter().find(|(u, _)| u.name == user_name).map(|(u, _)| u);
+            let user = user.ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, "EntityNotExists.User", format!("There is no user named {user_name:?}."))
+            })?;
+            if operation == "add-member" {
+                state.store.add_user_to_roles(&user.principal_id, std::slice::from_ref(&name)).await?;
+            } else if !state.store.remove_user_from_role(&user.principal_id, &name).await? {
+                return Err(ApiError::invalid_status("User", format!("{user_name:?} is not a member of the role {name:?}.")));
+            }
+        }
+        state.store.settle_auth_changes().await;
+        Ok(())
     }
-    state.store.settle_auth_changes().await;
-    Ok(see_other("/console/admin/roles"))
+    .await;
+    record(&state, &session, action, &params, changed.as_ref()).await;
+    match changed {
+        Ok(()) => Ok(see_other("/console/admin/roles")),
+        Err(e) if e.code() == "EntityNotExists.User" || e.status() == StatusCode::CONFLICT => {
+            render_roles(&state, &session, &form, Some((operation.as_str(), &e))).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Names of every user and role by principal id, for pages that show owners and grants.

@@ -190,15 +190,59 @@ pub fn changed(result: Result<String, ApiError>, again: impl FnOnce(&ApiError) -
 /// authorisation, then the spec's validation (the request takes the wire's form on the way, so
 /// the messages and the defaults are the API's).
 pub fn checked<T: Serialize + DeserializeOwned>(session: &Session, action: Action, request: T) -> Result<T, ApiError> {
+    let params = wire_params(&request)?;
+    checked_params(session, action, &params)
+}
+
+/// The request `params` stand for, once `action` passed the checks of [`checked`].
+fn checked_params<T: DeserializeOwned>(session: &Session, action: Action, params: &Params) -> Result<T, ApiError> {
     authorize(action, &session.principal)?;
-    let spec = &spec::actions()[action.name()];
+    decode(spec::decode(&spec::actions()[action.name()], params)?)
+}
+
+/// The change `action` made from the console as the API makes it: `request` passes [`checked`],
+/// `run` does it, and the outcome (done or refused, with the parameters masked) goes to the audit
+/// trail as the API's pipeline writes it.
+pub async fn audited<T, R, E, F>(
+    state: &SharedState,
+    session: &Session,
+    action: Action,
+    request: T,
+    run: impl FnOnce(T) -> F,
+) -> Result<R, ApiError>
+where
+    T: Serialize + DeserializeOwned,
+    R: Serialize,
+    E: Into<ApiError>,
+    F: std::future::Future<Output = Result<R, E>>,
+{
+    let params = wire_params(&request)?;
+    let result = match checked_params(session, action, &params) {
+        Ok(request) => run(request).await.map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    record(state, session, action.name(), &params, result.as_ref()).await;
+    result
+}
+
+/// Writes the outcome of the console change `action` that `params` stand for to the audit trail,
+/// under a new request id, as the API writes its changes (see [`crate::api::trail`]).
+pub async fn record<R: Serialize>(state: &SharedState, session: &Session, action: &str, params: &Params, outcome: Result<&R, &ApiError>) {
+    let answer = outcome.ok().and_then(|r| serde_json::to_value(r).ok());
+    let outcome = outcome.map(|_| answer.as_ref());
+    let request_id = crate::api::rpc::new_request_id();
+    crate::api::trail::record(&state.store, &request_id, action, &session.principal, params, outcome).await;
+}
+
+/// The wire parameters of a typed request.
+fn wire_params<T: Serialize>(request: &T) -> Result<Params, ApiError> {
     let mut pairs = Vec::new();
     if let Value::Object(fields) = serde_json::to_value(request).map_err(ApiError::internal)? {
         for (name, value) in fields {
             wire_pairs(name, value, &mut pairs);
         }
     }
-    decode(spec::decode(spec, &Params::from_pairs(pairs))?)
+    Ok(Params::from_pairs(pairs))
 }
 
 /// The wire parameters of one request field: arrays flattened (`Name.N.Field`), objects as JSON

@@ -7,16 +7,19 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use maud::html;
+use serde::Serialize;
 
 use super::html::{action_button, csrf_input, page, pager, seg, status};
 use super::provisioned::{outputs, page_of};
 use super::session::{Posted, Session};
 use super::tasks::{is_live, product_link};
-use super::{respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{record, respond, see_other, Form, PageError, PAGE_SIZE};
+use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{format_time, SharedState};
-use crate::model::OperationType;
+use crate::api::{authorize, format_time, SharedState};
 use crate::model::PlanStatus::{self, *};
+use crate::model::{OperationType, ProvisionedProductId, TaskId};
+use crate::protocol::params::Params;
 use crate::provisioning::plan::{PlanFilter, PlanScope, ResourceChange};
 use crate::provisioning::stored;
 use crate::store::SortOrder;
@@ -134,24 +137,52 @@ async fn plan(State(state): State<SharedState>, session: Session, Path(id): Path
     Ok(respond(StatusCode::OK, page(&format!("Plan {}", plan.plan_name), Some(&session), body)))
 }
 
+/// The ids a change of a plan answers, as the API answers them (the audit trail reads them).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct PlanIds {
+    pub plan_id: String,
+    pub provisioned_product_id: Option<ProvisionedProductId>,
+    pub task_id: Option<TaskId>,
+}
+
 async fn operate(
     State(state): State<SharedState>,
     Path((id, operation)): Path<(String, String)>,
     Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
     let (provisioner, principal) = (state.provisioner(), &session.principal);
-    match operation.as_str() {
-        "execute" => {
-            let queued = provisioner.execute(principal, &id).await?;
-            return Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))));
+    let (action, mut params) = match operation.as_str() {
+        "execute" => (Action::ExecuteProvisionedProductPlan, vec![]),
+        "cancel" => (Action::CancelProvisionedProductPlan, vec![]),
+        "delete" => (Action::DeleteProvisionedProductPlan, vec![]),
+        "decide" => {
+            (Action::ApproveProvisionedProductPlan, vec![("ApprovalAction", form.text("decision")), ("Comment", form.text("comment"))])
         }
-        "cancel" => provisioner.cancel_plan(principal, &id).await?,
-        "delete" => {
-            provisioner.delete_plan(principal, &id).await?;
-            return Ok(see_other("/console/plans"));
-        }
-        "decide" => provisioner.decide_plan(principal, &id, form.text("decision").parse()?, form.text("comment").to_string()).await?,
         _ => return Err(PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))),
+    };
+    params.push(("PlanId", &id));
+    let done: Result<_, ApiError> = async {
+        authorize(action, principal)?;
+        let task = match action {
+            Action::ExecuteProvisionedProductPlan => Some(provisioner.execute(principal, &id).await?.task_id),
+            Action::CancelProvisionedProductPlan => provisioner.cancel_plan(principal, &id).await.map(|()| None)?,
+            Action::DeleteProvisionedProductPlan => provisioner.delete_plan(principal, &id).await.map(|()| None)?,
+            _ => provisioner
+                .decide_plan(principal, &id, form.text("decision").parse()?, form.text("comment").to_string())
+                .await
+                .map(|()| None)?,
+        };
+        Ok(PlanIds { plan_id: id.clone(), provisioned_product_id: None, task_id: task })
+    }
+    .await;
+    record(&state, &session, action.name(), &Params::from_pairs(params), done.as_ref()).await;
+    let done = done?;
+    if let Some(task) = done.task_id {
+        return Ok(see_other(&format!("/console/tasks/{}", seg(&task))));
+    }
+    if action == Action::DeleteProvisionedProductPlan {
+        return Ok(see_other("/console/plans"));
     }
     Ok(see_other(&format!("/console/plans/{}", seg(&id))))
 }

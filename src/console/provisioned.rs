@@ -14,13 +14,14 @@ use super::catalog::{change_fields, parameters_from_form, tags_from_form, versio
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
 use super::session::{Posted, Session};
-use super::{changed, checked, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{audited, changed, record, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{format_time, SharedState};
+use crate::api::{authorize, format_time, SharedState};
 use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::version::VersionDetail;
 use crate::model::{english_region_name, ProvisionedProductStatus};
+use crate::protocol::params::Params;
 use crate::provisioning::queue::Update;
 use crate::provisioning::{stored, Output};
 use crate::store::provisioning::ProvisionedProduct;
@@ -193,7 +194,9 @@ async fn update(State(state): State<SharedState>, Path(id): Path<String>, Posted
             parameters: parameters_from_form(&form),
             tags: tags_from_form(&form)?,
         };
-        let queued = state.provisioner().update(&session.principal, checked(&session, Action::UpdateProvisionedProduct, update)?).await?;
+        let provisioner = state.provisioner();
+        let queued =
+            audited(&state, &session, Action::UpdateProvisionedProduct, update, |r| provisioner.update(&session.principal, r)).await?;
         Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
     };
     changed(queued.await, |e| render_update(&session, &id, &context, &form, Some(e)))
@@ -230,6 +233,14 @@ async fn terminate(
     Path(id): Path<String>,
     Posted { session, .. }: Posted,
 ) -> Result<Response, PageError> {
-    let queued = state.provisioner().terminate(&session.principal, &id).await?;
+    let action = Action::TerminateProvisionedProduct;
+    let terminated: Result<_, ApiError> = async {
+        authorize(action, &session.principal)?;
+        Ok(state.provisioner().terminate(&session.principal, &id).await?)
+    }
+    .await;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
+    record(&state, &session, action.name(), &params, terminated.as_ref()).await;
+    let queued = terminated?;
     Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }

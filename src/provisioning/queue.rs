@@ -35,8 +35,9 @@ pub struct Provisioner<'a> {
     pub engine: &'a Engine,
 }
 
-/// A queued task and the provisioned product it changes.
-#[derive(Debug, Clone)]
+/// A queued task and the provisioned product it changes (serialized as the API answers them).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Queued {
     pub provisioned_product_id: ProvisionedProductId,
     pub task_id: TaskId,

@@ -63,6 +63,22 @@ impl Store {
         Ok(())
     }
 
+    /// Ends user `user_id`'s membership of the role `role`; false when it was not a member.
+    pub async fn remove_user_from_role(&self, user_id: &str, role: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let removed = sql!(
+            "DELETE FROM role_members WHERE user_id = $1 AND role_id IN \
+             (SELECT principal_id FROM principals WHERE principal_type = $2 AND name = $3)",
+            user_id,
+            RAM_ROLE,
+            role
+        )
+        .execute(&mut *tx)
+        .await?;
+        self.commit_auth_change(tx).await?;
+        Ok(removed > 0)
+    }
+
     /// Roles with their members, oldest first.
     pub async fn list_roles(&self) -> StoreResult<Vec<Role>> {
         let mut sql = Sql::new(
