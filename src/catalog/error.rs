@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::store::principal::Principal;
 use crate::store::StoreError;
 
 /// A refusal of the domain services.
@@ -102,4 +103,16 @@ impl From<super::parameters::ParameterError> for DomainError {
     fn from(error: super::parameters::ParameterError) -> Self {
         DomainError::invalid_parameter("Parameters", error.0)
     }
+}
+
+/// `403 Forbidden.AdministratorOnly` for an end user asking what only administrators may.
+pub fn administrators_only(principal: &Principal, action: &str, message: String) -> Result<(), DomainError> {
+    if principal.is_admin {
+        return Ok(());
+    }
+    Err(DomainError::Forbidden {
+        reason: "AdministratorOnly",
+        message,
+        detail: serde_json::json!({"AuthAction": format!("servicecatalog:{action}"), "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
+    })
 }

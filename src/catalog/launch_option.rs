@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::constraint::{ConfigError, ConstraintConfig, ConstraintType};
-use super::error::DomainError;
+use super::error::{administrators_only, DomainError};
 use super::product::ProductRef;
 use super::wire::format_time;
 use super::Catalog;
@@ -189,16 +189,15 @@ impl Catalog<'_> {
 
     /// The constraints of a portfolio, of a product, or of one pair, whoever the portfolios are
     /// granted to (`ListLaunchOptions` shows only the caller's, and no Config): what an
-    /// administrator's pages list. The vendor has no listing action; callers check that the
-    /// caller is an administrator, as for `GetConstraint`.
+    /// administrator's pages list. The vendor has no listing action; like `GetConstraint`, it is
+    /// for administrators only.
     pub async fn constraints(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> Result<Vec<ListedConstraint>, DomainError> {
-        let mut listed = Vec::new();
-        for c in self.store.constraints_where(portfolio_id, product_id).await? {
-            let product_name = self.store.product(&c.product_id).await?.map(|p| p.product_name).unwrap_or_default();
-            let portfolio_name = self.store.portfolio(&c.portfolio_id).await?.map(|p| p.portfolio_name).unwrap_or_default();
-            listed.push(ListedConstraint { detail: detail(c, product_name), portfolio_name });
-        }
-        Ok(listed)
+        administrators_only(self.caller, "GetConstraint", "Only administrators list the constraints of a catalog.".into())?;
+        let found = self.store.constraints_where(portfolio_id, product_id).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| ListedConstraint { detail: detail(c.constraint, c.product_name), portfolio_name: c.portfolio_name })
+            .collect())
     }
 
     /// `UpdateConstraint`.

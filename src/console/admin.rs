@@ -17,7 +17,7 @@ use super::session::{Posted, Session};
 use super::{audited, checked, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, SharedState};
+use crate::api::SharedState;
 use crate::catalog::constraint::{example_config, ConstraintType};
 use crate::catalog::launch_option::{ConstraintChange, ConstraintRef, ListedConstraint, NewConstraint};
 use crate::catalog::portfolio::{GrantRequest, PortfolioFields, PortfolioListing, PortfolioRef, PortfolioUpdate, Portfolios};
@@ -154,7 +154,7 @@ async fn render_portfolio(
     let products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(Some(id.to_string())))?).await?;
     let all_products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(None))?).await?;
     let principals = catalog.principals(checked(session, Action::ListPrincipals, this())?).await?;
-    let constraints = listed_constraints(catalog, session, Some(id), None).await?;
+    let constraints = catalog.constraints(Some(id), None).await?;
     let (names, picker) = (principal_names(state).await?, principal_picker(state, "principals").await?);
     let path = format!("/console/admin/portfolios/{}", seg(id));
     let in_portfolio = &products.product_details;
@@ -340,17 +340,6 @@ async fn change_portfolio(
 }
 
 // ---- Constraints ----
-
-/// The constraints of a portfolio or a product, for an administrator (as `GetConstraint`).
-async fn listed_constraints(
-    catalog: &Catalog<'_>,
-    session: &Session,
-    portfolio_id: Option<&str>,
-    product_id: Option<&str>,
-) -> Result<Vec<ListedConstraint>, ApiError> {
-    authorize(Action::GetConstraint, &session.principal)?;
-    Ok(catalog.constraints(portfolio_id, product_id).await?)
-}
 
 /// Which other side of a constraint a table names: the product (on a portfolio's page) or the
 /// portfolio (on a product's).
@@ -629,7 +618,7 @@ async fn render_product(
     let in_portfolios = catalog.list_portfolios(checked(session, Action::ListPortfolios, listing)?).await?.portfolio_details;
     // Every portfolio's constraints, granted to the administrator or not (`ListLaunchOptions`
     // would show only the granted ones, and refuses a product in none).
-    let constraints = listed_constraints(catalog, session, None, Some(id)).await?;
+    let constraints = catalog.constraints(None, Some(id)).await?;
     let path = format!("/console/admin/products/{}", seg(id));
     let body = html! {
         p { (detail.description) }

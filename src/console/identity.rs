@@ -19,8 +19,8 @@ use super::{record, respond, see_other, Form, PageError};
 use crate::api::error::ApiError;
 use crate::api::{format_time, SharedState};
 use crate::auth::{new_access_key, valid_principal_name, PRINCIPAL_NAME_RULE};
+use crate::catalog::error::administrators_only;
 use crate::protocol::params::Params;
-use crate::provisioning::administrators_only;
 use crate::store::principal::Principal;
 use crate::store::role::Role;
 

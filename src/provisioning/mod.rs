@@ -351,18 +351,6 @@ pub fn tags_from_json(text: &str) -> Vec<(String, String)> {
     tag_pairs(stored(text))
 }
 
-/// `403 Forbidden.AdministratorOnly` for an end user asking what only administrators may.
-pub fn administrators_only(principal: &Principal, action: &str, message: String) -> Result<(), DomainError> {
-    if principal.is_admin {
-        return Ok(());
-    }
-    Err(DomainError::Forbidden {
-        reason: "AdministratorOnly",
-        message,
-        detail: json!({"AuthAction": format!("servicecatalog:{action}"), "AuthPrincipalDisplayName": principal.name, "NoPermissionType": "ImplicitDeny"}),
-    })
-}
-
 /// Update parameters: the previous values the new version still declares, overlaid with the
 /// given ones.
 pub fn merge_parameters(

@@ -22,7 +22,7 @@ use super::queue::{ProductChange, Provisioner, Queued};
 use super::{check_owner, check_product, pairs, resolve, tag_pairs, tags_from_json, tags_json};
 use super::{Change, ChangeRequest, Parameter, Tag};
 use crate::catalog::constraint::ApprovalConfig;
-use crate::catalog::error::DomainError;
+use crate::catalog::error::{administrators_only, DomainError};
 use crate::model::{OperationType, PlanId, ProvisionedProductId};
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanRecord, PlanStatus};
 use crate::store::principal::{Principal, RAM_USER};
@@ -583,7 +583,7 @@ impl Provisioner<'_> {
         let mut decided_by_caller = None;
         match filter.scope {
             PlanScope::Own => query.owner_principal_id = Some(principal.principal_id.clone()),
-            PlanScope::Account => super::administrators_only(
+            PlanScope::Account => administrators_only(
                 principal,
                 "ListProvisionedProductPlans",
                 "AccessLevelFilter=Account is allowed to administrators only.".into(),
@@ -594,7 +594,7 @@ impl Provisioner<'_> {
             }
             PlanScope::ApprovalHistory => decided_by_caller = Some(self.store.plans_decided_by(&principal.principal_id).await?),
             PlanScope::AccountRequests => {
-                super::administrators_only(
+                administrators_only(
                     principal,
                     "ListProvisionedProductPlans",
                     "ApprovalFilter=AccountRequests is allowed to administrators only.".into(),
@@ -635,7 +635,7 @@ impl Provisioner<'_> {
     pub async fn plan_approvers(&self, principal: &Principal, account: bool, names: &[String]) -> Result<Vec<Approver>, DomainError> {
         let mut query = PlanQuery { needs_approval: true, ..PlanQuery::default() };
         if account {
-            super::administrators_only(
+            administrators_only(
                 principal,
                 "ListProvisionedProductPlanApprovers",
                 "Listing the approvers of every plan is allowed to administrators only.".into(),

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::auth::secrets::SecretBox;
 use crate::catalog::constraint::ConstraintConfig;
-use crate::catalog::error::DomainError;
+use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
@@ -175,7 +175,7 @@ impl Provisioner<'_> {
         page: Page,
     ) -> Result<(Vec<ProvisionedProduct>, i64), DomainError> {
         if account {
-            super::administrators_only(
+            administrators_only(
                 principal,
                 "ListProvisionedProducts",
                 "AccessLevelFilter=Account lists every user's provisioned products and is allowed to administrators only.".into(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::queue::Provisioner;
-use crate::catalog::error::DomainError;
+use crate::catalog::error::{administrators_only, DomainError};
 use crate::model::{TaskId, TaskStatus};
 use crate::store::principal::Principal;
 use crate::store::provisioning::{LogChunk, Task, TaskRecord};
@@ -140,7 +140,7 @@ impl Provisioner<'_> {
         page: Page,
     ) -> Result<(Vec<Task>, i64), DomainError> {
         if account {
-            super::administrators_only(principal, "ListTasks", "Only administrators list the tasks of the whole account.".into())?;
+            administrators_only(principal, "ListTasks", "Only administrators list the tasks of the whole account.".into())?;
         }
         let owner = (!account).then_some(principal.principal_id.as_str());
         Ok(self.store.list_owned_tasks(owner, order, page).await?)

@@ -25,6 +25,14 @@ record! {
     }
 }
 
+/// A constraint with the names of its product and portfolio (empty when gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedConstraint {
+    pub constraint: Constraint,
+    pub product_name: String,
+    pub portfolio_name: String,
+}
+
 /// Why a constraint could not be created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConstraintInsert {
@@ -107,16 +115,28 @@ impl Store {
 
     /// The constraints of a portfolio, of a product, or of one pair (all of them when neither is
     /// given), by portfolio, product and type.
-    pub async fn constraints_where(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> StoreResult<Vec<Constraint>> {
-        let mut sql = Sql::new(&format!("SELECT {} FROM constraints WHERE 1 = 1", Constraint::columns("")));
+    pub async fn constraints_where(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> StoreResult<Vec<NamedConstraint>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {}, COALESCE(pr.product_name, '') AS product_name, COALESCE(po.portfolio_name, '') AS portfolio_name \
+             FROM constraints c LEFT JOIN products pr ON pr.product_id = c.product_id \
+             LEFT JOIN portfolios po ON po.portfolio_id = c.portfolio_id WHERE 1 = 1",
+            Constraint::columns("c.")
+        ));
         if let Some(portfolio_id) = portfolio_id {
-            sql.push(" AND portfolio_id = ").text(portfolio_id);
+            sql.push(" AND c.portfolio_id = ").text(portfolio_id);
         }
         if let Some(product_id) = product_id {
-            sql.push(" AND product_id = ").text(product_id);
+            sql.push(" AND c.product_id = ").text(product_id);
         }
-        sql.push(" ORDER BY portfolio_id, product_id, constraint_type");
-        self.fetch_all(&sql, Constraint::from_row).await
+        sql.push(" ORDER BY c.portfolio_id, c.product_id, c.constraint_type");
+        self.fetch_all(&sql, |row| {
+            Ok(NamedConstraint {
+                constraint: Constraint::from_row(row)?,
+                product_name: row.get("product_name")?,
+                portfolio_name: row.get("portfolio_name")?,
+            })
+        })
+        .await
     }
 
     /// `(constraint id, Config)` of every constraint of type `kind`, by id.
@@ -172,8 +192,10 @@ mod tests {
             let types: Vec<String> =
                 store.constraints_for("port-1", "prod-1").await.unwrap().into_iter().map(|c| c.constraint_type).collect();
             assert_eq!(types, ["Launch", "StackRegion"]);
-            let ids = |found: Vec<Constraint>| found.into_iter().map(|c| c.constraint_id).collect::<Vec<_>>();
-            assert_eq!(ids(store.constraints_where(Some("port-1"), None).await.unwrap()), ["cons-1", "cons-4"]);
+            let ids = |found: Vec<NamedConstraint>| found.into_iter().map(|c| c.constraint.constraint_id).collect::<Vec<_>>();
+            let named = store.constraints_where(Some("port-1"), None).await.unwrap();
+            assert_eq!((named[0].product_name.as_str(), named[0].portfolio_name.as_str()), ("a", "p"));
+            assert_eq!(ids(named), ["cons-1", "cons-4"]);
             assert_eq!(ids(store.constraints_where(None, Some("prod-1")).await.unwrap()), ["cons-1", "cons-4"]);
             assert!(store.constraints_where(Some("port-1"), Some("prod-2")).await.unwrap().is_empty());
             assert_eq!(
