@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
+use servicecatalog::engine::binaries::{BinarySettings, Declared, Matching};
 use servicecatalog::engine::sandbox::{Isolation, Network, SandboxSettings};
 use servicecatalog::ops::data::{self, DataOptions};
 use servicecatalog::server::{self, EngineSettings, ServeOptions};
@@ -45,9 +46,20 @@ struct EngineArgs {
     /// Task workers on this node (0: API only); default: the number of cores.
     #[arg(long, env = "SERVICECATALOG_WORKERS")]
     workers: Option<usize>,
-    /// Terraform binary; default: terraform, else tofu, on PATH.
-    #[arg(long, env = "SERVICECATALOG_TERRAFORM")]
-    terraform: Option<PathBuf>,
+    /// Terraform (or OpenTofu) binary: PATH, whose version is read at start and which alone runs
+    /// every template; or VERSION=PATH (repeatable, comma-separated in the environment), each
+    /// running the templates whose Transform names its major.minor. Default: terraform, else
+    /// tofu, on PATH.
+    #[arg(long, env = "SERVICECATALOG_TERRAFORM", value_name = "[VERSION=]PATH", value_delimiter = ',')]
+    terraform: Vec<Declared>,
+    /// A directory of terraform-<version> and tofu-<version> executables (e.g. terraform-1.0.3),
+    /// each running the templates whose Transform names its major.minor.
+    #[arg(long, env = "SERVICECATALOG_TERRAFORM_DIR", value_name = "DIR")]
+    terraform_dir: Option<PathBuf>,
+    /// Which declared binary runs a template whose Transform names major.minor: exact (the newest
+    /// major.minor.x) or compatible (the newest of the same major with a minor at least that).
+    #[arg(long, env = "SERVICECATALOG_TERRAFORM_MATCH", value_enum, default_value_t = Matching::Exact)]
+    terraform_match: Matching,
     /// Go's GOGC for Terraform and the Go providers it starts: how far a heap grows between
     /// collections, in per cent of the live heap (Go's own default is 100). Terraform runs are
     /// short and allocate most while starting, so fewer collections make each run faster; lower
@@ -95,7 +107,7 @@ impl EngineArgs {
     fn settings(&self) -> EngineSettings {
         EngineSettings {
             workers: self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-            terraform: self.terraform.clone(),
+            terraform: BinarySettings { declared: self.terraform.clone(), dir: self.terraform_dir.clone(), matching: self.terraform_match },
             terraform_gogc: self.terraform_gogc,
             task_timeout: Duration::from_secs(self.task_timeout.max(1)),
             lease: Duration::from_secs(self.lease_seconds.max(3)),

@@ -230,6 +230,69 @@ wire_enum! {
     }
 }
 
+/// The tool a template's `Transform` names: the vendor's Terraform, or OpenTofu (this
+/// service's extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tool {
+    /// HashiCorp Terraform (`terraform`).
+    Terraform,
+    /// OpenTofu (`tofu`).
+    OpenTofu,
+}
+
+impl Tool {
+    /// Its name in a `Transform` and in the first line of its binary's `version` output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tool::Terraform => "Terraform",
+            Tool::OpenTofu => "OpenTofu",
+        }
+    }
+}
+
+/// A template's `Transform`: the tool and the `major.minor` release line that runs it, spelt
+/// `Aliyun::Terraform-v1.5` (the vendor's) or `Aliyun::OpenTofu-v1.8` (this service's extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Transform {
+    /// The tool.
+    pub tool: Tool,
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl Transform {
+    /// How a `Transform` is spelt, for messages.
+    pub const SPELLING: &'static str =
+        "\"Aliyun::Terraform-v<major>.<minor>\" (e.g. Aliyun::Terraform-v1.5), or \"Aliyun::OpenTofu-v<major>.<minor>\"";
+
+    /// Terraform's release line `major.minor`.
+    pub const fn terraform(major: u32, minor: u32) -> Transform {
+        Transform { tool: Tool::Terraform, major, minor }
+    }
+}
+
+impl fmt::Display for Transform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Aliyun::{}-v{}.{}", self.tool.name(), self.major, self.minor)
+    }
+}
+
+impl FromStr for Transform {
+    type Err = String;
+    /// The `Transform` spelt `s`; the error says how one is spelt.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parsed = [Tool::Terraform, Tool::OpenTofu].into_iter().find_map(|tool| {
+            let (major, minor) = s.strip_prefix("Aliyun::")?.strip_prefix(tool.name())?.strip_prefix("-v")?.split_once('.')?;
+            let number =
+                |p: &str| (!p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit())).then(|| p.parse().ok()).flatten();
+            Some(Transform { tool, major: number(major)?, minor: number(minor)? })
+        });
+        parsed.ok_or_else(|| format!("Transform must be {}, not {s:?}.", Transform::SPELLING))
+    }
+}
+
 impl PlanStatus {
     /// The status a successful preview leads to: approval first when the plan needs it.
     pub fn after_preview(needs_approval: bool) -> PlanStatus {
@@ -262,6 +325,29 @@ mod tests {
         assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         assert_ne!(a, TaskId::new());
         assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::json!(a.as_str()));
+    }
+
+    #[test]
+    fn transforms_read_and_write_their_spelling() {
+        for (text, tool, major, minor) in [
+            ("Aliyun::Terraform-v1.5", Tool::Terraform, 1, 5),
+            ("Aliyun::Terraform-v0.12", Tool::Terraform, 0, 12),
+            ("Aliyun::OpenTofu-v1.8", Tool::OpenTofu, 1, 8),
+        ] {
+            let transform: Transform = text.parse().unwrap();
+            assert_eq!(transform, Transform { tool, major, minor });
+            assert_eq!(transform.to_string(), text);
+        }
+        for text in [
+            "Aliyun::Terraform-v1",
+            "Aliyun::Terraform-1.5",
+            "Aliyun::Terraform-v1.5.7",
+            "Aliyun::Terraform-v1.x",
+            "Aliyun::Tofu-v1.8",
+            "x",
+        ] {
+            assert!(text.parse::<Transform>().unwrap_err().contains("Transform must be"), "{text}");
+        }
     }
 
     #[test]

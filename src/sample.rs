@@ -42,6 +42,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     )
     .await?;
     let portfolio_id = portfolio["PortfolioId"].as_str().unwrap_or_default().to_string();
+    let transform = state.catalog(&root).default_transform().to_string();
     for (name, description, tf) in [
         ("Hello outputs", "Variables in, outputs out: no resources, launches in well under a second.", HELLO),
         (
@@ -52,7 +53,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     ] {
         let body = json!({
             "ROSTemplateFormatVersion": "2015-09-01",
-            "Transform": "Aliyun::Terraform-v1.0",
+            "Transform": transform,
             "Description": description,
             "Workspace": {"main.tf": tf},
         })

@@ -1,7 +1,7 @@
 //! `servicecatalog serve`: opens the store, makes sure an administrator key exists, and serves
 //! the API until SIGTERM or Ctrl-C.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -10,6 +10,7 @@ use crate::api::limits::RateLimiter;
 use crate::api::{self, ApiConfig, AppState, Region};
 use crate::auth::secrets::SecretBox;
 use crate::auth::{new_access_key, Authenticator};
+use crate::engine::binaries::Binaries;
 use crate::engine::sandbox::{Isolation, Sandbox};
 use crate::engine::{Engine, EngineConfig};
 use crate::ops::data::{DataOptions, ROOT_CREDENTIALS_FILE};
@@ -45,8 +46,8 @@ pub struct ServeOptions {
 pub struct EngineSettings {
     /// Workers on this node (0: API only).
     pub workers: usize,
-    /// Terraform binary.
-    pub terraform: Option<PathBuf>,
+    /// The Terraform binaries the operator configured.
+    pub terraform: crate::engine::binaries::BinarySettings,
     /// GOGC of Terraform's Go runtime.
     pub terraform_gogc: u32,
     /// Time limit of a task.
@@ -64,6 +65,7 @@ pub struct EngineSettings {
 /// Runs the server until a shutdown signal.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let sandbox = sandbox(&options.engine)?;
+    let binaries = binaries(&options.engine).await?;
     let signals = Signals::listen()?;
     let (store, secrets) = options.data.open().await?;
     let _held = crate::ops::backup::hold_data_dir(&options.data.data_dir)?;
@@ -78,7 +80,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         limits: options.limits.clone(),
     };
     let metrics = Arc::new(Metrics::new());
-    let engine = start_engine(&store, &secrets, &options.data, &options.engine, sandbox, &metrics);
+    let engine = start_engine(&store, &secrets, &options.data, &options.engine, sandbox, binaries, &metrics);
     let auth = Authenticator::new(store.clone(), secrets.clone()).await?;
     let rate = RateLimiter::new(&config.limits);
     let state = Arc::new(AppState { auth, store, rate, config, secrets, engine, metrics, sign_in: Default::default() });
@@ -109,9 +111,10 @@ pub async fn work(data: &DataOptions, settings: EngineSettings) -> anyhow::Resul
         anyhow::bail!("a worker node needs at least one worker (--workers)");
     }
     let sandbox = sandbox(&settings)?;
+    let binaries = binaries(&settings).await?;
     let (store, secrets) = data.open().await?;
     let signals = Signals::listen()?;
-    let engine = start_engine(&store, &secrets, data, &settings, sandbox, &Arc::new(Metrics::new()));
+    let engine = start_engine(&store, &secrets, data, &settings, sandbox, binaries, &Arc::new(Metrics::new()));
     tracing::info!(workers = settings.workers, "servicecatalog worker running");
     stop_engine(&engine, &signals, settings.shutdown_grace).await;
     Ok(())
@@ -134,12 +137,27 @@ fn sandbox(settings: &EngineSettings) -> anyhow::Result<Sandbox> {
     Ok(sandbox)
 }
 
+/// The Terraform binaries of this node, each one's version read and checked before anything
+/// else starts: a declared version a binary does not report refuses the start.
+async fn binaries(settings: &EngineSettings) -> anyhow::Result<Arc<Binaries>> {
+    let binaries = Binaries::discover(&settings.terraform).await?;
+    for binary in binaries.all() {
+        let serves = if binaries.declared() { binary.transform().to_string() } else { "every Transform".into() };
+        tracing::info!(path = %binary.path.display(), version = %binary.version, serves, "Terraform binary");
+    }
+    if binaries.all().is_empty() {
+        tracing::warn!("no Terraform binary: configure --terraform or put terraform or tofu on PATH; tasks fail until then");
+    }
+    Ok(Arc::new(binaries))
+}
+
 fn start_engine(
     store: &Store,
     secrets: &SecretBox,
     data: &DataOptions,
     settings: &EngineSettings,
     sandbox: Sandbox,
+    binaries: Arc<Binaries>,
     metrics: &Arc<Metrics>,
 ) -> Arc<Engine> {
     metrics.set_task_isolation(sandbox.isolation().name());
@@ -149,7 +167,7 @@ fn start_engine(
         Arc::new(crate::provisioning::job::CatalogJobs::new(store.clone(), secrets.clone())),
         EngineConfig {
             workers: settings.workers,
-            terraform: settings.terraform.clone(),
+            binaries,
             terraform_gogc: settings.terraform_gogc,
             // Terraform runs in the task's directory: paths handed to it must be absolute.
             data_dir: std::path::absolute(&data.data_dir).unwrap_or_else(|_| data.data_dir.clone()),

@@ -81,7 +81,14 @@ impl AppState {
     /// The catalog as `caller` sees it.
     pub fn catalog<'a>(&'a self, caller: &'a Principal) -> Catalog<'a> {
         let config = &self.config;
-        Catalog { store: &self.store, caller, region: &config.region, account_id: &config.account_id, regions: &config.regions }
+        Catalog {
+            store: &self.store,
+            caller,
+            region: &config.region,
+            account_id: &config.account_id,
+            regions: &config.regions,
+            binaries: self.engine.binaries(),
+        }
     }
 }
 

@@ -33,12 +33,21 @@ pub struct Catalog<'a> {
     pub region: &'a str,
     pub account_id: &'a str,
     pub regions: &'a [crate::model::Region],
+    /// The Terraform binaries of this node: the `Transform`s new versions may name.
+    pub binaries: &'a crate::engine::binaries::Binaries,
 }
 
 impl Catalog<'_> {
     /// `acs:servicecatalog:{region}:{account}:{kind}/{id}`.
     pub fn arn(&self, kind: &str, id: &str) -> String {
         format!("acs:servicecatalog:{}:{}:{kind}/{id}", self.region, self.account_id)
+    }
+
+    /// The `Transform` of templates written for any Terraform version (the sample catalog's, a
+    /// `main.tf` pasted in the console): Terraform 1.0, or where this node does not run it, the
+    /// newest version it runs.
+    pub fn default_transform(&self) -> crate::model::Transform {
+        self.binaries.preferred(crate::model::Transform::terraform(1, 0))
     }
 
     /// The portfolios granted to the caller.

@@ -26,8 +26,6 @@ pub const ROS_STANDARD: &str = "RosStandardTemplate";
 
 /// The only `ROSTemplateFormatVersion`.
 const FORMAT_VERSION: &str = "2015-09-01";
-/// Prefix of `Transform`, followed by `<major>.<minor>`.
-const TRANSFORM_PREFIX: &str = "Aliyun::Terraform-v";
 /// Suffix of files in Terraform's JSON syntax (the others end `.tf`).
 const JSON_SUFFIX: &str = ".tf.json";
 /// Workspace limits.
@@ -46,6 +44,7 @@ pub const MAX_NESTING: usize = 100;
 /// included (the tests parse files at the limit on it).
 const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
+use crate::model::Transform;
 pub use crate::store::template::TerraformVariable;
 
 /// A `variable` block.
@@ -81,8 +80,8 @@ pub struct Output {
 /// What a valid `RosTerraformTemplate` body holds.
 #[derive(Debug, Clone)]
 pub struct ParsedTemplate {
-    /// `<major>.<minor>` named by `Transform`, e.g. `1.5`.
-    pub terraform_version: String,
+    /// The `Transform`: the tool and release line that runs the template.
+    pub transform: Transform,
     /// `Description` of the body.
     pub description: Option<String>,
     /// Relative path → content, every path checked.
@@ -201,6 +200,18 @@ pub fn check_variables(parsed: &ParsedTemplate, variables: &[TerraformVariable])
     Ok(())
 }
 
+/// The `Transform` of a `RosTerraformTemplate` body, read without parsing its files.
+pub fn transform(body: &str) -> Result<Transform, TemplateError> {
+    transform_of(&json_object(body)?)
+}
+
+fn transform_of(root: &Map<String, Value>) -> Result<Transform, TemplateError> {
+    match root.get("Transform") {
+        Some(Value::String(t)) => t.parse().map_err(TemplateError::Invalid),
+        other => Err(TemplateError::Invalid(format!("Transform must be {}, not {}.", Transform::SPELLING, shown(other)))),
+    }
+}
+
 /// Parses and checks a `RosTerraformTemplate` body.
 pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
     let mut root = json_object(body)?;
@@ -209,15 +220,7 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
         Some(Value::String(v)) if v == FORMAT_VERSION => {}
         other => return invalid(format!("ROSTemplateFormatVersion must be \"{FORMAT_VERSION}\", not {}.", shown(other))),
     }
-    let terraform_version = match root.get("Transform") {
-        Some(Value::String(t)) => match t.strip_prefix(TRANSFORM_PREFIX).filter(|v| is_major_minor(v)) {
-            Some(v) => v.to_string(),
-            None => {
-                return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\" (e.g. {TRANSFORM_PREFIX}1.5), not {t:?}."))
-            }
-        },
-        other => return invalid(format!("Transform must be \"{TRANSFORM_PREFIX}<major>.<minor>\", not {}.", shown(other))),
-    };
+    let transform = transform_of(&root)?;
     let description = match root.remove("Description") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) => Some(d),
@@ -258,7 +261,7 @@ pub fn parse(body: &str) -> Result<ParsedTemplate, TemplateError> {
     outputs.sort_by(|a, b| a.name.cmp(&b.name));
     module_variables.sort_by(|a, b| (&a.file, &a.name).cmp(&(&b.file, &b.name)));
     let displaces_settings = workspace.keys().find_map(|path| displacing_path(path)).or(backend);
-    Ok(ParsedTemplate { terraform_version, description, workspace, parameters, variables, outputs, module_variables, displaces_settings })
+    Ok(ParsedTemplate { transform, description, workspace, parameters, variables, outputs, module_variables, displaces_settings })
 }
 
 /// What the files of one module directory declare.
@@ -473,12 +476,6 @@ fn shown(value: Option<&Value>) -> String {
     value.map_or_else(|| "missing".to_string(), |v| v.to_string())
 }
 
-fn is_major_minor(version: &str) -> bool {
-    let mut parts = version.split('.');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()));
-    number(parts.next()) && number(parts.next()) && parts.next().is_none()
-}
-
 fn workspace(value: Option<Value>) -> Result<BTreeMap<String, String>, TemplateError> {
     let invalid = |m: String| TemplateError::Invalid(m);
     let files = match value {
@@ -643,7 +640,7 @@ output "url" {
 }
 "#;
         let parsed = parse(&body(json!({"main.tf": main, "modules/net/outputs.tf": "output \"id\" { value = 1 }"}))).unwrap();
-        assert_eq!(parsed.terraform_version, "1.5");
+        assert_eq!(parsed.transform, Transform::terraform(1, 5));
         let names: Vec<&str> = parsed.variables.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, ["region", "secret", "tags"]);
         let region = parsed.variable("region").unwrap();

@@ -243,7 +243,11 @@ impl Catalog<'_> {
         let missing = |name: &str| DomainError::missing_parameter(&format!("{prefix}{name}"));
         let name = fields.product_version_name.ok_or_else(|| missing("ProductVersionName"))?;
         let template_url = fields.template_url.ok_or_else(|| missing("TemplateUrl"))?;
-        let stored = self.resolve_url(&format!("{prefix}TemplateUrl"), &template_url, template_type).await?;
+        let parameter = format!("{prefix}TemplateUrl");
+        let stored = self.resolve_url(&parameter, &template_url, template_type).await?;
+        if template_type == TERRAFORM {
+            self.check_served(&parameter, &stored.body)?;
+        }
         Ok(ProductVersion {
             product_version_id: new_id("pv"),
             product_id: product_id.to_string(),
@@ -347,6 +351,15 @@ impl Catalog<'_> {
         let template =
             template.ok_or_else(|| DomainError::Internal(format!("version {} has no stored template", version.product_version_id)))?;
         Ok(TemplateBody { template_body: template.body })
+    }
+
+    /// Refuses a template whose `Transform` no binary of this node runs (`parameter` names its
+    /// URL): a version is only created for a template it can provision.
+    fn check_served(&self, parameter: &str, body: &str) -> Result<(), DomainError> {
+        let transform = template::transform(body)?;
+        self.binaries
+            .check(transform)
+            .map_err(|e| DomainError::invalid_parameter(parameter, format!("The template at {parameter} cannot be provisioned here: {e}.")))
     }
 
     /// The stored template a product version's `TemplateUrl` names; `parameter` is the wire name

@@ -27,6 +27,7 @@ use crate::catalog::template::TERRAFORM;
 use crate::catalog::version::{NewTemplate, NewVersion, VersionFields, VersionRef};
 use crate::catalog::wire::{Filter, Paging};
 use crate::catalog::Catalog;
+use crate::model::Transform;
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -551,12 +552,14 @@ fn error_line(message: &str) -> Option<usize> {
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
-/// The `TemplateBody` of pasted text: JSON bodies as they are, HCL as the workspace's `main.tf`.
-fn template_body(text: &str) -> String {
+/// The `TemplateBody` of pasted text: JSON bodies as they are, HCL as the workspace's `main.tf`
+/// run by `transform`.
+fn template_body(text: &str, transform: Transform) -> String {
     if text.trim_start().starts_with('{') {
         return text.to_string();
     }
-    json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.0", "Workspace": {"main.tf": text}}).to_string()
+    let transform = transform.to_string();
+    json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": transform, "Workspace": {"main.tf": text}}).to_string()
 }
 
 /// Uploads the form's template; the new version's fields, naming it.
@@ -565,7 +568,11 @@ async fn upload_template(state: &SharedState, catalog: &Catalog<'_>, session: &S
     if template.trim().is_empty() {
         return Err(ApiError::missing_parameter("TemplateBody"));
     }
-    let upload = NewTemplate { template_type: TERRAFORM.into(), template_body: template_body(template), terraform_variables: Vec::new() };
+    let upload = NewTemplate {
+        template_type: TERRAFORM.into(),
+        template_body: template_body(template, catalog.default_transform()),
+        terraform_variables: Vec::new(),
+    };
     let uploaded = audited(state, session, Action::CreateTemplate, upload, |r| catalog.create_template(r)).await?;
     Ok(VersionFields {
         product_version_name: Some(form.text("version").to_string()),
@@ -775,8 +782,8 @@ mod tests {
 
     #[test]
     fn pasted_hcl_becomes_the_workspace_main_file() {
-        let body: serde_json::Value = serde_json::from_str(&template_body("variable \"a\" {}\n")).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&template_body("variable \"a\" {}\n", Transform::terraform(1, 0))).unwrap();
         assert_eq!(body["Workspace"]["main.tf"], "variable \"a\" {}\n");
-        assert_eq!(template_body(" {\"Workspace\": {}}"), " {\"Workspace\": {}}");
+        assert_eq!(template_body(" {\"Workspace\": {}}", Transform::terraform(1, 0)), " {\"Workspace\": {}}");
     }
 }

@@ -6,6 +6,7 @@
 //! Tasks ([`task`]) and plans' previews ([`preview`]) are the two kinds of [`job`], under the same
 //! lease machinery; a job's failure is an [`EngineError`], whose text is its `StatusMessage`.
 
+pub mod binaries;
 mod job;
 mod logs;
 mod plan_summary;
@@ -18,6 +19,7 @@ mod task;
 pub mod terraform;
 mod workspace;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +33,7 @@ use tokio::task::JoinSet;
 use crate::auth::secrets::SecretBox;
 use crate::store::provisioning::{state_serial, Fence, StateSaved, Task};
 use crate::store::{Store, StoreError};
+use binaries::BinaryStamp;
 use job::Job;
 pub use job::Site;
 pub use logs::TaskLog;
@@ -43,8 +46,8 @@ pub use workspace::{typed_variable, TaskInputs};
 pub struct EngineConfig {
     /// Number of tasks run at once on this node (0: API-only node).
     pub workers: usize,
-    /// Terraform binary; else `terraform`, then `tofu`, on PATH.
-    pub terraform: Option<PathBuf>,
+    /// The Terraform binaries and which one runs a template.
+    pub binaries: Arc<binaries::Binaries>,
     /// GOGC of Terraform's Go runtime (the child's environment).
     pub terraform_gogc: u32,
     /// Data directory: task working directories, provider mirror, prepared inits, sandboxes live below it.
@@ -82,8 +85,8 @@ pub struct Engine {
     provider_mirror: Option<ProviderMirror>,
     /// `init`s done once and reused by the jobs with the same inputs.
     inits: prepared::PreparedInits,
-    /// `terraform version`'s text for the binary it was read from.
-    version_text: std::sync::Mutex<Option<(BinaryStamp, String)>>,
+    /// `terraform version`'s text of each binary, and the file it was read from.
+    version_text: std::sync::Mutex<HashMap<PathBuf, (BinaryStamp, String)>>,
     phase: watch::Sender<Phase>,
     workers: tokio::sync::Mutex<JoinSet<()>>,
     busy: AtomicUsize,
@@ -134,12 +137,19 @@ impl Engine {
             node_id: crate::store::new_id("node"),
             provider_mirror,
             inits: prepared::PreparedInits::new(&config.data_dir),
-            version_text: std::sync::Mutex::new(None),
+            version_text: std::sync::Mutex::new(
+                config.binaries.all().iter().filter_map(|b| Some((b.path.clone(), (b.stamp.clone()?, b.version_text.clone())))).collect(),
+            ),
             config,
             phase: watch::Sender::new(Phase::Running),
             workers: tokio::sync::Mutex::new(JoinSet::new()),
             busy: AtomicUsize::new(0),
         })
+    }
+
+    /// The binaries this node runs templates with.
+    pub fn binaries(&self) -> &binaries::Binaries {
+        &self.config.binaries
     }
 
     /// Workers on this node: (busy, total).
@@ -216,9 +226,6 @@ impl Engine {
         log: Option<&'a TaskLog>,
     ) -> Result<(TaskInputs, Terraform<'a>, Option<Init>), EngineError> {
         let site = job.site();
-        let binary = terraform::find_binary(self.config.terraform.as_deref()).ok_or_else(|| {
-            EngineError::Failed("No Terraform binary was found: configure --terraform or put terraform or tofu on PATH.".into())
-        })?;
         // A transient database error is waited out; a refusal becomes the job's `StatusMessage`.
         let inputs = patiently(site.work_id, "read the job's inputs", || async {
             match self.source.inputs(&site).await {
@@ -227,6 +234,13 @@ impl Engine {
             }
         })
         .await??;
+        // Never another version than the one the template names: a version stored before its
+        // binary was removed fails, saying what is served.
+        let binary = match self.config.binaries.select(inputs.transform) {
+            Ok(binary) => binary.path.clone(),
+            Err(e @ binaries::Unserved::NoBinary) => return Err(EngineError::Failed(e.to_string())),
+            Err(e) => return Err(EngineError::Refused(format!("The template of product version {} cannot run: {e}.", site.version_id))),
+        };
         let redactor = inputs.redactor(state);
         let dir = self.work_dir(site.work_id);
         inputs.write(&dir, state).map_err(|e| EngineError::Failed(format!("Cannot prepare the working directory: {e}")))?;
@@ -290,7 +304,7 @@ impl Engine {
                 .version_text
                 .lock()
                 .expect("version cache lock")
-                .as_ref()
+                .get(&tf.binary)
                 .and_then(|(known, text)| (Some(known) == stamp.as_ref()).then(|| text.lines().next().unwrap_or_default().to_string()));
             match build.publish(&tf.dir, job_id, &tf.binary.display().to_string(), version.as_deref()) {
                 Ok(note) => {
@@ -411,17 +425,6 @@ where
             }
             done => return done,
         }
-    }
-}
-
-/// Which binary a file path holds: its path, size and modification time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BinaryStamp(PathBuf, u64, std::time::SystemTime);
-
-impl BinaryStamp {
-    fn of(binary: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(binary).ok()?;
-        Some(BinaryStamp(binary.to_path_buf(), meta.len(), meta.modified().ok()?))
     }
 }
 

@@ -69,15 +69,17 @@ impl Engine {
         Ok(outputs.to_string())
     }
 
-    /// The `version` step: `terraform version` in the task's directory, logged. Before `init` its
+    /// The `version` step: `terraform version` of the task's binary, logged. Before `init` its
     /// text depends only on the binary (it would also list the providers of a dependency lock
     /// file, but a template holds only `.tf` files): so it runs once per binary (path, size,
-    /// modification time) and later tasks log the same text without starting Terraform again.
+    /// modification time) — at start, when the binaries are found — and tasks log the same text
+    /// without starting Terraform again; a binary replaced since runs it again in the task's
+    /// directory.
     async fn version_step(&self, tf: &Terraform<'_>, log: &TaskLog) -> Result<(), EngineError> {
         let stamp = BinaryStamp::of(&tf.binary);
         if let Some(stamp) = &stamp {
             let cached = self.version_text.lock().expect("version cache lock");
-            if let Some((_, text)) = cached.as_ref().filter(|(known, _)| known == stamp) {
+            if let Some((_, text)) = cached.get(&tf.binary).filter(|(known, _)| known == stamp) {
                 log.push("version", "stdout", text);
                 return Ok(());
             }
@@ -87,7 +89,7 @@ impl Engine {
         log.push("version", "stderr", &finished.stderr);
         finished.check("version")?;
         if let Some(stamp) = stamp.filter(|_| finished.stderr.is_empty()) {
-            *self.version_text.lock().expect("version cache lock") = Some((stamp, stdout));
+            self.version_text.lock().expect("version cache lock").insert(tf.binary.clone(), (stamp, stdout));
         }
         Ok(())
     }

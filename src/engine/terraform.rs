@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::logs::TaskLog;
 use super::redact::Redactor;
 use super::runner::{self, Frame};
-use super::sandbox::{find_program, Jail};
+use super::sandbox::Jail;
 use super::EngineError;
 
 /// Time Terraform gets to stop after SIGINT before it is killed.
@@ -32,11 +32,6 @@ fn pgid_file(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_os_string();
     name.push(".pgid");
     dir.with_file_name(name)
-}
-
-/// Finds the Terraform binary: the configured path, else `terraform`, else `tofu` on PATH.
-pub fn find_binary(configured: Option<&Path>) -> Option<PathBuf> {
-    configured.map(Path::to_path_buf).or_else(|| find_program("terraform")).or_else(|| find_program("tofu"))
 }
 
 /// What a finished command left.
@@ -355,10 +350,5 @@ mod tests {
         let mut kept = Lines::new(None, Some(MAX_STDOUT), None);
         kept.feed(printed);
         assert_eq!(kept.finish(), String::from_utf8_lossy(printed));
-    }
-
-    #[test]
-    fn the_configured_binary_wins() {
-        assert_eq!(find_binary(Some(Path::new("/x/terraform"))), Some(PathBuf::from("/x/terraform")));
     }
 }

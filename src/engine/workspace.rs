@@ -9,6 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::redact;
+use crate::model::Transform;
 
 /// The variables file passed with `-var-file`.
 pub const VARIABLES_FILE: &str = "servicecatalog.tfvars.json";
@@ -31,6 +32,8 @@ pub struct TaskInputs {
     pub secrets: Vec<String>,
     /// Whether the job's sandbox may reach the network (the product's `Sandbox` constraint).
     pub network: bool,
+    /// The template's `Transform`: which binary runs it.
+    pub transform: Transform,
 }
 
 impl TaskInputs {
@@ -111,6 +114,7 @@ mod tests {
             launch_env: Vec::new(),
             secrets: Vec::new(),
             network: false,
+            transform: Transform::terraform(1, 0),
         }
     }
 

@@ -98,7 +98,15 @@ async fn inputs(store: &Store, secrets: &SecretBox, site: &Site<'_>) -> Result<T
     }
     let configs = constraint::configs(store, site.portfolio_id, site.product_id).await?;
     let network = configs.iter().all(|c| !matches!(c, ConstraintConfig::Sandbox(s) if !s.network_on()));
-    Ok(TaskInputs { workspace: template.workspace, variables, output_descriptions, launch_env, secrets, network })
+    Ok(TaskInputs {
+        workspace: template.workspace,
+        variables,
+        output_descriptions,
+        launch_env,
+        secrets,
+        network,
+        transform: template.transform,
+    })
 }
 
 /// The secret values of a change: each sensitive variable's value (its default when no parameter
