@@ -5,6 +5,7 @@
 //! `InProgress` and no product stays `UnderChange`, salvaging the state a killed Terraform left.
 //! Tasks ([`task`]) and plans' previews ([`preview`]) are the two kinds of [`job`], under the same
 //! lease machinery; a job's failure is an [`EngineError`], whose text is its `StatusMessage`.
+//! Each job runs on the binary its template's `Transform` selects among the node's [`binaries`].
 
 pub mod binaries;
 mod job;
