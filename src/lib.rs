@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod console;
 pub mod engine;
+pub mod fetch;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
