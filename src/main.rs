@@ -153,6 +153,8 @@ enum Command {
         sample_catalog: bool,
         #[command(flatten)]
         limits: servicecatalog::api::limits::LimitArgs,
+        #[command(flatten)]
+        sources: servicecatalog::fetch::SourceArgs,
         /// Print the effective configuration (secrets redacted) and exit.
         #[arg(long)]
         print_config: bool,
@@ -344,7 +346,19 @@ async fn run() -> anyhow::Result<()> {
     servicecatalog::memory::init();
     let (cli, loaded) = servicecatalog::ops::config::parse::<Cli>()?;
     match cli.command {
-        Command::Serve { listen, region, regions, log_json, engine, sample_catalog, limits, audit_retention_days, print_config, data } => {
+        Command::Serve {
+            listen,
+            region,
+            regions,
+            log_json,
+            engine,
+            sample_catalog,
+            limits,
+            sources,
+            audit_retention_days,
+            print_config,
+            data,
+        } => {
             if print_config {
                 print!("{}", loaded.print("serve"));
                 return Ok(());
@@ -364,6 +378,7 @@ async fn run() -> anyhow::Result<()> {
                 engine: engine.settings(),
                 sample_catalog,
                 limits: limits.limits(),
+                sources: sources.policy()?,
                 audit_retention: Duration::from_secs(audit_retention_days * 86_400),
             })
             .await

@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub sample_catalog: bool,
     /// Request limits.
     pub limits: crate::api::limits::Limits,
+    /// Outside template sources.
+    pub sources: crate::fetch::SourcePolicy,
     /// How long audit events are kept (zero: forever).
     pub audit_retention: std::time::Duration,
 }
@@ -78,6 +80,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         account_id,
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
         limits: options.limits.clone(),
+        sources: options.sources.clone(),
     };
     let metrics = Arc::new(Metrics::new());
     let engine = start_engine(&store, &secrets, &options.data, &options.engine, sandbox, binaries, &metrics);

@@ -112,6 +112,7 @@ actions! {
     UpdateProvisionedProductPlan => EndUser Change,
     UpdateTagOption => Admin Change,
     // Extensions (README, "Extensions"):
+    FollowRepositoryTags => Admin Change,
     GetTaskLog => EndUser Read,
     ListAuditEvents => Admin Read,
 }

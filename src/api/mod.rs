@@ -44,6 +44,8 @@ pub struct ApiConfig {
     pub regions: Vec<Region>,
     /// Request limits.
     pub limits: limits::Limits,
+    /// Outside template sources (`TemplateUrl`s of Git repositories and HTTP(S) files).
+    pub sources: crate::fetch::SourcePolicy,
 }
 
 /// Everything a request handler can reach.
@@ -88,6 +90,7 @@ impl AppState {
             account_id: &config.account_id,
             regions: &config.regions,
             binaries: self.engine.binaries(),
+            sources: &config.sources,
         }
     }
 }
@@ -227,6 +230,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await?,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await?,
         ListAuditEvents => audit::list(ctx, decode(params)?).await?,
+        FollowRepositoryTags => typed(action, catalog.follow_tags(decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),

@@ -2,7 +2,9 @@
 //! actions (serde structs with the API's names, decoded by `api` and built by the console alike)
 //! and the operations of [`Catalog`] behind them, with the visibility rules: [`portfolio`] (and
 //! its grants), [`product`] (the administrators' and the end users' views), [`version`] (product
-//! versions, their templates, and a version resolved for launch), [`launch_option`] (constraints
+//! versions, their templates — uploaded, or fetched from Git and HTTP(S) URLs through `fetch` —
+//! and a version resolved for launch), [`follow`] (a product following a repository's tags),
+//! [`launch_option`] (constraints
 //! and the launch options they summarise) and [`tag_option`]. Beside them sit the rules they
 //! apply: template validation and inspection ([`template`], bounded by the nesting pre-scan of
 //! `nesting`), constraint Config documents ([`constraint`]), the parameter metadata of product
@@ -12,6 +14,7 @@
 
 pub mod constraint;
 pub mod error;
+pub mod follow;
 pub mod launch_option;
 mod nesting;
 pub mod parameters;
@@ -35,6 +38,8 @@ pub struct Catalog<'a> {
     pub regions: &'a [crate::model::Region],
     /// The Terraform binaries of this node: the `Transform`s new versions may name.
     pub binaries: &'a crate::engine::binaries::Binaries,
+    /// Which outside template sources a `TemplateUrl` may name, and how they are fetched.
+    pub sources: &'a crate::fetch::SourcePolicy,
 }
 
 impl Catalog<'_> {

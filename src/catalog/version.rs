@@ -12,6 +12,7 @@ use super::parameters::{self, ParameterConstraint};
 use super::template::{self, ParsedTemplate, TerraformVariable, TERRAFORM};
 use super::wire::format_time;
 use super::Catalog;
+use crate::fetch::{self, Location, TemplateSource};
 use crate::store::product::{Deletion, ProductVersion, VersionUpdate};
 use crate::store::template::StoredTemplate;
 use crate::store::{new_id, now_ms, Store};
@@ -165,8 +166,9 @@ pub struct TemplateBody {
 }
 
 /// The `ProductVersionDetail` object, with our `Launchable` extension (false for versions this
-/// server cannot provision: native ROS templates) and, from `GetProductVersion`, our
-/// `ParameterConstraints` extension.
+/// server cannot provision: native ROS templates), our `TemplateSource` extension (where a
+/// template fetched from a Git or HTTP(S) `TemplateUrl` came from) and, from
+/// `GetProductVersion`, our `ParameterConstraints` extension.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct VersionDetail {
@@ -180,6 +182,8 @@ pub struct VersionDetail {
     pub template_url: String,
     pub create_time: String,
     pub launchable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_source: Option<TemplateSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameter_constraints: Option<Vec<ParameterConstraint>>,
 }
@@ -197,6 +201,8 @@ impl From<&ProductVersion> for VersionDetail {
             template_url: v.template_url.clone(),
             create_time: format_time(v.created_at),
             launchable: v.template_type == TERRAFORM,
+            // Written by `new_version` from a `TemplateSource`.
+            template_source: v.template_source.as_deref().and_then(|s| serde_json::from_str(s).ok()),
             parameter_constraints: None,
         }
     }
@@ -244,10 +250,19 @@ impl Catalog<'_> {
         let name = fields.product_version_name.ok_or_else(|| missing("ProductVersionName"))?;
         let template_url = fields.template_url.ok_or_else(|| missing("TemplateUrl"))?;
         let parameter = format!("{prefix}TemplateUrl");
-        let stored = self.resolve_url(&parameter, &template_url, template_type).await?;
-        if template_type == TERRAFORM {
-            self.check_served(&parameter, &stored.body)?;
-        }
+        let (template_id, source) = if fetch::is_source(&template_url) {
+            let refused = |e: fetch::FetchError| DomainError::invalid_parameter(&parameter, format!("{parameter}: {e}"));
+            self.sources.check_enabled().map_err(refused)?;
+            let location = fetch::parse(&template_url).map_err(refused)?;
+            let (id, source) = self.fetch_template(&parameter, &template_url, &location, template_type).await?;
+            (id, Some(source))
+        } else {
+            let stored = self.resolve_url(&parameter, &template_url, template_type).await?;
+            if template_type == TERRAFORM {
+                self.check_served(&parameter, &stored.body)?;
+            }
+            (stored.template_id, None)
+        };
         Ok(ProductVersion {
             product_version_id: new_id("pv"),
             product_id: product_id.to_string(),
@@ -257,7 +272,8 @@ impl Catalog<'_> {
             guidance: fields.guidance,
             template_type: template_type.to_string(),
             template_url,
-            template_id: Some(stored.template_id),
+            template_id: Some(template_id),
+            template_source: source.map(|s| serde_json::to_string(&s).expect("a source serialises")),
             created_at: now_ms(),
         })
     }
@@ -362,6 +378,43 @@ impl Catalog<'_> {
             .map_err(|e| DomainError::invalid_parameter(parameter, format!("The template at {parameter} cannot be provisioned here: {e}.")))
     }
 
+    /// Fetches the template at `location` (the `TemplateUrl` `url`, of wire name `parameter`),
+    /// checks it like an uploaded one (its files become the Workspace of a body with the
+    /// operator's `Transform`, else the one pasted templates get) and stores it: its id and where it came from. Nothing is stored
+    /// when any step fails.
+    pub(super) async fn fetch_template(
+        &self,
+        parameter: &str,
+        url: &str,
+        location: &Location,
+        template_type: &str,
+    ) -> Result<(String, TemplateSource), DomainError> {
+        if template_type != TERRAFORM {
+            let name = parameter.replace("TemplateUrl", "TemplateType");
+            return Err(DomainError::invalid_parameter(
+                &name,
+                format!("Only {TERRAFORM} templates can be fetched from a Git or HTTP(S) TemplateUrl, not {template_type}."),
+            ));
+        }
+        let fetched = fetch::fetch(self.sources, url, location)
+            .await
+            .map_err(|e| DomainError::invalid_parameter(parameter, format!("{parameter}: {e}")))?;
+        let transform = self.sources.transform.clone().unwrap_or_else(|| self.default_transform().to_string());
+        let body = serde_json::json!({
+            "ROSTemplateFormatVersion": "2015-09-01",
+            "Transform": transform,
+            "Workspace": fetched.files,
+        })
+        .to_string();
+        template::validate(TERRAFORM, &body, &[]).map_err(|e| match e {
+            template::TemplateError::Internal(_) => DomainError::from(e),
+            e => DomainError::invalid_parameter(parameter, format!("{parameter}: the template fetched from {url} is refused: {e}")),
+        })?;
+        self.check_served(parameter, &body)?;
+        let id = self.store.put_template(TERRAFORM, &body, &[]).await?;
+        Ok((id, fetched.source))
+    }
+
     /// The stored template a product version's `TemplateUrl` names; `parameter` is the wire name
     /// the caller used (`TemplateUrl` or `ProductVersionParameters.TemplateUrl`).
     async fn resolve_url(&self, parameter: &str, url: &str, template_type: &str) -> Result<StoredTemplate, DomainError> {
@@ -379,7 +432,9 @@ impl Catalog<'_> {
                 parameter,
                 format!(
                     "The parameter {parameter} {url:?} does not name a template of this service; upload the template with \
-                     CreateTemplate and pass the TemplateUrl it returns ({prefix}tpl-…{URL_SUFFIX})."
+                     CreateTemplate and pass the TemplateUrl it returns ({prefix}tpl-…{URL_SUFFIX}), or, where the operator \
+                     allows it, name a Git repository (git::https://host/repo.git//dir?ref=TAG) or an HTTP(S) .tf, .tf.json, \
+                     .zip or .tar.gz file."
                 ),
             )
         })?;

@@ -1,7 +1,8 @@
 //! The API client on the command line, in the style of the `aliyun` CLI: any action of the
 //! action table is called as `servicecatalog <Action> --Param value …` with the wire names of
 //! `api::spec`, signed with V3 like the SDK and answered with the server's JSON. Around it sit
-//! profiles (`configure`), helpers (`launch`, `update`, `terminate`, `tasks watch`), table output,
+//! profiles (`configure`), helpers (`launch`, `update`, `terminate`, `tasks watch`,
+//! `follow-tags`), table output,
 //! JMESPath queries and paging of list actions, and shell completion generated from the same
 //! table. Every failure maps to one exit code ([`Failure::exit_code`]), documented in
 //! `docs/cli.md`; a closed standard output ends a command quietly.
@@ -44,6 +45,10 @@ pub enum Command {
     Update(provision::UpdateArgs),
     /// Terminate a provisioned product (by id or exact name).
     Terminate(provision::TerminateArgs),
+    /// Create a version of a product for each tag of a Git repository that matches a glob and
+    /// has no version yet (the FollowRepositoryTags action): idempotent, to run after each
+    /// release or from cron. Prints one line per matching tag.
+    FollowTags(FollowTagsArgs),
     /// Follow provisioning tasks.
     Tasks {
         #[command(subcommand)]
@@ -86,6 +91,48 @@ pub struct ConfigureArgs {
     /// PEM file of CA certificates to trust for an HTTPS endpoint besides the system's.
     #[arg(long, value_name = "PATH")]
     ca_bundle: Option<PathBuf>,
+}
+
+/// `follow-tags`.
+#[derive(Args)]
+pub struct FollowTagsArgs {
+    /// Product id.
+    product_id: String,
+    /// The repository, as git::URL or git::URL//subdir (without ?ref=).
+    repository_url: String,
+    /// Glob over tag names, e.g. 'v*'.
+    #[arg(long, default_value = "*")]
+    pattern: String,
+    /// Create the new versions inactive (hidden from end users until activated).
+    #[arg(long)]
+    inactive: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// Runs `follow-tags`: `created TAG VERSION-ID COMMIT`, `exists TAG` and `refused TAG: WHY` lines.
+async fn follow_tags(args: FollowTagsArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.connection.resolve()?)?;
+    let active = if args.inactive { "false" } else { "true" };
+    let params = [
+        ("ProductId", args.product_id.as_str()),
+        ("RepositoryUrl", &args.repository_url),
+        ("TagPattern", &args.pattern),
+        ("Active", active),
+    ];
+    let answer = client.invoke(crate::api::action::Action::FollowRepositoryTags, &params).await?;
+    let items = |key: &str| answer[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+    let mut lines = Vec::new();
+    for created in items("CreatedProductVersions") {
+        lines.push(format!("created {} {} {}", text(&created, "Tag"), text(&created, "ProductVersionId"), text(&created, "Commit")));
+    }
+    lines.extend(items("ExistingTags").iter().map(|tag| format!("exists {}", tag.as_str().unwrap_or_default())));
+    lines.extend(items("RefusedTags").iter().map(|r| format!("refused {}: {}", text(r, "Tag"), text(r, "Message"))));
+    if lines.is_empty() {
+        lines.push(format!("no tag matches {}", args.pattern));
+    }
+    print_out(&lines.join("\n"))
 }
 
 #[derive(Subcommand)]
@@ -180,6 +227,7 @@ pub async fn run(command: Command, root: clap::Command) -> i32 {
         Command::Launch(launch) => provision::launch(launch).await,
         Command::Update(update) => provision::update(update).await,
         Command::Terminate(terminate) => provision::terminate(terminate).await,
+        Command::FollowTags(args) => follow_tags(args).await,
         Command::Tasks { command: TasksCommand::Watch { task_id, connection } } => {
             async {
                 let client = Client::new(&connection.resolve()?)?;

@@ -114,7 +114,7 @@ pub fn is_source(url: &str) -> bool {
 
 /// Parses a source URL (see [`is_source`]).
 pub fn parse(url: &str) -> FetchResult<Location> {
-    let error = |why: &str| FetchError(format!("{url:?} is not a template source URL: {why}."));
+    let error = |why: &str| FetchError(format!("{:?} is not a template source URL: {why}.", without_userinfo(url)));
     let bad = |why: &str| Err(error(why));
     if let Some(rest) = url.strip_prefix("git::") {
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -151,6 +151,16 @@ pub fn parse(url: &str) -> FetchResult<Location> {
     }
     let subdir = check_subdir(subdir).map_err(|e| error(&e))?;
     Ok(Location::Http { url: fetched.to_string(), kind, subdir })
+}
+
+/// `url` without the `user:password@` of its authority, for messages.
+fn without_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_string(),
+    }
 }
 
 /// Splits Terraform's `//subdir` off a URL: the first `//` after the scheme's `://`.
@@ -341,6 +351,9 @@ mod tests {
             let err = parse(bad).unwrap_err().0;
             assert!(err.contains("not a template source URL"), "{bad}: {err}");
         }
+        let err = parse("git::https://user:secret@h/r.git?ref=v1").unwrap_err().0;
+        assert!(err.contains("\"git::https://h/r.git?ref=v1\"") && !err.contains("secret"), "{err}");
+        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
         assert!(is_source("HTTPS://h/x.tf") && is_source("git::file:///r") && !is_source("oss://bucket/x"));
     }
 

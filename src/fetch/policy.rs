@@ -30,9 +30,10 @@ pub struct SourceArgs {
     #[arg(long, env = "SERVICECATALOG_TEMPLATE_SOURCE_TIMEOUT", default_value_t = 60)]
     pub template_source_timeout: u64,
     /// The Transform of templates built from fetched files (which names the Terraform version
-    /// that runs them).
-    #[arg(long, env = "SERVICECATALOG_TEMPLATE_SOURCE_TRANSFORM", default_value = "Aliyun::Terraform-v1.5")]
-    pub template_source_transform: String,
+    /// that runs them); default: that of templates pasted in the console (Terraform 1.0 where
+    /// this node runs it, else the newest version it runs).
+    #[arg(long, env = "SERVICECATALOG_TEMPLATE_SOURCE_TRANSFORM")]
+    pub template_source_transform: Option<String>,
 }
 
 impl SourceArgs {
@@ -67,8 +68,8 @@ pub struct SourcePolicy {
     pub max_bytes: u64,
     /// Time limit of one fetch.
     pub timeout: Duration,
-    /// `Transform` of templates built from fetched files.
-    pub transform: String,
+    /// `Transform` of templates built from fetched files; `None`: the catalog's default.
+    pub transform: Option<String>,
 }
 
 impl Default for SourcePolicy {
@@ -79,7 +80,7 @@ impl Default for SourcePolicy {
             credentials: Vec::new(),
             max_bytes: 16 * 1024 * 1024,
             timeout: Duration::from_secs(60),
-            transform: "Aliyun::Terraform-v1.5".into(),
+            transform: None,
         }
     }
 }
@@ -113,8 +114,8 @@ fn under(url: &str, prefix: &str) -> bool {
 }
 
 impl SourcePolicy {
-    /// Refuses a URL no allowed prefix covers.
-    pub fn check_allowed(&self, url: &str) -> FetchResult<()> {
+    /// Refuses every URL when fetching is disabled.
+    pub fn check_enabled(&self) -> FetchResult<()> {
         if self.allow.is_empty() {
             return Err(FetchError(
                 "this server does not fetch templates from URLs (the operator enables it with --template-sources); upload the \
@@ -122,6 +123,12 @@ impl SourcePolicy {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Refuses a URL no allowed prefix covers.
+    pub fn check_allowed(&self, url: &str) -> FetchResult<()> {
+        self.check_enabled()?;
         if !self.allow.iter().any(|prefix| under(url, prefix)) {
             return Err(FetchError(format!(
                 "the URL {url} is not under a prefix this server may fetch templates from (--template-sources)."

@@ -49,6 +49,9 @@ pub struct ProductVersion {
     pub template_url: String,
     /// The stored template it resolves to.
     pub template_id: Option<String>,
+    /// Where the template was fetched from (a JSON object), when `template_url` named a Git
+    /// repository or an HTTP(S) file.
+    pub template_source: Option<String>,
     /// ms since the epoch.
     pub created_at: i64,
 }
@@ -145,7 +148,7 @@ fn page_by_creation(select: &mut Sql, order: SortOrder, page: Page) {
 }
 
 const VERSION_COLUMNS: &str = "product_version_id, product_id, product_version_name, description, active, guidance, \
-                               template_type, template_url, template_id, created_at";
+                               template_type, template_url, template_id, template_source, created_at";
 
 fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
     Ok(ProductVersion {
@@ -158,13 +161,14 @@ fn version_from_row(row: &Row<'_>) -> StoreResult<ProductVersion> {
         template_type: row.get("template_type")?,
         template_url: row.get("template_url")?,
         template_id: row.get("template_id")?,
+        template_source: row.get("template_source")?,
         created_at: row.get("created_at")?,
     })
 }
 
 async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> StoreResult<()> {
     sql!(
-        &format!("INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"),
+        &format!("INSERT INTO product_versions ({VERSION_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"),
         &v.product_version_id,
         &v.product_id,
         &v.product_version_name,
@@ -174,6 +178,7 @@ async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> S
         &v.template_type,
         &v.template_url,
         &v.template_id,
+        &v.template_source,
         v.created_at
     )
     .execute(conn)
@@ -459,6 +464,7 @@ mod tests {
             template_type: "RosTerraformTemplate".into(),
             template_url: "oss://x".into(),
             template_id: None,
+            template_source: None,
             created_at: at,
         }
     }
