@@ -434,7 +434,15 @@ test("the administrator manages users and roles: the secret shown once, names fo
   const qa = admin.locator("tbody tr", { hasText: `qa-${RUN}` });
   await qa.getByLabel(`User to add to qa-${RUN}`).selectOption(`console-${RUN}`);
   await qa.getByRole("button", { name: `Add to qa-${RUN}` }).click();
-  await qa.getByRole("cell", { name: `console-${RUN}`, exact: true }).waitFor();
+  const removeMember = qa.getByRole("button", { name: `Remove console-${RUN} from qa-${RUN}` });
+  await removeMember.waitFor();
+  // A member leaves a role with the Remove button beside its name (the change is audited).
+  await removeMember.click();
+  await admin.waitForURL(/\/console\/admin\/roles$/);
+  await removeMember.waitFor({ state: "detached" });
+  await qa.getByLabel(`User to add to qa-${RUN}`).selectOption(`console-${RUN}`);
+  await qa.getByRole("button", { name: `Add to qa-${RUN}` }).click();
+  await removeMember.waitFor();
   await admin.getByLabel("Role name (required)").fill(`qa-${RUN}`);
   await admin.getByRole("button", { name: "Create role" }).click();
   await admin.getByRole("alert").getByText("exists already").waitFor();
