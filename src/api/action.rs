@@ -115,6 +115,7 @@ actions! {
     FollowRepositoryTags => Admin Change,
     GetTaskLog => EndUser Read,
     ListAuditEvents => Admin Read,
+    ListConstraints => Admin Read,
 }
 
 #[cfg(test)]

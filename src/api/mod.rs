@@ -230,6 +230,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListTasks => provisioning::list_tasks(ctx, decode(params)?).await?,
         GetTaskLog => provisioning::get_task_log(ctx, decode(params)?).await?,
         ListAuditEvents => audit::list(ctx, decode(params)?).await?,
+        ListConstraints => typed(action, catalog.constraints(decode(params)?).await?)?,
         FollowRepositoryTags => typed(action, catalog.follow_tags(decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),

@@ -57,10 +57,28 @@ pub struct ConstraintDetail {
 }
 
 /// A constraint as an administrator's listing shows it: its detail and its portfolio's name.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ListedConstraint {
+    #[serde(flatten)]
     pub detail: ConstraintDetail,
     pub portfolio_name: String,
+}
+
+/// `ListConstraints`' request (an extension): the constraints of a portfolio, of a product, of
+/// one pair, or all.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConstraintListing {
+    pub portfolio_id: Option<String>,
+    pub product_id: Option<String>,
+}
+
+/// `ListConstraints`' answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Constraints {
+    pub constraint_details: Vec<ListedConstraint>,
 }
 
 /// `GetConstraint`'s answer.
@@ -187,17 +205,16 @@ impl Catalog<'_> {
         Ok(ConstraintView { constraint_detail: detail(c, product_name) })
     }
 
-    /// The constraints of a portfolio, of a product, or of one pair, whoever the portfolios are
-    /// granted to (`ListLaunchOptions` shows only the caller's, and no Config): what an
-    /// administrator's pages list. The vendor has no listing action; like `GetConstraint`, it is
+    /// `ListConstraints` (an extension the vendor lacks): the constraints of a portfolio, of a
+    /// product, or of one pair, whoever the portfolios are granted to (`ListLaunchOptions` shows
+    /// only the caller's, and no Config), by portfolio, product and type. Like `GetConstraint`,
     /// for administrators only.
-    pub async fn constraints(&self, portfolio_id: Option<&str>, product_id: Option<&str>) -> Result<Vec<ListedConstraint>, DomainError> {
-        administrators_only(self.caller, "GetConstraint", "Only administrators list the constraints of a catalog.".into())?;
-        let found = self.store.constraints_where(portfolio_id, product_id).await?;
-        Ok(found
-            .into_iter()
-            .map(|c| ListedConstraint { detail: detail(c.constraint, c.product_name), portfolio_name: c.portfolio_name })
-            .collect())
+    pub async fn constraints(&self, req: ConstraintListing) -> Result<Constraints, DomainError> {
+        administrators_only(self.caller, "ListConstraints", "Only administrators list the constraints of a catalog.".into())?;
+        let found = self.store.constraints_where(req.portfolio_id.as_deref(), req.product_id.as_deref()).await?;
+        let listed =
+            found.into_iter().map(|c| ListedConstraint { detail: detail(c.constraint, c.product_name), portfolio_name: c.portfolio_name });
+        Ok(Constraints { constraint_details: listed.collect() })
     }
 
     /// `UpdateConstraint`.

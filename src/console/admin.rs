@@ -19,7 +19,7 @@ use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::SharedState;
 use crate::catalog::constraint::{example_config, ConstraintType};
-use crate::catalog::launch_option::{ConstraintChange, ConstraintRef, ListedConstraint, NewConstraint};
+use crate::catalog::launch_option::{ConstraintChange, ConstraintListing, ConstraintRef, ListedConstraint, NewConstraint};
 use crate::catalog::portfolio::{GrantRequest, PortfolioFields, PortfolioListing, PortfolioRef, PortfolioUpdate, Portfolios};
 use crate::catalog::product::{NewProduct, ProductInPortfolio, ProductListing, ProductRef, Products};
 use crate::catalog::tag_option::{NewTagOption, TagOptionFilters, TagOptionLink, TagOptionListing, TagOptionRef};
@@ -155,7 +155,8 @@ async fn render_portfolio(
     let products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(Some(id.to_string())))?).await?;
     let all_products = catalog.list_products(checked(session, Action::ListProductsAsAdmin, first_products(None))?).await?;
     let principals = catalog.principals(checked(session, Action::ListPrincipals, this())?).await?;
-    let constraints = catalog.constraints(Some(id), None).await?;
+    let listing = ConstraintListing { portfolio_id: Some(id.to_string()), product_id: None };
+    let constraints = catalog.constraints(checked(session, Action::ListConstraints, listing)?).await?.constraint_details;
     let (names, picker) = (principal_names(state).await?, principal_picker(state, "principals").await?);
     let path = format!("/console/admin/portfolios/{}", seg(id));
     let in_portfolio = &products.product_details;
@@ -625,7 +626,8 @@ async fn render_product(
     let in_portfolios = catalog.list_portfolios(checked(session, Action::ListPortfolios, listing)?).await?.portfolio_details;
     // Every portfolio's constraints, granted to the administrator or not (`ListLaunchOptions`
     // would show only the granted ones, and refuses a product in none).
-    let constraints = catalog.constraints(None, Some(id)).await?;
+    let listing = ConstraintListing { portfolio_id: None, product_id: Some(id.to_string()) };
+    let constraints = catalog.constraints(checked(session, Action::ListConstraints, listing)?).await?.constraint_details;
     let path = format!("/console/admin/products/{}", seg(id));
     let body = html! {
         p { (detail.description) }

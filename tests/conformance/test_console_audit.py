@@ -13,7 +13,7 @@ import requests
 
 from sclib import uniq
 from test_operations import audit_events
-from test_provisioning import MASK, REGION, SECRET_TF, launch, make_product, needs_terraform, new_user, wait_task
+from test_provisioning import MASK, REGION, SECRET_TF, make_product, needs_terraform, new_user, wait_task
 
 
 class Console:
@@ -128,3 +128,4 @@ def test_console_launch_and_terminate_are_audited_with_secrets_masked(server):
     trail = audit_events(server.caller("raw-v3"), ResourceId=pp_id, SortOrder="Asc")
     assert [e["Action"] for e in trail] == ["LaunchProduct", "TerminateProvisionedProduct"], trail
     assert password not in json.dumps(audit_events(server.caller("raw-v3"), PrincipalName=user["UserName"]))
+
