@@ -155,6 +155,8 @@ enum Command {
         limits: servicecatalog::api::limits::LimitArgs,
         #[command(flatten)]
         sources: servicecatalog::fetch::SourceArgs,
+        #[command(flatten)]
+        webhooks: Box<servicecatalog::ops::notify::WebhookArgs>,
         /// Print the effective configuration (secrets redacted) and exit.
         #[arg(long)]
         print_config: bool,
@@ -355,6 +357,7 @@ async fn run() -> anyhow::Result<()> {
             sample_catalog,
             limits,
             sources,
+            webhooks,
             audit_retention_days,
             print_config,
             data,
@@ -380,6 +383,7 @@ async fn run() -> anyhow::Result<()> {
                 limits: limits.limits(),
                 sources: sources.policy()?,
                 audit_retention: Duration::from_secs(audit_retention_days * 86_400),
+                webhooks: webhooks.policy(),
             })
             .await
         }

@@ -62,6 +62,12 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{suffix}")
 }
 
+/// `yyyy-MM-ddTHH:mm:ssZ` from ms since the epoch.
+pub fn format_time(ms: i64) -> String {
+    // RFC 3339 in whole seconds with `Z` is exactly `yyyy-MM-ddTHH:mm:ssZ`, without parsing a format.
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Declares resource id newtypes over `String`, each with the prefix of the ids it mints.
 macro_rules! id {
     ($($(#[$meta:meta])* $name:ident = $prefix:literal;)*) => {$(
@@ -147,6 +153,8 @@ id! {
     TaskId = "task";
     /// A plan's id (`plan-…`).
     PlanId = "plan";
+    /// A webhook's id (`wh-…`).
+    WebhookId = "wh";
 }
 
 /// Declares enums whose variants are spelt on the wire as their names.
@@ -214,6 +222,30 @@ wire_enum! {
 
     /// A provisioned product's status: ready, a task running, or the last task failed.
     ProvisionedProductStatus { Available, UnderChange, Error }
+
+    /// What a webhook is told of (an extension).
+    EventType {
+        /// A task (launch, update, terminate, or a plan's execution) succeeded.
+        TaskSucceeded,
+        /// A task failed.
+        TaskFailed,
+        /// A plan's preview is done and its execution waits for an approver.
+        PlanAwaitingApproval,
+        /// An approver approved a plan.
+        PlanApproved,
+        /// An approver rejected a plan.
+        PlanRejected,
+    }
+
+    /// Where a webhook delivery stands.
+    DeliveryStatus {
+        /// Not delivered yet: queued, or waiting for its next attempt.
+        Pending,
+        /// The endpoint answered 2xx.
+        Delivered,
+        /// Every attempt failed; no more are made.
+        Failed,
+    }
 
     /// A plan's status, from its preview through approval to execution.
     PlanStatus {

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub sources: crate::fetch::SourcePolicy,
     /// How long audit events are kept (zero: forever).
     pub audit_retention: std::time::Duration,
+    /// Where webhooks may post, and how deliveries are tried.
+    pub webhooks: crate::ops::notify::WebhookPolicy,
 }
 
 /// The engine settings `serve` takes.
@@ -81,6 +83,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         regions: options.regions.iter().map(|id| region(id, &address.to_string())).collect(),
         limits: options.limits.clone(),
         sources: options.sources.clone(),
+        webhooks: options.webhooks.clone(),
     };
     let metrics = Arc::new(Metrics::new());
     let engine = start_engine(&store, &secrets, &options.data, &options.engine, sandbox, binaries, &metrics);
@@ -90,6 +93,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
     tokio::spawn(crate::api::trail::prune(state.store.clone(), options.audit_retention));
+    let dispatcher = crate::ops::notify::Dispatcher::new(state.store.clone(), state.secrets.clone(), options.webhooks.clone())?;
+    tokio::spawn(dispatcher.run());
     if options.sample_catalog {
         crate::sample::load(&state).await.context("cannot load the sample catalog")?;
     }

@@ -116,6 +116,10 @@ actions! {
     GetTaskLog => EndUser Read,
     ListAuditEvents => Admin Read,
     ListConstraints => Admin Read,
+    CreateWebhook => Admin Change,
+    DeleteWebhook => Admin Change,
+    ListWebhooks => Admin Read,
+    ListWebhookDeliveries => Admin Read,
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct ApiConfig {
     pub limits: limits::Limits,
     /// Outside template sources (`TemplateUrl`s of Git repositories and HTTP(S) files).
     pub sources: crate::fetch::SourcePolicy,
+    /// Which URLs webhooks may post to.
+    pub webhooks: crate::ops::notify::WebhookPolicy,
 }
 
 /// Everything a request handler can reach.
@@ -117,6 +119,17 @@ impl Ctx<'_> {
     /// The catalog as the caller sees it.
     pub fn catalog(&self) -> Catalog<'_> {
         self.state.catalog(self.principal)
+    }
+
+    /// The webhooks, as the caller manages them.
+    pub fn webhooks(&self) -> crate::provisioning::webhook::Webhooks<'_> {
+        let state = self.state;
+        crate::provisioning::webhook::Webhooks {
+            store: &state.store,
+            secrets: &state.secrets,
+            caller: self.principal,
+            policy: &state.config.webhooks,
+        }
     }
 }
 
@@ -232,6 +245,10 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListAuditEvents => audit::list(ctx, decode(params)?).await?,
         ListConstraints => typed(action, catalog.constraints(decode(params)?).await?)?,
         FollowRepositoryTags => typed(action, catalog.follow_tags(decode(params)?).await?)?,
+        CreateWebhook => typed(action, ctx.webhooks().create(decode(params)?).await?)?,
+        DeleteWebhook => typed(action, ctx.webhooks().delete(decode(params)?).await?)?,
+        ListWebhooks => typed(action, ctx.webhooks().list().await?)?,
+        ListWebhookDeliveries => typed(action, ctx.webhooks().deliveries(decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),

@@ -37,6 +37,7 @@ const RESOURCE_IDS: &[&str] = &[
     "ProductId",
     "TemplateUrl",
     "TaskId",
+    "WebhookId",
     "RoleName",
     "UserName",
 ];

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::model::format_time;
 use crate::store::{Page, SortOrder};
 
 /// Paging and sorting parameters shared by list actions (defaults come from the spec).
@@ -79,12 +80,6 @@ impl Filter {
 /// The value of the last filter named `key`.
 pub fn filter_value(filters: &[Filter], key: &str) -> Option<String> {
     filters.iter().rev().find(|f| f.key.as_deref() == Some(key)).and_then(|f| f.value.clone())
-}
-
-/// `yyyy-MM-ddTHH:mm:ssZ` from ms since the epoch.
-pub fn format_time(ms: i64) -> String {
-    // RFC 3339 in whole seconds with `Z` is exactly `yyyy-MM-ddTHH:mm:ssZ`, without parsing a format.
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use git::tags;
-pub use policy::{Credential, SourceArgs, SourcePolicy};
+pub use policy::{under, Credential, SourceArgs, SourcePolicy};
 
 /// Files taken from one tree: at most this many (the Workspace's own limit).
 pub const MAX_FILES: usize = 50;

@@ -103,7 +103,7 @@ impl std::fmt::Debug for Credential {
 /// Whether `url` is under `prefix`: it starts with it, and the prefix ends at a boundary of the
 /// URL (a `/`, or the end of the host followed by `/`, `:` or `?`), so that `https://git.example.com`
 /// does not allow `https://git.example.com.attacker.net/` nor `https://git.example.com@attacker.net/`.
-fn under(url: &str, prefix: &str) -> bool {
+pub fn under(url: &str, prefix: &str) -> bool {
     if prefix == "*" {
         return true;
     }

@@ -9,6 +9,7 @@ pub mod job;
 pub mod plan;
 pub mod queue;
 pub mod task;
+pub mod webhook;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

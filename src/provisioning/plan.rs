@@ -472,7 +472,7 @@ impl Provisioner<'_> {
         let plan = self.owned_plan(principal, id).await?;
         let record = record_by(principal, "Cancel", String::new());
         if !allows(plan.status, PlanOperation::Cancel, plan.approval_config.is_some())
-            || !self.store.transition_plan(&plan.plan_id, plan.status, PlanStatus::Canceled, &record).await?
+            || !self.store.transition_plan(&plan, plan.status, PlanStatus::Canceled, &record).await?
         {
             return Err(refuse_status(&plan, "cancelled"));
         }
@@ -501,8 +501,7 @@ impl Provisioner<'_> {
             Decision::Reject => ("Reject", PlanStatus::ApplicationRejected, "rejected"),
         };
         let record = record_by(principal, action, comment);
-        if !allows(plan.status, PlanOperation::Decide, true) || !self.store.transition_plan(&plan.plan_id, plan.status, to, &record).await?
-        {
+        if !allows(plan.status, PlanOperation::Decide, true) || !self.store.transition_plan(&plan, plan.status, to, &record).await? {
             return Err(refuse_status(&plan, done));
         }
         Ok(())

@@ -29,6 +29,7 @@ pub mod role;
 mod sql;
 pub mod tag_option;
 pub mod template;
+pub mod webhook;
 mod write;
 
 pub use crate::model::new_id;

@@ -8,7 +8,7 @@ use super::lease::{Fence, Leased};
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
 pub use crate::model::PlanStatus;
-use crate::model::{OperationType, PlanId, ProvisionedProductId, TaskId};
+use crate::model::{EventType, OperationType, PlanId, ProvisionedProductId, TaskId};
 
 use super::{now_ms, SortOrder, Store, StoreResult};
 
@@ -72,6 +72,26 @@ pub struct PlanRecord {
     pub operator_principal_name: String,
     pub comment: String,
     pub created_at: i64,
+}
+
+/// The webhook event of a plan that moved to `status` (by `record`'s operator, when decided).
+fn plan_event(plan: &Plan, event_type: EventType, status: PlanStatus, record: Option<&PlanRecord>) -> super::webhook::Event {
+    let mut fields = serde_json::json!({
+        "PlanId": plan.plan_id,
+        "PlanName": plan.plan_name,
+        "PlanStatus": status.as_str(),
+        "OperationType": plan.operation_type,
+        "OwnerPrincipalId": plan.owner_principal_id,
+        "ProvisionedProductId": plan.provisioned_product_id,
+        "ProvisionedProductName": plan.provisioned_product_name,
+        "ProductId": plan.product_id,
+        "ProductVersionId": plan.product_version_id,
+    });
+    if let Some(record) = record {
+        fields["OperatorPrincipalName"] = record.operator_principal_name.clone().into();
+        fields["Comment"] = record.comment.clone().into();
+    }
+    super::webhook::Event { event_type, portfolio_id: plan.portfolio_id.clone(), fields }
 }
 
 /// What a finished preview produced.
@@ -288,7 +308,8 @@ impl Store {
 
     /// Moves a plan from `from` to `to`, appending `record`, atomically. False when the plan was
     /// no longer in `from`.
-    pub async fn transition_plan(&self, plan_id: &str, from: PlanStatus, to: PlanStatus, record: &PlanRecord) -> StoreResult<bool> {
+    pub async fn transition_plan(&self, plan: &Plan, from: PlanStatus, to: PlanStatus, record: &PlanRecord) -> StoreResult<bool> {
+        let plan_id = plan.plan_id.as_str();
         let mut tx = self.begin().await?;
         let moved = sql!(
             "UPDATE plans SET status = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 WHERE plan_id = $3 AND status = $4",
@@ -303,6 +324,14 @@ impl Store {
             return Ok(false);
         }
         insert_record(&mut tx, plan_id, record).await?;
+        let decided = match to {
+            PlanStatus::ApplicationApproved => Some(EventType::PlanApproved),
+            PlanStatus::ApplicationRejected => Some(EventType::PlanRejected),
+            _ => None,
+        };
+        if let Some(event_type) = decided {
+            super::webhook::enqueue(&mut tx, &plan_event(plan, event_type, to, Some(record))).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -346,6 +375,8 @@ impl Store {
         }
         if submit {
             insert_record(&mut tx, &plan.plan_id, &submit_record(plan)).await?;
+            let waiting = plan_event(plan, EventType::PlanAwaitingApproval, PlanStatus::ApplicationInProgress, None);
+            super::webhook::enqueue(&mut tx, &waiting).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -483,7 +514,7 @@ mod tests {
             store.insert_plan(&plan).await.unwrap();
             let (_, fence) = store.claim::<Plan>("w1", 60_000).await.unwrap().unwrap();
             let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
-            assert!(store.transition_plan("plan-b", PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
+            assert!(store.transition_plan(&plan, PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
             assert!(!store.renew_lease(&fence, 60_000).await.unwrap());
             assert!(!store.finish_preview(&plan, &fence, &success(PlanStatus::PreviewSuccess)).await.unwrap());
             assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 
 record! {
     /// A provisioned product (an instance of a product version).
@@ -147,6 +147,25 @@ pub enum StateSaved {
 /// Terraform's `serial` of a state document (`None` when it has none or does not parse).
 pub fn state_serial(state: &str) -> Option<i64> {
     serde_json::from_str::<serde_json::Value>(state).ok()?.get("serial")?.as_i64()
+}
+
+/// The webhook event of a task that ended with `status`.
+fn task_event(task: &Task, status: TaskStatus, message: &str) -> super::webhook::Event {
+    let event_type = if status == TaskStatus::Succeeded { EventType::TaskSucceeded } else { EventType::TaskFailed };
+    super::webhook::Event {
+        event_type,
+        portfolio_id: task.portfolio_id.clone(),
+        fields: serde_json::json!({
+            "TaskId": task.task_id,
+            "TaskType": task.task_type,
+            "TaskStatus": status,
+            "StatusMessage": message,
+            "ProvisionedProductId": task.provisioned_product_id,
+            "ProvisionedProductName": task.provisioned_product_name,
+            "ProductId": task.product_id,
+            "ProductVersionId": task.product_version_id,
+        }),
+    }
 }
 
 /// Matches of a FullTextSearch text from which the trigram index no longer pays: each match is a
@@ -560,6 +579,7 @@ impl Store {
         }
         .execute(&mut *tx)
         .await?;
+        super::webhook::enqueue(&mut tx, &task_event(task, status, message)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -26,6 +26,7 @@ const SEALED: &[(&str, Key, &str)] = &[
     ("terraform_states", Key::TextInt("provisioned_product_id", "version"), "state_sealed"),
     ("plans", Key::Text("plan_id"), "parameters_sealed"),
     ("plans", Key::Text("plan_id"), "plan_file_sealed"),
+    ("webhooks", Key::Text("webhook_id"), "secret_sealed"),
 ];
 
 /// Settings whose value is sealed (the others are plain text).

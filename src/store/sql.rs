@@ -9,7 +9,10 @@ use sqlx::Any;
 use super::read::{Column, Row};
 use super::{StoreError, StoreResult};
 
-use crate::model::{ConstraintType, OperationType, PlanId, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{
+    ConstraintType, DeliveryStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId,
+    TaskStatus, WebhookId,
+};
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
 /// databases, rusqlite decodes them for SQLite reads (store::read).
@@ -55,7 +58,19 @@ macro_rules! text_column {
     )*};
 }
 
-text_column!(ProvisionedProductId, TaskId, PlanId, OperationType, TaskStatus, ProvisionedProductStatus, PlanStatus, ConstraintType);
+text_column!(
+    ProvisionedProductId,
+    TaskId,
+    PlanId,
+    WebhookId,
+    OperationType,
+    TaskStatus,
+    ProvisionedProductStatus,
+    PlanStatus,
+    ConstraintType,
+    EventType,
+    DeliveryStatus
+);
 
 /// A value to bind (`None`: NULL).
 #[derive(Debug, Clone)]
