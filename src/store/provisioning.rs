@@ -579,7 +579,7 @@ impl Store {
         }
         .execute(&mut *tx)
         .await?;
-        super::webhook::enqueue(&mut tx, &task_event(task, status, message)).await?;
+        super::webhook::enqueue(&mut tx, self.dialect, &task_event(task, status, message)).await?;
         tx.commit().await?;
         Ok(true)
     }
