@@ -82,6 +82,11 @@ impl AppState {
         }
     }
 
+    /// The webhooks as `caller` manages them.
+    pub fn webhooks<'a>(&'a self, caller: &'a Principal) -> crate::provisioning::webhook::Webhooks<'a> {
+        crate::provisioning::webhook::Webhooks { store: &self.store, secrets: &self.secrets, caller, policy: &self.config.webhooks }
+    }
+
     /// The catalog as `caller` sees it.
     pub fn catalog<'a>(&'a self, caller: &'a Principal) -> Catalog<'a> {
         let config = &self.config;
@@ -123,13 +128,7 @@ impl Ctx<'_> {
 
     /// The webhooks, as the caller manages them.
     pub fn webhooks(&self) -> crate::provisioning::webhook::Webhooks<'_> {
-        let state = self.state;
-        crate::provisioning::webhook::Webhooks {
-            store: &state.store,
-            secrets: &state.secrets,
-            caller: self.principal,
-            policy: &state.config.webhooks,
-        }
+        self.state.webhooks(self.principal)
     }
 }
 

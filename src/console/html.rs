@@ -38,6 +38,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                                     li { a href="/console/admin/users" { "Users" } }
                                     li { a href="/console/admin/roles" { "Roles" } }
                                     li { a href="/console/admin/audit" { "Audit" } }
+                                    li { a href="/console/admin/webhooks" { "Webhooks" } }
                                 }
                             }
                         }

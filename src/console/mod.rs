@@ -21,6 +21,7 @@ mod provisioned;
 pub mod session;
 mod signin;
 mod tasks;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
@@ -62,6 +63,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(plans::routes())
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(webhooks::routes())
         .merge(identity::routes())
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(security_headers))

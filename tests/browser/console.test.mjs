@@ -8,6 +8,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -321,6 +323,46 @@ test("a change without the session's CSRF token is refused", async () => {
   await user.locator(".status-available").first().waitFor();
 });
 
+/** A local endpoint recording the webhook posts it receives (answering 204). */
+const received = [];
+let receiver;
+let webhookSecret;
+
+test("the administrator registers a webhook: errors beside the form, the secret shown once", async () => {
+  receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => { body += chunk; });
+    req.on("end", () => { received.push({ headers: req.headers, body }); res.writeHead(204).end(); });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${receiver.address().port}/hooks`;
+
+  await admin.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Webhooks" }).click();
+  await admin.getByRole("heading", { name: "Webhooks" }).waitFor();
+  // An address the operator does not allow is refused beside the form, the input kept.
+  await admin.getByLabel("URL (required)").fill("http://10.1.2.3/hooks");
+  await admin.getByLabel("Description").fill(`ops-${RUN}`);
+  await admin.getByLabel("TaskSucceeded").check();
+  await admin.getByRole("button", { name: "Register webhook" }).click();
+  await admin.getByRole("alert").getByText("--webhook-targets").waitFor();
+  assert.equal(await admin.getByLabel("Description").inputValue(), `ops-${RUN}`);
+  assert.ok(await admin.getByLabel("TaskSucceeded").isChecked());
+
+  await admin.getByLabel("URL (required)").fill(url);
+  await admin.getByRole("button", { name: "Register webhook" }).click();
+  webhookSecret = (await admin.locator("#new-secret code").innerText()).trim();
+  assert.match(webhookSecret, /^[0-9a-f]{64}$/);
+  const row = admin.locator("tbody tr", { hasText: `ops-${RUN}` });
+  await row.getByText("TaskSucceeded").waitFor();
+  await shot(admin, "16-webhook-registered");
+  // Shown once: the list never shows it again.
+  await admin.goto(`${BASE}/console/admin/webhooks`);
+  assert.ok(!(await admin.content()).includes(webhookSecret));
+  const refused = await user.goto(`${BASE}/console/admin/webhooks`);
+  assert.equal(refused.status(), 403);
+  await user.goto(`${BASE}/console/catalog`);
+});
+
 test("the end user terminates the product", async () => {
   await user.goto(provisionedUrl);
   await user.getByRole("button", { name: "Terminate" }).click();
@@ -342,6 +384,29 @@ test("the end user terminates the product", async () => {
   await shot(user, "13a-task-history");
   await rows.filter({ hasText: "LaunchProduct" }).getByRole("link", { name: /^task-/ }).click();
   await user.locator("dl.outputs").getByText("Hello, browser!").waitFor();
+});
+
+test("the webhook got the terminate task's end, signed, and its delivery is listed with the attempt", async () => {
+  const deadline = Date.now() + 30_000;
+  while (!received.some((r) => JSON.parse(r.body).TaskType === "TerminateProvisionedProduct") && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const post = received.find((r) => JSON.parse(r.body).TaskType === "TerminateProvisionedProduct");
+  assert.ok(post, `no terminate event among ${received.length} posts`);
+  assert.equal(post.headers["x-servicecatalog-event"], "TaskSucceeded");
+  const signed = createHmac("sha256", webhookSecret).update(`${post.headers["x-servicecatalog-timestamp"]}.${post.body}`).digest("hex");
+  assert.equal(post.headers["x-servicecatalog-signature"], `sha256=${signed}`);
+  assert.ok(received.every((r) => JSON.parse(r.body).EventType === "TaskSucceeded"), "only the chosen event type");
+
+  await admin.goto(`${BASE}/console/admin/webhooks`);
+  await admin.getByLabel("Status").selectOption("Delivered");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  const delivered = admin.locator("table.deliveries tbody tr", { hasText: JSON.parse(post.body).EventId });
+  await delivered.getByText("HTTP 204").waitFor();
+  await shot(admin, "17-webhook-deliveries");
+  await admin.locator("tbody tr", { hasText: `ops-${RUN}` }).getByRole("button", { name: /^Delete wh-/ }).click();
+  await admin.getByText("No webhook is registered.").waitFor();
+  receiver.close();
 });
 
 test("a launch plan names the product it will create without linking to it", async () => {
