@@ -333,6 +333,13 @@ fn action_help_shows_forms_defaults_and_allowed_values() {
     assert!(help.contains("[--all]") && help.contains("[--query EXPR]") && help.contains("[--ca-bundle PATH]"), "{help}");
     let sort_order = help.lines().find(|l| l.trim_start().starts_with("--SortOrder")).unwrap();
     assert!(sort_order.ends_with("string, default Desc (Asc|Desc)"), "{sort_order}");
+    // What the action and each parameter are, from the spec's descriptions.
+    assert!(help.contains("ListProductsAsEndUser (HTTP POST): Lists the products an end user is granted"), "{help}");
+    let lines: Vec<&str> = help.lines().collect();
+    let at = lines.iter().position(|l| l.trim_start().starts_with("--PageSize")).unwrap();
+    assert_eq!(lines[at + 1].trim(), "Rows per page, 1 to 100 (default 10).");
+    let actions = server.ok(&["actions"]);
+    assert!(actions.lines().any(|l| l.starts_with("CreatePortfolio") && l.ends_with("Creates a portfolio.")), "{actions}");
 }
 
 /// A pipe whose reading end is already closed, as `… | head` leaves it.

@@ -1,6 +1,7 @@
 //! The machine-readable description of every action's request parameters (`spec/` in the
 //! repository: extracted from the official SDK, with `overlay.json` adding limits the SDK's doc
-//! comments lack). One generic decoder turns a request's flat parameters into a JSON object,
+//! comments lack and `descriptions.json` a one-line English description of every action and
+//! request parameter, translated from the vendor's API metadata). One generic decoder turns a request's flat parameters into a JSON object,
 //! checking presence, type, length, range, allowed values and array sizes on the way, so every
 //! action validates its input the same way and names the offending parameter.
 
@@ -16,6 +17,7 @@ use crate::protocol::params::{parse_bool, Params};
 const SPEC: &str = include_str!("../../spec/servicecatalog-2021-09-01.json");
 const OVERLAY: &str = include_str!("../../spec/overlay.json");
 const EXTENSIONS: &str = include_str!("../../spec/extensions.json");
+const DESCRIPTIONS: &str = include_str!("../../spec/descriptions.json");
 
 /// Number of actions of the official API (the rest are this server's extensions).
 pub const OFFICIAL_ACTIONS: usize = 55;
@@ -51,6 +53,9 @@ pub struct ParamSpec {
     pub fields: Vec<ParamSpec>,
     /// Item description of an array.
     items: Option<ItemSpec>,
+    /// What it is, in one line (from `descriptions.json`).
+    #[serde(skip)]
+    pub description: String,
 }
 
 impl ParamSpec {
@@ -82,11 +87,26 @@ pub struct ActionSpec {
     pub http_method: String,
     /// Request parameters.
     pub request: Vec<ParamSpec>,
+    /// What it does, in one line (from `descriptions.json`).
+    #[serde(skip)]
+    pub summary: String,
 }
 
 #[derive(Deserialize)]
 struct SpecFile {
     actions: Vec<ActionSpec>,
+}
+
+/// `descriptions.json`: by action, its summary and its parameters' descriptions.
+#[derive(Deserialize)]
+struct DescriptionFile {
+    actions: HashMap<String, Described>,
+}
+
+#[derive(Deserialize)]
+struct Described {
+    summary: String,
+    parameters: HashMap<String, String>,
 }
 
 /// Every action's spec, by wire name, loaded once.
@@ -96,17 +116,38 @@ pub fn actions() -> &'static HashMap<String, ActionSpec> {
         let file: SpecFile = serde_json::from_str(SPEC).expect("the embedded API spec is valid JSON");
         let extensions: SpecFile = serde_json::from_str(EXTENSIONS).expect("the embedded extensions spec is valid JSON");
         let overlay: Map<String, Value> = serde_json::from_str(OVERLAY).expect("the embedded overlay is valid JSON");
-        file.actions
+        let mut descriptions: DescriptionFile = serde_json::from_str(DESCRIPTIONS).expect("the embedded descriptions are valid JSON");
+        let actions: HashMap<String, ActionSpec> = file
+            .actions
             .into_iter()
             .chain(extensions.actions)
             .map(|mut action| {
                 if let Some(Value::Object(patches)) = overlay.get(&action.name) {
                     apply_overlay(&mut action, patches);
                 }
+                if let Some(described) = descriptions.actions.remove(&action.name) {
+                    describe(&mut action, described);
+                }
                 (action.name.clone(), action)
             })
-            .collect()
+            .collect();
+        if let Some(name) = descriptions.actions.keys().next() {
+            panic!("descriptions.json describes unknown action {name}");
+        }
+        actions
     })
+}
+
+/// Gives `action` and its parameters their descriptions (one an action lacks stays empty, which
+/// a test refuses; one it does not take is a mistake in the file).
+fn describe(action: &mut ActionSpec, mut described: Described) {
+    action.summary = described.summary;
+    for param in &mut action.request {
+        param.description = described.parameters.remove(&param.name).unwrap_or_default();
+    }
+    if let Some(name) = described.parameters.keys().next() {
+        panic!("descriptions.json describes unknown parameter {}.{name}", action.name);
+    }
 }
 
 fn apply_overlay(action: &mut ActionSpec, patches: &Map<String, Value>) {
@@ -385,6 +426,18 @@ mod tests {
         let official: SpecFile = serde_json::from_str(SPEC).unwrap();
         assert_eq!(official.actions.len(), OFFICIAL_ACTIONS);
         assert!(actions().contains_key("GetTaskLog"));
+    }
+
+    #[test]
+    fn every_action_and_request_parameter_is_described() {
+        for action in actions().values() {
+            assert!(!action.summary.trim().is_empty(), "{} has no summary in descriptions.json", action.name);
+            for param in &action.request {
+                assert!(!param.description.trim().is_empty(), "{}.{} has no description in descriptions.json", action.name, param.name);
+                assert!(!param.description.contains('\n'), "{}.{}: a description is one line", action.name, param.name);
+            }
+        }
+        assert_eq!(actions()["GetPortfolio"].request[0].description, "ID of the portfolio.");
     }
 
     #[test]

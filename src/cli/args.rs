@@ -234,7 +234,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// `servicecatalog actions`: every action with its audience.
+/// `servicecatalog actions`: every action with its audience and what it does.
 pub fn action_list() -> String {
     let rows: Vec<Vec<String>> = Action::ALL
         .iter()
@@ -243,14 +243,15 @@ pub fn action_list() -> String {
                 Audience::Admin => "administrators",
                 Audience::EndUser => "administrators, end users",
             };
-            vec![a.name().to_string(), audience.to_string()]
+            vec![a.name().to_string(), audience.to_string(), spec::actions()[a.name()].summary.clone()]
         })
         .collect();
-    let table = output::table(&["Action".to_string(), "Callers".to_string()], &rows);
+    let table = output::table(&["Action".to_string(), "Callers".to_string(), "Summary".to_string()], &rows);
     format!("{table}\nCall one as `servicecatalog <Action> --Param value …`; `servicecatalog <Action> --help` lists its parameters.")
 }
 
-/// `servicecatalog <Action> --help`: the action's parameters.
+/// `servicecatalog <Action> --help`: what the action does, and its parameters with their forms
+/// and descriptions.
 pub fn action_help(action: &ActionSpec) -> String {
     let mut text =
         format!("servicecatalog {} [--Param value …] [--profile P] [--endpoint E] [--ca-bundle PATH] [--query EXPR]", action.name);
@@ -260,7 +261,7 @@ pub fn action_help(action: &ActionSpec) -> String {
     if action.request.iter().any(|p| p.name == "PageNumber") {
         text.push_str(" [--all]");
     }
-    text.push_str(&format!("\n\n{} (HTTP {})\n", action.name, action.http_method));
+    text.push_str(&format!("\n\n{} (HTTP {}): {}\n", action.name, action.http_method, action.summary));
     if action.request.is_empty() {
         text.push_str("\nNo parameters.\n");
     }
@@ -273,7 +274,7 @@ pub fn action_help(action: &ActionSpec) -> String {
         };
         let allowed = param.allowed.as_ref().map(|a| format!(" ({})", a.join("|"))).unwrap_or_default();
         let default = param.default.as_ref().map(|d| format!(", default {}", output::cell(Some(d)))).unwrap_or_default();
-        text.push_str(&format!("  --{:<28} {form}{required}{default}{allowed}\n", param.name));
+        text.push_str(&format!("  --{:<28} {form}{required}{default}{allowed}\n      {}\n", param.name, param.description));
     }
     text
 }
@@ -375,5 +376,15 @@ mod tests {
         assert!(help.contains("--Parameters") && help.contains("--Parameters.N.{ParameterKey,ParameterValue}"), "{help}");
         assert!(action_help(&spec::actions()["CreateProduct"]).contains("JSON object, passed as text"));
         assert!(action_list().contains("ListRegions"));
+    }
+
+    #[test]
+    fn help_and_the_action_list_describe_actions_and_parameters() {
+        let help = action_help(&spec::actions()["LaunchProduct"]);
+        assert!(help.contains("LaunchProduct (HTTP POST): Launches a product"), "{help}");
+        assert!(help.contains("--StackRegionId") && help.contains("\n      ID of the region of the ROS"), "{help}");
+        assert!(help.contains("at most 20 (N up to 20)"), "limits from the vendor's metadata: {help}");
+        let list = action_list();
+        assert!(list.contains("Summary") && list.contains("Extension: lists the constraints of a portfolio"), "{list}");
     }
 }
