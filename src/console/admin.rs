@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
 use super::identity::{principal_names, principal_picker};
 use super::session::{Posted, Session};
-use super::{audited, checked, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{audited, checked, no_such_page, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::SharedState;
@@ -328,7 +328,7 @@ async fn change_portfolio(
                 };
                 audited(&state, &session, Action::CreateConstraint, constraint, |r| catalog.create_constraint(r)).await.map(drop)
             }
-            _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")),
+            _ => return Err(no_such_page()),
         }?;
         Ok(())
     }
@@ -492,12 +492,8 @@ async fn change_constraint(
                 Err(e) => Err(e.into()),
             }
         }
-        _ => Err(not_found()),
+        _ => Err(PageError::not_found()),
     }
-}
-
-fn not_found() -> PageError {
-    PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))
 }
 
 // ---- Products and versions ----
@@ -697,7 +693,7 @@ async fn change_product(
                 Err(e) => Err(e.into()),
             }
         }
-        _ => Err(not_found()),
+        _ => Err(PageError::not_found()),
     }
 }
 
@@ -767,7 +763,7 @@ async fn change_tag_options(
             let link = TagOptionLink { resource_id: form.text("resource").to_string(), tag_option_id: id };
             audited(&state, &session, Action::AssociateTagOptionWithResource, link, |r| catalog.associate_tag_option(r)).await
         }
-        _ => return Err(not_found()),
+        _ => return Err(PageError::not_found()),
     }?;
     Ok(see_other("/console/admin/tag-options"))
 }

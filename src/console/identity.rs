@@ -256,7 +256,7 @@ async fn change_role(
         "delete" => ("DeleteRole", Params::from_pairs([("RoleName", name.as_str())])),
         "add-member" => ("AddUserToRole", Params::from_pairs([("RoleName", name.as_str()), ("UserName", user_name)])),
         "remove-member" => ("RemoveUserFromRole", Params::from_pairs([("RoleName", name.as_str()), ("UserName", user_name)])),
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.").into()),
+        _ => return Err(PageError::not_found()),
     };
     let changed: Result<(), ApiError> = async {
         administrators(&session, action)?;

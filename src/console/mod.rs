@@ -24,9 +24,11 @@ mod tasks;
 mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use maud::html;
 use serde::de::DeserializeOwned;
@@ -65,7 +67,9 @@ pub fn router(state: SharedState) -> Router {
         .merge(audit::routes())
         .merge(webhooks::routes())
         .merge(identity::routes())
+        .route("/console/{*rest}", any(|| async { PageError::not_found() }))
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), navigable))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -92,9 +96,10 @@ async fn home(session: Result<Session, PageError>) -> Redirect {
     }
 }
 
-/// The console's page for a path under [`PATH`] that no route serves.
+/// The console's page for a path beside [`PATH`] that no route serves (`/console…` paths
+/// under it have the catch-all route, which shows the page with the visitor's navigation).
 pub fn not_found() -> Response {
-    PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")).into_response()
+    PageError::not_found().into_response()
 }
 
 /// The console as the API's router mounts it beside the API.
@@ -136,23 +141,69 @@ impl From<crate::auth::AuthError> for PageError {
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, title, message) = match self {
-            PageError::SignIn => return Redirect::to("/console/sign-in").into_response(),
-            PageError::Csrf => (
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                "The form did not carry this session's security token (it may come from another site, or an old page). Go back, reload the page and try again.".to_string(),
-            ),
-            PageError::Api(e) => (e.status(), title_of(e.status()), e.message().to_string()),
-        };
-        let body = html! {
-            (html::error_box(Some(&message)))
-            p { a href="/console" { "Back to the console" } }
-        };
-        (status, axum::response::Html(html::page(title, None, body).into_string())).into_response()
+impl PageError {
+    /// A path or operation of the console that does not exist.
+    pub fn not_found() -> PageError {
+        PageError::Api(no_such_page())
     }
+}
+
+/// The refusal of a path or operation of the console that does not exist.
+pub fn no_such_page() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page.")
+}
+
+impl IntoResponse for PageError {
+    /// The error page without navigation, carrying its [`Failure`] so that [`navigable`] renders
+    /// it again for the visitor's session.
+    fn into_response(self) -> Response {
+        let failure = match self {
+            PageError::SignIn => return Redirect::to("/console/sign-in").into_response(),
+            PageError::Csrf => Failure {
+                status: StatusCode::FORBIDDEN,
+                message: "The form did not carry this session's security token (it may come from another site, or an old page). Go back, reload the page and try again.".to_string(),
+            },
+            PageError::Api(e) => Failure { status: e.status(), message: e.message().to_string() },
+        };
+        let mut response = failure.page(None);
+        response.extensions_mut().insert(failure);
+        response
+    }
+}
+
+/// What an error page says: kept on its response until [`navigable`] renders it for the visitor.
+#[derive(Clone)]
+struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Failure {
+    /// The error page, with the navigation of `session` so that it is no dead end; a visitor
+    /// without a session is offered to sign in.
+    fn page(&self, session: Option<&Session>) -> Response {
+        let body = html! {
+            (html::error_box(Some(&self.message)))
+            p {
+                @if session.is_some() { a href="/console/catalog" { "Back to the catalog" } }
+                @else { a href="/console/sign-in" { "Sign in" } }
+            }
+        };
+        respond(self.status, html::page(title_of(self.status), session, body))
+    }
+}
+
+/// Renders an error page a handler answered again with the navigation of the request's session
+/// (looked up only then: the pages that succeed have theirs already).
+async fn navigable(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let token = session::token_of(request.headers());
+    let response = next.run(request).await;
+    let Some(failure) = response.extensions().get::<Failure>().cloned() else { return response };
+    let session = match token {
+        Some(token) => Session::of_token(&state, token).await.ok(),
+        None => None,
+    };
+    failure.page(session.as_ref())
 }
 
 /// A readable heading for an error status.

@@ -159,7 +159,7 @@ async fn operate(
         "decide" => {
             (Action::ApproveProvisionedProductPlan, vec![("ApprovalAction", form.text("decision")), ("Comment", form.text("comment"))])
         }
-        _ => return Err(PageError::Api(ApiError::new(StatusCode::NOT_FOUND, "NotFound", "There is no such page."))),
+        _ => return Err(PageError::not_found()),
     };
     params.push(("PlanId", &id));
     let done: Result<_, ApiError> = async {

@@ -114,7 +114,13 @@ impl FromRequestParts<SharedState> for Session {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, PageError> {
-        let token = token_of(&parts.headers).ok_or(PageError::SignIn)?;
+        Session::of_token(state, token_of(&parts.headers).ok_or(PageError::SignIn)?).await
+    }
+}
+
+impl Session {
+    /// The live session of `token`, if there is one.
+    pub async fn of_token(state: &SharedState, token: String) -> Result<Session, PageError> {
         let (principal, expires) =
             state.store.console_session(&token_hash(&token)).await.map_err(|e| PageError::Api(e.into()))?.ok_or(PageError::SignIn)?;
         if !is_live(expires, crate::store::now_ms()) {

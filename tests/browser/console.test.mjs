@@ -303,11 +303,29 @@ test("details: a favicon, English region names, plain words in messages, destruc
   await shot(user, "10c-not-found-words");
 });
 
-test("an end user cannot open an administrator's page", async () => {
+test("an end user cannot open an administrator's page; error pages keep the navigation", async () => {
   const response = await user.goto(`${BASE}/console/admin/portfolios`);
   assert.equal(response.status(), 403);
   await user.getByRole("heading", { name: "Forbidden" }).waitFor();
+  const nav = user.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "My products" }).waitFor();
+  assert.equal(await nav.getByRole("link", { name: "Audit" }).count(), 0, "the end user's navigation, not an administrator's");
   await shot(user, "11-forbidden");
+
+  const missing = await user.goto(`${BASE}/console/no/such/page`);
+  assert.equal(missing.status(), 404);
+  await user.getByRole("heading", { name: "Not found" }).waitFor();
+  await user.getByRole("button", { name: "Sign out" }).waitFor();
+  await shot(user, "11a-not-found");
+  await nav.getByRole("link", { name: "Tasks" }).click();
+  await user.getByRole("heading", { name: "Task history" }).waitFor();
+
+  // Without a session, the error page offers to sign in.
+  const stranger = await openBrowser();
+  const unknown = await stranger.goto(`${BASE}/console/no-such-page`);
+  assert.equal(unknown.status(), 404);
+  await stranger.getByRole("link", { name: "Sign in" }).click();
+  await stranger.waitForURL(/\/console\/sign-in$/);
   const phone = await openBrowser({ width: 390, height: 844 });
   await signIn(phone, userKey.AccessKeyId, userKey.AccessKeySecret);
   await shot(phone, "12-phone-catalog");
