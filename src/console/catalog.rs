@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::html::{csrf_input, error_box, filter_form, page, pager, seg, url};
 use super::plans::PlanIds;
 use super::session::{Posted, Session};
-use super::{audited, changed, checked, respond, Form, PageError, PAGE_SIZE};
+use super::{audited_unless, changed, checked, respond, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{Region, SharedState};
@@ -158,7 +158,7 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
     let (product_id, product_version_id) = (id.clone(), context.version.product_version_id.clone());
     let parameters = parameters_from_form(&form);
     let queued = async {
-        let tags = tags_from_form(&form)?;
+        let (tags, malformed) = tags_from_form(&form);
         if form.get("intent") == Some("plan") {
             let plan = NewPlan {
                 plan_name: name.clone(),
@@ -181,7 +181,7 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
                     task_id: None,
                 })
             };
-            let plan = audited(&state, &session, Action::CreateProvisionedProductPlan, plan, created).await?;
+            let plan = audited_unless(&state, &session, Action::CreateProvisionedProductPlan, plan, malformed, created).await?;
             return Ok(format!("/console/plans/{}", seg(&plan.plan_id)));
         }
         let launch = Launch {
@@ -193,7 +193,8 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
             parameters,
             tags,
         };
-        let queued = audited(&state, &session, Action::LaunchProduct, launch, |r| provisioner.launch(principal, r)).await?;
+        let queued =
+            audited_unless(&state, &session, Action::LaunchProduct, launch, malformed, |r| provisioner.launch(principal, r)).await?;
         Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
     };
     changed(queued.await, |e| render_launch(&session, &id, &context, &form, Some(e)))
@@ -325,16 +326,22 @@ pub(super) fn parameters_from_form(form: &Form) -> Vec<Parameter> {
     given.map(|(k, v)| Parameter { parameter_key: k.to_string(), parameter_value: v.to_string() }).collect()
 }
 
-/// The `key=value` lines of a form's tags field (blank lines skipped); a line without `=` is
-/// refused as `InvalidParameter.Tags`.
-pub(super) fn tags_from_form(form: &Form) -> Result<Vec<Tag>, ApiError> {
-    let lines = form.text("tags").lines().enumerate().filter(|(_, line)| !line.trim().is_empty());
-    lines
-        .map(|(i, line)| match line.split_once('=') {
-            Some((k, v)) => Ok(Tag { key: k.trim().to_string(), value: v.trim().to_string() }),
-            None => Err(ApiError::invalid_parameter("Tags", format!("Line {} of the tags, {:?}, is not key=value.", i + 1, line.trim()))),
-        })
-        .collect()
+/// The `key=value` lines of a form's tags field (blank lines skipped), and the refusal
+/// (`InvalidParameter.Tags`) of the first line without `=`, which has no wire form: the change is
+/// refused with it through [`audited_unless`], so the trail records it like the API's refusals.
+pub(super) fn tags_from_form(form: &Form) -> (Vec<Tag>, Option<ApiError>) {
+    let mut tags = Vec::new();
+    let mut refusal = None;
+    for (i, line) in form.text("tags").lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        match line.split_once('=') {
+            Some((k, v)) => tags.push(Tag { key: k.trim().to_string(), value: v.trim().to_string() }),
+            None => {
+                let message = format!("Line {} of the tags, {:?}, is not key=value.", i + 1, line.trim());
+                refusal = refusal.or(Some(ApiError::invalid_parameter("Tags", message)));
+            }
+        }
+    }
+    (tags, refusal)
 }
 
 #[cfg(test)]
@@ -347,8 +354,12 @@ mod tests {
         let form = Form::parse(b"param.a=1&param.b=&param.c=x&tags=env%3Ddev%0A%0Ateam+%3D+ops");
         let parameters: Vec<_> = parameters_from_form(&form).into_iter().map(|p| (p.parameter_key, p.parameter_value)).collect();
         assert_eq!(parameters, [("a".to_string(), "1".to_string()), ("c".into(), "x".into())]);
-        assert_eq!(tags_from_form(&form).unwrap()[1], Tag { key: "team".into(), value: "ops".into() });
-        let bad = tags_from_form(&Form::parse(b"tags=env%3Ddev%0Abad")).unwrap_err();
+        let (tags, refusal) = tags_from_form(&form);
+        assert!(refusal.is_none());
+        assert_eq!(tags[1], Tag { key: "team".into(), value: "ops".into() });
+        let (tags, refusal) = tags_from_form(&Form::parse(b"tags=env%3Ddev%0Abad%0Aworse"));
+        assert_eq!(tags, [Tag { key: "env".into(), value: "dev".into() }], "the well-formed lines are kept");
+        let bad = refusal.unwrap();
         assert_eq!((bad.code(), bad.message()), ("InvalidParameter.Tags", "Line 2 of the tags, \"bad\", is not key=value."));
     }
 

@@ -269,8 +269,28 @@ where
     E: Into<ApiError>,
     F: std::future::Future<Output = Result<R, E>>,
 {
+    audited_unless(state, session, action, request, None, run).await
+}
+
+/// [`audited`] for a form with a field that has no wire form (a malformed tag line): its
+/// `refusal`, if any, refuses the change once the API's checks passed, and goes to the audit
+/// trail as the API records refused calls, with the parameters the rest of the form stands for.
+pub async fn audited_unless<T, R, E, F>(
+    state: &SharedState,
+    session: &Session,
+    action: Action,
+    request: T,
+    refusal: Option<ApiError>,
+    run: impl FnOnce(T) -> F,
+) -> Result<R, ApiError>
+where
+    T: Serialize + DeserializeOwned,
+    R: Serialize,
+    E: Into<ApiError>,
+    F: std::future::Future<Output = Result<R, E>>,
+{
     let params = wire_params(&request)?;
-    let result = match checked_params(session, action, &params) {
+    let result = match checked_params(session, action, &params).and_then(|request| refusal.map_or(Ok(request), Err)) {
         Ok(request) => run(request).await.map_err(Into::into),
         Err(e) => Err(e),
     };

@@ -14,7 +14,7 @@ use super::catalog::{change_fields, parameters_from_form, tags_from_form, versio
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
 use super::session::{Posted, Session};
-use super::{audited, changed, record, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{audited_unless, changed, record, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
 use crate::api::{authorize, format_time, SharedState};
@@ -186,17 +186,18 @@ async fn update_form(
 async fn update(State(state): State<SharedState>, Path(id): Path<String>, Posted { session, form }: Posted) -> Result<Response, PageError> {
     let context = update_context(&state, &session, &id, form.text("version")).await?;
     let queued = async {
+        let (tags, malformed) = tags_from_form(&form);
         let update = Update {
             provisioned_product_id: id.clone(),
             product_id: context.pp.product_id.clone(),
             product_version_id: context.version.product_version_id.clone(),
             portfolio_id: None,
             parameters: parameters_from_form(&form),
-            tags: tags_from_form(&form)?,
+            tags,
         };
         let provisioner = state.provisioner();
-        let queued =
-            audited(&state, &session, Action::UpdateProvisionedProduct, update, |r| provisioner.update(&session.principal, r)).await?;
+        let update_it = |r| provisioner.update(&session.principal, r);
+        let queued = audited_unless(&state, &session, Action::UpdateProvisionedProduct, update, malformed, update_it).await?;
         Ok(format!("/console/tasks/{}", seg(&queued.task_id)))
     };
     changed(queued.await, |e| render_update(&session, &id, &context, &form, Some(e)))

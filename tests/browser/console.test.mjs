@@ -473,6 +473,15 @@ test("the administrator reads the audit trail, filtered", async () => {
   await admin.getByRole("button", { name: "Filter" }).click();
   await admin.getByText("No recorded change matches.").waitFor();
 
+  // A launch the console refused for a malformed tag line is recorded like the API's refusals.
+  await admin.getByLabel("Action").fill("LaunchProduct");
+  await admin.getByLabel("Outcome").selectOption("failure");
+  await admin.getByRole("button", { name: "Filter" }).click();
+  const refusedLaunch = admin.locator("tbody tr", { hasText: "400 InvalidParameter.Tags" });
+  await refusedLaunch.first().getByText("Show").click();
+  assert.match(await refusedLaunch.first().locator("pre").innerText(), new RegExp(`HELLO-${RUN}`));
+  await shot(admin, "15a-audit-refused-tags");
+
   // A time that does not parse is shown beside the filters, which are kept.
   const bad = await admin.goto(`${BASE}/console/admin/audit?action=CreateTagOption&end=yesterday`);
   assert.equal(bad.status(), 400);

@@ -129,3 +129,23 @@ def test_console_launch_and_terminate_are_audited_with_secrets_masked(server):
     assert [e["Action"] for e in trail] == ["LaunchProduct", "TerminateProvisionedProduct"], trail
     assert password not in json.dumps(audit_events(server.caller("raw-v3"), PrincipalName=user["UserName"]))
 
+
+
+def test_a_console_launch_refused_for_a_malformed_tag_line_is_audited_and_launches_nothing(server):
+    admin = server.caller("v3")
+    user, caller, _ = new_user(server)
+    product = make_product(admin, SECRET_TF, users=[user])
+    console = Console(server, user["AccessKeyId"], user["AccessKeySecret"])
+    password, name = uniq("pw-console-"), uniq("pp-tags-")
+    r = console.post(f"/console/products/{product.product_id}/launch", name=name, region=REGION,
+                     tags="env=dev\nnot a tag", **{"param.password": password, "param.name": "visible"})
+    assert r.status_code == 400, (r.status_code, r.text[:500])
+    assert "Line 2 of the tags" in r.text and "not a tag" in r.text, r.text[:2000]
+    assert caller.call("ListProvisionedProducts", {})["TotalCount"] == 0
+    refused = one(audit_events(server.caller("raw-v3"), AuditAction="LaunchProduct", PrincipalName=user["UserName"]))
+    assert (refused["HttpStatus"], refused["ResultCode"]) == (400, "InvalidParameter.Tags"), refused
+    # The parameters the rest of the form stands for, the well-formed tag included, secrets masked.
+    assert refused["Parameters"]["ProvisionedProductName"] == name, refused
+    assert (refused["Parameters"]["Tags.1.Key"], refused["Parameters"]["Tags.1.Value"]) == ("env", "dev"), refused
+    assert "Tags.2.Key" not in refused["Parameters"], refused
+    assert password not in json.dumps(refused), refused
