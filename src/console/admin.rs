@@ -519,20 +519,34 @@ fn render_products(session: &Session, query: &Form, answer: &Products, form: &Fo
     respond(error.map_or(StatusCode::OK, ApiError::status), page("Products", Some(session), body))
 }
 
-/// The fields of a new version: its name, guidance and template (pasted, or read from a file by
-/// the page's script); a template error is shown with the template, its line marked.
+/// The fields of a new version: its name, guidance and template: pasted (or read from a file by
+/// the page's script), or named by a URL the server fetches (a Git repository or an HTTP(S)
+/// file, where the operator allows it). An error of the URL is shown at its field; one of a
+/// pasted template with the template, its line marked.
 fn version_fields(form: &Form, error: Option<&ApiError>) -> Markup {
-    let template = form.text("template");
-    let bad_line = error.and_then(|e| error_line(e.message()));
+    let (template, url) = (form.text("template"), form.text("template_url"));
+    // An error naming the TemplateUrl of a typed URL is about it (a pasted template's travels
+    // under a TemplateUrl too, the one its upload returned).
+    let (url_error, template_error) = match error {
+        Some(e) if !url.trim().is_empty() && (e.code().ends_with("TemplateUrl") || e.message().contains("TemplateUrl")) => {
+            (Some(e.message()), None)
+        }
+        other => (None, other.map(ApiError::message)),
+    };
+    let bad_line = template_error.and_then(error_line).filter(|_| !template.is_empty());
     html! {
         label for="version" { "Version name (required)" } input id="version" name="version" required value=(if form.get("version").is_some() { form.text("version") } else { "v1" });
         label for="guidance" { "Guidance" }
         select id="guidance" name="guidance" { @for g in ["Default", "Recommended", "Latest", "Deprecated"] { option value=(g) selected[form.text("guidance") == g] { (g) } } }
-        label for="template" { "Terraform template (required)" }
+        label for="template" { "Terraform template" }
         small id="template-hint" { "Paste main.tf, or a whole template body as JSON ({\"Workspace\": {…}}). Or choose a file:" }
         input type="file" id="template-file" accept=".tf,.json,text/plain,application/json" data-fill="template" aria-label="Template file";
-        textarea.code id="template" name="template" rows="14" required aria-describedby="template-hint" aria-invalid=[error.map(|_| "true")] { (template) }
-        (error_box(error.map(ApiError::message)))
+        textarea.code id="template" name="template" rows="14" aria-describedby="template-hint" aria-invalid=[template_error.map(|_| "true")] { (template) }
+        label for="template-url" { "Or the template's URL" }
+        small id="template-url-hint" { "A Git repository (git::https://host/repo.git//dir?ref=v1) or an https:// .tf, .tf.json, .zip or .tar.gz, fetched once now, where the operator allows it." }
+        input id="template-url" name="template_url" value=(url) aria-describedby="template-url-hint" aria-invalid=[url_error.map(|_| "true")];
+        @if let Some(message) = url_error { p.field-error role="alert" { (message) } }
+        (error_box(template_error))
         @if let Some(line) = bad_line {
             ol.source aria-label="Template with the error's line marked" {
                 @for (n, text) in template.lines().enumerate() {
@@ -559,22 +573,33 @@ fn template_body(text: &str, transform: Transform) -> String {
     json!({"ROSTemplateFormatVersion": "2015-09-01", "Transform": transform, "Workspace": {"main.tf": text}}).to_string()
 }
 
-/// Uploads the form's template; the new version's fields, naming it.
-async fn upload_template(state: &SharedState, catalog: &Catalog<'_>, session: &Session, form: &Form) -> Result<VersionFields, ApiError> {
-    let template = form.text("template");
-    if template.trim().is_empty() {
-        return Err(ApiError::missing_parameter("TemplateBody"));
-    }
-    let upload = NewTemplate {
-        template_type: TERRAFORM.into(),
-        template_body: template_body(template, catalog.default_transform()),
-        terraform_variables: Vec::new(),
+/// The new version's fields from the form: its `TemplateUrl` as typed, or that of its pasted
+/// template once uploaded (`CreateTemplate`). The catalog fetches and checks a typed URL like
+/// the API's.
+async fn template_fields(state: &SharedState, catalog: &Catalog<'_>, session: &Session, form: &Form) -> Result<VersionFields, ApiError> {
+    let (template, url) = (form.text("template"), form.text("template_url").trim());
+    let template_url = match (template.trim().is_empty(), url.is_empty()) {
+        (true, true) => {
+            let message = "Paste the template (or choose its file), or give its URL.";
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "MissingParameter.TemplateBody", message));
+        }
+        (false, false) => {
+            return Err(ApiError::invalid_parameter("TemplateUrl", "Give the template or its URL, not both: clear one of them."));
+        }
+        (true, false) => url.to_string(),
+        (false, true) => {
+            let upload = NewTemplate {
+                template_type: TERRAFORM.into(),
+                template_body: template_body(template, catalog.default_transform()),
+                terraform_variables: Vec::new(),
+            };
+            audited(state, session, Action::CreateTemplate, upload, |r| catalog.create_template(r)).await?.template_url
+        }
     };
-    let uploaded = audited(state, session, Action::CreateTemplate, upload, |r| catalog.create_template(r)).await?;
     Ok(VersionFields {
         product_version_name: Some(form.text("version").to_string()),
         template_type: Some(TERRAFORM.into()),
-        template_url: Some(uploaded.template_url),
+        template_url: Some(template_url),
         guidance: form.text("guidance").to_string(),
         active: true,
         ..VersionFields::default()
@@ -590,7 +615,7 @@ async fn create_product(State(state): State<SharedState>, Posted { session, form
             description: form.optional("description"),
             product_type: Some("Ros".into()),
             template_type: Some(TERRAFORM.into()),
-            product_version_parameters: Some(upload_template(&state, &catalog, &session, &form).await?),
+            product_version_parameters: Some(template_fields(&state, &catalog, &session, &form).await?),
         };
         audited(&state, &session, Action::CreateProduct, product, |r| catalog.create_product(r)).await
     };
@@ -684,7 +709,7 @@ async fn change_product(
         }
         "add-version" => {
             let added = async {
-                let version = NewVersion { product_id: id.clone(), fields: upload_template(&state, &catalog, &session, &form).await? };
+                let version = NewVersion { product_id: id.clone(), fields: template_fields(&state, &catalog, &session, &form).await? };
                 audited(&state, &session, Action::CreateProductVersion, version, |r| catalog.create_version(r)).await
             };
             match added.await {

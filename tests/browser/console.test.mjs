@@ -3,6 +3,7 @@
 // scripts/browser-test starts the server and sets:
 //   SC_URL        base URL of the server
 //   SC_DATA_DIR   its data directory (root-credentials.json)
+//   SC_REPOS      a directory for Git repositories the server may fetch templates from
 //   SC_BIN        the servicecatalog binary (to create an end user)
 //   SC_ARTIFACTS  where screenshots go
 import { test, before, after } from "node:test";
@@ -10,13 +11,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.SC_URL;
 const DATA_DIR = process.env.SC_DATA_DIR;
+const REPOS = process.env.SC_REPOS;
 const BIN = process.env.SC_BIN;
 const ARTIFACTS = process.env.SC_ARTIFACTS ?? "target/browser-artifacts";
 const CHROMIUM = process.env.SC_CHROMIUM ?? "/usr/bin/chromium";
@@ -92,8 +94,15 @@ let user;
 let userKey;
 let provisionedUrl;
 
+/** Runs git in `repo` as a fixed author, without the user's configuration. */
+function git(repo, ...args) {
+  const env = { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t",
+    GIT_COMMITTER_EMAIL: "t@example.com", GIT_CONFIG_GLOBAL: "/dev/null" };
+  return execFileSync("git", ["-C", repo, ...args], { env, encoding: "utf8" });
+}
+
 before(() => {
-  for (const name of ["SC_URL", "SC_DATA_DIR", "SC_BIN"]) assert.ok(process.env[name], `${name} must be set (scripts/browser-test sets it)`);
+  for (const name of ["SC_URL", "SC_DATA_DIR", "SC_REPOS", "SC_BIN"]) assert.ok(process.env[name], `${name} must be set (scripts/browser-test sets it)`);
   mkdirSync(ARTIFACTS, { recursive: true });
 });
 
@@ -131,7 +140,7 @@ test("the administrator signs in and publishes a product from a pasted template"
   await admin.getByRole("link", { name: "Products", exact: true }).click();
   await admin.getByLabel("Name (required)", { exact: true }).fill(PRODUCT);
   await admin.getByLabel("Provider (required)", { exact: true }).fill("browser tests");
-  await admin.getByLabel("Terraform template (required)").fill(TEMPLATE_WITH_ERROR);
+  await admin.getByLabel("Terraform template").fill(TEMPLATE_WITH_ERROR);
   await admin.getByRole("button", { name: "Publish product" }).click();
   const bad = admin.locator("ol.source li.bad");
   await bad.waitFor();
@@ -139,7 +148,7 @@ test("the administrator signs in and publishes a product from a pasted template"
   assert.match(await admin.getByRole("alert").innerText(), /line \d+/);
   await shot(admin, "03-admin-template-error");
 
-  await admin.getByLabel("Terraform template (required)").fill(TEMPLATE);
+  await admin.getByLabel("Terraform template").fill(TEMPLATE);
   await admin.getByRole("button", { name: "Publish product" }).click();
   await admin.waitForURL(/\/console\/admin\/products\/prod-/);
   await admin.getByRole("heading", { name: PRODUCT }).waitFor();
@@ -444,6 +453,35 @@ test("a launch plan names the product it will create without linking to it", asy
   await user.waitForURL(/\/console\/tasks\/task-/);
   await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
   await user.locator("dl.facts").getByRole("link", { name: `planned-${RUN}` }).waitFor();
+});
+
+test("the administrator adds a version from a Git repository's tag, a URL outside the allowed sources refused at its field", async () => {
+  const repo = path.join(REPOS, `greeter-${RUN}`);
+  mkdirSync(path.join(repo, "infra"), { recursive: true });
+  git(repo, "init", "-q", "-b", "main");
+  writeFileSync(path.join(repo, "infra", "main.tf"), TEMPLATE.replace("Hello,", "Hello from Git,"));
+  git(repo, "add", "-A");
+  git(repo, "commit", "-q", "-m", "release 2");
+  git(repo, "tag", "v2");
+
+  await admin.goto(`${BASE}/console/admin/products`);
+  await admin.getByRole("link", { name: PRODUCT }).click();
+  const productUrl = admin.url();
+  await admin.getByLabel("Version name (required)").fill("v2");
+  const outside = "https://example.com/templates/main.tf";
+  await admin.getByLabel("Or the template's URL").fill(outside);
+  await admin.getByRole("button", { name: "Add version" }).click();
+  await admin.locator(".field-error").getByText("example.com").waitFor();
+  assert.equal(await admin.getByLabel("Or the template's URL").inputValue(), outside, "the input is kept");
+  assert.equal(await admin.getByLabel("Or the template's URL").getAttribute("aria-invalid"), "true");
+  await admin.getByRole("navigation", { name: "Main" }).waitFor();
+  await shot(admin, "05f-version-url-refused");
+
+  await admin.getByLabel("Or the template's URL").fill(`git::file://${repo}//infra?ref=v2`);
+  await admin.getByRole("button", { name: "Add version" }).click();
+  await admin.waitForURL(productUrl);
+  await admin.getByRole("cell", { name: "v2", exact: true }).waitFor();
+  await shot(admin, "05g-version-from-git");
 });
 
 test("the administrator reads the audit trail, filtered", async () => {

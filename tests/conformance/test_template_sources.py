@@ -23,6 +23,7 @@ import zipfile
 import pytest
 
 from sclib import expect_error, uniq
+from test_console_audit import Console
 from test_provisioning import (
     SANDBOX_HEADER, SANDBOX_SOURCE, Product, create_portfolio, grant, launch, needs_provider, needs_terraform,
     outputs, wait_task,
@@ -337,6 +338,33 @@ def test_refusals_name_the_parameter_and_change_nothing(admin, repo, repos, file
                        f"{files_server}/{key}/missing.tf")
     assert "ProductVersionParameters.TemplateUrl" in err.message
     assert versions(admin, product_id) == ["v1"]
+
+
+def test_the_consoles_version_forms_take_a_template_url_with_refusals_at_the_field(sources_server, admin, repo):
+    path, _ = repo
+    console = Console(sources_server, *sources_server.admin_key())
+    product_id, _ = create_product(admin, f"git::file://{path}//infra?ref=v1")
+    outside = "git::file:///etc//x?ref=v1"
+    add = f"/console/admin/products/{product_id}/add-version"
+    kept = f'name="template_url" value="{outside}" aria-describedby="template-url-hint" aria-invalid="true"'
+    r = console.post(add, version="v2", guidance="Default", template="", template_url=outside)
+    assert r.status_code == 400 and "not under a prefix" in r.text and kept in r.text, (r.status_code, r.text[-3000:])
+    both = console.post(add, version="v2", guidance="Default", template='variable "a" {}', template_url=outside)
+    assert both.status_code == 400 and "not both" in both.text, both.status_code
+    neither = console.post(add, version="v2", guidance="Default", template="", template_url=" ")
+    assert neither.status_code == 400 and "or give its URL" in neither.text, neither.status_code
+    assert versions(admin, product_id) == ["v1"]
+    r = console.post(add, version="v2", guidance="Recommended", template="", template_url=f"git::file://{path}//infra?ref=v2")
+    assert r.status_code == 303, (r.status_code, r.text[-3000:])
+    assert versions(admin, product_id) == ["v1", "v2"]
+
+    # Publishing a product takes a URL too; its refusal (under ProductVersionParameters) is at the field.
+    publish = {"name": uniq("console-"), "provider": "console", "version": "v1", "guidance": "Default", "template": ""}
+    r = console.post("/console/admin/products", **publish, template_url=outside)
+    assert r.status_code == 400 and kept in r.text, (r.status_code, r.text[-3000:])
+    r = console.post("/console/admin/products", **publish, template_url=f"git::file://{path}//infra?ref=v1")
+    assert r.status_code == 303, (r.status_code, r.text[-3000:])
+    assert versions(admin, r.headers["location"].rsplit("/", 1)[1]) == ["v1"]
 
 
 def test_a_server_fetches_nothing_unless_the_operator_allows_it(admin_v3, repo):
