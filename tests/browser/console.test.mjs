@@ -51,6 +51,32 @@ output "greeting" {
 }
 `;
 
+const SANDBOX = `terraform {
+  required_providers {
+    sandbox = {
+      source  = "servicecatalog.local/demo/sandbox"
+      version = "0.1.0"
+    }
+  }
+}
+
+provider "sandbox" {}
+`;
+const CHATTY = `Chatty ${RUN}`;
+// Enough output to overflow the log's box (sixty files), then ten slow steps that keep adding lines.
+const CHATTY_TEMPLATE = `${SANDBOX}
+resource "sandbox_file" "page" {
+  count   = 60
+  path    = "chatty/page-\${count.index}.txt"
+  content = "page \${count.index}"
+}
+${Array.from({ length: 10 }, (_, i) => `
+resource "sandbox_sleep" "s${i + 1}" {
+  duration_ms = 2000
+  depends_on  = [${i === 0 ? "sandbox_file.page" : `sandbox_sleep.s${i}`}]
+}
+`).join("")}`;
+
 const profiles = [];
 const browsers = [];
 /** Content-Security-Policy violations reported by any page (none expected). */
@@ -93,6 +119,23 @@ let admin;
 let user;
 let userKey;
 let provisionedUrl;
+let portfolioUrl;
+
+/** The administrator publishes a product from a pasted template and adds it to the browser tests' portfolio. */
+async function publish(name, template) {
+  await admin.goto(`${BASE}/console/admin/products`);
+  await admin.getByLabel("Name (required)", { exact: true }).fill(name);
+  await admin.getByLabel("Provider (required)", { exact: true }).fill("browser tests");
+  await admin.getByLabel("Terraform template").fill(template);
+  await admin.getByRole("button", { name: "Publish product" }).click();
+  await admin.waitForURL(/\/console\/admin\/products\/prod-/);
+  const productUrl = admin.url();
+  await admin.goto(portfolioUrl);
+  await admin.getByLabel("Add a product").selectOption({ label: name });
+  await admin.getByRole("button", { name: "Add", exact: true }).click();
+  await admin.getByRole("link", { name }).waitFor();
+  return productUrl;
+}
 
 /** Runs git in `repo` as a fixed author, without the user's configuration. */
 function git(repo, ...args) {
@@ -135,7 +178,7 @@ test("the administrator signs in and publishes a product from a pasted template"
   await admin.getByLabel("Provider (required)", { exact: true }).fill("browser tests");
   await admin.getByRole("button", { name: "Create portfolio" }).click();
   await admin.waitForURL(/\/console\/admin\/portfolios\/port-/);
-  const portfolioUrl = admin.url();
+  portfolioUrl = admin.url();
 
   await admin.getByRole("link", { name: "Products", exact: true }).click();
   await admin.getByLabel("Name (required)", { exact: true }).fill(PRODUCT);
@@ -262,6 +305,43 @@ test("an end user launches the product through the form and watches the log", as
   await user.locator(".status-available").first().waitFor();
   await user.locator("dl.outputs").getByText("Hello, browser!").waitFor();
   await shot(user, "10-provisioned-product");
+});
+
+test("a running task's log follows its output until the reader scrolls up, and again once back at the end", async () => {
+  await publish(CHATTY, CHATTY_TEMPLATE);
+  await user.goto(`${BASE}/console/catalog`);
+  await user.getByRole("link", { name: CHATTY }).click();
+  await user.getByRole("link", { name: /^Launch / }).click();
+  await user.getByLabel("Name of the provisioned product").fill(`chatty-${RUN}`);
+  await user.getByRole("button", { name: "Launch", exact: true }).click();
+  await user.waitForURL(/\/console\/tasks\/task-/);
+  const apply = user.locator("#task-log pre", { hasText: "sandbox_sleep.s1: Creating..." });
+  await apply.waitFor({ timeout: 120_000 });
+  const position = () => apply.evaluate((pre) => ({ top: pre.scrollTop, height: pre.scrollHeight, client: pre.clientHeight }));
+  const atEnd = (p) => p.height - p.top - p.client < 24;
+  let p = await position();
+  assert.ok(p.height > 2 * p.client, `the output overflows its box (${JSON.stringify(p)})`);
+  assert.ok(atEnd(p), `the log shows its last line (${JSON.stringify(p)})`);
+  await apply.getByText("sandbox_sleep.s3: Creation complete").waitFor({ timeout: 60_000 });
+  p = await position();
+  assert.ok(atEnd(p), `the log follows new lines (${JSON.stringify(p)})`);
+  await shot(user, "08a-log-following");
+
+  // The reader scrolls up to read: new lines arrive without moving what they read.
+  await apply.evaluate((pre) => { pre.scrollTop = 0; });
+  const before = p.height;
+  await apply.getByText("sandbox_sleep.s5: Creation complete").waitFor({ timeout: 60_000 });
+  p = await position();
+  assert.ok(p.height > before, "new output arrived");
+  assert.equal(p.top, 0, "the log stays where the reader scrolled to");
+  await shot(user, "08b-log-scrolled-up");
+
+  // Back at the end, it follows again.
+  await apply.evaluate((pre) => { pre.scrollTop = pre.scrollHeight; });
+  await apply.getByText("sandbox_sleep.s7: Creation complete").waitFor({ timeout: 60_000 });
+  p = await position();
+  assert.ok(atEnd(p), `the log follows again (${JSON.stringify(p)})`);
+  await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
 });
 
 test("the launch form shows a malformed tag line and a name in use beside their fields, keeping the input", async () => {

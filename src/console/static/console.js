@@ -48,7 +48,7 @@ function streamLog(box) {
     const pageAtEnd = atEnd(document.scrollingElement);
     for (const chunk of answer.Chunks) {
       const pre = block(chunk.Command, chunk.Stream);
-      const following = pre.textContent === "" || atEnd(pre);
+      const following = !pre.hasChildNodes() || atEnd(pre);
       pre.append(chunk.Content);
       if (following) pre.scrollTop = pre.scrollHeight;
     }
