@@ -163,6 +163,11 @@ enum Command {
         /// Days the audit trail is kept (0: forever).
         #[arg(long, env = "SERVICECATALOG_AUDIT_RETENTION_DAYS", default_value_t = 90)]
         audit_retention_days: u64,
+        /// Shortest interval between two scheduled drift checks of a provisioned product, in
+        /// seconds: a Drift constraint asking for less gets this (every node of a cluster should
+        /// say the same).
+        #[arg(long, env = "SERVICECATALOG_DRIFT_MIN_INTERVAL_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+        drift_min_interval_seconds: u64,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -359,6 +364,7 @@ async fn run() -> anyhow::Result<()> {
             sources,
             webhooks,
             audit_retention_days,
+            drift_min_interval_seconds,
             print_config,
             data,
         } => {
@@ -384,6 +390,7 @@ async fn run() -> anyhow::Result<()> {
                 sources: sources.policy()?,
                 audit_retention: Duration::from_secs(audit_retention_days * 86_400),
                 webhooks: webhooks.policy(),
+                drift_min_interval: Duration::from_secs(drift_min_interval_seconds),
             })
             .await
         }

@@ -212,10 +212,32 @@ wire_enum! {
         StackRegion,
         /// How Terraform's sandbox treats the product's jobs.
         Sandbox,
+        /// How often the product's provisioned products are checked for drift, and what a check
+        /// that finds drift does (an extension).
+        Drift,
     }
 
-    /// What a task or plan does to a provisioned product.
-    OperationType { LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct }
+    /// What a task or plan does to a provisioned product; `DetectProvisionedProductDrift` (an
+    /// extension) is a task's only: a refresh-only plan that changes nothing.
+    OperationType { LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct, DetectProvisionedProductDrift }
+
+    /// A provisioned product's drift, as its last drift check found it (an extension).
+    DriftStatus {
+        /// Terraform's state matches what exists.
+        InSync,
+        /// Some resources changed outside Terraform.
+        Drifted,
+        /// The last check failed (its task's `StatusMessage` says why).
+        CheckFailed,
+        /// No check has run yet.
+        NeverChecked,
+    }
+
+    /// What a job of the durable scheduler does when it is due.
+    ScheduleKind {
+        /// Queues drift checks of the provisioned products a `Drift` constraint covers (its subject).
+        DriftCheck,
+    }
 
     /// A task's status: queued or running, then done or failed.
     TaskStatus { InProgress, Succeeded, Failed }
@@ -390,7 +412,8 @@ mod tests {
         }
         assert_eq!(
             "Launch".parse::<OperationType>().unwrap_err(),
-            "The OperationType \"Launch\" is not one of LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct."
+            "The OperationType \"Launch\" is not one of LaunchProduct, UpdateProvisionedProduct, TerminateProvisionedProduct, \
+             DetectProvisionedProductDrift."
         );
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::ops::data::{DataOptions, ROOT_CREDENTIALS_FILE};
 use crate::ops::metrics::Metrics;
 use crate::ops::shutdown::Signals;
+use crate::provisioning::schedule::{ScheduleConfig, Scheduler};
 use crate::store::Store;
 
 /// Options of `serve`.
@@ -43,6 +44,8 @@ pub struct ServeOptions {
     pub audit_retention: std::time::Duration,
     /// Where webhooks may post, and how deliveries are tried.
     pub webhooks: crate::ops::notify::WebhookPolicy,
+    /// The shortest interval between two scheduled drift checks of a provisioned product.
+    pub drift_min_interval: std::time::Duration,
 }
 
 /// The engine settings `serve` takes.
@@ -97,6 +100,13 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     tokio::spawn(dispatcher.run());
     if options.sample_catalog {
         crate::sample::load(&state).await.context("cannot load the sample catalog")?;
+    }
+    if options.engine.workers > 0 {
+        // The scheduler runs beside the workers: the tasks it queues run on any node's.
+        let config = ScheduleConfig { min_drift_interval: options.drift_min_interval, lease: options.engine.lease };
+        let (store, secrets, regions) = (state.store.clone(), state.secrets.clone(), state.config.regions.clone());
+        let scheduler = Scheduler::new(store, secrets, regions, state.config.account_id.clone(), Arc::clone(&state.engine), config);
+        tokio::spawn(scheduler.run());
     }
     tracing::info!(%address, "servicecatalog listening");
     println!("listening on http://{address}");

@@ -112,6 +112,7 @@ actions! {
     UpdateProvisionedProductPlan => EndUser Change,
     UpdateTagOption => Admin Change,
     // Extensions (README, "Extensions"):
+    DetectProvisionedProductDrift => EndUser QueuesTask,
     FollowRepositoryTags => Admin Change,
     GetTaskLog => EndUser Read,
     ListAuditEvents => Admin Read,
@@ -120,6 +121,7 @@ actions! {
     DeleteWebhook => Admin Change,
     ListWebhooks => Admin Read,
     ListWebhookDeliveries => Admin Read,
+    ListProvisionedProductDriftChecks => EndUser Read,
 }
 
 #[cfg(test)]

@@ -248,6 +248,8 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         DeleteWebhook => typed(action, ctx.webhooks().delete(decode(params)?).await?)?,
         ListWebhooks => typed(action, ctx.webhooks().list().await?)?,
         ListWebhookDeliveries => typed(action, ctx.webhooks().deliveries(decode(params)?).await?)?,
+        DetectProvisionedProductDrift => typed(action, ctx.state.provisioner().detect(ctx.principal, decode(params)?).await?)?,
+        ListProvisionedProductDriftChecks => typed(action, ctx.state.provisioner().drift_checks(ctx.principal, decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),

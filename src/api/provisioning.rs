@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
-use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use crate::provisioning::queue::{Launch, Update};
 use crate::provisioning::task::{listed_logs, terraform_logs, TerraformLog, LISTED_LOG_BYTES};
 use crate::provisioning::{stored, Output, Parameter, Tag};
-use crate::store::provisioning::{ProvisionedProduct, Task};
+use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -109,6 +109,11 @@ struct ProvisionedProductDetail<'a> {
     last_task_id: &'a Option<TaskId>,
     last_provisioning_task_id: &'a Option<TaskId>,
     last_successful_provisioning_task_id: &'a Option<TaskId>,
+    /// Extension: what the last drift check found.
+    drift_status: DriftStatus,
+    /// Extension: when the last drift check ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift_checked_time: Option<String>,
 }
 
 fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProductDetail<'a> {
@@ -132,6 +137,8 @@ fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProduc
         last_task_id: &pp.last_task_id,
         last_provisioning_task_id: &pp.last_provisioning_task_id,
         last_successful_provisioning_task_id: &pp.last_successful_provisioning_task_id,
+        drift_status: pp.drift_status,
+        drift_checked_time: pp.drift_checked_at.map(format_time),
     }
 }
 
@@ -147,9 +154,17 @@ pub(super) async fn get(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Resu
 
 pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiError> {
     let account = req.access_level_filter.as_deref() == Some("Account");
-    let name = filter_value(&req.filters, "ProvisionedProductName");
-    let full_text = filter_value(&req.filters, "FullTextSearch");
-    let (pps, total) = ctx.state.provisioner().list(ctx.principal, account, name, full_text, req.paging.order(), req.paging.page()).await?;
+    let drift_status = filter_value(&req.filters, "DriftStatus")
+        .map(|value| value.parse::<DriftStatus>())
+        .transpose()
+        .map_err(|e| ApiError::invalid_parameter("Filters", e))?;
+    let filters = ProvisionedProductQuery {
+        name: filter_value(&req.filters, "ProvisionedProductName"),
+        full_text: filter_value(&req.filters, "FullTextSearch"),
+        drift_status,
+        ..ProvisionedProductQuery::default()
+    };
+    let (pps, total) = ctx.state.provisioner().list(ctx.principal, account, filters, req.paging.order(), req.paging.page()).await?;
     #[derive(Serialize)]
     #[serde(rename_all = "PascalCase")]
     struct ListAnswer<'a> {

@@ -9,6 +9,7 @@
 //! | `Approval`    | `{"OperationTypes": ["LaunchProduct", …], "Approvers": [{"Type": "RamUser"|"RamRole", "Id": "…"} or {"Type": …, "Pattern": "dev-*"}]}` |
 //! | `StackRegion` | `{"StackRegions": ["cn-hangzhou", …]}`                                          |
 //! | `Sandbox`     | `{"Network": "Off"}` (or `"On"`, the default): whether Terraform reaches the network |
+//! | `Drift`       | `{"IntervalMinutes": 60, "Remediation": "None"|"Reapply"}`: scheduled drift checks |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,6 +33,7 @@ pub fn example_config(kind: ConstraintType) -> &'static str {
         ConstraintType::Approval => r#"{"OperationTypes": ["LaunchProduct"], "Approvers": [{"Type": "RamRole", "Pattern": "ops-*"}]}"#,
         ConstraintType::StackRegion => r#"{"StackRegions": ["cn-hangzhou"]}"#,
         ConstraintType::Sandbox => r#"{"Network": "Off"}"#,
+        ConstraintType::Drift => r#"{"IntervalMinutes": 60, "Remediation": "None"}"#,
     }
 }
 
@@ -125,6 +127,66 @@ impl SandboxConfig {
     }
 }
 
+/// `Drift`: how often the provisioned products of the (portfolio, product) pair are checked for
+/// drift, and what a check that finds drift does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DriftConfig {
+    /// Minutes between two checks of a provisioned product (fractions allowed; the server's
+    /// `--drift-min-interval-seconds`, 15 minutes by default, is the floor).
+    pub interval_minutes: Minutes,
+    /// What a check that finds drift does (`None` when absent).
+    #[serde(default)]
+    pub remediation: Remediation,
+}
+
+/// A duration given in minutes (a JSON number, fractions allowed), kept in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minutes(pub u64);
+
+impl Serialize for Minutes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 % 60_000 {
+            0 => serializer.serialize_u64(self.0 / 60_000),
+            _ => serializer.serialize_f64(self.0 as f64 / 60_000.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Minutes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let minutes = f64::deserialize(deserializer)?;
+        if !(minutes > 0.0 && minutes <= MAX_DRIFT_MINUTES) {
+            return Err(serde::de::Error::custom(format!("IntervalMinutes must be above 0 and at most {MAX_DRIFT_MINUTES}")));
+        }
+        Ok(Minutes((minutes * 60_000.0).round().max(1.0) as u64))
+    }
+}
+
+/// Longest drift interval: a year.
+const MAX_DRIFT_MINUTES: f64 = 525_600.0;
+
+/// What a drift check that finds drift does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Remediation {
+    /// Nothing: the drift is recorded and shown.
+    #[default]
+    None,
+    /// Re-applies the provisioned product's version and parameters (an `UpdateProvisionedProduct`
+    /// on behalf of its owner; refused, and said, when an `Approval` constraint covers updates).
+    Reapply,
+}
+
+impl Remediation {
+    /// Its spelling in a Config (and in a drift check's record).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Remediation::None => "None",
+            Remediation::Reapply => "Reapply",
+        }
+    }
+}
+
 /// A setting turned on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Switch {
@@ -147,6 +209,8 @@ pub enum ConstraintConfig {
     StackRegion(StackRegionConfig),
     /// See [`SandboxConfig`].
     Sandbox(SandboxConfig),
+    /// See [`DriftConfig`].
+    Drift(DriftConfig),
 }
 
 impl ConstraintConfig {
@@ -162,6 +226,7 @@ impl ConstraintConfig {
             ConstraintType::Approval => ConstraintConfig::Approval(from_value(kind, value)?),
             ConstraintType::StackRegion => ConstraintConfig::StackRegion(from_value(kind, value)?),
             ConstraintType::Sandbox => ConstraintConfig::Sandbox(from_value(kind, value)?),
+            ConstraintType::Drift => ConstraintConfig::Drift(from_value(kind, value)?),
         };
         config.validate()?;
         Ok(config)
@@ -175,6 +240,7 @@ impl ConstraintConfig {
             ConstraintConfig::Approval(_) => ConstraintType::Approval,
             ConstraintConfig::StackRegion(_) => ConstraintType::StackRegion,
             ConstraintConfig::Sandbox(_) => ConstraintType::Sandbox,
+            ConstraintConfig::Drift(_) => ConstraintType::Drift,
         }
     }
 
@@ -186,6 +252,7 @@ impl ConstraintConfig {
             ConstraintConfig::Approval(c) => serde_json::to_string(c),
             ConstraintConfig::StackRegion(c) => serde_json::to_string(c),
             ConstraintConfig::Sandbox(c) => serde_json::to_string(c),
+            ConstraintConfig::Drift(c) => serde_json::to_string(c),
         }
         .expect("configs serialise")
     }
@@ -202,6 +269,10 @@ impl ConstraintConfig {
             }
             ConstraintConfig::Sandbox(c) => {
                 out.insert("Network".into(), json!(c.network));
+            }
+            ConstraintConfig::Drift(c) => {
+                out.insert("IntervalMinutes".into(), json!(c.interval_minutes));
+                out.insert("Remediation".into(), json!(c.remediation));
             }
             ConstraintConfig::Launch(_) | ConstraintConfig::Template(_) => {}
         }
@@ -229,6 +300,11 @@ impl ConstraintConfig {
             ConstraintConfig::Approval(c) => {
                 check_count("OperationTypes", c.operation_types.len())?;
                 check_unique("OperationTypes", &c.operation_types)?;
+                if c.covers(OperationType::DetectProvisionedProductDrift) {
+                    return Err(ConfigError(
+                        "OperationTypes cannot hold DetectProvisionedProductDrift: a drift check changes nothing".into(),
+                    ));
+                }
                 check_count("Approvers", c.approvers.len())?;
                 check_unique("Approvers", &c.approvers.iter().map(|a| (&a.principal_type, &a.id, &a.pattern)).collect::<Vec<_>>())?;
                 c.approvers.iter().enumerate().try_for_each(|(i, a)| a.validate(i + 1))
@@ -246,7 +322,7 @@ impl ConstraintConfig {
                 }
                 Ok(())
             }
-            ConstraintConfig::Sandbox(_) => Ok(()),
+            ConstraintConfig::Sandbox(_) | ConstraintConfig::Drift(_) => Ok(()),
         }
     }
 }
@@ -467,5 +543,21 @@ mod tests {
         assert!(parse("StackRegion", r#"{"StackRegions":["CN HZ"]}"#).unwrap_err().0.contains("region id"));
         assert!(parse("StackRegion", r#"{"StackRegions":[]}"#).is_err());
         assert!(parse("StackRegion", r#"{"StackRegions":"cn-hangzhou"}"#).is_err());
+    }
+
+    #[test]
+    fn drift_configs_take_minutes_and_a_remediation() {
+        let c = parse("Drift", r#"{"IntervalMinutes":90,"Remediation":"Reapply"}"#).unwrap();
+        let ConstraintConfig::Drift(d) = &c else { panic!("{c:?}") };
+        assert_eq!((d.interval_minutes, d.remediation), (Minutes(90 * 60_000), Remediation::Reapply));
+        assert_eq!(c.to_json(), r#"{"IntervalMinutes":90,"Remediation":"Reapply"}"#);
+        let short = parse("Drift", r#"{"IntervalMinutes":0.05}"#).unwrap();
+        assert_eq!(short, ConstraintConfig::Drift(DriftConfig { interval_minutes: Minutes(3_000), remediation: Remediation::None }));
+        assert_eq!(parse("Drift", &short.to_json()).unwrap(), short);
+        assert!(parse("Drift", r#"{"IntervalMinutes":0}"#).unwrap_err().0.contains("above 0"));
+        assert!(parse("Drift", r#"{"IntervalMinutes":60,"Remediation":"Destroy"}"#).is_err());
+        assert!(parse("Drift", r#"{}"#).unwrap_err().0.contains("IntervalMinutes"));
+        let approval = r#"{"OperationTypes":["DetectProvisionedProductDrift"],"Approvers":[{"Type":"RamUser","Id":"1"}]}"#;
+        assert!(parse("Approval", approval).unwrap_err().0.contains("changes nothing"));
     }
 }

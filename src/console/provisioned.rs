@@ -20,11 +20,13 @@ use crate::api::error::ApiError;
 use crate::api::{authorize, format_time, SharedState};
 use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::version::VersionDetail;
+use crate::catalog::wire::Paging;
 use crate::model::{english_region_name, ProvisionedProductStatus};
 use crate::protocol::params::Params;
+use crate::provisioning::drift::{DetectDrift, DriftCheckDetail, ListDriftChecks};
 use crate::provisioning::queue::Update;
 use crate::provisioning::{stored, Output};
-use crate::store::provisioning::ProvisionedProduct;
+use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
 use crate::store::{Page, SortOrder};
 
 pub(super) fn routes() -> Router<SharedState> {
@@ -33,6 +35,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned/{id}", get(detail))
         .route("/console/provisioned/{id}/update", get(update_form).post(update))
         .route("/console/provisioned/{id}/terminate", post(terminate))
+        .route("/console/provisioned/{id}/drift", post(detect_drift))
 }
 
 /// The first page of a console list, or the one asked for.
@@ -45,8 +48,16 @@ async fn index(State(state): State<SharedState>, session: Session, RawQuery(quer
     let (q, page_number) = (query.text("q"), query.page());
     let account = query.get("scope") == Some("account");
     let full_text = (!q.is_empty()).then(|| q.to_string());
-    let (products, total) =
-        state.provisioner().list(&session.principal, account, None, full_text, SortOrder::Desc, page_of(page_number)).await?;
+    let (products, total) = state
+        .provisioner()
+        .list(
+            &session.principal,
+            account,
+            ProvisionedProductQuery { full_text, ..Default::default() },
+            SortOrder::Desc,
+            page_of(page_number),
+        )
+        .await?;
     let scope = if account { "account" } else { "" };
     let owners = if account { principal_names(&state).await? } else { HashMap::new() };
     let body = html! {
@@ -106,6 +117,8 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
         Some(task_id) => provisioner.task(&session.principal, task_id).await?,
         None => None,
     };
+    let listing = ListDriftChecks { provisioned_product_id: id.clone(), paging: Paging::new(1, DRIFT_CHECKS_SHOWN) };
+    let drift = provisioner.drift_checks(&session.principal, listing).await?.drift_checks;
     let changing = pp.status == ProvisionedProductStatus::UnderChange;
     let path = format!("/console/provisioned/{}", seg(&id));
     let body = html! {
@@ -117,15 +130,22 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
             dt { "Id" } dd { code { (id) } }
             dt { "Created" } dd { (format_time(pp.created_at)) }
             @if let Some(task) = &pp.last_task_id { dt { "Last task" } dd { a href={ "/console/tasks/" (seg(task)) } { (task) } } }
+            dt { "Drift" } dd.drift-status {
+                (status(pp.drift_status.as_str()))
+                @if let Some(at) = pp.drift_checked_at { " checked " (format_time(at)) }
+            }
         }
         @if !changing {
             div.buttons {
                 a.button href={ (path) "/update" } { "Update" }
                 (action_button(&session, &format!("{path}/terminate"), "Terminate", Some("Terminate this provisioned product and destroy its resources?")))
+                (action_button(&session, &format!("{path}/drift"), "Check drift", None))
             }
         } @else { p.muted { "A change is under way; update and terminate are possible once it ends." } }
         h2 { "Outputs" }
         @if let Some(record) = &outputs_task { (outputs(&stored(&record.task.outputs))) } @else { p.muted { "No successful launch yet." } }
+        h2 { "Drift checks" }
+        (drift_checks(&drift))
         h2 { "Tasks" }
         table {
             thead { tr { th { "Task" } th { "Type" } th { "Status" } th { "Created" } } }
@@ -142,6 +162,39 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
         }
     };
     Ok(respond(StatusCode::OK, page(&pp.provisioned_product_name, Some(&session), body)))
+}
+
+/// Drift checks a provisioned product's page shows (the newest).
+const DRIFT_CHECKS_SHOWN: i64 = 5;
+
+/// The newest drift checks, each with the resources it found changed and the attributes that changed.
+fn drift_checks(checks: &[DriftCheckDetail]) -> Markup {
+    html! {
+        @if checks.is_empty() { p.muted { "Never checked. A check is a refresh-only plan: it changes nothing." } } @else {
+            table.drift {
+                thead { tr { th { "Check" } th { "Drift" } th { "Checked" } th { "Changed outside Terraform" } th { "Remediation" } } }
+                tbody {
+                    @for c in checks {
+                        tr {
+                            td { a href={ "/console/tasks/" (seg(&c.task_id)) } { (c.task_id) } }
+                            td { (status(c.drift_status.as_str())) }
+                            td { (c.checked_time.as_deref().unwrap_or("running")) }
+                            td {
+                                @for r in &c.drifted_resources {
+                                    div.drifted { code { (r.address) } " " (r.action) ": " (r.changed_attributes.join(", ")) }
+                                }
+                                @if !c.message.is_empty() { div.muted { (c.message) } }
+                            }
+                            td {
+                                (c.remediation)
+                                @if let Some(task) = &c.remediation_task_id { " " a href={ "/console/tasks/" (seg(task)) } { (task) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The provisioned product, its product's versions, the chosen version and the parameters in force.
@@ -243,5 +296,22 @@ async fn terminate(
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
     record(&state, &session, action.name(), &params, terminated.as_ref()).await;
     let queued = terminated?;
+    Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
+}
+
+async fn detect_drift(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Posted { session, .. }: Posted,
+) -> Result<Response, PageError> {
+    let action = Action::DetectProvisionedProductDrift;
+    let detected: Result<_, ApiError> = async {
+        authorize(action, &session.principal)?;
+        Ok(state.provisioner().detect(&session.principal, DetectDrift { provisioned_product_id: id.clone() }).await?)
+    }
+    .await;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
+    record(&state, &session, action.name(), &params, detected.as_ref()).await;
+    let queued = detected?;
     Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{patiently, terraform, Engine, Phase, TaskLog, LOST_CONTACT_MESSAGE, SHUTDOWN_MESSAGE};
+use super::{patiently, terraform, Engine, EngineError, Phase, TaskLog, LOST_CONTACT_MESSAGE, SHUTDOWN_MESSAGE};
+use crate::model::OperationType;
 use crate::store::plan::{Plan, PreviewOutcome};
 use crate::store::provisioning::{Fence, LogChunk, Task, TaskOutcome};
 use crate::store::{JobTable, Leased, StoreError};
@@ -77,6 +78,14 @@ impl Job {
         match self {
             Job::Task(_) => Task::TABLE,
             Job::Preview(_) => Plan::TABLE,
+        }
+    }
+
+    /// The job when it is a task that may write the state (not a drift check).
+    fn changes_state(&self) -> Option<&Task> {
+        match self {
+            Job::Task(task) if task.task_type != OperationType::DetectProvisionedProductDrift => Some(task),
+            _ => None,
         }
     }
 
@@ -188,8 +197,8 @@ impl Engine {
         match job {
             Job::Task(task) => Finished::Task(
                 task,
-                match self.try_execute(job, task, fence, slot, log, cancel).await {
-                    Ok(outputs) => TaskOutcome::Succeeded { outputs },
+                match self.try_task(job, task, fence, slot, log, cancel).await {
+                    Ok(outcome) => outcome,
                     Err(e) => {
                         let message = e.message();
                         log.push("servicecatalog", "stderr", &format!("{message}\n"));
@@ -202,6 +211,23 @@ impl Engine {
                 self.try_preview(job, plan, slot, cancel).await.unwrap_or_else(|e| PreviewOutcome::Failed { message: e.message() }),
             ),
         }
+    }
+
+    /// Runs a claimed task: a drift check, or an apply or destroy.
+    async fn try_task(
+        &self,
+        job: &Job,
+        task: &Task,
+        fence: &Fence,
+        slot: usize,
+        log: &TaskLog,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> Result<TaskOutcome, EngineError> {
+        if task.task_type == OperationType::DetectProvisionedProductDrift {
+            return Ok(TaskOutcome::Checked(self.try_check(job, task, slot, log, cancel).await?));
+        }
+        let outputs = self.try_execute(job, task, fence, slot, log, cancel).await?;
+        Ok(TaskOutcome::Succeeded { outputs })
     }
 
     /// Records a finished job's outcome (with a task's last log lines) while `fence` is current.
@@ -296,7 +322,8 @@ impl Engine {
         };
         if dir.exists() {
             terraform::kill_leftover_group(dir);
-            if let Job::Task(task) = job {
+            // A drift check's plan never writes the state: there is nothing to salvage.
+            if let Some(task) = job.changes_state() {
                 let before = self.versioned_state(&task.provisioned_product_id).await?.map(|(_, state)| state);
                 self.collect_state(task, &fence, dir, before.as_deref()).await?;
             }

@@ -8,6 +8,7 @@
 //! Each job runs on the binary its template's `Transform` selects among the node's [`binaries`].
 
 pub mod binaries;
+mod drift;
 mod job;
 mod logs;
 mod plan_summary;

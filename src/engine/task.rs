@@ -75,7 +75,7 @@ impl Engine {
     /// modification time) — at start, when the binaries are found — and tasks log the same text
     /// without starting Terraform again; a binary replaced since runs it again in the task's
     /// directory.
-    async fn version_step(&self, tf: &Terraform<'_>, log: &TaskLog) -> Result<(), EngineError> {
+    pub(super) async fn version_step(&self, tf: &Terraform<'_>, log: &TaskLog) -> Result<(), EngineError> {
         let stamp = BinaryStamp::of(&tf.binary);
         if let Some(stamp) = &stamp {
             let cached = self.version_text.lock().expect("version cache lock");

@@ -5,9 +5,11 @@
 //! ([`plan`]) go through the same checks, except that an `Approval` constraint does not refuse
 //! them: it makes their execution wait for an approver.
 
+pub mod drift;
 pub mod job;
 pub mod plan;
 pub mod queue;
+pub mod schedule;
 pub mod task;
 pub mod webhook;
 

@@ -256,7 +256,7 @@ impl Provisioner<'_> {
         let query = ProvisionedProductQuery {
             owner_principal_id: (!principal.is_admin).then(|| principal.principal_id.clone()),
             name: Some(name.to_string()),
-            full_text: None,
+            ..ProvisionedProductQuery::default()
         };
         let (found, total) = self.store.list_provisioned_products(&query, SortOrder::Desc, Page { number: 1, size: 2 }).await?;
         match found.as_slice() {

@@ -10,12 +10,12 @@ use super::{
     ChangeRequest, Parameter, Tag,
 };
 use crate::auth::secrets::SecretBox;
-use crate::catalog::constraint::ConstraintConfig;
+use crate::catalog::constraint::{ConstraintConfig, Remediation};
 use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
-use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, TaskId, TaskStatus};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, TaskId, TaskStatus};
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
 use crate::store::principal::Principal;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
@@ -139,6 +139,8 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
         created_at: task.created_at,
         product_name: task.product_name.clone(),
         product_version_name: task.product_version_name.clone(),
+        drift_status: DriftStatus::NeverChecked,
+        drift_checked_at: None,
     }
 }
 
@@ -164,13 +166,12 @@ impl Provisioner<'_> {
     }
 
     /// Live provisioned products: the caller's own, or (`account`, administrators only) every
-    /// user's; by exact name or a substring of it.
+    /// user's; by exact name, a substring of it, or drift status (`filters`, whose owner is set here).
     pub async fn list(
         &self,
         principal: &Principal,
         account: bool,
-        name: Option<String>,
-        full_text: Option<String>,
+        filters: ProvisionedProductQuery,
         order: SortOrder,
         page: Page,
     ) -> Result<(Vec<ProvisionedProduct>, i64), DomainError> {
@@ -181,7 +182,7 @@ impl Provisioner<'_> {
                 "AccessLevelFilter=Account lists every user's provisioned products and is allowed to administrators only.".into(),
             )?;
         }
-        let query = ProvisionedProductQuery { owner_principal_id: (!account).then(|| principal.principal_id.clone()), name, full_text };
+        let query = ProvisionedProductQuery { owner_principal_id: (!account).then(|| principal.principal_id.clone()), ..filters };
         Ok(self.store.list_provisioned_products(&query, order, page).await?)
     }
 
@@ -229,7 +230,7 @@ impl Provisioner<'_> {
             return refuse(format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."));
         }
         let owner = Some(principal.principal_id.clone());
-        let live = ProvisionedProductQuery { owner_principal_id: owner.clone(), name: Some(name.to_string()), full_text: None };
+        let live = ProvisionedProductQuery { owner_principal_id: owner.clone(), name: Some(name.to_string()), ..Default::default() };
         if self.store.list_provisioned_products(&live, SortOrder::Desc, Page { number: 1, size: 1 }).await?.1 > 0 {
             return refuse(format!("You already have a provisioned product named {name:?}; choose another name."));
         }
@@ -316,7 +317,8 @@ impl Provisioner<'_> {
         }
         let own = req.previous.is_none();
         let previous = req.previous.unwrap_or_else(|| self.parameters_of(pp));
-        if req.operation == OperationType::TerminateProvisionedProduct {
+        // A terminate and a drift check run the product's own version and parameters.
+        if matches!(req.operation, OperationType::TerminateProvisionedProduct | OperationType::DetectProvisionedProductDrift) {
             let store = self.store;
             return Ok(Change {
                 operation: req.operation,
@@ -358,6 +360,49 @@ impl Provisioner<'_> {
             ));
         }
         Ok(change)
+    }
+
+    /// Queues a drift check of `pp` for `principal` (its owner, an administrator, or the
+    /// scheduler on the owner's behalf), which re-applies it when it finds drift if `remediation`
+    /// is `Reapply`; refused while `pp` is `UnderChange`.
+    pub async fn detect_drift(
+        &self,
+        principal: &Principal,
+        pp: &ProvisionedProduct,
+        remediation: Remediation,
+    ) -> Result<Queued, DomainError> {
+        let asked = ProductChange {
+            operation: OperationType::DetectProvisionedProductDrift,
+            version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            previous: None,
+            given: Vec::new(),
+            tags: Vec::new(),
+        };
+        let change = self.on_product(principal, pp, asked).await?.direct()?;
+        let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
+        let task = task(&target, &change, pp.parameters_sealed.clone());
+        if !self.store.start_drift_check(&task, remediation.as_str()).await? {
+            return Err(super::refuse_under_change(pp));
+        }
+        self.engine.task_queued().await;
+        Ok(Queued { provisioned_product_id: task.provisioned_product_id, task_id: task.task_id })
+    }
+
+    /// Re-applies `pp` as it is (its version and parameters) for `principal`: an
+    /// `UpdateProvisionedProduct` that may change nothing of them, through its own portfolio.
+    pub async fn reapply(&self, principal: &Principal, pp: &ProvisionedProduct) -> Result<Queued, DomainError> {
+        let asked = ProductChange {
+            operation: OperationType::UpdateProvisionedProduct,
+            version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            previous: Some(self.parameters_of(pp)),
+            given: Vec::new(),
+            tags: Vec::new(),
+        };
+        let change = self.on_product(principal, pp, asked).await?;
+        let sealed = self.seal(&change);
+        self.change(pp, change.direct()?, sealed).await
     }
 
     /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange` meanwhile.

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (17, Some(Dialect::Postgres), include_str!("../../migrations/0017_catalog_generation_postgres.sql")),
     (18, None, include_str!("../../migrations/0018_fencing.sql")),
     (19, None, include_str!("../../migrations/0019_template_sources.sql")),
+    (20, None, include_str!("../../migrations/0020_schedule_and_drift.sql")),
     (21, None, include_str!("../../migrations/0021_webhooks.sql")),
 ];
 

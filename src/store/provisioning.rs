@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 
 record! {
     /// A provisioned product (an instance of a product version).
@@ -34,6 +34,10 @@ record! {
         /// Product and version names (joined in on reads).
         pub product_name: String,
         pub product_version_name: String,
+        /// What its last drift check found (written by drift checks only).
+        pub drift_status: DriftStatus,
+        /// When its last drift check ended.
+        pub drift_checked_at: Option<i64>,
     }
 }
 
@@ -127,6 +131,8 @@ impl TaskRecord {
 pub enum TaskOutcome {
     /// Succeeded with these outputs (JSON array).
     Succeeded { outputs: String },
+    /// A drift check ended with this finding.
+    Checked(super::drift::DriftReport),
     /// Failed with this message.
     Failed { message: String },
 }
@@ -181,12 +187,15 @@ pub struct ProvisionedProductQuery {
     pub name: Option<String>,
     /// Substring of the name, case-insensitively.
     pub full_text: Option<String>,
+    /// Only those whose last drift check found this.
+    pub drift_status: Option<DriftStatus>,
 }
 
 /// A provisioned product's columns and its product's and version's names.
 fn pp_columns() -> String {
     format!(
-        "{}, COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name",
+        "{}, COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name, \
+         pp.drift_status, pp.drift_checked_at",
         ProvisionedProduct::columns("pp.")
     )
 }
@@ -324,6 +333,9 @@ impl Store {
         if let Some(name) = &query.name {
             filter.push(" AND LOWER(pp.provisioned_product_name) = ").text(name.to_lowercase());
         }
+        if let Some(drift) = query.drift_status {
+            filter.push(" AND pp.drift_status = ").text(drift);
+        }
         if let Some(phrase) = phrase {
             filter
                 .push(
@@ -355,6 +367,14 @@ impl Store {
         let mut probe = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM provisioned_product_names WHERE provisioned_product_names MATCH ");
         probe.text(phrase.clone()).push(" LIMIT ").int(INDEXED_MATCHES).push(")");
         Ok((self.fetch_count(&probe).await? < INDEXED_MATCHES).then_some(phrase))
+    }
+
+    /// The live provisioned products launched through the (portfolio, product) pair, oldest first.
+    pub async fn provisioned_products_of(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<ProvisionedProduct>> {
+        let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.portfolio_id = ", pp_columns()));
+        sql.text(portfolio_id).push(" AND pp.product_id = ").text(product_id);
+        sql.push(" AND pp.terminated = 0 ORDER BY pp.created_at, pp.provisioned_product_id");
+        self.fetch_all(&sql, ProvisionedProduct::from_row).await
     }
 
     /// Whether any live provisioned product uses the product (deletion guard).
@@ -530,6 +550,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let (status, message, outputs) = match outcome {
             TaskOutcome::Succeeded { outputs } => (TaskStatus::Succeeded, "", outputs.as_str()),
+            TaskOutcome::Checked(_) => (TaskStatus::Succeeded, "", "[]"),
             TaskOutcome::Failed { message } => (TaskStatus::Failed, message.as_str(), "[]"),
         };
         let mut update = Sql::new("UPDATE tasks SET status = ");
@@ -541,8 +562,13 @@ impl Store {
             return Ok(false);
         }
         insert_log_chunks(&mut tx, &task.task_id, last_log).await?;
+        if task.task_type == OperationType::DetectProvisionedProductDrift {
+            super::drift::finish_check(&mut tx, task, outcome).await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
         let failure = match outcome {
-            TaskOutcome::Succeeded { .. } => None,
+            TaskOutcome::Succeeded { .. } | TaskOutcome::Checked(_) => None,
             TaskOutcome::Failed { message } => Some(message.as_str()),
         };
         super::plan::finish_execution(&mut tx, &task.task_id, failure).await?;
@@ -565,7 +591,7 @@ impl Store {
                 now,
                 id
             ),
-            TaskOutcome::Succeeded { .. } => sql!(
+            TaskOutcome::Succeeded { .. } | TaskOutcome::Checked(_) => sql!(
                 "UPDATE provisioned_products SET status = $1, status_message = '', last_successful_provisioning_task_id = $2, \
                  updated_at = $3, product_version_id = $4, portfolio_id = $5, parameters_sealed = $6 WHERE provisioned_product_id = $7",
                 done,
@@ -643,6 +669,8 @@ pub(crate) mod tests {
             created_at: task.created_at,
             product_name: String::new(),
             product_version_name: String::new(),
+            drift_status: DriftStatus::NeverChecked,
+            drift_checked_at: None,
         };
         store.create_launch(&pp, &task).await.unwrap();
         task
@@ -789,6 +817,7 @@ pub(crate) mod tests {
                 owner_principal_id: Some(owner.into()),
                 name: name.map(str::to_string),
                 full_text: Some("APP-0".into()),
+                drift_status: None,
             };
             assert_eq!(store.list_provisioned_products(&query("1", None), SortOrder::Asc, page).await.unwrap().1, 2);
             assert_eq!(store.list_provisioned_products(&query("2", None), SortOrder::Asc, page).await.unwrap().1, 0);

@@ -10,8 +10,8 @@ use super::read::{Column, Row};
 use super::{StoreError, StoreResult};
 
 use crate::model::{
-    ConstraintType, DeliveryStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId,
-    TaskStatus, WebhookId,
+    ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId,
+    ProvisionedProductStatus, ScheduleKind, TaskId, TaskStatus, WebhookId,
 };
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
@@ -69,7 +69,9 @@ text_column!(
     PlanStatus,
     ConstraintType,
     EventType,
-    DeliveryStatus
+    DeliveryStatus,
+    DriftStatus,
+    ScheduleKind
 );
 
 /// A value to bind (`None`: NULL).

@@ -558,3 +558,48 @@ def test_a_database_blip_answers_503_and_loses_no_task(cluster, proxy):
     _, after = launch(caller, hello, {"owner": "after the blip"})
     assert wait_task(caller, after)["Status"] == "Succeeded"
     assert under_change(admin) == []
+
+
+@needs_terraform
+@needs_provider
+def test_two_nodes_run_each_scheduled_drift_check_once_and_one_takes_over_from_a_dead_one(cluster):
+    a = cluster.node("--workers", "1", "--drift-min-interval-seconds", "1")
+    b = cluster.node("--workers", "1", "--drift-min-interval-seconds", "1")
+    admin = a.caller("raw-v3")
+    user = a.create_user()
+    on_a, on_b = user_on([a, b], user)
+    # No resources: a sandbox file lives in one node's data directory, which the other node's checks
+    # would find missing (a cloud resource is the same from every node).
+    product = make_product(a.caller("v3"), HELLO_TF, users=[user])
+    pp_id, launched = launch(on_a, product, {"owner": "drift"})
+    assert wait_task(on_b, launched)["Status"] == "Succeeded"
+    interval_ms = 6000
+    admin.call("CreateConstraint", {"PortfolioId": product.portfolio_id, "ProductId": product.product_id,
+                                    "ConstraintType": "Drift", "Config": '{"IntervalMinutes": 0.1}'})
+
+    def check_times() -> list[int]:
+        out = psql(cluster.database, "SELECT created_at FROM tasks WHERE task_type = 'DetectProvisionedProductDrift' "
+                                     f"AND provisioned_product_id = '{pp_id}' ORDER BY created_at")
+        return [int(t) for t in out.split()] if out else []
+
+    def wait_checks(count: int) -> list[int]:
+        end = time.monotonic() + DEADLINE + count * interval_ms / 1000
+        while len(check_times()) < count:
+            assert time.monotonic() < end, f"fewer than {count} scheduled checks: {check_times()}"
+            time.sleep(0.5)
+        return check_times()
+
+    wait_checks(2)
+    a.kill9()  # whatever A held (the job, a running check) is taken over after its lease
+    times = wait_checks(5)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    # One check per due time: consecutive checks are an interval apart (jitter adds up to a tenth),
+    # never two for one due time.
+    assert min(gaps) >= interval_ms - 1000, f"two checks for one due time: gaps {gaps} ms"
+    statuses = psql(cluster.database, f"SELECT drift_status FROM drift_checks WHERE provisioned_product_id = '{pp_id}' "
+                                      "AND checked_at > 0 ORDER BY checked_at").split()
+    assert statuses and statuses[-1] == "InSync", statuses
+    actors = psql(cluster.database, "SELECT COUNT(*) FROM audit_events WHERE principal_name = 'system' "
+                                    f"AND action = 'DetectProvisionedProductDrift' AND resource_id = '{pp_id}'")
+    assert int(actors) == len(check_times()), "each scheduled check is audited once, by the system"
+    print(f"\nscheduled drift checks {interval_ms} ms apart: gaps {gaps} ms")

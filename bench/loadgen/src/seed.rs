@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
-use servicecatalog::model::{new_id, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use servicecatalog::model::{new_id, DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
 use servicecatalog::ops::data::DataOptions;
 use servicecatalog::store::now_ms;
 use servicecatalog::store::provisioning::{ProvisionedProduct, Task};
@@ -110,6 +110,8 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                 created_at: created,
                 product_name: String::new(),
                 product_version_name: String::new(),
+                drift_status: DriftStatus::NeverChecked,
+                drift_checked_at: None,
             };
             batch.push((pp, tasks));
         }

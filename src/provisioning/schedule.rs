@@ -1,0 +1,212 @@
+//! The scheduler's rules: which recurring jobs exist (one `DriftCheck` job per `Drift`
+//! constraint, kept in step with the constraints), what a due job does (queues a drift check of
+//! each live provisioned product of its constraint's product and portfolio, on behalf of its
+//! owner, through the one queueing place), when it is next due (its interval, never below the
+//! node's minimum, plus up to a tenth of it of jitter so that checks spread out), and the
+//! re-applies that checks which found drift ask for. Every node running workers runs one
+//! [`Scheduler`]; the store's claim ([`crate::store::schedule`]) makes exactly one node run each
+//! due job, and a job whose node died is run by another once its lease expires. Each task it
+//! queues is audited with `system` as the actor, on behalf of the owner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+
+use super::queue::{Provisioner, Queued};
+use crate::auth::secrets::SecretBox;
+use crate::catalog::constraint::{ConstraintConfig, ConstraintType, DriftConfig};
+use crate::catalog::error::DomainError;
+use crate::engine::Engine;
+use crate::model::{Region, ScheduleKind};
+use crate::store::audit::AuditEvent;
+use crate::store::schedule::{ScheduleFence, ScheduledJob};
+use crate::store::{Store, StoreError};
+
+/// How often a node looks for due jobs and pending re-applies.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How often a node brings the jobs in step with the `Drift` constraints (in ticks).
+const RECONCILE_TICKS: u32 = 5;
+
+/// Longest jitter added to a job's interval.
+const MAX_JITTER_MS: i64 = 5 * 60_000;
+
+/// The actor the audit trail names for what the scheduler does.
+pub const SYSTEM: &str = "system";
+
+/// Scheduler settings.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    /// The shortest interval between two drift checks of a provisioned product (a `Drift`
+    /// constraint asking for less gets this).
+    pub min_drift_interval: Duration,
+    /// How long a node holds a due job before another node may run it.
+    pub lease: Duration,
+}
+
+/// One node's scheduler.
+pub struct Scheduler {
+    store: Store,
+    secrets: SecretBox,
+    regions: Vec<Region>,
+    account_id: String,
+    engine: Arc<Engine>,
+    config: ScheduleConfig,
+    node: String,
+}
+
+impl Scheduler {
+    /// A scheduler queueing its tasks through `engine`'s node.
+    pub fn new(
+        store: Store,
+        secrets: SecretBox,
+        regions: Vec<Region>,
+        account_id: String,
+        engine: Arc<Engine>,
+        config: ScheduleConfig,
+    ) -> Self {
+        let node = crate::store::new_id("scheduler");
+        Scheduler { store, secrets, regions, account_id, engine, config, node }
+    }
+
+    fn provisioner(&self) -> Provisioner<'_> {
+        Provisioner {
+            store: &self.store,
+            secrets: &self.secrets,
+            regions: &self.regions,
+            account_id: &self.account_id,
+            engine: &self.engine,
+        }
+    }
+
+    /// Runs for as long as the process does: keeps the jobs in step with the constraints, runs
+    /// the due jobs this node claims, and queues pending re-applies.
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for round in 0u32.. {
+            tick.tick().await;
+            if round % RECONCILE_TICKS == 0 {
+                if let Err(e) = self.reconcile().await {
+                    tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the Drift constraints");
+                }
+            }
+            if let Err(e) = self.run_due().await {
+                tracing::warn!(error = %e, "cannot run the due scheduled jobs");
+            }
+            match self.provisioner().remediate().await {
+                Ok(queued) => {
+                    for (check, update, owner) in queued {
+                        tracing::info!(check_task_id = %check, task_id = %update.task_id, "queued the re-apply of a drifted provisioned product");
+                        let parameters =
+                            json!({"ProvisionedProductId": update.provisioned_product_id, "OnBehalfOf": owner, "DriftCheckTaskId": check});
+                        self.audit("UpdateProvisionedProduct", &update, parameters).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot queue the pending re-applies"),
+            }
+        }
+    }
+
+    /// The interval of a `Drift` constraint on this node, in ms.
+    fn interval_ms(&self, config: &DriftConfig) -> i64 {
+        (config.interval_minutes.0 as i64).max(self.config.min_drift_interval.as_millis() as i64)
+    }
+
+    /// One job per `Drift` constraint, at its interval; the jobs of deleted constraints removed.
+    /// A new job is first due an interval (and jitter) from now.
+    async fn reconcile(&self) -> Result<(), StoreError> {
+        let jobs = self.store.scheduled_jobs(ScheduleKind::DriftCheck).await?;
+        let constraints = self.store.constraints_of_type(ConstraintType::Drift.as_str()).await?;
+        for (id, text) in &constraints {
+            let Ok(ConstraintConfig::Drift(config)) = ConstraintConfig::parse(ConstraintType::Drift, text) else { continue };
+            let interval = self.interval_ms(&config);
+            if !jobs.iter().any(|job| &job.subject == id && job.interval_ms == interval) {
+                self.store.schedule(ScheduleKind::DriftCheck, id, interval, interval + jitter(interval)).await?;
+            }
+        }
+        for job in jobs.iter().filter(|job| !constraints.iter().any(|(id, _)| id == &job.subject)) {
+            self.store.unschedule(job.kind, &job.subject).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs every job due now that this node claims.
+    async fn run_due(&self) -> Result<(), StoreError> {
+        let lease_ms = self.config.lease.as_millis() as i64;
+        while let Some((job, fence)) = self.store.claim_due_job(&self.node, lease_ms).await? {
+            match job.kind {
+                ScheduleKind::DriftCheck => self.check_drift(&job, &fence).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A due `DriftCheck` job: a drift check of each live provisioned product of its constraint's
+    /// pair, unless one was queued since the job fell due (a node that died after queueing some
+    /// does not have them queued twice); then due again an interval later.
+    async fn check_drift(&self, job: &ScheduledJob, fence: &ScheduleFence) -> Result<(), StoreError> {
+        let Some(constraint) = self.store.constraint(&job.subject).await? else {
+            self.store.unschedule(job.kind, &job.subject).await?;
+            return Ok(());
+        };
+        let config = match ConstraintConfig::parse(ConstraintType::Drift, &constraint.config) {
+            Ok(ConstraintConfig::Drift(config)) => config,
+            _ => {
+                self.store.unschedule(job.kind, &job.subject).await?;
+                return Ok(());
+            }
+        };
+        let provisioner = self.provisioner();
+        for pp in self.store.provisioned_products_of(&constraint.portfolio_id, &constraint.product_id).await? {
+            if self.store.drift_check_queued_since(&pp.provisioned_product_id, job.due_at).await? {
+                continue;
+            }
+            let queued = match provisioner.owner(&pp).await {
+                Ok(Some(owner)) => provisioner.detect_drift(&owner, &pp, config.remediation).await,
+                Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
+                Err(e) => Err(e),
+            };
+            match queued {
+                Ok(queued) => {
+                    let parameters = json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id});
+                    self.audit("DetectProvisionedProductDrift", &queued, parameters).await;
+                }
+                Err(e) => {
+                    tracing::info!(provisioned_product_id = %pp.provisioned_product_id, reason = %e, "scheduled drift check not queued")
+                }
+            }
+        }
+        let interval = self.interval_ms(&config);
+        if !self.store.finish_scheduled_job(fence, interval + jitter(interval)).await? {
+            tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over before it finished");
+        }
+        Ok(())
+    }
+
+    /// Records a task the scheduler queued in the audit trail, `system` as its actor.
+    async fn audit(&self, action: &str, queued: &Queued, parameters: serde_json::Value) {
+        let event = AuditEvent {
+            event_id: String::new(),
+            occurred_at: 0,
+            request_id: format!("{}/{}", self.node, queued.task_id),
+            action: action.into(),
+            principal_id: SYSTEM.into(),
+            principal_name: SYSTEM.into(),
+            resource_id: queued.provisioned_product_id.as_str().into(),
+            parameters: parameters.to_string(),
+            http_status: 200,
+            result_code: "Success".into(),
+        };
+        if let Err(e) = self.store.record_audit_event(&event).await {
+            tracing::warn!(error = %e, task_id = %queued.task_id, "cannot record a scheduled task in the audit trail");
+        }
+    }
+}
+
+/// Up to a tenth of `interval_ms` (at most [`MAX_JITTER_MS`]), at random.
+fn jitter(interval_ms: i64) -> i64 {
+    rand::thread_rng().gen_range(0..=(interval_ms / 10).min(MAX_JITTER_MS))
+}

@@ -1,0 +1,244 @@
+//! Drift checks: a check is a task (`DetectProvisionedProductDrift`) that holds its provisioned
+//! product `UnderChange` like an update (so that no other task runs beside it) and restores the
+//! status it had when it ends; its result is the product's `drift_status` and a row of
+//! `drift_checks` (the history), with the resources that changed outside Terraform — their
+//! address, action and the names of the changed attributes, never their values — and the
+//! remediation it asked for and what became of it.
+
+use serde::{Deserialize, Serialize};
+
+use super::provisioning::{insert_task, Task, TaskOutcome};
+use super::sql::{insert, record, sql, Sql};
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductStatus, TaskId};
+
+/// A resource that changed outside Terraform, as a refresh-only plan found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DriftedResource {
+    /// The resource's address (`sandbox_file.index`).
+    pub address: String,
+    /// `Modify` (changed) or `Remove` (gone).
+    pub action: String,
+    /// The names of the top-level attributes whose values changed (values are never kept).
+    pub changed_attributes: Vec<String>,
+}
+
+/// What a drift check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftReport {
+    /// `InSync` or `Drifted`.
+    pub status: DriftStatus,
+    /// The resources that changed (empty when in sync).
+    pub resources: Vec<DriftedResource>,
+}
+
+/// What a check that finds drift does (a `Drift` constraint's `Remediation`, as the check was
+/// queued with it).
+pub const REAPPLY: &str = "Reapply";
+
+record! {
+    /// One drift check of a provisioned product.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DriftCheck {
+        /// The check's task.
+        pub task_id: TaskId,
+        pub provisioned_product_id: String,
+        /// `NeverChecked` while the check runs.
+        pub drift_status: DriftStatus,
+        /// When it ended (0 while it runs).
+        pub checked_at: i64,
+        /// JSON array of [`DriftedResource`].
+        pub resources: String,
+        /// Why the check failed, or what became of its remediation.
+        pub message: String,
+        /// `None` or `Reapply`.
+        pub remediation: String,
+        /// The update its remediation queued.
+        pub remediation_task_id: Option<TaskId>,
+    }
+}
+
+impl Store {
+    /// Queues the drift check `task` (with its `remediation`) if its provisioned product is not
+    /// `UnderChange`: the product goes `UnderChange`, keeping the status to restore; false (and
+    /// nothing written) when it is `UnderChange` already, or gone.
+    pub async fn start_drift_check(&self, task: &Task, remediation: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let moved = sql!(
+            "UPDATE provisioned_products SET status_before_check = status, status = $1, last_task_id = $2, updated_at = $3 \
+             WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",
+            ProvisionedProductStatus::UnderChange,
+            &task.task_id,
+            now_ms(),
+            &task.provisioned_product_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if moved != 1 {
+            return Ok(false);
+        }
+        insert_task(&mut tx, task).await?;
+        let check = DriftCheck {
+            task_id: task.task_id.clone(),
+            provisioned_product_id: task.provisioned_product_id.as_str().to_string(),
+            drift_status: DriftStatus::NeverChecked,
+            checked_at: 0,
+            resources: "[]".into(),
+            message: String::new(),
+            remediation: remediation.to_string(),
+            remediation_task_id: None,
+        };
+        insert("drift_checks", DriftCheck::COLUMNS, [&check], |c, sql| c.bind_values(sql)).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A page of the drift checks of a provisioned product, newest first, and their count.
+    pub async fn drift_checks(&self, provisioned_product_id: &str, page: Page) -> StoreResult<(Vec<DriftCheck>, i64)> {
+        let mut filter = Sql::new(" FROM drift_checks WHERE provisioned_product_id = ");
+        filter.text(provisioned_product_id);
+        let mut select = filter.behind(&format!("SELECT {}", DriftCheck::columns("")));
+        let dir = SortOrder::Desc.sql();
+        select.push(&format!(" ORDER BY checked_at = 0 {dir}, checked_at {dir}, task_id {dir} LIMIT ")).int(page.size);
+        select.push(" OFFSET ").int(page.offset());
+        self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, DriftCheck::from_row).await
+    }
+
+    /// Whether a drift check of the provisioned product was queued at or after `since` (ms).
+    pub async fn drift_check_queued_since(&self, provisioned_product_id: &str, since: i64) -> StoreResult<bool> {
+        let mut sql = Sql::new("SELECT COUNT(*) FROM tasks WHERE provisioned_product_id = ");
+        sql.text(provisioned_product_id).push(" AND task_type = ").text(OperationType::DetectProvisionedProductDrift);
+        sql.push(" AND created_at >= ").int(since);
+        Ok(self.fetch_count(&sql).await? > 0)
+    }
+
+    /// The checks that found drift and asked for a re-apply not yet queued, oldest first.
+    pub async fn pending_remediations(&self) -> StoreResult<Vec<DriftCheck>> {
+        let mut sql = Sql::new(&format!("SELECT {} FROM drift_checks WHERE remediation = ", DriftCheck::columns("")));
+        sql.text(REAPPLY).push(" AND drift_status = ").text(DriftStatus::Drifted);
+        sql.push(" AND remediation_task_id IS NULL AND message = '' ORDER BY checked_at");
+        self.fetch_all(&sql, DriftCheck::from_row).await
+    }
+
+    /// Settles a pending remediation with `message` (what is being done, or why nothing is):
+    /// only the first call for a check writes; false for the others (another node took it).
+    pub async fn settle_remediation(&self, task_id: &str, message: &str) -> StoreResult<bool> {
+        let settle = sql!(
+            "UPDATE drift_checks SET message = $1 WHERE task_id = $2 AND remediation_task_id IS NULL AND message = ''",
+            message,
+            task_id
+        );
+        Ok(self.write(settle).await? == 1)
+    }
+
+    /// Records what became of a settled remediation: the update it queued, or why none was.
+    pub async fn record_remediation(&self, task_id: &str, queued: Option<&TaskId>, message: &str) -> StoreResult<()> {
+        let queued = queued.map(|id| id.as_str().to_string());
+        self.write(sql!("UPDATE drift_checks SET remediation_task_id = $1, message = $2 WHERE task_id = $3", queued, message, task_id))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ends a drift check inside `tx` (its task row already ended): the provisioned product gets its
+/// status back and the result, and the check's row the resources found or why it failed.
+pub(super) async fn finish_check(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task, outcome: &TaskOutcome) -> StoreResult<()> {
+    let now = now_ms();
+    let (status, resources, message) = match outcome {
+        TaskOutcome::Checked(report) => {
+            (report.status, serde_json::to_string(&report.resources).expect("resources serialise"), String::new())
+        }
+        TaskOutcome::Succeeded { .. } => (DriftStatus::InSync, "[]".into(), String::new()),
+        TaskOutcome::Failed { message } => (DriftStatus::CheckFailed, "[]".into(), message.clone()),
+    };
+    sql!(
+        "UPDATE provisioned_products SET status = COALESCE(status_before_check, $1), status_before_check = NULL, \
+         drift_status = $2, drift_checked_at = $3, updated_at = $3 WHERE provisioned_product_id = $4",
+        ProvisionedProductStatus::Available,
+        status,
+        now,
+        &task.provisioned_product_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    sql!(
+        "UPDATE drift_checks SET drift_status = $1, checked_at = $2, resources = $3, message = $4 WHERE task_id = $5",
+        status,
+        now,
+        resources,
+        message,
+        &task.task_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::provisioning::tests::{sample_task, seed_task};
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn a_check_holds_its_product_then_restores_its_status_and_keeps_the_result() {
+        testing::each_store(|store| async move {
+            let launch = seed_task(&store, "task-l").await;
+            store.finish_task(&launch, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap();
+            let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
+            let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
+            assert!(store.start_drift_check(&check, REAPPLY).await.unwrap());
+            let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();
+            assert_eq!((pp.status, pp.drift_status), (ProvisionedProductStatus::UnderChange, DriftStatus::NeverChecked));
+            let again = Task { task_id: "task-c2".into(), ..check.clone() };
+            assert!(!store.start_drift_check(&again, REAPPLY).await.unwrap(), "one task at a time");
+            let resources = vec![DriftedResource {
+                address: "sandbox_file.index".into(),
+                action: "Modify".into(),
+                changed_attributes: vec!["checksum".into(), "content".into()],
+            }];
+            let report = DriftReport { status: DriftStatus::Drifted, resources: resources.clone() };
+            assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
+            let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();
+            assert_eq!((pp.status, pp.drift_status), (ProvisionedProductStatus::Available, DriftStatus::Drifted));
+            assert!(pp.drift_checked_at.is_some());
+            assert_eq!(pp.last_successful_provisioning_task_id.as_ref().map(|t| t.as_str()), Some("task-l"), "a check is no provisioning");
+            let (history, total) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(total, 1);
+            assert_eq!(serde_json::from_str::<Vec<DriftedResource>>(&history[0].resources).unwrap(), resources);
+            assert!(store.drift_check_queued_since(&launch.provisioned_product_id, check.created_at).await.unwrap());
+            assert!(!store.drift_check_queued_since(&launch.provisioned_product_id, now_ms() + 1000).await.unwrap());
+            // Its re-apply is pending until one node settles it.
+            assert_eq!(store.pending_remediations().await.unwrap().len(), 1);
+            assert!(store.settle_remediation("task-c", "queueing").await.unwrap());
+            assert!(!store.settle_remediation("task-c", "late").await.unwrap(), "one node settles it");
+            assert!(store.pending_remediations().await.unwrap().is_empty());
+            store.record_remediation("task-c", Some(&TaskId::from("task-u")), "").await.unwrap();
+            let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_check_leaves_the_product_as_it_was() {
+        testing::each_store(|store| async move {
+            let launch = seed_task(&store, "task-l").await;
+            let failed = TaskOutcome::Failed { message: "apply failed".into() };
+            store.finish_task(&launch, None, &failed, &[]).await.unwrap();
+            let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
+            let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
+            assert!(store.start_drift_check(&check, "None").await.unwrap());
+            let outcome = TaskOutcome::Failed { message: "terraform plan failed".into() };
+            store.finish_task(&check, None, &outcome, &[]).await.unwrap();
+            let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();
+            assert_eq!((pp.status, pp.drift_status), (ProvisionedProductStatus::Error, DriftStatus::CheckFailed));
+            assert_eq!(pp.status_message, "apply failed", "the product's own failure is kept");
+            let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(history[0].message, "terraform plan failed");
+            assert!(store.pending_remediations().await.unwrap().is_empty());
+        })
+        .await;
+    }
+}

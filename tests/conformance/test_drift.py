@@ -1,0 +1,140 @@
+"""Drift detection (extensions): DetectProvisionedProductDrift queues a refresh-only plan of a
+provisioned product as a task; ListProvisionedProductDriftChecks lists what each check found;
+GetProvisionedProduct and ListProvisionedProducts carry DriftStatus and DriftCheckedTime (the
+official SDK ignores them; the raw caller reads them), and ListProvisionedProducts filters by
+DriftStatus. A `Drift` constraint schedules checks and sets the remediation (`Reapply`).
+
+Extension actions go through our own signer (the SDK has no method for them). Every wait is
+bounded polling; the scheduler's minimum interval is lowered with --drift-min-interval-seconds.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sclib import expect_error, uniq
+from test_provisioning import (FILE_TF, TASK_DEADLINE, get_pp, get_task, launch, make_product, needs_provider,
+                               needs_terraform, new_user, sample_product, sandbox_files, terraform_logs, wait_task)
+
+pytestmark = [needs_terraform, needs_provider]
+
+
+@pytest.fixture(scope="module")
+def drift_server(server_factory):
+    """The sample catalog, with scheduled checks allowed every second."""
+    return server_factory(args=["--sample-catalog", "--drift-min-interval-seconds", "1"])
+
+
+def detect(raw, pp_id: str) -> str:
+    r = raw.call("DetectProvisionedProductDrift", {"ProvisionedProductId": pp_id})
+    assert r["ProvisionedProductId"] == pp_id, r
+    return r["TaskId"]
+
+
+def checks(raw, pp_id: str) -> list[dict]:
+    return raw.call("ListProvisionedProductDriftChecks", {"ProvisionedProductId": pp_id, "PageSize": 100})["DriftChecks"]
+
+
+def raw_pp(raw, pp_id: str) -> dict:
+    return raw.call("GetProvisionedProduct", {"ProvisionedProductId": pp_id})["ProvisionedProductDetail"]
+
+
+def drifted_ids(raw, status: str) -> set[str]:
+    r = raw.call("ListProvisionedProducts", {"Filters": [{"Key": "DriftStatus", "Value": status}], "PageSize": 100})
+    return {p["ProvisionedProductId"] for p in r["ProvisionedProductDetails"]}
+
+
+def poll(what: str, fn, deadline: float = TASK_DEADLINE):
+    """Calls fn until it returns something truthy (bounded)."""
+    end = time.monotonic() + deadline
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {deadline}s")
+        time.sleep(0.2)
+
+
+def test_drift_is_detected_named_and_reapplied(drift_server):
+    me, caller, raw = new_user(drift_server)
+    web = sample_product(drift_server, caller, "Static website")
+    pp_id, launched = launch(caller, web, {"title": "Drift"})
+    assert wait_task(caller, launched)["Status"] == "Succeeded"
+    before = raw_pp(raw, pp_id)
+    assert before["DriftStatus"] == "NeverChecked" and "DriftCheckedTime" not in before, before
+    assert get_pp(caller, pp_id)["Status"] == "Available", "the SDK reads the detail with its extension fields"
+
+    first = wait_task(caller, detect(raw, pp_id))
+    assert (first["Status"], first["TaskType"]) == ("Succeeded", "DetectProvisionedProductDrift"), first
+    assert "-refresh-only" not in terraform_logs(first, "apply") and "No drift" in terraform_logs(first, "plan"), first
+    assert raw_pp(raw, pp_id)["DriftStatus"] == "InSync"
+
+    # Changed outside Terraform: the check names the resource and its changed attributes, never values.
+    index = drift_server.data_dir / "sandbox" / pp_id / "site" / "index.html"
+    index.write_text("defaced-by-hand\n")
+    found = wait_task(caller, detect(raw, pp_id))
+    assert found["Status"] == "Succeeded", found
+    detail = raw_pp(raw, pp_id)
+    assert (detail["Status"], detail["DriftStatus"]) == ("Available", "Drifted"), detail
+    assert detail["DriftCheckedTime"].endswith("Z"), detail
+    assert detail["LastSuccessfulProvisioningTaskId"] == launched, "a check is no provisioning"
+    latest = checks(raw, pp_id)[0]
+    assert (latest["TaskId"], latest["DriftStatus"], latest["Remediation"]) == (found["TaskId"], "Drifted", "None"), latest
+    resources = {r["Address"]: r for r in latest["DriftedResources"]}
+    assert set(resources) == {"sandbox_file.index"}, latest
+    assert resources["sandbox_file.index"]["Action"] == "Modify"
+    assert "content" in resources["sandbox_file.index"]["ChangedAttributes"], resources
+    assert "defaced" not in json.dumps(checks(raw, pp_id)), "values are never kept"
+    assert index.read_text() == "defaced-by-hand\n", "a check changes nothing"
+    assert pp_id in drifted_ids(raw, "Drifted") and pp_id not in drifted_ids(raw, "InSync")
+    expect_error(400, "InvalidParameter.Filters", raw.call, "ListProvisionedProducts",
+                 {"Filters": [{"Key": "DriftStatus", "Value": "Sideways"}]})
+
+    # Only who may update it may check it.
+    _, _, other_raw = new_user(drift_server)
+    expect_error(404, "EntityNotExists.ProvisionedProduct", other_raw.call, "DetectProvisionedProductDrift",
+                 {"ProvisionedProductId": pp_id})
+    expect_error(404, "EntityNotExists.ProvisionedProduct", other_raw.call, "ListProvisionedProductDriftChecks",
+                 {"ProvisionedProductId": pp_id})
+
+    # The Reapply policy: the next check that finds drift queues an update on the owner's behalf.
+    admin_raw = drift_server.caller("raw-v3")
+    admin_raw.call("CreateConstraint", {"PortfolioId": web.portfolio_id, "ProductId": web.product_id, "ConstraintType": "Drift",
+                                        "Config": json.dumps({"IntervalMinutes": 1440, "Remediation": "Reapply"})})
+    checked = wait_task(caller, detect(raw, pp_id))
+    assert checked["Status"] == "Succeeded", checked
+    remediated = poll("the re-apply queued", lambda: checks(raw, pp_id)[0].get("RemediationTaskId"))
+    update = wait_task(caller, remediated)
+    assert (update["Status"], update["TaskType"]) == ("Succeeded", "UpdateProvisionedProduct"), update
+    assert "defaced" not in sandbox_files(drift_server, pp_id)["site/index.html"]
+    assert "Drift" in sandbox_files(drift_server, pp_id)["site/index.html"], "the same parameters"
+    assert wait_task(caller, detect(raw, pp_id))["Status"] == "Succeeded"
+    assert raw_pp(raw, pp_id)["DriftStatus"] == "InSync"
+    audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
+    assert [e["Action"] for e in audit] == ["UpdateProvisionedProduct"], audit
+    assert audit[0]["Parameters"]["OnBehalfOf"] == me["PrincipalId"], audit
+
+
+def test_a_drift_constraint_schedules_checks_by_itself(drift_server):
+    me, caller, raw = new_user(drift_server)
+    admin = drift_server.caller("v3")
+    product = make_product(admin, FILE_TF, users=[me])
+    pp_id, launched = launch(caller, product)
+    assert wait_task(caller, launched)["Status"] == "Succeeded"
+    admin_raw = drift_server.caller("raw-v3")
+    expect_error(400, "InvalidParameter.Config", admin_raw.call, "CreateConstraint",
+                 {"PortfolioId": product.portfolio_id, "ProductId": product.product_id, "ConstraintType": "Drift",
+                  "Config": json.dumps({"IntervalMinutes": 0})})
+    constraint = admin_raw.call("CreateConstraint", {
+        "PortfolioId": product.portfolio_id, "ProductId": product.product_id, "ConstraintType": "Drift",
+        "Config": json.dumps({"IntervalMinutes": 0.05})})["ConstraintId"]
+    done = poll("a scheduled check", lambda: [c for c in checks(raw, pp_id) if c["DriftStatus"] != "NeverChecked"])
+    assert done[-1]["DriftStatus"] == "InSync", done
+    task = get_task(caller, done[-1]["TaskId"])
+    assert (task["TaskType"], task["Status"]) == ("DetectProvisionedProductDrift", "Succeeded"), task
+    audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
+    assert "DetectProvisionedProductDrift" in [e["Action"] for e in audit], audit
+    admin_raw.call("DeleteConstraint", {"ConstraintId": constraint})
