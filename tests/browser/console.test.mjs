@@ -430,6 +430,19 @@ test("a change without the session's CSRF token is refused", async () => {
   await user.locator(".status-available").first().waitFor();
 });
 
+test("the end user checks the product for drift and reads the result on its page", async () => {
+  await user.goto(provisionedUrl);
+  await user.locator("dd.drift-status").getByText("NeverChecked").waitFor();
+  await user.getByRole("button", { name: "Check drift" }).click();
+  await user.waitForURL(/\/console\/tasks\/task-/);
+  await user.locator("#task-status .status-succeeded").waitFor({ timeout: 120_000 });
+  await user.getByText("DetectProvisionedProductDrift").first().waitFor();
+  await user.goto(provisionedUrl);
+  await user.locator("dd.drift-status .status-insync").waitFor();
+  await user.locator("table.drift tbody tr").first().locator(".status-insync").waitFor();
+  await shot(user, "12a-drift-checked");
+});
+
 /** A local endpoint recording the webhook posts it receives (answering 204). */
 const received = [];
 let receiver;
@@ -486,7 +499,7 @@ test("the end user terminates the product", async () => {
   await user.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tasks" }).click();
   await user.getByRole("heading", { name: "Task history" }).waitFor();
   const rows = user.locator("tbody tr", { hasText: `hello-${RUN}` });
-  assert.equal(await rows.count(), 2, "the launch and the terminate task");
+  assert.equal(await rows.count(), 3, "the launch, the drift check and the terminate task");
   await rows.filter({ hasText: "TerminateProvisionedProduct" }).getByText("(terminated)").waitFor();
   await shot(user, "13a-task-history");
   await rows.filter({ hasText: "LaunchProduct" }).getByRole("link", { name: /^task-/ }).click();
