@@ -257,6 +257,10 @@ wire_enum! {
         PlanApproved,
         /// An approver rejected a plan.
         PlanRejected,
+        /// A drift check found resources changed outside Terraform.
+        DriftDetected,
+        /// A drift check's `Reapply` remediation queued an update (its end follows as a task event).
+        DriftRemediationQueued,
     }
 
     /// Where a webhook delivery stands.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::provisioning::{insert_task, Task, TaskOutcome};
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{DriftStatus, OperationType, ProvisionedProductStatus, TaskId};
+use crate::model::{DriftStatus, EventType, OperationType, ProvisionedProductStatus, TaskId};
 
 /// A resource that changed outside Terraform, as a refresh-only plan found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,17 +133,47 @@ impl Store {
     }
 
     /// Records what became of a settled remediation: the update it queued, or why none was.
+    /// A queued update is told to webhooks (`DriftRemediationQueued`) in the same transaction.
     pub async fn record_remediation(&self, task_id: &str, queued: Option<&TaskId>, message: &str) -> StoreResult<()> {
-        let queued = queued.map(|id| id.as_str().to_string());
-        self.write(sql!("UPDATE drift_checks SET remediation_task_id = $1, message = $2 WHERE task_id = $3", queued, message, task_id))
+        let mut tx = self.begin().await?;
+        let update = queued.map(|id| id.as_str().to_string());
+        sql!("UPDATE drift_checks SET remediation_task_id = $1, message = $2 WHERE task_id = $3", &update, message, task_id)
+            .execute(&mut *tx)
             .await?;
+        if let Some(update) = update {
+            let pp: Option<String> =
+                sql!("SELECT provisioned_product_id FROM drift_checks WHERE task_id = $1", task_id).value(&mut *tx).await?;
+            let portfolio: Option<String> = match &pp {
+                Some(pp) => {
+                    sql!("SELECT portfolio_id FROM provisioned_products WHERE provisioned_product_id = $1", pp).value(&mut *tx).await?
+                }
+                None => None,
+            };
+            let found = pp.zip(portfolio).map(|(pp, portfolio)| (portfolio, pp));
+            if let Some((portfolio_id, provisioned_product_id)) = found {
+                let fields = serde_json::json!({
+                    "TaskId": task_id,
+                    "RemediationTaskId": update,
+                    "ProvisionedProductId": provisioned_product_id,
+                    "Remediation": REAPPLY,
+                });
+                let event = super::webhook::Event { event_type: EventType::DriftRemediationQueued, portfolio_id, fields };
+                super::webhook::enqueue(&mut tx, self.dialect, &event).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
 
 /// Ends a drift check inside `tx` (its task row already ended): the provisioned product gets its
 /// status back and the result, and the check's row the resources found or why it failed.
-pub(super) async fn finish_check(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task, outcome: &TaskOutcome) -> StoreResult<()> {
+pub(super) async fn finish_check(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: super::Dialect,
+    task: &Task,
+    outcome: &TaskOutcome,
+) -> StoreResult<()> {
     let now = now_ms();
     let (status, resources, message) = match outcome {
         TaskOutcome::Checked(report) => {
@@ -166,12 +196,24 @@ pub(super) async fn finish_check(tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         "UPDATE drift_checks SET drift_status = $1, checked_at = $2, resources = $3, message = $4 WHERE task_id = $5",
         status,
         now,
-        resources,
+        &resources,
         message,
         &task.task_id
     )
     .execute(&mut **tx)
     .await?;
+    if status == DriftStatus::Drifted {
+        let fields = serde_json::json!({
+            "TaskId": task.task_id,
+            "ProvisionedProductId": task.provisioned_product_id,
+            "ProvisionedProductName": task.provisioned_product_name,
+            "ProductId": task.product_id,
+            "DriftStatus": status,
+            "DriftedResources": serde_json::from_str::<serde_json::Value>(&resources).unwrap_or_default(),
+        });
+        let event = super::webhook::Event { event_type: EventType::DriftDetected, portfolio_id: task.portfolio_id.clone(), fields };
+        super::webhook::enqueue(tx, dialect, &event).await?;
+    }
     Ok(())
 }
 

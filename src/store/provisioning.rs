@@ -563,7 +563,7 @@ impl Store {
         }
         insert_log_chunks(&mut tx, &task.task_id, last_log).await?;
         if task.task_type == OperationType::DetectProvisionedProductDrift {
-            super::drift::finish_check(&mut tx, task, outcome).await?;
+            super::drift::finish_check(&mut tx, self.dialect, task, outcome).await?;
             tx.commit().await?;
             return Ok(true);
         }

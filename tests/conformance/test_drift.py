@@ -15,6 +15,7 @@ import time
 import pytest
 
 from sclib import expect_error, uniq
+from test_webhooks import Receiver
 from test_provisioning import (FILE_TF, TASK_DEADLINE, get_pp, get_task, launch, make_product, needs_provider,
                                needs_terraform, new_user, sample_product, sandbox_files, terraform_logs, wait_task)
 
@@ -23,8 +24,8 @@ pytestmark = [needs_terraform, needs_provider]
 
 @pytest.fixture(scope="module")
 def drift_server(server_factory):
-    """The sample catalog, with scheduled checks allowed every second."""
-    return server_factory(args=["--sample-catalog", "--drift-min-interval-seconds", "1"])
+    """The sample catalog, with scheduled checks allowed every second and webhooks to loopback."""
+    return server_factory(args=["--sample-catalog", "--drift-min-interval-seconds", "1", "--webhook-targets", "http://127.0.0.1"])
 
 
 def detect(raw, pp_id: str) -> str:
@@ -65,6 +66,9 @@ def test_drift_is_detected_named_and_reapplied(drift_server):
     assert wait_task(caller, launched)["Status"] == "Succeeded"
     before = raw_pp(raw, pp_id)
     assert before["DriftStatus"] == "NeverChecked" and "DriftCheckedTime" not in before, before
+    receiver = Receiver()
+    drift_server.caller("raw-v3").call("CreateWebhook", {"Url": receiver.url, "PortfolioId": web.portfolio_id,
+                                                        "EventTypes": ["DriftDetected", "DriftRemediationQueued"]})
     assert get_pp(caller, pp_id)["Status"] == "Available", "the SDK reads the detail with its extension fields"
 
     first = wait_task(caller, detect(raw, pp_id))
@@ -113,6 +117,15 @@ def test_drift_is_detected_named_and_reapplied(drift_server):
     assert "Drift" in sandbox_files(drift_server, pp_id)["site/index.html"], "the same parameters"
     assert wait_task(caller, detect(raw, pp_id))["Status"] == "Succeeded"
     assert raw_pp(raw, pp_id)["DriftStatus"] == "InSync"
+    # Webhooks were told of each drift found (with the resources, never values) and of the re-apply.
+    events = receiver.wait_for(lambda e: len(e) >= 3, "two drifts found and one re-apply")
+    receiver.close()
+    assert sorted((e["EventType"], e["TaskId"]) for e in events) == sorted(
+        [("DriftDetected", found["TaskId"]), ("DriftDetected", checked["TaskId"]), ("DriftRemediationQueued", checked["TaskId"])]), events
+    detected = next(e for e in events if e["TaskId"] == found["TaskId"])
+    assert [r["Address"] for r in detected["DriftedResources"]] == ["sandbox_file.index"], detected
+    assert next(e for e in events if e["EventType"] == "DriftRemediationQueued")["RemediationTaskId"] == remediated
+    assert "defaced" not in json.dumps(events)
     audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
     assert [e["Action"] for e in audit] == ["UpdateProvisionedProduct"], audit
     assert audit[0]["Parameters"]["OnBehalfOf"] == me["PrincipalId"], audit
