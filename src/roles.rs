@@ -76,6 +76,9 @@ pub async fn create_launch_role(data: &DataOptions, name: &str, env: &[String]) 
         if !valid {
             bail!("{key:?} is not a valid environment variable name");
         }
+        if crate::engine::reserved_variable(key) {
+            bail!("{key} is set by the engine or changes how Terraform runs (PATH, HOME, TF_CLI_ARGS*, TF_LOG*, TF_CLI_CONFIG_FILE, the region, …); a launch role cannot set it");
+        }
         if vars.insert(key.to_string(), value.to_string()).is_some() {
             bail!("--env {key} is given twice");
         }

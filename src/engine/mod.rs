@@ -343,8 +343,7 @@ impl Engine {
         if let Some(mirror) = &self.provider_mirror {
             env.push(("TF_CLI_CONFIG_FILE".into(), mirror.dir.join("terraform.rc").display().to_string()));
         }
-        env.extend(launch_env.iter().cloned());
-        env
+        with_launch_env(env, launch_env)
     }
 
     /// The newest state of a provisioned product, opened, with its version.
@@ -534,5 +533,66 @@ fn prepare_provider_mirror(data_dir: &Path) -> Option<ProviderMirror> {
             tracing::warn!(error = %e, "cannot prepare the provider mirror");
             None
         }
+    }
+}
+
+/// Variables the engine sets for Terraform, or that change how it runs (arguments added to every
+/// command, where it keeps its data, plugins, logs and configuration, which region it targets):
+/// a launch role may not set them.
+const RESERVED_VARIABLES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TF_IN_AUTOMATION",
+    "TF_INPUT",
+    "TF_FORK",
+    "CHECKPOINT_DISABLE",
+    "GOGC",
+    "RUST_LIB_BACKTRACE",
+    "ALICLOUD_REGION",
+    "ALIBABA_CLOUD_REGION",
+    "SANDBOX_ROOT",
+    "TF_CLI_CONFIG_FILE",
+    "TERRAFORM_CONFIG",
+    "TF_DATA_DIR",
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_WORKSPACE",
+];
+
+/// Whether a launch role may not set the variable `name` ([`RESERVED_VARIABLES`], `TF_CLI_ARGS*`
+/// and `TF_LOG*`).
+pub fn reserved_variable(name: &str) -> bool {
+    RESERVED_VARIABLES.contains(&name) || name.starts_with("TF_CLI_ARGS") || name.starts_with("TF_LOG")
+}
+
+/// The engine's environment `env` with a launch role's variables added, except those it reserves
+/// (a role stored before they were refused at creation cannot override them either).
+fn with_launch_env(mut env: Vec<(String, String)>, launch_env: &[(String, String)]) -> Vec<(String, String)> {
+    for (name, value) in launch_env {
+        if reserved_variable(name) {
+            tracing::warn!(variable = %name, "a launch role variable the engine reserves is ignored");
+        } else {
+            env.push((name.clone(), value.clone()));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_launch_role_cannot_override_what_the_engine_sets() {
+        let engine = vec![("PATH".to_string(), "/usr/bin".to_string()), ("SANDBOX_ROOT".to_string(), "/data/sandbox/pp".to_string())];
+        let role: Vec<(String, String)> =
+            [("PATH", "/tmp/evil"), ("TF_CLI_ARGS_plan", "-state=x"), ("TF_LOG", "TRACE"), ("ALICLOUD_ACCESS_KEY", "AK")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let env = super::with_launch_env(engine, &role);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["PATH", "SANDBOX_ROOT", "ALICLOUD_ACCESS_KEY"]);
+        assert_eq!(env[0].1, "/usr/bin");
+        assert!(
+            super::reserved_variable("TF_CLI_ARGS") && super::reserved_variable("TF_LOG_PATH") && !super::reserved_variable("TF_VAR_x")
+        );
     }
 }

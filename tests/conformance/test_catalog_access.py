@@ -267,6 +267,10 @@ def test_launch_roles_never_show_values(server, launch_role):
     assert "s3cr3t-value" not in json.dumps(rows)
     assert server.cli("launch-roles", "create", uniq("lr-"), "--env", "NOEQUALS", check=False).returncode != 0
     assert server.cli("launch-roles", "create", "bad name", "--env", "A=1", check=False).returncode != 0
+    # What the engine sets, or what changes how Terraform runs, is not a launch role's to set.
+    for reserved in ("PATH=/tmp", "TF_CLI_ARGS_apply=-lock=false", "TF_LOG=TRACE", "TF_CLI_CONFIG_FILE=/tmp/rc", "ALICLOUD_REGION=x"):
+        refused = server.cli("launch-roles", "create", uniq("lr-"), "--env", "A=1", "--env", reserved, check=False)
+        assert refused.returncode != 0 and "a launch role cannot set it" in refused.stderr, refused.stderr
     server.cli("launch-roles", "delete", launch_role)
     assert server.cli("launch-roles", "delete", launch_role, check=False).returncode != 0
 
