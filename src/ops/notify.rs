@@ -202,6 +202,9 @@ impl Dispatcher {
             .await
             .map_err(|e| format!("the webhook cannot be read: {e}"))?
             .ok_or("the webhook was deleted")?;
+        // Checked again at each attempt: an operator who narrows --webhook-targets stops the
+        // webhooks registered under the old list.
+        self.policy.check(&webhook.url)?;
         let secret = self.secrets.open(&webhook.secret_sealed).ok_or("the webhook's secret cannot be opened with the master key")?;
         let timestamp = now_ms() / 1000;
         let response = self

@@ -247,3 +247,31 @@ def test_webhooks_are_refused_outside_the_allowed_targets_and_to_end_users(hook_
     # A server started without --webhook-targets sends none.
     e = expect_error(400, "InvalidParameter.Url", server.caller("raw-v3").call, "CreateWebhook", {"Url": "http://127.0.0.1:9/x"})
     assert "sends no webhooks" in e.message
+
+
+@needs_terraform
+def test_a_webhook_outside_narrowed_targets_gets_nothing(fresh_server):
+    """Targets are checked at each attempt: narrowing --webhook-targets stops webhooks made before."""
+    srv = fresh_server(args=["--webhook-targets", "http://127.0.0.1", "--webhook-retry-ms", "100", "--webhook-attempts", "2"])
+    receiver = Receiver()
+    try:
+        hook = srv.caller("raw-v3").call("CreateWebhook", {"Url": receiver.url})["WebhookId"]
+        srv.stop()
+        srv.extra_args = ["--webhook-targets", "https://hooks.example.com/", "--webhook-retry-ms", "100", "--webhook-attempts", "2"]
+        srv.start()
+        info, owner, _ = user(srv)
+        product = make_product(srv.caller("v3"), HELLO_TF, users=[info])
+        _, task_id = launch(owner, product, {"owner": "ops"})
+        wait_task(owner, task_id)
+        admin = srv.caller("raw-v3")
+        end = time.monotonic() + DEADLINE
+        while True:
+            [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
+            if d["Status"] != "Pending":
+                break
+            assert time.monotonic() < end, d
+            time.sleep(0.2)
+        assert d["Status"] == "Failed" and "--webhook-targets" in d["Attempts"][0]["Error"], d
+        assert receiver.posts == []
+    finally:
+        receiver.close()
