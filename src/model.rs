@@ -233,6 +233,20 @@ wire_enum! {
         NeverChecked,
     }
 
+    /// What a drift check that finds drift does (a `Drift` constraint's `Remediation`).
+    Remediation {
+        /// Nothing: the drift is recorded and shown.
+        None,
+        /// Re-applies the provisioned product's version and parameters (an
+        /// `UpdateProvisionedProduct` on behalf of its owner; refused, and said, when an
+        /// `Approval` constraint covers updates).
+        Reapply,
+        /// Re-applies them through an update plan on behalf of its owner: the plan waits for the
+        /// approvers of an `Approval` constraint covering updates and runs once approved
+        /// (without one, it waits for its owner to execute it).
+        ReapplyWithApproval,
+    }
+
     /// What a job of the durable scheduler does when it is due.
     ScheduleKind {
         /// Queues drift checks of the provisioned products a `Drift` constraint covers (its subject).
@@ -259,7 +273,9 @@ wire_enum! {
         PlanRejected,
         /// A drift check found resources changed outside Terraform.
         DriftDetected,
-        /// A drift check's `Reapply` remediation queued an update (its end follows as a task event).
+        /// A drift check's remediation queued an update (`Reapply`; its end follows as a task
+        /// event) or created an update plan (`ReapplyWithApproval`; its approval and execution
+        /// follow as plan and task events).
         DriftRemediationQueued,
     }
 

@@ -9,7 +9,7 @@
 //! | `Approval`    | `{"OperationTypes": ["LaunchProduct", …], "Approvers": [{"Type": "RamUser"|"RamRole", "Id": "…"} or {"Type": …, "Pattern": "dev-*"}]}` |
 //! | `StackRegion` | `{"StackRegions": ["cn-hangzhou", …]}`                                          |
 //! | `Sandbox`     | `{"Network": "Off"}` (or `"On"`, the default): whether Terraform reaches the network |
-//! | `Drift`       | `{"IntervalMinutes": 60, "Remediation": "None"|"Reapply"}`: scheduled drift checks |
+//! | `Drift`       | `{"IntervalMinutes": 60, "Remediation": "None"|"Reapply"|"ReapplyWithApproval"}`: scheduled drift checks |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,7 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-pub use crate::model::{ConstraintType, OperationType};
+pub use crate::model::{ConstraintType, OperationType, Remediation};
 use crate::store::grant::{pattern_matches, RoleRef, RAM_ROLE};
 use crate::store::principal::{Principal, RAM_USER};
 use crate::store::{Store, StoreError};
@@ -136,8 +136,13 @@ pub struct DriftConfig {
     /// `--drift-min-interval-seconds`, 15 minutes by default, is the floor).
     pub interval_minutes: Minutes,
     /// What a check that finds drift does (`None` when absent).
-    #[serde(default)]
+    #[serde(default = "no_remediation")]
     pub remediation: Remediation,
+}
+
+/// A `Drift` Config without `Remediation` remedies nothing.
+fn no_remediation() -> Remediation {
+    Remediation::None
 }
 
 /// A duration given in minutes (a JSON number, fractions allowed), kept in milliseconds.
@@ -165,27 +170,6 @@ impl<'de> Deserialize<'de> for Minutes {
 
 /// Longest drift interval: a year.
 const MAX_DRIFT_MINUTES: f64 = 525_600.0;
-
-/// What a drift check that finds drift does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Remediation {
-    /// Nothing: the drift is recorded and shown.
-    #[default]
-    None,
-    /// Re-applies the provisioned product's version and parameters (an `UpdateProvisionedProduct`
-    /// on behalf of its owner; refused, and said, when an `Approval` constraint covers updates).
-    Reapply,
-}
-
-impl Remediation {
-    /// Its spelling in a Config (and in a drift check's record).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Remediation::None => "None",
-            Remediation::Reapply => "Reapply",
-        }
-    }
-}
 
 /// A setting turned on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -556,6 +540,8 @@ mod tests {
         assert_eq!(parse("Drift", &short.to_json()).unwrap(), short);
         assert!(parse("Drift", r#"{"IntervalMinutes":0}"#).unwrap_err().0.contains("above 0"));
         assert!(parse("Drift", r#"{"IntervalMinutes":60,"Remediation":"Destroy"}"#).is_err());
+        let planned = parse("Drift", r#"{"IntervalMinutes":60,"Remediation":"ReapplyWithApproval"}"#).unwrap();
+        assert!(matches!(planned, ConstraintConfig::Drift(DriftConfig { remediation: Remediation::ReapplyWithApproval, .. })));
         assert!(parse("Drift", r#"{}"#).unwrap_err().0.contains("IntervalMinutes"));
         let approval = r#"{"OperationTypes":["DetectProvisionedProductDrift"],"Approvers":[{"Type":"RamUser","Id":"1"}]}"#;
         assert!(parse("Approval", approval).unwrap_err().0.contains("changes nothing"));

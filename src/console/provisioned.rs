@@ -186,7 +186,8 @@ fn drift_checks(checks: &[DriftCheckDetail]) -> Markup {
                                 @if !c.message.is_empty() { div.muted { (c.message) } }
                             }
                             td {
-                                (c.remediation)
+                                (c.remediation.as_str())
+                                @if let Some(plan) = &c.remediation_plan_id { " " a href={ "/console/plans/" (seg(plan)) } { (plan) } }
                                 @if let Some(task) = &c.remediation_task_id { " " a href={ "/console/tasks/" (seg(task)) } { (task) } }
                             }
                         }

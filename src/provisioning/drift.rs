@@ -1,7 +1,8 @@
 //! Drift detection's rules: who may check a provisioned product for drift (as who may update
 //! it: its owner or an administrator), which remediation a check carries (the `Drift` constraint
-//! of its product and portfolio), a check's history as callers read it, and the re-apply a check
-//! that found drift asks for, queued on behalf of the owner through the one queueing place.
+//! of its product and portfolio), a check's history as callers read it, and the remediation a
+//! check that found drift asks for, carried out on behalf of the owner through the one queueing
+//! place: a re-apply, or an update plan executed once approved.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,8 +10,8 @@ use super::queue::{Provisioner, Queued};
 use crate::catalog::constraint::{ConstraintConfig, DriftConfig, Remediation};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
-use crate::model::{DriftStatus, ProvisionedProductStatus, TaskId};
-use crate::store::drift::{DriftCheck, DriftedResource};
+use crate::model::{DriftStatus, PlanId, ProvisionedProductId, ProvisionedProductStatus, TaskId};
+use crate::store::drift::{DriftCheck, DriftedResource, Remedy};
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::Store;
@@ -44,9 +45,12 @@ pub struct DriftCheckDetail {
     /// Why the check failed, or why its remediation was not queued.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
-    pub remediation: String,
+    pub remediation: Remediation,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation_task_id: Option<TaskId>,
+    /// The update plan of a `ReapplyWithApproval` remediation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation_plan_id: Option<PlanId>,
 }
 
 /// `ListProvisionedProductDriftChecks`' answer.
@@ -68,6 +72,7 @@ impl From<DriftCheck> for DriftCheckDetail {
             message: check.message,
             remediation: check.remediation,
             remediation_task_id: check.remediation_task_id,
+            remediation_plan_id: check.remediation_plan_id,
         }
     }
 }
@@ -80,8 +85,8 @@ pub async fn drift_policy(store: &Store, portfolio_id: &str, product_id: &str) -
     }))
 }
 
-/// `StatusMessage` of a re-apply not queued because its provisioned product is gone.
-const GONE: &str = "The provisioned product was terminated before its re-apply was queued.";
+/// The message of a remediation not carried out because its provisioned product is gone.
+const GONE: &str = "The provisioned product was terminated before its remediation was carried out.";
 
 impl Provisioner<'_> {
     /// `DetectProvisionedProductDrift`: queues a drift check of a provisioned product the caller
@@ -100,11 +105,12 @@ impl Provisioner<'_> {
         Ok(DriftChecks { page: req.paging.answer(total), drift_checks: checks.into_iter().map(DriftCheckDetail::from).collect() })
     }
 
-    /// Queues the re-apply of each check that found drift and asked for one, on behalf of the
-    /// provisioned product's owner; one whose product is busy waits for the next round. Returns
-    /// the re-applies queued, each with its check's task id and the owner's id.
-    pub async fn remediate(&self) -> Result<Vec<(TaskId, Queued, String)>, DomainError> {
-        let mut queued = Vec::new();
+    /// Carries out the remediation of each check that found drift and asked for one, on behalf of
+    /// the provisioned product's owner: a `Reapply` queues an update, a `ReapplyWithApproval`
+    /// creates an update plan, and an approved remediation plan is executed. A product that is
+    /// busy waits for the next round. Returns what was done, for the audit trail.
+    pub async fn remediate(&self) -> Result<Vec<Remediated>, DomainError> {
+        let mut done = Vec::new();
         for check in self.store.pending_remediations().await? {
             let Some(pp) = self.store.provisioned_product(&check.provisioned_product_id).await? else {
                 self.store.settle_remediation(&check.task_id, GONE).await?;
@@ -113,26 +119,60 @@ impl Provisioner<'_> {
             if pp.status == ProvisionedProductStatus::UnderChange {
                 continue;
             }
-            // Claimed first, so that of the nodes seeing it pending only one queues it.
-            if !self.store.settle_remediation(&check.task_id, REAPPLYING).await? {
+            // Claimed first, so that of the nodes seeing it pending only one carries it out.
+            if !self.store.settle_remediation(&check.task_id, REMEDYING).await? {
                 continue;
             }
             let outcome = match self.owner(&pp).await? {
-                Some(owner) => self.reapply(&owner, &pp).await,
+                Some(owner) if check.remediation == Remediation::ReapplyWithApproval => {
+                    self.remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
+                }
+                Some(owner) => self.reapply(&owner, &pp).await.map(Made::Update),
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
-            match outcome {
-                Ok(update) => {
-                    self.store.record_remediation(&check.task_id, Some(&update.task_id), "").await?;
-                    queued.push((check.task_id, update, pp.owner_principal_id.clone()));
-                }
-                Err(e) => {
-                    let message = format!("The re-apply was not queued: {e}");
-                    self.store.record_remediation(&check.task_id, None, &message).await?;
-                }
+            done.extend(self.record(check.task_id, &pp, outcome, "The remediation was not carried out").await?);
+        }
+        for check in self.store.approved_remediations().await? {
+            let Some(plan_id) = check.remediation_plan_id.clone() else { continue };
+            let Some(pp) = self.store.provisioned_product(&check.provisioned_product_id).await? else {
+                self.store.settle_remediation(&check.task_id, GONE).await?;
+                continue;
+            };
+            if pp.status == ProvisionedProductStatus::UnderChange || !self.store.settle_remediation(&check.task_id, REMEDYING).await? {
+                continue;
+            }
+            let outcome = match self.owner(&pp).await? {
+                Some(owner) => self.execute(&owner, &plan_id).await.map(|update| Made::Execution { plan_id, update }),
+                None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
+            };
+            done.extend(self.record(check.task_id, &pp, outcome, "The approved remediation plan was not executed").await?);
+        }
+        Ok(done)
+    }
+
+    /// Records on the check what its remediation made, or why it made nothing.
+    async fn record(
+        &self,
+        check: TaskId,
+        pp: &ProvisionedProduct,
+        outcome: Result<Made, DomainError>,
+        failed: &str,
+    ) -> Result<Option<Remediated>, DomainError> {
+        match outcome {
+            Ok(made) => {
+                let remedy = match &made {
+                    Made::Update(update) | Made::Execution { update, .. } => Remedy::Update(&update.task_id),
+                    Made::Plan(plan_id) => Remedy::Plan(plan_id),
+                };
+                self.store.record_remediation(&check, Some(remedy), "").await?;
+                let provisioned_product_id = pp.provisioned_product_id.clone();
+                Ok(Some(Remediated { check, provisioned_product_id, owner: pp.owner_principal_id.clone(), made }))
+            }
+            Err(e) => {
+                self.store.record_remediation(&check, None, &format!("{failed}: {e}")).await?;
+                Ok(None)
             }
         }
-        Ok(queued)
     }
 
     /// The owner of `pp`, as the scheduler acts for them; `None` when they were deleted.
@@ -141,5 +181,27 @@ impl Provisioner<'_> {
     }
 }
 
-/// The message of a check whose re-apply a node is queueing.
-const REAPPLYING: &str = "Queueing the re-apply.";
+/// The message of a check whose remediation a node is carrying out.
+const REMEDYING: &str = "Carrying out the remediation.";
+
+/// What a drift check's remediation made.
+#[derive(Debug, Clone)]
+pub enum Made {
+    /// The update of a `Reapply`.
+    Update(Queued),
+    /// The update plan of a `ReapplyWithApproval`, waiting for its approval.
+    Plan(PlanId),
+    /// The update of an approved remediation plan.
+    Execution { plan_id: PlanId, update: Queued },
+}
+
+/// A remediation carried out, as the audit trail records it.
+#[derive(Debug, Clone)]
+pub struct Remediated {
+    /// The check that asked for it.
+    pub check: TaskId,
+    pub provisioned_product_id: ProvisionedProductId,
+    /// The owner it was done for.
+    pub owner: String,
+    pub made: Made,
+}

@@ -23,7 +23,7 @@ use super::{check_owner, check_product, pairs, resolve, tag_pairs, tags_from_jso
 use super::{Change, ChangeRequest, Parameter, Tag};
 use crate::catalog::constraint::ApprovalConfig;
 use crate::catalog::error::{administrators_only, DomainError};
-use crate::model::{OperationType, PlanId, ProvisionedProductId};
+use crate::model::{OperationType, PlanId, ProvisionedProductId, TaskId};
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanRecord, PlanStatus};
 use crate::store::principal::{Principal, RAM_USER};
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
@@ -297,8 +297,8 @@ impl Provisioner<'_> {
                     version_id: &req.product_version_id,
                     portfolio_id: req.portfolio_id.as_deref(),
                     region: &req.stack_region_id,
-                    parameters: pairs(req.parameters),
-                    tags: tag_pairs(req.tags),
+                    parameters: pairs(req.parameters.clone()),
+                    tags: tag_pairs(req.tags.clone()),
                 };
                 (ProvisionedProductId::new(), uuid::Uuid::new_v4().to_string(), resolve(self.store, self.regions, request).await?)
             }
@@ -317,16 +317,48 @@ impl Provisioner<'_> {
                 }
                 let asked = ProductChange {
                     operation,
-                    version_id: req.product_version_id,
-                    portfolio_id: req.portfolio_id,
+                    version_id: req.product_version_id.clone(),
+                    portfolio_id: req.portfolio_id.clone(),
                     previous: None,
-                    given: pairs(req.parameters),
-                    tags: tag_pairs(req.tags),
+                    given: pairs(req.parameters.clone()),
+                    tags: tag_pairs(req.tags.clone()),
                 };
                 let change = self.on_product(principal, &pp, asked).await?;
                 (pp.provisioned_product_id, pp.stack_id, change)
             }
         };
+        self.insert_new_plan(principal, req, provisioned_product_id, stack_id, change).await
+    }
+
+    /// An update plan re-applying `pp` as it is (its version and parameters) for its `owner`:
+    /// what a drift check's `ReapplyWithApproval` remediation creates, named after the check.
+    pub async fn remediation_plan(&self, owner: &Principal, pp: &ProvisionedProduct, check: &TaskId) -> Result<Plan, DomainError> {
+        let change = self.on_product(owner, pp, self.as_it_is(pp)).await?;
+        let req = NewPlan {
+            plan_name: format!("drift-remediation-{check}"),
+            plan_type: "Ros".into(),
+            description: Some(format!("Re-applies {} after the drift check {check} found drift.", pp.provisioned_product_name)),
+            operation_type: OperationType::UpdateProvisionedProduct,
+            product_id: pp.product_id.clone(),
+            product_version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            provisioned_product_name: pp.provisioned_product_name.clone(),
+            stack_region_id: pp.stack_region_id.clone(),
+            parameters: Vec::new(),
+            tags: Vec::new(),
+        };
+        self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await
+    }
+
+    /// Stores the plan `req` of `change` for `principal` and queues its preview.
+    async fn insert_new_plan(
+        &self,
+        principal: &Principal,
+        req: NewPlan,
+        provisioned_product_id: ProvisionedProductId,
+        stack_id: String,
+        change: Change,
+    ) -> Result<Plan, DomainError> {
         let now = now_ms();
         let plan = Plan {
             plan_id: PlanId::new(),

@@ -304,6 +304,18 @@ impl Provisioner<'_> {
         self.change(&pp, change, pp.parameters_sealed.clone()).await
     }
 
+    /// An update of `pp` to what it is: its version and parameters, through its own portfolio.
+    pub(super) fn as_it_is(&self, pp: &ProvisionedProduct) -> ProductChange {
+        ProductChange {
+            operation: OperationType::UpdateProvisionedProduct,
+            version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            previous: Some(self.parameters_of(pp)),
+            given: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
     /// Validates an update or terminate of `pp` (which must not be `UnderChange`). A terminate
     /// needs no launch option: it runs the product's own version and parameters.
     pub(super) async fn on_product(
@@ -382,7 +394,7 @@ impl Provisioner<'_> {
         let change = self.on_product(principal, pp, asked).await?.direct()?;
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, pp.parameters_sealed.clone());
-        if !self.store.start_drift_check(&task, remediation.as_str()).await? {
+        if !self.store.start_drift_check(&task, remediation).await? {
             return Err(super::refuse_under_change(pp));
         }
         self.engine.task_queued().await;
@@ -392,15 +404,7 @@ impl Provisioner<'_> {
     /// Re-applies `pp` as it is (its version and parameters) for `principal`: an
     /// `UpdateProvisionedProduct` that may change nothing of them, through its own portfolio.
     pub async fn reapply(&self, principal: &Principal, pp: &ProvisionedProduct) -> Result<Queued, DomainError> {
-        let asked = ProductChange {
-            operation: OperationType::UpdateProvisionedProduct,
-            version_id: pp.product_version_id.clone(),
-            portfolio_id: None,
-            previous: Some(self.parameters_of(pp)),
-            given: Vec::new(),
-            tags: Vec::new(),
-        };
-        let change = self.on_product(principal, pp, asked).await?;
+        let change = self.on_product(principal, pp, self.as_it_is(pp)).await?;
         let sealed = self.seal(&change);
         self.change(pp, change.direct()?, sealed).await
     }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
-use super::queue::{Provisioner, Queued};
+use super::drift::{Made, Remediated};
+use super::queue::Provisioner;
 use crate::auth::secrets::SecretBox;
 use crate::catalog::constraint::{ConstraintConfig, ConstraintType, DriftConfig};
 use crate::catalog::error::DomainError;
@@ -97,15 +98,12 @@ impl Scheduler {
                 tracing::warn!(error = %e, "cannot run the due scheduled jobs");
             }
             match self.provisioner().remediate().await {
-                Ok(queued) => {
-                    for (check, update, owner) in queued {
-                        tracing::info!(check_task_id = %check, task_id = %update.task_id, "queued the re-apply of a drifted provisioned product");
-                        let parameters =
-                            json!({"ProvisionedProductId": update.provisioned_product_id, "OnBehalfOf": owner, "DriftCheckTaskId": check});
-                        self.audit("UpdateProvisionedProduct", &update, parameters).await;
+                Ok(done) => {
+                    for remediated in done {
+                        self.audit_remediation(remediated).await;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot queue the pending re-applies"),
+                Err(e) => tracing::warn!(error = %e, "cannot carry out the pending remediations"),
             }
         }
     }
@@ -172,7 +170,7 @@ impl Scheduler {
             match queued {
                 Ok(queued) => {
                     let parameters = json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id});
-                    self.audit("DetectProvisionedProductDrift", &queued, parameters).await;
+                    self.audit("DetectProvisionedProductDrift", &queued.task_id, &queued.provisioned_product_id, parameters).await;
                 }
                 Err(e) => {
                     tracing::info!(provisioned_product_id = %pp.provisioned_product_id, reason = %e, "scheduled drift check not queued")
@@ -186,22 +184,47 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Records a task the scheduler queued in the audit trail, `system` as its actor.
-    async fn audit(&self, action: &str, queued: &Queued, parameters: serde_json::Value) {
+    /// Records what a drift check's remediation did in the audit trail, as the action a user
+    /// would have called.
+    async fn audit_remediation(&self, done: Remediated) {
+        let mut parameters =
+            json!({"ProvisionedProductId": done.provisioned_product_id, "OnBehalfOf": done.owner, "DriftCheckTaskId": done.check});
+        let (action, key) = match &done.made {
+            Made::Update(update) => {
+                tracing::info!(check_task_id = %done.check, task_id = %update.task_id, "queued the re-apply of a drifted provisioned product");
+                ("UpdateProvisionedProduct", update.task_id.as_str())
+            }
+            Made::Plan(plan_id) => {
+                tracing::info!(check_task_id = %done.check, plan_id = %plan_id, "created the remediation plan of a drifted provisioned product");
+                parameters["PlanId"] = json!(plan_id);
+                ("CreateProvisionedProductPlan", plan_id.as_str())
+            }
+            Made::Execution { plan_id, update } => {
+                tracing::info!(check_task_id = %done.check, plan_id = %plan_id, task_id = %update.task_id, "executed an approved remediation plan");
+                parameters["PlanId"] = json!(plan_id);
+                ("ExecuteProvisionedProductPlan", update.task_id.as_str())
+            }
+        };
+        self.audit(action, key, &done.provisioned_product_id, parameters).await;
+    }
+
+    /// Records what the scheduler did in the audit trail, `system` as its actor: `action` on
+    /// `resource_id`, `key` naming what it made (a task or a plan).
+    async fn audit(&self, action: &str, key: &str, resource_id: &str, parameters: serde_json::Value) {
         let event = AuditEvent {
             event_id: String::new(),
             occurred_at: 0,
-            request_id: format!("{}/{}", self.node, queued.task_id),
+            request_id: format!("{}/{key}", self.node),
             action: action.into(),
             principal_id: SYSTEM.into(),
             principal_name: SYSTEM.into(),
-            resource_id: queued.provisioned_product_id.as_str().into(),
+            resource_id: resource_id.into(),
             parameters: parameters.to_string(),
             http_status: 200,
             result_code: "Success".into(),
         };
         if let Err(e) = self.store.record_audit_event(&event).await {
-            tracing::warn!(error = %e, task_id = %queued.task_id, "cannot record a scheduled task in the audit trail");
+            tracing::warn!(error = %e, key, "cannot record what the scheduler did in the audit trail");
         }
     }
 }

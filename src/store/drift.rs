@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::provisioning::{insert_task, Task, TaskOutcome};
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{DriftStatus, EventType, OperationType, ProvisionedProductStatus, TaskId};
+use crate::model::{DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductStatus, Remediation, TaskId};
 
 /// A resource that changed outside Terraform, as a refresh-only plan found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,9 +33,14 @@ pub struct DriftReport {
     pub resources: Vec<DriftedResource>,
 }
 
-/// What a check that finds drift does (a `Drift` constraint's `Remediation`, as the check was
-/// queued with it).
-pub const REAPPLY: &str = "Reapply";
+/// What a check's remediation made: the update it queued, or the update plan it created.
+#[derive(Debug, Clone, Copy)]
+pub enum Remedy<'a> {
+    /// An `UpdateProvisionedProduct` task (`Reapply`, or an approved plan's execution).
+    Update(&'a TaskId),
+    /// An update plan waiting for its approval (`ReapplyWithApproval`).
+    Plan(&'a PlanId),
+}
 
 record! {
     /// One drift check of a provisioned product.
@@ -52,10 +57,12 @@ record! {
         pub resources: String,
         /// Why the check failed, or what became of its remediation.
         pub message: String,
-        /// `None` or `Reapply`.
-        pub remediation: String,
+        /// What the check does when it finds drift, as it was queued.
+        pub remediation: Remediation,
         /// The update its remediation queued.
         pub remediation_task_id: Option<TaskId>,
+        /// The update plan its remediation created (`ReapplyWithApproval`).
+        pub remediation_plan_id: Option<PlanId>,
     }
 }
 
@@ -63,7 +70,7 @@ impl Store {
     /// Queues the drift check `task` (with its `remediation`) if its provisioned product is not
     /// `UnderChange`: the product goes `UnderChange`, keeping the status to restore; false (and
     /// nothing written) when it is `UnderChange` already, or gone.
-    pub async fn start_drift_check(&self, task: &Task, remediation: &str) -> StoreResult<bool> {
+    pub async fn start_drift_check(&self, task: &Task, remediation: Remediation) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let moved = sql!(
             "UPDATE provisioned_products SET status_before_check = status, status = $1, last_task_id = $2, updated_at = $3 \
@@ -86,8 +93,9 @@ impl Store {
             checked_at: 0,
             resources: "[]".into(),
             message: String::new(),
-            remediation: remediation.to_string(),
+            remediation,
             remediation_task_id: None,
+            remediation_plan_id: None,
         };
         insert("drift_checks", DriftCheck::COLUMNS, [&check], |c, sql| c.bind_values(sql)).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -113,11 +121,23 @@ impl Store {
         Ok(self.fetch_count(&sql).await? > 0)
     }
 
-    /// The checks that found drift and asked for a re-apply not yet queued, oldest first.
+    /// The checks that found drift and asked for a remediation not yet queued, oldest first.
     pub async fn pending_remediations(&self) -> StoreResult<Vec<DriftCheck>> {
-        let mut sql = Sql::new(&format!("SELECT {} FROM drift_checks WHERE remediation = ", DriftCheck::columns("")));
-        sql.text(REAPPLY).push(" AND drift_status = ").text(DriftStatus::Drifted);
-        sql.push(" AND remediation_task_id IS NULL AND message = '' ORDER BY checked_at");
+        let mut sql = Sql::new(&format!("SELECT {} FROM drift_checks WHERE remediation <> ", DriftCheck::columns("")));
+        sql.text(Remediation::None).push(" AND drift_status = ").text(DriftStatus::Drifted);
+        sql.push(" AND remediation_task_id IS NULL AND remediation_plan_id IS NULL AND message = '' ORDER BY checked_at");
+        self.fetch_all(&sql, DriftCheck::from_row).await
+    }
+
+    /// The checks whose remediation plan an approver approved and nobody executed yet, oldest
+    /// first.
+    pub async fn approved_remediations(&self) -> StoreResult<Vec<DriftCheck>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {} FROM drift_checks d JOIN plans p ON p.plan_id = d.remediation_plan_id WHERE p.status = ",
+            DriftCheck::columns("d.")
+        ));
+        sql.text(PlanStatus::ApplicationApproved);
+        sql.push(" AND d.remediation_task_id IS NULL AND d.message = '' ORDER BY d.checked_at");
         self.fetch_all(&sql, DriftCheck::from_row).await
     }
 
@@ -132,30 +152,44 @@ impl Store {
         Ok(self.write(settle).await? == 1)
     }
 
-    /// Records what became of a settled remediation: the update it queued, or why none was.
-    /// A queued update is told to webhooks (`DriftRemediationQueued`) in the same transaction.
-    pub async fn record_remediation(&self, task_id: &str, queued: Option<&TaskId>, message: &str) -> StoreResult<()> {
+    /// Records what became of a settled remediation: the update or plan it made, or why none
+    /// was (`message`). What it made is told to webhooks (`DriftRemediationQueued`) in the same
+    /// transaction.
+    pub async fn record_remediation(&self, task_id: &str, made: Option<Remedy<'_>>, message: &str) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let update = queued.map(|id| id.as_str().to_string());
-        sql!("UPDATE drift_checks SET remediation_task_id = $1, message = $2 WHERE task_id = $3", &update, message, task_id)
-            .execute(&mut *tx)
+        let (column, made_id, field) = match made {
+            Some(Remedy::Update(id)) => ("remediation_task_id", Some(id.as_str()), "RemediationTaskId"),
+            Some(Remedy::Plan(id)) => ("remediation_plan_id", Some(id.as_str()), "RemediationPlanId"),
+            None => ("remediation_task_id", None, ""),
+        };
+        sql!(
+            &format!("UPDATE drift_checks SET {column} = COALESCE($1, {column}), message = $2 WHERE task_id = $3"),
+            made_id,
+            message,
+            task_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if let Some(made_id) = made_id {
+            let found = sql!(
+                "SELECT d.provisioned_product_id, p.portfolio_id, d.remediation FROM drift_checks d \
+                 JOIN provisioned_products p ON p.provisioned_product_id = d.provisioned_product_id WHERE d.task_id = $1",
+                task_id
+            )
+            .row(&mut *tx, |row| {
+                Ok((
+                    row.get::<String>("provisioned_product_id")?,
+                    row.get::<String>("portfolio_id")?,
+                    row.get::<Remediation>("remediation")?,
+                ))
+            })
             .await?;
-        if let Some(update) = update {
-            let pp: Option<String> =
-                sql!("SELECT provisioned_product_id FROM drift_checks WHERE task_id = $1", task_id).value(&mut *tx).await?;
-            let portfolio: Option<String> = match &pp {
-                Some(pp) => {
-                    sql!("SELECT portfolio_id FROM provisioned_products WHERE provisioned_product_id = $1", pp).value(&mut *tx).await?
-                }
-                None => None,
-            };
-            let found = pp.zip(portfolio).map(|(pp, portfolio)| (portfolio, pp));
-            if let Some((portfolio_id, provisioned_product_id)) = found {
+            if let Some((provisioned_product_id, portfolio_id, remediation)) = found {
                 let fields = serde_json::json!({
                     "TaskId": task_id,
-                    "RemediationTaskId": update,
+                    field: made_id,
                     "ProvisionedProductId": provisioned_product_id,
-                    "Remediation": REAPPLY,
+                    "Remediation": remediation,
                 });
                 let event = super::webhook::Event { event_type: EventType::DriftRemediationQueued, portfolio_id, fields };
                 super::webhook::enqueue(&mut tx, self.dialect, &event).await?;
@@ -220,21 +254,29 @@ pub(super) async fn finish_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::plan::tests::sample_plan;
+    use crate::store::plan::{submit_record, Plan, PlanRecord};
     use crate::store::provisioning::tests::{sample_task, seed_task};
     use crate::store::testing;
+
+    /// A launch ended with `launched`, and the drift check `task-c` of its product queued.
+    async fn checking(store: &Store, launched: TaskOutcome, remediation: Remediation) -> (Task, Task) {
+        let launch = seed_task(store, "task-l").await;
+        store.finish_task(&launch, None, &launched, &[]).await.unwrap();
+        let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
+        let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
+        assert!(store.start_drift_check(&check, remediation).await.unwrap());
+        (launch, check)
+    }
 
     #[tokio::test]
     async fn a_check_holds_its_product_then_restores_its_status_and_keeps_the_result() {
         testing::each_store(|store| async move {
-            let launch = seed_task(&store, "task-l").await;
-            store.finish_task(&launch, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap();
-            let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
-            let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
-            assert!(store.start_drift_check(&check, REAPPLY).await.unwrap());
+            let (launch, check) = checking(&store, TaskOutcome::Succeeded { outputs: "[]".into() }, Remediation::Reapply).await;
             let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();
             assert_eq!((pp.status, pp.drift_status), (ProvisionedProductStatus::UnderChange, DriftStatus::NeverChecked));
             let again = Task { task_id: "task-c2".into(), ..check.clone() };
-            assert!(!store.start_drift_check(&again, REAPPLY).await.unwrap(), "one task at a time");
+            assert!(!store.start_drift_check(&again, Remediation::Reapply).await.unwrap(), "one task at a time");
             let resources = vec![DriftedResource {
                 address: "sandbox_file.index".into(),
                 action: "Modify".into(),
@@ -256,8 +298,37 @@ mod tests {
             assert!(store.settle_remediation("task-c", "queueing").await.unwrap());
             assert!(!store.settle_remediation("task-c", "late").await.unwrap(), "one node settles it");
             assert!(store.pending_remediations().await.unwrap().is_empty());
-            store.record_remediation("task-c", Some(&TaskId::from("task-u")), "").await.unwrap();
+            store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_remediation_plan_is_executed_once_approved() {
+        testing::each_store(|store| async move {
+            let (launch, check) = checking(&store, TaskOutcome::Succeeded { outputs: "[]".into() }, Remediation::ReapplyWithApproval).await;
+            let report = DriftReport { status: DriftStatus::Drifted, resources: Vec::new() };
+            assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
+            assert!(store.settle_remediation("task-c", "planning").await.unwrap());
+            let plan = Plan { status: PlanStatus::ApplicationInProgress, ..sample_plan("plan-r") };
+            store.insert_plan(&plan).await.unwrap();
+            store.record_remediation("task-c", Some(Remedy::Plan(&plan.plan_id)), "").await.unwrap();
+            assert!(store.pending_remediations().await.unwrap().is_empty(), "its plan is made");
+            assert!(store.approved_remediations().await.unwrap().is_empty(), "not approved yet");
+            let approve = PlanRecord { approval_action: "Approve".into(), ..submit_record(&plan) };
+            let approved = PlanStatus::ApplicationApproved;
+            assert!(store.transition_plan(&plan, PlanStatus::ApplicationInProgress, approved, &approve).await.unwrap());
+            let due = store.approved_remediations().await.unwrap();
+            assert_eq!(due.iter().map(|c| c.task_id.as_str()).collect::<Vec<_>>(), ["task-c"]);
+            assert_eq!(due[0].remediation_plan_id.as_ref(), Some(&plan.plan_id));
+            assert!(store.settle_remediation("task-c", "executing").await.unwrap());
+            assert!(!store.settle_remediation("task-c", "late").await.unwrap(), "one node executes it");
+            store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
+            assert!(store.approved_remediations().await.unwrap().is_empty(), "executed once");
+            let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(history[0].remediation_plan_id.as_ref(), Some(&plan.plan_id), "the plan is kept beside the update");
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
         })
         .await;
@@ -266,12 +337,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_check_leaves_the_product_as_it_was() {
         testing::each_store(|store| async move {
-            let launch = seed_task(&store, "task-l").await;
-            let failed = TaskOutcome::Failed { message: "apply failed".into() };
-            store.finish_task(&launch, None, &failed, &[]).await.unwrap();
-            let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
-            let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
-            assert!(store.start_drift_check(&check, "None").await.unwrap());
+            let (launch, check) = checking(&store, TaskOutcome::Failed { message: "apply failed".into() }, Remediation::None).await;
             let outcome = TaskOutcome::Failed { message: "terraform plan failed".into() };
             store.finish_task(&check, None, &outcome, &[]).await.unwrap();
             let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();

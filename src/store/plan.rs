@@ -433,11 +433,12 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::testing;
 
-    fn sample_plan(id: &str) -> Plan {
+    /// A launch plan previewing, with an approval.
+    pub(crate) fn sample_plan(id: &str) -> Plan {
         let now = now_ms();
         Plan {
             plan_id: id.into(),

@@ -11,7 +11,7 @@ use super::{StoreError, StoreResult};
 
 use crate::model::{
     ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId,
-    ProvisionedProductStatus, ScheduleKind, TaskId, TaskStatus, WebhookId,
+    ProvisionedProductStatus, Remediation, ScheduleKind, TaskId, TaskStatus, WebhookId,
 };
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
@@ -71,6 +71,7 @@ text_column!(
     EventType,
     DeliveryStatus,
     DriftStatus,
+    Remediation,
     ScheduleKind
 );
 

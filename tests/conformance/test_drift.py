@@ -2,7 +2,7 @@
 provisioned product as a task; ListProvisionedProductDriftChecks lists what each check found;
 GetProvisionedProduct and ListProvisionedProducts carry DriftStatus and DriftCheckedTime (the
 official SDK ignores them; the raw caller reads them), and ListProvisionedProducts filters by
-DriftStatus. A `Drift` constraint schedules checks and sets the remediation (`Reapply`).
+DriftStatus. A `Drift` constraint schedules checks and sets the remediation (`Reapply`, `ReapplyWithApproval`).
 
 Extension actions go through our own signer (the SDK has no method for them). Every wait is
 bounded polling; the scheduler's minimum interval is lowered with --drift-min-interval-seconds.
@@ -151,3 +151,56 @@ def test_a_drift_constraint_schedules_checks_by_itself(drift_server):
     audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
     assert "DetectProvisionedProductDrift" in [e["Action"] for e in audit], audit
     admin_raw.call("DeleteConstraint", {"ConstraintId": constraint})
+
+
+def test_reapply_with_approval_plans_the_reapply_and_runs_it_once_approved(drift_server):
+    from test_plans import approval, get_plan, wait_plan
+
+    owner, owner_c, owner_raw = new_user(drift_server)
+    approver, _, approver_raw = new_user(drift_server)
+    admin = drift_server.caller("v3")
+    admin_raw = drift_server.caller("raw-v3")
+    product = make_product(admin, FILE_TF, users=[owner, approver])
+    pp_id, launched = launch(owner_c, product, {"content": "as launched"})
+    assert wait_task(owner_c, launched)["Status"] == "Succeeded"
+    approval(admin, product, ["UpdateProvisionedProduct"], [{"Type": "RamUser", "Id": approver["PrincipalId"]}])
+    admin_raw.call("CreateConstraint", {"PortfolioId": product.portfolio_id, "ProductId": product.product_id,
+                                        "ConstraintType": "Drift",
+                                        "Config": json.dumps({"IntervalMinutes": 1440, "Remediation": "ReapplyWithApproval"})})
+    receiver = Receiver()
+    admin_raw.call("CreateWebhook", {"Url": receiver.url, "PortfolioId": product.portfolio_id,
+                                     "EventTypes": ["DriftRemediationQueued", "PlanAwaitingApproval"]})
+
+    page = drift_server.data_dir / "sandbox" / pp_id / "one" / "page.txt"
+    page.write_text("edited by hand")
+    checked = wait_task(owner_c, detect(owner_raw, pp_id))
+    assert checked["Status"] == "Succeeded", checked
+    plan_id = poll("the remediation plan", lambda: checks(owner_raw, pp_id)[0].get("RemediationPlanId"))
+    plan = wait_plan(owner_raw, plan_id)["PlanDetail"]
+    # The plan is the owner's, re-applies the same version and parameters, and waits for the approver.
+    assert (plan["Status"], plan["OperationType"], plan["OwnerPrincipalId"]) == \
+        ("ApplicationInProgress", "UpdateProvisionedProduct", owner["PrincipalId"]), plan
+    assert plan["PlanName"] == f"drift-remediation-{checked['TaskId']}", plan
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in plan["Parameters"]}["content"] == "as launched", plan
+    assert page.read_text() == "edited by hand", "nothing runs before the approval"
+    assert "RemediationTaskId" not in checks(owner_raw, pp_id)[0]
+
+    # Approved: the scheduler executes it on the owner's behalf, and the drift is gone.
+    approver_raw.call("ApproveProvisionedProductPlan", {"PlanId": plan_id, "ApprovalAction": "Approve"})
+    update_id = poll("the approved plan executed", lambda: checks(owner_raw, pp_id)[0].get("RemediationTaskId"))
+    update = wait_task(owner_c, update_id)
+    assert (update["Status"], update["TaskType"]) == ("Succeeded", "UpdateProvisionedProduct"), update
+    assert page.read_text() == "as launched"
+    assert get_plan(owner_raw, plan_id)["PlanDetail"]["Status"] == "ExecuteSuccess"
+    assert wait_task(owner_c, detect(owner_raw, pp_id))["Status"] == "Succeeded"
+    assert raw_pp(owner_raw, pp_id)["DriftStatus"] == "InSync"
+
+    events = receiver.wait_for(lambda e: len(e) >= 3, "the plan made, awaiting approval, then executed")
+    receiver.close()
+    assert sorted(e["EventType"] for e in events) == ["DriftRemediationQueued", "DriftRemediationQueued", "PlanAwaitingApproval"]
+    made = [e for e in events if e["EventType"] == "DriftRemediationQueued"]
+    assert {e.get("RemediationPlanId") for e in made} == {plan_id, None}, made
+    assert {e.get("RemediationTaskId") for e in made} == {update_id, None}, made
+    audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
+    assert sorted(e["Action"] for e in audit) == ["CreateProvisionedProductPlan", "ExecuteProvisionedProductPlan"], audit
+    assert all(e["Parameters"]["OnBehalfOf"] == owner["PrincipalId"] for e in audit), audit
