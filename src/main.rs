@@ -160,9 +160,8 @@ enum Command {
         /// Print the effective configuration (secrets redacted) and exit.
         #[arg(long)]
         print_config: bool,
-        /// Days the audit trail is kept (0: forever).
-        #[arg(long, env = "SERVICECATALOG_AUDIT_RETENTION_DAYS", default_value_t = 90)]
-        audit_retention_days: u64,
+        #[command(flatten)]
+        retention: Box<servicecatalog::ops::retention::RetentionArgs>,
         /// Shortest interval between two scheduled drift checks of a provisioned product, in
         /// seconds: a Drift constraint asking for less gets this (every node of a cluster should
         /// say the same).
@@ -363,7 +362,7 @@ async fn run() -> anyhow::Result<()> {
             limits,
             sources,
             webhooks,
-            audit_retention_days,
+            retention,
             drift_min_interval_seconds,
             print_config,
             data,
@@ -388,7 +387,7 @@ async fn run() -> anyhow::Result<()> {
                 sample_catalog,
                 limits: limits.limits(),
                 sources: sources.policy()?,
-                audit_retention: Duration::from_secs(audit_retention_days * 86_400),
+                retention: retention.retention(),
                 webhooks: webhooks.policy(),
                 drift_min_interval: Duration::from_secs(drift_min_interval_seconds),
             })

@@ -40,8 +40,8 @@ pub struct ServeOptions {
     pub limits: crate::api::limits::Limits,
     /// Outside template sources.
     pub sources: crate::fetch::SourcePolicy,
-    /// How long audit events are kept (zero: forever).
-    pub audit_retention: std::time::Duration,
+    /// How long audit events, drift checks and finished webhook deliveries are kept.
+    pub retention: crate::ops::retention::Retention,
     /// Where webhooks may post, and how deliveries are tried.
     pub webhooks: crate::ops::notify::WebhookPolicy,
     /// The shortest interval between two scheduled drift checks of a provisioned product.
@@ -95,7 +95,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let state = Arc::new(AppState { auth, store, rate, config, secrets, engine, metrics, sign_in: Default::default() });
     let nonce_state = Arc::clone(&state);
     let nonce_writer = tokio::spawn(async move { nonce_state.auth.nonces.maintain().await });
-    tokio::spawn(crate::api::trail::prune(state.store.clone(), options.audit_retention));
+    tokio::spawn(crate::ops::retention::run(state.store.clone(), options.retention));
     let dispatcher = crate::ops::notify::Dispatcher::new(state.store.clone(), state.secrets.clone(), options.webhooks.clone())?;
     tokio::spawn(dispatcher.run());
     if options.sample_catalog {

@@ -5,8 +5,6 @@
 //! `Parameters` entries (all of them when sensitivity cannot be known, e.g. a refused launch),
 //! and long values (template bodies) reduced to their length. Signature parameters are dropped.
 
-use std::time::Duration;
-
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -152,23 +150,6 @@ fn shorten(value: String) -> Value {
         Value::String(format!("({} bytes)", value.len()))
     } else {
         Value::String(value)
-    }
-}
-
-/// Deletes events older than `retention` now and then every hour (a no-op at zero retention).
-pub async fn prune(store: Store, retention: Duration) {
-    if retention.is_zero() {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = crate::store::now_ms() - retention.as_millis() as i64;
-        match store.prune_audit_events(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "pruned audit events past their retention"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune audit events"),
-        }
     }
 }
 

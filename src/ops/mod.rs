@@ -1,6 +1,6 @@
 //! Running the server in production: shutdown signals, metrics, where the data lives (and the
-//! master key's rotation), backups, the configuration file and the delivery of webhooks
-//! ([`notify`]). Each piece is wired into the
+//! master key's rotation), backups, the configuration file, the delivery of webhooks
+//! ([`notify`]) and how long records are kept ([`retention`]). Each piece is wired into the
 //! server's life in one place (`server`, `main`). The audit trail and request limits belong to
 //! the request pipeline: `api::trail`, `api::limits`.
 
@@ -10,4 +10,5 @@ pub mod data;
 pub mod log_writer;
 pub mod metrics;
 pub mod notify;
+pub mod retention;
 pub mod shutdown;

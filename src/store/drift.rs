@@ -152,6 +152,17 @@ impl Store {
         Ok(self.write(settle).await? == 1)
     }
 
+    /// Deletes the checks that ended before `before` (ms), except each provisioned product's
+    /// latest; the number deleted.
+    pub async fn prune_drift_checks(&self, before: i64) -> StoreResult<u64> {
+        self.write(sql!(
+            "DELETE FROM drift_checks WHERE checked_at > 0 AND checked_at < $1 AND checked_at < \
+             (SELECT MAX(latest.checked_at) FROM drift_checks latest WHERE latest.provisioned_product_id = drift_checks.provisioned_product_id)",
+            before
+        ))
+        .await
+    }
+
     /// Records what became of a settled remediation: the update or plan it made, or why none
     /// was (`message`). What it made is told to webhooks (`DriftRemediationQueued`) in the same
     /// transaction.
@@ -330,6 +341,24 @@ mod tests {
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_plan_id.as_ref(), Some(&plan.plan_id), "the plan is kept beside the update");
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_each_products_latest_check() {
+        testing::each_store(|store| async move {
+            let (launch, check) = checking(&store, TaskOutcome::Succeeded { outputs: "[]".into() }, Remediation::None).await;
+            assert!(store.finish_task(&check, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
+            let later = Task { task_id: "task-c2".into(), ..check.clone() };
+            assert!(store.start_drift_check(&later, Remediation::None).await.unwrap());
+            assert!(store.finish_task(&later, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
+            store.write(sql!("UPDATE drift_checks SET checked_at = 1000 WHERE task_id = 'task-c'")).await.unwrap();
+            store.write(sql!("UPDATE drift_checks SET checked_at = 2000 WHERE task_id = 'task-c2'")).await.unwrap();
+            assert_eq!(store.prune_drift_checks(1000).await.unwrap(), 0, "none ended before");
+            assert_eq!(store.prune_drift_checks(now_ms()).await.unwrap(), 1);
+            let (history, total) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!((total, history[0].task_id.as_str()), (1, "task-c2"), "the latest stays");
         })
         .await;
     }

@@ -165,6 +165,21 @@ impl Store {
         Ok(deleted == 1)
     }
 
+    /// Deletes the deliveries that ended (delivered, or out of attempts) before `before` (ms),
+    /// with their attempts; the number of deliveries deleted.
+    pub async fn prune_webhook_deliveries(&self, before: i64) -> StoreResult<u64> {
+        let ended = "SELECT delivery_id FROM webhook_deliveries WHERE status <> $1 AND updated_at < $2";
+        let mut tx = self.begin().await?;
+        sql!(&format!("DELETE FROM webhook_attempts WHERE delivery_id IN ({ended})"), DeliveryStatus::Pending, before)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sql!(&format!("DELETE FROM webhook_deliveries WHERE delivery_id IN ({ended})"), DeliveryStatus::Pending, before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     /// One page of deliveries, newest first, and their total.
     pub async fn list_deliveries(&self, query: &DeliveryQuery, page: Page) -> StoreResult<(Vec<Delivery>, i64)> {
         let mut filter = Sql::new(" FROM webhook_deliveries WHERE 1 = 1");
@@ -311,6 +326,11 @@ mod tests {
             assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2]);
             let delivered = DeliveryQuery { status: Some(DeliveryStatus::Delivered), ..DeliveryQuery::default() };
             assert_eq!(store.list_deliveries(&delivered, page).await.unwrap().1, 1);
+            // Past the retention only what ended goes, with its attempts; pending deliveries stay.
+            assert_eq!(store.prune_webhook_deliveries(now_ms() - 60_000).await.unwrap(), 0, "ended too recently");
+            assert_eq!(store.prune_webhook_deliveries(now_ms() + 60_000).await.unwrap(), 1);
+            assert!(store.delivery_attempts(&[claimed.delivery_id.as_str()]).await.unwrap().is_empty());
+            assert_eq!(store.list_deliveries(&DeliveryQuery::default(), page).await.unwrap().1, 3, "the pending ones are kept");
 
             assert!(store.delete_webhook("wh-all").await.unwrap());
             assert!(!store.delete_webhook("wh-all").await.unwrap());
