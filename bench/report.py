@@ -91,7 +91,8 @@ def print_api(title, rows):
 
 def print_scale(db, seed, scale, size):
     db_size = f", database {size['database_bytes'] / 2**20:.0f} MiB" if size else ""
-    print(f"\n{db} data scale: {seed['provisioned_products']:,} provisioned products, {seed['tasks']:,} tasks, seeded in {seed['seed_seconds']} s{db_size}"
+    analyzed = f", VACUUM (ANALYZE) in {seed['vacuum_analyze_seconds']} s" if seed.get("vacuum_analyze_seconds") is not None else ""
+    print(f"\n{db} data scale: {seed['provisioned_products']:,} provisioned products, {seed['tasks']:,} tasks, seeded in {seed['seed_seconds']} s{analyzed}{db_size}"
           f"\n{'case':<46}{'c':>4}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}{'PG us/req':>11}")
     for r in scale:
         print(f"{r['case']:<46}{r['concurrency']:>4}{r['rps']:>9.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
