@@ -101,7 +101,8 @@ impl Dialect {
         }
     }
 
-    /// Whether the trigram index of lower-cased provisioned product names exists (migration 11).
+    /// Whether the FTS5 trigram table of lower-cased provisioned product names exists (migration 11;
+    /// PostgreSQL's trigram index, migration 23, serves `LIKE` itself and needs no separate query).
     pub(super) fn has_name_index(self) -> bool {
         self == Dialect::Sqlite
     }

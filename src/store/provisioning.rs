@@ -318,6 +318,19 @@ impl Store {
         order: SortOrder,
         page: Page,
     ) -> StoreResult<(Vec<ProvisionedProduct>, i64)> {
+        let (select, count) = self.provisioned_products_statements(query, order, page).await?;
+        self.fetch_page(&select, &count, page, ProvisionedProduct::from_row).await
+    }
+
+    /// The page and count statements of [`Store::list_provisioned_products`]. A FullTextSearch
+    /// is `LOWER(name) LIKE`, which PostgreSQL answers from its trigram index (migration 23) when
+    /// the text is rare, or through SQLite's trigram index (migration 11) when that pays.
+    async fn provisioned_products_statements(
+        &self,
+        query: &ProvisionedProductQuery,
+        order: SortOrder,
+        page: Page,
+    ) -> StoreResult<(Sql, Sql)> {
         let phrase = match &query.full_text {
             Some(text) => self.indexed_name_search(text).await?,
             None => None,
@@ -351,7 +364,7 @@ impl Store {
         let dir = order.sql();
         select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
         select.push(" OFFSET ").int(page.offset());
-        self.fetch_page(&select, &filter.behind("SELECT COUNT(*) FROM provisioned_products pp"), page, ProvisionedProduct::from_row).await
+        Ok((select, filter.behind("SELECT COUNT(*) FROM provisioned_products pp")))
     }
 
     /// The FTS5 phrase for a FullTextSearch `text` when the trigram index of lower-cased names
@@ -740,6 +753,35 @@ pub(crate) mod tests {
         let mut ids: Vec<String> = found.into_iter().map(|pp| pp.provisioned_product_id.into()).collect();
         ids.sort();
         ids
+    }
+
+    /// The plan PostgreSQL makes for `sql` (EXPLAIN), one line per row.
+    async fn postgres_plan(store: &Store, sql: &Sql) -> String {
+        let explain = sql.behind("EXPLAIN ");
+        store.fetch_all(&explain, |row| row.first::<String>()).await.unwrap().join("\n")
+    }
+
+    #[tokio::test]
+    async fn postgres_answers_a_rare_full_text_from_the_trigram_index() {
+        testing::each_store(|store| async move {
+            if store.dialect() != crate::store::Dialect::Postgres {
+                return;
+            }
+            let names: Vec<String> = (0..5000).map(|i| format!("app-{i:06}")).collect();
+            seed_names(&store, &names.iter().map(String::as_str).collect::<Vec<_>>()).await;
+            Sql::new("ANALYZE provisioned_products").execute(store.writer()).await.unwrap();
+            let page = Page { number: 1, size: 10 };
+            // The statements the server sends for a text that 11 of the 5,000 names hold.
+            let rare = ProvisionedProductQuery { full_text: Some("00123".into()), ..Default::default() };
+            let (select, count) = store.provisioned_products_statements(&rare, SortOrder::Desc, page).await.unwrap();
+            for sql in [&select, &count] {
+                let plan = postgres_plan(&store, sql).await;
+                assert!(plan.contains("provisioned_products_name_trgm"), "{plan}");
+            }
+            let (found, total) = store.list_provisioned_products(&rare, SortOrder::Desc, page).await.unwrap();
+            assert_eq!((found.len(), total), (10, 11), "app-000123 and app-001230 to app-001239");
+        })
+        .await;
     }
 
     #[tokio::test]
