@@ -362,8 +362,14 @@ impl Store {
         }
         let mut select = filter.behind(&format!("SELECT {}{PP_FROM}", pp_columns()));
         let dir = order.sql();
-        select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT ")).int(page.size);
-        select.push(" OFFSET ").int(page.offset());
+        // LIMIT and OFFSET in the text, not bound: PostgreSQL's generic plan of a prepared statement
+        // guesses an unknown OFFSET, which priced it above the plan made for each call's values, so
+        // with statistics it planned every call again.
+        select.push(&format!(
+            " ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT {} OFFSET {}",
+            page.size,
+            page.offset()
+        ));
         Ok((select, filter.behind("SELECT COUNT(*) FROM provisioned_products pp")))
     }
 
