@@ -167,6 +167,10 @@ enum Command {
         /// say the same).
         #[arg(long, env = "SERVICECATALOG_DRIFT_MIN_INTERVAL_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
         drift_min_interval_seconds: u64,
+        /// For tests only: seconds the scheduler sleeps holding an expiry job before it queues
+        /// the terminate, so that a test can kill the node while it holds the job. Keep 0.
+        #[arg(long, default_value_t = 0, hide = true)]
+        test_expiry_hold_seconds: u16,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -364,6 +368,7 @@ async fn run() -> anyhow::Result<()> {
             webhooks,
             retention,
             drift_min_interval_seconds,
+            test_expiry_hold_seconds,
             print_config,
             data,
         } => {
@@ -390,6 +395,7 @@ async fn run() -> anyhow::Result<()> {
                 retention: retention.retention(),
                 webhooks: webhooks.policy(),
                 drift_min_interval: Duration::from_secs(drift_min_interval_seconds),
+                expiry_hold: Duration::from_secs(test_expiry_hold_seconds.into()),
             })
             .await
         }

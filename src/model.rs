@@ -215,6 +215,9 @@ wire_enum! {
         /// How often the product's provisioned products are checked for drift, and what a check
         /// that finds drift does (an extension).
         Drift,
+        /// When the product's provisioned products expire (a default and a maximum lifetime) and
+        /// when their owners are warned (an extension).
+        Expiry,
     }
 
     /// What a task or plan does to a provisioned product; `DetectProvisionedProductDrift` (an
@@ -251,6 +254,9 @@ wire_enum! {
     ScheduleKind {
         /// Queues drift checks of the provisioned products a `Drift` constraint covers (its subject).
         DriftCheck,
+        /// Warns of, then carries out, the expiry of a provisioned product (its subject): a
+        /// terminate on behalf of its owner, retried with backoff while it fails.
+        Expiry,
     }
 
     /// A task's status: queued or running, then done or failed.
@@ -277,6 +283,10 @@ wire_enum! {
         /// event) or created an update plan (`ReapplyWithApproval`; its approval and execution
         /// follow as plan and task events).
         DriftRemediationQueued,
+        /// A provisioned product expires soon (one of its `Expiry` constraint's warnings).
+        ExpiryWarning,
+        /// A provisioned product expired: its terminate is queued.
+        Expired,
     }
 
     /// Where a webhook delivery stands.

@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub webhooks: crate::ops::notify::WebhookPolicy,
     /// The shortest interval between two scheduled drift checks of a provisioned product.
     pub drift_min_interval: std::time::Duration,
+    /// For tests only: how long the scheduler holds an expiry job before it terminates.
+    pub expiry_hold: std::time::Duration,
 }
 
 /// The engine settings `serve` takes.
@@ -103,7 +105,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     }
     if options.engine.workers > 0 {
         // The scheduler runs beside the workers: the tasks it queues run on any node's.
-        let config = ScheduleConfig { min_drift_interval: options.drift_min_interval, lease: options.engine.lease };
+        let config = ScheduleConfig {
+            min_drift_interval: options.drift_min_interval,
+            lease: options.engine.lease,
+            expiry_hold: options.expiry_hold,
+        };
         let (store, secrets, regions) = (state.store.clone(), state.secrets.clone(), state.config.regions.clone());
         let scheduler = Scheduler::new(store, secrets, regions, state.config.account_id.clone(), Arc::clone(&state.engine), config);
         tokio::spawn(scheduler.run());

@@ -122,6 +122,7 @@ actions! {
     ListWebhooks => Admin Read,
     ListWebhookDeliveries => Admin Read,
     ListProvisionedProductDriftChecks => EndUser Read,
+    UpdateProvisionedProductExpiry => EndUser Change,
 }
 
 #[cfg(test)]

@@ -250,6 +250,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListWebhookDeliveries => typed(action, ctx.webhooks().deliveries(decode(params)?).await?)?,
         DetectProvisionedProductDrift => typed(action, ctx.state.provisioner().detect(ctx.principal, decode(params)?).await?)?,
         ListProvisionedProductDriftChecks => typed(action, ctx.state.provisioner().drift_checks(ctx.principal, decode(params)?).await?)?,
+        UpdateProvisionedProductExpiry => typed(action, ctx.state.provisioner().update_expiry(ctx.principal, decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),

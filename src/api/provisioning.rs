@@ -114,6 +114,9 @@ struct ProvisionedProductDetail<'a> {
     /// Extension: when the last drift check ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     drift_checked_time: Option<String>,
+    /// Extension: when its expiry terminates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiry_time: Option<String>,
 }
 
 fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProductDetail<'a> {
@@ -139,6 +142,7 @@ fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProduc
         last_successful_provisioning_task_id: &pp.last_successful_provisioning_task_id,
         drift_status: pp.drift_status,
         drift_checked_time: pp.drift_checked_at.map(format_time),
+        expiry_time: pp.expires_at.map(format_time),
     }
 }
 

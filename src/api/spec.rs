@@ -95,6 +95,10 @@ pub struct ActionSpec {
 #[derive(Deserialize)]
 struct SpecFile {
     actions: Vec<ActionSpec>,
+    /// Extension parameters of official actions, by action (`extensions.json` only); the
+    /// `_comment` entry is not an action.
+    #[serde(default)]
+    parameters: HashMap<String, Value>,
 }
 
 /// `descriptions.json`: by action, its summary and its parameters' descriptions.
@@ -117,11 +121,17 @@ pub fn actions() -> &'static HashMap<String, ActionSpec> {
         let extensions: SpecFile = serde_json::from_str(EXTENSIONS).expect("the embedded extensions spec is valid JSON");
         let overlay: Map<String, Value> = serde_json::from_str(OVERLAY).expect("the embedded overlay is valid JSON");
         let mut descriptions: DescriptionFile = serde_json::from_str(DESCRIPTIONS).expect("the embedded descriptions are valid JSON");
+        let mut added = extensions.parameters;
+        added.remove("_comment");
         let actions: HashMap<String, ActionSpec> = file
             .actions
             .into_iter()
             .chain(extensions.actions)
             .map(|mut action| {
+                if let Some(params) = added.remove(&action.name) {
+                    let params: Vec<ParamSpec> = serde_json::from_value(params).expect("extension parameters are well-formed");
+                    action.request.extend(params);
+                }
                 if let Some(Value::Object(patches)) = overlay.get(&action.name) {
                     apply_overlay(&mut action, patches);
                 }
@@ -133,6 +143,9 @@ pub fn actions() -> &'static HashMap<String, ActionSpec> {
             .collect();
         if let Some(name) = descriptions.actions.keys().next() {
             panic!("descriptions.json describes unknown action {name}");
+        }
+        if let Some(name) = added.keys().next() {
+            panic!("extensions.json adds parameters to unknown action {name}");
         }
         actions
     })
@@ -426,6 +439,16 @@ mod tests {
         let official: SpecFile = serde_json::from_str(SPEC).unwrap();
         assert_eq!(official.actions.len(), OFFICIAL_ACTIONS);
         assert!(actions().contains_key("GetTaskLog"));
+    }
+
+    #[test]
+    fn extension_parameters_of_official_actions_are_decoded() {
+        let base = [("ProductId", "p"), ("ProductVersionId", "v"), ("ProvisionedProductName", "n"), ("StackRegionId", "r")];
+        let with = [&base[..], &[("ExpiryTime", "2026-01-31T12:00:00Z")]].concat();
+        assert_eq!(decode_action("LaunchProduct", &with).unwrap()["ExpiryTime"], "2026-01-31T12:00:00Z");
+        assert!(!decode_action("LaunchProduct", &base).unwrap().contains_key("ExpiryTime"));
+        let long = [&base[..], &[("ExpiryTime", "2026-01-31T12:00:00.000000Z")]].concat();
+        assert_eq!(decode_action("LaunchProduct", &long).unwrap_err().code(), "InvalidParameter.ExpiryTime");
     }
 
     #[test]

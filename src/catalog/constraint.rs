@@ -10,6 +10,7 @@
 //! | `StackRegion` | `{"StackRegions": ["cn-hangzhou", …]}`                                          |
 //! | `Sandbox`     | `{"Network": "Off"}` (or `"On"`, the default): whether Terraform reaches the network |
 //! | `Drift`       | `{"IntervalMinutes": 60, "Remediation": "None"|"Reapply"|"ReapplyWithApproval"}`: scheduled drift checks |
+//! | `Expiry`      | `{"DefaultMinutes": 1440, "MaxMinutes": 10080, "WarningMinutes": [60]}`: lifetimes |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -34,6 +35,7 @@ pub fn example_config(kind: ConstraintType) -> &'static str {
         ConstraintType::StackRegion => r#"{"StackRegions": ["cn-hangzhou"]}"#,
         ConstraintType::Sandbox => r#"{"Network": "Off"}"#,
         ConstraintType::Drift => r#"{"IntervalMinutes": 60, "Remediation": "None"}"#,
+        ConstraintType::Expiry => r#"{"DefaultMinutes": 1440, "MaxMinutes": 10080, "WarningMinutes": [60]}"#,
     }
 }
 
@@ -145,6 +147,82 @@ fn no_remediation() -> Remediation {
     Remediation::None
 }
 
+/// `Expiry`: how long the provisioned products of the (portfolio, product) pair live, and when
+/// their owners are warned before they are terminated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", try_from = "ExpiryFields")]
+pub struct ExpiryConfig {
+    /// The lifetime of a provisioned product launched without an `ExpiryTime`.
+    pub default_minutes: Minutes,
+    /// The longest lifetime, counted from the launch, that its owner may set (an administrator may
+    /// set a later expiry).
+    pub max_minutes: Minutes,
+    /// How long before its expiry the owner is warned (an `ExpiryWarning` event for each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warning_minutes: Vec<Minutes>,
+}
+
+/// An `Expiry` Config as written, checked into an [`ExpiryConfig`].
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ExpiryFields {
+    default_minutes: f64,
+    max_minutes: f64,
+    #[serde(default)]
+    warning_minutes: Vec<f64>,
+}
+
+/// Longest lifetime an `Expiry` constraint may give: ten years.
+const MAX_EXPIRY_MINUTES: f64 = 5_256_000.0;
+
+/// Most warnings an `Expiry` constraint may ask for.
+const MAX_WARNINGS: usize = 10;
+
+impl TryFrom<ExpiryFields> for ExpiryConfig {
+    type Error = String;
+
+    fn try_from(fields: ExpiryFields) -> Result<Self, String> {
+        let minutes = |field: &str, value: f64| {
+            if value > 0.0 && value <= MAX_EXPIRY_MINUTES {
+                Ok(Minutes((value * 60_000.0).round().max(1.0) as u64))
+            } else {
+                Err(format!("{field} must be a number of minutes above 0 and at most {MAX_EXPIRY_MINUTES}, not {value}"))
+            }
+        };
+        let default_minutes = minutes("DefaultMinutes", fields.default_minutes)?;
+        let max_minutes = minutes("MaxMinutes", fields.max_minutes)?;
+        if default_minutes.0 > max_minutes.0 {
+            return Err(format!("DefaultMinutes ({}) must not be above MaxMinutes ({})", fields.default_minutes, fields.max_minutes));
+        }
+        if fields.warning_minutes.len() > MAX_WARNINGS {
+            return Err(format!("WarningMinutes has {} items; at most {MAX_WARNINGS} are allowed", fields.warning_minutes.len()));
+        }
+        let mut warning_minutes = fields.warning_minutes.iter().map(|w| minutes("WarningMinutes", *w)).collect::<Result<Vec<_>, _>>()?;
+        warning_minutes.sort_by_key(|w| std::cmp::Reverse(w.0));
+        if warning_minutes.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err("WarningMinutes lists a value twice".into());
+        }
+        Ok(ExpiryConfig { default_minutes, max_minutes, warning_minutes })
+    }
+}
+
+impl ExpiryConfig {
+    /// The lifetime of a provisioned product launched without an expiry, in ms.
+    pub fn default_ms(&self) -> i64 {
+        self.default_minutes.0 as i64
+    }
+
+    /// The longest lifetime its owner may give a provisioned product, in ms.
+    pub fn max_ms(&self) -> i64 {
+        self.max_minutes.0 as i64
+    }
+
+    /// The warning times of an expiry at `expires_at` (ms), earliest first.
+    pub fn warning_times(&self, expires_at: i64) -> Vec<i64> {
+        self.warning_minutes.iter().map(|w| expires_at - w.0 as i64).collect()
+    }
+}
+
 /// A duration given in minutes (a JSON number, fractions allowed), kept in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Minutes(pub u64);
@@ -195,6 +273,8 @@ pub enum ConstraintConfig {
     Sandbox(SandboxConfig),
     /// See [`DriftConfig`].
     Drift(DriftConfig),
+    /// See [`ExpiryConfig`].
+    Expiry(ExpiryConfig),
 }
 
 impl ConstraintConfig {
@@ -211,6 +291,7 @@ impl ConstraintConfig {
             ConstraintType::StackRegion => ConstraintConfig::StackRegion(from_value(kind, value)?),
             ConstraintType::Sandbox => ConstraintConfig::Sandbox(from_value(kind, value)?),
             ConstraintType::Drift => ConstraintConfig::Drift(from_value(kind, value)?),
+            ConstraintType::Expiry => ConstraintConfig::Expiry(from_value(kind, value)?),
         };
         config.validate()?;
         Ok(config)
@@ -225,6 +306,7 @@ impl ConstraintConfig {
             ConstraintConfig::StackRegion(_) => ConstraintType::StackRegion,
             ConstraintConfig::Sandbox(_) => ConstraintType::Sandbox,
             ConstraintConfig::Drift(_) => ConstraintType::Drift,
+            ConstraintConfig::Expiry(_) => ConstraintType::Expiry,
         }
     }
 
@@ -237,6 +319,7 @@ impl ConstraintConfig {
             ConstraintConfig::StackRegion(c) => serde_json::to_string(c),
             ConstraintConfig::Sandbox(c) => serde_json::to_string(c),
             ConstraintConfig::Drift(c) => serde_json::to_string(c),
+            ConstraintConfig::Expiry(c) => serde_json::to_string(c),
         }
         .expect("configs serialise")
     }
@@ -257,6 +340,10 @@ impl ConstraintConfig {
             ConstraintConfig::Drift(c) => {
                 out.insert("IntervalMinutes".into(), json!(c.interval_minutes));
                 out.insert("Remediation".into(), json!(c.remediation));
+            }
+            ConstraintConfig::Expiry(c) => {
+                out.insert("DefaultMinutes".into(), json!(c.default_minutes));
+                out.insert("MaxMinutes".into(), json!(c.max_minutes));
             }
             ConstraintConfig::Launch(_) | ConstraintConfig::Template(_) => {}
         }
@@ -306,7 +393,7 @@ impl ConstraintConfig {
                 }
                 Ok(())
             }
-            ConstraintConfig::Sandbox(_) | ConstraintConfig::Drift(_) => Ok(()),
+            ConstraintConfig::Sandbox(_) | ConstraintConfig::Drift(_) | ConstraintConfig::Expiry(_) => Ok(()),
         }
     }
 }
@@ -545,5 +632,28 @@ mod tests {
         assert!(parse("Drift", r#"{}"#).unwrap_err().0.contains("IntervalMinutes"));
         let approval = r#"{"OperationTypes":["DetectProvisionedProductDrift"],"Approvers":[{"Type":"RamUser","Id":"1"}]}"#;
         assert!(parse("Approval", approval).unwrap_err().0.contains("changes nothing"));
+    }
+
+    #[test]
+    fn expiry_configs_take_a_default_a_maximum_and_warnings() {
+        let c = parse("Expiry", r#"{"DefaultMinutes":60,"MaxMinutes":1440,"WarningMinutes":[5,30]}"#).unwrap();
+        let ConstraintConfig::Expiry(e) = &c else { panic!("{c:?}") };
+        assert_eq!((e.default_ms(), e.max_ms()), (3_600_000, 86_400_000));
+        assert_eq!(e.warning_times(10_000_000), vec![10_000_000 - 1_800_000, 10_000_000 - 300_000], "earliest first");
+        assert_eq!(c.to_json(), r#"{"DefaultMinutes":60,"MaxMinutes":1440,"WarningMinutes":[30,5]}"#);
+        assert_eq!(parse("Expiry", &c.to_json()).unwrap(), c);
+        assert_eq!(c.summary_fields()["MaxMinutes"], json!(1440));
+        let short = parse("Expiry", r#"{"DefaultMinutes":1,"MaxMinutes":1.5}"#).unwrap();
+        assert_eq!(short.to_json(), r#"{"DefaultMinutes":1,"MaxMinutes":1.5}"#);
+        let bad = |t: &str| parse("Expiry", t).unwrap_err().0;
+        assert!(bad(r#"{"DefaultMinutes":0,"MaxMinutes":10}"#).contains("DefaultMinutes must be a number of minutes above 0"));
+        assert!(bad(r#"{"DefaultMinutes":1,"MaxMinutes":-3}"#).contains("MaxMinutes must be"));
+        assert!(bad(r#"{"DefaultMinutes":20,"MaxMinutes":10}"#).contains("must not be above MaxMinutes"));
+        assert!(bad(r#"{"DefaultMinutes":1,"MaxMinutes":10,"WarningMinutes":[0]}"#).contains("WarningMinutes must be"));
+        assert!(bad(r#"{"DefaultMinutes":1,"MaxMinutes":10,"WarningMinutes":[2,2]}"#).contains("twice"));
+        assert!(bad(r#"{"DefaultMinutes":1,"MaxMinutes":6000000}"#).contains("at most"));
+        assert!(bad(r#"{"MaxMinutes":10}"#).contains("DefaultMinutes"));
+        assert!(bad(r#"{"DefaultMinutes":1,"MaxMinutes":10,"Grace":1}"#).contains("Grace"));
+        assert!(bad(r#"{"DefaultMinutes":"1","MaxMinutes":10}"#).contains("invalid"));
     }
 }

@@ -158,7 +158,7 @@ impl Catalog<'_> {
                     return Err(invalid_config(format_args!("the region {region:?} is not offered here (see ListRegions)")));
                 }
             }
-            ConstraintConfig::Template(_) | ConstraintConfig::Sandbox(_) | ConstraintConfig::Drift(_) => {}
+            ConstraintConfig::Template(_) | ConstraintConfig::Sandbox(_) | ConstraintConfig::Drift(_) | ConstraintConfig::Expiry(_) => {}
         }
         Ok(config)
     }

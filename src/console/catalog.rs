@@ -192,6 +192,7 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
             portfolio_id,
             parameters,
             tags,
+            expiry_time: form.optional("expiry"),
         };
         let queued =
             audited_unless(&state, &session, Action::LaunchProduct, launch, malformed, |r| provisioner.launch(principal, r)).await?;
@@ -227,6 +228,7 @@ fn render_launch(session: &Session, product_id: &str, context: &LaunchContext, f
                 }
             }
             (change_fields(&context.parameters, form, &[], error))
+            (text_field("expiry", "Expiry (optional)", form.text("expiry"), false, Some("UTC, like 2026-01-31T12:00:00Z: when it is terminated. Empty: the product's default lifetime, if it has one."), field_error("InvalidParameter.ExpiryTime")))
             div.buttons {
                 button type="submit" name="intent" value="launch" { "Launch" }
                 button.secondary type="submit" name="intent" value="plan" { "Preview as a plan" }

@@ -6,6 +6,7 @@
 //! them: it makes their execution wait for an approver.
 
 pub mod drift;
+pub mod expiry;
 pub mod job;
 pub mod plan;
 pub mod queue;

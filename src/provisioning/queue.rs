@@ -15,7 +15,8 @@ use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
-use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, TaskId, TaskStatus};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus};
+use crate::store::expiry::ExpiryTermination;
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
 use crate::store::principal::Principal;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
@@ -56,6 +57,10 @@ pub struct Launch {
     pub parameters: Vec<Parameter>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// Extension: when the provisioned product expires (`2026-01-31T12:00:00Z`); without it, its
+    /// `Expiry` constraint's default lifetime applies, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_time: Option<String>,
 }
 
 /// `UpdateProvisionedProduct`'s request.
@@ -83,6 +88,20 @@ pub(super) struct ProductChange {
     pub previous: Option<Vec<(String, String)>>,
     pub given: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+}
+
+impl ProductChange {
+    /// `operation` of `pp` with its own version and parameters (a terminate, a drift check).
+    fn as_it_is(operation: OperationType, pp: &ProvisionedProduct) -> Self {
+        ProductChange {
+            operation,
+            version_id: pp.product_version_id.clone(),
+            portfolio_id: None,
+            previous: None,
+            given: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
 }
 
 /// Where a task runs: its provisioned product, by id, name and region.
@@ -137,6 +156,7 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
         last_provisioning_task_id: Some(task.task_id.clone()),
         last_successful_provisioning_task_id: None,
         created_at: task.created_at,
+        expires_at: None,
         product_name: task.product_name.clone(),
         product_version_name: task.product_version_name.clone(),
         drift_status: DriftStatus::NeverChecked,
@@ -246,9 +266,11 @@ impl Provisioner<'_> {
         }
     }
 
-    /// Launches a product: a new provisioned product and its task.
+    /// Launches a product: a new provisioned product and its task, and its expiry (asked for, or
+    /// its `Expiry` constraint's default) scheduled.
     pub async fn launch(&self, principal: &Principal, req: Launch) -> Result<Queued, DomainError> {
         self.check_new_name(principal, &req.provisioned_product_name).await?;
+        let asked = super::expiry::parse_expiry_time(req.expiry_time.as_deref())?;
         let request = ChangeRequest {
             principal,
             operation: OperationType::LaunchProduct,
@@ -260,11 +282,18 @@ impl Provisioner<'_> {
             tags: tag_pairs(req.tags),
         };
         let change = resolve(self.store, self.regions, request).await?.direct()?;
+        let policy = super::expiry::expiry_policy(self.store, &change.portfolio_id, &change.product_id).await?;
         let id = ProvisionedProductId::new();
         let target = Target { id: &id, name: &req.provisioned_product_name, region: &req.stack_region_id };
         let task = task(&target, &change, self.seal(&change));
-        let pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
+        let mut pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
+        pp.expires_at = super::expiry::launch_expiry(principal, policy.as_ref(), asked, task.created_at)?;
         self.store.create_launch(&pp, &task).await?;
+        if pp.expires_at.is_some() {
+            // Due now: the job works out when to warn and expire (each node's scheduler also
+            // schedules expiring products it finds without a job).
+            self.store.schedule(ScheduleKind::Expiry, &id, 0, 0).await?;
+        }
         self.engine.task_queued().await;
         Ok(Queued { provisioned_product_id: id, task_id: task.task_id })
     }
@@ -286,22 +315,24 @@ impl Provisioner<'_> {
         };
         let change = self.on_product(principal, &pp, asked).await?;
         let sealed = self.seal(&change);
-        self.change(&pp, change.direct()?, sealed).await
+        self.change(&pp, change.direct()?, sealed, None).await
     }
 
     /// Terminates a provisioned product (its owner can always remove what they launched).
     pub async fn terminate(&self, principal: &Principal, id: &str) -> Result<Queued, DomainError> {
         let pp = self.visible(principal, id).await?;
-        let asked = ProductChange {
-            operation: OperationType::TerminateProvisionedProduct,
-            version_id: pp.product_version_id.clone(),
-            portfolio_id: None,
-            previous: None,
-            given: Vec::new(),
-            tags: Vec::new(),
-        };
+        let asked = ProductChange::as_it_is(OperationType::TerminateProvisionedProduct, &pp);
         let change = self.on_product(principal, &pp, asked).await?.direct()?;
-        self.change(&pp, change, pp.parameters_sealed.clone()).await
+        self.change(&pp, change, pp.parameters_sealed.clone(), None).await
+    }
+
+    /// Terminates an expired provisioned product on behalf of its `owner`. An `Approval`
+    /// constraint covering terminates does not hold it: the administrator who set the `Expiry`
+    /// constraint approved its terminates in advance.
+    pub async fn expire(&self, owner: &Principal, pp: &ProvisionedProduct, expiry: ExpiryTermination) -> Result<Queued, DomainError> {
+        let asked = ProductChange::as_it_is(OperationType::TerminateProvisionedProduct, pp);
+        let change = Change { approval: None, ..self.on_product(owner, pp, asked).await? };
+        self.change(pp, change, pp.parameters_sealed.clone(), Some(expiry)).await
     }
 
     /// An update of `pp` to what it is: its version and parameters, through its own portfolio.
@@ -383,14 +414,7 @@ impl Provisioner<'_> {
         pp: &ProvisionedProduct,
         remediation: Remediation,
     ) -> Result<Queued, DomainError> {
-        let asked = ProductChange {
-            operation: OperationType::DetectProvisionedProductDrift,
-            version_id: pp.product_version_id.clone(),
-            portfolio_id: None,
-            previous: None,
-            given: Vec::new(),
-            tags: Vec::new(),
-        };
+        let asked = ProductChange::as_it_is(OperationType::DetectProvisionedProductDrift, pp);
         let change = self.on_product(principal, pp, asked).await?.direct()?;
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, pp.parameters_sealed.clone());
@@ -406,14 +430,25 @@ impl Provisioner<'_> {
     pub async fn reapply(&self, principal: &Principal, pp: &ProvisionedProduct) -> Result<Queued, DomainError> {
         let change = self.on_product(principal, pp, self.as_it_is(pp)).await?;
         let sealed = self.seal(&change);
-        self.change(pp, change.direct()?, sealed).await
+        self.change(pp, change.direct()?, sealed, None).await
     }
 
-    /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange` meanwhile.
-    async fn change(&self, pp: &ProvisionedProduct, change: Change, sealed: String) -> Result<Queued, DomainError> {
+    /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange`
+    /// meanwhile (or, for the first terminate of its `expiry`, its expiry queued one already).
+    async fn change(
+        &self,
+        pp: &ProvisionedProduct,
+        change: Change,
+        sealed: String,
+        expiry: Option<ExpiryTermination>,
+    ) -> Result<Queued, DomainError> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, sealed);
-        if !self.store.start_change(&task).await? {
+        let started = match expiry {
+            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry).await?,
+            None => self.store.start_change(&task).await?,
+        };
+        if !started {
             return Err(super::refuse_under_change(pp));
         }
         self.engine.task_queued().await;
@@ -444,10 +479,18 @@ impl Provisioner<'_> {
         };
         let target = Target { id: &plan.provisioned_product_id, name: &plan.provisioned_product_name, region: &plan.stack_region_id };
         let task = task(&target, &change, plan.parameters_sealed.clone());
-        let launch = (plan.operation_type == OperationType::LaunchProduct)
+        let mut launch = (plan.operation_type == OperationType::LaunchProduct)
             .then(|| launched(&task, &plan.owner_principal_id, &plan.owner_principal_type, plan.stack_id.clone()));
+        if let Some(pp) = &mut launch {
+            // A plan's launch gets its Expiry constraint's default lifetime.
+            let policy = super::expiry::expiry_policy(self.store, &plan.portfolio_id, &plan.product_id).await?;
+            pp.expires_at = policy.map(|p| task.created_at + p.default_ms());
+        }
         if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task).await? {
             return Ok(Err(refusal));
+        }
+        if launch.as_ref().is_some_and(|pp| pp.expires_at.is_some()) {
+            self.store.schedule(ScheduleKind::Expiry, &task.provisioned_product_id, 0, 0).await?;
         }
         self.engine.task_queued().await;
         Ok(Ok(Queued { provisioned_product_id: task.provisioned_product_id, task_id: task.task_id }))

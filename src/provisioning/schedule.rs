@@ -3,7 +3,9 @@
 //! each live provisioned product of its constraint's product and portfolio, on behalf of its
 //! owner, through the one queueing place), when it is next due (its interval, never below the
 //! node's minimum, plus up to a tenth of it of jitter so that checks spread out), and the
-//! re-applies that checks which found drift ask for. Every node running workers runs one
+//! re-applies that checks which found drift ask for; and one `Expiry` job per provisioned product
+//! with an expiry, which warns before it and then terminates the product ([`super::expiry`]).
+//! Every node running workers runs one
 //! [`Scheduler`]; the store's claim ([`crate::store::schedule`]) makes exactly one node run each
 //! due job, and a job whose node died is run by another once its lease expires. Each task it
 //! queues is audited with `system` as the actor, on behalf of the owner.
@@ -15,13 +17,15 @@ use rand::Rng;
 use serde_json::json;
 
 use super::drift::{Made, Remediated};
+use super::expiry::{expiry_policy, next_step, ExpiryStep, RECHECK_MS};
 use super::queue::Provisioner;
 use crate::auth::secrets::SecretBox;
 use crate::catalog::constraint::{ConstraintConfig, ConstraintType, DriftConfig};
 use crate::catalog::error::DomainError;
 use crate::engine::Engine;
-use crate::model::{Region, ScheduleKind};
+use crate::model::{format_time, Region, ScheduleKind};
 use crate::store::audit::AuditEvent;
+use crate::store::expiry::ExpiryTermination;
 use crate::store::schedule::{ScheduleFence, ScheduledJob};
 use crate::store::{Store, StoreError};
 
@@ -45,6 +49,9 @@ pub struct ScheduleConfig {
     pub min_drift_interval: Duration,
     /// How long a node holds a due job before another node may run it.
     pub lease: Duration,
+    /// For tests only: how long a node sleeps holding an expiry job before it queues the
+    /// terminate (so that a test can kill it while it holds the job); zero in service.
+    pub expiry_hold: Duration,
 }
 
 /// One node's scheduler.
@@ -93,6 +100,9 @@ impl Scheduler {
                 if let Err(e) = self.reconcile().await {
                     tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the Drift constraints");
                 }
+                if let Err(e) = self.reconcile_expiries().await {
+                    tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the expiring provisioned products");
+                }
             }
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "cannot run the due scheduled jobs");
@@ -137,6 +147,7 @@ impl Scheduler {
         while let Some((job, fence)) = self.store.claim_due_job(&self.node, lease_ms).await? {
             match job.kind {
                 ScheduleKind::DriftCheck => self.check_drift(&job, &fence).await?,
+                ScheduleKind::Expiry => self.expire(&job, &fence).await?,
             }
         }
         Ok(())
@@ -180,6 +191,82 @@ impl Scheduler {
         let interval = self.interval_ms(&config);
         if !self.store.finish_scheduled_job(fence, interval + jitter(interval)).await? {
             tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over before it finished");
+        }
+        Ok(())
+    }
+
+    /// One `Expiry` job per live provisioned product with an expiry (due at once: it works out
+    /// its own next time); the jobs of the others removed.
+    async fn reconcile_expiries(&self) -> Result<(), StoreError> {
+        let jobs = self.store.scheduled_jobs(ScheduleKind::Expiry).await?;
+        let expiring = self.store.expiring_products().await?;
+        for id in expiring.iter().filter(|id| !jobs.iter().any(|job| &job.subject == *id)) {
+            self.store.schedule(ScheduleKind::Expiry, id, 0, 0).await?;
+        }
+        for job in jobs.iter().filter(|job| !expiring.contains(&job.subject)) {
+            self.store.unschedule(job.kind, &job.subject).await?;
+        }
+        Ok(())
+    }
+
+    /// A due `Expiry` job: tells the warning due, or queues the terminate (the first, or the
+    /// retry of a failed one once its backoff passed) on behalf of the owner, then sets itself
+    /// due when there is next something to do. What it wrote with the job's release or with the
+    /// terminate is never written twice by a node running the job again after this one died.
+    async fn expire(&self, job: &ScheduledJob, fence: &ScheduleFence) -> Result<(), StoreError> {
+        let id = job.subject.as_str();
+        let (Some(pp), Some(state)) = (self.store.provisioned_product(id).await?, self.store.expiry_state(id).await?) else {
+            self.store.unschedule(job.kind, id).await?;
+            return Ok(());
+        };
+        let policy = expiry_policy(&self.store, &pp.portfolio_id, &pp.product_id).await.unwrap_or_else(|e| {
+            tracing::warn!(provisioned_product_id = id, error = %e, "cannot read the Expiry constraint: no warnings");
+            None
+        });
+        let warnings = match (policy, state.expires_at) {
+            (Some(policy), Some(expires_at)) => policy.warning_times(expires_at),
+            _ => Vec::new(),
+        };
+        let terminations = match &state.task_id {
+            Some(first) => self.store.expiry_terminations(id, first).await?,
+            None => Vec::new(),
+        };
+        let now = self.store.clock_ms().await?;
+        let expires_at = state.expires_at.unwrap_or(now);
+        let released = match next_step(now, &state, &warnings, pp.status, &terminations) {
+            ExpiryStep::Forget => {
+                self.store.unschedule(job.kind, id).await?;
+                true
+            }
+            ExpiryStep::Warn { at, next_due } => self.store.warn_of_expiry(fence, &pp, expires_at, at, next_due).await?,
+            ExpiryStep::Wait { until } => self.store.finish_scheduled_job_at(fence, until).await?,
+            ExpiryStep::Terminate { first } => {
+                if !self.config.expiry_hold.is_zero() {
+                    tracing::info!(provisioned_product_id = id, job_id = %job.job_id, "holding an expiry job (test delay)");
+                    tokio::time::sleep(self.config.expiry_hold).await;
+                }
+                let provisioner = self.provisioner();
+                let queued = match provisioner.owner(&pp).await {
+                    Ok(Some(owner)) => provisioner.expire(&owner, &pp, ExpiryTermination { expires_at, first }).await,
+                    Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
+                    Err(e) => Err(e),
+                };
+                match queued {
+                    Ok(queued) => {
+                        tracing::info!(provisioned_product_id = id, task_id = %queued.task_id, first, "queued the terminate of an expired provisioned product");
+                        let parameters =
+                            json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "ExpiryTime": format_time(expires_at)});
+                        self.audit("TerminateProvisionedProduct", &queued.task_id, &queued.provisioned_product_id, parameters).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(provisioned_product_id = id, reason = %e, "the terminate of an expired provisioned product was not queued")
+                    }
+                }
+                self.store.finish_scheduled_job_at(fence, now + RECHECK_MS).await?
+            }
+        };
+        if !released {
+            tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over (or its expiry changed) before it finished");
         }
         Ok(())
     }

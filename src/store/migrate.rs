@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (19, None, include_str!("../../migrations/0019_template_sources.sql")),
     (20, None, include_str!("../../migrations/0020_schedule_and_drift.sql")),
     (21, None, include_str!("../../migrations/0021_webhooks.sql")),
+    (22, None, include_str!("../../migrations/0022_expiry.sql")),
     (23, Some(Dialect::Postgres), include_str!("../../migrations/0023_provisioned_product_names_trgm_postgres.sql")),
     (24, None, include_str!("../../migrations/0024_drift_remediation_plans.sql")),
 ];

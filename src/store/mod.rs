@@ -12,6 +12,7 @@ pub mod console_session;
 pub mod constraint;
 mod dialect;
 pub mod drift;
+pub mod expiry;
 mod finished_tasks;
 pub mod grant;
 pub mod launch_role;

@@ -29,6 +29,8 @@ record! {
         pub last_provisioning_task_id: Option<TaskId>,
         pub last_successful_provisioning_task_id: Option<TaskId>,
         pub created_at: i64,
+        /// When its expiry terminates it (ms since the epoch; an extension).
+        pub expires_at: Option<i64>,
     }
     joined {
         /// Product and version names (joined in on reads).
@@ -686,6 +688,7 @@ pub(crate) mod tests {
             last_provisioning_task_id: None,
             last_successful_provisioning_task_id: None,
             created_at: task.created_at,
+            expires_at: None,
             product_name: String::new(),
             product_version_name: String::new(),
             drift_status: DriftStatus::NeverChecked,

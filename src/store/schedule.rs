@@ -109,14 +109,38 @@ impl Store {
     /// Releases a job that ran, due again `next_delay_ms` from now (on the database's clock),
     /// if `fence` still holds it; false (nothing written) when it does not.
     pub async fn finish_scheduled_job(&self, fence: &ScheduleFence, next_delay_ms: i64) -> StoreResult<bool> {
-        let clock = self.dialect().clock();
-        let mut sql = Sql::new(&format!(
-            "UPDATE scheduled_jobs SET lease_owner = NULL, lease_expires_at = NULL, last_run_at = {clock}, due_at = {clock} + "
-        ));
-        sql.int(next_delay_ms).push(" WHERE job_id = ").text(fence.job_id.as_str());
-        sql.push(" AND lease_owner = ").text(fence.owner.as_str()).push(" AND lease_epoch = ").int(fence.epoch);
-        Ok(self.write(sql).await? == 1)
+        Ok(self.write(release(self.dialect(), fence, Due::After(next_delay_ms))).await? == 1)
     }
+
+    /// Releases a job that ran, due again at `due_at` (ms, the database's clock), if `fence`
+    /// still holds it; false (nothing written) when it does not.
+    pub async fn finish_scheduled_job_at(&self, fence: &ScheduleFence, due_at: i64) -> StoreResult<bool> {
+        Ok(self.write(release(self.dialect(), fence, Due::At(due_at))).await? == 1)
+    }
+}
+
+/// When a released job is due again.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Due {
+    /// This many ms from now (the database's clock).
+    After(i64),
+    /// At this time (ms since the epoch, the database's clock).
+    At(i64),
+}
+
+/// The statement releasing the job `fence` holds, due again as `due` says; it changes no row
+/// when the fence no longer holds the job.
+pub(super) fn release(dialect: super::Dialect, fence: &ScheduleFence, due: Due) -> Sql {
+    let clock = dialect.clock();
+    let mut sql =
+        Sql::new(&format!("UPDATE scheduled_jobs SET lease_owner = NULL, lease_expires_at = NULL, last_run_at = {clock}, due_at = "));
+    match due {
+        Due::After(delay) => sql.push(&format!("{clock} + ")).int(delay),
+        Due::At(at) => sql.int(at),
+    };
+    sql.push(" WHERE job_id = ").text(fence.job_id.as_str());
+    sql.push(" AND lease_owner = ").text(fence.owner.as_str()).push(" AND lease_epoch = ").int(fence.epoch);
+    sql
 }
 
 #[cfg(test)]

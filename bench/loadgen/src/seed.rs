@@ -109,6 +109,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                 last_provisioning_task_id: last.clone(),
                 last_successful_provisioning_task_id: last,
                 created_at: created,
+                expires_at: None,
                 product_name: String::new(),
                 product_version_name: String::new(),
                 drift_status: DriftStatus::NeverChecked,
