@@ -179,6 +179,18 @@ mod tests {
     }
 
     #[test]
+    fn a_field_only_some_items_have_is_a_column() {
+        let answer = json!({"ProvisionedProductDetails": [
+            {"ProvisionedProductId": "pp-1", "Status": "Available"},
+            {"ProvisionedProductId": "pp-2", "Status": "Available", "ExpiryTime": "2026-01-31T12:00:00Z"}
+        ]});
+        let text = render(&answer, &Output::Table).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("ExpiryTime"), "{text}");
+        assert!(lines.iter().any(|l| l.contains("pp-2") && l.contains("2026-01-31T12:00:00Z")), "{text}");
+    }
+
+    #[test]
     fn tables_align_the_lists_scalar_fields() {
         let answer = json!({
             "PageNumber": 1,

@@ -1,5 +1,5 @@
 //! Provisioned products: the caller's own (administrators may list everyone's), one product's
-//! status, outputs and tasks, and the update and terminate changes.
+//! status, outputs and tasks, and the update, terminate and expiry changes.
 
 use std::collections::HashMap;
 
@@ -24,6 +24,7 @@ use crate::catalog::wire::Paging;
 use crate::model::{english_region_name, ProvisionedProductStatus};
 use crate::protocol::params::Params;
 use crate::provisioning::drift::{DetectDrift, DriftCheckDetail, ListDriftChecks};
+use crate::provisioning::expiry::UpdateExpiry;
 use crate::provisioning::queue::Update;
 use crate::provisioning::{stored, Output};
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
@@ -36,6 +37,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned/{id}/update", get(update_form).post(update))
         .route("/console/provisioned/{id}/terminate", post(terminate))
         .route("/console/provisioned/{id}/drift", post(detect_drift))
+        .route("/console/provisioned/{id}/expiry", post(update_expiry))
 }
 
 /// The first page of a console list, or the one asked for.
@@ -134,12 +136,19 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
                 (status(pp.drift_status.as_str()))
                 @if let Some(at) = pp.drift_checked_at { " checked " (format_time(at)) }
             }
+            dt { "Expires" } dd.expiry { @if let Some(at) = pp.expires_at { (format_time(at)) } @else { "never" } }
         }
         @if !changing {
             div.buttons {
                 a.button href={ (path) "/update" } { "Update" }
                 (action_button(&session, &format!("{path}/terminate"), "Terminate", Some("Terminate this provisioned product and destroy its resources?")))
                 (action_button(&session, &format!("{path}/drift"), "Check drift", None))
+            }
+            form.inline method="post" action={ (path) "/expiry" } {
+                (csrf_input(&session))
+                label for="expiry" { "Expiry (UTC, like 2026-01-31T12:00:00Z; empty: none)" }
+                input id="expiry" name="expiry" value=(pp.expires_at.map(format_time).unwrap_or_default());
+                button type="submit" { "Set expiry" }
             }
         } @else { p.muted { "A change is under way; update and terminate are possible once it ends." } }
         h2 { "Outputs" }
@@ -298,6 +307,25 @@ async fn terminate(
     record(&state, &session, action.name(), &params, terminated.as_ref()).await;
     let queued = terminated?;
     Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
+}
+
+async fn update_expiry(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Posted { session, form }: Posted,
+) -> Result<Response, PageError> {
+    let action = Action::UpdateProvisionedProductExpiry;
+    let expiry_time = form.optional("expiry");
+    let request = UpdateExpiry { provisioned_product_id: id.clone(), expiry_time: expiry_time.clone() };
+    let updated: Result<_, ApiError> = async {
+        authorize(action, &session.principal)?;
+        Ok(state.provisioner().update_expiry(&session.principal, request).await?)
+    }
+    .await;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("ExpiryTime", expiry_time.as_deref().unwrap_or(""))]);
+    record(&state, &session, action.name(), &params, updated.as_ref()).await;
+    updated?;
+    Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))
 }
 
 async fn detect_drift(

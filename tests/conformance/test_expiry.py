@@ -18,9 +18,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sclib import expect_error
+from test_console_audit import Console
 from test_cluster import DEADLINE, psql, user_on
 from test_cluster import cluster, pg  # noqa: F401  (fixtures)
-from test_provisioning import (HELLO_TF, TASK_DEADLINE, get_task, launch, make_product, needs_provider, needs_terraform,
+from test_provisioning import (HELLO_TF, REGION, TASK_DEADLINE, get_task, launch, make_product, needs_provider, needs_terraform,
                                new_user, wait_pp_gone, wait_task)
 from test_webhooks import Receiver
 
@@ -119,6 +120,31 @@ def test_expiry_is_set_at_launch_within_the_maximum_and_extended_by_owner_or_adm
     # Audited like every change.
     audit = admin_raw.call("ListAuditEvents", {"AuditAction": "UpdateProvisionedProductExpiry", "ResourceId": pp_id})["AuditEvents"]
     assert [e["PrincipalId"] for e in audit].count(me["PrincipalId"]) >= 1 and len(audit) >= 2, audit
+
+
+def test_the_console_launches_with_an_expiry_shows_it_and_extends_it(expiry_server):
+    me, caller, raw = new_user(expiry_server)
+    product = make_product(expiry_server.caller("v3"), HELLO_TF, users=[me])
+    expiry_constraint(expiry_server.caller("raw-v3"), product, {"DefaultMinutes": 60, "MaxMinutes": 120})
+    console = Console(expiry_server, me["AccessKeyId"], me["AccessKeySecret"])
+    launch_path = f"/console/products/{product.product_id}/launch"
+    r = console.post(launch_path, name="console-expiry", region=REGION, expiry=at(timedelta(hours=5)), **{"param.owner": "c"})
+    assert r.status_code == 400 and "longest lifetime" in r.text, (r.status_code, r.text[:300])
+    asked = at(timedelta(minutes=45))
+    r = console.post(launch_path, name="console-expiry", region=REGION, expiry=asked, **{"param.owner": "c"})
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    assert wait_task(caller, r.headers["location"].rsplit("/", 1)[1])["Status"] == "Succeeded"
+    pp_id = next(p["ProvisionedProductId"] for p in raw.call("ListProvisionedProducts", {"PageSize": 100})["ProvisionedProductDetails"]
+                 if p["ProvisionedProductName"] == "console-expiry")
+    assert raw_pp(raw, pp_id)["ExpiryTime"] == asked
+    page = console.http.get(f"{console.base}/console/provisioned/{pp_id}", timeout=30).text
+    assert asked in page and 'action="/console/provisioned/' + pp_id + '/expiry"' in page, page[:2000]
+    later = at(timedelta(minutes=100))
+    r = console.post(f"/console/provisioned/{pp_id}/expiry", expiry=later)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    assert raw_pp(raw, pp_id)["ExpiryTime"] == later
+    r = console.post(f"/console/provisioned/{pp_id}/expiry", expiry=at(timedelta(days=2)))
+    assert r.status_code == 400 and raw_pp(raw, pp_id)["ExpiryTime"] == later, r.status_code
 
 
 def test_a_short_expiry_warns_then_terminates_once_despite_an_approval_constraint(expiry_server):
