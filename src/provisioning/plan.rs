@@ -333,7 +333,7 @@ impl Provisioner<'_> {
     /// An update plan re-applying `pp` as it is (its version and parameters) for its `owner`:
     /// what a drift check's `ReapplyWithApproval` remediation creates, named after the check.
     pub async fn remediation_plan(&self, owner: &Principal, pp: &ProvisionedProduct, check: &TaskId) -> Result<Plan, DomainError> {
-        let change = self.on_product(owner, pp, self.as_it_is(pp)).await?;
+        let change = self.on_product(owner, pp, self.reapplying(pp)).await?;
         let req = NewPlan {
             plan_name: format!("drift-remediation-{check}"),
             plan_type: "Ros".into(),

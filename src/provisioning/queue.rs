@@ -336,15 +336,8 @@ impl Provisioner<'_> {
     }
 
     /// An update of `pp` to what it is: its version and parameters, through its own portfolio.
-    pub(super) fn as_it_is(&self, pp: &ProvisionedProduct) -> ProductChange {
-        ProductChange {
-            operation: OperationType::UpdateProvisionedProduct,
-            version_id: pp.product_version_id.clone(),
-            portfolio_id: None,
-            previous: Some(self.parameters_of(pp)),
-            given: Vec::new(),
-            tags: Vec::new(),
-        }
+    pub(super) fn reapplying(&self, pp: &ProvisionedProduct) -> ProductChange {
+        ProductChange { previous: Some(self.parameters_of(pp)), ..ProductChange::as_it_is(OperationType::UpdateProvisionedProduct, pp) }
     }
 
     /// Validates an update or terminate of `pp` (which must not be `UnderChange`). A terminate
@@ -428,7 +421,7 @@ impl Provisioner<'_> {
     /// Re-applies `pp` as it is (its version and parameters) for `principal`: an
     /// `UpdateProvisionedProduct` that may change nothing of them, through its own portfolio.
     pub async fn reapply(&self, principal: &Principal, pp: &ProvisionedProduct) -> Result<Queued, DomainError> {
-        let change = self.on_product(principal, pp, self.as_it_is(pp)).await?;
+        let change = self.on_product(principal, pp, self.reapplying(pp)).await?;
         let sealed = self.seal(&change);
         self.change(pp, change.direct()?, sealed, None).await
     }
