@@ -30,24 +30,11 @@ pub struct ParamSpec {
     /// `string`, `integer`, `boolean`, `array` or `object`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Whether the caller must send it.
-    #[serde(default)]
-    pub required: bool,
     /// `scalar`, `flat` (arrays as `Name.N.Field`) or `json` (one JSON string).
     pub encoding: Option<String>,
-    /// Allowed values.
-    #[serde(rename = "enum", default)]
-    pub allowed: Option<Vec<String>>,
-    #[serde(rename = "minLength")]
-    min_length: Option<usize>,
-    #[serde(rename = "maxLength")]
-    max_length: Option<usize>,
-    minimum: Option<i64>,
-    maximum: Option<i64>,
-    #[serde(rename = "maxItems")]
-    max_items: Option<usize>,
-    /// Value used when the caller sends none.
-    pub default: Option<Value>,
+    /// What the caller may send (the part of a parameter the overlay patches).
+    #[serde(flatten)]
+    pub limits: Limits,
     /// Fields of a JSON-encoded object.
     #[serde(default)]
     pub fields: Vec<ParamSpec>,
@@ -66,7 +53,7 @@ impl ParamSpec {
 
     /// Largest allowed value of an integer.
     pub fn maximum(&self) -> Option<i64> {
-        self.maximum
+        self.limits.maximum
     }
 }
 
@@ -180,21 +167,23 @@ fn apply_overlay(action: &mut ActionSpec, patches: &Map<String, Value>) {
                 .find(|f| f.name == field)
                 .unwrap_or_else(|| panic!("overlay names unknown field {}.{path}", action.name)),
         };
-        let mut merged = serde_json::to_value(SpecPatchable::from(&*target)).expect("spec serialises");
+        let mut merged = serde_json::to_value(&target.limits).expect("spec serialises");
         for (k, v) in patch.as_object().expect("overlay patches are objects") {
             merged[k] = v.clone();
         }
-        let patched: SpecPatchable = serde_json::from_value(merged).expect("overlay patch is well-formed");
-        patched.apply(target);
+        target.limits = serde_json::from_value(merged).expect("overlay patch is well-formed");
     }
 }
 
-/// The patchable limits of a parameter, for the overlay.
-#[derive(serde::Serialize, Deserialize)]
-struct SpecPatchable {
-    required: bool,
-    #[serde(rename = "enum")]
-    allowed: Option<Vec<String>>,
+/// The limits of a parameter: whether it is required, what values and sizes it takes, its default.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+pub struct Limits {
+    /// Whether the caller must send it.
+    #[serde(default)]
+    pub required: bool,
+    /// Allowed values.
+    #[serde(rename = "enum", default)]
+    pub allowed: Option<Vec<String>>,
     #[serde(rename = "minLength")]
     min_length: Option<usize>,
     #[serde(rename = "maxLength")]
@@ -203,35 +192,8 @@ struct SpecPatchable {
     maximum: Option<i64>,
     #[serde(rename = "maxItems")]
     max_items: Option<usize>,
-    default: Option<Value>,
-}
-
-impl From<&ParamSpec> for SpecPatchable {
-    fn from(p: &ParamSpec) -> Self {
-        SpecPatchable {
-            required: p.required,
-            allowed: p.allowed.clone(),
-            min_length: p.min_length,
-            max_length: p.max_length,
-            minimum: p.minimum,
-            maximum: p.maximum,
-            max_items: p.max_items,
-            default: p.default.clone(),
-        }
-    }
-}
-
-impl SpecPatchable {
-    fn apply(self, p: &mut ParamSpec) {
-        p.required = self.required;
-        p.allowed = self.allowed;
-        p.min_length = self.min_length;
-        p.max_length = self.max_length;
-        p.minimum = self.minimum;
-        p.maximum = self.maximum;
-        p.max_items = self.max_items;
-        p.default = self.default;
-    }
+    /// Value used when the caller sends none.
+    pub default: Option<Value>,
 }
 
 /// Decodes and validates the parameters of `action` into a JSON object keyed by wire name, with
@@ -253,7 +215,7 @@ pub fn decode(action: &ActionSpec, params: &Params) -> Result<Map<String, Value>
             },
             _ => match params.get(&spec.name) {
                 None => None,
-                Some("") if spec.required => None,
+                Some("") if spec.limits.required => None,
                 Some(text) => Some(scalar(spec, &spec.name, &spec.name, text)?),
             },
         };
@@ -261,9 +223,9 @@ pub fn decode(action: &ActionSpec, params: &Params) -> Result<Map<String, Value>
             Some(v) => {
                 out.insert(spec.name.clone(), v);
             }
-            None if spec.required => return Err(ApiError::missing_parameter(&spec.name)),
+            None if spec.limits.required => return Err(ApiError::missing_parameter(&spec.name)),
             None => {
-                if let Some(default) = &spec.default {
+                if let Some(default) = &spec.limits.default {
                     out.insert(spec.name.clone(), default.clone());
                 }
             }
@@ -293,7 +255,7 @@ fn decode_flat_array(spec: &ParamSpec, params: &Params) -> Result<Option<Value>,
                         Some(text) => {
                             object.insert(field.name.clone(), scalar(field, &spec.name, &path, text)?);
                         }
-                        None if field.required => return Err(ApiError::missing_parameter(&path)),
+                        None if field.limits.required => return Err(ApiError::missing_parameter(&path)),
                         None => {}
                     }
                 }
@@ -311,7 +273,7 @@ fn decode_flat_array(spec: &ParamSpec, params: &Params) -> Result<Option<Value>,
 }
 
 fn check_items(spec: &ParamSpec, count: usize) -> Result<(), ApiError> {
-    match spec.max_items {
+    match spec.limits.max_items {
         Some(max) if count > max => Err(ApiError::invalid_parameter(
             &spec.name,
             format!("The parameter {} has {count} items; at most {max} are allowed.", spec.name),
@@ -339,7 +301,7 @@ fn scalar(spec: &ParamSpec, code_name: &str, path: &str, text: &str) -> Result<V
 }
 
 fn check_range(spec: &ParamSpec, n: i64) -> Result<(), String> {
-    match (spec.minimum, spec.maximum) {
+    match (spec.limits.minimum, spec.limits.maximum) {
         (Some(min), _) if n < min => Err(range_message(spec)),
         (_, Some(max)) if n > max => Err(range_message(spec)),
         _ => Ok(()),
@@ -347,7 +309,7 @@ fn check_range(spec: &ParamSpec, n: i64) -> Result<(), String> {
 }
 
 fn range_message(spec: &ParamSpec) -> String {
-    match (spec.minimum, spec.maximum) {
+    match (spec.limits.minimum, spec.limits.maximum) {
         (Some(min), Some(max)) => format!("must be between {min} and {max}"),
         (Some(min), None) => format!("must be at least {min}"),
         (None, Some(max)) => format!("must be at most {max}"),
@@ -358,13 +320,13 @@ fn range_message(spec: &ParamSpec) -> String {
 fn check_text(spec: &ParamSpec, text: &str) -> Result<(), String> {
     control_problem(&spec.name, text)?;
     let length = text.chars().count();
-    if let Some(min) = spec.min_length.filter(|min| length < *min) {
+    if let Some(min) = spec.limits.min_length.filter(|min| length < *min) {
         return Err(format!("must be at least {min} characters long"));
     }
-    if let Some(max) = spec.max_length.filter(|max| length > *max) {
+    if let Some(max) = spec.limits.max_length.filter(|max| length > *max) {
         return Err(format!("must be at most {max} characters long (got {length})"));
     }
-    if let Some(allowed) = spec.allowed.as_ref().filter(|a| !a.iter().any(|v| v == text)) {
+    if let Some(allowed) = spec.limits.allowed.as_ref().filter(|a| !a.iter().any(|v| v == text)) {
         return Err(format!("must be one of {}, not {text:?}", allowed.join(", ")));
     }
     Ok(())
@@ -399,9 +361,9 @@ fn check_json(spec: &ParamSpec, path: &str, value: Value) -> Result<Value, ApiEr
             for field in &spec.fields {
                 let field_path = format!("{path}.{}", field.name);
                 match object.get(&field.name) {
-                    None | Some(Value::Null) if field.required => return Err(ApiError::missing_parameter(&field_path)),
+                    None | Some(Value::Null) if field.limits.required => return Err(ApiError::missing_parameter(&field_path)),
                     None | Some(Value::Null) => {
-                        if let Some(default) = &field.default {
+                        if let Some(default) = &field.limits.default {
                             object.insert(field.name.clone(), default.clone());
                         }
                     }

@@ -266,14 +266,14 @@ pub fn action_help(action: &ActionSpec) -> String {
         text.push_str("\nNo parameters.\n");
     }
     for param in &action.request {
-        let required = if param.required { ", required" } else { "" };
+        let required = if param.limits.required { ", required" } else { "" };
         let form = match (param.kind.as_str(), param.encoding.as_deref()) {
             ("array", Some("flat")) => format!("list: {} or a JSON array", item_form(param)),
             (kind, Some("json")) => format!("JSON {kind}, passed as text"),
             (kind, _) => kind.to_string(),
         };
-        let allowed = param.allowed.as_ref().map(|a| format!(" ({})", a.join("|"))).unwrap_or_default();
-        let default = param.default.as_ref().map(|d| format!(", default {}", output::cell(Some(d)))).unwrap_or_default();
+        let allowed = param.limits.allowed.as_ref().map(|a| format!(" ({})", a.join("|"))).unwrap_or_default();
+        let default = param.limits.default.as_ref().map(|d| format!(", default {}", output::cell(Some(d)))).unwrap_or_default();
         text.push_str(&format!("  --{:<28} {form}{required}{default}{allowed}\n      {}\n", param.name, param.description));
     }
     text

@@ -114,7 +114,7 @@ fn words(root: &clap::Command) -> Words {
                     fields => candidates.extend(fields.iter().map(|f| format!("--{}.1.{}", param.name, f.name))),
                 }
             }
-            if let Some(allowed) = &param.allowed {
+            if let Some(allowed) = &param.limits.allowed {
                 values.push((action.name().to_string(), Slot::Option(format!("--{}", param.name)), Values::Fixed(allowed.clone())));
             }
         }

@@ -137,7 +137,7 @@ pub async fn fetch_all_pages(client: &Client, action: &ActionSpec, params: &[(St
     let size_spec = action.request.iter().find(|p| p.name == "PageSize");
     let size = match params.iter().find(|(k, _)| k == "PageSize") {
         Some((_, v)) => v.parse::<usize>().map_err(|_| Failure::Usage(format!("--PageSize must be a number, not {v:?}")))?,
-        None => size_spec.and_then(|p| p.maximum()).or_else(|| size_spec?.default.as_ref()?.as_i64()).unwrap_or(10) as usize,
+        None => size_spec.and_then(|p| p.maximum()).or_else(|| size_spec?.limits.default.as_ref()?.as_i64()).unwrap_or(10) as usize,
     }
     .max(1);
     let base: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "PageNumber" && k != "PageSize").cloned().collect();

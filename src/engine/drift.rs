@@ -8,23 +8,22 @@
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::job::Job;
+use super::job::Run;
 use super::terraform::error_summary;
-use super::{patiently, step, workspace, Engine, EngineError, TaskLog};
+use super::{patiently, step, workspace, Engine, EngineError};
 use crate::model::DriftStatus;
 use crate::store::drift::{DriftReport, DriftedResource};
 use crate::store::provisioning::Task;
 
 impl Engine {
-    /// Runs the drift check `task` (the running `job`): what it found.
+    /// Runs the drift check `task` (of `run`): what it found.
     pub(super) async fn try_check(
         &self,
-        job: &Job,
+        run: &Run<'_>,
         task: &Task,
-        slot: usize,
-        log: &TaskLog,
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<DriftReport, EngineError> {
+        let log = run.log;
         let state = patiently(&task.task_id, "read the Terraform state", || self.versioned_state(&task.provisioned_product_id))
             .await?
             .map(|(_, state)| state);
@@ -32,7 +31,7 @@ impl Engine {
             log.push("plan", "stdout", "No Terraform state exists for this provisioned product: nothing exists that could drift.\n");
             return Ok(DriftReport { status: DriftStatus::InSync, resources: Vec::new() });
         }
-        let (_inputs, tf, init) = self.prepare(job, slot, state.as_deref(), cancel, Some(log)).await?;
+        let (_inputs, tf, init) = self.prepare(run.job, run.slot, state.as_deref(), cancel, Some(log)).await?;
         self.version_step(&tf, log).await?;
         let _prepared = self.init(&tf, init, &task.task_id).await?;
         let var_file = format!("-var-file={}", workspace::VARIABLES_FILE);

@@ -44,6 +44,18 @@ pub struct Site<'a> {
     pub region: &'a str,
 }
 
+/// What every step of a claimed job works with.
+pub(super) struct Run<'r> {
+    /// The job.
+    pub job: &'r Job,
+    /// Its lease, which fences its writes.
+    pub fence: &'r Fence,
+    /// The worker slot running it.
+    pub slot: usize,
+    /// Its log (a preview's stays empty).
+    pub log: &'r TaskLog,
+}
+
 /// A job's outcome, with the job, to record.
 pub(super) enum Finished<'a> {
     Task(&'a Task, TaskOutcome),
@@ -151,7 +163,7 @@ impl Engine {
         let log = TaskLog::new(self.store.clone(), fence.clone(), self.config.log_cap_bytes);
         let flusher = log.flush_in_background();
         let finished = tokio::select! {
-            finished = self.execute(&job, &fence, slot, &log, cancel_rx) => Some(finished),
+            finished = self.execute(&job, Run { job: &job, fence: &fence, slot, log: &log }, cancel_rx) => Some(finished),
             () = &mut heartbeat => None,
         };
         flusher.stop().await;
@@ -186,47 +198,32 @@ impl Engine {
     }
 
     /// Runs a claimed job: its outcome, a failure's message included.
-    async fn execute<'j>(
-        &self,
-        job: &'j Job,
-        fence: &Fence,
-        slot: usize,
-        log: &TaskLog,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> Finished<'j> {
+    async fn execute<'j>(&self, job: &'j Job, run: Run<'_>, cancel: watch::Receiver<Option<String>>) -> Finished<'j> {
         match job {
             Job::Task(task) => Finished::Task(
                 task,
-                match self.try_task(job, task, fence, slot, log, cancel).await {
+                match self.try_task(&run, task, cancel).await {
                     Ok(outcome) => outcome,
                     Err(e) => {
                         let message = e.message();
-                        log.push("servicecatalog", "stderr", &format!("{message}\n"));
+                        run.log.push("servicecatalog", "stderr", &format!("{message}\n"));
                         TaskOutcome::Failed { message }
                     }
                 },
             ),
             Job::Preview(plan) => Finished::Preview(
                 plan,
-                self.try_preview(job, plan, slot, cancel).await.unwrap_or_else(|e| PreviewOutcome::Failed { message: e.message() }),
+                self.try_preview(&run, plan, cancel).await.unwrap_or_else(|e| PreviewOutcome::Failed { message: e.message() }),
             ),
         }
     }
 
     /// Runs a claimed task: a drift check, or an apply or destroy.
-    async fn try_task(
-        &self,
-        job: &Job,
-        task: &Task,
-        fence: &Fence,
-        slot: usize,
-        log: &TaskLog,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> Result<TaskOutcome, EngineError> {
+    async fn try_task(&self, run: &Run<'_>, task: &Task, cancel: watch::Receiver<Option<String>>) -> Result<TaskOutcome, EngineError> {
         if task.task_type == OperationType::DetectProvisionedProductDrift {
-            return Ok(TaskOutcome::Checked(self.try_check(job, task, slot, log, cancel).await?));
+            return Ok(TaskOutcome::Checked(self.try_check(run, task, cancel).await?));
         }
-        let outputs = self.try_execute(job, task, fence, slot, log, cancel).await?;
+        let outputs = self.try_execute(run, task, cancel).await?;
         Ok(TaskOutcome::Succeeded { outputs })
     }
 

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::job::Job;
+use super::job::Run;
 use super::plan_summary::{planned_outputs, resource_changes};
 use super::terraform::error_summary;
 use super::{patiently, sandbox, Engine, EngineError};
@@ -18,12 +18,11 @@ use crate::model::OperationType;
 use crate::store::plan::{Plan, PlanStatus, PreviewOutcome};
 
 impl Engine {
-    /// Computes the preview of `plan` (the running `job`): its outcome, the plan file sealed.
+    /// Computes the preview of `plan` (of `run`): its outcome, the plan file sealed.
     pub(super) async fn try_preview(
         &self,
-        job: &Job,
+        run: &Run<'_>,
         plan: &Plan,
-        slot: usize,
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<PreviewOutcome, EngineError> {
         let (state_version, state) =
@@ -31,7 +30,7 @@ impl Engine {
                 Some((version, state)) => (version, Some(state)),
                 None => (0, None),
             };
-        let (inputs, tf, init) = self.prepare(job, slot, state.as_deref(), cancel, None).await?;
+        let (inputs, tf, init) = self.prepare(run.job, run.slot, state.as_deref(), cancel, None).await?;
         let _prepared = self.init(&tf, init, &plan.plan_id).await?;
         let shown = async {
             super::plan(&tf, plan.operation_type == OperationType::TerminateProvisionedProduct).await?;

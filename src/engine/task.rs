@@ -7,24 +7,22 @@ use std::path::Path;
 
 use tokio::sync::watch;
 
-use super::job::Job;
+use super::job::Run;
 use super::terraform::Terraform;
 use super::{patiently, plan, redact, step, BinaryStamp, Engine, EngineError, TaskLog};
 use crate::model::OperationType;
 use crate::store::plan::Plan;
-use crate::store::provisioning::{Fence, Task};
+use crate::store::provisioning::Task;
 
 impl Engine {
-    /// Runs the Terraform commands of `task` (the running `job`): its outputs (a JSON list).
+    /// Runs the Terraform commands of `task` (of `run`): its outputs (a JSON list).
     pub(super) async fn try_execute(
         &self,
-        job: &Job,
+        run: &Run<'_>,
         task: &Task,
-        fence: &Fence,
-        slot: usize,
-        log: &TaskLog,
         cancel: watch::Receiver<Option<String>>,
     ) -> Result<String, EngineError> {
+        let (fence, log) = (run.fence, run.log);
         let terminate = task.task_type == OperationType::TerminateProvisionedProduct;
         let state = patiently(&task.task_id, "read the Terraform state", || self.versioned_state(&task.provisioned_product_id))
             .await?
@@ -34,7 +32,7 @@ impl Engine {
             log.push("destroy", "stdout", "No Terraform state exists for this provisioned product: there is nothing to destroy.\n");
             return Ok("[]".into());
         }
-        let (inputs, tf, init) = self.prepare(job, slot, state.as_deref(), cancel, Some(log)).await?;
+        let (inputs, tf, init) = self.prepare(run.job, run.slot, state.as_deref(), cancel, Some(log)).await?;
         let dir = &tf.dir;
         self.version_step(&tf, log).await?;
         let _prepared = self.init(&tf, init, &task.task_id).await?;

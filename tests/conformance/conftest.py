@@ -96,30 +96,19 @@ def admin_key(server):
     return server.admin_key()
 
 
-@pytest.fixture(scope="session")
-def admin_v3(server, admin_key):
-    return sclib.make_caller("v3", server.endpoint, *admin_key)
+def admin_caller(flavor: str):
+    """A session fixture: a caller of `flavor` (see sclib.make_caller) with the admin key."""
+    @pytest.fixture(scope="session")
+    def caller(server, admin_key):
+        return sclib.make_caller(flavor, server.endpoint, *admin_key)
+    return caller
 
 
-@pytest.fixture(scope="session")
-def admin_v1(server, admin_key):
-    return sclib.make_caller("v1", server.endpoint, *admin_key)
-
-
-@pytest.fixture(scope="session")
-def admin_core(server, admin_key):
-    return sclib.make_caller("core", server.endpoint, *admin_key)
-
-
-@pytest.fixture(scope="session")
-def raw(server, admin_key):
-    """Own V3 signer + requests, admin key."""
-    return sclib.make_caller("raw-v3", server.endpoint, *admin_key)
-
-
-@pytest.fixture(scope="session")
-def raw_v1(server, admin_key):
-    return sclib.make_caller("raw-v1", server.endpoint, *admin_key)
+admin_v3 = admin_caller("v3")
+admin_v1 = admin_caller("v1")
+admin_core = admin_caller("core")
+raw = admin_caller("raw-v3")  # our own V3 signer over requests
+raw_v1 = admin_caller("raw-v1")
 
 
 @pytest.fixture(params=FLAVORS)

@@ -305,6 +305,16 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     # -- lifecycle
+    def spawn(self, command: str, *args: str) -> None:
+        """Starts `servicecatalog <command> <args>` on this data, its output appended to the log."""
+        cmd = [str(self.binary), command, *args, *self.storage_args(), *self.extra_args]
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=self.env(), cwd=self.data_dir)
+        self.expected_exit = False
+
     def start(self, port: int | None = None) -> "ServerProcess":
         import requests
 
@@ -312,13 +322,7 @@ class ServerProcess:
             raise RuntimeError(f"server binary {self.binary} not found: run `cargo build --release` "
                                "(or set SERVICECATALOG_BIN)")
         self.port = port or free_port()
-        cmd = [str(self.binary), "serve", "--listen", self.endpoint, *self.storage_args(), *self.extra_args]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env(), cwd=self.data_dir)
-        self.expected_exit = False
+        self.spawn("serve", "--listen", self.endpoint)
         session = requests.Session()
         session.trust_env = False
         deadline = time.monotonic() + self.READY_TIMEOUT

@@ -29,7 +29,8 @@ import requests
 import sclib
 from sclib import PgDatabases, ServerProcess, expect_error, uniq
 from test_provisioning import (FILE_TF, HELLO_TF, SLOW_TF, create_portfolio, get_pp, get_task, grant, launch, make_product,
-                               needs_provider, needs_terraform, outputs, sandbox_files, task_log, terminate, wait_task)
+                               needs_provider, needs_terraform, outputs, sandbox_files, task_log, terminate, wait_apply_sleeping,
+                               wait_task)
 
 PG_URL = os.environ.get("SERVICECATALOG_TEST_POSTGRES")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="SERVICECATALOG_TEST_POSTGRES not set")
@@ -47,14 +48,8 @@ class WorkerProcess(ServerProcess):
     """`servicecatalog worker`: no API; ready when its log says the workers run."""
 
     def start(self, port: int | None = None) -> "WorkerProcess":
-        cmd = [str(self.binary), "worker", *self.storage_args(), *self.extra_args]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env(), cwd=self.data_dir)
-        self.expected_exit = False
+        self.spawn("worker")
         deadline = time.monotonic() + self.READY_TIMEOUT
         while "worker running" not in self.log_path.read_bytes()[offset:].decode(errors="replace"):
             if self.proc.poll() is not None:
@@ -129,19 +124,6 @@ def log_size(node: ServerProcess) -> int:
 def user_on(nodes, info: dict):
     key = (info["AccessKeyId"], info["AccessKeySecret"])
     return [n.caller("v3", key) for n in nodes]
-
-
-def wait_apply_sleeping(raw, task_id: str) -> None:
-    """Follows the task's log until its apply is inside the slow sleep (bounded)."""
-    after, text = 0, ""
-    end = time.monotonic() + DEADLINE
-    while "sandbox_sleep.slow: Creating..." not in text:
-        r = task_log(raw, task_id, after, wait=5)
-        after = r["NextSeq"]
-        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
-        assert not r["Finished"], f"task {task_id} finished before its sleep: {r}"
-        assert time.monotonic() < end, f"the slow apply of {task_id} never started"
-
 
 def wait_all(caller, task_ids, deadline: float = DEADLINE, during=None) -> dict[str, dict]:
     """Polls GetTask until every task left InProgress (bounded); `during()` runs between rounds."""

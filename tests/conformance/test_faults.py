@@ -21,7 +21,8 @@ import sclib
 from sclib import ServerProcess, uniq
 from test_cluster import DEADLINE, Cluster, psql, stored_states, user_on
 from test_provisioning import (SANDBOX_HEADER, HELLO_TF, get_pp, get_task, launch, make_product, needs_provider,
-                               needs_terraform, outputs, sandbox_files, task_log, terminate, update, wait_pp_gone, wait_task)
+                               needs_terraform, outputs, sandbox_files, terminate, update, wait_apply_sleeping,
+                               wait_pp_gone, wait_task)
 
 PG_URL = os.environ.get("SERVICECATALOG_TEST_POSTGRES")
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="SERVICECATALOG_TEST_POSTGRES not set")
@@ -101,7 +102,7 @@ def test_a_node_paused_past_its_lease_writes_nothing_when_it_resumes(cluster, pa
     raw_a = a.caller("raw-v3", (user["AccessKeyId"], user["AccessKeySecret"]))
     product = make_product(admin, DIR_SLOW_TF, users=[user])
     pp_id, launch_task = launch(on_a, product, {"dir": "a", "duration_ms": "5000"})
-    wait_apply_sleeping_any(raw_a, launch_task)
+    wait_apply_sleeping(raw_a, launch_task)
     end = time.monotonic() + DEADLINE
     while not stored_states(cluster.database, pp_id):  # the file made before the sleep is in the database
         assert time.monotonic() < end
@@ -157,19 +158,6 @@ def test_a_node_paused_past_its_lease_writes_nothing_when_it_resumes(cluster, pa
     assert done["Status"] == "Succeeded", done
     wait_pp_gone(on_b, pp_id)
     assert sandbox_files(b, pp_id) == {}
-
-
-def wait_apply_sleeping_any(raw, task_id: str) -> None:
-    """Follows the task's log until its apply is inside the sleep (bounded)."""
-    after, text = 0, ""
-    end = time.monotonic() + DEADLINE
-    while "sandbox_sleep.slow: Creating..." not in text:
-        r = task_log(raw, task_id, after, wait=5)
-        after = r["NextSeq"]
-        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
-        assert not r["Finished"], f"task {task_id} finished before its sleep: {r}"
-        assert time.monotonic() < end, f"the slow apply of {task_id} never started"
-
 
 def retrying(fn, *args, **kwargs):
     """Calls fn, retrying while it answers the documented retryable 503 ServiceUnavailable (bounded)."""
@@ -257,7 +245,7 @@ def test_a_node_with_a_skewed_clock_cannot_fail_another_nodes_task(cluster):
     raw_a = a.caller("raw-v3", (user["AccessKeyId"], user["AccessKeySecret"]))
     product = make_product(admin, DIR_SLOW_TF, users=[user])
     pp_id, task_id = launch(on_a, product, {"dir": "a", "duration_ms": "8000"})
-    wait_apply_sleeping_any(raw_a, task_id)
+    wait_apply_sleeping(raw_a, task_id)
     # a node whose clock runs 60 s ahead joins while A's task runs: its reaper runs every 1.5 s
     skewed = cluster.node("--workers", "1", start=False)
     skewed.extra_env.update(env)
@@ -320,7 +308,7 @@ def test_a_full_disk_answers_a_clear_code_and_work_resumes_once_space_returns(sm
         assert health(srv) == (200, {"Status": "ok", "Database": {"Dialect": "sqlite", "Reachable": True, "WritesFailing": False}})
         # a launch in flight when the disk fills
         pp_id, task_id = launch(caller, product, {"dir": "a", "duration_ms": "3000"})
-        wait_apply_sleeping_any(raw, task_id)
+        wait_apply_sleeping(raw, task_id)
         filler = fill(small_disk)
         # a large template (under the 512 KiB a file may hold): SQLite's write-ahead log may still have room for small writes
         for attempt in range(8):

@@ -14,24 +14,11 @@ import pytest
 
 from sclib import expect_error, uniq
 from test_provisioning import (
-    FILE_TF, MASK, SECRET_TF, SLOW_TF, TASK_DEADLINE, full_task_log, get_pp, launch, make_product, needs_provider,
-    needs_terraform, new_user, outputs, sandbox_files, task_log, terminate, update, wait_task,
+    FILE_TF, MASK, SECRET_TF, SLOW_TF, full_task_log, get_pp, launch, make_product, needs_provider,
+    needs_terraform, new_user, outputs, sandbox_files, terminate, update, wait_apply_sleeping, wait_task,
 )
 
 SHUTDOWN_MESSAGE = "The server shut down before the task finished"
-
-
-def wait_apply_started(raw, task_id: str) -> None:
-    """Follows the task's log until the slow apply is sleeping (bounded)."""
-    after, text = 0, ""
-    end = time.monotonic() + TASK_DEADLINE
-    while "sandbox_sleep.slow: Creating..." not in text:
-        r = task_log(raw, task_id, after, wait=10)
-        after = r["NextSeq"]
-        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
-        assert not r["Finished"], r
-        assert time.monotonic() < end, "the slow apply never started"
-
 
 def signal_and_wait(srv, signals: int = 1, timeout: float = 120) -> int:
     """Sends SIGTERM `signals` times and waits for the server to exit; returns its exit code."""
@@ -52,7 +39,7 @@ def slow_launch(srv, duration_ms: int):
     user, caller, raw = new_user(srv)
     product = make_product(admin, SLOW_TF, users=[user])
     pp_id, task_id = launch(caller, product, {"duration_ms": str(duration_ms)})
-    wait_apply_started(raw, task_id)
+    wait_apply_sleeping(raw, task_id)
     return user, pp_id, task_id
 
 

@@ -318,6 +318,18 @@ def task_log(raw, task_id: str, after: int = 0, wait: int = 0) -> dict:
     return raw.call("GetTaskLog", {"TaskId": task_id, "AfterSeq": after, "WaitSeconds": wait})
 
 
+def wait_apply_sleeping(raw, task_id: str) -> None:
+    """Follows the task's log until its apply is inside the slow sleep (bounded)."""
+    after, text = 0, ""
+    end = time.monotonic() + TASK_DEADLINE
+    while "sandbox_sleep.slow: Creating..." not in text:
+        r = task_log(raw, task_id, after, wait=5)
+        after = r["NextSeq"]
+        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
+        assert not r["Finished"], f"task {task_id} finished before its sleep: {r}"
+        assert time.monotonic() < end, f"the slow apply of {task_id} never started"
+
+
 def full_task_log(raw, task_id: str, after: int = 0, deadline: float = TASK_DEADLINE) -> list[dict]:
     """The chunks of a task's log after `after` through GetTaskLog, following NextSeq until Finished."""
     chunks = []
@@ -781,14 +793,7 @@ def test_a_task_interrupted_by_a_crash_fails_and_finished_work_survives(fresh_se
     assert wait_task(caller, done_task)["Status"] == "Succeeded"
 
     pp_id, task_id = launch(caller, slow, {"duration_ms": "120000"})
-    after, text = 0, ""
-    end = time.monotonic() + TASK_DEADLINE
-    while "sandbox_sleep.slow: Creating..." not in text:
-        r = task_log(raw, task_id, after, wait=10)
-        after = r["NextSeq"]
-        text += "".join(c["Content"] for c in r["Chunks"] if c["Command"] == "apply")
-        assert not r["Finished"], r
-        assert time.monotonic() < end, "the slow apply never started"
+    wait_apply_sleeping(raw, task_id)
     assert sandbox_files(srv, pp_id) == {"slow/first.txt": "made before the sleep (a)"}
     queued_pp, queued_task = launch(caller, hello, {"owner": "queued"})
     assert get_task(caller, queued_task)["Status"] == "InProgress"
