@@ -14,7 +14,7 @@ use crate::model::{DriftStatus, PlanId, ProvisionedProductId, ProvisionedProduct
 use crate::store::drift::{DriftCheck, DriftedResource, Remedy};
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
-use crate::store::Store;
+use crate::store::{now_ms, Store};
 
 /// `DetectProvisionedProductDrift`'s request (an extension).
 #[derive(Debug, Clone, Deserialize)]
@@ -111,16 +111,17 @@ impl Provisioner<'_> {
     /// busy waits for the next round. Returns what was done, for the audit trail.
     pub async fn remediate(&self) -> Result<Vec<Remediated>, DomainError> {
         let mut done = Vec::new();
-        for check in self.store.pending_remediations().await? {
+        let now = now_ms();
+        for check in self.store.pending_remediations(now).await? {
             let Some(pp) = self.store.provisioned_product(&check.provisioned_product_id).await? else {
-                self.store.settle_remediation(&check.task_id, GONE).await?;
+                self.store.settle_remediation(&check.task_id, GONE, now).await?;
                 continue;
             };
             if pp.status == ProvisionedProductStatus::UnderChange {
                 continue;
             }
             // Claimed first, so that of the nodes seeing it pending only one carries it out.
-            if !self.store.settle_remediation(&check.task_id, REMEDYING).await? {
+            if !self.store.claim_remediation(&check.task_id, now).await? {
                 continue;
             }
             let outcome = match self.owner(&pp).await? {
@@ -132,13 +133,13 @@ impl Provisioner<'_> {
             };
             done.extend(self.record(check.task_id, &pp, outcome, "The remediation was not carried out").await?);
         }
-        for check in self.store.approved_remediations().await? {
+        for check in self.store.approved_remediations(now).await? {
             let Some(plan_id) = check.remediation_plan_id.clone() else { continue };
             let Some(pp) = self.store.provisioned_product(&check.provisioned_product_id).await? else {
-                self.store.settle_remediation(&check.task_id, GONE).await?;
+                self.store.settle_remediation(&check.task_id, GONE, now).await?;
                 continue;
             };
-            if pp.status == ProvisionedProductStatus::UnderChange || !self.store.settle_remediation(&check.task_id, REMEDYING).await? {
+            if pp.status == ProvisionedProductStatus::UnderChange || !self.store.claim_remediation(&check.task_id, now).await? {
                 continue;
             }
             let outcome = match self.owner(&pp).await? {
@@ -180,9 +181,6 @@ impl Provisioner<'_> {
         Ok(self.store.principal_by_id(&pp.owner_principal_type, &pp.owner_principal_id).await?)
     }
 }
-
-/// The message of a check whose remediation a node is carrying out.
-const REMEDYING: &str = "Carrying out the remediation.";
 
 /// What a drift check's remediation made.
 #[derive(Debug, Clone)]

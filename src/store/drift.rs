@@ -63,7 +63,23 @@ record! {
         pub remediation_task_id: Option<TaskId>,
         /// The update plan its remediation created (`ReapplyWithApproval`).
         pub remediation_plan_id: Option<PlanId>,
+        /// While a node carries out its remediation: when it claimed it (ms), else 0.
+        pub remedy_claimed_at: i64,
     }
+}
+
+/// The message of a check whose remediation a node is carrying out.
+pub const REMEDYING: &str = "Carrying out the remediation.";
+
+/// How long a node's claim on a remediation holds (ms): past it, a node that died while carrying
+/// it out is taken over. Queueing an update or creating a plan takes milliseconds.
+pub const REMEDY_LEASE_MS: i64 = 60_000;
+
+/// The checks whose remediation no node holds at `now`: never claimed, or claimed longer ago than
+/// the lease (the claimer died before recording what it made).
+fn push_unclaimed(sql: &mut Sql, column_prefix: &str, now: i64) {
+    sql.push(&format!(" AND ({p}message = '' OR ({p}remedy_claimed_at > 0 AND {p}remedy_claimed_at < ", p = column_prefix));
+    sql.int(now - REMEDY_LEASE_MS).push("))");
 }
 
 impl Store {
@@ -96,6 +112,7 @@ impl Store {
             remediation,
             remediation_task_id: None,
             remediation_plan_id: None,
+            remedy_claimed_at: 0,
         };
         insert("drift_checks", DriftCheck::COLUMNS, [&check], |c, sql| c.bind_values(sql)).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -108,8 +125,7 @@ impl Store {
         filter.text(provisioned_product_id);
         let mut select = filter.behind(&format!("SELECT {}", DriftCheck::columns("")));
         let dir = SortOrder::Desc.sql();
-        select.push(&format!(" ORDER BY checked_at = 0 {dir}, checked_at {dir}, task_id {dir} LIMIT ")).int(page.size);
-        select.push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY checked_at = 0 {dir}, checked_at {dir}, task_id {dir}")).page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, DriftCheck::from_row).await
     }
 
@@ -121,34 +137,49 @@ impl Store {
         Ok(self.fetch_count(&sql).await? > 0)
     }
 
-    /// The checks that found drift and asked for a remediation not yet queued, oldest first.
-    pub async fn pending_remediations(&self) -> StoreResult<Vec<DriftCheck>> {
+    /// The checks that found drift and asked for a remediation not yet made and held by no node
+    /// at `now` (ms), oldest first.
+    pub async fn pending_remediations(&self, now: i64) -> StoreResult<Vec<DriftCheck>> {
         let mut sql = Sql::new(&format!("SELECT {} FROM drift_checks WHERE remediation <> ", DriftCheck::columns("")));
         sql.text(Remediation::None).push(" AND drift_status = ").text(DriftStatus::Drifted);
-        sql.push(" AND remediation_task_id IS NULL AND remediation_plan_id IS NULL AND message = '' ORDER BY checked_at");
-        self.fetch_all(&sql, DriftCheck::from_row).await
+        sql.push(" AND remediation_task_id IS NULL AND remediation_plan_id IS NULL");
+        push_unclaimed(&mut sql, "", now);
+        self.fetch_all(sql.push(" ORDER BY checked_at"), DriftCheck::from_row).await
     }
 
-    /// The checks whose remediation plan an approver approved and nobody executed yet, oldest
-    /// first.
-    pub async fn approved_remediations(&self) -> StoreResult<Vec<DriftCheck>> {
+    /// The checks whose remediation plan an approver approved, not yet executed and held by no
+    /// node at `now` (ms), oldest first.
+    pub async fn approved_remediations(&self, now: i64) -> StoreResult<Vec<DriftCheck>> {
         let mut sql = Sql::new(&format!(
             "SELECT {} FROM drift_checks d JOIN plans p ON p.plan_id = d.remediation_plan_id WHERE p.status = ",
             DriftCheck::columns("d.")
         ));
         sql.text(PlanStatus::ApplicationApproved);
-        sql.push(" AND d.remediation_task_id IS NULL AND d.message = '' ORDER BY d.checked_at");
-        self.fetch_all(&sql, DriftCheck::from_row).await
+        sql.push(" AND d.remediation_task_id IS NULL");
+        push_unclaimed(&mut sql, "d.", now);
+        self.fetch_all(sql.push(" ORDER BY d.checked_at"), DriftCheck::from_row).await
     }
 
-    /// Settles a pending remediation with `message` (what is being done, or why nothing is):
-    /// only the first call for a check writes; false for the others (another node took it).
-    pub async fn settle_remediation(&self, task_id: &str, message: &str) -> StoreResult<bool> {
-        let settle = sql!(
-            "UPDATE drift_checks SET message = $1 WHERE task_id = $2 AND remediation_task_id IS NULL AND message = ''",
+    /// Claims the remediation of check `task_id` for this node at `now` (ms), with the message
+    /// [`REMEDYING`]: true for the one node that gets it while no other holds it.
+    pub async fn claim_remediation(&self, task_id: &str, now: i64) -> StoreResult<bool> {
+        self.settle(task_id, REMEDYING, now, now).await
+    }
+
+    /// Ends the remediation of check `task_id` with `message` (why nothing is done) unless a node
+    /// holds it at `now` (ms): false when one does.
+    pub async fn settle_remediation(&self, task_id: &str, message: &str, now: i64) -> StoreResult<bool> {
+        self.settle(task_id, message, 0, now).await
+    }
+
+    async fn settle(&self, task_id: &str, message: &str, claimed_at: i64, now: i64) -> StoreResult<bool> {
+        let mut settle = sql!(
+            "UPDATE drift_checks SET message = $1, remedy_claimed_at = $2 WHERE task_id = $3 AND remediation_task_id IS NULL",
             message,
+            claimed_at,
             task_id
         );
+        push_unclaimed(&mut settle, "", now);
         Ok(self.write(settle).await? == 1)
     }
 
@@ -174,7 +205,7 @@ impl Store {
             None => ("remediation_task_id", None, ""),
         };
         sql!(
-            &format!("UPDATE drift_checks SET {column} = COALESCE($1, {column}), message = $2 WHERE task_id = $3"),
+            &format!("UPDATE drift_checks SET {column} = COALESCE($1, {column}), message = $2, remedy_claimed_at = 0 WHERE task_id = $3"),
             made_id,
             message,
             task_id
@@ -305,10 +336,16 @@ mod tests {
             assert!(store.drift_check_queued_since(&launch.provisioned_product_id, check.created_at).await.unwrap());
             assert!(!store.drift_check_queued_since(&launch.provisioned_product_id, now_ms() + 1000).await.unwrap());
             // Its re-apply is pending until one node settles it.
-            assert_eq!(store.pending_remediations().await.unwrap().len(), 1);
-            assert!(store.settle_remediation("task-c", "queueing").await.unwrap());
-            assert!(!store.settle_remediation("task-c", "late").await.unwrap(), "one node settles it");
-            assert!(store.pending_remediations().await.unwrap().is_empty());
+            assert_eq!(store.pending_remediations(now_ms()).await.unwrap().len(), 1);
+            assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
+            assert!(!store.claim_remediation("task-c", now_ms()).await.unwrap(), "one node settles it");
+            assert!(store.pending_remediations(now_ms()).await.unwrap().is_empty());
+            assert!(!store.settle_remediation("task-c", "gone", now_ms()).await.unwrap(), "a held claim is not ended by another node");
+            // A node that died holding it is taken over once its claim is older than the lease.
+            let later = now_ms() + REMEDY_LEASE_MS + 1;
+            assert_eq!(store.pending_remediations(later).await.unwrap().len(), 1);
+            assert!(store.claim_remediation("task-c", later).await.unwrap());
+            assert!(!store.claim_remediation("task-c", later).await.unwrap(), "one node takes it over");
             store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
@@ -322,22 +359,22 @@ mod tests {
             let (launch, check) = checking(&store, TaskOutcome::Succeeded { outputs: "[]".into() }, Remediation::ReapplyWithApproval).await;
             let report = DriftReport { status: DriftStatus::Drifted, resources: Vec::new() };
             assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
-            assert!(store.settle_remediation("task-c", "planning").await.unwrap());
+            assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
             let plan = Plan { status: PlanStatus::ApplicationInProgress, ..sample_plan("plan-r") };
             store.insert_plan(&plan).await.unwrap();
             store.record_remediation("task-c", Some(Remedy::Plan(&plan.plan_id)), "").await.unwrap();
-            assert!(store.pending_remediations().await.unwrap().is_empty(), "its plan is made");
-            assert!(store.approved_remediations().await.unwrap().is_empty(), "not approved yet");
+            assert!(store.pending_remediations(now_ms()).await.unwrap().is_empty(), "its plan is made");
+            assert!(store.approved_remediations(now_ms()).await.unwrap().is_empty(), "not approved yet");
             let approve = PlanRecord { approval_action: "Approve".into(), ..submit_record(&plan) };
             let approved = PlanStatus::ApplicationApproved;
             assert!(store.transition_plan(&plan, PlanStatus::ApplicationInProgress, approved, &approve).await.unwrap());
-            let due = store.approved_remediations().await.unwrap();
+            let due = store.approved_remediations(now_ms()).await.unwrap();
             assert_eq!(due.iter().map(|c| c.task_id.as_str()).collect::<Vec<_>>(), ["task-c"]);
             assert_eq!(due[0].remediation_plan_id.as_ref(), Some(&plan.plan_id));
-            assert!(store.settle_remediation("task-c", "executing").await.unwrap());
-            assert!(!store.settle_remediation("task-c", "late").await.unwrap(), "one node executes it");
+            assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
+            assert!(!store.claim_remediation("task-c", now_ms()).await.unwrap(), "one node executes it");
             store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
-            assert!(store.approved_remediations().await.unwrap().is_empty(), "executed once");
+            assert!(store.approved_remediations(now_ms()).await.unwrap().is_empty(), "executed once");
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_plan_id.as_ref(), Some(&plan.plan_id), "the plan is kept beside the update");
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
@@ -374,7 +411,7 @@ mod tests {
             assert_eq!(pp.status_message, "apply failed", "the product's own failure is kept");
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].message, "terraform plan failed");
-            assert!(store.pending_remediations().await.unwrap().is_empty());
+            assert!(store.pending_remediations(now_ms()).await.unwrap().is_empty());
         })
         .await;
     }
