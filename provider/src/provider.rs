@@ -11,7 +11,7 @@ use tf_provider::value::{Value, ValueEmpty, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics, DynamicResource, Provider};
 use tokio_util::sync::CancellationToken;
 
-use crate::resources::{FailureResource, FileResource, SleepResource};
+use crate::resources::{FailureResource, FileResource, Sandboxed, SleepResource};
 use crate::sandbox::Sandbox;
 
 /// Environment variable read when the provider block sets no `root`.
@@ -117,9 +117,9 @@ impl Provider for SandboxProvider {
 
     fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! {
-            "file" => FileResource::new(self.sandbox.clone()),
-            "failure" => FailureResource,
-            "sleep" => SleepResource::new(self.interrupted.clone()),
+            "file" => Sandboxed(FileResource::new(self.sandbox.clone())),
+            "failure" => Sandboxed(FailureResource),
+            "sleep" => Sandboxed(SleepResource::new(self.interrupted.clone())),
         })
     }
 }

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
-use tf_provider::value::{Value, ValueEmpty, ValueString};
-use tf_provider::{map, AttributePath, Diagnostics, Resource};
+use tf_provider::value::{Value, ValueString};
+use tf_provider::{map, AttributePath, Diagnostics};
 
+use super::SandboxResource;
 use crate::provider::{attribute, schema, ConfiguredSandbox};
 use crate::sandbox::{checksum, parse_relative};
 
@@ -78,13 +79,11 @@ fn report<T>(diags: &mut Diagnostics, summary: &'static str, target: &Path, outc
 }
 
 #[async_trait]
-impl Resource for FileResource {
+impl SandboxResource for FileResource {
     type State<'a> = FileState<'a>;
-    type PrivateState<'a> = ValueEmpty;
-    type ProviderMetaState<'a> = ValueEmpty;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(schema(
+    fn schema(&self) -> Schema {
+        schema(
             "A text file inside the sandbox.",
             map! {
                 "id" => attribute(AttributeType::String, AttributeConstraint::Computed, "The path."),
@@ -96,119 +95,61 @@ impl Resource for FileResource {
                 "content" => attribute(AttributeType::String, AttributeConstraint::Required, "Text content, updated in place."),
                 "checksum" => attribute(AttributeType::String, AttributeConstraint::Computed, "SHA-256 of the content, hex-encoded."),
             },
-        ))
+        )
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) {
         if let Value::Value(path) = &config.path {
             if let Err(error) = parse_relative(path) {
                 diags.error("Invalid sandbox path", error.to_string(), AttributePath::new("path"));
             }
         }
-        Some(())
     }
 
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        mut state: Self::State<'a>,
-        private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn read<'a>(&self, diags: &mut Diagnostics, mut state: Self::State<'a>) -> Option<Self::State<'a>> {
         let Value::Value(path) = &state.path else {
-            return Some((state, private_state));
+            return Some(state);
         };
         // A read that fails for another reason than absence keeps the resource (see `Resource::read`).
         let Some(target) = self.locate(diags, path) else {
-            return Some((state, private_state));
+            return Some(state);
         };
         match std::fs::read(&target) {
             Ok(bytes) => {
                 state.content = Value::Value(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()));
                 state.checksum = Value::Value(Cow::Owned(checksum(&bytes)));
-                Some((state, private_state))
+                Some(state)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
                 report::<()>(diags, "Cannot read the sandbox file", &target, Err(error));
-                Some((state, private_state))
+                Some(state)
             }
         }
     }
 
-    async fn plan_create<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        mut proposed_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        proposed_state.compute();
-        Some((proposed_state, ValueEmpty::default()))
+    /// A new path replaces the file; a new content is written in place.
+    fn plan<'a>(&self, prior: Option<&Self::State<'a>>, mut proposed: Self::State<'a>) -> (Self::State<'a>, Vec<AttributePath>) {
+        let replace = match prior {
+            Some(prior) if proposed.path != prior.path => vec![AttributePath::new("path")],
+            _ => Vec::new(),
+        };
+        proposed.compute();
+        (proposed, replace)
     }
 
-    async fn plan_update<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        mut proposed_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let mut replace = Vec::new();
-        if proposed_state.path != prior_state.path {
-            replace.push(AttributePath::new("path"));
-        }
-        proposed_state.compute();
-        Some((proposed_state, prior_private_state, replace))
+    async fn create<'a>(&self, diags: &mut Diagnostics, mut planned: Self::State<'a>) -> Option<Self::State<'a>> {
+        self.write(diags, &planned)?;
+        planned.compute();
+        Some(planned)
     }
 
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(prior_private_state)
+    async fn update<'a>(&self, diags: &mut Diagnostics, planned: Self::State<'a>) -> Option<Self::State<'a>> {
+        self.create(diags, planned).await
     }
 
-    async fn create<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        mut planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        self.write(diags, &planned_state)?;
-        planned_state.compute();
-        Some((planned_state, planned_private_state))
-    }
-
-    async fn update<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        _prior_state: Self::State<'a>,
-        mut planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        self.write(diags, &planned_state)?;
-        planned_state.compute();
-        Some((planned_state, planned_private_state))
-    }
-
-    async fn destroy<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        _planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
-        let Value::Value(path) = &prior_state.path else {
+    async fn destroy<'a>(&self, diags: &mut Diagnostics, prior: Self::State<'a>) -> Option<()> {
+        let Value::Value(path) = &prior.path else {
             return Some(());
         };
         let sandbox = self.sandbox.get(diags)?;

@@ -5,12 +5,14 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueNumber, ValueString};
 use tf_provider::{map, AttributePath, Diagnostics};
 use tokio_util::sync::CancellationToken;
 
+use super::SandboxResource;
 use crate::provider::{attribute, schema};
 
 /// Attributes of `sandbox_sleep`.
@@ -31,11 +33,12 @@ impl SleepResource {
     }
 }
 
-replaced_on_change! {
-    SleepResource, SleepState, replaced_by: "duration_ms",
+#[async_trait]
+impl SandboxResource for SleepResource {
+    type State<'a> = SleepState<'a>;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(schema(
+    fn schema(&self) -> Schema {
+        schema(
             "Waits on create, to test slow applies; a SIGINT cuts the wait short with an error.",
             map! {
                 "id" => attribute(AttributeType::String, AttributeConstraint::Computed, "The duration, as `<n>ms`."),
@@ -45,25 +48,25 @@ replaced_on_change! {
                     "Milliseconds to wait on create (0 or more). Changing it replaces the resource, so it waits again.",
                 ),
             },
-        ))
+        )
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) {
         if matches!(config.duration_ms, Value::Value(ms) if ms < 0) {
             diags.error_short("`duration_ms` must be 0 or more", AttributePath::new("duration_ms"));
         }
-        Some(())
     }
 
-    async fn create<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        mut planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let Value::Value(ms) = planned_state.duration_ms else {
+    /// The id is known once the wait is over; a new duration waits again.
+    fn plan<'a>(&self, prior: Option<&Self::State<'a>>, mut proposed: Self::State<'a>) -> (Self::State<'a>, Vec<AttributePath>) {
+        if prior.is_none() {
+            proposed.id = Value::Unknown;
+        }
+        (proposed, vec![AttributePath::new("duration_ms")])
+    }
+
+    async fn create<'a>(&self, diags: &mut Diagnostics, mut planned: Self::State<'a>) -> Option<Self::State<'a>> {
+        let Value::Value(ms) = planned.duration_ms else {
             diags.error_short("`duration_ms` must be known", AttributePath::new("duration_ms"));
             return None;
         };
@@ -79,7 +82,7 @@ replaced_on_change! {
                 return None;
             }
         }
-        planned_state.id = Value::Value(Cow::Owned(format!("{ms}ms")));
-        Some((planned_state, planned_private_state))
+        planned.id = Value::Value(Cow::Owned(format!("{ms}ms")));
+        Some(planned)
     }
 }
