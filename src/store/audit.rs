@@ -77,7 +77,7 @@ impl Store {
         };
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {}", AuditEvent::columns("")));
-        select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY occurred_at {dir}, event_id {dir}")).page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, AuditEvent::from_row).await
     }
 

@@ -106,8 +106,7 @@ impl Store {
         }
         let mut select = filter.behind(&format!("SELECT {}", Portfolio::columns("")));
         let dir = order.sql();
-        select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir} LIMIT ")).int(page.size);
-        select.push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY created_at {dir}, portfolio_id {dir}")).page(page);
         self.catalog_page(&select, self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Portfolio::from_row)).await
     }
 }

@@ -143,8 +143,7 @@ fn product_filter(mut from: Sql, query: &ProductQuery) -> Sql {
 /// Orders a product `select` by creation time and cuts out `page`.
 fn page_by_creation(select: &mut Sql, order: SortOrder, page: Page) {
     let dir = order.sql();
-    select.push(&format!(" ORDER BY created_at {dir}, product_id {dir} LIMIT ")).int(page.size);
-    select.push(" OFFSET ").int(page.offset());
+    select.push(&format!(" ORDER BY created_at {dir}, product_id {dir}")).page(page);
 }
 
 const VERSION_COLUMNS: &str = "product_version_id, product_id, product_version_name, description, active, guidance, \

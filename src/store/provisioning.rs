@@ -364,14 +364,7 @@ impl Store {
         }
         let mut select = filter.behind(&format!("SELECT {}{PP_FROM}", pp_columns()));
         let dir = order.sql();
-        // LIMIT and OFFSET in the text, not bound: PostgreSQL's generic plan of a prepared statement
-        // guesses an unknown OFFSET, which priced it above the plan made for each call's values, so
-        // with statistics it planned every call again.
-        select.push(&format!(
-            " ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir} LIMIT {} OFFSET {}",
-            page.size,
-            page.offset()
-        ));
+        select.push(&format!(" ORDER BY pp.created_at {dir}, pp.provisioned_product_id {dir}")).page(page);
         Ok((select, filter.behind("SELECT COUNT(*) FROM provisioned_products pp")))
     }
 
@@ -424,7 +417,7 @@ impl Store {
         filter.text(provisioned_product_id);
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {}", Task::columns("")));
-        select.push(&format!(" ORDER BY created_at {dir}, task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY created_at {dir}, task_id {dir}")).page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
     }
 
@@ -439,7 +432,7 @@ impl Store {
         }
         let dir = order.sql();
         let mut select = filter.behind(&format!("SELECT {}", Task::columns("t.")));
-        select.push(&format!(" ORDER BY t.created_at {dir}, t.task_id {dir} LIMIT ")).int(page.size).push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY t.created_at {dir}, t.task_id {dir}")).page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Task::from_row).await
     }
 

@@ -194,8 +194,7 @@ impl Store {
         }
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
-        select.push(&format!(" ORDER BY created_at {dir}, tag_option_id {dir} LIMIT ")).int(page.size);
-        select.push(" OFFSET ").int(page.offset());
+        select.push(&format!(" ORDER BY created_at {dir}, tag_option_id {dir}")).page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, from_row).await
     }
 
@@ -254,7 +253,7 @@ impl Store {
             Sql::new(&format!(" FROM tag_option_resources r JOIN {table} x ON x.{id} = r.resource_id WHERE r.tag_option_id = "));
         filter.text(tag_option_id);
         let mut select = filter.behind(&format!("SELECT x.{id} AS resource_id, x.{name} AS name, x.description, x.created_at"));
-        select.push(" ORDER BY r.created_at, r.resource_id LIMIT ").int(page.size).push(" OFFSET ").int(page.offset());
+        select.push(" ORDER BY r.created_at, r.resource_id").page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, |row| {
             Ok(TaggedResourceDetail {
                 resource_id: row.get("resource_id")?,

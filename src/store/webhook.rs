@@ -193,7 +193,7 @@ impl Store {
             filter.push(" AND status = ").text(status.as_str());
         }
         let mut select = filter.behind(&format!("SELECT {}", Delivery::columns("")));
-        select.push(" ORDER BY created_at DESC, delivery_id DESC LIMIT ").int(page.size).push(" OFFSET ").int(page.offset());
+        select.push(" ORDER BY created_at DESC, delivery_id DESC").page(page);
         self.fetch_page(&select, &filter.behind("SELECT COUNT(*)"), page, Delivery::from_row).await
     }
 
