@@ -259,6 +259,16 @@ wire_enum! {
         Expiry,
     }
 
+    /// What updates a provisioned product besides its owner (an extension).
+    UpdatePolicy {
+        /// Only its owner, or an administrator's upgrade campaign.
+        Manual,
+        /// Also the scheduler: to its product's `Recommended` version whenever that changes.
+        FollowRecommended,
+        /// Only its owner: nothing automatic, and upgrade campaigns skip it.
+        Pinned,
+    }
+
     /// A task's status: queued or running, then done or failed.
     TaskStatus { InProgress, Succeeded, Failed }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
-use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy};
 use crate::provisioning::queue::{Launch, Update};
 use crate::provisioning::task::{listed_logs, terraform_logs, TerraformLog, LISTED_LOG_BYTES};
 use crate::provisioning::{stored, Output, Parameter, Tag};
@@ -117,6 +117,8 @@ struct ProvisionedProductDetail<'a> {
     /// Extension: when its expiry terminates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     expiry_time: Option<String>,
+    /// Extension: what updates it besides its owner.
+    update_policy: UpdatePolicy,
 }
 
 fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProductDetail<'a> {
@@ -143,6 +145,7 @@ fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProduc
         drift_status: pp.drift_status,
         drift_checked_time: pp.drift_checked_at.map(format_time),
         expiry_time: pp.expires_at.map(format_time),
+        update_policy: pp.update_policy,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Provisioned products: the caller's own (administrators may list everyone's), one product's
-//! status, outputs and tasks, and the update, terminate and expiry changes.
+//! status, outputs and tasks, and the update, terminate, expiry and update policy changes.
 
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
 
-use super::catalog::{change_fields, parameters_from_form, tags_from_form, version_detail, versions};
+use super::catalog::{change_fields, parameters_from_form, policy_from_form, policy_select, tags_from_form, version_detail, versions};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
 use super::session::{Posted, Session};
@@ -26,6 +26,7 @@ use crate::protocol::params::Params;
 use crate::provisioning::drift::{DetectDrift, DriftCheckDetail, ListDriftChecks};
 use crate::provisioning::expiry::UpdateExpiry;
 use crate::provisioning::queue::Update;
+use crate::provisioning::update_policy::SetUpdatePolicy;
 use crate::provisioning::{stored, Output};
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
 use crate::store::{Page, SortOrder};
@@ -38,6 +39,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned/{id}/terminate", post(terminate))
         .route("/console/provisioned/{id}/drift", post(detect_drift))
         .route("/console/provisioned/{id}/expiry", post(update_expiry))
+        .route("/console/provisioned/{id}/policy", post(update_policy))
 }
 
 /// The first page of a console list, or the one asked for.
@@ -137,6 +139,7 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
                 @if let Some(at) = pp.drift_checked_at { " checked " (format_time(at)) }
             }
             dt { "Expires" } dd.expiry { @if let Some(at) = pp.expires_at { (format_time(at)) } @else { "never" } }
+            dt { "Update policy" } dd.update-policy { (pp.update_policy.as_str()) }
         }
         @if !changing {
             div.buttons {
@@ -151,6 +154,11 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
                 button type="submit" { "Set expiry" }
             }
         } @else { p.muted { "A change is under way; update and terminate are possible once it ends." } }
+        form.inline method="post" action={ (path) "/policy" } {
+            (csrf_input(&session))
+            (policy_select(pp.update_policy))
+            button type="submit" { "Set policy" }
+        }
         h2 { "Outputs" }
         @if let Some(record) = &outputs_task { (outputs(&stored(&record.task.outputs))) } @else { p.muted { "No successful launch yet." } }
         h2 { "Drift checks" }
@@ -323,6 +331,29 @@ async fn update_expiry(
     }
     .await;
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("ExpiryTime", expiry_time.as_deref().unwrap_or(""))]);
+    record(&state, &session, action.name(), &params, updated.as_ref()).await;
+    updated?;
+    Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))
+}
+
+async fn update_policy(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Posted { session, form }: Posted,
+) -> Result<Response, PageError> {
+    let action = Action::UpdateProvisionedProductPolicy;
+    let (policy, malformed) = policy_from_form(&form);
+    let updated: Result<_, ApiError> = async {
+        authorize(action, &session.principal)?;
+        if let Some(refusal) = malformed {
+            return Err(refusal);
+        }
+        let policy = policy.ok_or_else(|| ApiError::missing_parameter("UpdatePolicy"))?;
+        let request = SetUpdatePolicy { provisioned_product_id: id.clone(), update_policy: policy };
+        Ok(state.provisioner().update_policy(&session.principal, request).await?)
+    }
+    .await;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("UpdatePolicy", form.text("policy"))]);
     record(&state, &session, action.name(), &params, updated.as_ref()).await;
     updated?;
     Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))

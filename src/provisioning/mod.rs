@@ -12,6 +12,7 @@ pub mod plan;
 pub mod queue;
 pub mod schedule;
 pub mod task;
+pub mod update_policy;
 pub mod webhook;
 
 use serde::de::DeserializeOwned;

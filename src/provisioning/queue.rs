@@ -15,7 +15,9 @@ use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
-use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus};
+use crate::model::{
+    DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy,
+};
 use crate::store::expiry::ExpiryTermination;
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
 use crate::store::principal::Principal;
@@ -61,6 +63,9 @@ pub struct Launch {
     /// `Expiry` constraint's default lifetime applies, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_time: Option<String>,
+    /// Extension: what updates the provisioned product besides its owner (default `Manual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_policy: Option<UpdatePolicy>,
 }
 
 /// `UpdateProvisionedProduct`'s request.
@@ -157,6 +162,7 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
         last_successful_provisioning_task_id: None,
         created_at: task.created_at,
         expires_at: None,
+        update_policy: UpdatePolicy::Manual,
         product_name: task.product_name.clone(),
         product_version_name: task.product_version_name.clone(),
         drift_status: DriftStatus::NeverChecked,
@@ -288,6 +294,7 @@ impl Provisioner<'_> {
         let task = task(&target, &change, self.seal(&change));
         let mut pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
         pp.expires_at = super::expiry::launch_expiry(principal, policy.as_ref(), asked, task.created_at)?;
+        pp.update_policy = req.update_policy.unwrap_or(UpdatePolicy::Manual);
         self.store.create_launch(&pp, &task).await?;
         if pp.expires_at.is_some() {
             // Due now: the job works out when to warn and expire (each node's scheduler also

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{
+    DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
+};
 
 record! {
     /// A provisioned product (an instance of a product version).
@@ -31,6 +33,8 @@ record! {
         pub created_at: i64,
         /// When its expiry terminates it (ms since the epoch; an extension).
         pub expires_at: Option<i64>,
+        /// What updates it besides its owner (an extension).
+        pub update_policy: UpdatePolicy,
     }
     joined {
         /// Product and version names (joined in on reads).
@@ -304,6 +308,13 @@ impl Store {
         insert_task(&mut tx, task).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Sets the update policy of the live provisioned product `id`; false when it is gone.
+    pub async fn set_update_policy(&self, id: &str, policy: UpdatePolicy) -> StoreResult<bool> {
+        let set =
+            sql!("UPDATE provisioned_products SET update_policy = $1 WHERE provisioned_product_id = $2 AND terminated = 0", policy, id);
+        Ok(self.write(set).await? == 1)
     }
 
     /// A live (not terminated) provisioned product.
@@ -689,6 +700,7 @@ pub(crate) mod tests {
             last_successful_provisioning_task_id: None,
             created_at: task.created_at,
             expires_at: None,
+            update_policy: UpdatePolicy::Manual,
             product_name: String::new(),
             product_version_name: String::new(),
             drift_status: DriftStatus::NeverChecked,
