@@ -83,6 +83,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                     status_message: String::new(),
                     created_at: created + j as i64 * 60_000,
                     updated_at: created + j as i64 * 60_000 + 900,
+                    parameter_references: "[]".into(),
                 })
                 .collect();
             let last = tasks.last().map(|t| t.task_id.clone());
@@ -117,6 +118,8 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                 product_version_name: String::new(),
                 drift_status: DriftStatus::NeverChecked,
                 drift_checked_at: None,
+                product_version_guidance: String::new(),
+                stale_dependencies: 0,
             };
             batch.push((pp, tasks));
         }
