@@ -257,6 +257,19 @@ wire_enum! {
         /// Warns of, then carries out, the expiry of a provisioned product (its subject): a
         /// terminate on behalf of its owner, retried with backoff while it fails.
         Expiry,
+        /// Updates a provisioned product (its subject) whose parameters read an upstream output
+        /// that changed, once its upstreams are done changing, when its update policy says so.
+        DependencyUpdate,
+    }
+
+    /// What updates a provisioned product besides its owner (an extension).
+    UpdatePolicy {
+        /// Only its owner, or an administrator's upgrade campaign.
+        Manual,
+        /// Also the scheduler: to its product's `Recommended` version whenever that changes.
+        FollowRecommended,
+        /// Only its owner: nothing automatic, and upgrade campaigns skip it.
+        Pinned,
     }
 
     /// A task's status: queued or running, then done or failed.
@@ -287,6 +300,11 @@ wire_enum! {
         ExpiryWarning,
         /// A provisioned product expired: its terminate is queued.
         Expired,
+        /// An output a provisioned product's parameters read changed: it is stale (its update
+        /// follows as a task event when its update policy says so).
+        DependencyStale,
+        /// The version a provisioned product runs became `Deprecated`.
+        VersionDeprecated,
     }
 
     /// Where a webhook delivery stands.

@@ -123,6 +123,7 @@ actions! {
     ListWebhookDeliveries => Admin Read,
     ListProvisionedProductDriftChecks => EndUser Read,
     UpdateProvisionedProductExpiry => EndUser Change,
+    UpdateProvisionedProductPolicy => EndUser Change,
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         DetectProvisionedProductDrift => typed(action, ctx.state.provisioner().detect(ctx.principal, decode(params)?).await?)?,
         ListProvisionedProductDriftChecks => typed(action, ctx.state.provisioner().drift_checks(ctx.principal, decode(params)?).await?)?,
         UpdateProvisionedProductExpiry => typed(action, ctx.state.provisioner().update_expiry(ctx.principal, decode(params)?).await?)?,
+        UpdateProvisionedProductPolicy => typed(action, ctx.state.provisioner().update_policy(ctx.principal, decode(params)?).await?)?,
         CreateProvisionedProductPlan => plan::create(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProductPlan => plan::update(ctx, decode(params)?).await?.into(),
         DeleteProvisionedProductPlan => plan::delete(ctx, decode(params)?).await?.into(),

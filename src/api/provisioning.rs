@@ -7,16 +7,28 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{filter_value, format_time, Answer, Ctx, Filter, Paged, Paging};
-use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy};
 use crate::provisioning::queue::{Launch, Update};
 use crate::provisioning::task::{listed_logs, terraform_logs, TerraformLog, LISTED_LOG_BYTES};
 use crate::provisioning::{stored, Output, Parameter, Tag};
+use crate::store::dependency::references_from_json;
+use crate::store::product::DEPRECATED;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct ProvisionedProductIdRequest {
     provisioned_product_id: String,
+}
+
+/// `TerminateProvisionedProduct`'s request; `Force` (an extension) terminates a provisioned
+/// product others depend on.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TerminateRequest {
+    provisioned_product_id: String,
+    #[serde(default)]
+    force: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -80,8 +92,9 @@ pub(super) async fn update(ctx: &Ctx<'_>, req: Update) -> Result<Value, ApiError
     Ids { provisioned_product_id: Some(queued.provisioned_product_id), task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
-pub(super) async fn terminate(ctx: &Ctx<'_>, req: ProvisionedProductIdRequest) -> Result<Value, ApiError> {
-    let queued = ctx.state.provisioner().terminate(ctx.principal, &req.provisioned_product_id).await?;
+pub(super) async fn terminate(ctx: &Ctx<'_>, req: TerminateRequest) -> Result<Value, ApiError> {
+    let force = req.force.unwrap_or(false);
+    let queued = ctx.state.provisioner().terminate(ctx.principal, &req.provisioned_product_id, force).await?;
     Ids { task_id: Some(queued.task_id), ..Ids::default() }.answer()
 }
 
@@ -117,6 +130,12 @@ struct ProvisionedProductDetail<'a> {
     /// Extension: when its expiry terminates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     expiry_time: Option<String>,
+    /// Extension: what updates it besides its owner.
+    update_policy: UpdatePolicy,
+    /// Extension: whether its version's `Guidance` is `Deprecated`.
+    product_version_deprecated: bool,
+    /// Extension: whether an output its parameters read changed since they were resolved.
+    dependency_stale: bool,
 }
 
 fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProductDetail<'a> {
@@ -143,6 +162,9 @@ fn pp_detail<'a>(ctx: &Ctx<'_>, pp: &'a ProvisionedProduct) -> ProvisionedProduc
         drift_status: pp.drift_status,
         drift_checked_time: pp.drift_checked_at.map(format_time),
         expiry_time: pp.expires_at.map(format_time),
+        update_policy: pp.update_policy,
+        product_version_deprecated: pp.product_version_guidance == DEPRECATED,
+        dependency_stale: pp.stale_dependencies > 0,
     }
 }
 
@@ -162,10 +184,19 @@ pub(super) async fn list(ctx: &Ctx<'_>, req: ListRequest) -> Result<Answer, ApiE
         .map(|value| value.parse::<DriftStatus>())
         .transpose()
         .map_err(|e| ApiError::invalid_parameter("Filters", e))?;
+    let deprecated = match filter_value(&req.filters, "Deprecated").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter("Filters", format!("The Filter Deprecated is true or false, not {other:?}.")))
+        }
+    };
     let filters = ProvisionedProductQuery {
         name: filter_value(&req.filters, "ProvisionedProductName"),
         full_text: filter_value(&req.filters, "FullTextSearch"),
         drift_status,
+        deprecated,
         ..ProvisionedProductQuery::default()
     };
     let (pps, total) = ctx.state.provisioner().list(ctx.principal, account, filters, req.paging.order(), req.paging.page()).await?;
@@ -207,6 +238,9 @@ struct TaskDetail<'a> {
     create_time: String,
     update_time: String,
     log: TaskLog<'a>,
+    /// Extension: the parameters whose values were resolved from references, as given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parameter_references: Vec<Parameter>,
 }
 
 /// `Log.TerraformLogs`: one entry per command and stream.
@@ -236,6 +270,10 @@ fn task_detail<'a>(ctx: &Ctx<'_>, task: &'a Task, terraform_logs: Vec<TerraformL
         create_time: format_time(task.created_at),
         update_time: format_time(task.updated_at),
         log: TaskLog { terraform_logs },
+        parameter_references: references_from_json(&task.parameter_references)
+            .into_iter()
+            .map(|r| Parameter { parameter_key: r.parameter_key, parameter_value: r.parameter_value })
+            .collect(),
     }
 }
 

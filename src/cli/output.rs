@@ -38,6 +38,12 @@ impl FromStr for Output {
     }
 }
 
+/// Fields a table folds into one `Flags` column: the badge shown when the field is `true`.
+const FLAGS: &[(&str, &str)] = &[("ProductVersionDeprecated", "Deprecated"), ("DependencyStale", "Stale")];
+
+/// Name of the column holding the badges of [`FLAGS`].
+const FLAGS_COLUMN: &str = "Flags";
+
 /// The answer as text in the chosen form.
 pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
     let columns = match output {
@@ -63,10 +69,13 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
         let mut names: Vec<String> = Vec::new();
         for object in &objects {
             for (key, value) in *object {
-                if !value.is_array() && !value.is_object() && !names.contains(key) {
+                if !value.is_array() && !value.is_object() && !names.contains(key) && !FLAGS.iter().any(|(flag, _)| flag == key) {
                     names.push(key.clone());
                 }
             }
+        }
+        if objects.iter().any(|object| !badges(object).is_empty()) {
+            names.push(FLAGS_COLUMN.into());
         }
         // Identifiers and names first: they are what a reader scans a list for.
         names.sort_by_key(|n| {
@@ -80,8 +89,18 @@ pub fn render(answer: &Value, output: &Output) -> Result<String, Failure> {
         });
         names
     });
-    let rows: Vec<Vec<String>> = objects.iter().map(|object| columns.iter().map(|c| cell(object.get(c))).collect()).collect();
+    let value = |object: &Map<String, Value>, column: &str| match object.get(column) {
+        None if column == FLAGS_COLUMN => badges(object),
+        given => cell(given),
+    };
+    let rows: Vec<Vec<String>> = objects.iter().map(|object| columns.iter().map(|c| value(object, c)).collect()).collect();
     Ok(table(&columns, &rows))
+}
+
+/// The badges of the [`FLAGS`] an item has `true`, separated by commas.
+fn badges(object: &Map<String, Value>) -> String {
+    let on: Vec<&str> = FLAGS.iter().filter(|(flag, _)| object.get(*flag) == Some(&Value::Bool(true))).map(|(_, badge)| *badge).collect();
+    on.join(",")
 }
 
 /// `--query`: the JMESPath expression's result on the answer.
@@ -188,6 +207,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("ExpiryTime"), "{text}");
         assert!(lines.iter().any(|l| l.contains("pp-2") && l.contains("2026-01-31T12:00:00Z")), "{text}");
+    }
+
+    #[test]
+    fn flags_show_as_badges_in_one_column() {
+        let answer = json!({"ProvisionedProductDetails": [
+            {"ProvisionedProductId": "pp-1", "ProductVersionDeprecated": false, "DependencyStale": false},
+            {"ProvisionedProductId": "pp-2", "ProductVersionDeprecated": true, "DependencyStale": true},
+            {"ProvisionedProductId": "pp-3", "ProductVersionDeprecated": true, "DependencyStale": false}
+        ]});
+        let text = render(&answer, &Output::Table).unwrap();
+        assert_eq!(text, "ProvisionedProductId  Flags\npp-1\npp-2                  Deprecated,Stale\npp-3                  Deprecated");
+        let calm = json!({"Items": [{"Id": "pp-1", "ProductVersionDeprecated": false}]});
+        assert_eq!(render(&calm, &Output::Table).unwrap(), "Id\npp-1");
+        // Named columns show the fields as they are.
+        let named = render(&answer, &Output::Columns(vec!["ProvisionedProductId".into(), "DependencyStale".into()])).unwrap();
+        assert!(named.ends_with("pp-3                  false"), "{named}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::Router;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg};
+use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::{principal_names, principal_picker};
 use super::session::{Posted, Session};
 use super::{audited, checked, no_such_page, respond, see_other, Form, PageError, PAGE_SIZE};
@@ -28,6 +28,8 @@ use crate::catalog::version::{NewTemplate, NewVersion, VersionFields, VersionRef
 use crate::catalog::wire::{Filter, Paging};
 use crate::catalog::Catalog;
 use crate::model::Transform;
+use crate::store::provisioning::ProvisionedProductQuery;
+use crate::store::{Page, SortOrder};
 
 pub(super) fn routes() -> Router<SharedState> {
     Router::new()
@@ -630,10 +632,11 @@ async fn create_product(State(state): State<SharedState>, Posted { session, form
 }
 
 async fn product(State(state): State<SharedState>, session: Session, Path(id): Path<String>) -> Result<Response, PageError> {
-    render_product(&state.catalog(&session.principal), &session, &id, &Form::default(), None).await
+    render_product(&state, &state.catalog(&session.principal), &session, &id, &Form::default(), None).await
 }
 
 async fn render_product(
+    state: &SharedState,
     catalog: &Catalog<'_>,
     session: &Session,
     id: &str,
@@ -650,6 +653,11 @@ async fn render_product(
     let listing = ConstraintListing { portfolio_id: None, product_id: Some(id.to_string()) };
     let constraints = catalog.constraints(checked(session, Action::ListConstraints, listing)?).await?.constraint_details;
     let path = format!("/console/admin/products/{}", seg(id));
+    // How many of its provisioned products run a Deprecated version (of everyone's).
+    let on_deprecated =
+        ProvisionedProductQuery { deprecated: Some(true), product_id: Some(id.to_string()), ..ProvisionedProductQuery::default() };
+    let (_, deprecated) =
+        state.provisioner().list(&session.principal, true, on_deprecated, SortOrder::Desc, Page { number: 1, size: 1 }).await?;
     let body = html! {
         p { (detail.description) }
         p.muted { "Provided by " (detail.provider_name) " · " code { (id) } }
@@ -671,6 +679,15 @@ async fn render_product(
                         }
                     }
                 }
+            }
+        }
+        @if deprecated > 0 {
+            p.deprecated {
+                (status("Deprecated")) " "
+                a href={ "/console/provisioned?scope=account&deprecated=true&product=" (seg(id)) } {
+                    (deprecated) " provisioned " (if deprecated == 1 { "product runs" } else { "products run" }) " a Deprecated version"
+                }
+                "."
             }
         }
         h2 { "Portfolios" }
@@ -714,7 +731,7 @@ async fn change_product(
             };
             match added.await {
                 Ok(_) => Ok(see_other(&location)),
-                Err(e) if e.status() == StatusCode::BAD_REQUEST => render_product(&catalog, &session, &id, &form, Some(&e)).await,
+                Err(e) if e.status() == StatusCode::BAD_REQUEST => render_product(&state, &catalog, &session, &id, &form, Some(&e)).await,
                 Err(e) => Err(e.into()),
             }
         }

@@ -24,7 +24,7 @@ use crate::catalog::product::{ProductDetail, ProductListing, ProductRef};
 use crate::catalog::version::{VersionDetail, VersionRef};
 use crate::catalog::wire::{Filter, Paging};
 use crate::catalog::Catalog;
-use crate::model::OperationType;
+use crate::model::{OperationType, UpdatePolicy};
 use crate::provisioning::plan::NewPlan;
 use crate::provisioning::queue::Launch;
 use crate::provisioning::{Parameter, Tag};
@@ -159,6 +159,8 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
     let parameters = parameters_from_form(&form);
     let queued = async {
         let (tags, malformed) = tags_from_form(&form);
+        let (update_policy, bad_policy) = policy_from_form(&form);
+        let malformed = malformed.or(bad_policy);
         if form.get("intent") == Some("plan") {
             let plan = NewPlan {
                 plan_name: name.clone(),
@@ -193,6 +195,7 @@ async fn launch(State(state): State<SharedState>, Path(id): Path<String>, Posted
             parameters,
             tags,
             expiry_time: form.optional("expiry"),
+            update_policy,
         };
         let queued =
             audited_unless(&state, &session, Action::LaunchProduct, launch, malformed, |r| provisioner.launch(principal, r)).await?;
@@ -229,6 +232,7 @@ fn render_launch(session: &Session, product_id: &str, context: &LaunchContext, f
             }
             (change_fields(&context.parameters, form, &[], error))
             (text_field("expiry", "Expiry (optional)", form.text("expiry"), false, Some("UTC, like 2026-01-31T12:00:00Z: when it is terminated. Empty: the product's default lifetime, if it has one."), field_error("InvalidParameter.ExpiryTime")))
+            (policy_select(update_policy_or_default(form)))
             div.buttons {
                 button type="submit" name="intent" value="launch" { "Launch" }
                 button.secondary type="submit" name="intent" value="plan" { "Preview as a plan" }
@@ -344,6 +348,34 @@ pub(super) fn tags_from_form(form: &Form) -> (Vec<Tag>, Option<ApiError>) {
         }
     }
     (tags, refusal)
+}
+
+/// The update policy a form asks for (`policy`; absent or empty: none), and the refusal
+/// (`InvalidParameter.UpdatePolicy`) of one that is not a policy.
+pub(super) fn policy_from_form(form: &Form) -> (Option<UpdatePolicy>, Option<ApiError>) {
+    match form.optional("policy").map(|text| text.parse::<UpdatePolicy>()) {
+        None => (None, None),
+        Some(Ok(policy)) => (Some(policy), None),
+        Some(Err(why)) => (None, Some(ApiError::invalid_parameter("UpdatePolicy", why))),
+    }
+}
+
+/// The update policy a form shows: the one it holds, else `Manual`.
+fn update_policy_or_default(form: &Form) -> UpdatePolicy {
+    policy_from_form(form).0.unwrap_or(UpdatePolicy::Manual)
+}
+
+/// A choice of update policy (`policy`), `current` selected.
+pub(super) fn policy_select(current: UpdatePolicy) -> Markup {
+    html! {
+        label for="policy" { "Update policy" }
+        select id="policy" name="policy" aria-describedby="policy-hint" {
+            @for policy in UpdatePolicy::ALL {
+                option value=(policy.as_str()) selected[*policy == current] { (policy.as_str()) }
+            }
+        }
+        small id="policy-hint" { "Manual: you or an administrator's upgrade campaign update it. FollowRecommended: also updated to the product's Recommended version when it changes. Pinned: nothing automatic; campaigns skip it." }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Provisioned products: the caller's own (administrators may list everyone's), one product's
-//! status, outputs and tasks, and the update, terminate and expiry changes.
+//! status, outputs and tasks, and the update, terminate, expiry and update policy changes.
 
 use std::collections::HashMap;
 
@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
 
-use super::catalog::{change_fields, parameters_from_form, tags_from_form, version_detail, versions};
+use super::catalog::{change_fields, parameters_from_form, policy_from_form, policy_select, tags_from_form, version_detail, versions};
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
 use super::session::{Posted, Session};
@@ -26,7 +26,9 @@ use crate::protocol::params::Params;
 use crate::provisioning::drift::{DetectDrift, DriftCheckDetail, ListDriftChecks};
 use crate::provisioning::expiry::UpdateExpiry;
 use crate::provisioning::queue::Update;
+use crate::provisioning::update_policy::SetUpdatePolicy;
 use crate::provisioning::{stored, Output};
+use crate::store::product::DEPRECATED;
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
 use crate::store::{Page, SortOrder};
 
@@ -38,6 +40,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned/{id}/terminate", post(terminate))
         .route("/console/provisioned/{id}/drift", post(detect_drift))
         .route("/console/provisioned/{id}/expiry", post(update_expiry))
+        .route("/console/provisioned/{id}/policy", post(update_policy))
 }
 
 /// The first page of a console list, or the one asked for.
@@ -50,24 +53,31 @@ async fn index(State(state): State<SharedState>, session: Session, RawQuery(quer
     let (q, page_number) = (query.text("q"), query.page());
     let account = query.get("scope") == Some("account");
     let full_text = (!q.is_empty()).then(|| q.to_string());
-    let (products, total) = state
-        .provisioner()
-        .list(
-            &session.principal,
-            account,
-            ProvisionedProductQuery { full_text, ..Default::default() },
-            SortOrder::Desc,
-            page_of(page_number),
-        )
-        .await?;
-    let scope = if account { "account" } else { "" };
-    let owners = if account { principal_names(&state).await? } else { HashMap::new() };
-    let body = html! {
-        (filter_form("/console/provisioned", "Search", q, &[("scope", scope)]))
-        (table(&products, account.then_some(&owners)))
-        (pager("/console/provisioned", &[("q", q), ("scope", scope)], page_number, PAGE_SIZE, total))
+    // `deprecated=true` (and `product=ID`): those running a Deprecated version (of that product).
+    let deprecated = query.get("deprecated") == Some("true");
+    let product = query.text("product");
+    let filters = ProvisionedProductQuery {
+        full_text,
+        deprecated: deprecated.then_some(true),
+        product_id: (!product.is_empty()).then(|| product.to_string()),
+        ..Default::default()
     };
-    let title = if account { "All provisioned products" } else { "My provisioned products" };
+    let (products, total) = state.provisioner().list(&session.principal, account, filters, SortOrder::Desc, page_of(page_number)).await?;
+    let scope = if account { "account" } else { "" };
+    let only = if deprecated { "true" } else { "" };
+    let owners = if account { principal_names(&state).await? } else { HashMap::new() };
+    let kept = [("scope", scope), ("deprecated", only), ("product", product)];
+    let body = html! {
+        (filter_form("/console/provisioned", "Search", q, &kept))
+        (table(&products, account.then_some(&owners)))
+        (pager("/console/provisioned", &[("q", q), ("scope", scope), ("deprecated", only), ("product", product)], page_number, PAGE_SIZE, total))
+    };
+    let title = match (account, deprecated) {
+        (true, true) => "All provisioned products on Deprecated versions",
+        (true, false) => "All provisioned products",
+        (false, true) => "My provisioned products on Deprecated versions",
+        (false, false) => "My provisioned products",
+    };
     Ok(respond(StatusCode::OK, page(title, Some(&session), body)))
 }
 
@@ -82,9 +92,9 @@ fn table(products: &[ProvisionedProduct], owners: Option<&HashMap<String, String
                 tbody {
                     @for p in products {
                         tr {
-                            td { a href={ "/console/provisioned/" (seg(&p.provisioned_product_id)) } { (p.provisioned_product_name) } }
+                            td { (link_to(p)) }
                             td { (p.product_name) }
-                            td { (p.product_version_name) }
+                            td { (p.product_version_name) (badges(p)) }
                             td { (status(p.status.as_str())) }
                             @if let Some(owners) = owners { td { (owners.get(&p.owner_principal_id).unwrap_or(&p.owner_principal_id)) } }
                             td { (format_time(p.created_at)) }
@@ -93,6 +103,20 @@ fn table(products: &[ProvisionedProduct], owners: Option<&HashMap<String, String
                 }
             }
         }
+    }
+}
+
+/// A link to the page of `pp`, by its name.
+fn link_to(pp: &ProvisionedProduct) -> Markup {
+    html! { a href={ "/console/provisioned/" (seg(&pp.provisioned_product_id)) } { (pp.provisioned_product_name) } }
+}
+
+/// The badges of a provisioned product running a Deprecated version, or whose upstream outputs
+/// changed since its parameters read them.
+fn badges(pp: &ProvisionedProduct) -> Markup {
+    html! {
+        @if pp.product_version_guidance == DEPRECATED { " " (status("Deprecated")) }
+        @if pp.stale_dependencies > 0 { " " span title="An output its parameters read changed since" { (status("Stale")) } }
     }
 }
 
@@ -122,12 +146,21 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
     let listing = ListDriftChecks { provisioned_product_id: id.clone(), paging: Paging::new(1, DRIFT_CHECKS_SHOWN) };
     let drift = provisioner.drift_checks(&session.principal, listing).await?.drift_checks;
     let changing = pp.status == ProvisionedProductStatus::UnderChange;
+    let (upstreams, dependents) = provisioner.dependencies(&session.principal, &pp).await?;
     let path = format!("/console/provisioned/{}", seg(&id));
     let body = html! {
         dl.facts {
             dt { "Status" } dd { (status(pp.status.as_str())) }
             @if pp.status == ProvisionedProductStatus::Error && !pp.status_message.is_empty() { dt { "Message" } dd { (pp.status_message) } }
-            dt { "Product" } dd { (pp.product_name) " " (pp.product_version_name) }
+            dt { "Product" } dd.version { (pp.product_name) " " (pp.product_version_name) (badges(&pp)) }
+            @if !upstreams.is_empty() {
+                dt { "Reads outputs of" }
+                dd.upstreams { @for (i, u) in upstreams.iter().enumerate() { @if i > 0 { ", " } code { (u.upstream_id) } "." (u.output_key) } }
+            }
+            @if !dependents.is_empty() {
+                dt { "Read by" }
+                dd.dependents { @for (i, d) in dependents.iter().enumerate() { @if i > 0 { ", " } (link_to(d)) } }
+            }
             dt { "Region" } dd { (english_region_name(&pp.stack_region_id)) " (" (pp.stack_region_id) ")" }
             dt { "Id" } dd { code { (id) } }
             dt { "Created" } dd { (format_time(pp.created_at)) }
@@ -137,6 +170,7 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
                 @if let Some(at) = pp.drift_checked_at { " checked " (format_time(at)) }
             }
             dt { "Expires" } dd.expiry { @if let Some(at) = pp.expires_at { (format_time(at)) } @else { "never" } }
+            dt { "Update policy" } dd.update-policy { (pp.update_policy.as_str()) }
         }
         @if !changing {
             div.buttons {
@@ -151,6 +185,11 @@ async fn detail(State(state): State<SharedState>, session: Session, Path(id): Pa
                 button type="submit" { "Set expiry" }
             }
         } @else { p.muted { "A change is under way; update and terminate are possible once it ends." } }
+        form.inline method="post" action={ (path) "/policy" } {
+            (csrf_input(&session))
+            (policy_select(pp.update_policy))
+            button type="submit" { "Set policy" }
+        }
         h2 { "Outputs" }
         @if let Some(record) = &outputs_task { (outputs(&stored(&record.task.outputs))) } @else { p.muted { "No successful launch yet." } }
         h2 { "Drift checks" }
@@ -300,7 +339,7 @@ async fn terminate(
     let action = Action::TerminateProvisionedProduct;
     let terminated: Result<_, ApiError> = async {
         authorize(action, &session.principal)?;
-        Ok(state.provisioner().terminate(&session.principal, &id).await?)
+        Ok(state.provisioner().terminate(&session.principal, &id, false).await?)
     }
     .await;
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
@@ -323,6 +362,29 @@ async fn update_expiry(
     }
     .await;
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("ExpiryTime", expiry_time.as_deref().unwrap_or(""))]);
+    record(&state, &session, action.name(), &params, updated.as_ref()).await;
+    updated?;
+    Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))
+}
+
+async fn update_policy(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    Posted { session, form }: Posted,
+) -> Result<Response, PageError> {
+    let action = Action::UpdateProvisionedProductPolicy;
+    let (policy, malformed) = policy_from_form(&form);
+    let updated: Result<_, ApiError> = async {
+        authorize(action, &session.principal)?;
+        if let Some(refusal) = malformed {
+            return Err(refusal);
+        }
+        let policy = policy.ok_or_else(|| ApiError::missing_parameter("UpdatePolicy"))?;
+        let request = SetUpdatePolicy { provisioned_product_id: id.clone(), update_policy: policy };
+        Ok(state.provisioner().update_policy(&session.principal, request).await?)
+    }
+    .await;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("UpdatePolicy", form.text("policy"))]);
     record(&state, &session, action.name(), &params, updated.as_ref()).await;
     updated?;
     Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))

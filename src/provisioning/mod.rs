@@ -5,6 +5,7 @@
 //! ([`plan`]) go through the same checks, except that an `Approval` constraint does not refuse
 //! them: it makes their execution wait for an approver.
 
+pub mod dependency;
 pub mod drift;
 pub mod expiry;
 pub mod job;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod queue;
 pub mod schedule;
 pub mod task;
+pub mod update_policy;
 pub mod webhook;
 
 use serde::de::DeserializeOwned;
@@ -23,7 +25,9 @@ use crate::catalog::error::DomainError;
 use crate::catalog::parameters::{self, ParameterConstraint};
 use crate::catalog::version::launchable_version;
 use crate::model::Region;
+use crate::store::dependency::ParameterReference;
 use crate::store::principal::Principal;
+use crate::store::product::{ProductVersion, DEPRECATED};
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::Store;
 
@@ -55,6 +59,8 @@ pub struct Change {
     /// The `Approval` constraint covering the operation, if any: a direct operation is refused,
     /// a plan waits for an approver.
     pub approval: Option<ApprovalConfig>,
+    /// The parameters resolved from references (an extension: [`dependency`]).
+    pub references: Vec<ParameterReference>,
 }
 
 impl Change {
@@ -78,6 +84,8 @@ pub struct ChangeRequest<'a> {
     pub region: &'a str,
     pub parameters: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// The parameters resolved from references ([`dependency`]).
+    pub references: Vec<ParameterReference>,
 }
 
 /// Validates a launch or update completely: launch option, version, region, constraints,
@@ -86,6 +94,9 @@ pub async fn resolve(store: &Store, allowed_regions: &[Region], req: ChangeReque
     let product = store.product(req.product_id).await?.ok_or_else(|| DomainError::not_found("Product", req.product_id))?;
     let portfolio_id = launch_option(store, req.principal, req.product_id, req.portfolio_id).await?;
     let version = launchable_version(store, req.product_id, req.version_id).await?;
+    if req.operation == OperationType::LaunchProduct {
+        refuse_deprecated(&version.version)?;
+    }
     if !allowed_regions.iter().any(|r| r.region_id == req.region) {
         return Err(DomainError::invalid_parameter(
             "StackRegionId",
@@ -110,6 +121,12 @@ pub async fn resolve(store: &Store, allowed_regions: &[Region], req: ChangeReque
         }
     }
     parameters::check_launch_parameters(&constraints, &req.parameters).map_err(|e| DomainError::invalid_parameter("Parameters", e.0))?;
+    if let Some(secret) = req.references.iter().find(|r| constraints.iter().any(|c| c.sensitive && c.name == r.parameter_key)) {
+        return Err(DomainError::invalid_parameter(
+            "Parameters",
+            format!("The parameter {} is sensitive: it cannot take its value from a reference.", secret.parameter_key),
+        ));
+    }
     check_tags(&req.tags)?;
     let task_tags = merge_tags(store, req.product_id, &portfolio_id, req.tags.clone()).await?;
     Ok(Change {
@@ -125,7 +142,24 @@ pub async fn resolve(store: &Store, allowed_regions: &[Region], req: ChangeReque
         task_tags,
         launch_role,
         approval,
+        references: req.references,
     })
+}
+
+/// `InvalidStatus.ProductVersion`: `version`'s `Guidance` is `Deprecated`, so nothing may be
+/// launched from it or updated to it.
+pub fn refuse_deprecated(version: &ProductVersion) -> Result<(), DomainError> {
+    if version.guidance != DEPRECATED {
+        return Ok(());
+    }
+    Err(DomainError::invalid_status(
+        "ProductVersion",
+        format!(
+            "The product version {} ({}) is Deprecated: it can no longer be launched or updated to; choose another \
+             version (ListProductVersions shows each version's Guidance).",
+            version.product_version_id, version.product_version_name
+        ),
+    ))
 }
 
 /// `InvalidStatus.ProvisionedProduct`: `pp` is `UnderChange`.

@@ -24,6 +24,7 @@ use super::{Change, ChangeRequest, Parameter, Tag};
 use crate::catalog::constraint::ApprovalConfig;
 use crate::catalog::error::{administrators_only, DomainError};
 use crate::model::{OperationType, PlanId, ProvisionedProductId, TaskId};
+use crate::store::dependency::{references_from_json, references_json};
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanRecord, PlanStatus};
 use crate::store::principal::{Principal, RAM_USER};
 use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery};
@@ -280,6 +281,7 @@ impl Provisioner<'_> {
             task_tags: tags_json(&change.task_tags),
             approval_config: change.approval.as_ref().map(|a| serde_json::to_string(a).expect("configs serialise")),
             launch_role: change.launch_role,
+            parameter_references: references_json(&change.references),
             ..plan
         }
     }
@@ -290,6 +292,7 @@ impl Provisioner<'_> {
         let (provisioned_product_id, stack_id, change) = match req.operation_type {
             OperationType::LaunchProduct => {
                 self.check_new_name(principal, &req.provisioned_product_name).await?;
+                let given = self.dereference(principal, None, pairs(req.parameters.clone())).await?;
                 let request = ChangeRequest {
                     principal,
                     operation: req.operation_type,
@@ -297,14 +300,18 @@ impl Provisioner<'_> {
                     version_id: &req.product_version_id,
                     portfolio_id: req.portfolio_id.as_deref(),
                     region: &req.stack_region_id,
-                    parameters: pairs(req.parameters.clone()),
+                    parameters: given.parameters,
                     tags: tag_pairs(req.tags.clone()),
+                    references: given.references,
                 };
                 (ProvisionedProductId::new(), uuid::Uuid::new_v4().to_string(), resolve(self.store, self.regions, request).await?)
             }
             operation => {
                 let pp = self.target_by_name(principal, &req.provisioned_product_name).await?;
                 check_owner(principal, &pp)?;
+                if operation == OperationType::TerminateProvisionedProduct {
+                    self.check_no_dependents(&pp, false).await?;
+                }
                 check_product(&pp, &req.product_id)?;
                 if req.stack_region_id != pp.stack_region_id {
                     return Err(DomainError::invalid_parameter(
@@ -390,6 +397,7 @@ impl Provisioner<'_> {
             execute_task_id: None,
             created_at: now,
             updated_at: now,
+            parameter_references: "[]".into(),
             product_name: String::new(),
         };
         let plan = self.previewing(plan, change);
@@ -450,6 +458,14 @@ impl Provisioner<'_> {
         let change = match plan.operation_type {
             OperationType::LaunchProduct => {
                 let version = crate::catalog::version::launchable_version(self.store, &plan.product_id, &req.product_version_id).await?;
+                // A parameter not given keeps the plan's references, resolved again.
+                let mut given = pairs(req.parameters);
+                for kept in references_from_json(&plan.parameter_references) {
+                    if !given.iter().any(|(k, _)| *k == kept.parameter_key) {
+                        given.push((kept.parameter_key, kept.parameter_value));
+                    }
+                }
+                let given = self.dereference(principal, None, given).await?;
                 let request = ChangeRequest {
                     principal,
                     operation: plan.operation_type,
@@ -457,8 +473,9 @@ impl Provisioner<'_> {
                     version_id: &req.product_version_id,
                     portfolio_id: portfolio.as_deref(),
                     region: &plan.stack_region_id,
-                    parameters: super::merge_parameters(&previous, &pairs(req.parameters), &version.parameters),
+                    parameters: super::merge_parameters(&previous, &given.parameters, &version.parameters),
                     tags,
+                    references: given.references,
                 };
                 resolve(self.store, self.regions, request).await?
             }

@@ -15,7 +15,10 @@ use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
-use crate::model::{DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus};
+use crate::model::{
+    DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy,
+};
+use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
 use crate::store::principal::Principal;
@@ -61,6 +64,9 @@ pub struct Launch {
     /// `Expiry` constraint's default lifetime applies, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_time: Option<String>,
+    /// Extension: what updates the provisioned product besides its owner (default `Manual`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_policy: Option<UpdatePolicy>,
 }
 
 /// `UpdateProvisionedProduct`'s request.
@@ -134,6 +140,7 @@ fn task(target: &Target<'_>, change: &Change, parameters_sealed: String) -> Task
         status_message: String::new(),
         created_at: now,
         updated_at: now,
+        parameter_references: references_json(&change.references),
     }
 }
 
@@ -157,10 +164,13 @@ fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> 
         last_successful_provisioning_task_id: None,
         created_at: task.created_at,
         expires_at: None,
+        update_policy: UpdatePolicy::Manual,
         product_name: task.product_name.clone(),
         product_version_name: task.product_version_name.clone(),
         drift_status: DriftStatus::NeverChecked,
         drift_checked_at: None,
+        product_version_guidance: String::new(),
+        stale_dependencies: 0,
     }
 }
 
@@ -271,6 +281,7 @@ impl Provisioner<'_> {
     pub async fn launch(&self, principal: &Principal, req: Launch) -> Result<Queued, DomainError> {
         self.check_new_name(principal, &req.provisioned_product_name).await?;
         let asked = super::expiry::parse_expiry_time(req.expiry_time.as_deref())?;
+        let given = self.dereference(principal, None, pairs(req.parameters)).await?;
         let request = ChangeRequest {
             principal,
             operation: OperationType::LaunchProduct,
@@ -278,8 +289,9 @@ impl Provisioner<'_> {
             version_id: &req.product_version_id,
             portfolio_id: req.portfolio_id.as_deref(),
             region: &req.stack_region_id,
-            parameters: pairs(req.parameters),
+            parameters: given.parameters,
             tags: tag_pairs(req.tags),
+            references: given.references,
         };
         let change = resolve(self.store, self.regions, request).await?.direct()?;
         let policy = super::expiry::expiry_policy(self.store, &change.portfolio_id, &change.product_id).await?;
@@ -288,6 +300,7 @@ impl Provisioner<'_> {
         let task = task(&target, &change, self.seal(&change));
         let mut pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
         pp.expires_at = super::expiry::launch_expiry(principal, policy.as_ref(), asked, task.created_at)?;
+        pp.update_policy = req.update_policy.unwrap_or(UpdatePolicy::Manual);
         self.store.create_launch(&pp, &task).await?;
         if pp.expires_at.is_some() {
             // Due now: the job works out when to warn and expire (each node's scheduler also
@@ -318,9 +331,11 @@ impl Provisioner<'_> {
         self.change(&pp, change.direct()?, sealed, None).await
     }
 
-    /// Terminates a provisioned product (its owner can always remove what they launched).
-    pub async fn terminate(&self, principal: &Principal, id: &str) -> Result<Queued, DomainError> {
+    /// Terminates a provisioned product (its owner can always remove what they launched),
+    /// unless others read its outputs and it is not `force`d.
+    pub async fn terminate(&self, principal: &Principal, id: &str, force: bool) -> Result<Queued, DomainError> {
         let pp = self.visible(principal, id).await?;
+        self.check_no_dependents(&pp, force).await?;
         let asked = ProductChange::as_it_is(OperationType::TerminateProvisionedProduct, &pp);
         let change = self.on_product(principal, &pp, asked).await?.direct()?;
         self.change(&pp, change, pp.parameters_sealed.clone(), None).await
@@ -369,9 +384,21 @@ impl Provisioner<'_> {
                 task_tags: Vec::new(),
                 launch_role: crate::catalog::constraint::launch_role_for(store, &pp.portfolio_id, &pp.product_id).await?,
                 approval: super::approval_for(store, &pp.portfolio_id, &pp.product_id, req.operation).await?,
+                references: Vec::new(),
             });
         }
         let version = launchable_version(self.store, &pp.product_id, &req.version_id).await?;
+        if req.version_id != pp.product_version_id {
+            super::refuse_deprecated(&version.version)?;
+        }
+        // A parameter not given keeps its references: they are resolved again.
+        let mut given = req.given;
+        for kept in self.references_of(pp).await? {
+            if !given.iter().any(|(k, _)| *k == kept.parameter_key) && version.parameters.iter().any(|p| p.name == kept.parameter_key) {
+                given.push((kept.parameter_key, kept.parameter_value));
+            }
+        }
+        let given = self.dereference(principal, Some(&pp.provisioned_product_id), given).await?;
         let portfolio = req.portfolio_id.unwrap_or_else(|| pp.portfolio_id.clone());
         let request = ChangeRequest {
             principal,
@@ -380,8 +407,9 @@ impl Provisioner<'_> {
             version_id: &req.version_id,
             portfolio_id: Some(&portfolio),
             region: &pp.stack_region_id,
-            parameters: super::merge_parameters(&previous, &req.given, &version.parameters),
+            parameters: super::merge_parameters(&previous, &given.parameters, &version.parameters),
             tags: req.tags,
+            references: given.references,
         };
         let change = resolve(self.store, self.regions, request).await?;
         // A product in Error may be re-applied as it is (to retry an interrupted or failed task).
@@ -469,6 +497,7 @@ impl Provisioner<'_> {
             task_tags: tags_from_json(&plan.task_tags),
             launch_role: plan.launch_role.clone(),
             approval: None,
+            references: references_from_json(&plan.parameter_references),
         };
         let target = Target { id: &plan.provisioned_product_id, name: &plan.provisioned_product_name, region: &plan.stack_region_id };
         let task = task(&target, &change, plan.parameters_sealed.clone());

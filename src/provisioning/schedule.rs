@@ -16,6 +16,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
+use super::dependency::DependentStep;
 use super::drift::{Made, Remediated};
 use super::expiry::{expiry_policy, next_step, ExpiryStep, RECHECK_MS};
 use super::queue::Provisioner;
@@ -23,7 +24,7 @@ use crate::auth::secrets::SecretBox;
 use crate::catalog::constraint::{ConstraintConfig, ConstraintType, DriftConfig};
 use crate::catalog::error::DomainError;
 use crate::engine::Engine;
-use crate::model::{format_time, Region, ScheduleKind};
+use crate::model::{format_time, Region, ScheduleKind, UpdatePolicy};
 use crate::store::audit::AuditEvent;
 use crate::store::expiry::ExpiryTermination;
 use crate::store::schedule::{ScheduleFence, ScheduledJob};
@@ -34,6 +35,9 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// How often a node brings the jobs in step with the `Drift` constraints (in ticks).
 const RECONCILE_TICKS: u32 = 5;
+
+/// How long a `DependencyUpdate` job whose update could not be queued waits before it tries again.
+const DEPENDENCY_RETRY_MS: i64 = 60_000;
 
 /// Longest jitter added to a job's interval.
 const MAX_JITTER_MS: i64 = 5 * 60_000;
@@ -103,6 +107,9 @@ impl Scheduler {
                 if let Err(e) = self.reconcile_expiries().await {
                     tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the expiring provisioned products");
                 }
+                if let Err(e) = self.reconcile_dependents().await {
+                    tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the stale dependents");
+                }
             }
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "cannot run the due scheduled jobs");
@@ -148,6 +155,7 @@ impl Scheduler {
             match job.kind {
                 ScheduleKind::DriftCheck => self.check_drift(&job, &fence).await?,
                 ScheduleKind::Expiry => self.expire(&job, &fence).await?,
+                ScheduleKind::DependencyUpdate => self.update_dependent(&job, &fence).await?,
             }
         }
         Ok(())
@@ -271,6 +279,69 @@ impl Scheduler {
         Ok(())
     }
 
+    /// A `DependencyUpdate` job due now for each stale provisioned product whose policy follows
+    /// and that has none (one whose policy changed to `FollowRecommended` after it went stale,
+    /// say); a job waiting or retrying keeps its time.
+    async fn reconcile_dependents(&self) -> Result<(), StoreError> {
+        let jobs = self.store.scheduled_jobs(ScheduleKind::DependencyUpdate).await?;
+        for id in self.store.stale_followers().await? {
+            if !jobs.iter().any(|job| job.subject == id) {
+                self.store.schedule(ScheduleKind::DependencyUpdate, &id, 0, 0).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A due `DependencyUpdate` job: the stale provisioned product it is about is updated on
+    /// behalf of its owner (its references resolved again) when its update policy follows and
+    /// neither it nor an upstream of it is changing or about to be updated; until then the job
+    /// looks again every [`RECHECK_MS`]. The job goes once the update is queued (the task clears
+    /// the staleness as it replaces the product's dependencies), or when there is nothing to do.
+    async fn update_dependent(&self, job: &ScheduledJob, fence: &ScheduleFence) -> Result<(), StoreError> {
+        let id = job.subject.as_str();
+        let Some(pp) = self.store.provisioned_product(id).await? else {
+            self.store.unschedule(job.kind, id).await?;
+            return Ok(());
+        };
+        let provisioner = self.provisioner();
+        let released = match provisioner.dependent_step(&pp, follows_upstreams).await {
+            Ok(DependentStep::Forget) => {
+                self.store.unschedule(job.kind, id).await?;
+                true
+            }
+            Ok(DependentStep::Wait) => self.store.finish_scheduled_job(fence, RECHECK_MS).await?,
+            Ok(DependentStep::Update) => {
+                let queued = match provisioner.owner(&pp).await {
+                    Ok(Some(owner)) => provisioner.reapply(&owner, &pp).await,
+                    Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
+                    Err(e) => Err(e),
+                };
+                match queued {
+                    Ok(queued) => {
+                        tracing::info!(provisioned_product_id = id, task_id = %queued.task_id, "queued the update of a provisioned product whose upstream outputs changed");
+                        let parameters =
+                            json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "Reason": "DependencyStale"});
+                        self.audit("UpdateProvisionedProduct", &queued.task_id, id, parameters).await;
+                        self.store.unschedule(job.kind, id).await?;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(provisioned_product_id = id, reason = %e, "the update of a stale dependent was not queued; retrying later");
+                        self.store.finish_scheduled_job(fence, DEPENDENCY_RETRY_MS).await?
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provisioned_product_id = id, error = %e, "cannot work out the update of a stale dependent");
+                self.store.finish_scheduled_job(fence, DEPENDENCY_RETRY_MS).await?
+            }
+        };
+        if !released {
+            tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over before it finished");
+        }
+        Ok(())
+    }
+
     /// Records what a drift check's remediation did in the audit trail, as the action a user
     /// would have called.
     async fn audit_remediation(&self, done: Remediated) {
@@ -319,4 +390,10 @@ impl Scheduler {
 /// Up to a tenth of `interval_ms` (at most [`MAX_JITTER_MS`]), at random.
 fn jitter(interval_ms: i64) -> i64 {
     rand::thread_rng().gen_range(0..=(interval_ms / 10).min(MAX_JITTER_MS))
+}
+
+/// Whether the scheduler updates `pp` when an output its parameters read changes: only under
+/// `FollowRecommended` (`Manual` and `Pinned` products are marked stale, nothing more).
+fn follows_upstreams(pp: &crate::store::provisioning::ProvisionedProduct) -> bool {
+    pp.update_policy == UpdatePolicy::FollowRecommended
 }

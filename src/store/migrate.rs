@@ -34,6 +34,8 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (22, None, include_str!("../../migrations/0022_expiry.sql")),
     (23, Some(Dialect::Postgres), include_str!("../../migrations/0023_provisioned_product_names_trgm_postgres.sql")),
     (24, None, include_str!("../../migrations/0024_drift_remediation_plans.sql")),
+    (25, None, include_str!("../../migrations/0025_update_policy.sql")),
+    (26, None, include_str!("../../migrations/0026_dependencies.sql")),
     (29, None, include_str!("../../migrations/0029_drift_remediation_claims.sql")),
 ];
 

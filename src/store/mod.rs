@@ -10,6 +10,7 @@ mod auth_cache;
 mod catalog_cache;
 pub mod console_session;
 pub mod constraint;
+pub mod dependency;
 mod dialect;
 pub mod drift;
 pub mod expiry;

@@ -55,6 +55,9 @@ record! {
         pub execute_task_id: Option<TaskId>,
         pub created_at: i64,
         pub updated_at: i64,
+        /// JSON array of the parameters resolved from references (an extension:
+        /// [`super::dependency::ParameterReference`]).
+        pub parameter_references: String,
     }
     joined {
         /// Product name (joined in on reads).
@@ -287,7 +290,8 @@ impl Store {
                 "UPDATE plans SET description = $1, product_version_id = $2, portfolio_id = $3, parameters_sealed = $4, \
              sensitive_parameters = $5, tags = $6, task_tags = $7, launch_role = $8, approval_config = $9, status = $10, \
              status_message = '', resource_changes = '[]', planned_outputs = '[]', plan_file_sealed = NULL, state_version = 0, \
-             lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 WHERE plan_id = $12 AND status = $13",
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $11, parameter_references = $12 WHERE plan_id = $13 \
+             AND status = $14",
                 &p.description,
                 &p.product_version_id,
                 &p.portfolio_id,
@@ -299,6 +303,7 @@ impl Store {
                 &p.approval_config,
                 PlanStatus::PreviewInProgress.as_str(),
                 now_ms(),
+                &p.parameter_references,
                 &p.plan_id,
                 from.as_str()
             ))
@@ -470,6 +475,7 @@ pub(crate) mod tests {
             execute_task_id: None,
             created_at: now,
             updated_at: now,
+            parameter_references: "[]".into(),
             product_name: String::new(),
         }
     }
@@ -504,6 +510,20 @@ pub(crate) mod tests {
             let records = store.plan_records("plan-a").await.unwrap();
             assert_eq!(records.iter().map(|r| r.approval_action.as_str()).collect::<Vec<_>>(), ["Submit"]);
             assert_eq!(records[0].operator_principal_name, "alice");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_replan_writes_the_new_change_only_from_the_status_read() {
+        testing::each_store(|store| async move {
+            let plan = sample_plan("plan-r");
+            store.insert_plan(&plan).await.unwrap();
+            let replanned = Plan { description: "again".into(), parameter_references: "[{\"ParameterKey\":\"k\"}]".into(), ..plan };
+            assert!(!store.replan(&replanned, PlanStatus::PreviewSuccess).await.unwrap(), "not in that status");
+            assert!(store.replan(&replanned, PlanStatus::PreviewInProgress).await.unwrap());
+            let read = store.plan("plan-r").await.unwrap().unwrap();
+            assert_eq!((read.description.as_str(), read.parameter_references.as_str()), ("again", "[{\"ParameterKey\":\"k\"}]"));
         })
         .await;
     }

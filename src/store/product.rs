@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use super::read::Row;
 use super::sql::{insert, push_name_filters, record, sql, Sql};
+use super::webhook::{enqueue, Event};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use crate::model::EventType;
+use serde_json::json;
 
 record! {
     /// A stored product.
@@ -28,6 +31,10 @@ record! {
     }
 }
 
+/// The `Guidance` of a version that should no longer be launched: launches and updates to it
+/// are refused, and the owners of provisioned products running it are told when it becomes so.
+pub const DEPRECATED: &str = "Deprecated";
+
 /// A stored product version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductVersion {
@@ -41,7 +48,7 @@ pub struct ProductVersion {
     pub description: String,
     /// Whether end users see it.
     pub active: bool,
-    /// Default | Recommended | Latest | Deprecated.
+    /// Default | Recommended | Latest | Deprecated ([`DEPRECATED`]).
     pub guidance: String,
     /// Template type.
     pub template_type: String,
@@ -326,21 +333,66 @@ impl Store {
         self.fetch_all(&sql, version_from_row).await
     }
 
-    /// Applies an update; false when not found.
+    /// Applies an update; false when not found. A version that becomes `Deprecated` tells
+    /// webhooks (`VersionDeprecated`), once for each live provisioned product running it, in the
+    /// same transaction.
     pub async fn update_product_version(&self, id: &str, update: &VersionUpdate) -> StoreResult<bool> {
-        let done = self
-            .write(sql!(
-                "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
+        let mut tx = self.begin().await?;
+        let before: Option<String> =
+            sql!("SELECT guidance FROM product_versions WHERE product_version_id = $1", id).value(&mut *tx).await?;
+        let done = sql!(
+            "UPDATE product_versions SET product_version_name = $1, description = COALESCE($2, description), \
              guidance = COALESCE($3, guidance), active = COALESCE($4, active), updated_at = $5 WHERE product_version_id = $6",
-                &update.name,
-                &update.description,
-                &update.guidance,
-                update.active.map(i64::from),
-                now_ms(),
+            &update.name,
+            &update.description,
+            &update.guidance,
+            update.active.map(i64::from),
+            now_ms(),
+            id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if done == 1 && update.guidance.as_deref() == Some(DEPRECATED) && before.as_deref() != Some(DEPRECATED) {
+            let running = sql!(
+                "SELECT provisioned_product_id, provisioned_product_name, owner_principal_id, portfolio_id, product_id \
+                 FROM provisioned_products WHERE product_version_id = $1 AND terminated = 0 ORDER BY created_at, provisioned_product_id",
                 id
-            ))
-            .await?;
+            );
+            let rows = running.query().fetch_all(&mut *tx).await?;
+            let events = rows
+                .iter()
+                .map(|row| {
+                    let row = Row::Any(row);
+                    Ok(Event {
+                        event_type: EventType::VersionDeprecated,
+                        portfolio_id: row.get("portfolio_id")?,
+                        fields: json!({
+                            "ProvisionedProductId": row.get::<String>("provisioned_product_id")?,
+                            "ProvisionedProductName": row.get::<String>("provisioned_product_name")?,
+                            "OwnerPrincipalId": row.get::<String>("owner_principal_id")?,
+                            "ProductId": row.get::<String>("product_id")?,
+                            "ProductVersionId": id,
+                            "ProductVersionName": &update.name,
+                        }),
+                    })
+                })
+                .collect::<StoreResult<Vec<Event>>>()?;
+            for event in &events {
+                enqueue(&mut tx, self.dialect(), event).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(done == 1)
+    }
+
+    /// How many live provisioned products of `product_id` run a `Deprecated` version.
+    pub async fn deprecated_provisioned_products(&self, product_id: &str) -> StoreResult<i64> {
+        let mut sql = Sql::new(
+            "SELECT COUNT(*) FROM provisioned_products pp JOIN product_versions v ON v.product_version_id = pp.product_version_id \
+             WHERE pp.terminated = 0 AND v.guidance = ",
+        );
+        sql.text(DEPRECATED).push(" AND pp.product_id = ").text(product_id);
+        self.fetch_count(&sql).await
     }
 
     /// Deletes a version unless a live provisioned product runs it, or it is the last version of

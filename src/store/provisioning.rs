@@ -6,7 +6,9 @@ use std::sync::Arc;
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
-use crate::model::{DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use crate::model::{
+    DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
+};
 
 record! {
     /// A provisioned product (an instance of a product version).
@@ -31,6 +33,8 @@ record! {
         pub created_at: i64,
         /// When its expiry terminates it (ms since the epoch; an extension).
         pub expires_at: Option<i64>,
+        /// What updates it besides its owner (an extension).
+        pub update_policy: UpdatePolicy,
     }
     joined {
         /// Product and version names (joined in on reads).
@@ -40,6 +44,11 @@ record! {
         pub drift_status: DriftStatus,
         /// When its last drift check ended.
         pub drift_checked_at: Option<i64>,
+        /// Its version's `Guidance` (empty when the version is gone).
+        pub product_version_guidance: String,
+        /// How many outputs its parameters read changed since they were resolved (an extension:
+        /// [`super::dependency`]).
+        pub stale_dependencies: i64,
     }
 }
 
@@ -71,6 +80,9 @@ record! {
         pub status_message: String,
         pub created_at: i64,
         pub updated_at: i64,
+        /// JSON array of the parameters resolved from references (an extension:
+        /// [`super::dependency::ParameterReference`]).
+        pub parameter_references: String,
     }
 }
 
@@ -191,18 +203,25 @@ pub struct ProvisionedProductQuery {
     pub full_text: Option<String>,
     /// Only those whose last drift check found this.
     pub drift_status: Option<DriftStatus>,
+    /// Only those whose version's `Guidance` is (`true`) or is not (`false`) `Deprecated`.
+    pub deprecated: Option<bool>,
+    /// Only those of this product.
+    pub product_id: Option<String>,
 }
 
-/// A provisioned product's columns and its product's and version's names.
-fn pp_columns() -> String {
+/// A provisioned product's columns, its product's and version's names, its version's guidance
+/// and its count of stale dependencies.
+pub(super) fn pp_columns() -> String {
     format!(
         "{}, COALESCE(p.product_name, '') AS product_name, COALESCE(v.product_version_name, '') AS product_version_name, \
-         pp.drift_status, pp.drift_checked_at",
+         pp.drift_status, pp.drift_checked_at, COALESCE(v.guidance, '') AS product_version_guidance, \
+         (SELECT COUNT(*) FROM provisioned_product_dependencies d WHERE d.dependent_id = pp.provisioned_product_id \
+         AND d.stale = 1) AS stale_dependencies",
         ProvisionedProduct::columns("pp.")
     )
 }
 
-const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
+pub(super) const PP_FROM: &str = " FROM provisioned_products pp LEFT JOIN products p ON p.product_id = pp.product_id \
     LEFT JOIN product_versions v ON v.product_version_id = pp.product_version_id";
 
 /// The bytes of log text in `chunks` (what a task's `log_bytes` counts).
@@ -227,10 +246,11 @@ async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_
     Ok(())
 }
 
-/// Inserts a queued task inside `tx`.
+/// Inserts a queued task inside `tx` (a launch's or update's replaces its provisioned product's
+/// dependencies with those its references name).
 pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
     insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
-    Ok(())
+    super::dependency::replace_edges(tx, t).await
 }
 
 /// Inserts a provisioned product as it is (a launch's is `UnderChange` with its task as its last).
@@ -306,6 +326,13 @@ impl Store {
         Ok(true)
     }
 
+    /// Sets the update policy of the live provisioned product `id`; false when it is gone.
+    pub async fn set_update_policy(&self, id: &str, policy: UpdatePolicy) -> StoreResult<bool> {
+        let set =
+            sql!("UPDATE provisioned_products SET update_policy = $1 WHERE provisioned_product_id = $2 AND terminated = 0", policy, id);
+        Ok(self.write(set).await? == 1)
+    }
+
     /// A live (not terminated) provisioned product.
     pub async fn provisioned_product(&self, id: &str) -> StoreResult<Option<ProvisionedProduct>> {
         let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.provisioned_product_id = ", pp_columns()));
@@ -350,6 +377,14 @@ impl Store {
         }
         if let Some(drift) = query.drift_status {
             filter.push(" AND pp.drift_status = ").text(drift);
+        }
+        if let Some(product) = &query.product_id {
+            filter.push(" AND pp.product_id = ").text(product.clone());
+        }
+        if let Some(deprecated) = query.deprecated {
+            let op = if deprecated { "IN" } else { "NOT IN" };
+            filter.push(&format!(" AND pp.product_version_id {op} (SELECT product_version_id FROM product_versions WHERE guidance = "));
+            filter.text(super::product::DEPRECATED).push(")");
         }
         if let Some(phrase) = phrase {
             filter
@@ -620,6 +655,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         super::webhook::enqueue(&mut tx, self.dialect, &task_event(task, status, message)).await?;
+        if let TaskOutcome::Succeeded { outputs } = outcome {
+            if task.task_type != OperationType::TerminateProvisionedProduct {
+                super::dependency::mark_dependents_stale(&mut tx, self.dialect, task, outputs).await?;
+            }
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -658,6 +698,7 @@ pub(crate) mod tests {
             status_message: String::new(),
             created_at: now,
             updated_at: now,
+            parameter_references: "[]".into(),
         }
     }
 
@@ -682,10 +723,13 @@ pub(crate) mod tests {
             last_successful_provisioning_task_id: None,
             created_at: task.created_at,
             expires_at: None,
+            update_policy: UpdatePolicy::Manual,
             product_name: String::new(),
             product_version_name: String::new(),
             drift_status: DriftStatus::NeverChecked,
             drift_checked_at: None,
+            product_version_guidance: String::new(),
+            stale_dependencies: 0,
         };
         store.create_launch(&pp, &task).await.unwrap();
         task
@@ -861,7 +905,7 @@ pub(crate) mod tests {
                 owner_principal_id: Some(owner.into()),
                 name: name.map(str::to_string),
                 full_text: Some("APP-0".into()),
-                drift_status: None,
+                ..ProvisionedProductQuery::default()
             };
             assert_eq!(store.list_provisioned_products(&query("1", None), SortOrder::Asc, page).await.unwrap().1, 2);
             assert_eq!(store.list_provisioned_products(&query("2", None), SortOrder::Asc, page).await.unwrap().1, 0);

@@ -11,7 +11,7 @@ use super::{Page, StoreError, StoreResult};
 
 use crate::model::{
     ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId,
-    ProvisionedProductStatus, Remediation, ScheduleKind, TaskId, TaskStatus, WebhookId,
+    ProvisionedProductStatus, Remediation, ScheduleKind, TaskId, TaskStatus, UpdatePolicy, WebhookId,
 };
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
@@ -72,7 +72,8 @@ text_column!(
     DeliveryStatus,
     DriftStatus,
     Remediation,
-    ScheduleKind
+    ScheduleKind,
+    UpdatePolicy
 );
 
 /// A value to bind (`None`: NULL).

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::json;
-use servicecatalog::model::{new_id, DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus};
+use servicecatalog::model::{
+    new_id, DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
+};
 use servicecatalog::ops::data::DataOptions;
 use servicecatalog::store::now_ms;
 use servicecatalog::store::provisioning::{ProvisionedProduct, Task};
@@ -81,6 +83,7 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                     status_message: String::new(),
                     created_at: created + j as i64 * 60_000,
                     updated_at: created + j as i64 * 60_000 + 900,
+                    parameter_references: "[]".into(),
                 })
                 .collect();
             let last = tasks.last().map(|t| t.task_id.clone());
@@ -110,10 +113,13 @@ pub async fn seed(options: &SeedOptions) -> anyhow::Result<serde_json::Value> {
                 last_successful_provisioning_task_id: last,
                 created_at: created,
                 expires_at: None,
+                update_policy: UpdatePolicy::Manual,
                 product_name: String::new(),
                 product_version_name: String::new(),
                 drift_status: DriftStatus::NeverChecked,
                 drift_checked_at: None,
+                product_version_guidance: String::new(),
+                stale_dependencies: 0,
             };
             batch.push((pp, tasks));
         }
