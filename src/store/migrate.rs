@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (23, Some(Dialect::Postgres), include_str!("../../migrations/0023_provisioned_product_names_trgm_postgres.sql")),
     (24, None, include_str!("../../migrations/0024_drift_remediation_plans.sql")),
     (25, None, include_str!("../../migrations/0025_update_policy.sql")),
+    (27, None, include_str!("../../migrations/0027_upgrade_campaigns.sql")),
 ];
 
 pub(super) async fn run(store: &Store) -> anyhow::Result<()> {
