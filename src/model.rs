@@ -155,6 +155,8 @@ id! {
     PlanId = "plan";
     /// A webhook's id (`wh-…`).
     WebhookId = "wh";
+    /// An upgrade campaign's id (`campaign-…`).
+    CampaignId = "campaign";
 }
 
 /// Declares enums whose variants are spelt on the wire as their names.
@@ -260,6 +262,12 @@ wire_enum! {
         /// Updates a provisioned product (its subject) whose parameters read an upstream output
         /// that changed, once its upstreams are done changing, when its update policy says so.
         DependencyUpdate,
+        /// Advances an upgrade campaign (its subject): notes its previews and updates, starts
+        /// the next updates of its current wave.
+        UpgradeCampaign,
+        /// Updates the provisioned products whose policy is `FollowRecommended` to their
+        /// product's `Recommended` version (one job, subject `all`).
+        FollowRecommended,
     }
 
     /// What updates a provisioned product besides its owner (an extension).
@@ -305,6 +313,48 @@ wire_enum! {
         DependencyStale,
         /// The version a provisioned product runs became `Deprecated`.
         VersionDeprecated,
+        /// An upgrade campaign queued the update of a provisioned product (on behalf of its owner).
+        CampaignUpdateQueued,
+    }
+
+    /// Where an upgrade campaign stands (an extension).
+    CampaignStatus {
+        /// The updates of its provisioned products are being previewed.
+        Planning,
+        /// Every preview is done: the summary is ready, the campaign waits to be started.
+        Planned,
+        /// Upgrading, wave by wave.
+        Running,
+        /// Paused by an administrator: no update starts until it is resumed.
+        Paused,
+        /// Stopped by its failure threshold: no update starts until it is resumed.
+        Stopped,
+        /// Every update ended (or was skipped).
+        Completed,
+        /// Cancelled by an administrator (final): the updates not started never will.
+        Canceled,
+    }
+
+    /// Where one provisioned product of an upgrade campaign stands (an extension).
+    CampaignItemStatus {
+        /// Left out: `Pinned`, terminated, or its updates need an approval (the message says which).
+        Skipped,
+        /// Its preview is not queued yet.
+        Pending,
+        /// Its update plan is being previewed.
+        Planning,
+        /// Previewed: its update waits for its wave.
+        Planned,
+        /// Its preview failed or could not be made (the message says why).
+        PlanFailed,
+        /// Its update task runs.
+        Updating,
+        /// Its update succeeded.
+        Succeeded,
+        /// Its update failed (the message is the task's).
+        Failed,
+        /// The campaign was cancelled before its update started.
+        Canceled,
     }
 
     /// Where a webhook delivery stands.

@@ -124,6 +124,13 @@ actions! {
     ListProvisionedProductDriftChecks => EndUser Read,
     UpdateProvisionedProductExpiry => EndUser Change,
     UpdateProvisionedProductPolicy => EndUser Change,
+    CreateUpgradeCampaign => Admin Change,
+    GetUpgradeCampaign => Admin Read,
+    ListUpgradeCampaigns => Admin Read,
+    StartUpgradeCampaign => Admin Change,
+    PauseUpgradeCampaign => Admin Change,
+    ResumeUpgradeCampaign => Admin Change,
+    CancelUpgradeCampaign => Admin Change,
 }
 
 #[cfg(test)]

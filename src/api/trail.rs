@@ -27,6 +27,7 @@ const SECRET_NAMES: &[&str] = &["password", "passwd", "secret", "token", "creden
 /// Id parameters naming the resource a change is about, most specific first.
 const RESOURCE_IDS: &[&str] = &[
     "ProvisionedProductId",
+    "CampaignId",
     "PlanId",
     "ConstraintId",
     "TagOptionId",

@@ -39,6 +39,7 @@ pub fn page(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                                     li { a href="/console/admin/roles" { "Roles" } }
                                     li { a href="/console/admin/audit" { "Audit" } }
                                     li { a href="/console/admin/webhooks" { "Webhooks" } }
+                                    li { a href="/console/admin/campaigns" { "Upgrade campaigns" } }
                                 }
                             }
                         }

@@ -13,6 +13,7 @@
 
 mod admin;
 mod audit;
+mod campaigns;
 mod catalog;
 mod html;
 mod identity;
@@ -66,6 +67,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(webhooks::routes())
+        .merge(campaigns::routes())
         .merge(identity::routes())
         .route("/console/{*rest}", any(|| async { PageError::not_found() }))
         .layer(DefaultBodyLimit::max(crate::api::rpc::MAX_BODY_BYTES))

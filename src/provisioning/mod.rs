@@ -5,6 +5,7 @@
 //! ([`plan`]) go through the same checks, except that an `Approval` constraint does not refuse
 //! them: it makes their execution wait for an approver.
 
+pub mod campaign;
 pub mod dependency;
 pub mod drift;
 pub mod expiry;

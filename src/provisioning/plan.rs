@@ -357,6 +357,36 @@ impl Provisioner<'_> {
         self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await
     }
 
+    /// An update plan of `pp` to `version_id` with its own parameters for its `owner`: what an
+    /// upgrade campaign previews, named after it; `None` when an `Approval` constraint covers
+    /// the update (a campaign does not stand in for its approvers).
+    pub async fn upgrade_plan(
+        &self,
+        owner: &Principal,
+        pp: &ProvisionedProduct,
+        version_id: &str,
+        campaign: &str,
+    ) -> Result<Option<Plan>, DomainError> {
+        let change = self.on_product(owner, pp, ProductChange::upgrading(pp, version_id)).await?;
+        if change.approval.is_some() {
+            return Ok(None);
+        }
+        let req = NewPlan {
+            plan_name: format!("upgrade-{campaign}"),
+            plan_type: "Ros".into(),
+            description: Some(format!("Upgrades {} for the upgrade campaign {campaign}.", pp.provisioned_product_name)),
+            operation_type: OperationType::UpdateProvisionedProduct,
+            product_id: pp.product_id.clone(),
+            product_version_id: version_id.to_string(),
+            portfolio_id: None,
+            provisioned_product_name: pp.provisioned_product_name.clone(),
+            stack_region_id: pp.stack_region_id.clone(),
+            parameters: Vec::new(),
+            tags: Vec::new(),
+        };
+        Ok(Some(self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await?))
+    }
+
     /// Stores the plan `req` of `change` for `principal` and queues its preview.
     async fn insert_new_plan(
         &self,
@@ -579,10 +609,10 @@ impl Provisioner<'_> {
         if self.store.state_version(&plan.provisioned_product_id).await? != plan.state_version {
             return Err(stale(&plan));
         }
-        match self.queue_plan(&plan).await? {
+        match self.queue_plan(&plan, None).await? {
             Ok(queued) => Ok(queued),
             Err(ExecutionRefusal::Stale) => Err(stale(&plan)),
-            Err(ExecutionRefusal::Status) => Err(changed_meanwhile(&plan)),
+            Err(ExecutionRefusal::Status | ExecutionRefusal::Claimed) => Err(changed_meanwhile(&plan)),
             Err(ExecutionRefusal::UnderChange) => Err(match self.store.provisioned_product(&plan.provisioned_product_id).await? {
                 Some(pp) => super::refuse_under_change(&pp),
                 None => DomainError::not_found("ProvisionedProduct", &plan.provisioned_product_id),

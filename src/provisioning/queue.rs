@@ -18,6 +18,7 @@ use crate::engine::Engine;
 use crate::model::{
     DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy,
 };
+use crate::store::campaign::CampaignClaim;
 use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
 use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
@@ -107,6 +108,11 @@ impl ProductChange {
             given: Vec::new(),
             tags: Vec::new(),
         }
+    }
+
+    /// An update of `pp` to `version_id` with its own parameters (what upgrades run).
+    pub(super) fn upgrading(pp: &ProvisionedProduct, version_id: &str) -> Self {
+        ProductChange { version_id: version_id.to_string(), ..ProductChange::as_it_is(OperationType::UpdateProvisionedProduct, pp) }
     }
 }
 
@@ -454,6 +460,14 @@ impl Provisioner<'_> {
         self.change(pp, change.direct()?, sealed, None).await
     }
 
+    /// Updates `pp` to `version_id` with its own parameters for `principal` (its owner, on whose
+    /// behalf the scheduler follows its product's `Recommended` version).
+    pub async fn upgrade(&self, principal: &Principal, pp: &ProvisionedProduct, version_id: &str) -> Result<Queued, DomainError> {
+        let change = self.on_product(principal, pp, ProductChange::upgrading(pp, version_id)).await?;
+        let sealed = self.seal(&change);
+        self.change(pp, change.direct()?, sealed, None).await
+    }
+
     /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange`
     /// meanwhile (or, for the first terminate of its `expiry`, its expiry queued one already).
     async fn change(
@@ -477,8 +491,13 @@ impl Provisioner<'_> {
     }
 
     /// Queues the task of a plan ready to execute (its status and approval checked by the
-    /// caller), moving the plan to `ExecuteInProgress` in the same transaction.
-    pub(super) async fn queue_plan(&self, plan: &Plan) -> Result<Result<Queued, ExecutionRefusal>, DomainError> {
+    /// caller), moving the plan to `ExecuteInProgress` (and making an upgrade campaign's `claim`)
+    /// in the same transaction.
+    pub(super) async fn queue_plan(
+        &self,
+        plan: &Plan,
+        claim: Option<&CampaignClaim>,
+    ) -> Result<Result<Queued, ExecutionRefusal>, DomainError> {
         let version = self
             .store
             .product_version(&plan.product_version_id)
@@ -508,7 +527,7 @@ impl Provisioner<'_> {
             let policy = super::expiry::expiry_policy(self.store, &plan.portfolio_id, &plan.product_id).await?;
             pp.expires_at = policy.map(|p| task.created_at + p.default_ms());
         }
-        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task).await? {
+        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task, claim).await? {
             return Ok(Err(refusal));
         }
         if launch.as_ref().is_some_and(|pp| pp.expires_at.is_some()) {

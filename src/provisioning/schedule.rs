@@ -4,7 +4,12 @@
 //! owner, through the one queueing place), when it is next due (its interval, never below the
 //! node's minimum, plus up to a tenth of it of jitter so that checks spread out), and the
 //! re-applies that checks which found drift ask for; and one `Expiry` job per provisioned product
-//! with an expiry, which warns before it and then terminates the product ([`super::expiry`]).
+//! with an expiry, which warns before it and then terminates the product ([`super::expiry`]);
+//! one `UpgradeCampaign` job per upgrade campaign with work under way, which previews and upgrades
+//! its provisioned products ([`super::campaign`]); and one `FollowRecommended` job, which updates
+//! the provisioned products whose policy follows their product's `Recommended` version
+//! ([`super::update_policy`]); and one `DependencyUpdate` job per stale provisioned product whose
+//! policy follows its upstreams ([`super::dependency`]).
 //! Every node running workers runs one
 //! [`Scheduler`]; the store's claim ([`crate::store::schedule`]) makes exactly one node run each
 //! due job, and a job whose node died is run by another once its lease expires. Each task it
@@ -16,6 +21,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
+use super::campaign::{CampaignNext, POLL_MS};
 use super::dependency::DependentStep;
 use super::drift::{Made, Remediated};
 use super::expiry::{expiry_policy, next_step, ExpiryStep, RECHECK_MS};
@@ -41,6 +47,13 @@ const DEPENDENCY_RETRY_MS: i64 = 60_000;
 
 /// Longest jitter added to a job's interval.
 const MAX_JITTER_MS: i64 = 5 * 60_000;
+
+/// How often the provisioned products following their product's `Recommended` version are
+/// brought to it.
+const FOLLOW_INTERVAL_MS: i64 = 5_000;
+
+/// The subject of the one `FollowRecommended` job.
+const FOLLOW_SUBJECT: &str = "all";
 
 /// The actor the audit trail names for what the scheduler does.
 pub const SYSTEM: &str = "system";
@@ -107,6 +120,9 @@ impl Scheduler {
                 if let Err(e) = self.reconcile_expiries().await {
                     tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the expiring provisioned products");
                 }
+                if let Err(e) = self.reconcile_upgrades().await {
+                    tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the upgrade campaigns");
+                }
                 if let Err(e) = self.reconcile_dependents().await {
                     tracing::warn!(error = %e, "cannot bring the scheduled jobs in step with the stale dependents");
                 }
@@ -156,6 +172,8 @@ impl Scheduler {
                 ScheduleKind::DriftCheck => self.check_drift(&job, &fence).await?,
                 ScheduleKind::Expiry => self.expire(&job, &fence).await?,
                 ScheduleKind::DependencyUpdate => self.update_dependent(&job, &fence).await?,
+                ScheduleKind::UpgradeCampaign => self.advance_campaign(&job, &fence).await?,
+                ScheduleKind::FollowRecommended => self.follow_recommended(&fence).await?,
             }
         }
         Ok(())
@@ -177,7 +195,7 @@ impl Scheduler {
             }
         };
         let provisioner = self.provisioner();
-        for pp in self.store.provisioned_products_of(&constraint.portfolio_id, &constraint.product_id).await? {
+        for pp in self.store.provisioned_products_of(Some(&constraint.portfolio_id), &constraint.product_id).await? {
             if self.store.drift_check_queued_since(&pp.provisioned_product_id, job.due_at).await? {
                 continue;
             }
@@ -275,6 +293,74 @@ impl Scheduler {
         };
         if !released {
             tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over (or its expiry changed) before it finished");
+        }
+        Ok(())
+    }
+
+    /// One `UpgradeCampaign` job per campaign with work under way (a job that went while an
+    /// administrator moved its campaign comes back), and the one `FollowRecommended` job.
+    async fn reconcile_upgrades(&self) -> Result<(), StoreError> {
+        let jobs = self.store.scheduled_jobs(ScheduleKind::UpgradeCampaign).await?;
+        for id in self.store.campaigns_to_advance().await? {
+            if !jobs.iter().any(|job| job.subject == id.as_str()) {
+                self.store.schedule(ScheduleKind::UpgradeCampaign, &id, POLL_MS, 0).await?;
+            }
+        }
+        self.store.schedule(ScheduleKind::FollowRecommended, FOLLOW_SUBJECT, FOLLOW_INTERVAL_MS, FOLLOW_INTERVAL_MS).await
+    }
+
+    /// A due `UpgradeCampaign` job: advances its campaign; each update it queued is audited as
+    /// `UpdateProvisionedProduct` by `system` on behalf of the owner. The job goes when the
+    /// campaign has nothing under way.
+    async fn advance_campaign(&self, job: &ScheduledJob, fence: &ScheduleFence) -> Result<(), StoreError> {
+        let (updates, next) = match self.provisioner().advance_campaign(&job.subject).await {
+            Ok(advanced) => advanced,
+            Err(e) => {
+                tracing::warn!(campaign_id = %job.subject, error = %e, "cannot advance an upgrade campaign");
+                (Vec::new(), CampaignNext::Poll)
+            }
+        };
+        for update in updates {
+            let parameters = json!({
+                "ProvisionedProductId": update.queued.provisioned_product_id,
+                "OnBehalfOf": update.owner,
+                "CampaignId": update.campaign_id,
+                "PlanId": update.plan_id,
+                "ProductVersionId": update.target_version_id,
+            });
+            self.audit("UpdateProvisionedProduct", &update.queued.task_id, &update.queued.provisioned_product_id, parameters).await;
+        }
+        match next {
+            CampaignNext::Poll if !self.store.finish_scheduled_job(fence, POLL_MS).await? => {
+                tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over before it finished");
+            }
+            CampaignNext::Poll => {}
+            CampaignNext::Idle => self.store.unschedule(job.kind, &job.subject).await?,
+        }
+        Ok(())
+    }
+
+    /// The due `FollowRecommended` job: updates each provisioned product following its
+    /// product's `Recommended` version that runs another one, on behalf of its owner (audited
+    /// as `system`); then due again an interval later.
+    async fn follow_recommended(&self, fence: &ScheduleFence) -> Result<(), StoreError> {
+        match self.provisioner().follow_recommended().await {
+            Ok(updates) => {
+                for followed in updates {
+                    let pp = &followed.provisioned_product;
+                    let parameters = json!({
+                        "ProvisionedProductId": pp.provisioned_product_id,
+                        "OnBehalfOf": pp.owner_principal_id,
+                        "UpdatePolicy": UpdatePolicy::FollowRecommended,
+                        "ProductVersionId": followed.version_id,
+                    });
+                    self.audit("UpdateProvisionedProduct", &followed.queued.task_id, &pp.provisioned_product_id, parameters).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot follow the Recommended versions"),
+        }
+        if !self.store.finish_scheduled_job(fence, FOLLOW_INTERVAL_MS).await? {
+            tracing::warn!(job_id = %fence.job_id, "a scheduled job was taken over before it finished");
         }
         Ok(())
     }

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (24, None, include_str!("../../migrations/0024_drift_remediation_plans.sql")),
     (25, None, include_str!("../../migrations/0025_update_policy.sql")),
     (26, None, include_str!("../../migrations/0026_dependencies.sql")),
+    (27, None, include_str!("../../migrations/0027_upgrade_campaigns.sql")),
     (29, None, include_str!("../../migrations/0029_drift_remediation_claims.sql")),
 ];
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 mod auth_cache;
+pub mod campaign;
 mod catalog_cache;
 pub mod console_session;
 pub mod constraint;

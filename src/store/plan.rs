@@ -116,6 +116,8 @@ pub enum ExecutionRefusal {
     UnderChange,
     /// The provisioned product's state changed since the preview.
     Stale,
+    /// The campaign claim it was to make was refused (the item or its campaign moved on).
+    Claimed,
 }
 
 /// Which plans a list returns (filters expressible in SQL; approver filters are the caller's).
@@ -389,13 +391,15 @@ impl Store {
 
     /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
     /// `task` on its provisioned product (created from `launch` for a launch plan, else moved to
-    /// `UnderChange`), provided the product's state is still the previewed version. Atomic.
+    /// `UnderChange`), provided the product's state is still the previewed version; an upgrade
+    /// campaign's execution also makes its `claim` on the campaign's item. Atomic.
     pub async fn start_plan_execution(
         &self,
         plan: &Plan,
         from: PlanStatus,
         launch: Option<&ProvisionedProduct>,
         task: &Task,
+        claim: Option<&super::campaign::CampaignClaim>,
     ) -> StoreResult<Result<(), ExecutionRefusal>> {
         let mut tx = self.begin().await?;
         let moved = sql!(
@@ -423,6 +427,11 @@ impl Store {
                 .await?;
         if version != plan.state_version {
             return Ok(Err(ExecutionRefusal::Stale));
+        }
+        if let Some(claim) = claim {
+            if !claim.claim(&mut tx, self.dialect(), task).await? {
+                return Ok(Err(ExecutionRefusal::Claimed));
+            }
         }
         insert_task(&mut tx, task).await?;
         tx.commit().await?;
@@ -569,13 +578,13 @@ pub(crate) mod tests {
             let mut update = task.clone();
             update.task_id = "task-2".into();
             update.task_type = OperationType::UpdateProvisionedProduct;
-            let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap();
+            let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None).await.unwrap();
             assert_eq!(refused, Err(ExecutionRefusal::Stale));
             assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);
             assert!(store.task("task-2").await.unwrap().is_none());
 
             plan.state_version = 1;
-            assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update).await.unwrap(), Ok(()));
+            assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None).await.unwrap(), Ok(()));
             assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
             let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
             assert!(store.finish_task(&update, None, &failed, &[]).await.unwrap());

@@ -418,11 +418,23 @@ impl Store {
         Ok((self.fetch_count(&probe).await? < INDEXED_MATCHES).then_some(phrase))
     }
 
-    /// The live provisioned products launched through the (portfolio, product) pair, oldest first.
-    pub async fn provisioned_products_of(&self, portfolio_id: &str, product_id: &str) -> StoreResult<Vec<ProvisionedProduct>> {
-        let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.portfolio_id = ", pp_columns()));
-        sql.text(portfolio_id).push(" AND pp.product_id = ").text(product_id);
+    /// The live provisioned products of a product (launched through `portfolio_id`, when given),
+    /// oldest first.
+    pub async fn provisioned_products_of(&self, portfolio_id: Option<&str>, product_id: &str) -> StoreResult<Vec<ProvisionedProduct>> {
+        let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.product_id = ", pp_columns()));
+        sql.text(product_id);
+        if let Some(portfolio_id) = portfolio_id {
+            sql.push(" AND pp.portfolio_id = ").text(portfolio_id);
+        }
         sql.push(" AND pp.terminated = 0 ORDER BY pp.created_at, pp.provisioned_product_id");
+        self.fetch_all(&sql, ProvisionedProduct::from_row).await
+    }
+
+    /// The live provisioned products with update policy `policy` that no task holds, oldest first.
+    pub async fn provisioned_products_with_policy(&self, policy: UpdatePolicy) -> StoreResult<Vec<ProvisionedProduct>> {
+        let mut sql = Sql::new(&format!("SELECT {}{PP_FROM} WHERE pp.update_policy = ", pp_columns()));
+        sql.text(policy).push(" AND pp.terminated = 0 AND pp.status <> ").text(ProvisionedProductStatus::UnderChange);
+        sql.push(" ORDER BY pp.created_at, pp.provisioned_product_id");
         self.fetch_all(&sql, ProvisionedProduct::from_row).await
     }
 

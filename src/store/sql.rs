@@ -10,8 +10,8 @@ use super::read::{Column, Row};
 use super::{Page, StoreError, StoreResult};
 
 use crate::model::{
-    ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductId,
-    ProvisionedProductStatus, Remediation, ScheduleKind, TaskId, TaskStatus, UpdatePolicy, WebhookId,
+    CampaignId, CampaignItemStatus, CampaignStatus, ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId,
+    PlanStatus, ProvisionedProductId, ProvisionedProductStatus, Remediation, ScheduleKind, TaskId, TaskStatus, UpdatePolicy, WebhookId,
 };
 
 /// Stores the model's types (src/model.rs) as their text: sqlx binds and decodes them for both
@@ -73,7 +73,10 @@ text_column!(
     DriftStatus,
     Remediation,
     ScheduleKind,
-    UpdatePolicy
+    UpdatePolicy,
+    CampaignId,
+    CampaignStatus,
+    CampaignItemStatus
 );
 
 /// A value to bind (`None`: NULL).
