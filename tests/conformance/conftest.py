@@ -57,20 +57,36 @@ def server_factory(backend, pg_databases, tmp_path_factory):
         return srv.start()
 
     yield start
-    crashed = [s for s in started if s.died_unexpectedly()]
-    for s in started:
+    stop_servers(started, "session")
+
+
+def stop_servers(servers: list[ServerProcess], during: str) -> None:
+    """Stops `servers` (forgetting them), failing the test run if one of them died on its own."""
+    crashed = [s for s in servers if s.died_unexpectedly()]
+    for s in servers:
         s.stop()
         if s in _SERVERS:
             _SERVERS.remove(s)
     if crashed:
-        pytest.fail("server died during the session:\n" + "\n\n".join(s.log_tail() for s in crashed),
+        pytest.fail(f"server died during the {during}:\n" + "\n\n".join(s.log_tail() for s in crashed),
                     pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_module_servers():
+    """Stops the servers a module's tests and fixtures started (not the session's shared ones) when the module's
+    tests end, so that servers no later test uses hold no PostgreSQL connections."""
+    before = list(_SERVERS)
+    yield
+    stop_servers([s for s in _SERVERS if s not in before and not s.shared], "module")
 
 
 @pytest.fixture(scope="session")
 def server(server_factory) -> ServerProcess:
     """The shared server of the session (one per backend)."""
-    return server_factory()
+    srv = server_factory()
+    srv.shared = True
+    return srv
 
 
 @pytest.fixture

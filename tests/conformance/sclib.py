@@ -272,6 +272,8 @@ class ServerProcess:
         self.extra_env = dict(env or {})
         self.extra_args = list(args or [])
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.server.log"
+        # The session's shared server, which lives until the session ends (conftest).
+        self.shared = False
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.expected_exit = True
