@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, Option<Dialect>, &str)] = &[
     (26, None, include_str!("../../migrations/0026_dependencies.sql")),
     (27, None, include_str!("../../migrations/0027_upgrade_campaigns.sql")),
     (29, None, include_str!("../../migrations/0029_drift_remediation_claims.sql")),
+    (30, Some(Dialect::Postgres), include_str!("../../migrations/0030_nonce_keys_postgres.sql")),
 ];
 
 pub(super) async fn run(store: &Store) -> anyhow::Result<()> {

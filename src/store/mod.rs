@@ -172,6 +172,8 @@ pub struct Store {
     catalog_cache: std::sync::Arc<catalog_cache::CatalogCache>,
     /// Group commit of single-statement writes ([`write`]).
     group_commit: std::sync::Arc<write::GroupCommit>,
+    /// Where signature nonce batches commit without waiting for the disk (PostgreSQL, [`nonce`]).
+    nonce_connection: Option<std::sync::Arc<write::OwnConnection>>,
 }
 
 impl Store {
@@ -211,6 +213,7 @@ impl Store {
             Some(file) => write::GroupCommit::sqlite(file.path.clone()),
             None => write::GroupCommit::postgres(url),
         });
+        let nonce_connection = sqlite.is_none().then(|| std::sync::Arc::new(write::OwnConnection::new(url)));
         let store = Store {
             pool,
             sqlite,
@@ -220,6 +223,7 @@ impl Store {
             finished_tasks: Default::default(),
             catalog_cache: Default::default(),
             group_commit,
+            nonce_connection,
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -350,6 +354,16 @@ pub(crate) mod testing {
     use sqlx::{Connection, Executor};
 
     use super::Store;
+
+    /// Applies migration `version` again (written to run again harmlessly): what it does to rows
+    /// written before it.
+    pub async fn reapply_migration(store: &Store, version: i64) {
+        super::sql!("DELETE FROM schema_migrations WHERE version = $1", version)
+            .execute(store.writer())
+            .await
+            .expect("forget the migration");
+        super::migrate::run(store).await.expect("migrate again");
+    }
 
     /// Opens a fresh SQLite store; the directory lives as long as the returned guard.
     pub async fn sqlite() -> (Store, tempfile::TempDir) {

@@ -2,36 +2,56 @@
 //! key); on SQLite the database holds a copy of what memory decided, one row per write-behind
 //! batch (migration 15).
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
 use super::sql::{sql, Sql};
 
-use super::{now_ms, Dialect, Store, StoreResult};
+use super::{now_ms, Dialect, Store, StoreError, StoreResult};
 
 impl Store {
-    /// Records a batch of nonces `(access key id, nonce, expires_at)` in one statement and one
-    /// commit (PostgreSQL); for each, false when it was recorded already and has not expired by
-    /// `now` (the caller's clock, ms; a nonce expires at its `expires_at`). The pairs must be
-    /// distinct; sorted, so that batches of two nodes lock shared rows in the same order.
-    pub async fn record_nonces(&self, batch: &[(&str, &str, i64)], now: i64) -> StoreResult<Vec<bool>> {
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_unstable_by_key(|&i| (batch[i].0, batch[i].1));
-        let rows: Vec<_> = order.iter().map(|&i| batch[i]).collect();
-        let recorded: std::collections::HashSet<(String, String)> = sql!(
-            "INSERT INTO signature_nonces (access_key_id, nonce, expires_at) \
-             SELECT n->>0, n->>1, CAST(n->>2 AS BIGINT) FROM json_array_elements(CAST($1 AS JSON)) AS n \
-             ON CONFLICT (access_key_id, nonce) DO UPDATE SET expires_at = EXCLUDED.expires_at \
-             WHERE signature_nonces.expires_at <= $2 RETURNING access_key_id, nonce",
-            serde_json::to_string(&rows).expect("strings and numbers serialize"),
-            now
+    /// Records a batch of nonce keys (auth::nonce's 16-byte keys, distinct) kept until `expires_at`,
+    /// in one statement and one commit (PostgreSQL); for each, false when it was recorded already
+    /// and has not expired by `now` (the caller's clock, ms). Rows are written in key order, so
+    /// that batches of two nodes lock shared rows in the same order.
+    ///
+    /// The commit does not wait for the disk (a WAL flush per batch was most of a read's
+    /// latency). It is visible to every node once it returns, and a change the request then
+    /// makes commits after it and waits for the disk, which flushes the log up to there, this
+    /// batch included: an acknowledged change's nonce is durable. Only the nonce of a request
+    /// that changed nothing can be lost, and only if PostgreSQL itself stops before its WAL
+    /// writer flushes (within three `wal_writer_delay`s, 0.6 s by default; docs/security.md).
+    pub async fn record_nonce_keys(&self, keys: &[[u8; 16]], expires_at: i64, now: i64) -> StoreResult<Vec<bool>> {
+        let Some(own) = &self.nonce_connection else {
+            return Err(StoreError::Database("nonce keys are recorded on PostgreSQL only".into()));
+        };
+        let mut sorted: Vec<&[u8; 16]> = keys.iter().collect();
+        sorted.sort_unstable();
+        let bytes: Vec<u8> = sorted.into_iter().flatten().copied().collect();
+        let mut conn = own.take().await?;
+        let recorded = sqlx::query(
+            "WITH fresh AS (INSERT INTO signature_nonce_keys (nonce_key, expires_at) \
+             SELECT substring($1 FROM i * 16 + 1 FOR 16), $2 FROM generate_series(0, CAST($3 AS INTEGER) - 1) AS i \
+             ON CONFLICT (nonce_key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+             WHERE signature_nonce_keys.expires_at <= $4 RETURNING nonce_key) \
+             SELECT COALESCE(string_agg(nonce_key, CAST('' AS BYTEA)), CAST('' AS BYTEA)) AS fresh FROM fresh",
         )
-        .query()
-        .fetch_all(self.writer())
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("access_key_id")?, row.try_get("nonce")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
-        Ok(batch.iter().map(|(key, nonce, _)| recorded.contains(&(key.to_string(), nonce.to_string()))).collect())
+        .bind(bytes)
+        .bind(expires_at)
+        .bind(keys.len() as i64)
+        .bind(now)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(StoreError::from)
+        .and_then(|row| Ok(row.try_get::<Vec<u8>, _>("fresh")?));
+        match &recorded {
+            Err(e) if e.is_transient() => drop(conn),
+            _ => own.keep(conn),
+        }
+        let recorded = recorded?;
+        let fresh: HashSet<&[u8]> = recorded.chunks_exact(16).collect();
+        Ok(keys.iter().map(|key| fresh.contains(&key[..])).collect())
     }
 
     /// Appends one write-behind batch of nonces (SQLite's copy of what memory decided): their
@@ -61,13 +81,17 @@ impl Store {
         self.fetch_all(&sql, |row| Ok((row.get("access_key_id")?, row.get("nonce")?, row.get("expires_at")?))).await
     }
 
-    /// Forgets expired nonces (rows, and on SQLite batches); the rows deleted.
+    /// Forgets expired nonces (rows of the table of one row per nonce, and on SQLite batches, on
+    /// PostgreSQL keys); the rows deleted.
     pub async fn prune_nonces(&self) -> StoreResult<u64> {
         let now = now_ms();
         let mut pruned = sql!("DELETE FROM signature_nonces WHERE expires_at <= $1", now).execute(self.writer()).await?;
-        if self.dialect() == Dialect::Sqlite {
-            pruned += sql!("DELETE FROM signature_nonce_batches WHERE expires_at <= $1", now).execute(self.writer()).await?;
+        pruned += match self.dialect() {
+            Dialect::Sqlite => sql!("DELETE FROM signature_nonce_batches WHERE expires_at <= $1", now),
+            Dialect::Postgres => sql!("DELETE FROM signature_nonce_keys WHERE expires_at <= $1", now),
         }
+        .execute(self.writer())
+        .await?;
         Ok(pruned)
     }
 }

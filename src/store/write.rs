@@ -51,8 +51,36 @@ pub(crate) struct GroupCommit {
 enum Engine {
     /// A SQLite file and our connection to it (opened when first needed).
     Sqlite { path: PathBuf, conn: Arc<Mutex<Option<rusqlite::Connection>>> },
-    /// A PostgreSQL URL and our connection (opened when first needed, again after a failure).
-    Postgres { url: String, conn: Mutex<Option<AnyConnection>> },
+    /// Our PostgreSQL connection.
+    Postgres(OwnConnection),
+}
+
+/// A PostgreSQL connection of our own whose commits do not wait for the disk
+/// (`synchronous_commit = off`), opened when first needed and again after a failure.
+pub(crate) struct OwnConnection {
+    url: String,
+    slot: Mutex<Option<AnyConnection>>,
+}
+
+impl OwnConnection {
+    /// A connection to the database at `url`, not opened yet.
+    pub(crate) fn new(url: &str) -> Self {
+        OwnConnection { url: url.to_string(), slot: Mutex::default() }
+    }
+
+    /// The kept connection, or a new one. Give it back with [`OwnConnection::keep`] unless it failed.
+    pub(crate) async fn take(&self) -> StoreResult<AnyConnection> {
+        let kept = self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        match kept {
+            Some(conn) => Ok(conn),
+            None => connect(&self.url).await,
+        }
+    }
+
+    /// Keeps `conn` for the next [`OwnConnection::take`].
+    pub(crate) fn keep(&self, conn: AnyConnection) {
+        *self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
+    }
 }
 
 /// Commits with a wait for the disk, so that the log before it (the group's commits) is on disk too.
@@ -66,7 +94,7 @@ impl GroupCommit {
 
     /// Group commit into the PostgreSQL database at `url`.
     pub(crate) fn postgres(url: &str) -> Self {
-        GroupCommit { queue: Mutex::default(), engine: Engine::Postgres { url: url.to_string(), conn: Mutex::default() } }
+        GroupCommit { queue: Mutex::default(), engine: Engine::Postgres(OwnConnection::new(url)) }
     }
 }
 
@@ -121,7 +149,7 @@ impl Store {
             };
             match &group.engine {
                 Engine::Sqlite { path, conn } => self.write_sqlite_group(path, conn, batch).await,
-                Engine::Postgres { url, conn } => write_postgres_group(url, conn, batch).await,
+                Engine::Postgres(conn) => write_postgres_group(conn, batch).await,
             }
         }
     }
@@ -157,14 +185,10 @@ fn fail_all(batch: Vec<Pending>, error: StoreError) {
 
 /// Writes a group on PostgreSQL: each statement commits without waiting for the disk, then one
 /// commit waits for it; the connection is kept unless it failed.
-async fn write_postgres_group(url: &str, slot: &Mutex<Option<AnyConnection>>, batch: Vec<Pending>) {
-    let kept = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    let mut conn = match kept {
-        Some(conn) => conn,
-        None => match connect(url).await {
-            Ok(conn) => conn,
-            Err(e) => return fail_all(batch, e),
-        },
+async fn write_postgres_group(own: &OwnConnection, batch: Vec<Pending>) {
+    let mut conn = match own.take().await {
+        Ok(conn) => conn,
+        Err(e) => return fail_all(batch, e),
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for pending in &batch {
@@ -181,12 +205,11 @@ async fn write_postgres_group(url: &str, slot: &Mutex<Option<AnyConnection>>, ba
         Ok(()) => batch.into_iter().zip(outcomes).for_each(|(pending, outcome)| drop(pending.answer.send(outcome))),
     }
     if !failed {
-        *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
+        own.keep(conn);
     }
 }
 
-/// The PostgreSQL connection groups are written on: its commits do not wait for the disk. An
-/// attempt is given up after the pool's acquire timeout, so that a write fails as `Unavailable`
+/// A PostgreSQL connection whose commits do not wait for the disk. An attempt is given up after the pool's acquire timeout, so that a write fails as `Unavailable`
 /// within the same bound as one through the pool (docs/cluster.md).
 async fn connect(url: &str) -> StoreResult<AnyConnection> {
     let options = AnyConnectOptions::from_str(url).map_err(StoreError::from)?.disable_statement_logging();
