@@ -300,7 +300,6 @@ impl Engine {
                     let (id, dir) = (job.site().work_id, self.work_dir(job.site().work_id));
                     match self.reap_job(&job, &reaper, &dir).await {
                         Ok(true) => {
-                            let _ = std::fs::remove_dir_all(&dir);
                             tracing::warn!(job_id = %id, "failed a {} whose worker died", job.noun());
                         }
                         Ok(false) => {}
@@ -324,6 +323,8 @@ impl Engine {
                 let before = self.versioned_state(&task.provisioned_product_id).await?.map(|(_, state)| state);
                 self.collect_state(task, &fence, dir, before.as_deref()).await?;
             }
+            // Gone before the failure is recorded: whoever sees the job failed finds it cleaned up.
+            let _ = std::fs::remove_dir_all(dir);
         }
         let finished = match job {
             Job::Preview(plan) => {
