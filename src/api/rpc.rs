@@ -22,6 +22,7 @@ use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::auth::{Scheme, SignedRequest};
 use crate::protocol::params::{Params, RequestParams};
 use crate::store::principal::Principal;
+use crate::store::Store;
 
 /// The only API version served.
 pub const API_VERSION: &str = "2021-09-01";
@@ -174,7 +175,8 @@ async fn rpc(State(state): State<SharedState>, request: Request, home: &'static 
     let (parts, body) = request.into_parts();
     let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
     let mut info = CallInfo::default();
-    let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info).await;
+    let arrived = state.store.catalog_count_mark();
+    let result = Store::since(arrived, call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info)).await;
     let action = info.action.map_or("-", Action::name);
     let principal = info.principal.as_deref().unwrap_or("-");
     let (status, code, body, retry_after) = match result {

@@ -10,7 +10,11 @@
 //! On PostgreSQL the count is a round trip, so listings that ask at the same time share one
 //! reading ([`SharedCount`]): each waits for a reading that began after it asked — the one under
 //! way may have begun before, so it waits for the next — which keeps the guarantee above while
-//! a burst of listings (the requests one nonce batch releases at once) costs one statement.
+//! a burst of listings costs one statement. An API request asks when it arrives
+//! ([`Store::since`]), and the nonce batch that admits it reads the count too
+//! ([`Store::record_nonce_keys`]): so its listing finds a reading begun after it arrived already
+//! done, and costs no statement of its own. A change committed before the request arrived is
+//! in its answer.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -27,7 +31,17 @@ use super::{Dialect, Store, StoreError, StoreResult};
 const MAX_PAGES: usize = 256;
 
 /// Reads the count.
-const GENERATION: &str = "SELECT generation FROM catalog_generation WHERE id = 1";
+pub(super) const GENERATION: &str = "SELECT generation FROM catalog_generation WHERE id = 1";
+
+tokio::task_local! {
+    /// The number of the last reading begun when the request being served arrived ([`Store::since`]).
+    static ARRIVED: u64;
+}
+
+/// Where a request stands among the readings of the count: its listings may use any reading
+/// begun after it.
+#[derive(Debug, Clone, Copy)]
+pub struct CountMark(u64);
 
 /// Pages read under one count, by statement and binds.
 #[derive(Default)]
@@ -62,6 +76,19 @@ impl SharedCount {
     fn lock(&self) -> std::sync::MutexGuard<'_, Readings> {
         self.readings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Numbers a reading that begins now.
+    fn begin(readings: &mut Readings) -> u64 {
+        readings.begun += 1;
+        readings.begun
+    }
+
+    /// Records the outcome of reading `number` unless a later one finished already; then wake the waiters.
+    fn record(readings: &mut Readings, number: u64, outcome: StoreResult<i64>) {
+        if readings.last.as_ref().is_none_or(|(last, _)| *last < number) {
+            readings.last = Some((number, outcome));
+        }
+    }
 }
 
 impl CatalogCache {
@@ -93,14 +120,38 @@ impl CatalogCache {
 }
 
 impl Store {
-    /// The catalog's change count, read after this call began (shared with the calls waiting at
-    /// the same time on PostgreSQL).
+    /// The readings of the catalog's count begun so far: the mark of a request arriving now.
+    pub fn catalog_count_mark(&self) -> CountMark {
+        CountMark(self.catalog_cache.count.lock().begun)
+    }
+
+    /// Runs `work`, a request that arrived at `mark`: its listings may use a reading of the
+    /// catalog's count begun since then instead of one begun when they ask.
+    pub async fn since<F: Future>(mark: CountMark, work: F) -> F::Output {
+        ARRIVED.scope(mark.0, work).await
+    }
+
+    /// Numbers a reading of the catalog's count made by another statement that begins now
+    /// (PostgreSQL's nonce batches); report it with [`Store::finish_catalog_reading`].
+    pub(super) fn begin_catalog_reading(&self) -> u64 {
+        SharedCount::begin(&mut self.catalog_cache.count.lock())
+    }
+
+    /// The count that reading `number` found.
+    pub(super) fn finish_catalog_reading(&self, number: u64, generation: i64) {
+        let shared = &self.catalog_cache.count;
+        SharedCount::record(&mut shared.lock(), number, Ok(generation));
+        shared.finished.notify_waiters();
+    }
+
+    /// The catalog's change count, read after this call began, or after the request it serves
+    /// arrived ([`Store::since`]); shared with the calls waiting at the same time on PostgreSQL.
     async fn catalog_generation(&self) -> StoreResult<i64> {
         if self.dialect() == Dialect::Sqlite {
             return self.fetch_count(&Sql::new(GENERATION)).await;
         }
         let shared = &self.catalog_cache.count;
-        let needed = shared.lock().begun + 1;
+        let needed = ARRIVED.try_with(|arrived| *arrived).unwrap_or_else(|_| shared.lock().begun) + 1;
         loop {
             let finished = shared.finished.notified();
             tokio::pin!(finished);
@@ -113,8 +164,7 @@ impl Store {
                 }
                 if !readings.under_way {
                     readings.under_way = true;
-                    readings.begun += 1;
-                    let (number, store) = (readings.begun, self.clone());
+                    let (number, store) = (SharedCount::begin(&mut readings), self.clone());
                     // A task of its own, so that a listing dropped while it reads (its client
                     // gone) does not leave the others waiting.
                     tokio::spawn(async move {
@@ -122,7 +172,8 @@ impl Store {
                         let shared = &store.catalog_cache.count;
                         let mut readings = shared.lock();
                         readings.under_way = false;
-                        readings.last = Some((number, outcome));
+                        SharedCount::record(&mut readings, number, outcome);
+                        drop(readings);
                         shared.finished.notify_waiters();
                     });
                 }
@@ -198,6 +249,32 @@ mod tests {
                     assert_eq!(listing.await.unwrap(), [name.as_str()]);
                 }
             }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_lists_from_its_nonce_batchs_reading_and_sees_what_committed_before_it_arrived() {
+        testing::each_store(|store| async move {
+            if store.dialect() == Dialect::Sqlite {
+                return; // SQLite reads the count inline
+            }
+            let other = Store::open(store.url()).await.unwrap();
+            let all = Page { number: 1, size: 100 };
+            assert!(store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all).await.unwrap().0.is_empty());
+            sqlx::query("INSERT INTO portfolios (portfolio_id, portfolio_name, provider_name, description, created_at, updated_at) VALUES ('port-x', 'x', 'p', '', 1, 1)")
+                .execute(other.writer())
+                .await
+                .unwrap();
+            let arrived = store.catalog_count_mark();
+            assert_eq!(store.record_nonce_keys(&[[7; 16]], crate::store::now_ms() + 60_000, crate::store::now_ms()).await.unwrap(), [true]);
+            let after_batch = store.catalog_count_mark();
+            let listed = Store::since(arrived, store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all)).await.unwrap();
+            assert_eq!(listed.0.iter().map(|p| p.portfolio_name.as_str()).collect::<Vec<_>>(), ["x"], "committed before the request arrived");
+            assert_eq!(store.catalog_count_mark().0, after_batch.0, "no reading of its own: the batch's served");
+            // Marked after the batch, a listing reads the count itself.
+            Store::since(after_batch, store.list_portfolios(&PortfolioQuery::default(), SortOrder::Asc, all)).await.unwrap();
+            assert_eq!(store.catalog_count_mark().0, after_batch.0 + 1);
         })
         .await;
     }

@@ -38,6 +38,7 @@ pub mod webhook;
 mod write;
 
 pub use crate::model::new_id;
+pub use catalog_cache::CountMark;
 pub use dialect::Dialect;
 pub(crate) use lease::Leased;
 pub use lease::{Fence, JobTable};

@@ -6,15 +6,16 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
+use super::catalog_cache::GENERATION;
 use super::sql::{sql, Sql};
-
 use super::{now_ms, Dialect, Store, StoreError, StoreResult};
 
 impl Store {
     /// Records a batch of nonce keys (auth::nonce's 16-byte keys, distinct) kept until `expires_at`,
     /// in one statement and one commit (PostgreSQL); for each, false when it was recorded already
     /// and has not expired by `now` (the caller's clock, ms). Rows are written in key order, so
-    /// that batches of two nodes lock shared rows in the same order.
+    /// that batches of two nodes lock shared rows in the same order. The statement also reads the
+    /// catalog's change count, a reading the requests it admits may use ([`Store::since`]).
     ///
     /// The commit does not wait for the disk (a WAL flush per batch was most of a read's
     /// latency). It is visible to every node once it returns, and a change the request then
@@ -30,26 +31,30 @@ impl Store {
         sorted.sort_unstable();
         let bytes: Vec<u8> = sorted.into_iter().flatten().copied().collect();
         let mut conn = own.take().await?;
-        let recorded = sqlx::query(
+        let reading = self.begin_catalog_reading();
+        let statement = format!(
             "WITH fresh AS (INSERT INTO signature_nonce_keys (nonce_key, expires_at) \
              SELECT substring($1 FROM i * 16 + 1 FOR 16), $2 FROM generate_series(0, CAST($3 AS INTEGER) - 1) AS i \
              ON CONFLICT (nonce_key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
              WHERE signature_nonce_keys.expires_at <= $4 RETURNING nonce_key) \
-             SELECT COALESCE(string_agg(nonce_key, CAST('' AS BYTEA)), CAST('' AS BYTEA)) AS fresh FROM fresh",
-        )
-        .bind(bytes)
-        .bind(expires_at)
-        .bind(keys.len() as i64)
-        .bind(now)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(StoreError::from)
-        .and_then(|row| Ok(row.try_get::<Vec<u8>, _>("fresh")?));
+             SELECT COALESCE(string_agg(nonce_key, CAST('' AS BYTEA)), CAST('' AS BYTEA)) AS fresh, ({GENERATION}) AS catalog_generation \
+             FROM fresh"
+        );
+        let recorded = sqlx::query(&statement)
+            .bind(bytes)
+            .bind(expires_at)
+            .bind(keys.len() as i64)
+            .bind(now)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(StoreError::from)
+            .and_then(|row| Ok((row.try_get::<Vec<u8>, _>("fresh")?, row.try_get::<i64, _>("catalog_generation")?)));
         match &recorded {
             Err(e) if e.is_transient() => drop(conn),
             _ => own.keep(conn),
         }
-        let recorded = recorded?;
+        let (recorded, generation) = recorded?;
+        self.finish_catalog_reading(reading, generation);
         let fresh: HashSet<&[u8]> = recorded.chunks_exact(16).collect();
         Ok(keys.iter().map(|key| fresh.contains(&key[..])).collect())
     }
