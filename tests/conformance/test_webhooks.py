@@ -11,11 +11,11 @@ import hmac
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from sclib import expect_error, uniq
+from sclib import expect_error, serve, uniq
 from test_plans import SITE_TF, approval, create_plan, user, wait_plan
 from test_provisioning import HELLO_TF, PARTIAL_TF, launch, make_product, needs_terraform, wait_task
 
@@ -48,8 +48,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def events(self, event_type: str | None = None) -> list[dict]:
