@@ -98,6 +98,17 @@ def check_signature(post: dict, secret: str) -> None:
     assert abs(int(headers["x-servicecatalog-timestamp"]) - time.time()) < 300, headers
 
 
+def settled_delivery(admin, hook: str) -> dict:
+    """The one delivery of webhook `hook`, once it is no longer Pending (bounded)."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
+        if d["Status"] != "Pending":
+            return d
+        assert time.monotonic() < end, d
+        time.sleep(0.2)
+
+
 @needs_terraform
 def test_task_events_reach_matching_webhooks_signed_once_even_through_failures(hook_server, admin):
     sdk = hook_server.caller("v3")
@@ -185,13 +196,7 @@ def test_a_delivery_that_never_succeeds_fails_after_its_attempts(hook_server, ad
         hook = admin.call("CreateWebhook", {"Url": down.url, "PortfolioId": product.portfolio_id})["WebhookId"]
         _, task_id = launch(owner, product, {"owner": "ops"})
         wait_task(owner, task_id)
-        end = time.monotonic() + DEADLINE
-        while True:
-            [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
-            if d["Status"] != "Pending":
-                break
-            assert time.monotonic() < end, d
-            time.sleep(0.2)
+        d = settled_delivery(admin, hook)
         assert d["Status"] == "Failed" and len(d["Attempts"]) == 5, d
         assert all(a["StatusCode"] == 500 for a in d["Attempts"]), d
         assert admin.call("ListWebhookDeliveries", {"Status": "Failed", "WebhookId": hook})["TotalCount"] == 1
@@ -263,13 +268,7 @@ def test_a_webhook_outside_narrowed_targets_gets_nothing(fresh_server):
         _, task_id = launch(owner, product, {"owner": "ops"})
         wait_task(owner, task_id)
         admin = srv.caller("raw-v3")
-        end = time.monotonic() + DEADLINE
-        while True:
-            [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
-            if d["Status"] != "Pending":
-                break
-            assert time.monotonic() < end, d
-            time.sleep(0.2)
+        d = settled_delivery(admin, hook)
         assert d["Status"] == "Failed" and "--webhook-targets" in d["Attempts"][0]["Error"], d
         assert receiver.posts == []
     finally:
