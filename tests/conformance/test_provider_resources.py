@@ -7,8 +7,8 @@ import time
 
 from sclib import expect_error, uniq
 from test_provisioning import (
-    FILE_TF, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, launch, make_product, needs_provider, needs_terraform,
-    sandbox_files, terminate, terraform_logs, update, wait_task,
+    FILE_TF, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, launch, launched_product, make_product, needs_provider,
+    needs_terraform, sandbox_files, terminate, terraform_logs, update, wait_task,
 )
 
 pytestmark = [needs_terraform, needs_provider]
@@ -31,11 +31,7 @@ def test_each_provisioned_product_has_its_own_sandbox(server, admin_v3, end_user
 
 
 def test_drift_is_repaired_by_the_next_update(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    product = make_product(admin_v3, FILE_TF, users=[user])
-    pp_id, task_id = launch(caller, product, {"dir": "d", "content": "v1"})
-    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    caller, product, pp_id, _ = launched_product(admin_v3, end_user, FILE_TF, {"dir": "d", "content": "v1"})
     page = server.data_dir / "sandbox" / pp_id / "d" / "page.txt"
     assert page.read_text() == "v1"
     page.write_text("edited by hand")
