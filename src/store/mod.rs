@@ -41,6 +41,7 @@ pub use crate::model::new_id;
 pub use dialect::Dialect;
 pub(crate) use lease::Leased;
 pub use lease::{Fence, JobTable};
+pub use sql::NameFilter;
 
 use std::str::FromStr;
 use std::time::Duration;
