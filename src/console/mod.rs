@@ -24,8 +24,11 @@ mod signin;
 mod tasks;
 mod webhooks;
 
+use std::convert::Infallible;
+
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -346,6 +349,15 @@ fn wire_pairs(name: String, value: Value, pairs: &mut Vec<(String, String)>) {
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
+/// A page's query parameters (none: an empty form).
+impl<S: Send + Sync> FromRequestParts<S> for Form {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Form::query(parts.uri.query()))
+    }
+}
+
 impl Form {
     /// Decodes `application/x-www-form-urlencoded` text.
     pub fn parse(text: &[u8]) -> Form {
@@ -353,7 +365,7 @@ impl Form {
     }
 
     /// Decodes a query string, if any.
-    pub fn query(query: Option<&str>) -> Form {
+    fn query(query: Option<&str>) -> Form {
         Form::parse(query.unwrap_or_default().as_bytes())
     }
 

@@ -1,7 +1,7 @@
 //! Plans: the caller's plans, an approver's inbox, and one plan's preview (resource changes,
 //! planned outputs) with the moves its status allows: execute, cancel, delete, approve, reject.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -31,8 +31,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/plans/{id}/{operation}", post(operate))
 }
 
-async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn index(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let inbox = query.get("view") == Some("inbox");
     let page_number = query.page();
     let filter = PlanFilter { scope: if inbox { PlanScope::ReceivedRequests } else { PlanScope::Own }, ..PlanFilter::default() };

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -48,8 +48,7 @@ pub(super) fn page_of(number: i64) -> Page {
     Page { number, size: PAGE_SIZE }
 }
 
-async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn index(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let (q, page_number) = (query.text("q"), query.page());
     let account = query.get("scope") == Some("account");
     let full_text = (!q.is_empty()).then(|| q.to_string());
@@ -278,9 +277,8 @@ async fn update_form(
     State(state): State<SharedState>,
     session: Session,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Form,
 ) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
     let context = update_context(&state, &session, &id, query.text("version")).await?;
     Ok(render_update(&session, &id, &context, &Form::default(), None))
 }
