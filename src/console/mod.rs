@@ -303,6 +303,28 @@ where
     result
 }
 
+/// A console change whose form has no typed request for [`checked`]: `action` is authorised for
+/// the signed-in principal, `run` does it, and the outcome goes to the audit trail with `params`.
+pub async fn authorised<R, E, F>(
+    state: &SharedState,
+    session: &Session,
+    action: Action,
+    params: &Params,
+    run: impl FnOnce() -> F,
+) -> Result<R, ApiError>
+where
+    R: Serialize,
+    E: Into<ApiError>,
+    F: std::future::Future<Output = Result<R, E>>,
+{
+    let result = match authorize(action, &session.principal) {
+        Ok(()) => run().await.map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    record(state, session, action.name(), params, result.as_ref()).await;
+    result
+}
+
 /// Writes the outcome of the console change `action` that `params` stand for to the audit trail,
 /// under a new request id, as the API writes its changes (see [`crate::api::trail`]).
 pub async fn record<R: Serialize>(state: &SharedState, session: &Session, action: &str, params: &Params, outcome: Result<&R, &ApiError>) {
