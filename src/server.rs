@@ -110,8 +110,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             lease: options.engine.lease,
             expiry_hold: options.expiry_hold,
         };
-        let (store, secrets, regions) = (state.store.clone(), state.secrets.clone(), state.config.regions.clone());
-        let scheduler = Scheduler::new(store, secrets, regions, state.config.account_id.clone(), Arc::clone(&state.engine), config);
+        let scheduler = Scheduler::new(&state.provisioner(), Arc::clone(&state.engine), config);
         tokio::spawn(scheduler.run());
     }
     tracing::info!(%address, "servicecatalog listening");

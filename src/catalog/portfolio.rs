@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DomainError;
 use super::tag_option::TagOptionDetail;
-use super::wire::{filter_value, format_time, Filter, Paged, Paging};
+use super::wire::{format_time, name_filter, Filter, Paged, Paging};
 use super::Catalog;
 use crate::store::grant::Grant;
 use crate::store::portfolio::{Portfolio, PortfolioDeletion, PortfolioQuery};
@@ -197,11 +197,7 @@ impl Catalog<'_> {
 
     /// `ListPortfolios`.
     pub async fn list_portfolios(&self, req: PortfolioListing) -> Result<Portfolios, DomainError> {
-        let query = PortfolioQuery {
-            name: filter_value(&req.filters, "PortfolioName"),
-            full_text: filter_value(&req.filters, "FullTextSearch"),
-            product_id: req.product_id,
-        };
+        let query = PortfolioQuery { names: name_filter(&req.filters, "PortfolioName"), product_id: req.product_id };
         // Every portfolio of this installation is local: importing from other accounts does not exist.
         let listing = if req.scope.as_deref() == Some("Import") {
             Arc::new((Vec::new(), 0))

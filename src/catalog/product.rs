@@ -9,7 +9,7 @@ use super::error::DomainError;
 use super::tag_option::TagOptionDetail;
 use super::template::TERRAFORM;
 use super::version::VersionFields;
-use super::wire::{filter_value, format_time, Filter, Paged, Paging};
+use super::wire::{format_time, name_filter, Filter, Paged, Paging};
 use super::Catalog;
 use crate::store::product::{Deletion, Product, ProductQuery, ProductVersion};
 use crate::store::{new_id, now_ms};
@@ -136,11 +136,7 @@ pub struct ProductSummaries {
 impl ProductListing {
     /// The store query of the filters and portfolio.
     fn query(&self) -> ProductQuery {
-        ProductQuery {
-            name: filter_value(&self.filters, "ProductName"),
-            full_text: filter_value(&self.filters, "FullTextSearch"),
-            portfolio_id: self.portfolio_id.clone(),
-        }
+        ProductQuery { names: name_filter(&self.filters, "ProductName"), portfolio_id: self.portfolio_id.clone() }
     }
 }
 

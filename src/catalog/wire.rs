@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::format_time;
-use crate::store::{Page, SortOrder};
+use crate::store::{NameFilter, Page, SortOrder};
 
 /// Paging and sorting parameters shared by list actions (defaults come from the spec).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -75,6 +75,11 @@ impl Filter {
             text => vec![Filter { key: Some("FullTextSearch".into()), value: Some(text.into()) }],
         }
     }
+}
+
+/// The store's name conditions of `filters`: the exact name under `name_key`, and `FullTextSearch`.
+pub fn name_filter(filters: &[Filter], name_key: &str) -> NameFilter {
+    NameFilter { name: filter_value(filters, name_key), full_text: filter_value(filters, "FullTextSearch") }
 }
 
 /// The value of the last filter named `key`.

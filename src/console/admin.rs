@@ -3,7 +3,7 @@
 //! line), and tag options. Each page passes administrators' actions through [`checked`], so an
 //! end user gets the API's 403 here too.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -78,8 +78,7 @@ fn portfolio_input(form: &Form) -> PortfolioFields {
 
 // ---- Portfolios ----
 
-async fn portfolios(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn portfolios(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let answer = list_portfolios(&state.catalog(&session.principal), &session, &query).await?;
     Ok(render_portfolios(&session, &query, &answer, &Form::default(), None))
 }
@@ -500,8 +499,7 @@ async fn change_constraint(
 
 // ---- Products and versions ----
 
-async fn products(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn products(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let answer = list_products(&state.catalog(&session.principal), &session, &query).await?;
     Ok(render_products(&session, &query, &answer, &Form::default(), None))
 }
@@ -741,8 +739,7 @@ async fn change_product(
 
 // ---- Tag options ----
 
-async fn tag_options(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn tag_options(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let q = query.text("q");
     let filters = (!q.is_empty()).then(|| TagOptionFilters { full_text_search: Some(q.to_string()), ..TagOptionFilters::default() });
     let listing = TagOptionListing { paging: Paging::new(query.page(), PAGE_SIZE), filters };

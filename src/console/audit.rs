@@ -3,7 +3,7 @@
 //! filtered by action, principal name, a time range and the outcome. A filter that does not
 //! parse is shown beside its field with the others kept.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -56,9 +56,8 @@ fn query_of(form: &Form) -> Result<AuditQuery, ApiError> {
     })
 }
 
-async fn audit(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+async fn audit(State(state): State<SharedState>, session: Session, form: Form) -> Result<Response, PageError> {
     authorize(Action::ListAuditEvents, &session.principal)?;
-    let form = Form::query(query.as_deref());
     let page_number = form.page();
     let (events, total, error) = match query_of(&form) {
         Ok(query) => {

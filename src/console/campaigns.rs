@@ -4,7 +4,7 @@
 //! destroy), its rows, and the buttons that start, pause, resume and cancel it. Changes go through
 //! `audited` like the API's.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -31,8 +31,8 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/admin/campaigns/{id}/{change}", post(change))
 }
 
-async fn campaigns(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    render(&state, &session, Form::query(query.as_deref()).page(), &Form::default(), None).await
+async fn campaigns(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
+    render(&state, &session, query.page(), &Form::default(), None).await
 }
 
 /// The identifiers of a comma- or space-separated field.

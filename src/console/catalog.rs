@@ -2,7 +2,7 @@
 //! and the launch form built from the version's `ParameterConstraints` (also used to update a
 //! provisioned product, and to create a plan instead of launching at once).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -36,8 +36,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/products/{id}/launch", get(launch_form).post(launch))
 }
 
-async fn catalog(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn catalog(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let (q, page_number) = (query.text("q"), query.page());
     let listing =
         ProductListing { paging: Paging::new(page_number, PAGE_SIZE), filters: Filter::full_text(q), scope: None, portfolio_id: None };
@@ -144,9 +143,8 @@ async fn launch_form(
     State(state): State<SharedState>,
     session: Session,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Form,
 ) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
     let context = launch_context(&state, &session, &id, &query).await?;
     Ok(render_launch(&session, &id, &context, &Form::default(), None))
 }

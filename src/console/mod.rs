@@ -24,8 +24,11 @@ mod signin;
 mod tasks;
 mod webhooks;
 
+use std::convert::Infallible;
+
 use axum::extract::DefaultBodyLimit;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -300,6 +303,28 @@ where
     result
 }
 
+/// A console change whose form has no typed request for [`checked`]: `action` is authorised for
+/// the signed-in principal, `run` does it, and the outcome goes to the audit trail with `params`.
+pub async fn authorised<R, E, F>(
+    state: &SharedState,
+    session: &Session,
+    action: Action,
+    params: &Params,
+    run: impl FnOnce() -> F,
+) -> Result<R, ApiError>
+where
+    R: Serialize,
+    E: Into<ApiError>,
+    F: std::future::Future<Output = Result<R, E>>,
+{
+    let result = match authorize(action, &session.principal) {
+        Ok(()) => run().await.map_err(Into::into),
+        Err(e) => Err(e),
+    };
+    record(state, session, action.name(), params, result.as_ref()).await;
+    result
+}
+
 /// Writes the outcome of the console change `action` that `params` stand for to the audit trail,
 /// under a new request id, as the API writes its changes (see [`crate::api::trail`]).
 pub async fn record<R: Serialize>(state: &SharedState, session: &Session, action: &str, params: &Params, outcome: Result<&R, &ApiError>) {
@@ -346,6 +371,15 @@ fn wire_pairs(name: String, value: Value, pairs: &mut Vec<(String, String)>) {
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
+/// A page's query parameters (none: an empty form).
+impl<S: Send + Sync> FromRequestParts<S> for Form {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(Form::query(parts.uri.query()))
+    }
+}
+
 impl Form {
     /// Decodes `application/x-www-form-urlencoded` text.
     pub fn parse(text: &[u8]) -> Form {
@@ -353,7 +387,7 @@ impl Form {
     }
 
     /// Decodes a query string, if any.
-    pub fn query(query: Option<&str>) -> Form {
+    fn query(query: Option<&str>) -> Form {
         Form::parse(query.unwrap_or_default().as_bytes())
     }
 

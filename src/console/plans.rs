@@ -1,7 +1,7 @@
 //! Plans: the caller's plans, an approver's inbox, and one plan's preview (resource changes,
 //! planned outputs) with the moves its status allows: execute, cancel, delete, approve, reject.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -13,10 +13,10 @@ use super::html::{action_button, csrf_input, page, pager, seg, status};
 use super::provisioned::{outputs, page_of};
 use super::session::{Posted, Session};
 use super::tasks::{is_live, product_link};
-use super::{record, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{authorised, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, format_time, SharedState};
+use crate::api::{format_time, SharedState};
 use crate::model::PlanStatus::{self, *};
 use crate::model::{OperationType, ProvisionedProductId, TaskId};
 use crate::protocol::params::Params;
@@ -31,8 +31,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/plans/{id}/{operation}", post(operate))
 }
 
-async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn index(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let inbox = query.get("view") == Some("inbox");
     let page_number = query.page();
     let filter = PlanFilter { scope: if inbox { PlanScope::ReceivedRequests } else { PlanScope::Own }, ..PlanFilter::default() };
@@ -162,8 +161,8 @@ async fn operate(
         _ => return Err(PageError::not_found()),
     };
     params.push(("PlanId", &id));
-    let done: Result<_, ApiError> = async {
-        authorize(action, principal)?;
+    let params = Params::from_pairs(params);
+    let run = || async {
         let task = match action {
             Action::ExecuteProvisionedProductPlan => Some(provisioner.execute(principal, &id).await?.task_id),
             Action::CancelProvisionedProductPlan => provisioner.cancel_plan(principal, &id).await.map(|()| None)?,
@@ -173,11 +172,9 @@ async fn operate(
                 .await
                 .map(|()| None)?,
         };
-        Ok(PlanIds { plan_id: id.clone(), provisioned_product_id: None, task_id: task })
-    }
-    .await;
-    record(&state, &session, action.name(), &Params::from_pairs(params), done.as_ref()).await;
-    let done = done?;
+        Ok::<_, ApiError>(PlanIds { plan_id: id.clone(), provisioned_product_id: None, task_id: task })
+    };
+    let done = authorised(&state, &session, action, &params, run).await?;
     if let Some(task) = done.task_id {
         return Ok(see_other(&format!("/console/tasks/{}", seg(&task))));
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -14,10 +14,10 @@ use super::catalog::{change_fields, parameters_from_form, policy_from_form, poli
 use super::html::{action_button, csrf_input, error_box, filter_form, page, pager, seg, status};
 use super::identity::principal_names;
 use super::session::{Posted, Session};
-use super::{audited_unless, changed, record, respond, see_other, Form, PageError, PAGE_SIZE};
+use super::{audited_unless, authorised, changed, respond, see_other, Form, PageError, PAGE_SIZE};
 use crate::api::action::Action;
 use crate::api::error::ApiError;
-use crate::api::{authorize, format_time, SharedState};
+use crate::api::{format_time, SharedState};
 use crate::catalog::parameters::ParameterConstraint;
 use crate::catalog::version::VersionDetail;
 use crate::catalog::wire::Paging;
@@ -37,10 +37,9 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/console/provisioned", get(index))
         .route("/console/provisioned/{id}", get(detail))
         .route("/console/provisioned/{id}/update", get(update_form).post(update))
-        .route("/console/provisioned/{id}/terminate", post(terminate))
-        .route("/console/provisioned/{id}/drift", post(detect_drift))
         .route("/console/provisioned/{id}/expiry", post(update_expiry))
         .route("/console/provisioned/{id}/policy", post(update_policy))
+        .route("/console/provisioned/{id}/{operation}", post(queue_task))
 }
 
 /// The first page of a console list, or the one asked for.
@@ -48,8 +47,7 @@ pub(super) fn page_of(number: i64) -> Page {
     Page { number, size: PAGE_SIZE }
 }
 
-async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn index(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let (q, page_number) = (query.text("q"), query.page());
     let account = query.get("scope") == Some("account");
     let full_text = (!q.is_empty()).then(|| q.to_string());
@@ -278,9 +276,8 @@ async fn update_form(
     State(state): State<SharedState>,
     session: Session,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Form,
 ) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
     let context = update_context(&state, &session, &id, query.text("version")).await?;
     Ok(render_update(&session, &id, &context, &Form::default(), None))
 }
@@ -331,20 +328,26 @@ fn render_update(session: &Session, id: &str, context: &UpdateContext, form: &Fo
     respond(status, page(&format!("Update {}", context.pp.provisioned_product_name), Some(session), body))
 }
 
-async fn terminate(
+/// A change that queues a task of the provisioned product `id` (`terminate`, `drift`: a drift
+/// check), then the task's page.
+async fn queue_task(
     State(state): State<SharedState>,
-    Path(id): Path<String>,
+    Path((id, operation)): Path<(String, String)>,
     Posted { session, .. }: Posted,
 ) -> Result<Response, PageError> {
-    let action = Action::TerminateProvisionedProduct;
-    let terminated: Result<_, ApiError> = async {
-        authorize(action, &session.principal)?;
-        Ok(state.provisioner().terminate(&session.principal, &id, false).await?)
-    }
-    .await;
+    let (provisioner, principal) = (state.provisioner(), &session.principal);
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
-    record(&state, &session, action.name(), &params, terminated.as_ref()).await;
-    let queued = terminated?;
+    let queued = match operation.as_str() {
+        "terminate" => {
+            let terminate = || provisioner.terminate(principal, &id, false);
+            authorised(&state, &session, Action::TerminateProvisionedProduct, &params, terminate).await?
+        }
+        "drift" => {
+            let detect = || provisioner.detect(principal, DetectDrift { provisioned_product_id: id.clone() });
+            authorised(&state, &session, Action::DetectProvisionedProductDrift, &params, detect).await?
+        }
+        _ => return Err(PageError::not_found()),
+    };
     Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }
 
@@ -353,17 +356,11 @@ async fn update_expiry(
     Path(id): Path<String>,
     Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let action = Action::UpdateProvisionedProductExpiry;
     let expiry_time = form.optional("expiry");
-    let request = UpdateExpiry { provisioned_product_id: id.clone(), expiry_time: expiry_time.clone() };
-    let updated: Result<_, ApiError> = async {
-        authorize(action, &session.principal)?;
-        Ok(state.provisioner().update_expiry(&session.principal, request).await?)
-    }
-    .await;
     let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("ExpiryTime", expiry_time.as_deref().unwrap_or(""))]);
-    record(&state, &session, action.name(), &params, updated.as_ref()).await;
-    updated?;
+    let (provisioner, request) = (state.provisioner(), UpdateExpiry { provisioned_product_id: id.clone(), expiry_time });
+    let update = || provisioner.update_expiry(&session.principal, request);
+    authorised(&state, &session, Action::UpdateProvisionedProductExpiry, &params, update).await?;
     Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))
 }
 
@@ -372,37 +369,16 @@ async fn update_policy(
     Path(id): Path<String>,
     Posted { session, form }: Posted,
 ) -> Result<Response, PageError> {
-    let action = Action::UpdateProvisionedProductPolicy;
     let (policy, malformed) = policy_from_form(&form);
-    let updated: Result<_, ApiError> = async {
-        authorize(action, &session.principal)?;
+    let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("UpdatePolicy", form.text("policy"))]);
+    let update = || async {
         if let Some(refusal) = malformed {
             return Err(refusal);
         }
         let policy = policy.ok_or_else(|| ApiError::missing_parameter("UpdatePolicy"))?;
         let request = SetUpdatePolicy { provisioned_product_id: id.clone(), update_policy: policy };
         Ok(state.provisioner().update_policy(&session.principal, request).await?)
-    }
-    .await;
-    let params = Params::from_pairs([("ProvisionedProductId", id.as_str()), ("UpdatePolicy", form.text("policy"))]);
-    record(&state, &session, action.name(), &params, updated.as_ref()).await;
-    updated?;
+    };
+    authorised(&state, &session, Action::UpdateProvisionedProductPolicy, &params, update).await?;
     Ok(see_other(&format!("/console/provisioned/{}", seg(&id))))
-}
-
-async fn detect_drift(
-    State(state): State<SharedState>,
-    Path(id): Path<String>,
-    Posted { session, .. }: Posted,
-) -> Result<Response, PageError> {
-    let action = Action::DetectProvisionedProductDrift;
-    let detected: Result<_, ApiError> = async {
-        authorize(action, &session.principal)?;
-        Ok(state.provisioner().detect(&session.principal, DetectDrift { provisioned_product_id: id.clone() }).await?)
-    }
-    .await;
-    let params = Params::from_pairs([("ProvisionedProductId", id.as_str())]);
-    record(&state, &session, action.name(), &params, detected.as_ref()).await;
-    let queued = detected?;
-    Ok(see_other(&format!("/console/tasks/{}", seg(&queued.task_id))))
 }

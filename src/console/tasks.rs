@@ -3,7 +3,7 @@
 //! finished task renders completely on the server; while one runs, the page's script long-polls
 //! `GetTaskLog` through [`log`] (the session's JSON endpoint) and appends output as it arrives.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,8 +30,7 @@ pub(super) fn routes() -> Router<SharedState> {
 
 /// The caller's task history, newest first: the tasks of every provisioned product it owns,
 /// terminated ones included (`?scope=account`: everyone's, administrators only).
-async fn index(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    let query = Form::query(query.as_deref());
+async fn index(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
     let account = query.get("scope") == Some("account");
     let page_number = query.page();
     let (tasks, total) = state.provisioner().task_history(&session.principal, account, SortOrder::Desc, page_of(page_number)).await?;
@@ -153,16 +152,11 @@ fn pairs<'a>(items: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> maud::
 }
 
 /// The session's view of `GetTaskLog`: chunks after `after`, waiting up to 15 s for new output.
-async fn log(
-    State(state): State<SharedState>,
-    session: Result<Session, PageError>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn log(State(state): State<SharedState>, session: Result<Session, PageError>, Path(id): Path<String>, query: Form) -> Response {
     let Ok(session) = session else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"Message": "Your session has ended: sign in again."}))).into_response();
     };
-    let after = Form::query(query.as_deref()).get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+    let after = query.get("after").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
     match state.provisioner().task_log(&session.principal, &id, after, 15).await.map_err(ApiError::from) {
         Ok(Some(page)) => (StatusCode::OK, Json(page)).into_response(),
         Ok(None) => (StatusCode::NOT_FOUND, Json(json!({"Message": task_not_found().message()}))).into_response(),

@@ -3,7 +3,7 @@
 //! deliveries with every attempt (status code, error, time), filtered by webhook and status.
 //! Changes go through `audited` like the API's.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -27,8 +27,8 @@ pub(super) fn routes() -> Router<SharedState> {
     Router::new().route(PATH, get(webhooks).post(create)).route("/console/admin/webhooks/{id}/delete", post(delete))
 }
 
-async fn webhooks(State(state): State<SharedState>, session: Session, RawQuery(query): RawQuery) -> Result<Response, PageError> {
-    render(&state, &session, &Form::query(query.as_deref()), &Form::default(), None, None).await
+async fn webhooks(State(state): State<SharedState>, session: Session, query: Form) -> Result<Response, PageError> {
+    render(&state, &session, &query, &Form::default(), None, None).await
 }
 
 /// The request of the create form: the checked event types, the portfolio when one is chosen.

@@ -157,12 +157,17 @@ mod tests {
     use super::*;
     use crate::store::testing;
 
+    /// The log, capped at `cap_bytes`, of the launch task `task-1`, seeded and claimed.
+    async fn task_1_log(store: &Store, cap_bytes: usize) -> TaskLog {
+        crate::store::provisioning::tests::seed_task(store, "task-1").await;
+        let (_, fence) = store.claim::<crate::store::provisioning::Task>("w", 60_000).await.unwrap().unwrap();
+        TaskLog::new(store.clone(), fence, cap_bytes)
+    }
+
     #[tokio::test]
     async fn output_is_merged_per_stream_capped_and_readable_after_a_flush() {
         testing::each_store(|store| async move {
-            crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-            let (_, fence) = store.claim::<crate::store::provisioning::Task>("w", 60_000).await.unwrap().unwrap();
-            let log = TaskLog::new(store.clone(), fence, 20);
+            let log = task_1_log(&store, 20).await;
             log.push("init", "stdout", "a\n");
             log.push("init", "stdout", "b\n");
             log.push("init", "stderr", "c\n");
@@ -184,9 +189,7 @@ mod tests {
     #[tokio::test]
     async fn secrets_learnt_late_are_masked_in_what_is_not_written_yet() {
         testing::each_store(|store| async move {
-            crate::store::provisioning::tests::seed_task(&store, "task-1").await;
-            let (_, fence) = store.claim::<crate::store::provisioning::Task>("w", 60_000).await.unwrap().unwrap();
-            let log = TaskLog::new(store.clone(), fence, 1000);
+            let log = task_1_log(&store, 1000).await;
             log.push("apply", "stdout", "made late-secret\n");
             log.redact_pending(&Redactor::new(["late-secret"])).await;
             log.flush().await;

@@ -341,20 +341,8 @@ impl Provisioner<'_> {
     /// what a drift check's `ReapplyWithApproval` remediation creates, named after the check.
     pub async fn remediation_plan(&self, owner: &Principal, pp: &ProvisionedProduct, check: &TaskId) -> Result<Plan, DomainError> {
         let change = self.on_product(owner, pp, self.reapplying(pp)).await?;
-        let req = NewPlan {
-            plan_name: format!("drift-remediation-{check}"),
-            plan_type: "Ros".into(),
-            description: Some(format!("Re-applies {} after the drift check {check} found drift.", pp.provisioned_product_name)),
-            operation_type: OperationType::UpdateProvisionedProduct,
-            product_id: pp.product_id.clone(),
-            product_version_id: pp.product_version_id.clone(),
-            portfolio_id: None,
-            provisioned_product_name: pp.provisioned_product_name.clone(),
-            stack_region_id: pp.stack_region_id.clone(),
-            parameters: Vec::new(),
-            tags: Vec::new(),
-        };
-        self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await
+        let description = format!("Re-applies {} after the drift check {check} found drift.", pp.provisioned_product_name);
+        self.insert_update_plan(owner, pp, &pp.product_version_id, format!("drift-remediation-{check}"), description, change).await
     }
 
     /// An update plan of `pp` to `version_id` with its own parameters for its `owner`: what an
@@ -371,10 +359,25 @@ impl Provisioner<'_> {
         if change.approval.is_some() {
             return Ok(None);
         }
+        let description = format!("Upgrades {} for the upgrade campaign {campaign}.", pp.provisioned_product_name);
+        Ok(Some(self.insert_update_plan(owner, pp, version_id, format!("upgrade-{campaign}"), description, change).await?))
+    }
+
+    /// Stores for `owner` the update plan `name` of `pp` to `version_id` that `description`
+    /// explains, and queues its preview of `change` (which holds its parameters and tags).
+    async fn insert_update_plan(
+        &self,
+        owner: &Principal,
+        pp: &ProvisionedProduct,
+        version_id: &str,
+        name: String,
+        description: String,
+        change: Change,
+    ) -> Result<Plan, DomainError> {
         let req = NewPlan {
-            plan_name: format!("upgrade-{campaign}"),
+            plan_name: name,
             plan_type: "Ros".into(),
-            description: Some(format!("Upgrades {} for the upgrade campaign {campaign}.", pp.provisioned_product_name)),
+            description: Some(description),
             operation_type: OperationType::UpdateProvisionedProduct,
             product_id: pp.product_id.clone(),
             product_version_id: version_id.to_string(),
@@ -384,7 +387,7 @@ impl Provisioner<'_> {
             parameters: Vec::new(),
             tags: Vec::new(),
         };
-        Ok(Some(self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await?))
+        self.insert_new_plan(owner, req, pp.provisioned_product_id.clone(), pp.stack_id.clone(), change).await
     }
 
     /// Stores the plan `req` of `change` for `principal` and queues its preview.

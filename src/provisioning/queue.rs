@@ -15,9 +15,7 @@ use crate::catalog::error::{administrators_only, DomainError};
 use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
-use crate::model::{
-    DriftStatus, OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy,
-};
+use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy};
 use crate::store::campaign::CampaignClaim;
 use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
@@ -150,36 +148,6 @@ fn task(target: &Target<'_>, change: &Change, parameters_sealed: String) -> Task
     }
 }
 
-/// The provisioned product a launch `task` creates, `UnderChange` with it as its last task.
-fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> ProvisionedProduct {
-    ProvisionedProduct {
-        provisioned_product_id: task.provisioned_product_id.clone(),
-        provisioned_product_name: task.provisioned_product_name.clone(),
-        owner_principal_id: owner_id.to_string(),
-        owner_principal_type: owner_type.to_string(),
-        product_id: task.product_id.clone(),
-        product_version_id: task.product_version_id.clone(),
-        portfolio_id: task.portfolio_id.clone(),
-        stack_region_id: task.stack_region_id.clone(),
-        stack_id,
-        status: ProvisionedProductStatus::UnderChange,
-        status_message: String::new(),
-        parameters_sealed: task.parameters_sealed.clone(),
-        last_task_id: Some(task.task_id.clone()),
-        last_provisioning_task_id: Some(task.task_id.clone()),
-        last_successful_provisioning_task_id: None,
-        created_at: task.created_at,
-        expires_at: None,
-        update_policy: UpdatePolicy::Manual,
-        product_name: task.product_name.clone(),
-        product_version_name: task.product_version_name.clone(),
-        drift_status: DriftStatus::NeverChecked,
-        drift_checked_at: None,
-        product_version_guidance: String::new(),
-        stale_dependencies: 0,
-    }
-}
-
 /// Longest `ProvisionedProductName`.
 const MAX_NAME_CHARS: usize = 128;
 
@@ -304,7 +272,8 @@ impl Provisioner<'_> {
         let id = ProvisionedProductId::new();
         let target = Target { id: &id, name: &req.provisioned_product_name, region: &req.stack_region_id };
         let task = task(&target, &change, self.seal(&change));
-        let mut pp = launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
+        let mut pp =
+            ProvisionedProduct::launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
         pp.expires_at = super::expiry::launch_expiry(principal, policy.as_ref(), asked, task.created_at)?;
         pp.update_policy = req.update_policy.unwrap_or(UpdatePolicy::Manual);
         self.store.create_launch(&pp, &task).await?;
@@ -521,7 +490,7 @@ impl Provisioner<'_> {
         let target = Target { id: &plan.provisioned_product_id, name: &plan.provisioned_product_name, region: &plan.stack_region_id };
         let task = task(&target, &change, plan.parameters_sealed.clone());
         let mut launch = (plan.operation_type == OperationType::LaunchProduct)
-            .then(|| launched(&task, &plan.owner_principal_id, &plan.owner_principal_type, plan.stack_id.clone()));
+            .then(|| ProvisionedProduct::launched(&task, &plan.owner_principal_id, &plan.owner_principal_type, plan.stack_id.clone()));
         if let Some(pp) = &mut launch {
             // A plan's launch gets its Expiry constraint's default lifetime.
             let policy = super::expiry::expiry_policy(self.store, &plan.portfolio_id, &plan.product_id).await?;

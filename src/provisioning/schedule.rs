@@ -83,17 +83,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler queueing its tasks through `engine`'s node.
-    pub fn new(
-        store: Store,
-        secrets: SecretBox,
-        regions: Vec<Region>,
-        account_id: String,
-        engine: Arc<Engine>,
-        config: ScheduleConfig,
-    ) -> Self {
-        let node = crate::store::new_id("scheduler");
-        Scheduler { store, secrets, regions, account_id, engine, config, node }
+    /// A scheduler working as `provisioner` does, queueing its tasks through `engine`'s node (the
+    /// provisioner's).
+    pub fn new(provisioner: &Provisioner<'_>, engine: Arc<Engine>, config: ScheduleConfig) -> Self {
+        let (store, secrets) = (provisioner.store.clone(), provisioner.secrets.clone());
+        let (regions, account_id) = (provisioner.regions.to_vec(), provisioner.account_id.to_string());
+        Scheduler { store, secrets, regions, account_id, engine, config, node: crate::store::new_id("scheduler") }
     }
 
     fn provisioner(&self) -> Provisioner<'_> {

@@ -42,6 +42,7 @@ pub use catalog_cache::CountMark;
 pub use dialect::Dialect;
 pub(crate) use lease::Leased;
 pub use lease::{Fence, JobTable};
+pub use sql::NameFilter;
 
 use std::str::FromStr;
 use std::time::Duration;

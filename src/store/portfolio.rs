@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::sql::{insert, push_name_filters, record, sql, Sql};
-use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use super::sql::{insert, record, sql, update_named, NameFilter, Sql};
+use super::{Page, SortOrder, Store, StoreResult};
 
 record! {
     /// A stored portfolio.
@@ -25,10 +25,8 @@ record! {
 /// Which portfolios a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct PortfolioQuery {
-    /// Exact name, compared case-insensitively.
-    pub name: Option<String>,
-    /// Substring of name, provider or description, case-insensitively.
-    pub full_text: Option<String>,
+    /// By name (in `portfolio_name`), provider or description.
+    pub names: NameFilter,
     /// Only portfolios holding this product.
     pub product_id: Option<String>,
 }
@@ -66,18 +64,7 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_portfolio(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = self
-            .write(sql!(
-                "UPDATE portfolios SET portfolio_name = $1, provider_name = $2, description = COALESCE($3, description), \
-             updated_at = $4 WHERE portfolio_id = $5",
-                name,
-                provider,
-                description,
-                now_ms(),
-                id
-            ))
-            .await?;
-        Ok(done == 1)
+        Ok(self.write(update_named("portfolio", id, name, provider, description)).await? == 1)
     }
 
     /// Deletes a portfolio, with its tag option associations, unless it still holds products,
@@ -99,7 +86,7 @@ impl Store {
     /// One page of portfolios by creation time, and the total count.
     pub async fn list_portfolios(&self, query: &PortfolioQuery, order: SortOrder, page: Page) -> StoreResult<Arc<(Vec<Portfolio>, i64)>> {
         let mut filter = Sql::new(" FROM portfolios WHERE 1 = 1");
-        push_name_filters(&mut filter, "portfolio_name", query.name.as_deref(), query.full_text.as_deref());
+        query.names.push_to(&mut filter, "portfolio_name");
         if let Some(product) = &query.product_id {
             filter.push(" AND portfolio_id IN (SELECT portfolio_id FROM portfolio_products WHERE product_id = ").text(product.clone());
             filter.push(")");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::read::Row;
-use super::sql::{insert, push_name_filters, record, sql, Sql};
+use super::sql::{insert, record, sql, update_named, NameFilter, Sql};
 use super::webhook::{enqueue, Event};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 use crate::model::EventType;
@@ -66,10 +66,8 @@ pub struct ProductVersion {
 /// Which products a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct ProductQuery {
-    /// Exact name, compared case-insensitively.
-    pub name: Option<String>,
-    /// Substring of name, provider or description, case-insensitively.
-    pub full_text: Option<String>,
+    /// By name (in `product_name`), provider or description.
+    pub names: NameFilter,
     /// Only products in this portfolio.
     pub portfolio_id: Option<String>,
 }
@@ -139,7 +137,7 @@ pub enum Deletion {
 /// `from` and the `WHERE` clause of `query`.
 fn product_filter(mut from: Sql, query: &ProductQuery) -> Sql {
     from.push(" WHERE 1 = 1");
-    push_name_filters(&mut from, "product_name", query.name.as_deref(), query.full_text.as_deref());
+    query.names.push_to(&mut from, "product_name");
     if let Some(portfolio) = &query.portfolio_id {
         from.push(" AND product_id IN (SELECT product_id FROM portfolio_products WHERE portfolio_id = ").text(portfolio.clone());
         from.push(")");
@@ -218,18 +216,7 @@ impl Store {
 
     /// Changes name and provider, and the description when given; false when not found.
     pub async fn update_product(&self, id: &str, name: &str, provider: &str, description: Option<&str>) -> StoreResult<bool> {
-        let done = self
-            .write(sql!(
-                "UPDATE products SET product_name = $1, provider_name = $2, description = COALESCE($3, description), \
-             updated_at = $4 WHERE product_id = $5",
-                name,
-                provider,
-                description,
-                now_ms(),
-                id
-            ))
-            .await?;
-        Ok(done == 1)
+        Ok(self.write(update_named("product", id, name, provider, description)).await? == 1)
     }
 
     /// Why the product cannot go away, if anything keeps it: a portfolio association, a
@@ -555,9 +542,17 @@ mod tests {
             };
             let (all, total) = list(ProductQuery::default(), SortOrder::Desc).await;
             assert_eq!((ids(&all), total), (vec!["prod-c", "prod-b", "prod-a"], 3));
-            let (by_name, _) = list(ProductQuery { name: Some("web SERVER".into()), ..Default::default() }, SortOrder::Asc).await;
+            let (by_name, _) = list(
+                ProductQuery { names: NameFilter { name: Some("web SERVER".into()), ..Default::default() }, ..Default::default() },
+                SortOrder::Asc,
+            )
+            .await;
             assert_eq!(ids(&by_name), ["prod-a"]);
-            let (by_text, _) = list(ProductQuery { full_text: Some("%_".into()), ..Default::default() }, SortOrder::Asc).await;
+            let (by_text, _) = list(
+                ProductQuery { names: NameFilter { full_text: Some("%_".into()), ..Default::default() }, ..Default::default() },
+                SortOrder::Asc,
+            )
+            .await;
             assert_eq!(ids(&by_text), ["prod-c"]);
             let (in_one, _) = list(ProductQuery { portfolio_id: Some("port-1".into()), ..Default::default() }, SortOrder::Asc).await;
             assert_eq!(ids(&in_one), ["prod-a"]);
@@ -574,7 +569,7 @@ mod tests {
                 (vec![("prod-a".into(), 2), ("prod-b".into(), 1)], 2)
             );
             assert_eq!(in_both(&["port-2"], ProductQuery::default()).await, (vec![("prod-a".into(), 1), ("prod-b".into(), 1)], 2));
-            let by_name = ProductQuery { name: Some("database".into()), ..Default::default() };
+            let by_name = ProductQuery { names: NameFilter { name: Some("database".into()), ..Default::default() }, ..Default::default() };
             assert_eq!(in_both(&["port-1", "port-2"], by_name).await, (vec![("prod-b".into(), 1)], 1));
             assert_eq!(in_both(&[], ProductQuery::default()).await, (vec![], 0));
             store.disassociate_product("port-2", "prod-a").await.unwrap();

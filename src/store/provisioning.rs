@@ -99,6 +99,38 @@ pub struct LogChunk {
     pub content: String,
 }
 
+impl ProvisionedProduct {
+    /// The provisioned product a launch `task` creates, `UnderChange` with it as its last task.
+    pub fn launched(task: &Task, owner_id: &str, owner_type: &str, stack_id: String) -> Self {
+        Self {
+            provisioned_product_id: task.provisioned_product_id.clone(),
+            provisioned_product_name: task.provisioned_product_name.clone(),
+            owner_principal_id: owner_id.to_string(),
+            owner_principal_type: owner_type.to_string(),
+            product_id: task.product_id.clone(),
+            product_version_id: task.product_version_id.clone(),
+            portfolio_id: task.portfolio_id.clone(),
+            stack_region_id: task.stack_region_id.clone(),
+            stack_id,
+            status: ProvisionedProductStatus::UnderChange,
+            status_message: String::new(),
+            parameters_sealed: task.parameters_sealed.clone(),
+            last_task_id: Some(task.task_id.clone()),
+            last_provisioning_task_id: Some(task.task_id.clone()),
+            last_successful_provisioning_task_id: None,
+            created_at: task.created_at,
+            expires_at: None,
+            update_policy: UpdatePolicy::Manual,
+            product_name: task.product_name.clone(),
+            product_version_name: task.product_version_name.clone(),
+            drift_status: DriftStatus::NeverChecked,
+            drift_checked_at: None,
+            product_version_guidance: String::new(),
+            stale_dependencies: 0,
+        }
+    }
+}
+
 /// A task with the owner of its provisioned product and its whole log, in order.
 #[derive(Debug)]
 pub struct TaskRecord {
@@ -717,32 +749,7 @@ pub(crate) mod tests {
     /// Inserts a provisioned product with one queued launch task `task_id`.
     pub(crate) async fn seed_task(store: &Store, task_id: &str) -> Task {
         let task = sample_task(task_id);
-        let pp = ProvisionedProduct {
-            provisioned_product_id: task.provisioned_product_id.clone(),
-            provisioned_product_name: "demo".into(),
-            owner_principal_id: "1".into(),
-            owner_principal_type: "RamUser".into(),
-            product_id: "prod-1".into(),
-            product_version_id: "pv-1".into(),
-            portfolio_id: "port-1".into(),
-            stack_region_id: "cn-hangzhou".into(),
-            stack_id: "stack".into(),
-            status: ProvisionedProductStatus::UnderChange,
-            status_message: String::new(),
-            parameters_sealed: "sealed".into(),
-            last_task_id: None,
-            last_provisioning_task_id: None,
-            last_successful_provisioning_task_id: None,
-            created_at: task.created_at,
-            expires_at: None,
-            update_policy: UpdatePolicy::Manual,
-            product_name: String::new(),
-            product_version_name: String::new(),
-            drift_status: DriftStatus::NeverChecked,
-            drift_checked_at: None,
-            product_version_guidance: String::new(),
-            stale_dependencies: 0,
-        };
+        let pp = ProvisionedProduct::launched(&task, "1", "RamUser", "stack".into());
         store.create_launch(&pp, &task).await.unwrap();
         task
     }

@@ -7,7 +7,7 @@ use sqlx::query::Query;
 use sqlx::Any;
 
 use super::read::{Column, Row};
-use super::{Page, StoreError, StoreResult};
+use super::{now_ms, Page, StoreError, StoreResult};
 
 use crate::model::{
     CampaignId, CampaignItemStatus, CampaignStatus, ConstraintType, DeliveryStatus, DriftStatus, EventType, OperationType, PlanId,
@@ -328,18 +328,38 @@ pub(crate) fn insert<T>(table: &str, columns: &[&str], rows: impl IntoIterator<I
     sql
 }
 
-/// Appends the conditions a portfolio or product list shares: the exact name (in `name_column`),
-/// and a substring of the name, provider or description, all case-insensitively.
-pub(crate) fn push_name_filters(sql: &mut Sql, name_column: &str, name: Option<&str>, full_text: Option<&str>) {
-    if let Some(name) = name {
-        sql.push(&format!(" AND LOWER({name_column}) = ")).text(name.to_lowercase());
+/// The conditions a portfolio or product list shares; `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct NameFilter {
+    /// Exact name, compared case-insensitively.
+    pub name: Option<String>,
+    /// Substring of name, provider or description, case-insensitively.
+    pub full_text: Option<String>,
+}
+
+impl NameFilter {
+    /// Appends the conditions to `sql`, the name being in `name_column`.
+    pub(crate) fn push_to(&self, sql: &mut Sql, name_column: &str) {
+        if let Some(name) = &self.name {
+            sql.push(&format!(" AND LOWER({name_column}) = ")).text(name.to_lowercase());
+        }
+        if let Some(text) = &self.full_text {
+            let pattern = contains_pattern(text);
+            sql.push(&format!(" AND (LOWER({name_column}) LIKE ")).text(pattern.clone()).push(" ESCAPE '\\'");
+            sql.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
+            sql.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+        }
     }
-    if let Some(text) = full_text {
-        let pattern = contains_pattern(text);
-        sql.push(&format!(" AND (LOWER({name_column}) LIKE ")).text(pattern.clone()).push(" ESCAPE '\\'");
-        sql.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-        sql.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
-    }
+}
+
+/// The change of a portfolio's or product's (`kind`) name and provider, and of its description
+/// when given.
+pub(crate) fn update_named(kind: &str, id: &str, name: &str, provider: &str, description: Option<&str>) -> Sql {
+    let text = format!(
+        "UPDATE {kind}s SET {kind}_name = $1, provider_name = $2, description = COALESCE($3, description), updated_at = $4 \
+         WHERE {kind}_id = $5"
+    );
+    sql!(&text, name, provider, description, now_ms(), id)
 }
 
 /// `%value%` for a case-insensitive `LIKE … ESCAPE '\'`, with the caller's wildcards escaped.

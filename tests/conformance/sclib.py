@@ -12,12 +12,14 @@ and raises :class:`ApiError` for HTTP 4xx/5xx answers.
 """
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -61,6 +63,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve(handler) -> http.server.ThreadingHTTPServer:
+    """An HTTP server on a free loopback port answering with `handler` from a thread (stop: `shutdown()`)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
 
 
 def _snake(name: str) -> str:

@@ -103,15 +103,21 @@ def test_console_identity_changes_are_audited_and_the_new_secret_never_recorded(
     assert secret not in json.dumps(audit_events(admin)), "the new user's secret is in the audit trail"
 
 
-@needs_terraform
-def test_console_launch_and_terminate_are_audited_with_secrets_masked(server):
-    admin = server.caller("v3")
+def console_launch(server, **form) -> tuple:
+    """A new user's console launch of SECRET_TF with a new secret password and a visible name, and `form`
+    -> (the user, their SDK caller, their console, the password, the provisioned product's name, the answer)."""
     user, caller, _ = new_user(server)
-    product = make_product(admin, SECRET_TF, users=[user])
+    product = make_product(server.caller("v3"), SECRET_TF, users=[user])
     console = Console(server, user["AccessKeyId"], user["AccessKeySecret"])
     password, name = uniq("pw-console-"), uniq("pp-console-")
     r = console.post(f"/console/products/{product.product_id}/launch", name=name, region=REGION,
-                     **{"param.password": password, "param.name": "visible"})
+                     **form, **{"param.password": password, "param.name": "visible"})
+    return user, caller, console, password, name, r
+
+
+@needs_terraform
+def test_console_launch_and_terminate_are_audited_with_secrets_masked(server):
+    user, caller, console, password, _, r = console_launch(server)
     assert r.status_code == 303, (r.status_code, r.text[:500])
     task_id = r.headers["location"].rsplit("/", 1)[1]
     assert wait_task(caller, task_id)["Status"] == "Succeeded"
@@ -132,13 +138,7 @@ def test_console_launch_and_terminate_are_audited_with_secrets_masked(server):
 
 
 def test_a_console_launch_refused_for_a_malformed_tag_line_is_audited_and_launches_nothing(server):
-    admin = server.caller("v3")
-    user, caller, _ = new_user(server)
-    product = make_product(admin, SECRET_TF, users=[user])
-    console = Console(server, user["AccessKeyId"], user["AccessKeySecret"])
-    password, name = uniq("pw-console-"), uniq("pp-tags-")
-    r = console.post(f"/console/products/{product.product_id}/launch", name=name, region=REGION,
-                     tags="env=dev\nnot a tag", **{"param.password": password, "param.name": "visible"})
+    user, caller, _, password, name, r = console_launch(server, tags="env=dev\nnot a tag")
     assert r.status_code == 400, (r.status_code, r.text[:500])
     assert "Line 2 of the tags" in r.text and "not a tag" in r.text, r.text[:2000]
     assert caller.call("ListProvisionedProducts", {})["TotalCount"] == 0

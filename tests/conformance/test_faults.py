@@ -82,6 +82,19 @@ def wait_log(node: ServerProcess, needles: tuple[str, ...], since: int = 0) -> s
         time.sleep(0.2)
 
 
+def sleeping_launch(cluster, duration_ms: str) -> tuple:
+    """A new node A (one worker) and a user whose launch of DIR_SLOW_TF on A is sleeping in its apply
+    -> (A, the user, the product, the provisioned product's id, the launch task's id)."""
+    a = cluster.node("--workers", "1")
+    user = a.create_user()
+    (on_a,) = user_on([a], user)
+    raw_a = a.caller("raw-v3", (user["AccessKeyId"], user["AccessKeySecret"]))
+    product = make_product(a.caller("v3"), DIR_SLOW_TF, users=[user])
+    pp_id, task_id = launch(on_a, product, {"dir": "a", "duration_ms": duration_ms})
+    wait_apply_sleeping(raw_a, task_id)
+    return a, user, product, pp_id, task_id
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -95,14 +108,7 @@ def group_alive(pgid: int) -> bool:
 @needs_provider
 @pytest.mark.parametrize("pause", ["server", "server-and-terraform"])
 def test_a_node_paused_past_its_lease_writes_nothing_when_it_resumes(cluster, pause):
-    a = cluster.node("--workers", "1")
-    admin = a.caller("v3")
-    user = a.create_user()
-    (on_a,) = user_on([a], user)
-    raw_a = a.caller("raw-v3", (user["AccessKeyId"], user["AccessKeySecret"]))
-    product = make_product(admin, DIR_SLOW_TF, users=[user])
-    pp_id, launch_task = launch(on_a, product, {"dir": "a", "duration_ms": "5000"})
-    wait_apply_sleeping(raw_a, launch_task)
+    a, user, product, pp_id, launch_task = sleeping_launch(cluster, "5000")
     end = time.monotonic() + DEADLINE
     while not stored_states(cluster.database, pp_id):  # the file made before the sleep is in the database
         assert time.monotonic() < end
@@ -238,14 +244,7 @@ def test_a_node_with_a_skewed_clock_cannot_fail_another_nodes_task(cluster):
     probe = subprocess.run(["date", "+%s"], env={**os.environ, **env}, capture_output=True, text=True, timeout=10)
     if abs(int(probe.stdout.strip()) - time.time() - 60) > 5:
         pytest.skip("libfaketime does not skew this machine's clock")
-    a = cluster.node("--workers", "1")
-    admin = a.caller("v3")
-    user = a.create_user()
-    (on_a,) = user_on([a], user)
-    raw_a = a.caller("raw-v3", (user["AccessKeyId"], user["AccessKeySecret"]))
-    product = make_product(admin, DIR_SLOW_TF, users=[user])
-    pp_id, task_id = launch(on_a, product, {"dir": "a", "duration_ms": "8000"})
-    wait_apply_sleeping(raw_a, task_id)
+    a, user, product, pp_id, task_id = sleeping_launch(cluster, "8000")
     # a node whose clock runs 60 s ahead joins while A's task runs: its reaper runs every 1.5 s
     skewed = cluster.node("--workers", "1", start=False)
     skewed.extra_env.update(env)

@@ -15,7 +15,7 @@ import pytest
 from sclib import expect_error, uniq
 from test_provisioning import (
     FILE_TF, MASK, SECRET_TF, SLOW_TF, full_task_log, get_pp, launch, make_product, needs_provider,
-    needs_terraform, new_user, outputs, sandbox_files, terminate, update, wait_apply_sleeping, wait_task,
+    needs_terraform, new_user, outputs, sandbox_files, terminate, update, user_product, wait_apply_sleeping, wait_task,
 )
 
 SHUTDOWN_MESSAGE = "The server shut down before the task finished"
@@ -125,9 +125,7 @@ def test_parameter_count_length_and_body_size_are_limited(fresh_server):
 @needs_provider
 def test_tasks_in_progress_per_principal_are_limited(fresh_server):
     srv = fresh_server(args=["--max-tasks-per-principal", "1", "--workers", "1"])
-    admin = srv.caller("v3")
-    user, caller, raw = new_user(srv)
-    product = make_product(admin, SLOW_TF, users=[user])
+    caller, raw, product = user_product(srv, SLOW_TF)
     pp_id, task_id = launch(caller, product, {"duration_ms": "3000"})
     e = expect_error(400, "QuotaExceeded.ConcurrentTasks", launch, caller, product, {"duration_ms": "1"})
     assert "limit is 1" in e.message

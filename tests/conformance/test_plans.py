@@ -13,8 +13,8 @@ import pytest
 
 from sclib import expect_error, parse_time, uniq
 from test_provisioning import (
-    REGION, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, grant, kv, launch, make_product, needs_provider,
-    needs_terraform, outputs, parameters, sandbox_files, terraform_logs, wait_pp_gone, wait_task,
+    REGION, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, grant, kv, launch, launched_product, make_product,
+    needs_provider, needs_terraform, outputs, parameters, sandbox_files, terraform_logs, wait_pp_gone, wait_task,
 )
 
 pytestmark = [needs_terraform, needs_provider]
@@ -119,6 +119,14 @@ def execute(raw, plan_id: str) -> str:
     r = raw.call("ExecuteProvisionedProductPlan", {"PlanId": plan_id})
     assert r["PlanId"] == plan_id
     return r["TaskId"]
+
+
+def launched_site(admin, end_user, content: str) -> tuple:
+    """The end user's launch of a new SITE_TF product with `content`, succeeded
+    -> (their SDK caller, their raw caller, the product, the provisioned product's name, its id)."""
+    name = uniq("site-")
+    caller, product, pp_id, _ = launched_product(admin, end_user, SITE_TF, {"content": content}, name=name)
+    return caller, end_user[1]("raw-v3"), product, name, pp_id
 
 
 def changes(plan: dict) -> dict:
@@ -258,12 +266,7 @@ def test_launch_plan_approved_then_executed_by_its_owner(server, approval_world)
 
 
 def test_update_and_terminate_plans_execute_after_preview(server, admin_v3, end_user):
-    info, caller_of = end_user
-    caller, raw = caller_of("v3"), caller_of("raw-v3")
-    product = make_product(admin_v3, SITE_TF, users=[info])
-    name = uniq("site-")
-    pp_id, task_id = launch(caller, product, {"content": "one"}, name=name)
-    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    caller, raw, product, name, pp_id = launched_site(admin_v3, end_user, "one")
 
     # An update that changes nothing is refused, as the direct update is.
     e = expect_error(400, "InvalidParameter.Parameters", create_plan, caller, product, "UpdateProvisionedProduct",
@@ -363,12 +366,7 @@ def test_a_cancelled_plan_can_never_execute(server, admin_v3, approval_world):
 
 
 def test_a_stale_plan_is_refused_until_refreshed(server, admin_v3, end_user):
-    info, caller_of = end_user
-    caller, raw = caller_of("v3"), caller_of("raw-v3")
-    product = make_product(admin_v3, SITE_TF, users=[info])
-    name = uniq("site-")
-    pp_id, task_id = launch(caller, product, {"content": "base"}, name=name)
-    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    caller, raw, product, name, pp_id = launched_site(admin_v3, end_user, "base")
     first, _ = create_plan(caller, product, "UpdateProvisionedProduct", {"content": "first"}, name=name)
     second, _ = create_plan(caller, product, "UpdateProvisionedProduct", {"content": "second"}, name=name)
     assert wait_plan(caller, first)["PlanDetail"]["Status"] == "PreviewSuccess"

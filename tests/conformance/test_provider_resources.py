@@ -7,8 +7,8 @@ import time
 
 from sclib import expect_error, uniq
 from test_provisioning import (
-    FILE_TF, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, launch, make_product, needs_provider, needs_terraform,
-    sandbox_files, terminate, terraform_logs, update, wait_task,
+    FILE_TF, SANDBOX_HEADER, TASK_DEADLINE, get_pp, get_task, launch, launched_product, make_product, needs_provider,
+    needs_terraform, sandbox_files, terminate, terraform_logs, update, wait_task,
 )
 
 pytestmark = [needs_terraform, needs_provider]
@@ -31,11 +31,7 @@ def test_each_provisioned_product_has_its_own_sandbox(server, admin_v3, end_user
 
 
 def test_drift_is_repaired_by_the_next_update(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    product = make_product(admin_v3, FILE_TF, users=[user])
-    pp_id, task_id = launch(caller, product, {"dir": "d", "content": "v1"})
-    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    caller, product, pp_id, _ = launched_product(admin_v3, end_user, FILE_TF, {"dir": "d", "content": "v1"})
     page = server.data_dir / "sandbox" / pp_id / "d" / "page.txt"
     assert page.read_text() == "v1"
     page.write_text("edited by hand")
@@ -83,18 +79,26 @@ resource "sandbox_file" "f" {
         assert wait_task(caller, terminate(caller, pp_id))["Status"] == "Succeeded"
 
 
-def test_a_provider_validation_error_reaches_the_status_message(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    tf = SANDBOX_HEADER + """
+# a configuration the provider refuses when it validates it
+INVALID_TF = SANDBOX_HEADER + """
 resource "sandbox_sleep" "bad" {
   duration_ms = -5
 }
 """
-    product = make_product(admin_v3, tf, users=[user])
-    pp_id, task_id = launch(caller, product)
+
+
+def failed_launch(admin_v3, end_user) -> tuple:
+    """The end user's launch of INVALID_TF, once failed -> (their caller, the pp id, the task)."""
+    user, caller_of = end_user
+    caller = caller_of("v3")
+    pp_id, task_id = launch(caller, make_product(admin_v3, INVALID_TF, users=[user]))
     task = wait_task(caller, task_id)
     assert task["Status"] == "Failed", task
+    return caller, pp_id, task
+
+
+def test_a_provider_validation_error_reaches_the_status_message(server, admin_v3, end_user):
+    caller, pp_id, task = failed_launch(admin_v3, end_user)
     assert "duration_ms" in task["StatusMessage"], task["StatusMessage"]
     assert get_pp(caller, pp_id)["Status"] == "Error"
 
@@ -102,16 +106,7 @@ resource "sandbox_sleep" "bad" {
 def test_a_product_whose_configuration_never_validated_can_be_terminated(server, admin_v3, end_user):
     """Nothing was created and no update can repair a constant in the template: terminating
     is the owner's only way out (and the server's own failure messages recommend it)."""
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    tf = SANDBOX_HEADER + """
-resource "sandbox_sleep" "bad" {
-  duration_ms = -5
-}
-"""
-    product = make_product(admin_v3, tf, users=[user])
-    pp_id, task_id = launch(caller, product)
-    assert wait_task(caller, task_id)["Status"] == "Failed"
+    caller, pp_id, _ = failed_launch(admin_v3, end_user)
     ended = wait_task(caller, terminate(caller, pp_id))
     assert ended["Status"] == "Succeeded", ended.get("StatusMessage")
     expect_error(404, "EntityNotExists.ProvisionedProduct", get_pp, caller, pp_id)

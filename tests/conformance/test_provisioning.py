@@ -252,6 +252,18 @@ def launch(caller, product: Product, params: dict | None = None, name: str | Non
     return pp_id, get_pp(caller, pp_id)["LastTaskId"]
 
 
+def launched_product(admin, end_user, main_tf: str, params: dict | None = None, **launch_kw) -> tuple:
+    """The end user's launch of a new product of `main_tf` granted to them, once succeeded
+    -> (their SDK caller, the product, the provisioned product's id, the launch task's id)."""
+    user, caller_of = end_user
+    caller = caller_of("v3")
+    product = make_product(admin, main_tf, users=[user])
+    pp_id, task_id = launch(caller, product, params, **launch_kw)
+    task = wait_task(caller, task_id)
+    assert task["Status"] == "Succeeded", task
+    return caller, product, pp_id, task_id
+
+
 def update(caller, pp_id: str, product: Product, params: dict | None = None, **extra) -> str:
     """UpdateProvisionedProduct through the SDK -> the update task's id."""
     req = {"ProvisionedProductId": pp_id, "ProductId": product.product_id,
@@ -406,6 +418,13 @@ def new_user(srv):
     return info, srv.caller("v3", key), srv.caller("raw-v3", key)
 
 
+def user_product(srv, main_tf: str, **product_kw) -> tuple:
+    """A new user of `srv` and a new product of `main_tf` granted to them
+    -> (their SDK caller, their raw caller, the product)."""
+    user, caller, raw = new_user(srv)
+    return caller, raw, make_product(srv.caller("v3"), main_tf, users=[user], **product_kw)
+
+
 # ============================================================================= 1. launch
 
 
@@ -491,11 +510,7 @@ def test_launch_succeeds_with_outputs_parameters_tags_and_logs(server, admin_v3,
 
 @needs_terraform
 def test_update_changes_outputs_and_a_no_op_update_is_refused(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    product = make_product(admin_v3, HELLO_TF, users=[user])
-    pp_id, launch_task = launch(caller, product, {"name": "Ada", "owner": "o"})
-    assert wait_task(caller, launch_task)["Status"] == "Succeeded"
+    caller, product, pp_id, launch_task = launched_product(admin_v3, end_user, HELLO_TF, {"name": "Ada", "owner": "o"})
 
     expect_error(400, "InvalidParameter.Parameters", update, caller, pp_id, product, {"name": "Ada"})
     expect_error(400, "InvalidParameter.Parameters", update, caller, pp_id, product)
@@ -678,18 +693,14 @@ def test_static_website_creates_updates_in_place_and_terminate_destroys(sample_s
 
 @needs_terraform
 def test_terminate_of_a_resourceless_product_runs_destroy(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    product = make_product(admin_v3, HELLO_TF, users=[user])
-    pp_id, task_id = launch(caller, product, {"owner": "o"})
-    assert wait_task(caller, task_id)["Status"] == "Succeeded"
+    caller, _, pp_id, task_id = launched_product(admin_v3, end_user, HELLO_TF, {"owner": "o"})
     ended = wait_task(caller, terminate(caller, pp_id))
     assert ended["Status"] == "Succeeded", ended
     assert {"version", "init", "plan", "destroy"} <= set(commands(ended))
     assert outputs(ended) == {}
     wait_pp_gone(caller, pp_id)
     assert pp_id not in list_pp_ids(caller)
-    assert pp_id not in owned_in_account(admin_v3, user["PrincipalId"])
+    assert pp_id not in owned_in_account(admin_v3, end_user[0]["PrincipalId"])
     # the tasks stay readable
     assert get_task(caller, task_id)["Status"] == "Succeeded"
 
@@ -697,12 +708,7 @@ def test_terminate_of_a_resourceless_product_runs_destroy(server, admin_v3, end_
 @needs_terraform
 @needs_provider
 def test_changing_a_path_replaces_the_file(server, admin_v3, end_user):
-    user, caller_of = end_user
-    caller = caller_of("v3")
-    product = make_product(admin_v3, FILE_TF, users=[user])
-    pp_id, task_id = launch(caller, product, {"dir": "one", "content": "c1"})
-    task = wait_task(caller, task_id)
-    assert task["Status"] == "Succeeded", task
+    caller, product, pp_id, _ = launched_product(admin_v3, end_user, FILE_TF, {"dir": "one", "content": "c1"})
     assert sandbox_files(server, pp_id) == {"one/page.txt": "c1"}
 
     in_place = wait_task(caller, update(caller, pp_id, product, {"content": "c2"}))
@@ -754,9 +760,7 @@ def test_a_partial_apply_keeps_its_state_and_terminate_removes_what_was_made(ser
 @needs_provider
 def test_a_task_over_its_time_limit_fails_and_releases_the_product(fresh_server):
     srv = fresh_server(args=["--task-timeout", "3"])
-    admin = srv.caller("v3")
-    user, caller, _ = new_user(srv)
-    product = make_product(admin, SLOW_TF, users=[user])
+    caller, _, product = user_product(srv, SLOW_TF)
     pp_id, task_id = launch(caller, product, {"duration_ms": "20000"})
     task = wait_task(caller, task_id, deadline=60)
     assert task["Status"] == "Failed", task
@@ -868,9 +872,7 @@ def test_terraform_version_runs_once_per_binary(fresh_server, tmp_path):
     wrapper.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\nexec "{_terraform_binary()}" "$@"\n')
     wrapper.chmod(0o755)
     srv = fresh_server(args=["--terraform", str(wrapper), "--workers", "1", "--task-isolation", "none"])
-    admin = srv.caller("v3")
-    user, caller, _ = new_user(srv)
-    product = make_product(admin, HELLO_TF, users=[user])
+    caller, _, product = user_product(srv, HELLO_TF)
 
     def launch_logs(count):
         tasks = [wait_task(caller, launch(caller, product, {"owner": f"o{i}"})[1]) for i in range(count)]
@@ -892,9 +894,7 @@ def test_terraform_version_runs_once_per_binary(fresh_server, tmp_path):
 @needs_terraform
 def test_a_task_log_is_cut_at_the_configured_limit(fresh_server):
     srv = fresh_server(args=["--task-log-limit", "1500"])
-    admin = srv.caller("v3")
-    user, caller, raw = new_user(srv)
-    product = make_product(admin, HELLO_TF, users=[user])
+    caller, raw, product = user_product(srv, HELLO_TF)
     pp_id, task_id = launch(caller, product, {"owner": "o", "name": "x" * 200, "times": "10"})
     task = wait_task(caller, task_id)
     assert task["Status"] == "Succeeded", task

@@ -207,18 +207,16 @@ def test_control_characters_are_refused_in_launch_tags_and_names(admin_v3, end_u
 
 def _same_as_missing(fn, existing: str, missing: str) -> None:
     """`fn(id)` fails for another principal's `existing` exactly as for a `missing` id."""
-    try:
-        fn(existing)
-    except sclib.ApiError as e:
-        got = e
-    else:
-        raise AssertionError(f"{existing} answered to a principal who may not see it")
-    try:
-        fn(missing)
-    except sclib.ApiError as e:
-        want = e
-    else:
-        raise AssertionError(f"{missing} does not exist but answered")
+
+    def refusal(id_: str, answered: str) -> sclib.ApiError:
+        try:
+            fn(id_)
+        except sclib.ApiError as e:
+            return e
+        raise AssertionError(f"{id_} {answered}")
+
+    got = refusal(existing, "answered to a principal who may not see it")
+    want = refusal(missing, "does not exist but answered")
     assert (got.status, got.code) == (want.status, want.code) == (404, want.code), (got, want)
     assert got.message.replace(existing, "ID") == want.message.replace(missing, "ID"), (got.message, want.message)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 
 import pytest
 
@@ -115,9 +114,7 @@ class _Capture(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def capture_server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
+    srv = sclib.serve(_Capture)
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 

@@ -17,12 +17,11 @@ import os
 import shutil
 import subprocess
 import tarfile
-import threading
 import zipfile
 
 import pytest
 
-from sclib import expect_error, uniq
+from sclib import expect_error, serve, uniq
 from test_console_audit import Console
 from test_provisioning import (
     SANDBOX_HEADER, SANDBOX_SOURCE, Product, create_portfolio, grant, launch, needs_provider, needs_terraform,
@@ -156,9 +155,7 @@ def commit_release(repo, release: str, tag: str, files: dict[str, str] | None = 
 
 @pytest.fixture(scope="module")
 def files_server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = serve(Files)
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
 

@@ -20,7 +20,7 @@ import sclib
 from sclib import expect_error, uniq
 from test_plans import create_plan, wait_plan
 from test_provisioning import (HELLO_TF, launch, make_product, new_user, terraform_logs,
-                               tf_body, wait_task)
+                               tf_body, user_product, wait_task)
 
 OLD = sclib.REPO / ".tools" / "terraform" / "terraform-1.0.3"
 
@@ -117,9 +117,7 @@ def test_a_version_whose_binary_is_gone_fails_its_task_and_its_plan(fresh_server
     (tools / "terraform-1.0.3").symlink_to(OLD)
     (tools / f"terraform-{new_version}").symlink_to(new_path)
     srv = fresh_server(args=["--terraform-dir", str(tools)])
-    admin = srv.caller("v3")
-    user, caller, _ = new_user(srv)
-    product = make_product(admin, HELLO_TF, users=[user], transform="Aliyun::Terraform-v1.0")
+    caller, _, product = user_product(srv, HELLO_TF, transform="Aliyun::Terraform-v1.0")
     first = wait_task(caller, launch(caller, product, {"owner": "before"})[1])
     assert first["Status"] == "Succeeded" and "Terraform v1.0.3" in terraform_logs(first, "version"), first
 

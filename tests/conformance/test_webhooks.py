@@ -11,11 +11,11 @@ import hmac
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from sclib import expect_error, uniq
+from sclib import expect_error, serve, uniq
 from test_plans import SITE_TF, approval, create_plan, user, wait_plan
 from test_provisioning import HELLO_TF, PARTIAL_TF, launch, make_product, needs_terraform, wait_task
 
@@ -48,8 +48,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def events(self, event_type: str | None = None) -> list[dict]:
@@ -97,6 +96,17 @@ def check_signature(post: dict, secret: str) -> None:
                         hashlib.sha256).hexdigest()
     assert headers["x-servicecatalog-signature"] == f"sha256={expected}", headers
     assert abs(int(headers["x-servicecatalog-timestamp"]) - time.time()) < 300, headers
+
+
+def settled_delivery(admin, hook: str) -> dict:
+    """The one delivery of webhook `hook`, once it is no longer Pending (bounded)."""
+    end = time.monotonic() + DEADLINE
+    while True:
+        [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
+        if d["Status"] != "Pending":
+            return d
+        assert time.monotonic() < end, d
+        time.sleep(0.2)
 
 
 @needs_terraform
@@ -186,13 +196,7 @@ def test_a_delivery_that_never_succeeds_fails_after_its_attempts(hook_server, ad
         hook = admin.call("CreateWebhook", {"Url": down.url, "PortfolioId": product.portfolio_id})["WebhookId"]
         _, task_id = launch(owner, product, {"owner": "ops"})
         wait_task(owner, task_id)
-        end = time.monotonic() + DEADLINE
-        while True:
-            [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
-            if d["Status"] != "Pending":
-                break
-            assert time.monotonic() < end, d
-            time.sleep(0.2)
+        d = settled_delivery(admin, hook)
         assert d["Status"] == "Failed" and len(d["Attempts"]) == 5, d
         assert all(a["StatusCode"] == 500 for a in d["Attempts"]), d
         assert admin.call("ListWebhookDeliveries", {"Status": "Failed", "WebhookId": hook})["TotalCount"] == 1
@@ -264,13 +268,7 @@ def test_a_webhook_outside_narrowed_targets_gets_nothing(fresh_server):
         _, task_id = launch(owner, product, {"owner": "ops"})
         wait_task(owner, task_id)
         admin = srv.caller("raw-v3")
-        end = time.monotonic() + DEADLINE
-        while True:
-            [d] = admin.call("ListWebhookDeliveries", {"WebhookId": hook})["Deliveries"]
-            if d["Status"] != "Pending":
-                break
-            assert time.monotonic() < end, d
-            time.sleep(0.2)
+        d = settled_delivery(admin, hook)
         assert d["Status"] == "Failed" and "--webhook-targets" in d["Attempts"][0]["Error"], d
         assert receiver.posts == []
     finally:
