@@ -26,7 +26,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
         .map(|(p, _)| p)
         .find(|p| p.name == ROOT_USER_NAME)
         .ok_or_else(|| anyhow::anyhow!("the administrator does not exist"))?;
-    let ctx = Ctx { state, principal: &root };
+    let ctx = Ctx { state, principal: &root, arrived: state.store.catalog_count_mark() };
     let existing = call(&ctx, Action::ListPortfolios, &[("Filters.1.Key", "PortfolioName"), ("Filters.1.Value", PORTFOLIO_NAME)]).await?;
     if existing["TotalCount"].as_i64().unwrap_or(0) > 0 {
         return Ok(());

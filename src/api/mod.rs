@@ -27,7 +27,7 @@ use crate::auth::Authenticator;
 pub use crate::catalog::wire::{filter_value, format_time, Filter, Paged, Paging};
 use crate::catalog::Catalog;
 use crate::store::principal::Principal;
-use crate::store::Store;
+use crate::store::{CountMark, Store};
 use action::{Action, Audience, Effect};
 use error::ApiError;
 
@@ -108,6 +108,9 @@ pub struct Ctx<'a> {
     pub state: &'a AppState,
     /// The caller.
     pub principal: &'a Principal,
+    /// Where the request stood among the readings of the catalog's change count when it arrived:
+    /// its listings may use any reading begun since ([`Store::since`]).
+    pub arrived: CountMark,
 }
 
 impl Ctx<'_> {
@@ -215,7 +218,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         GetPortfolio => typed(action, catalog.get_portfolio(decode(params)?).await?)?,
         UpdatePortfolio => typed(action, catalog.update_portfolio(decode(params)?).await?)?,
         DeletePortfolio => typed(action, catalog.delete_portfolio(decode(params)?).await?)?,
-        ListPortfolios => typed(action, catalog.list_portfolios(decode(params)?).await?)?,
+        ListPortfolios => typed(action, Store::since(ctx.arrived, catalog.list_portfolios(decode(params)?)).await?)?,
         CreateTemplate => typed(action, catalog.create_template(decode(params)?).await?)?,
         GetTemplate => typed(action, catalog.get_template(decode(params)?).await?)?,
         CreateProduct => typed(action, catalog.create_product(decode(params)?).await?)?,
@@ -231,7 +234,7 @@ pub async fn dispatch(ctx: &Ctx<'_>, action: Action, params: Map<String, Value>)
         ListProductVersions => typed(action, catalog.versions(decode(params)?).await?)?,
         AssociateProductWithPortfolio => typed(action, catalog.associate_product(decode(params)?).await?)?,
         DisassociateProductFromPortfolio => typed(action, catalog.disassociate_product(decode(params)?).await?)?,
-        ListProductsAsEndUser => typed(action, catalog.end_user_products(decode(params)?).await?)?,
+        ListProductsAsEndUser => typed(action, Store::since(ctx.arrived, catalog.end_user_products(decode(params)?)).await?)?,
         GetProductAsEndUser => typed(action, catalog.end_user_product(decode(params)?).await?)?,
         LaunchProduct => provisioning::launch(ctx, decode(params)?).await?.into(),
         UpdateProvisionedProduct => provisioning::update(ctx, decode(params)?).await?.into(),

@@ -21,8 +21,6 @@ use super::trail as audit;
 use super::{authorize, dispatch, spec, Answer, Ctx, SharedState};
 use crate::auth::{Scheme, SignedRequest};
 use crate::protocol::params::{Params, RequestParams};
-use crate::store::principal::Principal;
-use crate::store::Store;
 
 /// The only API version served.
 pub const API_VERSION: &str = "2021-09-01";
@@ -175,8 +173,7 @@ async fn rpc(State(state): State<SharedState>, request: Request, home: &'static 
     let (parts, body) = request.into_parts();
     let host_id = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("servicecatalog").to_string();
     let mut info = CallInfo::default();
-    let arrived = state.store.catalog_count_mark();
-    let result = Store::since(arrived, call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info)).await;
+    let result = call(&state, &parts.method, parts.uri.query(), &parts.headers, body, &request_id, &mut info).await;
     let action = info.action.map_or("-", Action::name);
     let principal = info.principal.as_deref().unwrap_or("-");
     let (status, code, body, retry_after) = match result {
@@ -204,6 +201,8 @@ async fn call(
     request_id: &str,
     info: &mut CallInfo,
 ) -> Result<Answer, ApiError> {
+    // Before the nonce batch that admits the request, which reads the catalog's change count.
+    let arrived = state.store.catalog_count_mark();
     let limits = &state.config.limits;
     let body = tokio::time::timeout(limits.body_timeout, to_bytes(body, limits.max_body_bytes))
         .await
@@ -254,7 +253,7 @@ async fn call(
     info.principal = Some(principal.name.clone());
     state.rate.check(&principal.principal_id)?;
     let params = params.merged();
-    let result = authorized_call(state, action, &principal, &params).await;
+    let result = authorized_call(&Ctx { state, principal: &principal, arrived }, action, &params).await;
     if action.effect() != Effect::Read {
         audit::record(&state.store, request_id, action.name(), &principal, &params, result.as_ref().map(Answer::as_value)).await;
     }
@@ -297,11 +296,11 @@ fn signed_name<'a>(scheme: Scheme, what: &str, header: Option<&'a str>, param: O
 }
 
 /// An authenticated call from authorisation to its handler (what the audit trail records).
-async fn authorized_call(state: &SharedState, action: Action, principal: &Principal, params: &Params) -> Result<Answer, ApiError> {
-    authorize(action, principal)?;
+async fn authorized_call(ctx: &Ctx<'_>, action: Action, params: &Params) -> Result<Answer, ApiError> {
+    authorize(action, ctx.principal)?;
     let decoded = spec::decode(&spec::actions()[action.name()], params)?;
-    state.config.limits.check_tasks(&state.store, action, &principal.principal_id).await?;
-    dispatch(&Ctx { state, principal }, action, decoded).await
+    ctx.state.config.limits.check_tasks(ctx.store(), action, &ctx.principal.principal_id).await?;
+    dispatch(ctx, action, decoded).await
 }
 
 #[cfg(test)]
