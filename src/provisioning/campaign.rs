@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::plan::ResourceChange;
-use super::queue::{Provisioner, Queued};
+use super::queue::Provisioner;
+use super::schedule::system_record;
 use super::{tag_pairs, tags_from_json, Tag};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
@@ -181,16 +182,6 @@ struct Selection {
     portfolio_ids: Vec<String>,
     owner_ids: Vec<String>,
     tags: Vec<Tag>,
-}
-
-/// An update a campaign's job queued (for the audit trail).
-#[derive(Debug, Clone)]
-pub struct CampaignUpdate {
-    pub campaign_id: CampaignId,
-    pub owner: String,
-    pub plan_id: PlanId,
-    pub target_version_id: String,
-    pub queued: Queued,
 }
 
 /// What a campaign's job leaves behind.
@@ -517,9 +508,10 @@ impl Provisioner<'_> {
     /// Runs the `UpgradeCampaign` job of the campaign `id` once: notes the outcome of each
     /// preview and update under way, previews the items not planned yet, and, while the campaign
     /// runs, stops it at its failure threshold, completes it when every wave is done, or starts
-    /// the next updates of the current wave. Answers the updates it queued and what the job does next.
-    pub async fn advance_campaign(&self, id: &str) -> Result<(Vec<CampaignUpdate>, CampaignNext), DomainError> {
-        let Some(campaign) = self.store.campaign(id).await? else { return Ok((Vec::new(), CampaignNext::Idle)) };
+    /// the next updates of the current wave, each audited as `UpdateProvisionedProduct` by the
+    /// scheduler on `node` ([`super::schedule::SYSTEM`]) on behalf of the owner. Answers what the job does next.
+    pub async fn advance_campaign(&self, id: &str, node: &str) -> Result<CampaignNext, DomainError> {
+        let Some(campaign) = self.store.campaign(id).await? else { return Ok(CampaignNext::Idle) };
         let live = matches!(campaign.status, CampaignStatus::Planning | CampaignStatus::Running);
         for item in self.store.campaign_items(id).await? {
             match item.status {
@@ -531,28 +523,27 @@ impl Provisioner<'_> {
         }
         let items = self.store.campaign_items(id).await?;
         let watching = items.iter().any(|i| matches!(i.status, CampaignItemStatus::Planning | CampaignItemStatus::Updating));
-        let mut queued = Vec::new();
+        let mut queued = 0;
         match campaign.status {
             CampaignStatus::Planning
                 if !items.iter().any(|i| matches!(i.status, CampaignItemStatus::Pending | CampaignItemStatus::Planning)) =>
             {
                 self.store.move_campaign(id, &[CampaignStatus::Planning], CampaignStatus::Planned, None).await?;
-                return Ok((queued, CampaignNext::Idle));
+                return Ok(CampaignNext::Idle);
             }
             CampaignStatus::Running => {
                 if failures(&items) - campaign.failures_before >= campaign.failure_threshold {
                     self.store.move_campaign(id, &[CampaignStatus::Running], CampaignStatus::Stopped, None).await?;
                 } else if items.iter().all(|i| ended(i.status)) {
                     self.store.move_campaign(id, &[CampaignStatus::Running], CampaignStatus::Completed, None).await?;
-                    return Ok((queued, CampaignNext::Idle));
+                    return Ok(CampaignNext::Idle);
                 } else {
-                    queued = self.start_wave(&campaign, &items).await?;
+                    queued = self.start_wave(&campaign, &items, node).await?;
                 }
             }
             _ => {}
         }
-        let next = if live || watching || !queued.is_empty() { CampaignNext::Poll } else { CampaignNext::Idle };
-        Ok((queued, next))
+        Ok(if live || watching || queued > 0 { CampaignNext::Poll } else { CampaignNext::Idle })
     }
 
     /// Queues the preview of `item`'s update as an update plan of its owner, or skips it.
@@ -635,21 +626,21 @@ impl Provisioner<'_> {
     }
 
     /// Starts the next updates of the current wave (the first with items not ended), keeping at
-    /// most `Parallelism` running.
-    async fn start_wave(&self, campaign: &Campaign, items: &[CampaignItem]) -> Result<Vec<CampaignUpdate>, DomainError> {
+    /// most `Parallelism` running; how many it started.
+    async fn start_wave(&self, campaign: &Campaign, items: &[CampaignItem], node: &str) -> Result<usize, DomainError> {
         let waves = waves(items, campaign.wave_size);
         let current = items.iter().zip(&waves).filter(|(item, _)| !ended(item.status)).find_map(|(_, wave)| *wave);
-        let Some(current) = current else { return Ok(Vec::new()) };
+        let Some(current) = current else { return Ok(0) };
         let wave: Vec<&CampaignItem> = items.iter().zip(&waves).filter(|(_, w)| **w == Some(current)).map(|(i, _)| i).collect();
         let running = wave.iter().filter(|i| i.status == CampaignItemStatus::Updating).count() as i64;
         let mut free = campaign.parallelism - running;
-        let mut queued = Vec::new();
+        let mut queued = 0;
         for item in wave.into_iter().filter(|i| i.status == CampaignItemStatus::Planned) {
             if free <= 0 {
                 break;
             }
-            if let Some(update) = self.start_update(campaign, item.clone()).await? {
-                queued.push(update);
+            if self.start_update(campaign, item.clone(), node).await? {
+                queued += 1;
                 free -= 1;
             }
         }
@@ -659,53 +650,56 @@ impl Provisioner<'_> {
     /// Executes `item`'s plan on behalf of its owner, marking the item `Updating` in the same
     /// transaction; a plan the product's changes made stale is previewed again, a product that
     /// became `Pinned` (or whose updates now need an approval) is skipped.
-    async fn start_update(&self, campaign: &Campaign, item: CampaignItem) -> Result<Option<CampaignUpdate>, DomainError> {
+    /// Whether it queued the update, audited (as by the scheduler on `node`) in that transaction too.
+    async fn start_update(&self, campaign: &Campaign, item: CampaignItem, node: &str) -> Result<bool, DomainError> {
         let (Some(pp), Some(plan_id)) = (self.store.provisioned_product(&item.provisioned_product_id).await?, item.plan_id.clone()) else {
             self.drop_item(item, CampaignItemStatus::Skipped, "It was terminated.").await?;
-            return Ok(None);
+            return Ok(false);
         };
         if pp.update_policy == UpdatePolicy::Pinned || pp.product_version_id == campaign.target_version_id {
             let why = if pp.update_policy == UpdatePolicy::Pinned { PINNED } else { ON_TARGET };
             self.drop_item(item, CampaignItemStatus::Skipped, why).await?;
-            return Ok(None);
+            return Ok(false);
         }
         let (Some(owner), Some(plan)) = (self.owner(&pp).await?, self.store.plan(&plan_id).await?) else {
             self.drop_item(item, CampaignItemStatus::Failed, "Its owner or its plan no longer exists.").await?;
-            return Ok(None);
+            return Ok(false);
         };
         if plan.status != PlanStatus::PreviewSuccess {
             // Its owner executed, cancelled or previewed it again meanwhile: the update is theirs.
             let message = format!("Its plan {} is {}: its owner acted on it.", plan.plan_id, plan.status);
             self.drop_item(item, CampaignItemStatus::Skipped, &message).await?;
-            return Ok(None);
+            return Ok(false);
         }
         if super::approval_for(self.store, &plan.portfolio_id, &plan.product_id, plan.operation_type).await?.is_some() {
             self.drop_item(item, CampaignItemStatus::Skipped, APPROVAL).await?;
-            return Ok(None);
+            return Ok(false);
         }
+        let parameters = json!({
+            "ProvisionedProductId": item.provisioned_product_id,
+            "OnBehalfOf": owner.principal_id,
+            "CampaignId": campaign.campaign_id,
+            "PlanId": plan_id,
+            "ProductVersionId": campaign.target_version_id,
+        });
         let claim = CampaignClaim {
             campaign_id: campaign.campaign_id.clone(),
             provisioned_product_id: item.provisioned_product_id.clone(),
             event: update_queued_event(&item, &campaign.product_id, &campaign.target_version_id),
+            audit: system_record(node.to_string(), "UpdateProvisionedProduct", &item.provisioned_product_id, parameters),
         };
         match self.queue_plan(&plan, Some(&claim)).await? {
-            Ok(queued) => Ok(Some(CampaignUpdate {
-                campaign_id: campaign.campaign_id.clone(),
-                owner: owner.principal_id,
-                plan_id,
-                target_version_id: campaign.target_version_id.clone(),
-                queued,
-            })),
+            Ok(_) => Ok(true),
             Err(ExecutionRefusal::Stale) => {
                 self.refresh_plan(&owner, &pp, &plan.plan_id, item).await?;
-                Ok(None)
+                Ok(false)
             }
             // Another task holds the product, or the campaign was paused meanwhile: next time.
-            Err(ExecutionRefusal::UnderChange | ExecutionRefusal::Claimed) => Ok(None),
+            Err(ExecutionRefusal::UnderChange | ExecutionRefusal::Claimed) => Ok(false),
             Err(ExecutionRefusal::Status) => {
                 let message = format!("Its plan {} left {}: its owner acted on it.", plan.plan_id, plan.status);
                 self.drop_item(item, CampaignItemStatus::Skipped, &message).await?;
-                Ok(None)
+                Ok(false)
             }
         }
     }

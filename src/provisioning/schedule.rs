@@ -55,6 +55,23 @@ const FOLLOW_INTERVAL_MS: i64 = 5_000;
 /// The subject of the one `FollowRecommended` job.
 const FOLLOW_SUBJECT: &str = "all";
 
+/// The audit record of `action` on `resource_id` done by the scheduler ([`SYSTEM`]) in the
+/// request `request_id` (its node and what it made).
+pub(super) fn system_record(request_id: String, action: &str, resource_id: &str, parameters: serde_json::Value) -> AuditEvent {
+    AuditEvent {
+        event_id: String::new(),
+        occurred_at: 0,
+        request_id,
+        action: action.into(),
+        principal_id: SYSTEM.into(),
+        principal_name: SYSTEM.into(),
+        resource_id: resource_id.into(),
+        parameters: parameters.to_string(),
+        http_status: 200,
+        result_code: "Success".into(),
+    }
+}
+
 /// The actor the audit trail names for what the scheduler does.
 pub const SYSTEM: &str = "system";
 
@@ -308,23 +325,13 @@ impl Scheduler {
     /// `UpdateProvisionedProduct` by `system` on behalf of the owner. The job goes when the
     /// campaign has nothing under way.
     async fn advance_campaign(&self, job: &ScheduledJob, fence: &ScheduleFence) -> Result<(), StoreError> {
-        let (updates, next) = match self.provisioner().advance_campaign(&job.subject).await {
-            Ok(advanced) => advanced,
+        let next = match self.provisioner().advance_campaign(&job.subject, &self.node).await {
+            Ok(next) => next,
             Err(e) => {
                 tracing::warn!(campaign_id = %job.subject, error = %e, "cannot advance an upgrade campaign");
-                (Vec::new(), CampaignNext::Poll)
+                CampaignNext::Poll
             }
         };
-        for update in updates {
-            let parameters = json!({
-                "ProvisionedProductId": update.queued.provisioned_product_id,
-                "OnBehalfOf": update.owner,
-                "CampaignId": update.campaign_id,
-                "PlanId": update.plan_id,
-                "ProductVersionId": update.target_version_id,
-            });
-            self.audit("UpdateProvisionedProduct", &update.queued.task_id, &update.queued.provisioned_product_id, parameters).await;
-        }
         match next {
             CampaignNext::Poll if !self.store.finish_scheduled_job(fence, POLL_MS).await? => {
                 tracing::warn!(job_id = %job.job_id, "a scheduled job was taken over before it finished");
@@ -450,18 +457,7 @@ impl Scheduler {
     /// Records what the scheduler did in the audit trail, `system` as its actor: `action` on
     /// `resource_id`, `key` naming what it made (a task or a plan).
     async fn audit(&self, action: &str, key: &str, resource_id: &str, parameters: serde_json::Value) {
-        let event = AuditEvent {
-            event_id: String::new(),
-            occurred_at: 0,
-            request_id: format!("{}/{key}", self.node),
-            action: action.into(),
-            principal_id: SYSTEM.into(),
-            principal_name: SYSTEM.into(),
-            resource_id: resource_id.into(),
-            parameters: parameters.to_string(),
-            http_status: 200,
-            result_code: "Success".into(),
-        };
+        let event = system_record(format!("{}/{key}", self.node), action, resource_id, parameters);
         if let Err(e) = self.store.record_audit_event(&event).await {
             tracing::warn!(error = %e, key, "cannot record what the scheduler did in the audit trail");
         }

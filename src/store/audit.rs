@@ -48,11 +48,18 @@ pub struct AuditQuery {
     pub succeeded: Option<bool>,
 }
 
+impl AuditEvent {
+    /// The statement that records this event, its id and time set now.
+    pub(super) fn insert(&self) -> Sql {
+        let event = AuditEvent { event_id: super::new_id("audit"), occurred_at: now_ms(), ..self.clone() };
+        insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql))
+    }
+}
+
 impl Store {
     /// Records one event (its id and time are set here).
     pub async fn record_audit_event(&self, event: &AuditEvent) -> StoreResult<()> {
-        let event = AuditEvent { event_id: super::new_id("audit"), occurred_at: now_ms(), ..event.clone() };
-        self.write(insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql))).await?;
+        self.write(event.insert()).await?;
         Ok(())
     }
 
