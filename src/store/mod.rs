@@ -215,7 +215,7 @@ impl Store {
             Some(file) => write::GroupCommit::sqlite(file.path.clone()),
             None => write::GroupCommit::postgres(url),
         });
-        let nonce_connection = sqlite.is_none().then(|| std::sync::Arc::new(write::OwnConnection::new(url)));
+        let nonce_connection = sqlite.is_none().then(|| std::sync::Arc::new(write::OwnConnection::generic_plans(url)));
         let store = Store {
             pool,
             sqlite,

@@ -59,13 +59,26 @@ enum Engine {
 /// (`synchronous_commit = off`), opened when first needed and again after a failure.
 pub(crate) struct OwnConnection {
     url: String,
+    /// Session settings run when it opens.
+    settings: &'static str,
     slot: Mutex<Option<AnyConnection>>,
 }
+
+/// What every own connection sets.
+const NO_WAIT: &str = "SET synchronous_commit = off";
 
 impl OwnConnection {
     /// A connection to the database at `url`, not opened yet.
     pub(crate) fn new(url: &str) -> Self {
-        OwnConnection { url: url.to_string(), slot: Mutex::default() }
+        OwnConnection { url: url.to_string(), settings: NO_WAIT, slot: Mutex::default() }
+    }
+
+    /// The same, whose prepared statements always run their generic plan: for one statement that
+    /// runs for every request, whose plan does not depend on its arguments, but whose custom plan
+    /// PostgreSQL would otherwise keep choosing (and paying a planning for each run) because its
+    /// row estimate from the arguments is lower than the generic plan's.
+    pub(crate) fn generic_plans(url: &str) -> Self {
+        OwnConnection { settings: "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan", ..OwnConnection::new(url) }
     }
 
     /// The kept connection, or a new one. Give it back with [`OwnConnection::keep`] unless it failed.
@@ -73,7 +86,7 @@ impl OwnConnection {
         let kept = self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         match kept {
             Some(conn) => Ok(conn),
-            None => connect(&self.url).await,
+            None => connect(&self.url, self.settings).await,
         }
     }
 
@@ -209,15 +222,16 @@ async fn write_postgres_group(own: &OwnConnection, batch: Vec<Pending>) {
     }
 }
 
-/// A PostgreSQL connection whose commits do not wait for the disk. An attempt is given up after the pool's acquire timeout, so that a write fails as `Unavailable`
-/// within the same bound as one through the pool (docs/cluster.md).
-async fn connect(url: &str) -> StoreResult<AnyConnection> {
+/// A PostgreSQL connection with the session `settings` of an [`OwnConnection`]. An attempt is
+/// given up after the pool's acquire timeout, so that a write fails as `Unavailable` within the
+/// same bound as one through the pool (docs/cluster.md).
+async fn connect(url: &str, settings: &str) -> StoreResult<AnyConnection> {
     let options = AnyConnectOptions::from_str(url).map_err(StoreError::from)?.disable_statement_logging();
     let Ok(connected) = tokio::time::timeout(super::ACQUIRE_TIMEOUT, options.connect()).await else {
         return Err(StoreError::Unavailable("timed out connecting to the database".into()));
     };
     let mut conn = connected?;
-    conn.execute("SET synchronous_commit = off").await?;
+    conn.execute(settings).await?;
     Ok(conn)
 }
 
