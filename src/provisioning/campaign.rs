@@ -686,9 +686,9 @@ impl Provisioner<'_> {
             campaign_id: campaign.campaign_id.clone(),
             provisioned_product_id: item.provisioned_product_id.clone(),
             event: update_queued_event(&item, &campaign.product_id, &campaign.target_version_id),
-            audit: system_record(node.to_string(), "UpdateProvisionedProduct", &item.provisioned_product_id, parameters),
         };
-        match self.queue_plan(&plan, Some(&claim)).await? {
+        let audit = system_record(node.to_string(), "UpdateProvisionedProduct", &item.provisioned_product_id, parameters);
+        match self.audited(audit).queue_plan(&plan, Some(&claim)).await? {
             Ok(_) => Ok(true),
             Err(ExecutionRefusal::Stale) => {
                 self.refresh_plan(&owner, &pp, &plan.plan_id, item).await?;

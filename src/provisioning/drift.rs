@@ -5,12 +5,15 @@
 //! place: a re-apply, or an update plan executed once approved.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::queue::{Provisioner, Queued};
+use super::schedule::system_record;
 use crate::catalog::constraint::{ConstraintConfig, DriftConfig, Remediation};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
 use crate::model::{DriftStatus, PlanId, ProvisionedProductId, ProvisionedProductStatus, TaskId};
+use crate::store::audit::AuditEvent;
 use crate::store::drift::{DriftCheck, DriftedResource, Remedy};
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
@@ -108,8 +111,9 @@ impl Provisioner<'_> {
     /// Carries out the remediation of each check that found drift and asked for one, on behalf of
     /// the provisioned product's owner: a `Reapply` queues an update, a `ReapplyWithApproval`
     /// creates an update plan, and an approved remediation plan is executed. A product that is
-    /// busy waits for the next round. Returns what was done, for the audit trail.
-    pub async fn remediate(&self) -> Result<Vec<Remediated>, DomainError> {
+    /// busy waits for the next round. An update or execution is audited (`system`, the
+    /// request id naming `node`) in the transaction that queues it. Returns what was done.
+    pub async fn remediate(&self, node: &str) -> Result<Vec<Remediated>, DomainError> {
         let mut done = Vec::new();
         let now = now_ms();
         for check in self.store.pending_remediations(now).await? {
@@ -128,7 +132,10 @@ impl Provisioner<'_> {
                 Some(owner) if check.remediation == Remediation::ReapplyWithApproval => {
                     self.remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
                 }
-                Some(owner) => self.reapply(&owner, &pp).await.map(Made::Update),
+                Some(owner) => {
+                    let audit = remediation_record(node, "UpdateProvisionedProduct", &pp, &check.task_id, None);
+                    self.audited(audit).reapply(&owner, &pp).await.map(Made::Update)
+                }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
             done.extend(self.record(check.task_id, &pp, outcome, "The remediation was not carried out").await?);
@@ -143,7 +150,10 @@ impl Provisioner<'_> {
                 continue;
             }
             let outcome = match self.owner(&pp).await? {
-                Some(owner) => self.execute(&owner, &plan_id).await.map(|update| Made::Execution { plan_id, update }),
+                Some(owner) => {
+                    let audit = remediation_record(node, "ExecuteProvisionedProductPlan", &pp, &check.task_id, Some(&plan_id));
+                    self.audited(audit).execute(&owner, &plan_id).await.map(|update| Made::Execution { plan_id, update })
+                }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
             done.extend(self.record(check.task_id, &pp, outcome, "The approved remediation plan was not executed").await?);
@@ -202,4 +212,15 @@ pub struct Remediated {
     /// The owner it was done for.
     pub owner: String,
     pub made: Made,
+}
+
+/// The audit record of `action`, a remediation of `pp` that its drift `check` asked for, by the
+/// scheduler on `node` (the record of an execution names its `plan`).
+fn remediation_record(node: &str, action: &str, pp: &ProvisionedProduct, check: &TaskId, plan: Option<&PlanId>) -> AuditEvent {
+    let mut parameters =
+        json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id, "DriftCheckTaskId": check});
+    if let Some(plan) = plan {
+        parameters["PlanId"] = json!(plan);
+    }
+    system_record(node.to_string(), action, &pp.provisioned_product_id, parameters)
 }

@@ -16,6 +16,7 @@ use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy};
+use crate::store::audit::AuditEvent;
 use crate::store::campaign::CampaignClaim;
 use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
@@ -36,6 +37,10 @@ pub struct Provisioner<'a> {
     pub account_id: &'a str,
     /// Woken when a task is queued.
     pub engine: &'a Engine,
+    /// The audit record the scheduler writes of each task it queues through these operations,
+    /// in the transaction that queues it (the task's id is added to its request id); `None` for
+    /// front ends, whose request pipeline records the call.
+    pub audit: Option<AuditEvent>,
 }
 
 /// A queued task and the provisioned product it changes (serialized as the API answers them).
@@ -161,7 +166,7 @@ const RESERVING: &[PlanStatus] = &[
     PlanStatus::ApplicationApproved,
 ];
 
-impl Provisioner<'_> {
+impl<'a> Provisioner<'a> {
     /// The live provisioned product `id`, if `principal` may see it.
     pub async fn visible(&self, principal: &Principal, id: &str) -> Result<ProvisionedProduct, DomainError> {
         let pp = self.store.provisioned_product(id).await?.ok_or_else(|| DomainError::not_found("ProvisionedProduct", id))?;
@@ -414,7 +419,7 @@ impl Provisioner<'_> {
         let change = self.on_product(principal, pp, asked).await?.direct()?;
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, pp.parameters_sealed.clone());
-        if !self.store.start_drift_check(&task, remediation).await? {
+        if !self.store.start_drift_check(&task, remediation, self.audit.as_ref()).await? {
             return Err(super::refuse_under_change(pp));
         }
         self.engine.task_queued().await;
@@ -437,6 +442,12 @@ impl Provisioner<'_> {
         self.change(pp, change.direct()?, sealed, None).await
     }
 
+    /// The same operations, each task they queue audited with `record`, written in the
+    /// transaction that queues it.
+    pub fn audited(&self, record: AuditEvent) -> Provisioner<'a> {
+        Provisioner { audit: Some(record), ..*self }
+    }
+
     /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange`
     /// meanwhile (or, for the first terminate of its `expiry`, its expiry queued one already).
     async fn change(
@@ -449,8 +460,8 @@ impl Provisioner<'_> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, sealed);
         let started = match expiry {
-            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry).await?,
-            None => self.store.start_change(&task).await?,
+            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry, self.audit.as_ref()).await?,
+            None => self.store.start_change(&task, self.audit.as_ref()).await?,
         };
         if !started {
             return Err(super::refuse_under_change(pp));
@@ -496,7 +507,8 @@ impl Provisioner<'_> {
             let policy = super::expiry::expiry_policy(self.store, &plan.portfolio_id, &plan.product_id).await?;
             pp.expires_at = policy.map(|p| task.created_at + p.default_ms());
         }
-        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task, claim).await? {
+        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task, claim, self.audit.as_ref()).await?
+        {
             return Ok(Err(refusal));
         }
         if launch.as_ref().is_some_and(|pp| pp.expires_at.is_some()) {

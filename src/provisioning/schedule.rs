@@ -115,7 +115,14 @@ impl Scheduler {
             regions: &self.regions,
             account_id: &self.account_id,
             engine: &self.engine,
+            audit: None,
         }
+    }
+
+    /// The same, each task it queues audited as `action` on `resource_id` by `system` with
+    /// `parameters`, in the transaction that queues it.
+    fn audited(&self, action: &str, resource_id: &str, parameters: serde_json::Value) -> Provisioner<'_> {
+        self.provisioner().audited(system_record(self.node.to_string(), action, resource_id, parameters))
     }
 
     /// Runs for as long as the process does: keeps the jobs in step with the constraints, runs
@@ -142,10 +149,10 @@ impl Scheduler {
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "cannot run the due scheduled jobs");
             }
-            match self.provisioner().remediate().await {
+            match self.provisioner().remediate(&self.node).await {
                 Ok(done) => {
                     for remediated in done {
-                        self.audit_remediation(remediated).await;
+                        self.log_remediation(remediated).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot carry out the pending remediations"),
@@ -206,24 +213,19 @@ impl Scheduler {
                 return Ok(());
             }
         };
-        let provisioner = self.provisioner();
         for pp in self.store.provisioned_products_of(Some(&constraint.portfolio_id), &constraint.product_id).await? {
             if self.store.drift_check_queued_since(&pp.provisioned_product_id, job.due_at).await? {
                 continue;
             }
+            let parameters = json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id});
+            let provisioner = self.audited("DetectProvisionedProductDrift", &pp.provisioned_product_id, parameters);
             let queued = match provisioner.owner(&pp).await {
                 Ok(Some(owner)) => provisioner.detect_drift(&owner, &pp, config.remediation).await,
                 Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
                 Err(e) => Err(e),
             };
-            match queued {
-                Ok(queued) => {
-                    let parameters = json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id});
-                    self.audit("DetectProvisionedProductDrift", &queued.task_id, &queued.provisioned_product_id, parameters).await;
-                }
-                Err(e) => {
-                    tracing::info!(provisioned_product_id = %pp.provisioned_product_id, reason = %e, "scheduled drift check not queued")
-                }
+            if let Err(e) = queued {
+                tracing::info!(provisioned_product_id = %pp.provisioned_product_id, reason = %e, "scheduled drift check not queued")
             }
         }
         let interval = self.interval_ms(&config);
@@ -283,7 +285,9 @@ impl Scheduler {
                     tracing::info!(provisioned_product_id = id, job_id = %job.job_id, "holding an expiry job (test delay)");
                     tokio::time::sleep(self.config.expiry_hold).await;
                 }
-                let provisioner = self.provisioner();
+                let parameters =
+                    json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "ExpiryTime": format_time(expires_at)});
+                let provisioner = self.audited("TerminateProvisionedProduct", id, parameters);
                 let queued = match provisioner.owner(&pp).await {
                     Ok(Some(owner)) => provisioner.expire(&owner, &pp, ExpiryTermination { expires_at, first }).await,
                     Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
@@ -292,9 +296,6 @@ impl Scheduler {
                 match queued {
                     Ok(queued) => {
                         tracing::info!(provisioned_product_id = id, task_id = %queued.task_id, first, "queued the terminate of an expired provisioned product");
-                        let parameters =
-                            json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "ExpiryTime": format_time(expires_at)});
-                        self.audit("TerminateProvisionedProduct", &queued.task_id, &queued.provisioned_product_id, parameters).await;
                     }
                     Err(e) => {
                         tracing::warn!(provisioned_product_id = id, reason = %e, "the terminate of an expired provisioned product was not queued")
@@ -346,17 +347,10 @@ impl Scheduler {
     /// product's `Recommended` version that runs another one, on behalf of its owner (audited
     /// as `system`); then due again an interval later.
     async fn follow_recommended(&self, fence: &ScheduleFence) -> Result<(), StoreError> {
-        match self.provisioner().follow_recommended().await {
+        match self.provisioner().follow_recommended(&self.node).await {
             Ok(updates) => {
                 for followed in updates {
-                    let pp = &followed.provisioned_product;
-                    let parameters = json!({
-                        "ProvisionedProductId": pp.provisioned_product_id,
-                        "OnBehalfOf": pp.owner_principal_id,
-                        "UpdatePolicy": UpdatePolicy::FollowRecommended,
-                        "ProductVersionId": followed.version_id,
-                    });
-                    self.audit("UpdateProvisionedProduct", &followed.queued.task_id, &pp.provisioned_product_id, parameters).await;
+                    tracing::info!(provisioned_product_id = %followed.provisioned_product.provisioned_product_id, task_id = %followed.queued.task_id, version_id = %followed.version_id, "queued the update of a provisioned product to its Recommended version");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot follow the Recommended versions"),
@@ -399,6 +393,8 @@ impl Scheduler {
             }
             Ok(DependentStep::Wait) => self.store.finish_scheduled_job(fence, RECHECK_MS).await?,
             Ok(DependentStep::Update) => {
+                let parameters = json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "Reason": "DependencyStale"});
+                let provisioner = self.audited("UpdateProvisionedProduct", id, parameters);
                 let queued = match provisioner.owner(&pp).await {
                     Ok(Some(owner)) => provisioner.reapply(&owner, &pp).await,
                     Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
@@ -407,9 +403,6 @@ impl Scheduler {
                 match queued {
                     Ok(queued) => {
                         tracing::info!(provisioned_product_id = id, task_id = %queued.task_id, "queued the update of a provisioned product whose upstream outputs changed");
-                        let parameters =
-                            json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "Reason": "DependencyStale"});
-                        self.audit("UpdateProvisionedProduct", &queued.task_id, id, parameters).await;
                         self.store.unschedule(job.kind, id).await?;
                         true
                     }
@@ -430,36 +423,34 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Records what a drift check's remediation did in the audit trail, as the action a user
-    /// would have called.
-    async fn audit_remediation(&self, done: Remediated) {
-        let mut parameters =
-            json!({"ProvisionedProductId": done.provisioned_product_id, "OnBehalfOf": done.owner, "DriftCheckTaskId": done.check});
-        let (action, key) = match &done.made {
+    /// Logs what a drift check's remediation did. Its update or execution was audited with its
+    /// task; a remediation plan (no task) is audited here, as `CreateProvisionedProductPlan`.
+    async fn log_remediation(&self, done: Remediated) {
+        match &done.made {
             Made::Update(update) => {
                 tracing::info!(check_task_id = %done.check, task_id = %update.task_id, "queued the re-apply of a drifted provisioned product");
-                ("UpdateProvisionedProduct", update.task_id.as_str())
             }
             Made::Plan(plan_id) => {
                 tracing::info!(check_task_id = %done.check, plan_id = %plan_id, "created the remediation plan of a drifted provisioned product");
-                parameters["PlanId"] = json!(plan_id);
-                ("CreateProvisionedProductPlan", plan_id.as_str())
+                let parameters = json!({
+                    "ProvisionedProductId": done.provisioned_product_id,
+                    "OnBehalfOf": done.owner,
+                    "DriftCheckTaskId": done.check,
+                    "PlanId": plan_id,
+                });
+                let event = system_record(
+                    format!("{}/{plan_id}", self.node),
+                    "CreateProvisionedProductPlan",
+                    &done.provisioned_product_id,
+                    parameters,
+                );
+                if let Err(e) = self.store.record_audit_event(&event).await {
+                    tracing::warn!(error = %e, plan_id = %plan_id, "cannot record a remediation plan in the audit trail");
+                }
             }
             Made::Execution { plan_id, update } => {
                 tracing::info!(check_task_id = %done.check, plan_id = %plan_id, task_id = %update.task_id, "executed an approved remediation plan");
-                parameters["PlanId"] = json!(plan_id);
-                ("ExecuteProvisionedProductPlan", update.task_id.as_str())
             }
-        };
-        self.audit(action, key, &done.provisioned_product_id, parameters).await;
-    }
-
-    /// Records what the scheduler did in the audit trail, `system` as its actor: `action` on
-    /// `resource_id`, `key` naming what it made (a task or a plan).
-    async fn audit(&self, action: &str, key: &str, resource_id: &str, parameters: serde_json::Value) {
-        let event = system_record(format!("{}/{key}", self.node), action, resource_id, parameters);
-        if let Err(e) = self.store.record_audit_event(&event).await {
-            tracing::warn!(error = %e, key, "cannot record what the scheduler did in the audit trail");
         }
     }
 }

@@ -6,8 +6,10 @@
 //! ([`Provisioner::follow_recommended`]) carries out the second.
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::queue::{Provisioner, Queued};
+use super::schedule::system_record;
 use crate::catalog::error::DomainError;
 use crate::model::{OperationType, ProvisionedProductId, TaskStatus, UpdatePolicy};
 use crate::store::principal::Principal;
@@ -59,9 +61,10 @@ impl Provisioner<'_> {
     /// is `FollowRecommended` to its product's `Recommended` version (the newest active one, when
     /// several are), when it runs another version and no task holds it. One whose last task was
     /// a failed update to that version is left to its owner (no retry loop). Answers each update
-    /// queued. An update refused (an `Approval` constraint covers it, its parameters do not fit
-    /// the version) is logged and tried again next time.
-    pub async fn follow_recommended(&self) -> Result<Vec<Followed>, DomainError> {
+    /// queued, each audited (`system`, the request id naming `node`) in the transaction that
+    /// queues it. An update refused (an `Approval` constraint covers it, its parameters do not
+    /// fit the version) is logged and tried again next time.
+    pub async fn follow_recommended(&self, node: &str) -> Result<Vec<Followed>, DomainError> {
         let mut recommended: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
         let mut queued = Vec::new();
         for pp in self.store.provisioned_products_with_policy(UpdatePolicy::FollowRecommended).await? {
@@ -76,7 +79,14 @@ impl Provisioner<'_> {
                 continue;
             }
             let Some(owner) = self.owner(&pp).await? else { continue };
-            match self.upgrade(&owner, &pp, &target).await {
+            let parameters = json!({
+                "ProvisionedProductId": pp.provisioned_product_id,
+                "OnBehalfOf": pp.owner_principal_id,
+                "UpdatePolicy": UpdatePolicy::FollowRecommended,
+                "ProductVersionId": target,
+            });
+            let audit = system_record(node.to_string(), "UpdateProvisionedProduct", &pp.provisioned_product_id, parameters);
+            match self.audited(audit).upgrade(&owner, &pp, &target).await {
                 Ok(update) => queued.push(Followed { provisioned_product: pp, queued: update, version_id: target }),
                 Err(e @ (DomainError::Internal(_) | DomainError::Store(_))) => return Err(e),
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! The audit trail: changes requested through the API, recorded once per request, listed by
 //! administrators with filters, pruned after the retention period.
 
+use super::provisioning::Task;
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
@@ -54,6 +55,17 @@ impl AuditEvent {
         let event = AuditEvent { event_id: super::new_id("audit"), occurred_at: now_ms(), ..self.clone() };
         insert("audit_events", AuditEvent::COLUMNS, [&event], |e, sql| e.bind_values(sql))
     }
+}
+
+/// Writes `audit`, when there is one, in `tx` as the record of what queued `task`, the task's id
+/// added to its request id: a task the scheduler queues is audited in the transaction that queues
+/// it, so that no node's death leaves it unaudited.
+pub(super) async fn record_queued(tx: &mut sqlx::AnyConnection, audit: Option<&AuditEvent>, task: &Task) -> StoreResult<()> {
+    if let Some(audit) = audit {
+        let record = AuditEvent { request_id: format!("{}/{}", audit.request_id, task.task_id), ..audit.clone() };
+        record.insert().execute(tx).await?;
+    }
+    Ok(())
 }
 
 impl Store {

@@ -9,7 +9,6 @@
 
 use serde_json::json;
 
-use super::audit::AuditEvent;
 use super::provisioning::Task;
 use super::sql::{insert, record, sql, Sql};
 use super::webhook::{enqueue, Event};
@@ -82,13 +81,11 @@ pub struct CampaignClaim {
     pub provisioned_product_id: ProvisionedProductId,
     /// The owner's `CampaignUpdateQueued` event (the task's id is added to it).
     pub event: Event,
-    /// The audit record of the update (`/` and the task's id are added to its request id).
-    pub audit: AuditEvent,
 }
 
 impl CampaignClaim {
     /// Marks the item `Updating` with `task`, if it is still `Planned` and its campaign
-    /// `Running`, and writes the owner's event and the audit record; false (nothing written)
+    /// `Running`, and writes the owner's event; false (nothing written)
     /// otherwise.
     pub(super) async fn claim(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, dialect: Dialect, task: &Task) -> StoreResult<bool> {
         let claimed = sql!(
@@ -111,8 +108,6 @@ impl CampaignClaim {
         let mut event = self.event.clone();
         event.fields["TaskId"] = json!(task.task_id);
         enqueue(tx, dialect, &event).await?;
-        let audit = AuditEvent { request_id: format!("{}/{}", self.audit.request_id, task.task_id), ..self.audit.clone() };
-        audit.insert().execute(&mut **tx).await?;
         Ok(true)
     }
 }
@@ -227,10 +222,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::audit::AuditQuery;
     use crate::store::provisioning::tests::sample_task;
     use crate::store::testing;
-    use crate::store::SortOrder;
 
     fn campaign(id: &str) -> Campaign {
         Campaign {
@@ -281,18 +274,6 @@ mod tests {
                 campaign_id: "c-1".into(),
                 provisioned_product_id: "pp-0".into(),
                 event: update_queued_event(&items[0], "prod-1", "pv-2"),
-                audit: AuditEvent {
-                    event_id: String::new(),
-                    occurred_at: 0,
-                    request_id: "node-a".into(),
-                    action: "UpdateProvisionedProduct".into(),
-                    principal_id: "system".into(),
-                    principal_name: "system".into(),
-                    resource_id: "pp-0".into(),
-                    parameters: "{}".into(),
-                    http_status: 200,
-                    result_code: "Success".into(),
-                },
             };
             let task = sample_task("task-1");
             let try_claim = |task: Task| {
@@ -311,13 +292,6 @@ mod tests {
             assert!(!try_claim(sample_task("task-2")).await, "claimed once");
             let claimed = &store.campaign_items("c-1").await.unwrap()[0];
             assert_eq!((claimed.status, claimed.task_id.as_deref()), (CampaignItemStatus::Updating, Some("task-1")));
-            let query = AuditQuery { resource_id: Some("pp-0".into()), ..AuditQuery::default() };
-            let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap();
-            assert_eq!(
-                audited.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(),
-                ["node-a/task-1"],
-                "audited with the claim, once"
-            );
 
             let done = CampaignItem { status: CampaignItemStatus::Succeeded, ..claimed.clone() };
             assert!(!store.save_campaign_item(&done, CampaignItemStatus::Planned).await.unwrap());

@@ -242,7 +242,7 @@ mod tests {
                 parameter_references: references(&upstream, "name", "a"),
                 ..down
             };
-            assert!(store.start_change(&down).await.unwrap());
+            assert!(store.start_change(&down, None).await.unwrap());
             let dependent = down.provisioned_product_id.as_str().to_string();
             assert_eq!(store.upstreams_of(&dependent).await.unwrap().len(), 1);
             assert_eq!(store.dependents_of(&upstream).await.unwrap()[0].provisioned_product_id, down.provisioned_product_id);
@@ -250,7 +250,7 @@ mod tests {
 
             // The upstream changes another output: nothing is stale.
             let again = Task { task_id: "task-up-2".into(), task_type: OperationType::UpdateProvisionedProduct, ..up.clone() };
-            assert!(store.start_change(&again).await.unwrap());
+            assert!(store.start_change(&again, None).await.unwrap());
             let other = r#"[{"OutputKey":"name","OutputValue":"a"},{"OutputKey":"other","OutputValue":"y"}]"#;
             store.finish_task(&again, None, &TaskOutcome::Succeeded { outputs: other.into() }, &[]).await.unwrap();
             assert_eq!(store.provisioned_product(&dependent).await.unwrap().unwrap().stale_dependencies, 0);
@@ -258,7 +258,7 @@ mod tests {
 
             // The output it reads changes: stale, and its job due.
             let third = Task { task_id: "task-up-3".into(), ..again };
-            assert!(store.start_change(&third).await.unwrap());
+            assert!(store.start_change(&third, None).await.unwrap());
             let changed = r#"[{"OutputKey":"name","OutputValue":"b"}]"#;
             store.finish_task(&third, None, &TaskOutcome::Succeeded { outputs: changed.into() }, &[]).await.unwrap();
             assert_eq!(store.provisioned_product(&dependent).await.unwrap().unwrap().stale_dependencies, 1);
@@ -270,7 +270,7 @@ mod tests {
 
             // The dependent's next update resolves it again: its edges are replaced, not stale.
             let update = Task { task_id: "task-down-3".into(), parameter_references: references(&upstream, "name", "b"), ..down };
-            assert!(store.start_change(&update).await.unwrap());
+            assert!(store.start_change(&update, None).await.unwrap());
             let pp = store.provisioned_product(&dependent).await.unwrap().unwrap();
             assert_eq!(pp.stale_dependencies, 0);
             let edges = store.dependencies().await.unwrap();
@@ -280,7 +280,7 @@ mod tests {
             let plain = Task { task_id: "task-down-4".into(), parameter_references: "[]".into(), ..sample_task("x") };
             let plain = Task { provisioned_product_id: update.provisioned_product_id.clone(), ..plain };
             store.finish_task(&update, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap();
-            assert!(store.start_change(&plain).await.unwrap());
+            assert!(store.start_change(&plain, None).await.unwrap());
             assert!(store.upstreams_of(&dependent).await.unwrap().is_empty());
         })
         .await;

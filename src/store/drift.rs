@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::audit::{record_queued, AuditEvent};
 use super::provisioning::{insert_task, Task, TaskOutcome};
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -85,8 +86,9 @@ fn push_unclaimed(sql: &mut Sql, column_prefix: &str, now: i64) {
 impl Store {
     /// Queues the drift check `task` (with its `remediation`) if its provisioned product is not
     /// `UnderChange`: the product goes `UnderChange`, keeping the status to restore; false (and
-    /// nothing written) when it is `UnderChange` already, or gone.
-    pub async fn start_drift_check(&self, task: &Task, remediation: Remediation) -> StoreResult<bool> {
+    /// nothing written) when it is `UnderChange` already, or gone. The scheduler's `audit` record
+    /// of the check is written with it.
+    pub async fn start_drift_check(&self, task: &Task, remediation: Remediation, audit: Option<&AuditEvent>) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let moved = sql!(
             "UPDATE provisioned_products SET status_before_check = status, status = $1, last_task_id = $2, updated_at = $3 \
@@ -102,6 +104,7 @@ impl Store {
             return Ok(false);
         }
         insert_task(&mut tx, task).await?;
+        record_queued(&mut tx, audit, task).await?;
         let check = DriftCheck {
             task_id: task.task_id.clone(),
             provisioned_product_id: task.provisioned_product_id.as_str().to_string(),
@@ -307,7 +310,7 @@ mod tests {
         store.finish_task(&launch, None, &launched, &[]).await.unwrap();
         let check = Task { task_type: OperationType::DetectProvisionedProductDrift, ..sample_task("task-c") };
         let check = Task { provisioned_product_id: launch.provisioned_product_id.clone(), ..check };
-        assert!(store.start_drift_check(&check, remediation).await.unwrap());
+        assert!(store.start_drift_check(&check, remediation, None).await.unwrap());
         (launch, check)
     }
 
@@ -318,7 +321,7 @@ mod tests {
             let pp = store.provisioned_product(&launch.provisioned_product_id).await.unwrap().unwrap();
             assert_eq!((pp.status, pp.drift_status), (ProvisionedProductStatus::UnderChange, DriftStatus::NeverChecked));
             let again = Task { task_id: "task-c2".into(), ..check.clone() };
-            assert!(!store.start_drift_check(&again, Remediation::Reapply).await.unwrap(), "one task at a time");
+            assert!(!store.start_drift_check(&again, Remediation::Reapply, None).await.unwrap(), "one task at a time");
             let resources = vec![DriftedResource {
                 address: "sandbox_file.index".into(),
                 action: "Modify".into(),
@@ -388,7 +391,7 @@ mod tests {
             let (launch, check) = checking(&store, TaskOutcome::Succeeded { outputs: "[]".into() }, Remediation::None).await;
             assert!(store.finish_task(&check, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
             let later = Task { task_id: "task-c2".into(), ..check.clone() };
-            assert!(store.start_drift_check(&later, Remediation::None).await.unwrap());
+            assert!(store.start_drift_check(&later, Remediation::None, None).await.unwrap());
             assert!(store.finish_task(&later, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
             store.write(sql!("UPDATE drift_checks SET checked_at = 1000 WHERE task_id = 'task-c'")).await.unwrap();
             store.write(sql!("UPDATE drift_checks SET checked_at = 2000 WHERE task_id = 'task-c2'")).await.unwrap();

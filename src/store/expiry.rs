@@ -7,6 +7,7 @@
 
 use serde_json::json;
 
+use super::audit::{record_queued, AuditEvent};
 use super::provisioning::{insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::schedule::{release, Due, ScheduleFence};
 use super::sql::{sql, Sql};
@@ -128,8 +129,15 @@ impl Store {
     /// Queues the terminate `task` of `pp`'s expiry if `pp` is not `UnderChange`. The first
     /// records itself as the expiry's and tells webhooks (`Expired`, with its `TaskId`) in the
     /// same transaction; false (nothing written) when `pp` is `UnderChange` or gone, or, for a
-    /// first, when its expiry queued one already.
-    pub async fn start_expiry_termination(&self, task: &Task, pp: &ProvisionedProduct, expiry: ExpiryTermination) -> StoreResult<bool> {
+    /// first, when its expiry queued one already. The scheduler's `audit` record of the terminate
+    /// is written with it.
+    pub async fn start_expiry_termination(
+        &self,
+        task: &Task,
+        pp: &ProvisionedProduct,
+        expiry: ExpiryTermination,
+        audit: Option<&AuditEvent>,
+    ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         if !mark_under_change(&mut tx, task).await? {
             return Ok(false);
@@ -149,6 +157,7 @@ impl Store {
             enqueue(&mut tx, self.dialect(), &event).await?;
         }
         insert_task(&mut tx, task).await?;
+        record_queued(&mut tx, audit, task).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -199,15 +208,15 @@ mod tests {
             first.task_type = OperationType::TerminateProvisionedProduct;
             first.provisioned_product_id = launch.provisioned_product_id.clone();
             let expiry = ExpiryTermination { expires_at: 5_000, first: true };
-            assert!(store.start_expiry_termination(&first, &pp, expiry).await.unwrap());
+            assert!(store.start_expiry_termination(&first, &pp, expiry, None).await.unwrap());
             assert!(!store.set_expiry(&id, Some(9_000)).await.unwrap(), "expired: its expiry no longer changes");
             store.finish_task(&first, None, &TaskOutcome::Failed { message: "boom".into() }, &[]).await.unwrap();
             let mut again = sample_task("task-t2");
             again.task_type = OperationType::TerminateProvisionedProduct;
             again.provisioned_product_id = launch.provisioned_product_id.clone();
-            assert!(!store.start_expiry_termination(&again, &pp, expiry).await.unwrap());
+            assert!(!store.start_expiry_termination(&again, &pp, expiry, None).await.unwrap());
             let retry = ExpiryTermination { first: false, ..expiry };
-            assert!(store.start_expiry_termination(&again, &pp, retry).await.unwrap());
+            assert!(store.start_expiry_termination(&again, &pp, retry, None).await.unwrap());
             let state = store.expiry_state(&id).await.unwrap().unwrap();
             assert_eq!(state.task_id, Some(first.task_id.clone()));
             let tasks = store.expiry_terminations(&id, &first.task_id).await.unwrap();

@@ -4,6 +4,7 @@
 //! back only while the previewing worker still holds the lease. Executing a plan queues an
 //! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
 
+use super::audit::{record_queued, AuditEvent};
 use super::lease::{Fence, Leased};
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
@@ -392,7 +393,8 @@ impl Store {
     /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
     /// `task` on its provisioned product (created from `launch` for a launch plan, else moved to
     /// `UnderChange`), provided the product's state is still the previewed version; an upgrade
-    /// campaign's execution also makes its `claim` on the campaign's item. Atomic.
+    /// campaign's execution also makes its `claim` on the campaign's item, and the scheduler's
+    /// `audit` record of the execution is written with it. Atomic.
     pub async fn start_plan_execution(
         &self,
         plan: &Plan,
@@ -400,6 +402,7 @@ impl Store {
         launch: Option<&ProvisionedProduct>,
         task: &Task,
         claim: Option<&super::campaign::CampaignClaim>,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<Result<(), ExecutionRefusal>> {
         let mut tx = self.begin().await?;
         let moved = sql!(
@@ -434,6 +437,7 @@ impl Store {
             }
         }
         insert_task(&mut tx, task).await?;
+        record_queued(&mut tx, audit, task).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -578,13 +582,13 @@ pub(crate) mod tests {
             let mut update = task.clone();
             update.task_id = "task-2".into();
             update.task_type = OperationType::UpdateProvisionedProduct;
-            let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None).await.unwrap();
+            let refused = store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None, None).await.unwrap();
             assert_eq!(refused, Err(ExecutionRefusal::Stale));
             assert_eq!(store.plan("plan-d").await.unwrap().unwrap().status, PlanStatus::PreviewSuccess);
             assert!(store.task("task-2").await.unwrap().is_none());
 
             plan.state_version = 1;
-            assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None).await.unwrap(), Ok(()));
+            assert_eq!(store.start_plan_execution(&plan, PlanStatus::PreviewSuccess, None, &update, None, None).await.unwrap(), Ok(()));
             assert_eq!(store.plan_of_task("task-2").await.unwrap().unwrap().status, PlanStatus::ExecuteInProgress);
             let failed = crate::store::provisioning::TaskOutcome::Failed { message: "boom".into() };
             assert!(store.finish_task(&update, None, &failed, &[]).await.unwrap());

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::audit::{record_queued, AuditEvent};
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -346,14 +347,16 @@ impl Store {
         Ok(())
     }
 
-    /// Queues an update or terminate task if the provisioned product is not `UnderChange`;
-    /// false (and nothing written) when it is, or when it is gone.
-    pub async fn start_change(&self, task: &Task) -> StoreResult<bool> {
+    /// Queues an update or terminate task (with its `audit` record, when the scheduler queues
+    /// it) if the provisioned product is not `UnderChange`; false (and nothing written) when it
+    /// is, or when it is gone.
+    pub async fn start_change(&self, task: &Task, audit: Option<&AuditEvent>) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         if !mark_under_change(&mut tx, task).await? {
             return Ok(false);
         }
         insert_task(&mut tx, task).await?;
+        record_queued(&mut tx, audit, task).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1064,7 +1067,7 @@ pub(crate) mod tests {
             let mut update = task.clone();
             update.task_id = "task-d".into();
             update.task_type = OperationType::UpdateProvisionedProduct;
-            assert!(!store.start_change(&update).await.unwrap());
+            assert!(!store.start_change(&update, None).await.unwrap());
             let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));
             assert_eq!(store.save_state("pp-task-c", &fence, "s2", Some(5)).await.unwrap(), StateSaved::Version(2));
@@ -1077,6 +1080,38 @@ pub(crate) mod tests {
             assert_eq!(store.latest_state("pp-task-c").await.unwrap(), Some((3, "s3".into())));
             assert_eq!(state_serial(r#"{"version": 4, "serial": 7}"#), Some(7));
             assert_eq!(state_serial(""), None);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_change_is_audited_with_its_task_and_only_when_queued() {
+        testing::each_store(|store| async move {
+            let launch = seed_task(&store, "task-g").await;
+            let audit = AuditEvent {
+                event_id: String::new(),
+                occurred_at: 0,
+                request_id: "node-a".into(),
+                action: "UpdateProvisionedProduct".into(),
+                principal_id: "system".into(),
+                principal_name: "system".into(),
+                resource_id: "pp-task-g".into(),
+                parameters: "{}".into(),
+                http_status: 200,
+                result_code: "Success".into(),
+            };
+            let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
+            assert!(!store.start_change(&update("task-h"), Some(&audit)).await.unwrap(), "the launch holds the product");
+            let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
+            assert!(store.finish_task(&launch, Some(&fence), &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
+            assert!(store.start_change(&update("task-i"), Some(&audit)).await.unwrap());
+            let query = super::super::audit::AuditQuery { resource_id: Some("pp-task-g".into()), ..Default::default() };
+            let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(
+                audited.iter().map(|e| (e.request_id.as_str(), e.principal_name.as_str())).collect::<Vec<_>>(),
+                [("node-a/task-i", "system")],
+                "one record, written with the task it names"
+            );
         })
         .await;
     }
