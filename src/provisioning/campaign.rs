@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::plan::ResourceChange;
 use super::queue::Provisioner;
-use super::schedule::system_record;
+use super::schedule::on_behalf;
 use super::{tag_pairs, tags_from_json, Tag};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
@@ -675,19 +675,13 @@ impl Provisioner<'_> {
             self.drop_item(item, CampaignItemStatus::Skipped, APPROVAL).await?;
             return Ok(false);
         }
-        let parameters = json!({
-            "ProvisionedProductId": item.provisioned_product_id,
-            "OnBehalfOf": owner.principal_id,
-            "CampaignId": campaign.campaign_id,
-            "PlanId": plan_id,
-            "ProductVersionId": campaign.target_version_id,
-        });
         let claim = CampaignClaim {
             campaign_id: campaign.campaign_id.clone(),
             provisioned_product_id: item.provisioned_product_id.clone(),
             event: update_queued_event(&item, &campaign.product_id, &campaign.target_version_id),
         };
-        let audit = system_record(node.to_string(), "UpdateProvisionedProduct", &item.provisioned_product_id, parameters);
+        let extra = json!({"CampaignId": campaign.campaign_id, "PlanId": plan_id, "ProductVersionId": campaign.target_version_id});
+        let audit = on_behalf(node.to_string(), "UpdateProvisionedProduct", &item.provisioned_product_id, &owner.principal_id, extra);
         match self.audited(audit).queue_plan(&plan, Some(&claim)).await? {
             Ok(_) => Ok(true),
             Err(ExecutionRefusal::Stale) => {

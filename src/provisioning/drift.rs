@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::queue::{Provisioner, Queued};
-use super::schedule::system_record;
+use super::schedule::on_behalf;
 use crate::catalog::constraint::{ConstraintConfig, DriftConfig, Remediation};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
@@ -217,10 +217,9 @@ pub struct Remediated {
 /// The audit record of `action`, a remediation of `pp` that its drift `check` asked for, by the
 /// scheduler on `node` (the record of an execution names its `plan`).
 fn remediation_record(node: &str, action: &str, pp: &ProvisionedProduct, check: &TaskId, plan: Option<&PlanId>) -> AuditEvent {
-    let mut parameters =
-        json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id, "DriftCheckTaskId": check});
+    let mut extra = json!({"DriftCheckTaskId": check});
     if let Some(plan) = plan {
-        parameters["PlanId"] = json!(plan);
+        extra["PlanId"] = json!(plan);
     }
-    system_record(node.to_string(), action, &pp.provisioned_product_id, parameters)
+    on_behalf(node.to_string(), action, &pp.provisioned_product_id, &pp.owner_principal_id, extra)
 }

@@ -33,6 +33,7 @@ use crate::engine::Engine;
 use crate::model::{format_time, Region, ScheduleKind, UpdatePolicy};
 use crate::store::audit::AuditEvent;
 use crate::store::expiry::ExpiryTermination;
+use crate::store::provisioning::ProvisionedProduct;
 use crate::store::schedule::{ScheduleFence, ScheduledJob};
 use crate::store::{Store, StoreError};
 
@@ -55,9 +56,14 @@ const FOLLOW_INTERVAL_MS: i64 = 5_000;
 /// The subject of the one `FollowRecommended` job.
 const FOLLOW_SUBJECT: &str = "all";
 
-/// The audit record of `action` on `resource_id` done by the scheduler ([`SYSTEM`]) in the
-/// request `request_id` (its node and what it made).
-pub(super) fn system_record(request_id: String, action: &str, resource_id: &str, parameters: serde_json::Value) -> AuditEvent {
+/// The audit record of `action` on the provisioned product `id`, done by the scheduler
+/// ([`SYSTEM`]) on behalf of its `owner` in the request `request_id` (its node, and what it made
+/// when that is known already): `ProvisionedProductId`, `OnBehalfOf`, then the `extra` parameters.
+pub(super) fn on_behalf(request_id: String, action: &str, id: &str, owner: &str, extra: serde_json::Value) -> AuditEvent {
+    let mut parameters = json!({"ProvisionedProductId": id, "OnBehalfOf": owner});
+    if let (Some(all), serde_json::Value::Object(extra)) = (parameters.as_object_mut(), extra) {
+        all.extend(extra);
+    }
     AuditEvent {
         event_id: String::new(),
         occurred_at: 0,
@@ -65,7 +71,7 @@ pub(super) fn system_record(request_id: String, action: &str, resource_id: &str,
         action: action.into(),
         principal_id: SYSTEM.into(),
         principal_name: SYSTEM.into(),
-        resource_id: resource_id.into(),
+        resource_id: id.into(),
         parameters: parameters.to_string(),
         http_status: 200,
         result_code: "Success".into(),
@@ -119,10 +125,10 @@ impl Scheduler {
         }
     }
 
-    /// The same, each task it queues audited as `action` on `resource_id` by `system` with
-    /// `parameters`, in the transaction that queues it.
-    fn audited(&self, action: &str, resource_id: &str, parameters: serde_json::Value) -> Provisioner<'_> {
-        self.provisioner().audited(system_record(self.node.to_string(), action, resource_id, parameters))
+    /// The same, each task it queues audited as `action` on `pp` by `system` on behalf of its
+    /// owner, with the `extra` parameters, in the transaction that queues it.
+    fn audited(&self, action: &str, pp: &ProvisionedProduct, extra: serde_json::Value) -> Provisioner<'_> {
+        self.provisioner().audited(on_behalf(self.node.to_string(), action, &pp.provisioned_product_id, &pp.owner_principal_id, extra))
     }
 
     /// Runs for as long as the process does: keeps the jobs in step with the constraints, runs
@@ -217,8 +223,7 @@ impl Scheduler {
             if self.store.drift_check_queued_since(&pp.provisioned_product_id, job.due_at).await? {
                 continue;
             }
-            let parameters = json!({"ProvisionedProductId": pp.provisioned_product_id, "OnBehalfOf": pp.owner_principal_id});
-            let provisioner = self.audited("DetectProvisionedProductDrift", &pp.provisioned_product_id, parameters);
+            let provisioner = self.audited("DetectProvisionedProductDrift", &pp, json!({}));
             let queued = match provisioner.owner(&pp).await {
                 Ok(Some(owner)) => provisioner.detect_drift(&owner, &pp, config.remediation).await,
                 Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
@@ -285,9 +290,7 @@ impl Scheduler {
                     tracing::info!(provisioned_product_id = id, job_id = %job.job_id, "holding an expiry job (test delay)");
                     tokio::time::sleep(self.config.expiry_hold).await;
                 }
-                let parameters =
-                    json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "ExpiryTime": format_time(expires_at)});
-                let provisioner = self.audited("TerminateProvisionedProduct", id, parameters);
+                let provisioner = self.audited("TerminateProvisionedProduct", &pp, json!({"ExpiryTime": format_time(expires_at)}));
                 let queued = match provisioner.owner(&pp).await {
                     Ok(Some(owner)) => provisioner.expire(&owner, &pp, ExpiryTermination { expires_at, first }).await,
                     Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
@@ -393,8 +396,7 @@ impl Scheduler {
             }
             Ok(DependentStep::Wait) => self.store.finish_scheduled_job(fence, RECHECK_MS).await?,
             Ok(DependentStep::Update) => {
-                let parameters = json!({"ProvisionedProductId": id, "OnBehalfOf": pp.owner_principal_id, "Reason": "DependencyStale"});
-                let provisioner = self.audited("UpdateProvisionedProduct", id, parameters);
+                let provisioner = self.audited("UpdateProvisionedProduct", &pp, json!({"Reason": "DependencyStale"}));
                 let queued = match provisioner.owner(&pp).await {
                     Ok(Some(owner)) => provisioner.reapply(&owner, &pp).await,
                     Ok(None) => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
@@ -432,18 +434,9 @@ impl Scheduler {
             }
             Made::Plan(plan_id) => {
                 tracing::info!(check_task_id = %done.check, plan_id = %plan_id, "created the remediation plan of a drifted provisioned product");
-                let parameters = json!({
-                    "ProvisionedProductId": done.provisioned_product_id,
-                    "OnBehalfOf": done.owner,
-                    "DriftCheckTaskId": done.check,
-                    "PlanId": plan_id,
-                });
-                let event = system_record(
-                    format!("{}/{plan_id}", self.node),
-                    "CreateProvisionedProductPlan",
-                    &done.provisioned_product_id,
-                    parameters,
-                );
+                let extra = json!({"DriftCheckTaskId": done.check, "PlanId": plan_id});
+                let request_id = format!("{}/{plan_id}", self.node);
+                let event = on_behalf(request_id, "CreateProvisionedProductPlan", &done.provisioned_product_id, &done.owner, extra);
                 if let Err(e) = self.store.record_audit_event(&event).await {
                     tracing::warn!(error = %e, plan_id = %plan_id, "cannot record a remediation plan in the audit trail");
                 }
@@ -462,6 +455,6 @@ fn jitter(interval_ms: i64) -> i64 {
 
 /// Whether the scheduler updates `pp` when an output its parameters read changes: only under
 /// `FollowRecommended` (`Manual` and `Pinned` products are marked stale, nothing more).
-fn follows_upstreams(pp: &crate::store::provisioning::ProvisionedProduct) -> bool {
+fn follows_upstreams(pp: &ProvisionedProduct) -> bool {
     pp.update_policy == UpdatePolicy::FollowRecommended
 }

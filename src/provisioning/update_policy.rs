@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::queue::{Provisioner, Queued};
-use super::schedule::system_record;
+use super::schedule::on_behalf;
 use crate::catalog::error::DomainError;
 use crate::model::{OperationType, ProvisionedProductId, TaskStatus, UpdatePolicy};
 use crate::store::principal::Principal;
@@ -79,13 +79,8 @@ impl Provisioner<'_> {
                 continue;
             }
             let Some(owner) = self.owner(&pp).await? else { continue };
-            let parameters = json!({
-                "ProvisionedProductId": pp.provisioned_product_id,
-                "OnBehalfOf": pp.owner_principal_id,
-                "UpdatePolicy": UpdatePolicy::FollowRecommended,
-                "ProductVersionId": target,
-            });
-            let audit = system_record(node.to_string(), "UpdateProvisionedProduct", &pp.provisioned_product_id, parameters);
+            let extra = json!({"UpdatePolicy": UpdatePolicy::FollowRecommended, "ProductVersionId": target});
+            let audit = on_behalf(node.to_string(), "UpdateProvisionedProduct", &pp.provisioned_product_id, &pp.owner_principal_id, extra);
             match self.audited(audit).upgrade(&owner, &pp, &target).await {
                 Ok(update) => queued.push(Followed { provisioned_product: pp, queued: update, version_id: target }),
                 Err(e @ (DomainError::Internal(_) | DomainError::Store(_))) => return Err(e),

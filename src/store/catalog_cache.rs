@@ -121,8 +121,12 @@ impl CatalogCache {
 
 impl Store {
     /// The readings of the catalog's count begun so far: the mark of a request arriving now.
+    /// SQLite reads the count inline and never shares a reading: no mark, no lock.
     pub fn catalog_count_mark(&self) -> CountMark {
-        CountMark(self.catalog_cache.count.lock().begun)
+        match self.dialect() {
+            Dialect::Sqlite => CountMark(0),
+            Dialect::Postgres => CountMark(self.catalog_cache.count.lock().begun),
+        }
     }
 
     /// Runs `work`, a request that arrived at `mark`: its listings may use a reading of the

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::{record_queued, AuditEvent};
+use super::audit::AuditEvent;
 use super::provisioning::{insert_task, Task, TaskOutcome};
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -103,8 +103,7 @@ impl Store {
         if moved != 1 {
             return Ok(false);
         }
-        insert_task(&mut tx, task).await?;
-        record_queued(&mut tx, audit, task).await?;
+        insert_task(&mut tx, task, audit).await?;
         let check = DriftCheck {
             task_id: task.task_id.clone(),
             provisioned_product_id: task.provisioned_product_id.as_str().to_string(),

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::audit::{record_queued, AuditEvent};
+use super::audit::AuditEvent;
 use super::provisioning::{insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::schedule::{release, Due, ScheduleFence};
 use super::sql::{sql, Sql};
@@ -156,8 +156,7 @@ impl Store {
             let event = expiry_event(EventType::Expired, pp, expiry.expires_at, json!({"TaskId": task.task_id}));
             enqueue(&mut tx, self.dialect(), &event).await?;
         }
-        insert_task(&mut tx, task).await?;
-        record_queued(&mut tx, audit, task).await?;
+        insert_task(&mut tx, task, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -4,7 +4,7 @@
 //! back only while the previewing worker still holds the lease. Executing a plan queues an
 //! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
 
-use super::audit::{record_queued, AuditEvent};
+use super::audit::AuditEvent;
 use super::lease::{Fence, Leased};
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
@@ -436,8 +436,7 @@ impl Store {
                 return Ok(Err(ExecutionRefusal::Claimed));
             }
         }
-        insert_task(&mut tx, task).await?;
-        record_queued(&mut tx, audit, task).await?;
+        insert_task(&mut tx, task, audit).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }

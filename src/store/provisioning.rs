@@ -279,10 +279,12 @@ async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_
     Ok(())
 }
 
-/// Inserts a queued task inside `tx` (a launch's or update's replaces its provisioned product's
-/// dependencies with those its references name).
-pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task) -> StoreResult<()> {
+/// Inserts a queued task inside `tx`, with the scheduler's `audit` record of it when the
+/// scheduler queued it (a launch's or update's replaces its provisioned product's dependencies
+/// with those its references name).
+pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task, audit: Option<&AuditEvent>) -> StoreResult<()> {
     insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
+    record_queued(tx, audit, t).await?;
     super::dependency::replace_edges(tx, t).await
 }
 
@@ -323,7 +325,7 @@ impl Store {
     pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         insert_provisioned_product(&mut tx, pp).await?;
-        insert_task(&mut tx, task).await?;
+        insert_task(&mut tx, task, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -355,8 +357,7 @@ impl Store {
         if !mark_under_change(&mut tx, task).await? {
             return Ok(false);
         }
-        insert_task(&mut tx, task).await?;
-        record_queued(&mut tx, audit, task).await?;
+        insert_task(&mut tx, task, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
