@@ -253,11 +253,15 @@ async fn call(
     info.principal = Some(principal.name.clone());
     state.rate.check(&principal.principal_id)?;
     let params = params.merged();
-    let result = authorized_call(&Ctx { state, principal: &principal, arrived }, action, &params).await;
-    if action.effect() != Effect::Read {
-        audit::record(&state.store, request_id, action.name(), &principal, &params, result.as_ref().map(Answer::as_value)).await;
+    let ctx = Ctx { state, principal: &principal, arrived };
+    let call = authorized_call(&ctx, action, &params);
+    match action.effect() {
+        Effect::Read => call.await,
+        _ => {
+            let change = audit::Change { request_id, action: action.name(), principal: &principal, params: &params };
+            audit::recorded(&state.store, &change, call).await
+        }
     }
-    result
 }
 
 /// The action or version (`what`) a request names, taken only from what its signature covers: V3

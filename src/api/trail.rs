@@ -1,16 +1,20 @@
 //! The audit trail's recording: every change requested through the API (actions other than
 //! `Get*`/`List*`), once its caller is known and authorised or refused, is written from the
-//! request pipeline with its outcome; the console writes its changes through the same function. Parameters are kept with secrets masked: values of
+//! request pipeline with its outcome, committed with the change itself ([`recorded`]); the
+//! console writes its changes through the same function. Parameters are kept with secrets masked: values of
 //! secret-named parameters (password, secret, token, …), values of template-sensitive
 //! `Parameters` entries (all of them when sensitivity cannot be known, e.g. a refused launch),
 //! and long values (template bodies) reduced to their length. Signature parameters are dropped.
 
+use std::future::Future;
+
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::Answer;
 pub use crate::catalog::parameters::MASK;
 use crate::protocol::params::Params;
-use crate::store::audit::AuditEvent;
+use crate::store::audit::{carried, AuditEvent};
 use crate::store::principal::Principal;
 use crate::store::Store;
 
@@ -41,24 +45,59 @@ const RESOURCE_IDS: &[&str] = &[
     "UserName",
 ];
 
-/// Records the outcome of the change `action` (an API action's name, or one of the console's
-/// identity changes) with the wire parameters it stands for; `outcome` is the answer (when it
-/// was built as a value) or the refusal. A failure to record is logged, never answered.
-pub async fn record(
-    store: &Store,
-    request_id: &str,
-    action: &str,
-    principal: &Principal,
-    params: &Params,
-    outcome: Result<Option<&Value>, &ApiError>,
-) {
+/// A change requested: of `action` (an API action's name, or one of the console's identity
+/// changes), by `principal`, with the wire parameters it stands for.
+pub struct Change<'a> {
+    /// The request's `RequestId`.
+    pub request_id: &'a str,
+    /// What was asked.
+    pub action: &'a str,
+    /// Who asked.
+    pub principal: &'a Principal,
+    /// The wire parameters.
+    pub params: &'a Params,
+}
+
+/// Records the outcome of `change`; `outcome` is the answer (when it was built as a value) or
+/// the refusal. A failure to record is logged, never answered.
+pub async fn record(store: &Store, change: &Change<'_>, outcome: Result<Option<&Value>, &ApiError>) {
+    let event = event(store, change, outcome).await;
+    if let Err(e) = store.record_audit_event(&event).await {
+        tracing::error!(request_id = change.request_id, action = change.action, error = %e, "cannot record the audit event");
+    }
+}
+
+/// Runs `handler`, which makes `change`, so that its first write commits the record of its
+/// success with it (`store::audit::carried`); once it has answered, records its outcome as
+/// [`record`] does, by amending the committed record where it differs.
+pub async fn recorded<F>(store: &Store, change: &Change<'_>, handler: F) -> F::Output
+where
+    F: Future<Output = Result<Answer, ApiError>>,
+{
+    let draft = event(store, change, Ok(None)).await;
+    let (result, written) = carried(draft, handler).await;
+    let event = event(store, change, result.as_ref().map(Answer::as_value)).await;
+    let recorded = match written {
+        Some(written) if written.same_record(&event) => Ok(()),
+        Some(written) => store.amend_audit_event(&written.event_id, &event).await,
+        None => store.record_audit_event(&event).await,
+    };
+    if let Err(e) = recorded {
+        tracing::error!(request_id = change.request_id, action = change.action, error = %e, "cannot record the audit event");
+    }
+    result
+}
+
+/// The record of `change` with `outcome` ([`record`]), its id and time not yet set.
+async fn event(store: &Store, change: &Change<'_>, outcome: Result<Option<&Value>, &ApiError>) -> AuditEvent {
+    let Change { request_id, action, principal, params } = *change;
     let response = outcome.ok().flatten();
     let sensitive = sensitive_names(store, params, response).await;
     let (http_status, result_code) = match outcome {
         Ok(_) => (200, "Success".to_string()),
         Err(e) => (i64::from(e.status().as_u16()), e.code().to_string()),
     };
-    let event = AuditEvent {
+    AuditEvent {
         event_id: String::new(),
         occurred_at: 0,
         request_id: request_id.to_string(),
@@ -69,9 +108,6 @@ pub async fn record(
         parameters: masked(params, sensitive.as_deref()).to_string(),
         http_status,
         result_code,
-    };
-    if let Err(e) = store.record_audit_event(&event).await {
-        tracing::error!(request_id, action, error = %e, "cannot record the audit event");
     }
 }
 

@@ -331,7 +331,8 @@ pub async fn record<R: Serialize>(state: &SharedState, session: &Session, action
     let answer = outcome.ok().and_then(|r| serde_json::to_value(r).ok());
     let outcome = outcome.map(|_| answer.as_ref());
     let request_id = crate::api::rpc::new_request_id();
-    crate::api::trail::record(&state.store, &request_id, action, &session.principal, params, outcome).await;
+    let change = crate::api::trail::Change { request_id: &request_id, action, principal: &session.principal, params };
+    crate::api::trail::record(&state.store, &change, outcome).await;
 }
 
 /// The wire parameters of a typed request.

@@ -139,7 +139,7 @@ impl Store {
 
     /// Commits a transaction that changed principals, keys, memberships or grants, and makes this
     /// process's next lookup see it.
-    pub(super) async fn commit_auth_change(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> StoreResult<()> {
+    pub(super) async fn commit_auth_change(&self, tx: super::Tx) -> StoreResult<()> {
         tx.commit().await?;
         self.auth_cache.forget();
         Ok(())

@@ -87,7 +87,7 @@ impl CampaignClaim {
     /// Marks the item `Updating` with `task`, if it is still `Planned` and its campaign
     /// `Running`, and writes the owner's event; false (nothing written)
     /// otherwise.
-    pub(super) async fn claim(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, dialect: Dialect, task: &Task) -> StoreResult<bool> {
+    pub(super) async fn claim(&self, tx: &mut super::Tx, dialect: Dialect, task: &Task) -> StoreResult<bool> {
         let claimed = sql!(
             "UPDATE upgrade_campaign_items SET status = $1, task_id = $2, updated_at = $3 WHERE campaign_id = $4 \
              AND provisioned_product_id = $5 AND status = $6 AND task_id IS NULL \
@@ -133,6 +133,7 @@ pub fn update_queued_event(item: &CampaignItem, product_id: &str, target_version
 impl Store {
     /// Records a new campaign with its items.
     pub async fn create_campaign(&self, campaign: &Campaign, items: &[CampaignItem]) -> StoreResult<()> {
+        super::audit::created(&campaign.campaign_id);
         let mut tx = self.begin().await?;
         insert("upgrade_campaigns", Campaign::COLUMNS, [campaign], |c, sql| c.bind_values(sql)).execute(&mut *tx).await?;
         for chunk in items.chunks(50) {

@@ -48,6 +48,7 @@ impl Store {
     /// Stores a new constraint if its product belongs to its portfolio and the pair has no
     /// constraint of that type; checked and written in one transaction.
     pub async fn insert_constraint(&self, c: &Constraint) -> StoreResult<ConstraintInsert> {
+        super::audit::created(&c.constraint_id);
         let mut tx = self.begin().await?;
         let associated: i64 =
             sql!("SELECT COUNT(*) FROM portfolio_products WHERE portfolio_id = $1 AND product_id = $2", &c.portfolio_id, &c.product_id)

@@ -71,7 +71,7 @@ record! {
 
 /// Replaces the edges of a launch or update `task`'s provisioned product with those its
 /// references name, inside `tx` (other tasks leave them as they are).
-pub(super) async fn replace_edges(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task) -> StoreResult<()> {
+pub(super) async fn replace_edges(tx: &mut super::Tx, task: &Task) -> StoreResult<()> {
     if !matches!(task.task_type, OperationType::LaunchProduct | OperationType::UpdateProvisionedProduct) {
         return Ok(());
     }
@@ -101,12 +101,7 @@ pub(super) async fn replace_edges(tx: &mut sqlx::Transaction<'static, sqlx::Any>
 /// `{OutputKey, OutputValue}`), inside `tx`: marks stale the edges of live dependents whose
 /// output's value changed (or went), and for each dependent newly stale tells webhooks
 /// (`DependencyStale`) and makes its `DependencyUpdate` job due now.
-pub(super) async fn mark_dependents_stale(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    dialect: Dialect,
-    task: &Task,
-    outputs: &str,
-) -> StoreResult<()> {
+pub(super) async fn mark_dependents_stale(tx: &mut super::Tx, dialect: Dialect, task: &Task, outputs: &str) -> StoreResult<()> {
     let mut select = Sql::new(&format!(
         "SELECT {} FROM provisioned_product_dependencies d JOIN provisioned_products pp ON pp.provisioned_product_id = \
          d.dependent_id WHERE pp.terminated = 0 AND d.stale = 0 AND d.upstream_id = ",

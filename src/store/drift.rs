@@ -246,12 +246,7 @@ impl Store {
 
 /// Ends a drift check inside `tx` (its task row already ended): the provisioned product gets its
 /// status back and the result, and the check's row the resources found or why it failed.
-pub(super) async fn finish_check(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    dialect: super::Dialect,
-    task: &Task,
-    outcome: &TaskOutcome,
-) -> StoreResult<()> {
+pub(super) async fn finish_check(tx: &mut super::Tx, dialect: super::Dialect, task: &Task, outcome: &TaskOutcome) -> StoreResult<()> {
     let now = now_ms();
     let (status, resources, message) = match outcome {
         TaskOutcome::Checked(report) => {

@@ -101,7 +101,7 @@ impl Fence {
 /// Makes the job's row part of `tx` if `fence` is still current on it; false otherwise. On
 /// PostgreSQL the row stays locked until `tx` ends, which orders the caller's writes with any
 /// take-over.
-pub(super) async fn hold(tx: &mut sqlx::Transaction<'static, sqlx::Any>, fence: &Fence) -> StoreResult<bool> {
+pub(super) async fn hold(tx: &mut super::Tx, fence: &Fence) -> StoreResult<bool> {
     let mut sql = Sql::new(&format!("UPDATE {} SET lease_epoch = lease_epoch", fence.job.table));
     fence.push_held(&mut sql);
     Ok(sql.execute(&mut **tx).await? == 1)

@@ -149,6 +149,40 @@ mod write_health {
     }
 }
 
+/// A write transaction of [`Store::begin`], used as its connection; dropped uncommitted, it
+/// rolls back. Within a request, its commit writes the request's audit record with it if no
+/// write has yet ([`audit::carried`]).
+pub(crate) struct Tx(sqlx::Transaction<'static, sqlx::Any>);
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Tx {
+    /// Commits, with the request's audit record when it carries it.
+    pub(crate) async fn commit(mut self) -> StoreResult<()> {
+        let Some(event) = audit::take() else {
+            return Ok(self.0.commit().await?);
+        };
+        let outcome = match event.insert().execute(&mut *self.0).await {
+            Ok(_) => self.0.commit().await,
+            Err(e) => Err(e),
+        };
+        audit::settle(event, outcome.is_ok());
+        Ok(outcome?)
+    }
+}
+
 /// The store's health as `/healthz` and `/metrics` report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
@@ -257,8 +291,8 @@ impl Store {
     }
 
     /// Starts a write transaction ([`Dialect::begin`]).
-    pub(crate) async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin_with(self.dialect.begin()).await?)
+    pub(crate) async fn begin(&self) -> StoreResult<Tx> {
+        Ok(Tx(self.pool.begin_with(self.dialect.begin()).await?))
     }
 
     /// Whether the database answers.

@@ -149,7 +149,7 @@ pub(super) fn select_list() -> String {
 }
 
 /// Appends a record to a plan's `OperationRecords` inside `tx`.
-async fn insert_record(tx: &mut sqlx::Transaction<'static, sqlx::Any>, plan_id: &str, record: &PlanRecord) -> StoreResult<()> {
+async fn insert_record(tx: &mut super::Tx, plan_id: &str, record: &PlanRecord) -> StoreResult<()> {
     let seq: i64 = sql!("SELECT COALESCE(MAX(seq), 0) + 1 FROM plan_records WHERE plan_id = $1", plan_id).one(&mut **tx).await?;
     sql!(
         "INSERT INTO plan_records (plan_id, seq, approval_action, operator_principal_id, operator_principal_type, \
@@ -182,11 +182,7 @@ pub fn submit_record(plan: &Plan) -> PlanRecord {
 
 /// Moves the plan executed by `task_id` to `ExecuteSuccess` or `ExecuteFailed` inside the
 /// transaction that finishes the task.
-pub(super) async fn finish_execution(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    task_id: &str,
-    failure: Option<&str>,
-) -> StoreResult<()> {
+pub(super) async fn finish_execution(tx: &mut super::Tx, task_id: &str, failure: Option<&str>) -> StoreResult<()> {
     let (status, message) = match failure {
         None => (PlanStatus::ExecuteSuccess, ""),
         Some(message) => (PlanStatus::ExecuteFailed, message),
@@ -207,6 +203,7 @@ pub(super) async fn finish_execution(
 impl Store {
     /// Records a new plan (its preview queued).
     pub async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+        super::audit::created(&p.plan_id);
         self.write(insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql))).await?;
         Ok(())
     }

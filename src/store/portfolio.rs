@@ -45,6 +45,7 @@ pub enum PortfolioDeletion {
 impl Store {
     /// Stores a new portfolio.
     pub async fn insert_portfolio(&self, p: &Portfolio) -> StoreResult<()> {
+        super::audit::created(&p.portfolio_id);
         self.write(insert("portfolios", &[Portfolio::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
             p.bind_values(sql);
             sql.push(", ").int(p.created_at);

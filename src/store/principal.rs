@@ -157,7 +157,7 @@ impl Store {
     }
 }
 
-async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
+async fn set_root_key(tx: &mut super::Tx, access_key_id: &str, secret_sealed: &str) -> StoreResult<()> {
     sql!(
         "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 1, $4) \
          ON CONFLICT (principal_type, name) DO UPDATE SET is_admin = 1",
@@ -176,12 +176,7 @@ async fn set_root_key(tx: &mut sqlx::Transaction<'static, sqlx::Any>, access_key
     Ok(())
 }
 
-async fn insert_key(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    access_key_id: &str,
-    principal_id: &str,
-    secret_sealed: &str,
-) -> StoreResult<()> {
+async fn insert_key(tx: &mut super::Tx, access_key_id: &str, principal_id: &str, secret_sealed: &str) -> StoreResult<()> {
     sql!(
         "INSERT INTO access_keys (access_key_id, principal_id, secret_sealed, created_at) VALUES ($1, $2, $3, $4)",
         access_key_id,

@@ -193,6 +193,7 @@ async fn insert_version(conn: &mut sqlx::AnyConnection, v: &ProductVersion) -> S
 impl Store {
     /// Stores a new product with its versions, in one transaction.
     pub async fn insert_product(&self, p: &Product, versions: &[ProductVersion]) -> StoreResult<()> {
+        super::audit::created(&p.product_id);
         let mut tx = self.begin().await?;
         insert("products", &[Product::COLUMNS, &["updated_at"]].concat(), [p], |p, sql| {
             p.bind_values(sql);
@@ -298,6 +299,7 @@ impl Store {
 
     /// Adds a version to an existing product.
     pub async fn insert_product_version(&self, v: &ProductVersion) -> StoreResult<()> {
+        super::audit::created(&v.product_version_id);
         let mut conn = self.writer().acquire().await?;
         insert_version(&mut conn, v).await
     }

@@ -263,7 +263,7 @@ fn log_bytes(chunks: &[LogChunk]) -> i64 {
 }
 
 /// Inserts log chunks of a task (its byte count, [`log_bytes`], is the caller's).
-async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
+async fn insert_log_chunks(tx: &mut super::Tx, task_id: &str, chunks: &[LogChunk]) -> StoreResult<()> {
     for chunk in chunks {
         sql!(
             "INSERT INTO task_logs (task_id, seq, command, stream, content) VALUES ($1, $2, $3, $4, $5)",
@@ -282,19 +282,19 @@ async fn insert_log_chunks(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task_
 /// Inserts a queued task inside `tx`, with the scheduler's `audit` record of it when the
 /// scheduler queued it (a launch's or update's replaces its provisioned product's dependencies
 /// with those its references name).
-pub(super) async fn insert_task(tx: &mut sqlx::Transaction<'static, sqlx::Any>, t: &Task, audit: Option<&AuditEvent>) -> StoreResult<()> {
+pub(super) async fn insert_task(tx: &mut super::Tx, t: &Task, audit: Option<&AuditEvent>) -> StoreResult<()> {
     insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
     record_queued(tx, audit, t).await?;
     super::dependency::replace_edges(tx, t).await
 }
 
 /// Inserts a provisioned product as it is (a launch's is `UnderChange` with its task as its last).
-pub(super) async fn insert_provisioned_product(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pp: &ProvisionedProduct) -> StoreResult<()> {
+pub(super) async fn insert_provisioned_product(tx: &mut super::Tx, pp: &ProvisionedProduct) -> StoreResult<()> {
     insert_provisioned_products(tx, &[pp]).await
 }
 
 /// Inserts provisioned products as they are, in one statement (`updated_at`: their creation).
-async fn insert_provisioned_products(tx: &mut sqlx::Transaction<'static, sqlx::Any>, pps: &[&ProvisionedProduct]) -> StoreResult<()> {
+async fn insert_provisioned_products(tx: &mut super::Tx, pps: &[&ProvisionedProduct]) -> StoreResult<()> {
     let columns = [ProvisionedProduct::COLUMNS, &["updated_at"]].concat();
     let insert = insert("provisioned_products", &columns, pps, |pp, sql| {
         pp.bind_values(sql);
@@ -306,7 +306,7 @@ async fn insert_provisioned_products(tx: &mut sqlx::Transaction<'static, sqlx::A
 
 /// Moves the task's live provisioned product to `UnderChange` with `task` as its last task;
 /// false when it is `UnderChange` already, or gone.
-pub(super) async fn mark_under_change(tx: &mut sqlx::Transaction<'static, sqlx::Any>, task: &Task) -> StoreResult<bool> {
+pub(super) async fn mark_under_change(tx: &mut super::Tx, task: &Task) -> StoreResult<bool> {
     let moved = sql!(
         "UPDATE provisioned_products SET status = $1, last_task_id = $2, last_provisioning_task_id = $2, updated_at = $3 \
          WHERE provisioned_product_id = $4 AND status <> $1 AND terminated = 0",

@@ -89,7 +89,7 @@ impl Store {
                 changed += 1;
             }
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(changed)
     }
 }

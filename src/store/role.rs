@@ -20,7 +20,7 @@ pub struct Role {
 }
 
 /// Inserts the role `name` unless it exists; returns whether it was created.
-async fn insert_role(tx: &mut sqlx::Transaction<'static, sqlx::Any>, name: &str) -> StoreResult<bool> {
+async fn insert_role(tx: &mut super::Tx, name: &str) -> StoreResult<bool> {
     let done = sql!(
         "INSERT INTO principals (principal_id, principal_type, name, is_admin, created_at) VALUES ($1, $2, $3, 0, $4) \
          ON CONFLICT (principal_type, name) DO NOTHING",

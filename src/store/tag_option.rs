@@ -113,6 +113,7 @@ fn from_row(row: &Row<'_>) -> StoreResult<TagOption> {
 impl Store {
     /// Stores a new tag option; false when its key/value pair exists already.
     pub async fn insert_tag_option(&self, t: &TagOption) -> StoreResult<bool> {
+        super::audit::created(&t.tag_option_id);
         let done = self
             .write(sql!(
                 "INSERT INTO tag_options (tag_option_id, tag_key, tag_value, active, owner, created_at) VALUES ($1, $2, $3, $4, $5, $6) \

@@ -83,7 +83,7 @@ pub struct Event {
 
 /// Writes the deliveries of `event`, one per matching webhook, in `tx` (none: nothing is
 /// written but the look-up of the webhooks).
-pub(super) async fn enqueue(tx: &mut sqlx::Transaction<'static, sqlx::Any>, dialect: Dialect, event: &Event) -> StoreResult<()> {
+pub(super) async fn enqueue(tx: &mut super::Tx, dialect: Dialect, event: &Event) -> StoreResult<()> {
     let webhooks: Vec<WebhookId> = sql!(
         "SELECT webhook_id FROM webhooks WHERE (portfolio_id IS NULL OR portfolio_id = $1) AND (event_types = '[]' OR event_types LIKE $2)",
         &event.portfolio_id,
@@ -136,6 +136,7 @@ pub struct DeliveryQuery {
 impl Store {
     /// Stores a new webhook.
     pub async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        super::audit::created(&webhook.webhook_id);
         self.write(insert("webhooks", Webhook::COLUMNS, [webhook], |w, sql| w.bind_values(sql))).await?;
         Ok(())
     }

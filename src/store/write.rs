@@ -24,14 +24,17 @@ use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Executor};
 use tokio::sync::oneshot;
 
+use super::audit::{self, AuditEvent};
 use super::read::bind_all;
 use super::sql::Sql;
 use super::{Store, StoreError, StoreResult};
 
-/// A statement waiting for the next group, and where its outcome goes.
+/// A statement waiting for the next group, the audit record it carries, and where its outcome
+/// goes: the rows it changed and whether the record was written with it.
 struct Pending {
     sql: Sql,
-    answer: oneshot::Sender<StoreResult<u64>>,
+    audit: Option<AuditEvent>,
+    answer: oneshot::Sender<StoreResult<(u64, bool)>>,
 }
 
 /// The statements waiting for the next group, and whether a group writer runs.
@@ -130,14 +133,27 @@ impl Drop for WriterSlot {
 
 impl Store {
     /// Runs one statement that changes rows, outside any transaction, in the next group commit,
-    /// and returns how many rows it changed. Never call it while holding a transaction of
-    /// [`Store::begin`]: on SQLite the group waits for that transaction's connection.
+    /// and returns how many rows it changed. Within a request, the statement carries the
+    /// request's audit record if no write has yet ([`audit::carried`]). Never call it while
+    /// holding a transaction of [`Store::begin`]: on SQLite the group waits for that
+    /// transaction's connection.
     pub(crate) async fn write(&self, sql: Sql) -> StoreResult<u64> {
+        let audit = audit::take();
+        let carried = audit.clone();
+        let outcome = self.write_group_member(sql, audit).await;
+        if let Some(event) = carried {
+            audit::settle(event, matches!(outcome, Ok((_, true))));
+        }
+        outcome.map(|(rows, _)| rows)
+    }
+
+    /// [`Store::write`] of `sql`, with `audit` written in the same commit when it succeeds.
+    async fn write_group_member(&self, sql: Sql, audit: Option<AuditEvent>) -> StoreResult<(u64, bool)> {
         let group = &self.group_commit;
         let (answer, outcome) = oneshot::channel();
         let start = {
             let mut queue = group.queue.lock().expect("group commit lock");
-            queue.waiting.push(Pending { sql, answer });
+            queue.waiting.push(Pending { sql, audit, answer });
             !std::mem::replace(&mut queue.writing, true)
         };
         if start {
@@ -205,7 +221,10 @@ async fn write_postgres_group(own: &OwnConnection, batch: Vec<Pending>) {
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for pending in &batch {
-        outcomes.push(conn.execute(pending.sql.query()).await.map(|done| done.rows_affected()).map_err(StoreError::from));
+        let with_audit = pending.audit.as_ref().and_then(|audit| audit.ahead_of(&pending.sql));
+        let audited = with_audit.is_some();
+        let sql = with_audit.as_ref().unwrap_or(&pending.sql);
+        outcomes.push(conn.execute(sql.query()).await.map(|done| (done.rows_affected(), audited)).map_err(StoreError::from));
     }
     let flushed = match outcomes.iter().any(Result::is_ok) {
         // Without arguments: the simple query protocol, which runs several statements.
@@ -247,16 +266,21 @@ fn write_group(path: &Path, conn: &mut Option<rusqlite::Connection>, batch: Vec<
     if let Err(e) = db.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(batch, e.into());
     }
-    let mut outcomes: Vec<StoreResult<u64>> = Vec::with_capacity(batch.len());
+    let mut outcomes: Vec<StoreResult<(u64, bool)>> = Vec::with_capacity(batch.len());
     for pending in &batch {
-        let outcome = run(db, &pending.sql);
-        let ended = outcome.is_err() && db.is_autocommit();
-        outcomes.push(outcome);
-        if ended {
-            // The error ended the transaction (no space, I/O): nothing of the group was kept.
-            let error = outcomes.pop().expect("pushed above").expect_err("an error");
+        // The record fails alone too: the statement is then answered as not carrying it.
+        let outcome = run(db, &pending.sql).and_then(|rows| match &pending.audit {
+            Some(audit) => {
+                run(db, &audit.insert()).map(|_| (rows, true)).or_else(|e| if db.is_autocommit() { Err(e) } else { Ok((rows, false)) })
+            }
+            None => Ok((rows, false)),
+        });
+        if db.is_autocommit() {
+            // An error ended the transaction (no space, I/O): nothing of the group was kept.
+            let error = outcome.err().unwrap_or_else(|| StoreError::Database("the group's transaction ended".into()));
             return fail_all(batch, error);
         }
+        outcomes.push(outcome);
     }
     if let Err(e) = db.execute_batch("COMMIT") {
         if !db.is_autocommit() {
