@@ -12,7 +12,7 @@ use super::schedule::on_behalf;
 use crate::catalog::constraint::{ConstraintConfig, DriftConfig, Remediation};
 use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
-use crate::model::{DriftStatus, PlanId, ProvisionedProductId, ProvisionedProductStatus, TaskId};
+use crate::model::{DriftStatus, PlanId, ProvisionedProductStatus, TaskId};
 use crate::store::audit::AuditEvent;
 use crate::store::drift::{DriftCheck, DriftedResource, Remedy};
 use crate::store::principal::Principal;
@@ -111,7 +111,7 @@ impl Provisioner<'_> {
     /// Carries out the remediation of each check that found drift and asked for one, on behalf of
     /// the provisioned product's owner: a `Reapply` queues an update, a `ReapplyWithApproval`
     /// creates an update plan, and an approved remediation plan is executed. A product that is
-    /// busy waits for the next round. An update or execution is audited (`system`, the
+    /// busy waits for the next round. An update, plan or execution is audited (`system`, the
     /// request id naming `node`) in the transaction that queues it. Returns what was done.
     pub async fn remediate(&self, node: &str) -> Result<Vec<Remediated>, DomainError> {
         let mut done = Vec::new();
@@ -130,7 +130,8 @@ impl Provisioner<'_> {
             }
             let outcome = match self.owner(&pp).await? {
                 Some(owner) if check.remediation == Remediation::ReapplyWithApproval => {
-                    self.remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
+                    let audit = remediation_record(node, "CreateProvisionedProductPlan", &pp, &check.task_id, None);
+                    self.audited(audit).remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
                 }
                 Some(owner) => {
                     let audit = remediation_record(node, "UpdateProvisionedProduct", &pp, &check.task_id, None);
@@ -138,7 +139,7 @@ impl Provisioner<'_> {
                 }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
-            done.extend(self.record(check.task_id, &pp, outcome, "The remediation was not carried out").await?);
+            done.extend(self.record(check.task_id, outcome, "The remediation was not carried out").await?);
         }
         for check in self.store.approved_remediations(now).await? {
             let Some(plan_id) = check.remediation_plan_id.clone() else { continue };
@@ -156,19 +157,13 @@ impl Provisioner<'_> {
                 }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
-            done.extend(self.record(check.task_id, &pp, outcome, "The approved remediation plan was not executed").await?);
+            done.extend(self.record(check.task_id, outcome, "The approved remediation plan was not executed").await?);
         }
         Ok(done)
     }
 
     /// Records on the check what its remediation made, or why it made nothing.
-    async fn record(
-        &self,
-        check: TaskId,
-        pp: &ProvisionedProduct,
-        outcome: Result<Made, DomainError>,
-        failed: &str,
-    ) -> Result<Option<Remediated>, DomainError> {
+    async fn record(&self, check: TaskId, outcome: Result<Made, DomainError>, failed: &str) -> Result<Option<Remediated>, DomainError> {
         match outcome {
             Ok(made) => {
                 let remedy = match &made {
@@ -176,8 +171,7 @@ impl Provisioner<'_> {
                     Made::Plan(plan_id) => Remedy::Plan(plan_id),
                 };
                 self.store.record_remediation(&check, Some(remedy), "").await?;
-                let provisioned_product_id = pp.provisioned_product_id.clone();
-                Ok(Some(Remediated { check, provisioned_product_id, owner: pp.owner_principal_id.clone(), made }))
+                Ok(Some(Remediated { check, made }))
             }
             Err(e) => {
                 self.store.record_remediation(&check, None, &format!("{failed}: {e}")).await?;
@@ -203,14 +197,11 @@ pub enum Made {
     Execution { plan_id: PlanId, update: Queued },
 }
 
-/// A remediation carried out, as the audit trail records it.
+/// A remediation carried out.
 #[derive(Debug, Clone)]
 pub struct Remediated {
     /// The check that asked for it.
     pub check: TaskId,
-    pub provisioned_product_id: ProvisionedProductId,
-    /// The owner it was done for.
-    pub owner: String,
     pub made: Made,
 }
 

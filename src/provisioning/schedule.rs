@@ -158,7 +158,7 @@ impl Scheduler {
             match self.provisioner().remediate(&self.node).await {
                 Ok(done) => {
                     for remediated in done {
-                        self.log_remediation(remediated).await;
+                        self.log_remediation(remediated);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot carry out the pending remediations"),
@@ -425,21 +425,14 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Logs what a drift check's remediation did. Its update or execution was audited with its
-    /// task; a remediation plan (no task) is audited here, as `CreateProvisionedProductPlan`.
-    async fn log_remediation(&self, done: Remediated) {
+    /// Logs what a drift check's remediation did (audited with its task or plan).
+    fn log_remediation(&self, done: Remediated) {
         match &done.made {
             Made::Update(update) => {
                 tracing::info!(check_task_id = %done.check, task_id = %update.task_id, "queued the re-apply of a drifted provisioned product");
             }
             Made::Plan(plan_id) => {
                 tracing::info!(check_task_id = %done.check, plan_id = %plan_id, "created the remediation plan of a drifted provisioned product");
-                let extra = json!({"DriftCheckTaskId": done.check, "PlanId": plan_id});
-                let request_id = format!("{}/{plan_id}", self.node);
-                let event = on_behalf(request_id, "CreateProvisionedProductPlan", &done.provisioned_product_id, &done.owner, extra);
-                if let Err(e) = self.store.record_audit_event(&event).await {
-                    tracing::warn!(error = %e, plan_id = %plan_id, "cannot record a remediation plan in the audit trail");
-                }
             }
             Made::Execution { plan_id, update } => {
                 tracing::info!(check_task_id = %done.check, plan_id = %plan_id, task_id = %update.task_id, "executed an approved remediation plan");

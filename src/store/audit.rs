@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::sync::Mutex;
 
-use super::provisioning::Task;
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
 
@@ -170,12 +169,12 @@ pub(super) fn created(id: &str) {
     });
 }
 
-/// Writes `audit`, when there is one, in `tx` as the record of what queued `task`, the task's id
-/// added to its request id: a task the scheduler queues is audited in the transaction that queues
-/// it, so that no node's death leaves it unaudited.
-pub(super) async fn record_queued(tx: &mut sqlx::AnyConnection, audit: Option<&AuditEvent>, task: &Task) -> StoreResult<()> {
+/// Writes `audit`, when there is one, in `tx` as the record of what queued `job` (a task's or a
+/// plan's id), the job's id added to its request id: a task or plan the scheduler queues is
+/// audited in the transaction that queues it, so that no node's death leaves it unaudited.
+pub(super) async fn record_queued(tx: &mut sqlx::AnyConnection, audit: Option<&AuditEvent>, job: &str) -> StoreResult<()> {
     if let Some(audit) = audit {
-        let record = AuditEvent { request_id: format!("{}/{}", audit.request_id, task.task_id), ..audit.stamped() };
+        let record = AuditEvent { request_id: format!("{}/{job}", audit.request_id), ..audit.stamped() };
         record.insert().execute(tx).await?;
     }
     Ok(())
@@ -233,25 +232,29 @@ impl Store {
     }
 }
 
+/// A successful change `action` of `resource` by `principal`, request `R`, for tests.
+#[cfg(test)]
+pub(super) fn sample(action: &str, principal: &str, resource: &str) -> AuditEvent {
+    AuditEvent {
+        event_id: String::new(),
+        occurred_at: 0,
+        request_id: "R".into(),
+        action: action.into(),
+        principal_id: "1".into(),
+        principal_name: principal.into(),
+        resource_id: resource.into(),
+        parameters: "{}".into(),
+        http_status: 200,
+        result_code: "Success".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::testing;
 
-    fn event(action: &str, principal: &str, resource: &str) -> AuditEvent {
-        AuditEvent {
-            event_id: String::new(),
-            occurred_at: 0,
-            request_id: "R".into(),
-            action: action.into(),
-            principal_id: "1".into(),
-            principal_name: principal.into(),
-            resource_id: resource.into(),
-            parameters: "{}".into(),
-            http_status: 200,
-            result_code: "Success".into(),
-        }
-    }
+    use super::sample as event;
 
     #[tokio::test]
     async fn events_are_filtered_paged_and_pruned() {

@@ -358,7 +358,7 @@ mod tests {
             assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
             assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
             let plan = Plan { status: PlanStatus::ApplicationInProgress, ..sample_plan("plan-r") };
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             store.record_remediation("task-c", Some(Remedy::Plan(&plan.plan_id)), "").await.unwrap();
             assert!(store.pending_remediations(now_ms()).await.unwrap().is_empty(), "its plan is made");
             assert!(store.approved_remediations(now_ms()).await.unwrap().is_empty(), "not approved yet");

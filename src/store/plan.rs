@@ -201,11 +201,19 @@ pub(super) async fn finish_execution(tx: &mut super::Tx, task_id: &str, failure:
 }
 
 impl Store {
-    /// Records a new plan (its preview queued).
-    pub async fn insert_plan(&self, p: &Plan) -> StoreResult<()> {
+    /// Records a new plan (its preview queued), with `audit` in the same transaction when the
+    /// scheduler makes it ([`super::audit::record_queued`]).
+    pub async fn insert_plan(&self, p: &Plan, audit: Option<&AuditEvent>) -> StoreResult<()> {
         super::audit::created(&p.plan_id);
-        self.write(insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql))).await?;
-        Ok(())
+        let statement = insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql));
+        let Some(audit) = audit else {
+            self.write(statement).await?;
+            return Ok(());
+        };
+        let mut tx = self.begin().await?;
+        statement.execute(&mut *tx).await?;
+        super::audit::record_queued(&mut tx, Some(audit), &p.plan_id).await?;
+        tx.commit().await
     }
 
     /// One plan.
@@ -500,10 +508,25 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_plan_the_scheduler_makes_is_audited_with_it_and_only_then() {
+        testing::each_store(|store| async move {
+            let audit =
+                AuditEvent { request_id: "node-a".into(), ..super::super::audit::sample("CreateProvisionedProductPlan", "system", "pp-r") };
+            store.insert_plan(&sample_plan("plan-r"), Some(&audit)).await.unwrap();
+            assert!(store.insert_plan(&sample_plan("plan-r"), Some(&audit)).await.is_err(), "the same plan twice");
+            let query = super::super::audit::AuditQuery { resource_id: Some("pp-r".into()), ..Default::default() };
+            let page = super::super::Page { number: 1, size: 10 };
+            let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, page).await.unwrap();
+            assert_eq!(audited.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["node-a/plan-r"]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_preview_is_claimed_once_and_its_result_needs_the_lease() {
         testing::each_store(|store| async move {
             let plan = sample_plan("plan-a");
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             let (claimed, fence) = store.claim::<Plan>("w1", 60_000).await.unwrap().unwrap();
             assert_eq!((claimed.plan_id.as_str(), fence.epoch), ("plan-a", 1));
             assert!(store.claim::<Plan>("w2", 60_000).await.unwrap().is_none());
@@ -527,7 +550,7 @@ pub(crate) mod tests {
     async fn a_replan_writes_the_new_change_only_from_the_status_read() {
         testing::each_store(|store| async move {
             let plan = sample_plan("plan-r");
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             let replanned = Plan { description: "again".into(), parameter_references: "[{\"ParameterKey\":\"k\"}]".into(), ..plan };
             assert!(!store.replan(&replanned, PlanStatus::PreviewSuccess).await.unwrap(), "not in that status");
             assert!(store.replan(&replanned, PlanStatus::PreviewInProgress).await.unwrap());
@@ -541,7 +564,7 @@ pub(crate) mod tests {
     async fn a_cancelled_preview_keeps_its_status_and_an_expired_one_fails() {
         testing::each_store(|store| async move {
             let plan = sample_plan("plan-b");
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             let (_, fence) = store.claim::<Plan>("w1", 60_000).await.unwrap().unwrap();
             let cancel = PlanRecord { approval_action: "Cancel".into(), ..submit_record(&plan) };
             assert!(store.transition_plan(&plan, PlanStatus::PreviewInProgress, PlanStatus::Canceled, &cancel).await.unwrap());
@@ -550,7 +573,7 @@ pub(crate) mod tests {
             assert_eq!(store.plan("plan-b").await.unwrap().unwrap().status, PlanStatus::Canceled);
 
             let plan = sample_plan("plan-c");
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             let (_, dead) = store.claim::<Plan>("dead", -1).await.unwrap().unwrap();
             assert_eq!(store.expired::<Plan>().await.unwrap().len(), 1);
             let reaper = store.take_over(Plan::TABLE, "plan-c", "reaper").await.unwrap().unwrap();
@@ -574,7 +597,7 @@ pub(crate) mod tests {
             plan.operation_type = OperationType::UpdateProvisionedProduct;
             plan.provisioned_product_id = task.provisioned_product_id.clone();
             plan.status = PlanStatus::PreviewSuccess;
-            store.insert_plan(&plan).await.unwrap();
+            store.insert_plan(&plan, None).await.unwrap();
             let mut update = task.clone();
             update.task_id = "task-2".into();
             update.task_type = OperationType::UpdateProvisionedProduct;

@@ -284,7 +284,7 @@ async fn insert_log_chunks(tx: &mut super::Tx, task_id: &str, chunks: &[LogChunk
 /// with those its references name).
 pub(super) async fn insert_task(tx: &mut super::Tx, t: &Task, audit: Option<&AuditEvent>) -> StoreResult<()> {
     insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
-    record_queued(tx, audit, t).await?;
+    record_queued(tx, audit, &t.task_id).await?;
     super::dependency::replace_edges(tx, t).await
 }
 
@@ -1090,16 +1090,8 @@ pub(crate) mod tests {
         testing::each_store(|store| async move {
             let launch = seed_task(&store, "task-g").await;
             let audit = AuditEvent {
-                event_id: String::new(),
-                occurred_at: 0,
                 request_id: "node-a".into(),
-                action: "UpdateProvisionedProduct".into(),
-                principal_id: "system".into(),
-                principal_name: "system".into(),
-                resource_id: "pp-task-g".into(),
-                parameters: "{}".into(),
-                http_status: 200,
-                result_code: "Success".into(),
+                ..super::super::audit::sample("UpdateProvisionedProduct", "system", "pp-task-g")
             };
             let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
             assert!(!store.start_change(&update("task-h"), Some(&audit)).await.unwrap(), "the launch holds the product");

@@ -204,3 +204,8 @@ def test_reapply_with_approval_plans_the_reapply_and_runs_it_once_approved(drift
     audit = admin_raw.call("ListAuditEvents", {"PrincipalName": "system", "ResourceId": pp_id})["AuditEvents"]
     assert sorted(e["Action"] for e in audit) == ["CreateProvisionedProductPlan", "ExecuteProvisionedProductPlan"], audit
     assert all(e["Parameters"]["OnBehalfOf"] == owner["PrincipalId"] for e in audit), audit
+    assert all(e["Parameters"]["DriftCheckTaskId"] == checked["TaskId"] for e in audit), audit
+    # Each record names what it queued: the plan, then the execution's task.
+    by_action = {e["Action"]: e["RequestId"] for e in audit}
+    assert by_action["CreateProvisionedProductPlan"].endswith("/" + plan_id), audit
+    assert by_action["ExecuteProvisionedProductPlan"].endswith("/" + update_id), audit
