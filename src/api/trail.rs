@@ -61,7 +61,8 @@ pub struct Change<'a> {
 /// Records the outcome of `change`; `outcome` is the answer (when it was built as a value) or
 /// the refusal. A failure to record is logged, never answered.
 pub async fn record(store: &Store, change: &Change<'_>, outcome: Result<Option<&Value>, &ApiError>) {
-    let event = event(store, change, outcome).await;
+    let sensitive = sensitive_names(store, change.params, outcome.ok().flatten()).await;
+    let event = event(change, outcome, masked(change.params, sensitive.as_deref()).to_string());
     if let Err(e) = store.record_audit_event(&event).await {
         tracing::error!(request_id = change.request_id, action = change.action, error = %e, "cannot record the audit event");
     }
@@ -69,14 +70,19 @@ pub async fn record(store: &Store, change: &Change<'_>, outcome: Result<Option<&
 
 /// Runs `handler`, which makes `change`, so that its first write commits the record of its
 /// success with it (`store::audit::carried`); once it has answered, records its outcome as
-/// [`record`] does, by amending the committed record where it differs.
+/// [`record`] does, by amending the committed record where it differs. The parameters are
+/// masked again only when the answer changed which of them are sensitive.
 pub async fn recorded<F>(store: &Store, change: &Change<'_>, handler: F) -> F::Output
 where
     F: Future<Output = Result<Answer, ApiError>>,
 {
-    let draft = event(store, change, Ok(None)).await;
-    let (result, written) = carried(draft, handler).await;
-    let event = event(store, change, result.as_ref().map(Answer::as_value)).await;
+    let drafted = sensitive_names(store, change.params, None).await;
+    let parameters = masked(change.params, drafted.as_deref()).to_string();
+    let (result, written) = carried(event(change, Ok(None), parameters.clone()), handler).await;
+    let outcome = result.as_ref().map(Answer::as_value);
+    let sensitive = sensitive_names(store, change.params, outcome.ok().flatten()).await;
+    let parameters = if sensitive == drafted { parameters } else { masked(change.params, sensitive.as_deref()).to_string() };
+    let event = event(change, outcome, parameters);
     let recorded = match written {
         Some(written) if written.same_record(&event) => Ok(()),
         Some(written) => store.amend_audit_event(&written.event_id, &event).await,
@@ -88,11 +94,10 @@ where
     result
 }
 
-/// The record of `change` with `outcome` ([`record`]), its id and time not yet set.
-async fn event(store: &Store, change: &Change<'_>, outcome: Result<Option<&Value>, &ApiError>) -> AuditEvent {
+/// The record of `change` with `outcome` ([`record`]) and its `parameters` as [`masked`], its id
+/// and time not yet set.
+fn event(change: &Change<'_>, outcome: Result<Option<&Value>, &ApiError>, parameters: String) -> AuditEvent {
     let Change { request_id, action, principal, params } = *change;
-    let response = outcome.ok().flatten();
-    let sensitive = sensitive_names(store, params, response).await;
     let (http_status, result_code) = match outcome {
         Ok(_) => (200, "Success".to_string()),
         Err(e) => (i64::from(e.status().as_u16()), e.code().to_string()),
@@ -104,8 +109,8 @@ async fn event(store: &Store, change: &Change<'_>, outcome: Result<Option<&Value
         action: action.to_string(),
         principal_id: principal.principal_id.clone(),
         principal_name: principal.name.clone(),
-        resource_id: resource_id(params, response),
-        parameters: masked(params, sensitive.as_deref()).to_string(),
+        resource_id: resource_id(params, outcome.ok().flatten()),
+        parameters,
         http_status,
         result_code,
     }
@@ -132,8 +137,8 @@ fn resource_id(params: &Params, response: Option<&Value>) -> String {
 }
 
 fn secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_NAMES.iter().any(|s| lower.contains(s))
+    let name = name.as_bytes();
+    SECRET_NAMES.iter().any(|secret| name.windows(secret.len()).any(|part| part.eq_ignore_ascii_case(secret.as_bytes())))
 }
 
 /// The request's parameters as a JSON object with secrets masked (`sensitive`: the
