@@ -79,7 +79,7 @@ impl AppState {
             regions: &self.config.regions,
             account_id: &self.config.account_id,
             engine: &self.engine,
-            audit: None,
+            scheduled: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::catalog::error::DomainError;
 use crate::catalog::wire::{format_time, Paged, Paging};
 use crate::model::{DriftStatus, PlanId, ProvisionedProductStatus, TaskId};
 use crate::store::audit::AuditEvent;
-use crate::store::drift::{DriftCheck, DriftedResource, Remedy};
+use crate::store::drift::{DriftCheck, DriftedResource};
 use crate::store::principal::Principal;
 use crate::store::provisioning::ProvisionedProduct;
 use crate::store::{now_ms, Store};
@@ -112,7 +112,8 @@ impl Provisioner<'_> {
     /// the provisioned product's owner: a `Reapply` queues an update, a `ReapplyWithApproval`
     /// creates an update plan, and an approved remediation plan is executed. A product that is
     /// busy waits for the next round. An update, plan or execution is audited (`system`, the
-    /// request id naming `node`) in the transaction that queues it. Returns what was done.
+    /// request id naming `node`) and recorded on its check (once only, whichever nodes try) in
+    /// the transaction that queues it. Returns what was done.
     pub async fn remediate(&self, node: &str) -> Result<Vec<Remediated>, DomainError> {
         let mut done = Vec::new();
         let now = now_ms();
@@ -131,15 +132,16 @@ impl Provisioner<'_> {
             let outcome = match self.owner(&pp).await? {
                 Some(owner) if check.remediation == Remediation::ReapplyWithApproval => {
                     let audit = remediation_record(node, "CreateProvisionedProductPlan", &pp, &check.task_id, None);
-                    self.audited(audit).remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
+                    let remedying = self.remedying(&check.task_id, audit);
+                    remedying.remediation_plan(&owner, &pp, &check.task_id).await.map(|plan| Made::Plan(plan.plan_id))
                 }
                 Some(owner) => {
                     let audit = remediation_record(node, "UpdateProvisionedProduct", &pp, &check.task_id, None);
-                    self.audited(audit).reapply(&owner, &pp).await.map(Made::Update)
+                    self.remedying(&check.task_id, audit).reapply(&owner, &pp).await.map(Made::Update)
                 }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
-            done.extend(self.record(check.task_id, outcome, "The remediation was not carried out").await?);
+            done.extend(self.record(check.task_id, now, outcome, "The remediation was not carried out").await?);
         }
         for check in self.store.approved_remediations(now).await? {
             let Some(plan_id) = check.remediation_plan_id.clone() else { continue };
@@ -153,28 +155,28 @@ impl Provisioner<'_> {
             let outcome = match self.owner(&pp).await? {
                 Some(owner) => {
                     let audit = remediation_record(node, "ExecuteProvisionedProductPlan", &pp, &check.task_id, Some(&plan_id));
-                    self.audited(audit).execute(&owner, &plan_id).await.map(|update| Made::Execution { plan_id, update })
+                    self.remedying(&check.task_id, audit).execute(&owner, &plan_id).await.map(|update| Made::Execution { plan_id, update })
                 }
                 None => Err(DomainError::not_found("Principal", &pp.owner_principal_id)),
             };
-            done.extend(self.record(check.task_id, outcome, "The approved remediation plan was not executed").await?);
+            done.extend(self.record(check.task_id, now, outcome, "The approved remediation plan was not executed").await?);
         }
         Ok(done)
     }
 
-    /// Records on the check what its remediation made, or why it made nothing.
-    async fn record(&self, check: TaskId, outcome: Result<Made, DomainError>, failed: &str) -> Result<Option<Remediated>, DomainError> {
+    /// What the remediation of `check`, claimed at `claimed` (ms), made; or, recorded on the
+    /// check, why it made nothing. What it made was recorded on the check as it was queued.
+    async fn record(
+        &self,
+        check: TaskId,
+        claimed: i64,
+        outcome: Result<Made, DomainError>,
+        failed: &str,
+    ) -> Result<Option<Remediated>, DomainError> {
         match outcome {
-            Ok(made) => {
-                let remedy = match &made {
-                    Made::Update(update) | Made::Execution { update, .. } => Remedy::Update(&update.task_id),
-                    Made::Plan(plan_id) => Remedy::Plan(plan_id),
-                };
-                self.store.record_remediation(&check, Some(remedy), "").await?;
-                Ok(Some(Remediated { check, made }))
-            }
+            Ok(made) => Ok(Some(Remediated { check, made })),
             Err(e) => {
-                self.store.record_remediation(&check, None, &format!("{failed}: {e}")).await?;
+                self.store.fail_remediation(&check, claimed, &format!("{failed}: {e}")).await?;
                 Ok(None)
             }
         }

@@ -434,7 +434,7 @@ impl Provisioner<'_> {
             product_name: String::new(),
         };
         let plan = self.previewing(plan, change);
-        self.store.insert_plan(&plan, self.audit.as_ref()).await?;
+        self.store.insert_plan(&plan, self.scheduled.as_ref()).await?;
         self.engine.task_queued().await;
         Ok(plan)
     }

@@ -16,7 +16,7 @@ use crate::catalog::parameters::{ParameterConstraint, MASK};
 use crate::catalog::version::launchable_version;
 use crate::engine::Engine;
 use crate::model::{OperationType, ProvisionedProductId, ProvisionedProductStatus, Region, ScheduleKind, TaskId, TaskStatus, UpdatePolicy};
-use crate::store::audit::AuditEvent;
+use crate::store::audit::{AuditEvent, Scheduled};
 use crate::store::campaign::CampaignClaim;
 use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
@@ -37,10 +37,11 @@ pub struct Provisioner<'a> {
     pub account_id: &'a str,
     /// Woken when a task is queued.
     pub engine: &'a Engine,
-    /// The audit record the scheduler writes of each task it queues through these operations,
-    /// in the transaction that queues it (the task's id is added to its request id); `None` for
-    /// front ends, whose request pipeline records the call.
-    pub audit: Option<AuditEvent>,
+    /// What the scheduler writes with each task or plan it queues through these operations, in
+    /// the transaction that queues it: its audit record (the job's id added to its request id)
+    /// and the drift check it remediates; `None` for front ends, whose request pipeline records
+    /// the call.
+    pub scheduled: Option<Scheduled>,
 }
 
 /// A queued task and the provisioned product it changes (serialized as the API answers them).
@@ -419,7 +420,7 @@ impl<'a> Provisioner<'a> {
         let change = self.on_product(principal, pp, asked).await?.direct()?;
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, pp.parameters_sealed.clone());
-        if !self.store.start_drift_check(&task, remediation, self.audit.as_ref()).await? {
+        if !self.store.start_drift_check(&task, remediation, self.scheduled.as_ref()).await? {
             return Err(super::refuse_under_change(pp));
         }
         self.engine.task_queued().await;
@@ -442,10 +443,16 @@ impl<'a> Provisioner<'a> {
         self.change(pp, change.direct()?, sealed, None).await
     }
 
-    /// The same operations, each task they queue audited with `record`, written in the
+    /// The same operations, each task or plan they queue audited with `record`, written in the
     /// transaction that queues it.
     pub fn audited(&self, record: AuditEvent) -> Provisioner<'a> {
-        Provisioner { audit: Some(record), ..*self }
+        Provisioner { scheduled: Some(record.into()), ..*self }
+    }
+
+    /// The same operations as the remediation of the drift check `check`, audited with `record`:
+    /// the task or plan they queue is linked to the check in the transaction that queues it.
+    pub fn remedying(&self, check: &TaskId, record: AuditEvent) -> Provisioner<'a> {
+        Provisioner { scheduled: Some(Scheduled { audit: record, remedies: Some(check.clone()) }), ..*self }
     }
 
     /// Queues `change` of `pp` with its parameters `sealed`, unless `pp` went `UnderChange`
@@ -460,8 +467,8 @@ impl<'a> Provisioner<'a> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, sealed);
         let started = match expiry {
-            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry, self.audit.as_ref()).await?,
-            None => self.store.start_change(&task, self.audit.as_ref()).await?,
+            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry, self.scheduled.as_ref()).await?,
+            None => self.store.start_change(&task, self.scheduled.as_ref()).await?,
         };
         if !started {
             return Err(super::refuse_under_change(pp));
@@ -507,7 +514,8 @@ impl<'a> Provisioner<'a> {
             let policy = super::expiry::expiry_policy(self.store, &plan.portfolio_id, &plan.product_id).await?;
             pp.expires_at = policy.map(|p| task.created_at + p.default_ms());
         }
-        if let Err(refusal) = self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task, claim, self.audit.as_ref()).await?
+        if let Err(refusal) =
+            self.store.start_plan_execution(plan, plan.status, launch.as_ref(), &task, claim, self.scheduled.as_ref()).await?
         {
             return Ok(Err(refusal));
         }

@@ -121,7 +121,7 @@ impl Scheduler {
             regions: &self.regions,
             account_id: &self.account_id,
             engine: &self.engine,
-            audit: None,
+            scheduled: None,
         }
     }
 

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use super::sql::{insert, record, sql, Sql};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use crate::model::{PlanId, TaskId};
 
 record! {
     /// One recorded change.
@@ -169,15 +170,52 @@ pub(super) fn created(id: &str) {
     });
 }
 
-/// Writes `audit`, when there is one, in `tx` as the record of what queued `job` (a task's or a
-/// plan's id), the job's id added to its request id: a task or plan the scheduler queues is
-/// audited in the transaction that queues it, so that no node's death leaves it unaudited.
-pub(super) async fn record_queued(tx: &mut sqlx::AnyConnection, audit: Option<&AuditEvent>, job: &str) -> StoreResult<()> {
-    if let Some(audit) = audit {
-        let record = AuditEvent { request_id: format!("{}/{job}", audit.request_id), ..audit.stamped() };
-        record.insert().execute(tx).await?;
+/// What the scheduler writes with a job (a task or a plan) it queues, in the transaction that
+/// queues it: so that no node's death leaves the job unaudited or, for a drift remediation,
+/// unknown to its check (whose remediation another node would then carry out again).
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    /// The audit record of the job; its id is added to the record's request id.
+    pub audit: AuditEvent,
+    /// The drift check whose remediation the job is.
+    pub remedies: Option<TaskId>,
+}
+
+impl From<AuditEvent> for Scheduled {
+    /// A job audited with `audit`, no drift check's remediation.
+    fn from(audit: AuditEvent) -> Self {
+        Scheduled { audit, remedies: None }
     }
-    Ok(())
+}
+
+/// A job the scheduler queues.
+#[derive(Debug, Clone, Copy)]
+pub enum JobId<'a> {
+    /// A task (for a drift remediation, an update: a `Reapply` or an approved plan's execution).
+    Task(&'a TaskId),
+    /// A plan (for a drift remediation, a `ReapplyWithApproval` update plan).
+    Plan(&'a PlanId),
+}
+
+impl JobId<'_> {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            JobId::Task(id) => id.as_str(),
+            JobId::Plan(id) => id.as_str(),
+        }
+    }
+}
+
+/// Writes what the scheduler's `scheduled` job `job` comes with, when there is something, in `tx`:
+/// its audit record, and its link from the drift check it remediates.
+pub(super) async fn record_queued(tx: &mut super::Tx, scheduled: Option<&Scheduled>, job: JobId<'_>) -> StoreResult<()> {
+    let Some(Scheduled { audit, remedies }) = scheduled else { return Ok(()) };
+    let record = AuditEvent { request_id: format!("{}/{}", audit.request_id, job.as_str()), ..audit.stamped() };
+    record.insert().execute(&mut **tx).await?;
+    match remedies {
+        Some(check) => super::drift::link_remediation(tx, check, job).await,
+        None => Ok(()),
+    }
 }
 
 impl Store {

@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::AuditEvent;
+use super::audit::{JobId, Scheduled};
 use super::provisioning::{insert_task, Task, TaskOutcome};
 use super::sql::{insert, record, sql, Sql};
-use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use super::{now_ms, Page, SortOrder, Store, StoreError, StoreResult};
 use crate::model::{DriftStatus, EventType, OperationType, PlanId, PlanStatus, ProvisionedProductStatus, Remediation, TaskId};
 
 /// A resource that changed outside Terraform, as a refresh-only plan found it.
@@ -32,15 +32,6 @@ pub struct DriftReport {
     pub status: DriftStatus,
     /// The resources that changed (empty when in sync).
     pub resources: Vec<DriftedResource>,
-}
-
-/// What a check's remediation made: the update it queued, or the update plan it created.
-#[derive(Debug, Clone, Copy)]
-pub enum Remedy<'a> {
-    /// An `UpdateProvisionedProduct` task (`Reapply`, or an approved plan's execution).
-    Update(&'a TaskId),
-    /// An update plan waiting for its approval (`ReapplyWithApproval`).
-    Plan(&'a PlanId),
 }
 
 record! {
@@ -88,7 +79,7 @@ impl Store {
     /// `UnderChange`: the product goes `UnderChange`, keeping the status to restore; false (and
     /// nothing written) when it is `UnderChange` already, or gone. The scheduler's `audit` record
     /// of the check is written with it.
-    pub async fn start_drift_check(&self, task: &Task, remediation: Remediation, audit: Option<&AuditEvent>) -> StoreResult<bool> {
+    pub async fn start_drift_check(&self, task: &Task, remediation: Remediation, scheduled: Option<&Scheduled>) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let moved = sql!(
             "UPDATE provisioned_products SET status_before_check = status, status = $1, last_task_id = $2, updated_at = $3 \
@@ -103,7 +94,7 @@ impl Store {
         if moved != 1 {
             return Ok(false);
         }
-        insert_task(&mut tx, task, audit).await?;
+        insert_task(&mut tx, task, scheduled).await?;
         let check = DriftCheck {
             task_id: task.task_id.clone(),
             provisioned_product_id: task.provisioned_product_id.as_str().to_string(),
@@ -196,52 +187,62 @@ impl Store {
         .await
     }
 
-    /// Records what became of a settled remediation: the update or plan it made, or why none
-    /// was (`message`). What it made is told to webhooks (`DriftRemediationQueued`) in the same
-    /// transaction.
-    pub async fn record_remediation(&self, task_id: &str, made: Option<Remedy<'_>>, message: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        let (column, made_id, field) = match made {
-            Some(Remedy::Update(id)) => ("remediation_task_id", Some(id.as_str()), "RemediationTaskId"),
-            Some(Remedy::Plan(id)) => ("remediation_plan_id", Some(id.as_str()), "RemediationPlanId"),
-            None => ("remediation_task_id", None, ""),
-        };
-        sql!(
-            &format!("UPDATE drift_checks SET {column} = COALESCE($1, {column}), message = $2, remedy_claimed_at = 0 WHERE task_id = $3"),
-            made_id,
+    /// Records why the remediation of check `task_id`, claimed at `claimed` (ms), made nothing
+    /// (`message`), unless another node has taken it over since or it was carried out.
+    pub async fn fail_remediation(&self, task_id: &str, claimed: i64, message: &str) -> StoreResult<()> {
+        self.write(sql!(
+            "UPDATE drift_checks SET message = $1, remedy_claimed_at = 0 \
+             WHERE task_id = $2 AND remedy_claimed_at = $3 AND remediation_task_id IS NULL",
             message,
-            task_id
-        )
-        .execute(&mut *tx)
+            task_id,
+            claimed
+        ))
         .await?;
-        if let Some(made_id) = made_id {
-            let found = sql!(
-                "SELECT d.provisioned_product_id, p.portfolio_id, d.remediation FROM drift_checks d \
-                 JOIN provisioned_products p ON p.provisioned_product_id = d.provisioned_product_id WHERE d.task_id = $1",
-                task_id
-            )
-            .row(&mut *tx, |row| {
-                Ok((
-                    row.get::<String>("provisioned_product_id")?,
-                    row.get::<String>("portfolio_id")?,
-                    row.get::<Remediation>("remediation")?,
-                ))
-            })
-            .await?;
-            if let Some((provisioned_product_id, portfolio_id, remediation)) = found {
-                let fields = serde_json::json!({
-                    "TaskId": task_id,
-                    field: made_id,
-                    "ProvisionedProductId": provisioned_product_id,
-                    "Remediation": remediation,
-                });
-                let event = super::webhook::Event { event_type: EventType::DriftRemediationQueued, portfolio_id, fields };
-                super::webhook::enqueue(&mut tx, self.dialect, &event).await?;
-            }
-        }
-        tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records in `tx`, which queues `job`, that `job` is the remediation of the drift check
+/// `check`, and tells webhooks (`DriftRemediationQueued`). Fails, so that `tx` is rolled back,
+/// when the check has its remediation already: another node made it after this one's claim
+/// expired.
+pub(super) async fn link_remediation(tx: &mut super::Tx, check: &TaskId, job: JobId<'_>) -> StoreResult<()> {
+    let (set, unmade, field) = match job {
+        JobId::Task(_) => ("remediation_task_id", "remediation_task_id IS NULL", "RemediationTaskId"),
+        JobId::Plan(_) => ("remediation_plan_id", "remediation_task_id IS NULL AND remediation_plan_id IS NULL", "RemediationPlanId"),
+    };
+    let made_id = job.as_str();
+    let linked = sql!(
+        &format!("UPDATE drift_checks SET {set} = $1, message = '', remedy_claimed_at = 0 WHERE task_id = $2 AND {unmade}"),
+        made_id,
+        check
+    )
+    .execute(&mut **tx)
+    .await?;
+    if linked != 1 {
+        return Err(StoreError::Database(format!("the remediation of drift check {check} was made by another node").into()));
+    }
+    let found = sql!(
+        "SELECT d.provisioned_product_id, p.portfolio_id, d.remediation FROM drift_checks d \
+         JOIN provisioned_products p ON p.provisioned_product_id = d.provisioned_product_id WHERE d.task_id = $1",
+        check
+    )
+    .row(&mut **tx, |row| {
+        Ok((row.get::<String>("provisioned_product_id")?, row.get::<String>("portfolio_id")?, row.get::<Remediation>("remediation")?))
+    })
+    .await?;
+    if let Some((provisioned_product_id, portfolio_id, remediation)) = found {
+        let fields = serde_json::json!({
+            "TaskId": check,
+            field: made_id,
+            "ProvisionedProductId": provisioned_product_id,
+            "Remediation": remediation,
+        });
+        let event = super::webhook::Event { event_type: EventType::DriftRemediationQueued, portfolio_id, fields };
+        let dialect = tx.dialect();
+        super::webhook::enqueue(tx, dialect, &event).await?;
+    }
+    Ok(())
 }
 
 /// Ends a drift check inside `tx` (its task row already ended): the provisioned product gets its
@@ -293,6 +294,7 @@ pub(super) async fn finish_check(tx: &mut super::Tx, dialect: super::Dialect, ta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::AuditEvent;
     use crate::store::plan::tests::sample_plan;
     use crate::store::plan::{submit_record, Plan, PlanRecord};
     use crate::store::provisioning::tests::{sample_task, seed_task};
@@ -343,9 +345,29 @@ mod tests {
             assert_eq!(store.pending_remediations(later).await.unwrap().len(), 1);
             assert!(store.claim_remediation("task-c", later).await.unwrap());
             assert!(!store.claim_remediation("task-c", later).await.unwrap(), "one node takes it over");
-            store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
+            store.fail_remediation("task-c", now_ms(), "the first node's failure").await.unwrap();
+            // The update is recorded on the check in the transaction that queues it, once only.
+            let scheduled = |node: &str| Scheduled {
+                audit: AuditEvent { request_id: node.into(), ..crate::store::audit::sample("UpdateProvisionedProduct", "system", "pp-r") },
+                remedies: Some(TaskId::from("task-c")),
+            };
+            let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
+            assert!(store.start_change(&update("task-u"), Some(&scheduled("node-a"))).await.unwrap());
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
+            assert_eq!(history[0].message, "", "a failure of a node whose claim was taken over is not recorded");
+            assert!(store.pending_remediations(later).await.unwrap().is_empty(), "made: never pending again");
+            // As if the update had ended, so that only the check's link refuses the next one.
+            let ended = sql!(
+                "UPDATE provisioned_products SET status = 'Available' WHERE provisioned_product_id = $1",
+                &launch.provisioned_product_id
+            );
+            store.write(ended).await.unwrap();
+            assert!(store.start_change(&update("task-v"), Some(&scheduled("node-b"))).await.is_err(), "a second remediation is refused");
+            assert!(store.task("task-v").await.unwrap().is_none(), "and nothing of it written");
+            let query = crate::store::audit::AuditQuery { resource_id: Some("pp-r".into()), ..Default::default() };
+            let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap();
+            assert_eq!(audited.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["node-a/task-u"]);
         })
         .await;
     }
@@ -358,8 +380,13 @@ mod tests {
             assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
             assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
             let plan = Plan { status: PlanStatus::ApplicationInProgress, ..sample_plan("plan-r") };
-            store.insert_plan(&plan, None).await.unwrap();
-            store.record_remediation("task-c", Some(Remedy::Plan(&plan.plan_id)), "").await.unwrap();
+            let scheduled = Scheduled {
+                audit: crate::store::audit::sample("CreateProvisionedProductPlan", "system", "pp-r"),
+                remedies: Some(TaskId::from("task-c")),
+            };
+            store.insert_plan(&plan, Some(&scheduled)).await.unwrap();
+            let other = Plan { plan_id: "plan-s".into(), ..plan.clone() };
+            assert!(store.insert_plan(&other, Some(&scheduled)).await.is_err(), "one plan per check");
             assert!(store.pending_remediations(now_ms()).await.unwrap().is_empty(), "its plan is made");
             assert!(store.approved_remediations(now_ms()).await.unwrap().is_empty(), "not approved yet");
             let approve = PlanRecord { approval_action: "Approve".into(), ..submit_record(&plan) };
@@ -370,7 +397,9 @@ mod tests {
             assert_eq!(due[0].remediation_plan_id.as_ref(), Some(&plan.plan_id));
             assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
             assert!(!store.claim_remediation("task-c", now_ms()).await.unwrap(), "one node executes it");
-            store.record_remediation("task-c", Some(Remedy::Update(&TaskId::from("task-u"))), "").await.unwrap();
+            let mut tx = store.begin().await.unwrap();
+            link_remediation(&mut tx, &TaskId::from("task-c"), JobId::Task(&TaskId::from("task-u"))).await.unwrap();
+            tx.commit().await.unwrap();
             assert!(store.approved_remediations(now_ms()).await.unwrap().is_empty(), "executed once");
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_plan_id.as_ref(), Some(&plan.plan_id), "the plan is kept beside the update");

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::audit::AuditEvent;
+use super::audit::Scheduled;
 use super::provisioning::{insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::schedule::{release, Due, ScheduleFence};
 use super::sql::{sql, Sql};
@@ -129,14 +129,14 @@ impl Store {
     /// Queues the terminate `task` of `pp`'s expiry if `pp` is not `UnderChange`. The first
     /// records itself as the expiry's and tells webhooks (`Expired`, with its `TaskId`) in the
     /// same transaction; false (nothing written) when `pp` is `UnderChange` or gone, or, for a
-    /// first, when its expiry queued one already. The scheduler's `audit` record of the terminate
-    /// is written with it.
+    /// first, when its expiry queued one already. What the scheduler writes with the terminate
+    /// (`scheduled`) is written with it.
     pub async fn start_expiry_termination(
         &self,
         task: &Task,
         pp: &ProvisionedProduct,
         expiry: ExpiryTermination,
-        audit: Option<&AuditEvent>,
+        scheduled: Option<&Scheduled>,
     ) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         if !mark_under_change(&mut tx, task).await? {
@@ -156,7 +156,7 @@ impl Store {
             let event = expiry_event(EventType::Expired, pp, expiry.expires_at, json!({"TaskId": task.task_id}));
             enqueue(&mut tx, self.dialect(), &event).await?;
         }
-        insert_task(&mut tx, task, audit).await?;
+        insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -152,7 +152,7 @@ mod write_health {
 /// A write transaction of [`Store::begin`], used as its connection; dropped uncommitted, it
 /// rolls back. Within a request, its commit writes the request's audit record with it if no
 /// write has yet ([`audit::carried`]).
-pub(crate) struct Tx(sqlx::Transaction<'static, sqlx::Any>);
+pub(crate) struct Tx(sqlx::Transaction<'static, sqlx::Any>, Dialect);
 
 impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
@@ -169,6 +169,11 @@ impl std::ops::DerefMut for Tx {
 }
 
 impl Tx {
+    /// The database it writes to.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.1
+    }
+
     /// Commits, with the request's audit record when it carries it.
     pub(crate) async fn commit(mut self) -> StoreResult<()> {
         let Some(event) = audit::take() else {
@@ -292,7 +297,7 @@ impl Store {
 
     /// Starts a write transaction ([`Dialect::begin`]).
     pub(crate) async fn begin(&self) -> StoreResult<Tx> {
-        Ok(Tx(self.pool.begin_with(self.dialect.begin()).await?))
+        Ok(Tx(self.pool.begin_with(self.dialect.begin()).await?, self.dialect))
     }
 
     /// Whether the database answers.

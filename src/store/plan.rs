@@ -4,7 +4,7 @@
 //! back only while the previewing worker still holds the lease. Executing a plan queues an
 //! ordinary task in the same transaction that moves the plan to `ExecuteInProgress`.
 
-use super::audit::AuditEvent;
+use super::audit::{JobId, Scheduled};
 use super::lease::{Fence, Leased};
 use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
@@ -201,18 +201,18 @@ pub(super) async fn finish_execution(tx: &mut super::Tx, task_id: &str, failure:
 }
 
 impl Store {
-    /// Records a new plan (its preview queued), with `audit` in the same transaction when the
-    /// scheduler makes it ([`super::audit::record_queued`]).
-    pub async fn insert_plan(&self, p: &Plan, audit: Option<&AuditEvent>) -> StoreResult<()> {
+    /// Records a new plan (its preview queued), with what the scheduler writes with it in the
+    /// same transaction when the scheduler makes it ([`super::audit::record_queued`]).
+    pub async fn insert_plan(&self, p: &Plan, scheduled: Option<&Scheduled>) -> StoreResult<()> {
         super::audit::created(&p.plan_id);
         let statement = insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql));
-        let Some(audit) = audit else {
+        if scheduled.is_none() {
             self.write(statement).await?;
             return Ok(());
-        };
+        }
         let mut tx = self.begin().await?;
         statement.execute(&mut *tx).await?;
-        super::audit::record_queued(&mut tx, Some(audit), &p.plan_id).await?;
+        super::audit::record_queued(&mut tx, scheduled, JobId::Plan(&p.plan_id)).await?;
         tx.commit().await
     }
 
@@ -398,8 +398,8 @@ impl Store {
     /// Starts executing a plan that is in `from`: moves it to `ExecuteInProgress` and queues
     /// `task` on its provisioned product (created from `launch` for a launch plan, else moved to
     /// `UnderChange`), provided the product's state is still the previewed version; an upgrade
-    /// campaign's execution also makes its `claim` on the campaign's item, and the scheduler's
-    /// `audit` record of the execution is written with it. Atomic.
+    /// campaign's execution also makes its `claim` on the campaign's item, and what the scheduler
+    /// writes with the execution (`scheduled`) is written with it. Atomic.
     pub async fn start_plan_execution(
         &self,
         plan: &Plan,
@@ -407,7 +407,7 @@ impl Store {
         launch: Option<&ProvisionedProduct>,
         task: &Task,
         claim: Option<&super::campaign::CampaignClaim>,
-        audit: Option<&AuditEvent>,
+        scheduled: Option<&Scheduled>,
     ) -> StoreResult<Result<(), ExecutionRefusal>> {
         let mut tx = self.begin().await?;
         let moved = sql!(
@@ -441,7 +441,7 @@ impl Store {
                 return Ok(Err(ExecutionRefusal::Claimed));
             }
         }
-        insert_task(&mut tx, task, audit).await?;
+        insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -510,10 +510,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_plan_the_scheduler_makes_is_audited_with_it_and_only_then() {
         testing::each_store(|store| async move {
-            let audit =
-                AuditEvent { request_id: "node-a".into(), ..super::super::audit::sample("CreateProvisionedProductPlan", "system", "pp-r") };
-            store.insert_plan(&sample_plan("plan-r"), Some(&audit)).await.unwrap();
-            assert!(store.insert_plan(&sample_plan("plan-r"), Some(&audit)).await.is_err(), "the same plan twice");
+            let audit = super::super::audit::AuditEvent {
+                request_id: "node-a".into(),
+                ..super::super::audit::sample("CreateProvisionedProductPlan", "system", "pp-r")
+            };
+            let scheduled = Scheduled::from(audit);
+            store.insert_plan(&sample_plan("plan-r"), Some(&scheduled)).await.unwrap();
+            assert!(store.insert_plan(&sample_plan("plan-r"), Some(&scheduled)).await.is_err(), "the same plan twice");
             let query = super::super::audit::AuditQuery { resource_id: Some("pp-r".into()), ..Default::default() };
             let page = super::super::Page { number: 1, size: 10 };
             let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, page).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::audit::{record_queued, AuditEvent};
+use super::audit::{record_queued, JobId, Scheduled};
 use super::lease::{self, Leased};
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
 use super::{now_ms, Page, SortOrder, Store, StoreResult};
@@ -279,12 +279,12 @@ async fn insert_log_chunks(tx: &mut super::Tx, task_id: &str, chunks: &[LogChunk
     Ok(())
 }
 
-/// Inserts a queued task inside `tx`, with the scheduler's `audit` record of it when the
-/// scheduler queued it (a launch's or update's replaces its provisioned product's dependencies
+/// Inserts a queued task inside `tx`, with what the scheduler writes with it when the scheduler
+/// queued it (`scheduled`; a launch's or update's replaces its provisioned product's dependencies
 /// with those its references name).
-pub(super) async fn insert_task(tx: &mut super::Tx, t: &Task, audit: Option<&AuditEvent>) -> StoreResult<()> {
+pub(super) async fn insert_task(tx: &mut super::Tx, t: &Task, scheduled: Option<&Scheduled>) -> StoreResult<()> {
     insert("tasks", Task::COLUMNS, [t], |t, sql| t.bind_values(sql)).execute(&mut **tx).await?;
-    record_queued(tx, audit, &t.task_id).await?;
+    record_queued(tx, scheduled, JobId::Task(&t.task_id)).await?;
     super::dependency::replace_edges(tx, t).await
 }
 
@@ -349,15 +349,15 @@ impl Store {
         Ok(())
     }
 
-    /// Queues an update or terminate task (with its `audit` record, when the scheduler queues
-    /// it) if the provisioned product is not `UnderChange`; false (and nothing written) when it
-    /// is, or when it is gone.
-    pub async fn start_change(&self, task: &Task, audit: Option<&AuditEvent>) -> StoreResult<bool> {
+    /// Queues an update or terminate task (with what the scheduler writes with it, when the
+    /// scheduler queues it) if the provisioned product is not `UnderChange`; false (and nothing
+    /// written) when it is, or when it is gone.
+    pub async fn start_change(&self, task: &Task, scheduled: Option<&Scheduled>) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         if !mark_under_change(&mut tx, task).await? {
             return Ok(false);
         }
-        insert_task(&mut tx, task, audit).await?;
+        insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1089,10 +1089,10 @@ pub(crate) mod tests {
     async fn a_scheduled_change_is_audited_with_its_task_and_only_when_queued() {
         testing::each_store(|store| async move {
             let launch = seed_task(&store, "task-g").await;
-            let audit = AuditEvent {
+            let audit = Scheduled::from(super::super::audit::AuditEvent {
                 request_id: "node-a".into(),
                 ..super::super::audit::sample("UpdateProvisionedProduct", "system", "pp-task-g")
-            };
+            });
             let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
             assert!(!store.start_change(&update("task-h"), Some(&audit)).await.unwrap(), "the launch holds the product");
             let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
