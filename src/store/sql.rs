@@ -2,6 +2,8 @@
 //! placeholders `$1, $2, …` in order of appearance, which both SQLite and PostgreSQL accept
 //! (sqlx's own builder writes `?` for the `Any` driver, which PostgreSQL refuses).
 
+use std::fmt::Write as _;
+
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
@@ -230,7 +232,8 @@ impl Sql {
     /// Appends a placeholder bound to `value`.
     pub(crate) fn bind(&mut self, value: Bind) -> &mut Self {
         self.binds.push(value);
-        self.text.push_str(&format!("${}", self.binds.len()));
+        // Written in place: a placeholder is the most frequent piece of statement text.
+        let _ = write!(self.text, "${}", self.binds.len());
         self
     }
 
