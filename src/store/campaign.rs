@@ -12,7 +12,7 @@ use serde_json::json;
 use super::provisioning::Task;
 use super::sql::{insert, record, sql, Sql};
 use super::webhook::{enqueue, Event};
-use super::{now_ms, Dialect, Page, Store, StoreResult};
+use super::{now_ms, Page, Store, StoreResult};
 use crate::model::{CampaignId, CampaignItemStatus, CampaignStatus, EventType, PlanId, ProvisionedProductId, TaskId};
 
 record! {
@@ -87,7 +87,7 @@ impl CampaignClaim {
     /// Marks the item `Updating` with `task`, if it is still `Planned` and its campaign
     /// `Running`, and writes the owner's event; false (nothing written)
     /// otherwise.
-    pub(super) async fn claim(&self, tx: &mut super::Tx, dialect: Dialect, task: &Task) -> StoreResult<bool> {
+    pub(super) async fn claim(&self, tx: &mut super::Tx, task: &Task) -> StoreResult<bool> {
         let claimed = sql!(
             "UPDATE upgrade_campaign_items SET status = $1, task_id = $2, updated_at = $3 WHERE campaign_id = $4 \
              AND provisioned_product_id = $5 AND status = $6 AND task_id IS NULL \
@@ -107,7 +107,7 @@ impl CampaignClaim {
         }
         let mut event = self.event.clone();
         event.fields["TaskId"] = json!(task.task_id);
-        enqueue(tx, dialect, &event).await?;
+        enqueue(tx, &event).await?;
         Ok(true)
     }
 }
@@ -281,7 +281,7 @@ mod tests {
                 let (store, claim) = (store.clone(), claim.clone());
                 async move {
                     let mut tx = store.begin().await.unwrap();
-                    let claimed = claim.claim(&mut tx, store.dialect(), &task).await.unwrap();
+                    let claimed = claim.claim(&mut tx, &task).await.unwrap();
                     tx.commit().await.unwrap();
                     claimed
                 }

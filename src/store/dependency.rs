@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::provisioning::{ProvisionedProduct, Task};
 use super::sql::{insert, record, sql, Sql};
 use super::webhook::{enqueue, Event};
-use super::{now_ms, Dialect, Store, StoreResult};
+use super::{now_ms, Store, StoreResult};
 use crate::model::{EventType, OperationType, ScheduleKind, UpdatePolicy};
 
 /// One upstream output a parameter read, and the hash ([`value_hash`]) of the value it read.
@@ -101,7 +101,7 @@ pub(super) async fn replace_edges(tx: &mut super::Tx, task: &Task) -> StoreResul
 /// `{OutputKey, OutputValue}`), inside `tx`: marks stale the edges of live dependents whose
 /// output's value changed (or went), and for each dependent newly stale tells webhooks
 /// (`DependencyStale`) and makes its `DependencyUpdate` job due now.
-pub(super) async fn mark_dependents_stale(tx: &mut super::Tx, dialect: Dialect, task: &Task, outputs: &str) -> StoreResult<()> {
+pub(super) async fn mark_dependents_stale(tx: &mut super::Tx, task: &Task, outputs: &str) -> StoreResult<()> {
     let mut select = Sql::new(&format!(
         "SELECT {} FROM provisioned_product_dependencies d JOIN provisioned_products pp ON pp.provisioned_product_id = \
          d.dependent_id WHERE pp.terminated = 0 AND d.stale = 0 AND d.upstream_id = ",
@@ -162,8 +162,8 @@ pub(super) async fn mark_dependents_stale(tx: &mut super::Tx, dialect: Dialect, 
                 "OutputKeys": output_keys,
             }),
         };
-        enqueue(tx, dialect, &event).await?;
-        super::schedule::schedule_now(tx, dialect, ScheduleKind::DependencyUpdate, &dependent).await?;
+        enqueue(tx, &event).await?;
+        super::schedule::schedule_now(tx, ScheduleKind::DependencyUpdate, &dependent).await?;
     }
     Ok(())
 }

@@ -239,15 +239,14 @@ pub(super) async fn link_remediation(tx: &mut super::Tx, check: &TaskId, job: Jo
             "Remediation": remediation,
         });
         let event = super::webhook::Event { event_type: EventType::DriftRemediationQueued, portfolio_id, fields };
-        let dialect = tx.dialect();
-        super::webhook::enqueue(tx, dialect, &event).await?;
+        super::webhook::enqueue(tx, &event).await?;
     }
     Ok(())
 }
 
 /// Ends a drift check inside `tx` (its task row already ended): the provisioned product gets its
 /// status back and the result, and the check's row the resources found or why it failed.
-pub(super) async fn finish_check(tx: &mut super::Tx, dialect: super::Dialect, task: &Task, outcome: &TaskOutcome) -> StoreResult<()> {
+pub(super) async fn finish_check(tx: &mut super::Tx, task: &Task, outcome: &TaskOutcome) -> StoreResult<()> {
     let now = now_ms();
     let (status, resources, message) = match outcome {
         TaskOutcome::Checked(report) => {
@@ -286,7 +285,7 @@ pub(super) async fn finish_check(tx: &mut super::Tx, dialect: super::Dialect, ta
             "DriftedResources": serde_json::from_str::<serde_json::Value>(&resources).unwrap_or_default(),
         });
         let event = super::webhook::Event { event_type: EventType::DriftDetected, portfolio_id: task.portfolio_id.clone(), fields };
-        super::webhook::enqueue(tx, dialect, &event).await?;
+        super::webhook::enqueue(tx, &event).await?;
     }
     Ok(())
 }

@@ -121,7 +121,7 @@ impl Store {
             return Ok(false);
         }
         let event = expiry_event(EventType::ExpiryWarning, pp, expires_at, json!({}));
-        enqueue(&mut tx, self.dialect(), &event).await?;
+        enqueue(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -154,7 +154,7 @@ impl Store {
                 return Ok(false);
             }
             let event = expiry_event(EventType::Expired, pp, expiry.expires_at, json!({"TaskId": task.task_id}));
-            enqueue(&mut tx, self.dialect(), &event).await?;
+            enqueue(&mut tx, &event).await?;
         }
         insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;

@@ -343,7 +343,7 @@ impl Store {
             _ => None,
         };
         if let Some(event_type) = decided {
-            super::webhook::enqueue(&mut tx, self.dialect, &plan_event(plan, event_type, to, Some(record))).await?;
+            super::webhook::enqueue(&mut tx, &plan_event(plan, event_type, to, Some(record))).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -389,7 +389,7 @@ impl Store {
         if submit {
             insert_record(&mut tx, &plan.plan_id, &submit_record(plan)).await?;
             let waiting = plan_event(plan, EventType::PlanAwaitingApproval, PlanStatus::ApplicationInProgress, None);
-            super::webhook::enqueue(&mut tx, self.dialect, &waiting).await?;
+            super::webhook::enqueue(&mut tx, &waiting).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -437,7 +437,7 @@ impl Store {
             return Ok(Err(ExecutionRefusal::Stale));
         }
         if let Some(claim) = claim {
-            if !claim.claim(&mut tx, self.dialect(), task).await? {
+            if !claim.claim(&mut tx, task).await? {
                 return Ok(Err(ExecutionRefusal::Claimed));
             }
         }

@@ -367,7 +367,7 @@ impl Store {
                 })
                 .collect::<StoreResult<Vec<Event>>>()?;
             for event in &events {
-                enqueue(&mut tx, self.dialect(), event).await?;
+                enqueue(&mut tx, event).await?;
             }
         }
         tx.commit().await?;

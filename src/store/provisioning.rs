@@ -660,7 +660,7 @@ impl Store {
         }
         insert_log_chunks(&mut tx, &task.task_id, last_log).await?;
         if task.task_type == OperationType::DetectProvisionedProductDrift {
-            super::drift::finish_check(&mut tx, self.dialect, task, outcome).await?;
+            super::drift::finish_check(&mut tx, task, outcome).await?;
             tx.commit().await?;
             return Ok(true);
         }
@@ -702,10 +702,10 @@ impl Store {
         }
         .execute(&mut *tx)
         .await?;
-        super::webhook::enqueue(&mut tx, self.dialect, &task_event(task, status, message)).await?;
+        super::webhook::enqueue(&mut tx, &task_event(task, status, message)).await?;
         if let TaskOutcome::Succeeded { outputs } = outcome {
             if task.task_type != OperationType::TerminateProvisionedProduct {
-                super::dependency::mark_dependents_stale(&mut tx, self.dialect, task, outputs).await?;
+                super::dependency::mark_dependents_stale(&mut tx, task, outputs).await?;
             }
         }
         tx.commit().await?;

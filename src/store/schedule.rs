@@ -121,12 +121,12 @@ impl Store {
 
 /// Makes the job of `kind` about `subject` due now (on the database's clock) inside `tx`: a new
 /// one-off job (interval 0), or the existing one due at the earlier of its time and now.
-pub(super) async fn schedule_now(tx: &mut super::Tx, dialect: super::Dialect, kind: ScheduleKind, subject: &str) -> StoreResult<()> {
+pub(super) async fn schedule_now(tx: &mut super::Tx, kind: ScheduleKind, subject: &str) -> StoreResult<()> {
     let text = format!(
         "INSERT INTO scheduled_jobs (job_id, kind, subject, due_at, interval_ms, created_at) VALUES ($1, $2, $3, {}, 0, $4) \
          ON CONFLICT (kind, subject) DO UPDATE SET due_at = CASE WHEN excluded.due_at < scheduled_jobs.due_at THEN \
          excluded.due_at ELSE scheduled_jobs.due_at END",
-        dialect.clock()
+        tx.dialect().clock()
     );
     sql!(&text, super::new_id("job"), kind, subject, now_ms()).execute(&mut **tx).await?;
     Ok(())

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::sql::{insert, record, sql, Sql};
-use super::{new_id, now_ms, Dialect, Page, Store, StoreResult};
+use super::{new_id, now_ms, Page, Store, StoreResult};
 use crate::model::{DeliveryStatus, EventType, WebhookId};
 
 record! {
@@ -83,7 +83,7 @@ pub struct Event {
 
 /// Writes the deliveries of `event`, one per matching webhook, in `tx` (none: nothing is
 /// written but the look-up of the webhooks).
-pub(super) async fn enqueue(tx: &mut super::Tx, dialect: Dialect, event: &Event) -> StoreResult<()> {
+pub(super) async fn enqueue(tx: &mut super::Tx, event: &Event) -> StoreResult<()> {
     let webhooks: Vec<WebhookId> = sql!(
         "SELECT webhook_id FROM webhooks WHERE (portfolio_id IS NULL OR portfolio_id = $1) AND (event_types = '[]' OR event_types LIKE $2)",
         &event.portfolio_id,
@@ -120,7 +120,7 @@ pub(super) async fn enqueue(tx: &mut super::Tx, dialect: Dialect, event: &Event)
     });
     insert("webhook_deliveries", Delivery::COLUMNS, deliveries, |d, sql| d.bind_values(sql)).execute(&mut **tx).await?;
     // Due now on the database's clock, the one claims compare with (this node's may differ).
-    let due_now = format!("UPDATE webhook_deliveries SET next_attempt_at = {} WHERE event_id = $1", dialect.clock());
+    let due_now = format!("UPDATE webhook_deliveries SET next_attempt_at = {} WHERE event_id = $1", tx.dialect().clock());
     sql!(&due_now, &event_id).execute(&mut **tx).await?;
     Ok(())
 }
@@ -281,7 +281,7 @@ mod tests {
     async fn emit(store: &Store, event_type: EventType, portfolio: &str) {
         let mut tx = store.begin().await.unwrap();
         let event = Event { event_type, portfolio_id: portfolio.into(), fields: json!({"TaskId": "task-1"}) };
-        enqueue(&mut tx, store.dialect(), &event).await.unwrap();
+        enqueue(&mut tx, &event).await.unwrap();
         tx.commit().await.unwrap();
     }
 
