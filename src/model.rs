@@ -446,6 +446,16 @@ impl FromStr for Transform {
 }
 
 impl PlanStatus {
+    /// The statuses in which a launch plan reserves its provisioned product's name (from its
+    /// execution on, the provisioned product holds it).
+    pub const RESERVING_NAME: &[PlanStatus] = &[
+        PlanStatus::PreviewInProgress,
+        PlanStatus::PreviewSuccess,
+        PlanStatus::PreviewFailed,
+        PlanStatus::ApplicationInProgress,
+        PlanStatus::ApplicationApproved,
+    ];
+
     /// The status a successful preview leads to: approval first when the plan needs it.
     pub fn after_preview(needs_approval: bool) -> PlanStatus {
         if needs_approval {

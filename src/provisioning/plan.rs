@@ -434,7 +434,9 @@ impl Provisioner<'_> {
             product_name: String::new(),
         };
         let plan = self.previewing(plan, change);
-        self.store.insert_plan(&plan, self.scheduled.as_ref()).await?;
+        if let Some(holder) = self.store.insert_plan(&plan, self.scheduled.as_ref()).await? {
+            return Err(super::queue::name_taken(&plan.provisioned_product_name, &holder));
+        }
         self.engine.task_queued().await;
         Ok(plan)
     }

@@ -20,9 +20,9 @@ use crate::store::audit::{AuditEvent, Scheduled};
 use crate::store::campaign::CampaignClaim;
 use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
-use crate::store::plan::{ExecutionRefusal, Plan, PlanQuery, PlanStatus};
+use crate::store::plan::{ExecutionRefusal, Plan};
 use crate::store::principal::Principal;
-use crate::store::provisioning::{ProvisionedProduct, ProvisionedProductQuery, Task};
+use crate::store::provisioning::{NameHolder, ProvisionedProduct, ProvisionedProductQuery, Task};
 use crate::store::{now_ms, Page, SortOrder, Store};
 
 /// What a provisioning operation needs from the node.
@@ -157,15 +157,14 @@ fn task(target: &Target<'_>, change: &Change, parameters_sealed: String) -> Task
 /// Longest `ProvisionedProductName`.
 const MAX_NAME_CHARS: usize = 128;
 
-/// Statuses in which a launch plan reserves its provisioned product's name (from execution on,
-/// the provisioned product holds it).
-const RESERVING: &[PlanStatus] = &[
-    PlanStatus::PreviewInProgress,
-    PlanStatus::PreviewSuccess,
-    PlanStatus::PreviewFailed,
-    PlanStatus::ApplicationInProgress,
-    PlanStatus::ApplicationApproved,
-];
+/// The refusal of `name` for a new provisioned product, which `holder` holds.
+pub(super) fn name_taken(name: &str, holder: &NameHolder) -> DomainError {
+    let why = match holder {
+        NameHolder::ProvisionedProduct(_) => format!("You already have a provisioned product named {name:?}; choose another name."),
+        NameHolder::Plan(plan_id) => format!("Your launch plan {plan_id} reserves the name {name:?}; choose another name."),
+    };
+    DomainError::invalid_parameter("ProvisionedProductName", why)
+}
 
 impl<'a> Provisioner<'a> {
     /// The live provisioned product `id`, if `principal` may see it.
@@ -233,25 +232,17 @@ impl<'a> Provisioner<'a> {
 
     /// Refuses the name of a new provisioned product that is too long, or that one of the caller's
     /// live provisioned products has, or that a launch plan of theirs reserves (names are unique
-    /// per owner, case-insensitively, among what is not terminated).
+    /// per owner, case-insensitively, among what is not terminated). The store claims the name
+    /// again when it writes the launch or the plan, so that two requests cannot both take it.
     pub(super) async fn check_new_name(&self, principal: &Principal, name: &str) -> Result<(), DomainError> {
-        let refuse = |why: String| Err(DomainError::invalid_parameter("ProvisionedProductName", why));
         if name.chars().count() > MAX_NAME_CHARS {
-            return refuse(format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."));
+            return Err(DomainError::invalid_parameter(
+                "ProvisionedProductName",
+                format!("The parameter ProvisionedProductName must be at most {MAX_NAME_CHARS} characters long."),
+            ));
         }
-        let owner = Some(principal.principal_id.clone());
-        let live = ProvisionedProductQuery { owner_principal_id: owner.clone(), name: Some(name.to_string()), ..Default::default() };
-        if self.store.list_provisioned_products(&live, SortOrder::Desc, Page { number: 1, size: 1 }).await?.1 > 0 {
-            return refuse(format!("You already have a provisioned product named {name:?}; choose another name."));
-        }
-        let plans = PlanQuery {
-            owner_principal_id: owner,
-            provisioned_product_name: Some(name.to_string()),
-            statuses: RESERVING.to_vec(),
-            ..PlanQuery::default()
-        };
-        match self.store.list_plans(&plans, SortOrder::Desc).await?.into_iter().find(|p| p.operation_type == OperationType::LaunchProduct) {
-            Some(plan) => refuse(format!("Your launch plan {} reserves the name {name:?}; choose another name.", plan.plan_id)),
+        match self.store.name_holder(&principal.principal_id, name).await? {
+            Some(holder) => Err(name_taken(name, &holder)),
             None => Ok(()),
         }
     }
@@ -282,7 +273,9 @@ impl<'a> Provisioner<'a> {
             ProvisionedProduct::launched(&task, &principal.principal_id, &principal.principal_type, uuid::Uuid::new_v4().to_string());
         pp.expires_at = super::expiry::launch_expiry(principal, policy.as_ref(), asked, task.created_at)?;
         pp.update_policy = req.update_policy.unwrap_or(UpdatePolicy::Manual);
-        self.store.create_launch(&pp, &task).await?;
+        if let Some(holder) = self.store.create_launch(&pp, &task).await? {
+            return Err(name_taken(&req.provisioned_product_name, &holder));
+        }
         if pp.expires_at.is_some() {
             // Due now: the job works out when to warn and expire (each node's scheduler also
             // schedules expiring products it finds without a job).

@@ -378,7 +378,11 @@ mod tests {
             let report = DriftReport { status: DriftStatus::Drifted, resources: Vec::new() };
             assert!(store.finish_task(&check, None, &TaskOutcome::Checked(report), &[]).await.unwrap());
             assert!(store.claim_remediation("task-c", now_ms()).await.unwrap());
-            let plan = Plan { status: PlanStatus::ApplicationInProgress, ..sample_plan("plan-r") };
+            let plan = Plan {
+                status: PlanStatus::ApplicationInProgress,
+                operation_type: crate::model::OperationType::UpdateProvisionedProduct,
+                ..sample_plan("plan-r")
+            };
             let scheduled = Scheduled {
                 audit: crate::store::audit::sample("CreateProvisionedProductPlan", "system", "pp-r"),
                 remedies: Some(TaskId::from("task-c")),

@@ -6,7 +6,7 @@
 
 use super::audit::{JobId, Scheduled};
 use super::lease::{Fence, Leased};
-use super::provisioning::{insert_provisioned_product, insert_task, mark_under_change, ProvisionedProduct, Task};
+use super::provisioning::{claim_name, insert_provisioned_product, insert_task, mark_under_change, NameHolder, ProvisionedProduct, Task};
 use super::sql::{contains_pattern, insert, record, sql, Sql};
 pub use crate::model::PlanStatus;
 use crate::model::{EventType, OperationType, PlanId, ProvisionedProductId, TaskId};
@@ -202,18 +202,27 @@ pub(super) async fn finish_execution(tx: &mut super::Tx, task_id: &str, failure:
 
 impl Store {
     /// Records a new plan (its preview queued), with what the scheduler writes with it in the
-    /// same transaction when the scheduler makes it ([`super::audit::record_queued`]).
-    pub async fn insert_plan(&self, p: &Plan, scheduled: Option<&Scheduled>) -> StoreResult<()> {
+    /// same transaction when the scheduler makes it ([`super::audit::record_queued`]). A launch
+    /// plan reserves its provisioned product's name, provided it is free
+    /// ([`super::provisioning::claim_name`]); else what holds it, and nothing is written.
+    pub async fn insert_plan(&self, p: &Plan, scheduled: Option<&Scheduled>) -> StoreResult<Option<NameHolder>> {
         super::audit::created(&p.plan_id);
         let statement = insert("plans", Plan::COLUMNS, [p], |p, sql| p.bind_values(sql));
-        if scheduled.is_none() {
+        let launch = p.operation_type == OperationType::LaunchProduct;
+        if scheduled.is_none() && !launch {
             self.write(statement).await?;
-            return Ok(());
+            return Ok(None);
         }
         let mut tx = self.begin().await?;
+        if launch {
+            if let Some(holder) = claim_name(&mut tx, &p.owner_principal_id, &p.provisioned_product_name).await? {
+                return Ok(Some(holder));
+            }
+        }
         statement.execute(&mut *tx).await?;
         super::audit::record_queued(&mut tx, scheduled, JobId::Plan(&p.plan_id)).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(None)
     }
 
     /// One plan.
@@ -474,7 +483,7 @@ pub(crate) mod tests {
             product_version_id: "pv-1".into(),
             portfolio_id: "port-1".into(),
             provisioned_product_id: format!("pp-{id}").into(),
-            provisioned_product_name: "demo".into(),
+            provisioned_product_name: format!("demo-{id}"),
             stack_id: "stack".into(),
             stack_region_id: "cn-hangzhou".into(),
             parameters_sealed: "sealed".into(),
@@ -516,11 +525,33 @@ pub(crate) mod tests {
             };
             let scheduled = Scheduled::from(audit);
             store.insert_plan(&sample_plan("plan-r"), Some(&scheduled)).await.unwrap();
-            assert!(store.insert_plan(&sample_plan("plan-r"), Some(&scheduled)).await.is_err(), "the same plan twice");
+            let again = store.insert_plan(&sample_plan("plan-r"), Some(&scheduled)).await;
+            assert!(!matches!(again, Ok(None)), "the same plan twice: {again:?}");
             let query = super::super::audit::AuditQuery { resource_id: Some("pp-r".into()), ..Default::default() };
             let page = super::super::Page { number: 1, size: 10 };
             let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, page).await.unwrap();
             assert_eq!(audited.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["node-a/plan-r"]);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_launch_plan_reserves_its_name_until_it_is_executed() {
+        testing::each_store(|store| async move {
+            let plan = Plan { provisioned_product_name: "Web".into(), ..sample_plan("plan-a") };
+            assert_eq!(store.insert_plan(&plan, None).await.unwrap(), None);
+            let second = Plan { provisioned_product_name: "web".into(), ..sample_plan("plan-b") };
+            assert_eq!(store.insert_plan(&second, None).await.unwrap(), Some(NameHolder::Plan("plan-a".into())));
+            assert!(store.plan("plan-b").await.unwrap().is_none(), "nothing written");
+            let task = super::super::provisioning::tests::sample_task("task-l");
+            let launch = ProvisionedProduct {
+                provisioned_product_name: "WEB".into(),
+                ..ProvisionedProduct::launched(&task, "1", "RamUser", "s".into())
+            };
+            assert_eq!(store.create_launch(&launch, &task).await.unwrap(), Some(NameHolder::Plan("plan-a".into())));
+            // An update plan reserves nothing.
+            let update = Plan { operation_type: OperationType::UpdateProvisionedProduct, ..second.clone() };
+            assert_eq!(store.insert_plan(&update, None).await.unwrap(), None);
         })
         .await;
     }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use super::audit::{record_queued, JobId, Scheduled};
 use super::lease::{self, Leased};
+use super::read::Row;
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
-use super::{now_ms, Page, SortOrder, Store, StoreResult};
+use super::{now_ms, Dialect, Page, SortOrder, Store, StoreResult};
 use crate::model::{
-    DriftStatus, EventType, OperationType, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
+    DriftStatus, EventType, OperationType, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
 };
 
 record! {
@@ -320,14 +321,71 @@ pub(super) async fn mark_under_change(tx: &mut super::Tx, task: &Task) -> StoreR
     Ok(moved == 1)
 }
 
+/// What holds a provisioned product's name among its owner's. Names are unique per owner,
+/// case-insensitively, among the live provisioned products and the launch plans that reserve
+/// them ([`PlanStatus::RESERVING_NAME`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameHolder {
+    /// A live provisioned product (its id).
+    ProvisionedProduct(String),
+    /// A launch plan (its id).
+    Plan(String),
+}
+
+/// The statement finding what holds `name` among `owner`'s ([`NameHolder`]).
+fn name_holder_query(owner: &str, name: &str) -> Sql {
+    let lower = name.to_lowercase();
+    let mut sql = Sql::new(
+        "SELECT 'pp' AS holder, provisioned_product_id AS id FROM provisioned_products \
+         WHERE terminated = 0 AND owner_principal_id = ",
+    );
+    sql.text(owner).push(" AND LOWER(provisioned_product_name) = ").text(lower.clone());
+    sql.push(" UNION ALL SELECT 'plan', plan_id FROM plans WHERE owner_principal_id = ").text(owner);
+    sql.push(" AND LOWER(provisioned_product_name) = ").text(lower);
+    sql.push(" AND operation_type = ").text(OperationType::LaunchProduct.as_str()).push(" AND status IN (");
+    sql.list(PlanStatus::RESERVING_NAME.iter().map(|status| status.as_str().to_bind())).push(")");
+    sql
+}
+
+/// Decodes a row of [`name_holder_query`].
+fn name_holder(row: &Row<'_>) -> StoreResult<NameHolder> {
+    let id = row.get("id")?;
+    Ok(match row.get::<String>("holder")?.as_str() {
+        "pp" => NameHolder::ProvisionedProduct(id),
+        _ => NameHolder::Plan(id),
+    })
+}
+
+/// Claims `name` for a new provisioned product or launch plan of `owner` in `tx`: what holds it
+/// already, or `None` when it is free. The claim holds until the transaction ends, so that two
+/// launches of one name cannot both find it free: SQLite runs one write transaction at a time;
+/// PostgreSQL takes a transaction-level advisory lock on the owner and the lower-cased name.
+pub(super) async fn claim_name(tx: &mut super::Tx, owner: &str, name: &str) -> StoreResult<Option<NameHolder>> {
+    if tx.dialect() == Dialect::Postgres {
+        let key = format!("provisioned product name\n{owner}\n{}", name.to_lowercase());
+        sql!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key).execute(&mut **tx).await?;
+    }
+    name_holder_query(owner, name).row(&mut **tx, name_holder).await
+}
+
 impl Store {
-    /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically.
-    pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<()> {
+    /// What holds `name` among `owner`'s provisioned products and launch plans, if anything.
+    pub async fn name_holder(&self, owner: &str, name: &str) -> StoreResult<Option<NameHolder>> {
+        self.fetch_optional(&name_holder_query(owner, name), name_holder).await
+    }
+
+    /// Records a launch: the provisioned product `UnderChange` and its queued task, atomically,
+    /// provided its name is free among its owner's ([`claim_name`]); else what holds it, and
+    /// nothing is written.
+    pub async fn create_launch(&self, pp: &ProvisionedProduct, task: &Task) -> StoreResult<Option<NameHolder>> {
         let mut tx = self.begin().await?;
+        if let Some(holder) = claim_name(&mut tx, &pp.owner_principal_id, &pp.provisioned_product_name).await? {
+            return Ok(Some(holder));
+        }
         insert_provisioned_product(&mut tx, pp).await?;
         insert_task(&mut tx, task, None).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Bulk insert of provisioned products with their tasks, as they are (status included), in
@@ -730,7 +788,7 @@ pub(crate) mod tests {
             task_id: task_id.into(),
             task_type: OperationType::LaunchProduct,
             provisioned_product_id: format!("pp-{task_id}").into(),
-            provisioned_product_name: "demo".into(),
+            provisioned_product_name: format!("demo-{task_id}"),
             product_id: "prod-1".into(),
             product_name: "p".into(),
             product_version_id: "pv-1".into(),
@@ -754,8 +812,53 @@ pub(crate) mod tests {
     pub(crate) async fn seed_task(store: &Store, task_id: &str) -> Task {
         let task = sample_task(task_id);
         let pp = ProvisionedProduct::launched(&task, "1", "RamUser", "stack".into());
-        store.create_launch(&pp, &task).await.unwrap();
+        assert_eq!(store.create_launch(&pp, &task).await.unwrap(), None, "the name is free");
         task
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn launches_of_one_name_at_once_make_one_provisioned_product() {
+        testing::each_store(|store| async move {
+            let mut launches = tokio::task::JoinSet::new();
+            for i in 0..8 {
+                let store = store.clone();
+                // One owner, one name in different cases.
+                let name = if i % 2 == 0 { "Web" } else { "WEB" };
+                launches.spawn(async move {
+                    let task = sample_task(&format!("task-{i}"));
+                    let pp = ProvisionedProduct {
+                        provisioned_product_name: name.into(),
+                        ..ProvisionedProduct::launched(&task, "1", "RamUser", "stack".into())
+                    };
+                    (store.create_launch(&pp, &task).await.unwrap(), pp.provisioned_product_id)
+                });
+            }
+            let outcomes = launches.join_all().await;
+            let made: Vec<_> = outcomes.iter().filter(|(holder, _)| holder.is_none()).map(|(_, id)| id.clone()).collect();
+            assert_eq!(made.len(), 1, "{outcomes:?}");
+            let winner = NameHolder::ProvisionedProduct(made[0].to_string());
+            assert!(outcomes.iter().all(|(holder, _)| holder.is_none() || holder.as_ref() == Some(&winner)), "{outcomes:?}");
+            let (live, total) = store
+                .list_provisioned_products(&ProvisionedProductQuery::default(), SortOrder::Asc, Page { number: 1, size: 10 })
+                .await
+                .unwrap();
+            assert_eq!((live.len(), total), (1, 1), "nothing of the refused launches was written");
+            assert_eq!(store.list_tasks(made[0].as_str(), SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap().1, 1);
+            // Another owner may use the name; the owner may once it is terminated.
+            let task = sample_task("task-other");
+            let other = ProvisionedProduct {
+                provisioned_product_name: "web".into(),
+                ..ProvisionedProduct::launched(&task, "2", "RamUser", "s".into())
+            };
+            assert_eq!(store.create_launch(&other, &task).await.unwrap(), None);
+            assert_eq!(store.name_holder("1", "wEb").await.unwrap(), Some(winner));
+            sql!("UPDATE provisioned_products SET terminated = 1 WHERE provisioned_product_id = $1", made[0].as_str())
+                .execute(store.writer())
+                .await
+                .unwrap();
+            assert_eq!(store.name_holder("1", "web").await.unwrap(), None);
+        })
+        .await;
     }
 
     #[tokio::test]

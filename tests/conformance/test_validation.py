@@ -5,9 +5,11 @@ product, no task, no plan).
 """
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from sclib import expect_error, uniq
+from sclib import ApiError, expect_error, uniq
 from test_catalog_access import create_constraint
 from test_provisioning import (REGION, get_pp, kv, launch, make_product, needs_terraform, terminate, wait_pp_gone,
                                wait_task)
@@ -134,6 +136,38 @@ def test_names_are_unique_per_owner_among_live_products_and_launch_plans(admin_v
     assert len(own_products(a)) == 1 and len(own_plans(a)) == 1
     a.call("CancelProvisionedProductPlan", {"PlanId": plan_id})
     launch(a, product, name=planned)  # a cancelled plan no longer reserves it
+
+
+def test_one_name_asked_for_at_once_goes_to_one_launch_or_plan(admin_v3, server, make_user):
+    """Launches and launch plans of one name sent together: the name check and the write are one step, so exactly
+    one of them takes the name and every other is refused, with nothing of it written."""
+    user = make_user()
+    product = make_product(admin_v3, TYPES_TF, users=[user])
+    name = uniq("race-")
+    callers = [server.caller("v3", (user["AccessKeyId"], user["AccessKeySecret"])) for _ in range(8)]
+    attempts = [(lambda c=c: launch(c, product, name=name)) if i % 2 else (lambda c=c: launch_plan(c, product, name.upper()))
+                for i, c in enumerate(callers)]
+    outcomes: list = [None] * len(attempts)
+    start = threading.Barrier(len(attempts))
+
+    def attempt(i):
+        start.wait()
+        try:
+            outcomes[i] = ("ok", attempts[i]())
+        except ApiError as e:
+            outcomes[i] = ("refused", e)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(attempts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted = [o for o in outcomes if o[0] == "ok"]
+    assert len(accepted) == 1, outcomes
+    for kind, e in outcomes:
+        if kind == "refused":
+            assert (e.status, e.code) == (400, "InvalidParameter.ProvisionedProductName"), e
+    assert len(own_products(callers[0])) + len(own_plans(callers[0])) == 1
 
 
 @needs_terraform
