@@ -695,6 +695,11 @@ impl Provisioner<'_> {
                 self.drop_item(item, CampaignItemStatus::Skipped, &message).await?;
                 Ok(false)
             }
+            Err(ExecutionRefusal::Cycle) => {
+                let message = format!("Its plan {} reads outputs of provisioned products that now depend on it.", plan.plan_id);
+                self.drop_item(item, CampaignItemStatus::Skipped, &message).await?;
+                Ok(false)
+            }
         }
     }
 

@@ -102,6 +102,15 @@ pub fn find_cycle(edges: &[Dependency], target: &str, start: &str) -> Option<Vec
     None
 }
 
+/// `InvalidParameter.Parameters` for a change of `target` whose reads close a cycle that formed
+/// after they were checked (another change made at the same time, or after a plan's preview).
+pub fn cycle_formed(target: &str) -> DomainError {
+    DomainError::invalid_parameter(
+        "Parameters",
+        format!("The parameters read outputs of provisioned products that now depend on {target}: the change would make a cycle."),
+    )
+}
+
 /// `InvalidParameter.Parameters` about the parameter `key`.
 fn refuse(key: &str, why: String) -> DomainError {
     DomainError::invalid_parameter("Parameters", format!("The parameter {key}: {why}."))

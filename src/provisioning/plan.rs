@@ -617,6 +617,7 @@ impl Provisioner<'_> {
         match self.queue_plan(&plan, None).await? {
             Ok(queued) => Ok(queued),
             Err(ExecutionRefusal::Stale) => Err(stale(&plan)),
+            Err(ExecutionRefusal::Cycle) => Err(super::dependency::cycle_formed(&plan.provisioned_product_id)),
             Err(ExecutionRefusal::Status | ExecutionRefusal::Claimed) => Err(changed_meanwhile(&plan)),
             Err(ExecutionRefusal::UnderChange) => Err(match self.store.provisioned_product(&plan.provisioned_product_id).await? {
                 Some(pp) => super::refuse_under_change(&pp),

@@ -22,7 +22,7 @@ use crate::store::dependency::{references_from_json, references_json};
 use crate::store::expiry::ExpiryTermination;
 use crate::store::plan::{ExecutionRefusal, Plan};
 use crate::store::principal::Principal;
-use crate::store::provisioning::{NameHolder, ProvisionedProduct, ProvisionedProductQuery, Task};
+use crate::store::provisioning::{ChangeRefusal, NameHolder, ProvisionedProduct, ProvisionedProductQuery, Task};
 use crate::store::{now_ms, Page, SortOrder, Store};
 
 /// What a provisioning operation needs from the node.
@@ -460,11 +460,16 @@ impl<'a> Provisioner<'a> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, sealed);
         let started = match expiry {
-            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry, self.scheduled.as_ref()).await?,
+            Some(expiry) => match self.store.start_expiry_termination(&task, pp, expiry, self.scheduled.as_ref()).await? {
+                true => Ok(()),
+                false => Err(ChangeRefusal::UnderChange),
+            },
             None => self.store.start_change(&task, self.scheduled.as_ref()).await?,
         };
-        if !started {
-            return Err(super::refuse_under_change(pp));
+        match started {
+            Ok(()) => {}
+            Err(ChangeRefusal::UnderChange) => return Err(super::refuse_under_change(pp)),
+            Err(ChangeRefusal::Cycle) => return Err(super::dependency::cycle_formed(&pp.provisioned_product_id)),
         }
         self.engine.task_queued().await;
         Ok(Queued { provisioned_product_id: task.provisioned_product_id, task_id: task.task_id })

@@ -8,14 +8,14 @@
 //! job due. The rules (how references are spelt and resolved, which cycles are refused, who
 //! updates what) are the provisioning layer's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::provisioning::{ProvisionedProduct, Task};
-use super::sql::{insert, record, sql, Sql};
+use super::sql::{insert, record, sql, Sql, ToBind};
 use super::webhook::{enqueue, Event};
 use super::{now_ms, Store, StoreResult};
 use crate::model::{EventType, OperationType, ScheduleKind, UpdatePolicy};
@@ -95,6 +95,39 @@ pub(super) async fn replace_edges(tx: &mut super::Tx, task: &Task) -> StoreResul
     });
     insert("provisioned_product_dependencies", Dependency::COLUMNS, rows, |d, sql| d.bind_values(sql)).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Whether queueing the update `task` would close a cycle of dependencies: whether its
+/// provisioned product is, through the edges of live dependents other than itself (its own are
+/// what the update replaces), an upstream of a provisioned product its references read. The
+/// rules say which reads are refused before anything is written (the provisioning layer's
+/// `find_cycle`); this check, in the transaction that queues the update and after holding the
+/// dependency graph ([`super::Tx::hold`]), stops two updates made at once from each closing half
+/// of a cycle, and a plan from executing into one that formed after its preview.
+pub(super) async fn closes_cycle(tx: &mut super::Tx, task: &Task) -> StoreResult<bool> {
+    if task.task_type != OperationType::UpdateProvisionedProduct {
+        return Ok(false);
+    }
+    let upstreams: BTreeSet<String> = references_from_json(&task.parameter_references)
+        .into_iter()
+        .flat_map(|r| r.reads)
+        .map(|read| read.provisioned_product_id)
+        .collect();
+    if upstreams.is_empty() {
+        return Ok(false);
+    }
+    tx.hold("provisioned product dependencies").await?;
+    let target = task.provisioned_product_id.as_str();
+    let mut sql =
+        Sql::new("WITH RECURSIVE reach(id) AS (SELECT provisioned_product_id FROM provisioned_products WHERE provisioned_product_id IN (");
+    sql.list(upstreams.iter().map(|id| id.as_str().to_bind()));
+    sql.push(
+        ") UNION SELECT d.upstream_id FROM provisioned_product_dependencies d JOIN reach r ON d.dependent_id = r.id \
+         JOIN provisioned_products pp ON pp.provisioned_product_id = d.dependent_id WHERE pp.terminated = 0 AND d.dependent_id <> ",
+    );
+    sql.text(target).push(") SELECT COUNT(*) FROM reach WHERE id = ").text(target);
+    let found: i64 = sql.one(&mut **tx).await?;
+    Ok(found > 0)
 }
 
 /// After the launch or update `task` of an upstream succeeded with `outputs` (a JSON array of
@@ -214,7 +247,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::provisioning::tests::{sample_task, seed_task};
-    use crate::store::provisioning::TaskOutcome;
+    use crate::store::provisioning::{ChangeRefusal, TaskOutcome};
     use crate::store::testing;
 
     fn references(upstream: &str, key: &str, value: &str) -> String {
@@ -237,7 +270,7 @@ mod tests {
                 parameter_references: references(&upstream, "name", "a"),
                 ..down
             };
-            assert!(store.start_change(&down, None).await.unwrap());
+            assert_eq!(store.start_change(&down, None).await.unwrap(), Ok(()));
             let dependent = down.provisioned_product_id.as_str().to_string();
             assert_eq!(store.upstreams_of(&dependent).await.unwrap().len(), 1);
             assert_eq!(store.dependents_of(&upstream).await.unwrap()[0].provisioned_product_id, down.provisioned_product_id);
@@ -245,7 +278,7 @@ mod tests {
 
             // The upstream changes another output: nothing is stale.
             let again = Task { task_id: "task-up-2".into(), task_type: OperationType::UpdateProvisionedProduct, ..up.clone() };
-            assert!(store.start_change(&again, None).await.unwrap());
+            assert_eq!(store.start_change(&again, None).await.unwrap(), Ok(()));
             let other = r#"[{"OutputKey":"name","OutputValue":"a"},{"OutputKey":"other","OutputValue":"y"}]"#;
             store.finish_task(&again, None, &TaskOutcome::Succeeded { outputs: other.into() }, &[]).await.unwrap();
             assert_eq!(store.provisioned_product(&dependent).await.unwrap().unwrap().stale_dependencies, 0);
@@ -253,7 +286,7 @@ mod tests {
 
             // The output it reads changes: stale, and its job due.
             let third = Task { task_id: "task-up-3".into(), ..again };
-            assert!(store.start_change(&third, None).await.unwrap());
+            assert_eq!(store.start_change(&third, None).await.unwrap(), Ok(()));
             let changed = r#"[{"OutputKey":"name","OutputValue":"b"}]"#;
             store.finish_task(&third, None, &TaskOutcome::Succeeded { outputs: changed.into() }, &[]).await.unwrap();
             assert_eq!(store.provisioned_product(&dependent).await.unwrap().unwrap().stale_dependencies, 1);
@@ -265,7 +298,7 @@ mod tests {
 
             // The dependent's next update resolves it again: its edges are replaced, not stale.
             let update = Task { task_id: "task-down-3".into(), parameter_references: references(&upstream, "name", "b"), ..down };
-            assert!(store.start_change(&update, None).await.unwrap());
+            assert_eq!(store.start_change(&update, None).await.unwrap(), Ok(()));
             let pp = store.provisioned_product(&dependent).await.unwrap().unwrap();
             assert_eq!(pp.stale_dependencies, 0);
             let edges = store.dependencies().await.unwrap();
@@ -275,8 +308,41 @@ mod tests {
             let plain = Task { task_id: "task-down-4".into(), parameter_references: "[]".into(), ..sample_task("x") };
             let plain = Task { provisioned_product_id: update.provisioned_product_id.clone(), ..plain };
             store.finish_task(&update, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap();
-            assert!(store.start_change(&plain, None).await.unwrap());
+            assert_eq!(store.start_change(&plain, None).await.unwrap(), Ok(()));
             assert!(store.upstreams_of(&dependent).await.unwrap().is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn updates_made_at_once_cannot_each_close_half_of_a_cycle() {
+        testing::each_store(|store| async move {
+            // a, b and c exist; at once, a's update reads b, b's reads c and c's reads a.
+            let mut updates = Vec::new();
+            for (id, upstream) in [("a", "b"), ("b", "c"), ("c", "a")] {
+                let launch = seed_task(&store, &format!("task-{id}")).await;
+                store.finish_task(&launch, None, &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap();
+                updates.push(Task {
+                    task_id: format!("task-{id}-2").into(),
+                    task_type: OperationType::UpdateProvisionedProduct,
+                    parameter_references: references(&format!("pp-task-{upstream}"), "name", "v"),
+                    ..launch
+                });
+            }
+            let mut queued = tokio::task::JoinSet::new();
+            for update in updates.clone() {
+                let store = store.clone();
+                queued.spawn(async move { store.start_change(&update, None).await.unwrap() });
+            }
+            let outcomes = queued.join_all().await;
+            assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2, "{outcomes:?}");
+            assert_eq!(outcomes.iter().filter(|o| **o == Err(ChangeRefusal::Cycle)).count(), 1, "{outcomes:?}");
+            assert_eq!(store.dependencies().await.unwrap().len(), 2, "the refused update wrote no edge");
+            // The refused one asked again is refused again: the cycle would close.
+            let edges = store.dependencies().await.unwrap();
+            let refused = updates.iter().find(|u| !edges.iter().any(|e| e.dependent_id == u.provisioned_product_id.as_str())).unwrap();
+            let again = Task { task_id: "task-again".into(), ..refused.clone() };
+            assert_eq!(store.start_change(&again, None).await.unwrap(), Err(ChangeRefusal::Cycle), "still a cycle");
         })
         .await;
     }

@@ -351,7 +351,7 @@ mod tests {
                 remedies: Some(TaskId::from("task-c")),
             };
             let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
-            assert!(store.start_change(&update("task-u"), Some(&scheduled("node-a"))).await.unwrap());
+            assert_eq!(store.start_change(&update("task-u"), Some(&scheduled("node-a"))).await.unwrap(), Ok(()));
             let (history, _) = store.drift_checks(&launch.provisioned_product_id, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(history[0].remediation_task_id.as_ref().map(|t| t.as_str()), Some("task-u"));
             assert_eq!(history[0].message, "", "a failure of a node whose claim was taken over is not recorded");

@@ -174,6 +174,17 @@ impl Tx {
         self.1
     }
 
+    /// Holds `key` until the transaction ends: of the transactions that take one key, one runs
+    /// at a time from there on, so a check made after it sees what the others committed.
+    /// PostgreSQL takes a transaction-level advisory lock on the key's hash; SQLite runs one
+    /// write transaction at a time already.
+    pub(crate) async fn hold(&mut self, key: &str) -> StoreResult<()> {
+        if self.1 == Dialect::Postgres {
+            sql!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key).execute(&mut *self.0).await?;
+        }
+        Ok(())
+    }
+
     /// Commits, with the request's audit record when it carries it.
     pub(crate) async fn commit(mut self) -> StoreResult<()> {
         let Some(event) = audit::take() else {

@@ -119,6 +119,8 @@ pub enum ExecutionRefusal {
     Stale,
     /// The campaign claim it was to make was refused (the item or its campaign moved on).
     Claimed,
+    /// The update's references would now close a cycle of dependencies.
+    Cycle,
 }
 
 /// Which plans a list returns (filters expressible in SQL; approver filters are the caller's).
@@ -419,6 +421,9 @@ impl Store {
         scheduled: Option<&Scheduled>,
     ) -> StoreResult<Result<(), ExecutionRefusal>> {
         let mut tx = self.begin().await?;
+        if super::dependency::closes_cycle(&mut tx, task).await? {
+            return Ok(Err(ExecutionRefusal::Cycle));
+        }
         let moved = sql!(
             "UPDATE plans SET status = $1, execute_task_id = $2, updated_at = $3 WHERE plan_id = $4 AND status = $5",
             PlanStatus::ExecuteInProgress.as_str(),

@@ -7,7 +7,7 @@ use super::audit::{record_queued, JobId, Scheduled};
 use super::lease::{self, Leased};
 use super::read::Row;
 use super::sql::{contains_pattern, insert, record, sql, Sql, ToBind};
-use super::{now_ms, Dialect, Page, SortOrder, Store, StoreResult};
+use super::{now_ms, Page, SortOrder, Store, StoreResult};
 use crate::model::{
     DriftStatus, EventType, OperationType, PlanStatus, ProvisionedProductId, ProvisionedProductStatus, TaskId, TaskStatus, UpdatePolicy,
 };
@@ -321,6 +321,15 @@ pub(super) async fn mark_under_change(tx: &mut super::Tx, task: &Task) -> StoreR
     Ok(moved == 1)
 }
 
+/// Why an update or terminate could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// The provisioned product is `UnderChange`, or gone.
+    UnderChange,
+    /// The update's references would close a cycle of dependencies.
+    Cycle,
+}
+
 /// What holds a provisioned product's name among its owner's. Names are unique per owner,
 /// case-insensitively, among the live provisioned products and the launch plans that reserve
 /// them ([`PlanStatus::RESERVING_NAME`]).
@@ -357,14 +366,11 @@ fn name_holder(row: &Row<'_>) -> StoreResult<NameHolder> {
 }
 
 /// Claims `name` for a new provisioned product or launch plan of `owner` in `tx`: what holds it
-/// already, or `None` when it is free. The claim holds until the transaction ends, so that two
-/// launches of one name cannot both find it free: SQLite runs one write transaction at a time;
-/// PostgreSQL takes a transaction-level advisory lock on the owner and the lower-cased name.
+/// already, or `None` when it is free. The claim holds the owner and the lower-cased name until
+/// the transaction ends ([`super::Tx::hold`]), so that two launches of one name cannot both find
+/// it free.
 pub(super) async fn claim_name(tx: &mut super::Tx, owner: &str, name: &str) -> StoreResult<Option<NameHolder>> {
-    if tx.dialect() == Dialect::Postgres {
-        let key = format!("provisioned product name\n{owner}\n{}", name.to_lowercase());
-        sql!("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key).execute(&mut **tx).await?;
-    }
+    tx.hold(&format!("provisioned product name\n{owner}\n{}", name.to_lowercase())).await?;
     name_holder_query(owner, name).row(&mut **tx, name_holder).await
 }
 
@@ -408,16 +414,20 @@ impl Store {
     }
 
     /// Queues an update or terminate task (with what the scheduler writes with it, when the
-    /// scheduler queues it) if the provisioned product is not `UnderChange`; false (and nothing
-    /// written) when it is, or when it is gone.
-    pub async fn start_change(&self, task: &Task, scheduled: Option<&Scheduled>) -> StoreResult<bool> {
+    /// scheduler queues it) if the provisioned product is not `UnderChange` and an update's
+    /// references close no cycle ([`super::dependency::closes_cycle`]); else why not, and
+    /// nothing is written.
+    pub async fn start_change(&self, task: &Task, scheduled: Option<&Scheduled>) -> StoreResult<Result<(), ChangeRefusal>> {
         let mut tx = self.begin().await?;
+        if super::dependency::closes_cycle(&mut tx, task).await? {
+            return Ok(Err(ChangeRefusal::Cycle));
+        }
         if !mark_under_change(&mut tx, task).await? {
-            return Ok(false);
+            return Ok(Err(ChangeRefusal::UnderChange));
         }
         insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Ok(()))
     }
 
     /// Sets the update policy of the live provisioned product `id`; false when it is gone.
@@ -1171,7 +1181,7 @@ pub(crate) mod tests {
             let mut update = task.clone();
             update.task_id = "task-d".into();
             update.task_type = OperationType::UpdateProvisionedProduct;
-            assert!(!store.start_change(&update, None).await.unwrap());
+            assert_eq!(store.start_change(&update, None).await.unwrap(), Err(ChangeRefusal::UnderChange));
             let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert_eq!(store.save_state("pp-task-c", &fence, "s1", Some(3)).await.unwrap(), StateSaved::Version(1));
             assert_eq!(store.save_state("pp-task-c", &fence, "s2", Some(5)).await.unwrap(), StateSaved::Version(2));
@@ -1197,10 +1207,14 @@ pub(crate) mod tests {
                 ..super::super::audit::sample("UpdateProvisionedProduct", "system", "pp-task-g")
             });
             let update = |id: &str| Task { task_id: id.into(), task_type: OperationType::UpdateProvisionedProduct, ..launch.clone() };
-            assert!(!store.start_change(&update("task-h"), Some(&audit)).await.unwrap(), "the launch holds the product");
+            assert_eq!(
+                store.start_change(&update("task-h"), Some(&audit)).await.unwrap(),
+                Err(ChangeRefusal::UnderChange),
+                "the launch holds the product"
+            );
             let (_, fence) = store.claim::<Task>("w", 60_000).await.unwrap().unwrap();
             assert!(store.finish_task(&launch, Some(&fence), &TaskOutcome::Succeeded { outputs: "[]".into() }, &[]).await.unwrap());
-            assert!(store.start_change(&update("task-i"), Some(&audit)).await.unwrap());
+            assert_eq!(store.start_change(&update("task-i"), Some(&audit)).await.unwrap(), Ok(()));
             let query = super::super::audit::AuditQuery { resource_id: Some("pp-task-g".into()), ..Default::default() };
             let (audited, _) = store.list_audit_events(&query, SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap();
             assert_eq!(

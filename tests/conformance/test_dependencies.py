@@ -17,11 +17,12 @@ Extension fields are read through our own signer (the SDK drops them). Every wai
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import pytest
 
-from sclib import expect_error, uniq
+from sclib import ApiError, expect_error, uniq
 from test_console_audit import Console
 from test_provisioning import (HELLO_TF, SECRET_TF, TASK_DEADLINE, get_task, launch, make_product, needs_provider,
                                needs_terraform, new_user, outputs, parameters, update, wait_pp_gone, wait_task)
@@ -150,6 +151,40 @@ def test_bad_references_and_cycles_are_refused(deps_server):
     assert raw_pp(raw, upstream)["Status"] == "Available"
     # The other user cannot read ours either.
     expect_error(400, "InvalidParameter.Parameters", launch, other_caller, product, {"owner": ref(upstream, "greeting")})
+
+
+def test_updates_sent_together_cannot_close_a_cycle_between_them(deps_server):
+    """Each update alone closes nothing; together they would (a reads b, b reads c, c reads a). The check is made
+    again in the transaction that queues each update, so one of them is refused and writes nothing."""
+    me, _, raw = new_user(deps_server)
+    product = make_product(deps_server.caller("v3"), HELLO_TF, users=[me])
+    key = (me["AccessKeyId"], me["AccessKeySecret"])
+    first = deps_server.caller("v3", key)
+    ids = [launched(first, product, {"owner": name}) for name in ("a", "b", "c")]
+    outcomes: list = [None] * 3
+    start = threading.Barrier(3)
+
+    def send(i):
+        caller = deps_server.caller("v3", key)
+        start.wait()
+        try:
+            outcomes[i] = ("queued", update(caller, ids[i], product, {"owner": ref(ids[(i + 1) % 3], "greeting")}))
+        except ApiError as e:
+            outcomes[i] = ("refused", e)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = [(i, o[1]) for i, o in enumerate(outcomes) if o[0] == "refused"]
+    assert len(refused) == 1, outcomes
+    i, e = refused[0]
+    assert (e.status, e.code) == (400, "InvalidParameter.Parameters") and "cycle" in e.message, e
+    assert raw_pp(raw, ids[i])["Status"] == "Available", "the refused update queued nothing"
+    for j, (kind, task_id) in enumerate(outcomes):
+        if kind == "queued":
+            assert wait_task(first, task_id)["Status"] == "Succeeded", j
 
 
 def test_terminating_an_upstream_is_refused_unless_forced(deps_server):
