@@ -261,13 +261,13 @@ impl Store {
             select.push(" AND approval_config IS NOT NULL");
         }
         if let Some(name) = &query.name {
-            select.push(" AND LOWER(plan_name) = ").text(name.to_lowercase());
+            select.push(" AND LOWER(plan_name) = LOWER(").text(name.clone()).push(")");
         }
         if let Some(text) = &query.full_text {
             select.push(" AND LOWER(plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
         }
         if let Some(name) = &query.provisioned_product_name {
-            select.push(" AND LOWER(provisioned_product_name) = ").text(name.to_lowercase());
+            select.push(" AND LOWER(provisioned_product_name) = LOWER(").text(name.clone()).push(")");
         }
         let dir = order.sql();
         select.push(&format!(" ORDER BY created_at {dir}, plan_id {dir}"));

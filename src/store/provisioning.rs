@@ -343,14 +343,13 @@ pub enum NameHolder {
 
 /// The statement finding what holds `name` among `owner`'s ([`NameHolder`]).
 fn name_holder_query(owner: &str, name: &str) -> Sql {
-    let lower = name.to_lowercase();
     let mut sql = Sql::new(
         "SELECT 'pp' AS holder, provisioned_product_id AS id FROM provisioned_products \
          WHERE terminated = 0 AND owner_principal_id = ",
     );
-    sql.text(owner).push(" AND LOWER(provisioned_product_name) = ").text(lower.clone());
+    sql.text(owner).push(" AND LOWER(provisioned_product_name) = LOWER(").text(name).push(")");
     sql.push(" UNION ALL SELECT 'plan', plan_id FROM plans WHERE owner_principal_id = ").text(owner);
-    sql.push(" AND LOWER(provisioned_product_name) = ").text(lower);
+    sql.push(" AND LOWER(provisioned_product_name) = LOWER(").text(name).push(")");
     sql.push(" AND operation_type = ").text(OperationType::LaunchProduct.as_str()).push(" AND status IN (");
     sql.list(PlanStatus::RESERVING_NAME.iter().map(|status| status.as_str().to_bind())).push(")");
     sql
@@ -366,11 +365,11 @@ fn name_holder(row: &Row<'_>) -> StoreResult<NameHolder> {
 }
 
 /// Claims `name` for a new provisioned product or launch plan of `owner` in `tx`: what holds it
-/// already, or `None` when it is free. The claim holds the owner and the lower-cased name until
-/// the transaction ends ([`super::Tx::hold`]), so that two launches of one name cannot both find
-/// it free.
+/// already, or `None` when it is free. The claim holds the owner's names until the transaction
+/// ends ([`super::Tx::hold`]), so that two launches of one name cannot both find it free. (The
+/// owner, not the name: which names are the same is the database's `LOWER`.)
 pub(super) async fn claim_name(tx: &mut super::Tx, owner: &str, name: &str) -> StoreResult<Option<NameHolder>> {
-    tx.hold(&format!("provisioned product name\n{owner}\n{}", name.to_lowercase())).await?;
+    tx.hold(&format!("provisioned product names\n{owner}")).await?;
     name_holder_query(owner, name).row(&mut **tx, name_holder).await
 }
 
@@ -477,7 +476,7 @@ impl Store {
             filter.push(&format!(" AND {plus}pp.owner_principal_id = ")).text(owner.clone());
         }
         if let Some(name) = &query.name {
-            filter.push(" AND LOWER(pp.provisioned_product_name) = ").text(name.to_lowercase());
+            filter.push(" AND LOWER(pp.provisioned_product_name) = LOWER(").text(name.clone()).push(")");
         }
         if let Some(drift) = query.drift_status {
             filter.push(" AND pp.drift_status = ").text(drift);
@@ -867,6 +866,20 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert_eq!(store.name_holder("1", "web").await.unwrap(), None);
+            // A name with letters beyond ASCII is found as it is written on either database
+            // (SQLite's LOWER folds ASCII letters only; both sides are folded by the database).
+            let task = sample_task("task-u");
+            let umlaut = ProvisionedProduct {
+                provisioned_product_name: "Ärger-Straße".into(),
+                ..ProvisionedProduct::launched(&task, "1", "RamUser", "s".into())
+            };
+            assert_eq!(store.create_launch(&umlaut, &task).await.unwrap(), None);
+            let held = Some(NameHolder::ProvisionedProduct(umlaut.provisioned_product_id.to_string()));
+            assert_eq!(store.name_holder("1", "Ärger-Straße").await.unwrap(), held);
+            assert_eq!(store.name_holder("1", "ärger-strasse").await.unwrap(), None);
+            assert_eq!(store.name_holder("1", "ärger-straße").await.unwrap().is_some(), store.dialect() == crate::store::Dialect::Postgres);
+            let named = ProvisionedProductQuery { name: Some("Ärger-Straße".into()), ..Default::default() };
+            assert_eq!(store.list_provisioned_products(&named, SortOrder::Asc, Page { number: 1, size: 10 }).await.unwrap().1, 1);
         })
         .await;
     }

@@ -344,7 +344,7 @@ impl NameFilter {
     /// Appends the conditions to `sql`, the name being in `name_column`.
     pub(crate) fn push_to(&self, sql: &mut Sql, name_column: &str) {
         if let Some(name) = &self.name {
-            sql.push(&format!(" AND LOWER({name_column}) = ")).text(name.to_lowercase());
+            sql.push(&format!(" AND LOWER({name_column}) = LOWER(")).text(name.clone()).push(")");
         }
         if let Some(text) = &self.full_text {
             let pattern = contains_pattern(text);
