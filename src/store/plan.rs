@@ -264,7 +264,7 @@ impl Store {
             select.push(" AND LOWER(plan_name) = LOWER(").text(name.clone()).push(")");
         }
         if let Some(text) = &query.full_text {
-            select.push(" AND LOWER(plan_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+            select.push(" AND LOWER(plan_name) LIKE LOWER(").text(contains_pattern(text)).push(") ESCAPE '\\'");
         }
         if let Some(name) = &query.provisioned_product_name {
             select.push(" AND LOWER(provisioned_product_name) = LOWER(").text(name.clone()).push(")");

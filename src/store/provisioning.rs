@@ -498,7 +498,7 @@ impl Store {
                 .text(phrase)
                 .push(")");
         } else if let Some(text) = &query.full_text {
-            filter.push(" AND LOWER(pp.provisioned_product_name) LIKE ").text(contains_pattern(text)).push(" ESCAPE '\\'");
+            filter.push(" AND LOWER(pp.provisioned_product_name) LIKE LOWER(").text(contains_pattern(text)).push(") ESCAPE '\\'");
         }
         let mut select = filter.behind(&format!("SELECT {}{PP_FROM}", pp_columns()));
         let dir = order.sql();
@@ -510,7 +510,8 @@ impl Store {
     /// (migration 11, SQLite only) should answer it: when the text is a trigram or longer and
     /// fewer than [`INDEXED_MATCHES`] names hold it. Otherwise comparing every name is as fast.
     async fn indexed_name_search(&self, text: &str) -> StoreResult<Option<String>> {
-        let lower = text.to_lowercase();
+        // Folded as SQLite's LOWER folds the names the index holds: ASCII letters only.
+        let lower = text.to_ascii_lowercase();
         if !self.dialect.has_name_index() || lower.chars().count() < 3 {
             return Ok(None);
         }
@@ -1031,8 +1032,8 @@ pub(crate) mod tests {
             ];
             for text in texts {
                 let mut like =
-                    Sql::new("SELECT provisioned_product_id FROM provisioned_products WHERE LOWER(provisioned_product_name) LIKE ");
-                like.text(contains_pattern(text)).push(" ESCAPE '\\' ORDER BY provisioned_product_id");
+                    Sql::new("SELECT provisioned_product_id FROM provisioned_products WHERE LOWER(provisioned_product_name) LIKE LOWER(");
+                like.text(contains_pattern(text)).push(") ESCAPE '\\' ORDER BY provisioned_product_id");
                 let expected = store.fetch_all(&like, |row| row.first::<String>()).await.unwrap();
                 assert_eq!(full_text(&store, text).await, expected, "{text:?}");
             }
@@ -1042,6 +1043,7 @@ pub(crate) mod tests {
             // SQLite's LOWER folds ASCII letters only, PostgreSQL's every letter.
             let sqlite = store.dialect() == crate::store::Dialect::Sqlite;
             assert_eq!(full_text(&store, "éco").await, if sqlite { &["pp-8"][..] } else { &["pp-7", "pp-8"] });
+            assert_eq!(full_text(&store, "ÉCO").await, if sqlite { &["pp-7"][..] } else { &["pp-7", "pp-8"] }, "as written");
             assert_eq!(full_text(&store, "bulk").await.len() as i64, INDEXED_MATCHES);
             // The index (SQLite's) answers uncommon trigrams; common and short texts compare every name.
             assert_eq!(store.indexed_name_search("ULK-99").await.unwrap().as_deref(), sqlite.then_some("\"ulk-99\""));

@@ -348,9 +348,9 @@ impl NameFilter {
         }
         if let Some(text) = &self.full_text {
             let pattern = contains_pattern(text);
-            sql.push(&format!(" AND (LOWER({name_column}) LIKE ")).text(pattern.clone()).push(" ESCAPE '\\'");
-            sql.push(" OR LOWER(provider_name) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            sql.push(" OR LOWER(description) LIKE ").text(pattern).push(" ESCAPE '\\')");
+            sql.push(&format!(" AND (LOWER({name_column}) LIKE LOWER(")).text(pattern.clone()).push(") ESCAPE '\\'");
+            sql.push(" OR LOWER(provider_name) LIKE LOWER(").text(pattern.clone()).push(") ESCAPE '\\'");
+            sql.push(" OR LOWER(description) LIKE LOWER(").text(pattern).push(") ESCAPE '\\')");
         }
     }
 }
@@ -365,10 +365,12 @@ pub(crate) fn update_named(kind: &str, id: &str, name: &str, provider: &str, des
     sql!(&text, name, provider, description, now_ms(), id)
 }
 
-/// `%value%` for a case-insensitive `LIKE … ESCAPE '\'`, with the caller's wildcards escaped.
+/// `%value%` for `LOWER(column) LIKE LOWER(pattern) ESCAPE '\'`, with the caller's wildcards
+/// escaped: both sides are folded by the database, so a text is always found as it is written
+/// (SQLite's `LOWER` folds ASCII letters only, PostgreSQL's every letter).
 pub(crate) fn contains_pattern(value: &str) -> String {
     let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{}%", escaped.to_lowercase())
+    format!("%{escaped}%")
 }
 
 #[cfg(test)]
@@ -382,6 +384,6 @@ mod tests {
 
     #[test]
     fn like_wildcards_are_escaped() {
-        assert_eq!(super::contains_pattern("50%_A\\"), "%50\\%\\_a\\\\%");
+        assert_eq!(super::contains_pattern("50%_A\\"), "%50\\%\\_A\\\\%");
     }
 }

@@ -190,8 +190,8 @@ impl Store {
         }
         if let Some(text) = &query.full_text {
             let pattern = contains_pattern(text);
-            filter.push(" AND (LOWER(tag_key) LIKE ").text(pattern.clone()).push(" ESCAPE '\\'");
-            filter.push(" OR LOWER(tag_value) LIKE ").text(pattern).push(" ESCAPE '\\')");
+            filter.push(" AND (LOWER(tag_key) LIKE LOWER(").text(pattern.clone()).push(") ESCAPE '\\'");
+            filter.push(" OR LOWER(tag_value) LIKE LOWER(").text(pattern).push(") ESCAPE '\\')");
         }
         let mut select = filter.behind(&format!("SELECT {COLUMNS}"));
         let dir = order.sql();
