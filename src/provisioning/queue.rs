@@ -460,15 +460,12 @@ impl<'a> Provisioner<'a> {
         let target = Target { id: &pp.provisioned_product_id, name: &pp.provisioned_product_name, region: &pp.stack_region_id };
         let task = task(&target, &change, sealed);
         let started = match expiry {
-            Some(expiry) => match self.store.start_expiry_termination(&task, pp, expiry, self.scheduled.as_ref()).await? {
-                true => Ok(()),
-                false => Err(ChangeRefusal::UnderChange),
-            },
+            Some(expiry) => self.store.start_expiry_termination(&task, pp, expiry, self.scheduled.as_ref()).await?,
             None => self.store.start_change(&task, self.scheduled.as_ref()).await?,
         };
         match started {
             Ok(()) => {}
-            Err(ChangeRefusal::UnderChange) => return Err(super::refuse_under_change(pp)),
+            Err(ChangeRefusal::UnderChange | ChangeRefusal::ExpiryQueued) => return Err(super::refuse_under_change(pp)),
             Err(ChangeRefusal::Cycle) => return Err(super::dependency::cycle_formed(&pp.provisioned_product_id)),
         }
         self.engine.task_queued().await;

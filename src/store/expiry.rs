@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::audit::Scheduled;
-use super::provisioning::{insert_task, mark_under_change, ProvisionedProduct, Task};
+use super::provisioning::{insert_task, mark_under_change, ChangeRefusal, ProvisionedProduct, Task};
 use super::schedule::{release, Due, ScheduleFence};
 use super::sql::{sql, Sql};
 use super::webhook::{enqueue, Event};
@@ -128,19 +128,19 @@ impl Store {
 
     /// Queues the terminate `task` of `pp`'s expiry if `pp` is not `UnderChange`. The first
     /// records itself as the expiry's and tells webhooks (`Expired`, with its `TaskId`) in the
-    /// same transaction; false (nothing written) when `pp` is `UnderChange` or gone, or, for a
-    /// first, when its expiry queued one already. What the scheduler writes with the terminate
-    /// (`scheduled`) is written with it.
+    /// same transaction. Refused, with nothing written, when `pp` is `UnderChange` or gone, or,
+    /// for a first, when its expiry queued one already. What the scheduler writes with the
+    /// terminate (`scheduled`) is written with it.
     pub async fn start_expiry_termination(
         &self,
         task: &Task,
         pp: &ProvisionedProduct,
         expiry: ExpiryTermination,
         scheduled: Option<&Scheduled>,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Result<(), ChangeRefusal>> {
         let mut tx = self.begin().await?;
         if !mark_under_change(&mut tx, task).await? {
-            return Ok(false);
+            return Ok(Err(ChangeRefusal::UnderChange));
         }
         if expiry.first {
             let first = sql!(
@@ -151,14 +151,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if first != 1 {
-                return Ok(false);
+                return Ok(Err(ChangeRefusal::ExpiryQueued));
             }
             let event = expiry_event(EventType::Expired, pp, expiry.expires_at, json!({"TaskId": task.task_id}));
             enqueue(&mut tx, &event).await?;
         }
         insert_task(&mut tx, task, scheduled).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Ok(()))
     }
 
     /// The terminates of the provisioned product `id` from its expiry's first (`first`) on,
@@ -207,15 +207,16 @@ mod tests {
             first.task_type = OperationType::TerminateProvisionedProduct;
             first.provisioned_product_id = launch.provisioned_product_id.clone();
             let expiry = ExpiryTermination { expires_at: 5_000, first: true };
-            assert!(store.start_expiry_termination(&first, &pp, expiry, None).await.unwrap());
+            assert_eq!(store.start_expiry_termination(&first, &pp, expiry, None).await.unwrap(), Ok(()));
             assert!(!store.set_expiry(&id, Some(9_000)).await.unwrap(), "expired: its expiry no longer changes");
             store.finish_task(&first, None, &TaskOutcome::Failed { message: "boom".into() }, &[]).await.unwrap();
             let mut again = sample_task("task-t2");
             again.task_type = OperationType::TerminateProvisionedProduct;
             again.provisioned_product_id = launch.provisioned_product_id.clone();
-            assert!(!store.start_expiry_termination(&again, &pp, expiry, None).await.unwrap());
+            let refused = store.start_expiry_termination(&again, &pp, expiry, None).await.unwrap();
+            assert_eq!(refused, Err(ChangeRefusal::ExpiryQueued));
             let retry = ExpiryTermination { first: false, ..expiry };
-            assert!(store.start_expiry_termination(&again, &pp, retry, None).await.unwrap());
+            assert_eq!(store.start_expiry_termination(&again, &pp, retry, None).await.unwrap(), Ok(()));
             let state = store.expiry_state(&id).await.unwrap().unwrap();
             assert_eq!(state.task_id, Some(first.task_id.clone()));
             let tasks = store.expiry_terminations(&id, &first.task_id).await.unwrap();

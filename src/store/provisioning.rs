@@ -328,6 +328,8 @@ pub enum ChangeRefusal {
     UnderChange,
     /// The update's references would close a cycle of dependencies.
     Cycle,
+    /// The first terminate of the provisioned product's expiry was queued already.
+    ExpiryQueued,
 }
 
 /// What holds a provisioned product's name among its owner's. Names are unique per owner,
