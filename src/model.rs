@@ -6,7 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 /// A region this installation offers (`ListRegions`, and where tasks may run).
@@ -56,10 +55,32 @@ pub fn kind_words(kind: &str) -> String {
     words
 }
 
-/// A new resource id: the service's prefix and 14 random lower-case letters and digits.
+/// A new resource id: the service's prefix and 14 lower-case letters and digits, of which the first
+/// 6 count milliseconds and the other 8 are random ([`id_at`]).
 pub fn new_id(prefix: &str) -> String {
-    let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(14).map(|c| (c as char).to_ascii_lowercase()).collect();
-    format!("{prefix}-{suffix}")
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    id_at(prefix, now.as_millis() as u64, &mut rand::thread_rng())
+}
+
+/// The letters and digits of an id's suffix, in their sort order.
+const ID_DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+/// The id [`new_id`] mints at `ms` since the epoch: the milliseconds modulo 36⁶ (25 days) in 6
+/// base-36 digits, then 8 random ones. Ids minted one after the other sort one after the other
+/// (until the count wraps, and from there on again), so each insert adds to the page of the id
+/// index that the last one did rather than to a random page: with wholly random ids every create
+/// rewrote a page of each index on a resource id, which doubled the pages a SQLite write puts in
+/// its log (docs/benchmarks.md). The 36⁸ (2.8 × 10¹²) random suffixes of one millisecond keep
+/// the ids of every node distinct.
+fn id_at(prefix: &str, ms: u64, rng: &mut impl Rng) -> String {
+    let mut suffix = [0u8; 14];
+    let mut count = ms % 36u64.pow(6);
+    for digit in suffix[..6].iter_mut().rev() {
+        *digit = ID_DIGITS[(count % 36) as usize];
+        count /= 36;
+    }
+    suffix[6..].iter_mut().for_each(|digit| *digit = ID_DIGITS[rng.gen_range(0..ID_DIGITS.len())]);
+    format!("{prefix}-{}", std::str::from_utf8(&suffix).expect("ASCII digits"))
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ` from ms since the epoch.
@@ -487,6 +508,24 @@ mod tests {
         assert!(a[5..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         assert_ne!(a, TaskId::new());
         assert_eq!(serde_json::to_value(&a).unwrap(), serde_json::json!(a.as_str()));
+    }
+
+    #[test]
+    fn ids_sort_by_the_millisecond_they_were_minted_in() {
+        let mut rng = rand::thread_rng();
+        let wrap = 36u64.pow(6);
+        let ids: Vec<String> = [0, 1, 35, 36, 1_000, wrap - 1].into_iter().map(|ms| id_at("port", ms, &mut rng)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        assert_eq!(&ids[0][..11], "port-000000");
+        assert_eq!(&ids[3][..11], "port-000010");
+        assert_eq!(&ids[5][..11], "port-zzzzzz");
+        let now = 1_796_000_000_123;
+        assert_eq!(id_at("port", now, &mut rng)[..11], id_at("port", now + wrap, &mut rng)[..11], "the count wraps");
+        // The random part: 8 digits of 36, all of them used.
+        let tails: std::collections::HashSet<String> = (0..2_000).map(|_| id_at("t", now, &mut rng)[8..].to_string()).collect();
+        assert_eq!(tails.len(), 2_000);
+        let used: std::collections::HashSet<char> = tails.iter().flat_map(|tail| tail.chars()).collect();
+        assert_eq!(used.len(), 36);
     }
 
     #[test]
