@@ -11,6 +11,7 @@ import pytest
 
 from sclib import ApiError, expect_error, uniq
 from test_catalog_access import create_constraint
+from test_plans import wait_plan
 from test_provisioning import (REGION, get_pp, kv, launch, make_product, needs_terraform, terminate, wait_pp_gone,
                                wait_task)
 
@@ -134,6 +135,7 @@ def test_names_are_unique_per_owner_among_live_products_and_launch_plans(admin_v
     assert plan_id in e.message, "the launch plan reserves its name"
     expect_error(400, "InvalidParameter.ProvisionedProductName", launch_plan, a, product, planned)
     assert len(own_products(a)) == 1 and len(own_plans(a)) == 1
+    wait_plan(a, plan_id)  # a plan is cancelled once its preview is done
     a.call("CancelProvisionedProductPlan", {"PlanId": plan_id})
     launch(a, product, name=planned)  # a cancelled plan no longer reserves it
 
